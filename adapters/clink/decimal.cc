@@ -1,0 +1,60 @@
+#include "adapters/clink/decimal.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+
+namespace clink_gateway::clink {
+namespace {
+
+bool AllDigits(absl::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
+}
+
+// Splits a valid decimal into its integer digits (leading zeros stripped, possibly empty) and
+// fraction digits (trailing zeros stripped, possibly empty).
+void Normalize(absl::string_view text, absl::string_view* integer, absl::string_view* fraction) {
+  const size_t dot = text.find('.');
+  absl::string_view i = text.substr(0, dot);
+  absl::string_view f = dot == absl::string_view::npos ? absl::string_view() : text.substr(dot + 1);
+  while (!i.empty() && i.front() == '0') i.remove_prefix(1);
+  while (!f.empty() && f.back() == '0') f.remove_suffix(1);
+  *integer = i;
+  *fraction = f;
+}
+
+}  // namespace
+
+bool IsValidDecimal(absl::string_view text) {
+  if (text.empty() || text.size() > kMaxDecimalLength) return false;
+  const size_t dot = text.find('.');
+  const absl::string_view integer = text.substr(0, dot);
+  if (!AllDigits(integer)) return false;
+  if (integer.size() > 1 && integer.front() == '0') return false;
+  if (dot == absl::string_view::npos) return true;
+  return AllDigits(text.substr(dot + 1));
+}
+
+bool IsValidSignedDecimal(absl::string_view text) {
+  if (!text.empty() && text.front() == '-') text.remove_prefix(1);
+  return IsValidDecimal(text);
+}
+
+int CompareDecimals(absl::string_view a, absl::string_view b) {
+  absl::string_view ai, af, bi, bf;
+  Normalize(a, &ai, &af);
+  Normalize(b, &bi, &bf);
+  if (ai.size() != bi.size()) return ai.size() < bi.size() ? -1 : 1;
+  if (const int c = ai.compare(bi); c != 0) return c < 0 ? -1 : 1;
+  const size_t n = std::max(af.size(), bf.size());
+  for (size_t k = 0; k < n; ++k) {
+    const char x = k < af.size() ? af[k] : '0';
+    const char y = k < bf.size() ? bf[k] : '0';
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+bool IsPositiveDecimal(absl::string_view text) { return CompareDecimals(text, "0") > 0; }
+
+}  // namespace clink_gateway::clink

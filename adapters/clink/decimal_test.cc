@@ -1,0 +1,50 @@
+#include "adapters/clink/decimal.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace clink_gateway::clink {
+namespace {
+
+TEST(DecimalTest, AcceptsPlainMajorUnitDecimals) {
+  for (const char* ok : {"0", "19.99", "680", "0.10", "12.345678", "1.000",
+                         "123456789012345678901234567890.123456789"}) {
+    EXPECT_TRUE(IsValidDecimal(ok)) << ok;
+  }
+}
+
+TEST(DecimalTest, RejectsEverythingElse) {
+  for (const char* bad : {"", "-1", "+1", "1e3", "1E3", "1.", ".5", "01", "00.1", "1.2.3", " 1",
+                          "1 ", "0x10", "NaN", "Infinity", "1,5", "١"}) {
+    EXPECT_FALSE(IsValidDecimal(bad)) << bad;
+  }
+  EXPECT_FALSE(IsValidDecimal(std::string(kMaxDecimalLength + 1, '1')));
+  EXPECT_TRUE(IsValidDecimal(std::string(kMaxDecimalLength, '1')));
+}
+
+TEST(DecimalTest, SignedAcceptsOneLeadingMinus) {
+  EXPECT_TRUE(IsValidSignedDecimal("-3.50"));
+  EXPECT_TRUE(IsValidSignedDecimal("3.50"));
+  EXPECT_FALSE(IsValidSignedDecimal("--3"));
+  EXPECT_FALSE(IsValidSignedDecimal("-"));
+}
+
+TEST(DecimalTest, ComparesExactly) {
+  EXPECT_EQ(CompareDecimals("1.50", "1.5"), 0);
+  EXPECT_EQ(CompareDecimals("10", "9.99"), 1);
+  EXPECT_EQ(CompareDecimals("0.49", "0.5"), -1);
+  EXPECT_EQ(CompareDecimals("0.5", "0.5000000000000000001"), -1);
+  EXPECT_EQ(CompareDecimals("100", "100.000"), 0);
+  // Doubles cannot tell these apart; the decimal comparison can.
+  EXPECT_EQ(CompareDecimals("9007199254740993", "9007199254740992"), 1);
+}
+
+TEST(DecimalTest, Positive) {
+  EXPECT_TRUE(IsPositiveDecimal("0.01"));
+  EXPECT_FALSE(IsPositiveDecimal("0"));
+  EXPECT_FALSE(IsPositiveDecimal("0.000"));
+}
+
+}  // namespace
+}  // namespace clink_gateway::clink

@@ -1,0 +1,893 @@
+#include "adapters/clink/rest_codec.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "adapters/clink/decimal.h"
+#include "adapters/clink/error_details.h"
+#include "common/status_macros.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace clink_gateway::clink {
+
+using google::protobuf::Descriptor;
+using google::protobuf::EnumDescriptor;
+using google::protobuf::EnumValueDescriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::MethodDescriptor;
+using google::protobuf::Reflection;
+using google::protobuf::ServiceDescriptor;
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+namespace {
+
+constexpr absl::string_view kTimestampType = "google.protobuf.Timestamp";
+// Numbers arrive as their exact text; iterative parsing keeps the stack bounded; no NaN/Inf.
+constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
+                                 rapidjson::kParseNumbersAsStringsFlag |
+                                 rapidjson::kParseValidateEncodingFlag;
+constexpr size_t kMaxUnknownExamples = 4;
+
+const v1::FieldRule& RuleOf(const FieldDescriptor& field) {
+  return field.options().GetExtension(v1::field);
+}
+
+bool IsTimestamp(const FieldDescriptor& field) {
+  return field.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+         field.message_type()->full_name() == kTimestampType;
+}
+
+bool IsDecimal(const FieldDescriptor& field) {
+  return RuleOf(field).encoding() == v1::VALUE_ENCODING_DECIMAL;
+}
+
+http::Method ToHttpMethod(v1::HttpMethod method) {
+  switch (method) {
+    case v1::HTTP_METHOD_POST:
+      return http::Method::kPost;
+    case v1::HTTP_METHOD_PUT:
+      return http::Method::kPut;
+    case v1::HTTP_METHOD_DELETE:
+      return http::Method::kDelete;
+    default:
+      return http::Method::kGet;
+  }
+}
+
+// RFC 3986 percent-encoding of everything but the unreserved characters.
+void AppendPercentEncoded(absl::string_view value, std::string* out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const unsigned char c : value) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out->push_back(static_cast<char>(c));
+    } else {
+      out->push_back('%');
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 0xF]);
+    }
+  }
+}
+
+size_t Utf8Length(absl::string_view s) {
+  size_t n = 0;
+  for (const unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// Timestamp <-> absl::Time through reflection, so any generated Timestamp class works.
+absl::Time ReadTimestamp(const Message& ts) {
+  const Descriptor* d = ts.GetDescriptor();
+  const Reflection* r = ts.GetReflection();
+  return absl::FromUnixSeconds(r->GetInt64(ts, d->FindFieldByName("seconds"))) +
+         absl::Nanoseconds(r->GetInt32(ts, d->FindFieldByName("nanos")));
+}
+
+void WriteTimestamp(absl::Time t, Message* ts) {
+  const Descriptor* d = ts->GetDescriptor();
+  const Reflection* r = ts->GetReflection();
+  const int64_t seconds = absl::ToUnixSeconds(t);
+  r->SetInt64(ts, d->FindFieldByName("seconds"), seconds);
+  r->SetInt32(ts, d->FindFieldByName("nanos"),
+              static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
+}
+
+std::string FormatTimestamp(absl::Time t, v1::ValueEncoding encoding) {
+  switch (encoding) {
+    case v1::VALUE_ENCODING_UNIX_SECONDS:
+      return absl::StrCat(absl::ToUnixSeconds(t));
+    case v1::VALUE_ENCODING_ISO8601:
+      return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+    default:
+      return absl::StrCat(absl::ToUnixMillis(t));
+  }
+}
+
+bool ParseTimestamp(absl::string_view text, v1::ValueEncoding encoding, absl::Time* out) {
+  if (encoding == v1::VALUE_ENCODING_UNIX_MILLIS || encoding == v1::VALUE_ENCODING_UNIX_SECONDS) {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(text, &value)) return false;
+    *out = encoding == v1::VALUE_ENCODING_UNIX_MILLIS ? absl::FromUnixMillis(value)
+                                                      : absl::FromUnixSeconds(value);
+    return true;
+  }
+  // ISO-8601: with an offset or 'Z', or without one (then UTC), 'T' or ' ' between date and time.
+  static constexpr const char* kFormats[] = {
+      "%Y-%m-%d%ET%H:%M:%E*S%Ez", "%Y-%m-%d%ET%H:%M:%E*S", "%Y-%m-%d %H:%M:%E*S%Ez",
+      "%Y-%m-%d %H:%M:%E*S",      "%Y-%m-%d",
+  };
+  const std::string s(text);
+  for (const char* format : kFormats) {
+    std::string err;
+    if (absl::ParseTime(format, s, absl::UTCTimeZone(), out, &err)) return true;
+  }
+  return false;
+}
+
+// A JSON scalar rendered as text (strings as-is, numbers as their digits thanks to
+// kParseNumbersAsStringsFlag), or the serialized JSON of anything else.
+std::string JsonText(const rapidjson::Value& value) {
+  if (value.IsString()) return std::string(value.GetString(), value.GetStringLength());
+  rapidjson::StringBuffer buffer;
+  JsonWriter writer(buffer);
+  value.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Reflection walkers. A nested class so they can read the codec's indexes.
+
+class RestCodec::Impl {
+ public:
+  explicit Impl(const RestCodec& codec) : codec_(codec) {}
+
+  // --- validation -----------------------------------------------------------------------------
+
+  void ValidateMessage(const Message& message, const std::string& prefix,
+                       std::vector<FieldViolation>* out) const {
+    const Descriptor* d = message.GetDescriptor();
+    const Reflection* r = message.GetReflection();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* f = d->field(i);
+      const v1::FieldRule& rule = RuleOf(*f);
+      const std::string path = prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
+      if (f->is_repeated()) {
+        const int n = r->FieldSize(message, f);
+        if (rule.required() && n == 0) out->push_back({path, "is required"});
+        if (f->is_map()) continue;
+        for (int k = 0; k < n; ++k) {
+          const std::string item = absl::StrCat(path, "[", k, "]");
+          if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+            ValidateMessage(r->GetRepeatedMessage(message, f, k), item, out);
+          } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
+                     r->GetRepeatedEnumValue(message, f, k) == 0) {
+            out->push_back({item, "must not be UNSPECIFIED"});
+          } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+            ValidateString(r->GetRepeatedString(message, f, k), rule, item, out);
+          }
+        }
+        continue;
+      }
+      const bool set = f->has_presence() ? r->HasField(message, f) : IsNonDefault(message, *f);
+      if (!set) {
+        if (rule.required()) out->push_back({path, "is required"});
+        continue;
+      }
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        if (!IsTimestamp(*f)) ValidateMessage(r->GetMessage(message, f), path, out);
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        ValidateString(r->GetString(message, f), rule, path, out);
+      }
+    }
+  }
+
+  // --- encoding -------------------------------------------------------------------------------
+
+  void WriteMessage(const Message& message, JsonWriter& w,
+                    const absl::flat_hash_set<const FieldDescriptor*>* skip) const {
+    const Reflection* r = message.GetReflection();
+    std::vector<const FieldDescriptor*> fields;
+    r->ListFields(message, &fields);
+    w.StartObject();
+    for (const FieldDescriptor* f : fields) {
+      if (skip != nullptr && skip->contains(f)) continue;
+      if (!f->is_repeated() && f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
+          r->GetEnumValue(message, f) == 0) {
+        continue;  // An explicitly set UNSPECIFIED (proto3 optional) still means "not set".
+      }
+      w.Key(f->json_name().c_str(), static_cast<rapidjson::SizeType>(f->json_name().size()));
+      if (f->is_map()) {
+        WriteMap(message, *f, w);
+      } else if (f->is_repeated()) {
+        w.StartArray();
+        for (int k = 0; k < r->FieldSize(message, f); ++k) WriteValue(message, *f, k, w);
+        w.EndArray();
+      } else {
+        WriteValue(message, *f, -1, w);
+      }
+    }
+    w.EndObject();
+  }
+
+  // The text of a scalar field value for a query string or path ("19.99", "CARD", "true").
+  std::string ScalarText(const Message& m, const FieldDescriptor& f, int index) const {
+    const Reflection* r = m.GetReflection();
+    const bool rep = index >= 0;
+    switch (f.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        return rep ? r->GetRepeatedString(m, &f, index) : r->GetString(m, &f);
+      case FieldDescriptor::CPPTYPE_INT32:
+        return absl::StrCat(rep ? r->GetRepeatedInt32(m, &f, index) : r->GetInt32(m, &f));
+      case FieldDescriptor::CPPTYPE_INT64:
+        return absl::StrCat(rep ? r->GetRepeatedInt64(m, &f, index) : r->GetInt64(m, &f));
+      case FieldDescriptor::CPPTYPE_UINT32:
+        return absl::StrCat(rep ? r->GetRepeatedUInt32(m, &f, index) : r->GetUInt32(m, &f));
+      case FieldDescriptor::CPPTYPE_UINT64:
+        return absl::StrCat(rep ? r->GetRepeatedUInt64(m, &f, index) : r->GetUInt64(m, &f));
+      case FieldDescriptor::CPPTYPE_BOOL:
+        return (rep ? r->GetRepeatedBool(m, &f, index) : r->GetBool(m, &f)) ? "true" : "false";
+      case FieldDescriptor::CPPTYPE_ENUM:
+        return WireValue(rep ? r->GetRepeatedEnum(m, &f, index) : r->GetEnum(m, &f));
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        if (IsTimestamp(f)) {
+          return FormatTimestamp(
+              ReadTimestamp(rep ? r->GetRepeatedMessage(m, &f, index) : r->GetMessage(m, &f)),
+              RuleOf(f).encoding());
+        }
+        return std::string();
+      default:  // Float and double are rejected by Create().
+        return std::string();
+    }
+  }
+
+  // --- decoding -------------------------------------------------------------------------------
+
+  void DecodeObject(const rapidjson::Value& object, Message* message, const std::string& path,
+                    DecodeStats* stats) const {
+    const Descriptor* d = message->GetDescriptor();
+    const auto index_it = codec_.fields_.find(d);
+    for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+      const std::string key(it->name.GetString(), it->name.GetStringLength());
+      const FieldDescriptor* f = nullptr;
+      if (index_it != codec_.fields_.end()) {
+        const auto found = index_it->second.find(key);
+        if (found != index_it->second.end()) f = found->second;
+      }
+      const std::string member_path = path.empty() ? key : absl::StrCat(path, ".", key);
+      if (f == nullptr) {
+        Unknown(member_path, stats);
+        continue;
+      }
+      if (it->value.IsNull()) continue;
+      if (!DecodeField(it->value, *f, message, member_path, stats)) Unknown(member_path, stats);
+    }
+  }
+
+ private:
+  bool IsNonDefault(const Message& m, const FieldDescriptor& f) const {
+    const Reflection* r = m.GetReflection();
+    switch (f.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        return !r->GetString(m, &f).empty();
+      case FieldDescriptor::CPPTYPE_INT32:
+        return r->GetInt32(m, &f) != 0;
+      case FieldDescriptor::CPPTYPE_INT64:
+        return r->GetInt64(m, &f) != 0;
+      case FieldDescriptor::CPPTYPE_UINT32:
+        return r->GetUInt32(m, &f) != 0;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        return r->GetUInt64(m, &f) != 0;
+      case FieldDescriptor::CPPTYPE_BOOL:
+        return r->GetBool(m, &f);
+      case FieldDescriptor::CPPTYPE_ENUM:
+        return r->GetEnumValue(m, &f) != 0;
+      default:
+        return r->HasField(m, &f);
+    }
+  }
+
+  static void ValidateString(const std::string& value, const v1::FieldRule& rule,
+                             const std::string& path, std::vector<FieldViolation>* out) {
+    if (rule.max_length() > 0 && Utf8Length(value) > rule.max_length()) {
+      out->push_back({path, absl::StrCat("must be at most ", rule.max_length(), " characters")});
+    }
+    if (rule.encoding() != v1::VALUE_ENCODING_DECIMAL) return;
+    if (!IsValidDecimal(value)) {
+      out->push_back({path, "must be a decimal amount in major units, like \"19.99\""});
+      return;
+    }
+    if (rule.positive() && !IsPositiveDecimal(value)) {
+      out->push_back({path, "must be greater than 0"});
+    }
+    if (!rule.min_decimal().empty() && CompareDecimals(value, rule.min_decimal()) < 0) {
+      out->push_back({path, absl::StrCat("must be at least ", rule.min_decimal())});
+    }
+  }
+
+  static std::string WireValue(const EnumValueDescriptor* value) {
+    const std::string& wire = value->options().GetExtension(v1::wire_value);
+    return wire.empty() ? value->name() : wire;
+  }
+
+  void WriteValue(const Message& m, const FieldDescriptor& f, int index, JsonWriter& w) const {
+    const Reflection* r = m.GetReflection();
+    const bool rep = index >= 0;
+    switch (f.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING: {
+        const std::string& s = rep ? r->GetRepeatedString(m, &f, index) : r->GetString(m, &f);
+        if (IsDecimal(f)) {
+          // Validated: plain digits, so exactly these characters form a JSON number.
+          w.RawValue(s.data(), s.size(), rapidjson::kNumberType);
+        } else {
+          w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+        }
+        return;
+      }
+      case FieldDescriptor::CPPTYPE_INT32:
+      case FieldDescriptor::CPPTYPE_INT64:
+      case FieldDescriptor::CPPTYPE_UINT32:
+      case FieldDescriptor::CPPTYPE_UINT64: {
+        const std::string digits = ScalarText(m, f, index);
+        w.RawValue(digits.data(), digits.size(), rapidjson::kNumberType);
+        return;
+      }
+      case FieldDescriptor::CPPTYPE_BOOL:
+        w.Bool(rep ? r->GetRepeatedBool(m, &f, index) : r->GetBool(m, &f));
+        return;
+      case FieldDescriptor::CPPTYPE_ENUM: {
+        const EnumValueDescriptor* v = rep ? r->GetRepeatedEnum(m, &f, index) : r->GetEnum(m, &f);
+        const std::string wire = WireValue(v);
+        if (v->type()->options().GetExtension(v1::numeric_wire)) {
+          w.RawValue(wire.data(), wire.size(), rapidjson::kNumberType);
+        } else {
+          w.String(wire.data(), static_cast<rapidjson::SizeType>(wire.size()));
+        }
+        return;
+      }
+      case FieldDescriptor::CPPTYPE_MESSAGE: {
+        const Message& sub = rep ? r->GetRepeatedMessage(m, &f, index) : r->GetMessage(m, &f);
+        if (IsTimestamp(f)) {
+          const std::string text = FormatTimestamp(ReadTimestamp(sub), RuleOf(f).encoding());
+          if (RuleOf(f).encoding() == v1::VALUE_ENCODING_ISO8601) {
+            w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+          } else {
+            w.RawValue(text.data(), text.size(), rapidjson::kNumberType);
+          }
+          return;
+        }
+        WriteMessage(sub, w, nullptr);
+        return;
+      }
+      default:
+        w.Null();  // Unreachable: Create() rejects float and double fields.
+        return;
+    }
+  }
+
+  void WriteMap(const Message& m, const FieldDescriptor& f, JsonWriter& w) const {
+    const Reflection* r = m.GetReflection();
+    const FieldDescriptor* key_field = f.message_type()->map_key();
+    const FieldDescriptor* value_field = f.message_type()->map_value();
+    w.StartObject();
+    for (int k = 0; k < r->FieldSize(m, &f); ++k) {
+      const Message& entry = r->GetRepeatedMessage(m, &f, k);
+      const std::string key = entry.GetReflection()->GetString(entry, key_field);
+      w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+      WriteValue(entry, *value_field, -1, w);
+    }
+    w.EndObject();
+  }
+
+  static void Unknown(const std::string& path, DecodeStats* stats) {
+    ++stats->unknown_fields;
+    if (stats->unknown_examples.size() < kMaxUnknownExamples) {
+      stats->unknown_examples.push_back(path);
+    }
+  }
+
+  // Decodes one JSON member into field `f` of `message`. False when the value does not fit the
+  // field (type drift); the caller counts it and carries on.
+  bool DecodeField(const rapidjson::Value& value, const FieldDescriptor& f, Message* message,
+                   const std::string& path, DecodeStats* stats) const {
+    const Reflection* r = message->GetReflection();
+    if (f.is_map()) return DecodeMap(value, f, message, path, stats);
+    if (f.is_repeated()) {
+      if (!value.IsArray()) return false;
+      for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
+        const std::string item = absl::StrCat(path, "[", k, "]");
+        if (value[k].IsNull() || !AddValue(value[k], f, message, item, stats)) {
+          Unknown(item, stats);
+        }
+      }
+      return true;
+    }
+    switch (f.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_MESSAGE: {
+        if (IsTimestamp(f)) {
+          absl::Time t;
+          if (!value.IsString() ||
+              !ParseTimestamp(absl::string_view(value.GetString(), value.GetStringLength()),
+                              RuleOf(f).encoding(), &t)) {
+            return false;
+          }
+          WriteTimestamp(t, r->MutableMessage(message, &f));
+          return true;
+        }
+        if (!value.IsObject()) return false;
+        DecodeObject(value, r->MutableMessage(message, &f), path, stats);
+        return true;
+      }
+      default: {
+        std::string text;
+        if (!ScalarFromJson(value, f, &text)) return false;
+        return SetScalar(text, f, message, -1);
+      }
+    }
+  }
+
+  bool AddValue(const rapidjson::Value& value, const FieldDescriptor& f, Message* message,
+                const std::string& path, DecodeStats* stats) const {
+    const Reflection* r = message->GetReflection();
+    if (f.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (IsTimestamp(f)) {
+        absl::Time t;
+        if (!value.IsString() ||
+            !ParseTimestamp(absl::string_view(value.GetString(), value.GetStringLength()),
+                            RuleOf(f).encoding(), &t)) {
+          return false;
+        }
+        WriteTimestamp(t, r->AddMessage(message, &f));
+        return true;
+      }
+      if (!value.IsObject()) return false;
+      DecodeObject(value, r->AddMessage(message, &f), path, stats);
+      return true;
+    }
+    std::string text;
+    if (!ScalarFromJson(value, f, &text)) return false;
+    return SetScalar(text, f, message, /*repeated=*/1);
+  }
+
+  // Map fields: a JSON object, or (Clink's refund metadata) a string holding a JSON object.
+  bool DecodeMap(const rapidjson::Value& value, const FieldDescriptor& f, Message* message,
+                 const std::string& path, DecodeStats* stats) const {
+    rapidjson::Document inner;
+    const rapidjson::Value* object = &value;
+    if (value.IsString()) {
+      if (value.GetStringLength() == 0) return true;
+      if (inner.Parse<kParseFlags>(value.GetString(), value.GetStringLength()).HasParseError() ||
+          !inner.IsObject()) {
+        return false;
+      }
+      object = &inner;
+    }
+    if (!object->IsObject()) return false;
+    const Reflection* r = message->GetReflection();
+    const FieldDescriptor* key_field = f.message_type()->map_key();
+    const FieldDescriptor* value_field = f.message_type()->map_value();
+    for (auto it = object->MemberBegin(); it != object->MemberEnd(); ++it) {
+      const std::string key(it->name.GetString(), it->name.GetStringLength());
+      const std::string item = absl::StrCat(path, ".", key);
+      if (it->value.IsNull()) continue;
+      Message* entry = r->AddMessage(message, &f);
+      entry->GetReflection()->SetString(entry, key_field, key);
+      bool ok;
+      if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        // Clink says metadata values are strings; keep any other JSON value as its JSON text.
+        entry->GetReflection()->SetString(entry, value_field, JsonText(it->value));
+        ok = true;
+      } else {
+        ok = DecodeField(it->value, *value_field, entry, item, stats);
+      }
+      if (!ok) {
+        r->RemoveLast(message, &f);
+        Unknown(item, stats);
+      }
+    }
+    return true;
+  }
+
+  // The text of a JSON scalar destined for a non-message field; false when the JSON type does
+  // not fit (an object for a string, a string for a bool, ...).
+  static bool ScalarFromJson(const rapidjson::Value& value, const FieldDescriptor& f,
+                             std::string* text) {
+    if (f.cpp_type() == FieldDescriptor::CPPTYPE_BOOL) {
+      if (value.IsBool()) {
+        *text = value.GetBool() ? "true" : "false";
+        return true;
+      }
+      if (!value.IsString()) return false;
+      *text = std::string(value.GetString(), value.GetStringLength());
+      return *text == "true" || *text == "false";
+    }
+    if (!value.IsString()) return false;  // Numbers are strings here (kParseNumbersAsStrings).
+    *text = std::string(value.GetString(), value.GetStringLength());
+    return true;
+  }
+
+  // Sets (index < 0) or appends (index >= 0) a scalar parsed from its text.
+  bool SetScalar(const std::string& text, const FieldDescriptor& f, Message* m, int index) const {
+    const Reflection* r = m->GetReflection();
+    const bool add = index >= 0;
+    switch (f.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        if (IsDecimal(f) && !IsValidSignedDecimal(text)) return false;
+        add ? r->AddString(m, &f, text) : r->SetString(m, &f, text);
+        return true;
+      case FieldDescriptor::CPPTYPE_INT32: {
+        int32_t v;
+        if (!absl::SimpleAtoi(text, &v)) return false;
+        add ? r->AddInt32(m, &f, v) : r->SetInt32(m, &f, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_INT64: {
+        int64_t v;
+        if (!absl::SimpleAtoi(text, &v)) return false;
+        add ? r->AddInt64(m, &f, v) : r->SetInt64(m, &f, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_UINT32: {
+        uint32_t v;
+        if (!absl::SimpleAtoi(text, &v)) return false;
+        add ? r->AddUInt32(m, &f, v) : r->SetUInt32(m, &f, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_UINT64: {
+        uint64_t v;
+        if (!absl::SimpleAtoi(text, &v)) return false;
+        add ? r->AddUInt64(m, &f, v) : r->SetUInt64(m, &f, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_BOOL:
+        add ? r->AddBool(m, &f, text == "true") : r->SetBool(m, &f, text == "true");
+        return true;
+      case FieldDescriptor::CPPTYPE_ENUM: {
+        const auto enum_it = codec_.enums_.find(f.enum_type());
+        if (enum_it == codec_.enums_.end()) return false;
+        const auto value_it = enum_it->second.find(text);
+        if (value_it == enum_it->second.end()) return false;  // Unknown to this gateway version.
+        add ? r->AddEnum(m, &f, value_it->second) : r->SetEnum(m, &f, value_it->second);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  const RestCodec& codec_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Startup: compile and check the annotations.
+
+namespace {
+
+absl::Status ProtoBug(absl::string_view where, absl::string_view what) {
+  return absl::FailedPreconditionError(absl::StrCat("REST mapping of ", where, ": ", what));
+}
+
+absl::Status CompilePath(const MethodDescriptor& m, const std::string& path, RestMethod* out) {
+  if (path.empty() || path.front() != '/') return ProtoBug(m.full_name(), "path must start with /");
+  size_t pos = 0;
+  while (pos < path.size()) {
+    const size_t open = path.find('{', pos);
+    if (open == std::string::npos) {
+      out->path.push_back({path.substr(pos), nullptr});
+      break;
+    }
+    const size_t close = path.find('}', open);
+    if (close == std::string::npos) return ProtoBug(m.full_name(), "unclosed { in path");
+    if (open > pos) out->path.push_back({path.substr(pos, open - pos), nullptr});
+    const std::string name = path.substr(open + 1, close - open - 1);
+    const FieldDescriptor* f = m.input_type()->FindFieldByName(name);
+    if (f == nullptr || f->is_repeated() || f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+      return ProtoBug(m.full_name(), absl::StrCat("path variable {", name,
+                                                  "} must name a singular string field"));
+    }
+    out->path.push_back({std::string(), f});
+    pos = close + 1;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
+    const std::vector<const ServiceDescriptor*>& services) {
+  std::unique_ptr<RestCodec> codec(new RestCodec());
+  std::vector<const Descriptor*> pending;
+
+  for (const ServiceDescriptor* service : services) {
+    for (int i = 0; i < service->method_count(); ++i) {
+      const MethodDescriptor* m = service->method(i);
+      if (!m->options().HasExtension(v1::rest)) {
+        return ProtoBug(m->full_name(), "missing (clink.gateway.v1.rest) option");
+      }
+      const v1::RestRule& rule = m->options().GetExtension(v1::rest);
+      auto rest = std::make_unique<RestMethod>();
+      rest->method = m;
+      if (rule.method() == v1::HTTP_METHOD_UNSPECIFIED) {
+        return ProtoBug(m->full_name(), "HTTP method not set");
+      }
+      rest->http_method = ToHttpMethod(rule.method());
+      GATEWAY_RETURN_IF_ERROR(CompilePath(*m, rule.path(), rest.get()));
+      rest->endpoint = absl::StrCat(http::MethodName(rest->http_method), " ", rule.path());
+      rest->shape = rule.response_shape() == v1::RESPONSE_SHAPE_LIST ? v1::RESPONSE_SHAPE_LIST
+                                                                      : v1::RESPONSE_SHAPE_OBJECT;
+      rest->idempotent_upstream = rule.idempotent_upstream();
+      const Descriptor* out = m->output_type();
+      if (!rule.response_body().empty()) {
+        rest->response_body = out->FindFieldByName(rule.response_body());
+        if (rest->response_body == nullptr ||
+            rest->response_body->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+          return ProtoBug(m->full_name(), "response_body must name a message field");
+        }
+      }
+      if (rest->shape == v1::RESPONSE_SHAPE_LIST) {
+        if (rest->response_body == nullptr || !rest->response_body->is_repeated()) {
+          return ProtoBug(m->full_name(), "a LIST response_body must name a repeated field");
+        }
+        rest->total = out->FindFieldByName("total");
+        if (rest->total != nullptr && rest->total->cpp_type() != FieldDescriptor::CPPTYPE_INT64) {
+          return ProtoBug(m->full_name(), "total must be int64");
+        }
+      }
+      if (rest->http_method == http::Method::kGet) {
+        // Query parameters: scalars (and Timestamps) only.
+        const Descriptor* in = m->input_type();
+        for (int k = 0; k < in->field_count(); ++k) {
+          const FieldDescriptor* f = in->field(k);
+          if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !IsTimestamp(*f)) {
+            return ProtoBug(m->full_name(), absl::StrCat(f->name(), ": GET fields must be scalars"));
+          }
+        }
+      }
+      pending.push_back(m->input_type());
+      pending.push_back(out);
+      codec->by_request_[m->input_type()] = rest.get();
+      codec->by_method_[m] = std::move(rest);
+    }
+  }
+
+  // Index and check every message and enum reachable from requests and responses.
+  while (!pending.empty()) {
+    const Descriptor* d = pending.back();
+    pending.pop_back();
+    if (codec->fields_.contains(d) || d->full_name() == kTimestampType) continue;
+    FieldIndex& index = codec->fields_[d];
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* f = d->field(i);
+      const v1::FieldRule& rule = RuleOf(*f);
+      index[f->json_name()] = f;
+      index.emplace(f->name(), f);  // snake_case spelling, seen in a few Clink examples.
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_FLOAT ||
+          f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
+        return ProtoBug(f->full_name(), "floating-point fields are not allowed; use a DECIMAL string");
+      }
+      const bool time_encoding = rule.encoding() == v1::VALUE_ENCODING_UNIX_MILLIS ||
+                                 rule.encoding() == v1::VALUE_ENCODING_UNIX_SECONDS ||
+                                 rule.encoding() == v1::VALUE_ENCODING_ISO8601;
+      if (IsTimestamp(*f) != time_encoding) {
+        return ProtoBug(f->full_name(), "Timestamp fields need a time encoding, and only they");
+      }
+      if (rule.encoding() == v1::VALUE_ENCODING_DECIMAL &&
+          f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+        return ProtoBug(f->full_name(), "DECIMAL is for string fields");
+      }
+      if (!rule.min_decimal().empty() && !IsValidDecimal(rule.min_decimal())) {
+        return ProtoBug(f->full_name(), "min_decimal is not a decimal");
+      }
+      if (f->is_map() &&
+          f->message_type()->map_key()->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+        return ProtoBug(f->full_name(), "map keys must be strings");
+      }
+      if (f->is_map()) {
+        const FieldDescriptor* value = f->message_type()->map_value();
+        if (value->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          pending.push_back(value->message_type());
+        }
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        pending.push_back(f->message_type());
+      }
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM && !codec->enums_.contains(f->enum_type())) {
+        const EnumDescriptor* e = f->enum_type();
+        EnumIndex& values = codec->enums_[e];
+        for (int k = 0; k < e->value_count(); ++k) {
+          const EnumValueDescriptor* v = e->value(k);
+          const std::string& wire = v->options().GetExtension(v1::wire_value);
+          if (v->number() == 0) continue;
+          if (wire.empty()) return ProtoBug(v->full_name(), "enum value needs a wire_value");
+          if (!values.emplace(wire, v).second) {
+            return ProtoBug(v->full_name(), "duplicate wire_value");
+          }
+        }
+      }
+    }
+  }
+  return codec;
+}
+
+const RestMethod* RestCodec::Find(const MethodDescriptor& method) const {
+  const auto it = by_method_.find(&method);
+  return it == by_method_.end() ? nullptr : it->second.get();
+}
+
+const RestMethod* RestCodec::FindByRequestType(const Descriptor& request_type) const {
+  const auto it = by_request_.find(&request_type);
+  return it == by_request_.end() ? nullptr : it->second;
+}
+
+std::vector<const RestMethod*> RestCodec::methods() const {
+  std::vector<const RestMethod*> out;
+  out.reserve(by_method_.size());
+  for (const auto& [unused, method] : by_method_) out.push_back(method.get());
+  return out;
+}
+
+absl::Status RestCodec::Validate(const RestMethod& method, const Message& request) const {
+  std::vector<FieldViolation> violations;
+  Impl(*this).ValidateMessage(request, "", &violations);
+  for (const PathSegment& segment : method.path) {
+    if (segment.field == nullptr) continue;
+    // A path parameter is always required; report it once even when also marked required.
+    const std::string& value = request.GetReflection()->GetString(request, segment.field);
+    if (value.empty() && !RuleOf(*segment.field).required()) {
+      violations.push_back({segment.field->name(), "is required"});
+    }
+  }
+  if (violations.empty()) return absl::OkStatus();
+  return InvalidArgumentWithViolations(violations);
+}
+
+absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(const RestMethod& method,
+                                                           const Message& request) const {
+  const Impl impl(*this);
+  http::HttpRequest out;
+  out.method = method.http_method;
+  absl::flat_hash_set<const FieldDescriptor*> path_fields;
+  for (const PathSegment& segment : method.path) {
+    if (segment.field == nullptr) {
+      out.path_and_query.append(segment.literal);
+      continue;
+    }
+    const std::string& value = request.GetReflection()->GetString(request, segment.field);
+    if (value.empty()) {
+      return InvalidArgumentWithViolations({{segment.field->name(), "is required"}});
+    }
+    AppendPercentEncoded(value, &out.path_and_query);
+    path_fields.insert(segment.field);
+  }
+
+  if (method.http_method == http::Method::kGet || method.http_method == http::Method::kDelete) {
+    const Reflection* r = request.GetReflection();
+    std::vector<const FieldDescriptor*> fields;
+    r->ListFields(request, &fields);
+    char separator = '?';
+    for (const FieldDescriptor* f : fields) {
+      if (path_fields.contains(f)) continue;
+      const int n = f->is_repeated() ? r->FieldSize(request, f) : 1;
+      for (int k = 0; k < n; ++k) {
+        if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
+            (f->is_repeated() ? r->GetRepeatedEnumValue(request, f, k)
+                              : r->GetEnumValue(request, f)) == 0) {
+          continue;
+        }
+        out.path_and_query.push_back(separator);
+        separator = '&';
+        AppendPercentEncoded(f->json_name(), &out.path_and_query);
+        out.path_and_query.push_back('=');
+        AppendPercentEncoded(impl.ScalarText(request, *f, f->is_repeated() ? k : -1),
+                             &out.path_and_query);
+      }
+    }
+    return out;
+  }
+
+  rapidjson::StringBuffer buffer;
+  JsonWriter writer(buffer);
+  impl.WriteMessage(request, writer, &path_fields);
+  // A body-less POST (e.g. QR-code refresh) still sends "{}": Clink expects JSON.
+  out.body.assign(buffer.GetString(), buffer.GetSize());
+  return out;
+}
+
+absl::Status RestCodec::DecodeResponse(const RestMethod& method, absl::string_view body,
+                                       Message* response, Envelope* envelope,
+                                       DecodeStats* stats) const {
+  rapidjson::Document doc;
+  if (doc.Parse<kParseFlags>(body.data(), body.size()).HasParseError() || !doc.IsObject()) {
+    return absl::InternalError(
+        absl::StrFormat("Clink response for %s is not a JSON object (%d bytes)", method.endpoint,
+                        body.size()));
+  }
+  *envelope = Envelope();
+  const auto code_it = doc.FindMember("code");
+  if (code_it != doc.MemberEnd()) {
+    envelope->has_code = true;
+    if (!code_it->value.IsString() ||
+        !absl::SimpleAtoi(absl::string_view(code_it->value.GetString(),
+                                            code_it->value.GetStringLength()),
+                          &envelope->code)) {
+      return absl::InternalError(
+          absl::StrCat("Clink response for ", method.endpoint, " has a non-integer code"));
+    }
+    const auto msg_it = doc.FindMember("msg");
+    if (msg_it != doc.MemberEnd() && msg_it->value.IsString()) {
+      envelope->msg.assign(msg_it->value.GetString(), msg_it->value.GetStringLength());
+    }
+    if (envelope->code != 200) return absl::OkStatus();  // The caller maps the error.
+  }
+
+  const Impl impl(*this);
+  const Reflection* r = response->GetReflection();
+  if (!envelope->has_code) {
+    // A bare resource with no envelope (seen in Clink's GET /product/{id} examples).
+    Message* target = method.response_body == nullptr || method.response_body->is_repeated()
+                          ? response
+                          : r->MutableMessage(response, method.response_body);
+    impl.DecodeObject(doc, target, "", stats);
+    return absl::OkStatus();
+  }
+
+  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+    const absl::string_view key(it->name.GetString(), it->name.GetStringLength());
+    if (key == "code" || key == "msg") continue;
+    const rapidjson::Value& value = it->value;
+    if (method.shape == v1::RESPONSE_SHAPE_LIST && key == "rows") {
+      if (value.IsNull()) continue;
+      if (!value.IsArray()) {
+        return absl::InternalError(absl::StrCat("Clink list response for ", method.endpoint,
+                                                " has non-array rows"));
+      }
+      for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
+        if (!value[k].IsObject()) {
+          ++stats->unknown_fields;
+          continue;
+        }
+        impl.DecodeObject(value[k], r->AddMessage(response, method.response_body),
+                          absl::StrCat("rows[", k, "]"), stats);
+      }
+    } else if (method.shape == v1::RESPONSE_SHAPE_LIST && key == "total") {
+      int64_t total = 0;
+      if (method.total != nullptr && value.IsString() &&
+          absl::SimpleAtoi(absl::string_view(value.GetString(), value.GetStringLength()), &total)) {
+        r->SetInt64(response, method.total, total);
+      }
+    } else if (method.shape == v1::RESPONSE_SHAPE_OBJECT && key == "data") {
+      if (value.IsNull()) continue;
+      if (!value.IsObject()) {
+        return absl::InternalError(
+            absl::StrCat("Clink response for ", method.endpoint, " has non-object data"));
+      }
+      Message* target = method.response_body == nullptr
+                            ? response
+                            : r->MutableMessage(response, method.response_body);
+      impl.DecodeObject(value, target, "data", stats);
+    } else {
+      ++stats->unknown_fields;  // e.g. a requestId Clink may add to envelopes.
+      if (stats->unknown_examples.size() < 4) stats->unknown_examples.emplace_back(key);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RestCodec::MessageToClinkJson(const Message& message) const {
+  rapidjson::StringBuffer buffer;
+  JsonWriter writer(buffer);
+  Impl(*this).WriteMessage(message, writer, nullptr);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace clink_gateway::clink

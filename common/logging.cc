@@ -1,0 +1,113 @@
+#include "common/logging.h"
+
+#include <atomic>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace clink_gateway {
+namespace {
+
+std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
+
+absl::string_view LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+void AppendJsonString(absl::string_view s, std::string* out) {
+  out->push_back('"');
+  for (const char c : s) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendBody(LogLevel level, absl::string_view event, std::initializer_list<LogField> fields,
+                std::string* line) {
+  line->append("\"level\":");
+  AppendJsonString(LevelName(level), line);
+  line->append(",\"event\":");
+  AppendJsonString(event, line);
+  for (const LogField& field : fields) {
+    line->push_back(',');
+    AppendJsonString(field.first, line);
+    line->push_back(':');
+    AppendJsonString(field.second, line);
+  }
+  line->push_back('}');
+}
+
+}  // namespace
+
+bool ParseLogLevel(absl::string_view text, LogLevel* level) {
+  for (const LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning, LogLevel::kError}) {
+    if (text == LevelName(l)) {
+      *level = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+void SetMinLogLevel(LogLevel level) { min_level.store(static_cast<int>(level)); }
+
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed);
+}
+
+void Log(LogLevel level, absl::string_view event, std::initializer_list<LogField> fields) {
+  if (!LogEnabled(level)) return;
+  std::string line = "{\"ts\":";
+  AppendJsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
+                   &line);
+  line.push_back(',');
+  AppendBody(level, event, fields, &line);
+  line.push_back('\n');
+  // One fwrite per line: stdio's lock keeps concurrent lines whole.
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+std::string FormatLogLine(LogLevel level, absl::string_view event,
+                          std::initializer_list<LogField> fields) {
+  std::string line = "{";
+  AppendBody(level, event, fields, &line);
+  return line;
+}
+
+}  // namespace clink_gateway

@@ -1,0 +1,177 @@
+#include "server/gateway_server.h"
+
+#include <fstream>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "adapters/clink/clink_client.h"
+#include "adapters/clink/rest_codec.h"
+#include "adapters/http/api_key_signer.h"
+#include "adapters/http/curl_http_transport.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/rpc_forwarder.h"
+#include "server/services.h"
+
+namespace clink_gateway::server {
+namespace {
+
+constexpr absl::string_view kVersion = "0.1.0";
+
+absl::Status ValidateListenAddress(absl::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  int port = -1;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc_listen must be host:port (e.g. [::]:50051), got \"", listen, "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateOptions(const GatewayOptions& o) {
+  GATEWAY_RETURN_IF_ERROR(ValidateListenAddress(o.grpc_listen));
+  if (o.api_key.empty()) {
+    return absl::InvalidArgumentError(
+        "no Clink API key: pass --api_key_file or set CLINK_API_KEY");
+  }
+  const bool https = absl::StartsWith(o.clink_base_url, "https://");
+  const bool http = absl::StartsWith(o.clink_base_url, "http://");
+  if (!https && !(http && o.allow_plaintext_upstream)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--clink_base_url must be https:// (http:// only with --allow_plaintext_upstream), got \"",
+        o.clink_base_url, "\""));
+  }
+  if (!o.ca_bundle.empty() && !std::ifstream(o.ca_bundle).good()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ca_bundle file cannot be read: ", o.ca_bundle));
+  }
+  if (o.max_upstream_connections <= 0 || o.max_response_bytes == 0 ||
+      o.upstream_connect_timeout <= absl::ZeroDuration() ||
+      o.max_rpc_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("pool size, response cap and timeouts must be positive");
+  }
+  return absl::OkStatus();
+}
+
+struct GatewayServer::Components {
+  const Clock* clock = nullptr;
+  std::unique_ptr<http::ApiKeySigner> signer;
+  std::unique_ptr<http::CurlHttpTransport> transport;
+  std::unique_ptr<clink::RestCodec> codec;
+  std::unique_ptr<clink::ClinkClient> client;
+  std::unique_ptr<RpcForwarder> forwarder;
+  std::unique_ptr<CheckoutServiceImpl> checkout;
+  std::unique_ptr<PaymentServiceImpl> payment;
+  std::unique_ptr<BillingServiceImpl> billing;
+  std::unique_ptr<grpc::Server> server;  // Last: destroyed first.
+  int port = 0;
+  absl::Mutex mu;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+};
+
+GatewayServer::GatewayServer(std::unique_ptr<Components> components)
+    : c_(std::move(components)) {}
+
+GatewayServer::~GatewayServer() { Shutdown(absl::ZeroDuration()); }
+
+int GatewayServer::port() const { return c_->port; }
+
+absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
+    GatewayOptions options) {
+  GATEWAY_RETURN_IF_ERROR(ValidateOptions(options));
+  auto c = std::make_unique<Components>();
+  c->clock = options.clock != nullptr ? options.clock : &SystemClock();
+
+  c->signer = std::make_unique<http::ApiKeySigner>(std::move(options.api_key), *c->clock);
+  http::CurlHttpTransport::Options transport_options;
+  transport_options.base_url = options.clink_base_url;
+  transport_options.allow_plaintext = options.allow_plaintext_upstream;
+  transport_options.ca_bundle_path = options.ca_bundle;
+  transport_options.user_agent = absl::StrCat("clink-gateway/", kVersion);
+  transport_options.max_connections = options.max_upstream_connections;
+  transport_options.connect_timeout = options.upstream_connect_timeout;
+  transport_options.max_call_timeout = options.max_rpc_timeout;
+  transport_options.max_response_bytes = options.max_response_bytes;
+  transport_options.signer = c->signer.get();
+  transport_options.clock = c->clock;
+  GATEWAY_ASSIGN_OR_RETURN(c->transport, http::CurlHttpTransport::Create(transport_options));
+
+  GATEWAY_ASSIGN_OR_RETURN(
+      c->codec, clink::RestCodec::Create({
+                    ::clink::gateway::v1::CheckoutService::descriptor(),
+                    ::clink::gateway::v1::PaymentService::descriptor(),
+                    ::clink::gateway::v1::BillingService::descriptor(),
+                }));
+  c->client = std::make_unique<clink::ClinkClient>(*c->codec, *c->transport, *c->clock);
+  ForwarderOptions forwarder_options;
+  forwarder_options.max_rpc_timeout = options.max_rpc_timeout;
+  c->forwarder =
+      std::make_unique<RpcForwarder>(*c->codec, *c->client, *c->clock, forwarder_options);
+  c->checkout = std::make_unique<CheckoutServiceImpl>(*c->forwarder);
+  c->payment = std::make_unique<PaymentServiceImpl>(*c->forwarder);
+  c->billing = std::make_unique<BillingServiceImpl>(*c->forwarder);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.grpc_listen, grpc::InsecureServerCredentials(), &c->port);
+  builder.RegisterService(c->checkout.get());
+  builder.RegisterService(c->payment.get());
+  builder.RegisterService(c->billing.get());
+  // Keep idle client connections healthy through load balancers, and let clients ping.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.SetMaxReceiveMessageSize(1 << 20);
+  c->server = builder.BuildAndStart();
+  if (c->server == nullptr || c->port == 0) {
+    c->transport->Shutdown();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.grpc_listen, " (address in use or invalid?)"));
+  }
+  grpc::HealthCheckServiceInterface* health = c->server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  Log(LogLevel::kInfo, "started",
+      {{"grpc_port", absl::StrCat(c->port)},
+       {"clink_base_url", options.clink_base_url},
+       {"key_fingerprint", c->signer->KeyFingerprint()},
+       {"version", kVersion}});
+  return std::unique_ptr<GatewayServer>(new GatewayServer(std::move(c)));
+}
+
+void GatewayServer::Shutdown(absl::Duration drain) {
+  {
+    absl::MutexLock lock(&c_->mu);
+    if (c_->shut_down) return;
+    c_->shut_down = true;
+  }
+  const absl::Time deadline = absl::Now() + drain;
+  Log(LogLevel::kInfo, "draining", {{"drain_ms", absl::StrCat(absl::ToInt64Milliseconds(drain))}});
+  c_->server->GetHealthCheckService()->Shutdown();  // Every service reports NOT_SERVING.
+  // Server::Shutdown waits for in-flight RPCs; they finish when Clink answers. Past the drain
+  // deadline, the transport is shut down so every remaining RPC completes with UNAVAILABLE.
+  absl::Notification drained;
+  std::thread enforcer([this, &drained, deadline] {
+    if (!drained.WaitForNotificationWithDeadline(deadline)) c_->transport->Shutdown();
+  });
+  c_->server->Shutdown(absl::ToChronoTime(deadline));
+  drained.Notify();
+  enforcer.join();
+  c_->transport->Shutdown();
+  c_->server->Wait();
+  Log(LogLevel::kInfo, "stopped");
+}
+
+}  // namespace clink_gateway::server

@@ -1,0 +1,70 @@
+// Owns and wires every component of the gateway: the Clink transport, the REST codec, the
+// gRPC services, health checking and reflection. main.cc only turns flags into GatewayOptions.
+#ifndef CLINK_GATEWAY_SERVER_GATEWAY_SERVER_H_
+#define CLINK_GATEWAY_SERVER_GATEWAY_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/secret.h"
+
+namespace clink_gateway::server {
+
+struct GatewayOptions {
+  // gRPC listen address, host:port. Port 0 picks a free port (see GatewayServer::port()).
+  std::string grpc_listen = "[::]:50051";
+  // Clink's API base URL; request paths such as /checkout/session are appended to it.
+  std::string clink_base_url = "https://uat-api.clinkbill.com/api";
+  // The merchant's secret key (sk_test_… / sk_prod_…); logged only by fingerprint.
+  Secret api_key;
+  // Permit an http:// base URL (the emulator and tests only).
+  bool allow_plaintext_upstream = false;
+  // PEM CA bundle to verify Clink's certificate with; empty uses the system store.
+  std::string ca_bundle;
+  // Connections kept open to Clink (the pool size).
+  int max_upstream_connections = 32;
+  // TCP+TLS connect timeout toward Clink.
+  absl::Duration upstream_connect_timeout = absl::Seconds(3);
+  // Upper bound on one RPC's upstream time, whatever the caller's deadline.
+  absl::Duration max_rpc_timeout = absl::Seconds(30);
+  // Largest Clink response body accepted.
+  size_t max_response_bytes = 4 << 20;
+  // Clock for signing and deadlines; nullptr means the system clock.
+  const Clock* clock = nullptr;
+};
+
+// Rejects invalid combinations before anything is built: an empty key, a malformed listen
+// address, a base URL that is not https:// (or http:// with allow_plaintext_upstream), a
+// missing CA bundle file, non-positive sizes or timeouts.
+absl::Status ValidateOptions(const GatewayOptions& options);
+
+class GatewayServer {
+ public:
+  // Validates `options`, builds every component and starts serving; health is SERVING on return.
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> BuildAndStart(GatewayOptions options);
+
+  ~GatewayServer();
+  GatewayServer(const GatewayServer&) = delete;
+  GatewayServer& operator=(const GatewayServer&) = delete;
+
+  // The bound gRPC port.
+  int port() const;
+
+  // Graceful stop: health goes NOT_SERVING, new RPCs are refused, in-flight RPCs get up to
+  // `drain` to finish, then the Clink transport is shut down (completing anything left with
+  // UNAVAILABLE). Idempotent.
+  void Shutdown(absl::Duration drain);
+
+ private:
+  struct Components;
+  explicit GatewayServer(std::unique_ptr<Components> components);
+  std::unique_ptr<Components> c_;
+};
+
+}  // namespace clink_gateway::server
+
+#endif  // CLINK_GATEWAY_SERVER_GATEWAY_SERVER_H_

@@ -1,0 +1,53 @@
+#include "server/status_util.h"
+
+#include <string>
+
+#include "adapters/clink/error_details.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "gtest/gtest.h"
+
+namespace clink_gateway::server {
+namespace {
+
+TEST(StatusUtilTest, OkIsOk) { EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok()); }
+
+TEST(StatusUtilTest, KeepsCodeAndPacksPayloadsAsRichDetails) {
+  absl::Status status = clink::InvalidArgumentWithViolations({{"original_amount", "bad"}});
+  google::rpc::ErrorInfo info;
+  info.set_reason("400");
+  clink::AttachErrorInfo(status, info);
+
+  const grpc::Status out = ToGrpcStatus(status);
+  EXPECT_EQ(out.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(out.error_message(), std::string(status.message()));
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(out.error_details()));
+  EXPECT_EQ(details.code(), 3);
+  ASSERT_EQ(details.details_size(), 2);
+  bool saw_bad_request = false, saw_error_info = false;
+  for (const auto& any : details.details()) {
+    if (any.type_url() == clink::kBadRequestTypeUrl) {
+      google::rpc::BadRequest bad;
+      ASSERT_TRUE(bad.ParseFromString(any.value()));
+      EXPECT_EQ(bad.field_violations(0).field(), "original_amount");
+      saw_bad_request = true;
+    }
+    if (any.type_url() == clink::kErrorInfoTypeUrl) {
+      google::rpc::ErrorInfo got;
+      ASSERT_TRUE(got.ParseFromString(any.value()));
+      EXPECT_EQ(got.reason(), "400");
+      saw_error_info = true;
+    }
+  }
+  EXPECT_TRUE(saw_bad_request && saw_error_info);
+}
+
+TEST(StatusUtilTest, CapsTheMessage) {
+  const grpc::Status out = ToGrpcStatus(absl::InternalError(std::string(5000, 'x')));
+  EXPECT_EQ(out.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(out.error_message().size(), 1024u);
+}
+
+}  // namespace
+}  // namespace clink_gateway::server
