@@ -47,6 +47,9 @@ def gateway_proto_library(name, srcs, deps = [], has_services = False, visibilit
         hdrs = pb_h,
         strip_include_prefix = "/" + _PROTO_ROOT,
         deps = [d_base + "_cc_proto" for d_base in [_base(d) for d in deps]] + ["@protobuf"],
+        # Keep every message registered in the generated descriptor pool even when nothing
+        # references it by name: the codec, reflection and clink_cli look messages up by name.
+        alwayslink = True,
         visibility = visibility,
     )
     if has_services:

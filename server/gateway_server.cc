@@ -108,11 +108,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   GATEWAY_ASSIGN_OR_RETURN(c->transport, http::CurlHttpTransport::Create(transport_options));
 
   GATEWAY_ASSIGN_OR_RETURN(
-      c->codec, clink::RestCodec::Create({
-                    ::clink::gateway::v1::CheckoutService::descriptor(),
-                    ::clink::gateway::v1::PaymentService::descriptor(),
-                    ::clink::gateway::v1::BillingService::descriptor(),
-                }));
+      c->codec, clink::RestCodec::CreateForServices(clink::GatewayServiceNames()));
   c->client = std::make_unique<clink::ClinkClient>(*c->codec, *c->transport, *c->clock);
   ForwarderOptions forwarder_options;
   forwarder_options.max_rpc_timeout = options.max_rpc_timeout;

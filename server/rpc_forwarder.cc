@@ -33,6 +33,18 @@ absl::string_view CodeName(absl::StatusCode code) {
 
 }  // namespace
 
+absl::Time UpstreamDeadline(absl::Time caller_deadline, absl::Time now,
+                            absl::Duration max_rpc_timeout) {
+  const absl::Duration remaining = caller_deadline - now;
+  if (remaining <= absl::ZeroDuration()) return caller_deadline;
+  // Keep a margin (a tenth of the time left, 1 to 50 ms) so the gateway's own, more precise
+  // status (e.g. UNKNOWN "outcome unknown" for a payment) reaches the caller before its
+  // deadline turns every failure into a bare DEADLINE_EXCEEDED.
+  const absl::Duration margin =
+      std::clamp(remaining / 10, absl::Milliseconds(1), absl::Milliseconds(50));
+  return std::min(caller_deadline - margin, now + max_rpc_timeout);
+}
+
 std::string RequestIdFrom(const grpc::CallbackServerContext& context) {
   const auto& metadata = context.client_metadata();
   const auto it = metadata.find("x-request-id");
@@ -63,8 +75,8 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(grpc::CallbackServerContext* con
   clink::CallOptions options;
   options.request_id = RequestIdFrom(*context);
   context->AddInitialMetadata("x-request-id", options.request_id);
-  options.deadline = std::min(absl::FromChrono(context->deadline()),
-                              start + options_.max_rpc_timeout);
+  options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()), start,
+                                      options_.max_rpc_timeout);
 
   api_.Call(*method->method, request, options, response,
             [this, reactor, method, start, request_id = options.request_id](

@@ -40,6 +40,11 @@ class RpcForwarder {
   const ForwarderOptions options_;
 };
 
+// When the upstream call must end: shortly before the caller's deadline (so the gateway's own
+// status still reaches the caller in time), and never later than now + max_rpc_timeout.
+absl::Time UpstreamDeadline(absl::Time caller_deadline, absl::Time now,
+                            absl::Duration max_rpc_timeout);
+
 // The request id to use: the caller's `x-request-id` when it is 1-128 printable ASCII
 // characters, otherwise a fresh random one (32 hex digits).
 std::string RequestIdFrom(const grpc::CallbackServerContext& context);

@@ -189,6 +189,17 @@ class RestCodec::Impl {
         if (!IsTimestamp(*f)) ValidateMessage(r->GetMessage(message, f), path, out);
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
         ValidateString(r->GetString(message, f), rule, path, out);
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_INT32 ||
+                 f->cpp_type() == FieldDescriptor::CPPTYPE_INT64) {
+        const int64_t v = f->cpp_type() == FieldDescriptor::CPPTYPE_INT32
+                              ? r->GetInt32(message, f)
+                              : r->GetInt64(message, f);
+        if (rule.has_min_int() && v < rule.min_int()) {
+          out->push_back({path, absl::StrCat("must be at least ", rule.min_int())});
+        }
+        if (rule.has_max_int() && v > rule.max_int()) {
+          out->push_back({path, absl::StrCat("must be at most ", rule.max_int())});
+        }
       }
     }
   }
@@ -717,6 +728,20 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
     }
   }
   return codec;
+}
+
+absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::CreateForServices(
+    const std::vector<std::string>& service_names) {
+  std::vector<const ServiceDescriptor*> services;
+  for (const std::string& name : service_names) {
+    const ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+    if (service == nullptr) {
+      return absl::NotFoundError(absl::StrCat("service ", name, " is not linked in"));
+    }
+    services.push_back(service);
+  }
+  return Create(services);
 }
 
 const RestMethod* RestCodec::Find(const MethodDescriptor& method) const {

@@ -71,6 +71,16 @@ struct Envelope {
   std::string msg;
 };
 
+// The services of the public contract (proto/clink/gateway/v1).
+inline const std::vector<std::string>& GatewayServiceNames() {
+  static const auto* const names = new std::vector<std::string>{
+      "clink.gateway.v1.CheckoutService",
+      "clink.gateway.v1.PaymentService",
+      "clink.gateway.v1.BillingService",
+  };
+  return *names;
+}
+
 class RestCodec {
  public:
   // Compiles the REST mapping of every method of `services`, checking the annotations: every
@@ -80,6 +90,11 @@ class RestCodec {
   // An error here is a bug in the protos, reported at startup.
   static absl::StatusOr<std::unique_ptr<RestCodec>> Create(
       const std::vector<const google::protobuf::ServiceDescriptor*>& services);
+
+  // As Create, for the services named (full names, e.g. "clink.gateway.v1.CheckoutService")
+  // in the generated descriptor pool; NOT_FOUND when one is not linked into the binary.
+  static absl::StatusOr<std::unique_ptr<RestCodec>> CreateForServices(
+      const std::vector<std::string>& service_names);
 
   // The mapping of `method`, or nullptr when it is not one of the compiled services.
   const RestMethod* Find(const google::protobuf::MethodDescriptor& method) const;

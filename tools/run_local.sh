@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the gateway against the built-in Clink emulator (HTTPS, throwaway CA), shows one real
+# gRPC call going through it, and keeps both running until Ctrl-C.
+#   tools/run_local.sh             # gRPC on localhost:50051
+#   GRPC_PORT=6000 tools/run_local.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+tools/install_deps.sh
+bazel build //server:clink_gateway //tests/emulator:clink_emulator_server //tools:clink_cli
+
+grpc_port="${GRPC_PORT:-50051}"
+work="$(mktemp -d)"
+key="sk_test_local_emulator_key"
+printf '%s\n' "$key" > "$work/api-key"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+bazel-bin/tests/emulator/clink_emulator_server --listen=127.0.0.1:0 --tls_dir="$work" \
+  --api_key_file="$work/api-key" --port_file="$work/emulator.port" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/emulator.port" ] && break; sleep 0.1; done
+emulator_port="$(cat "$work/emulator.port")"
+
+bazel-bin/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
+  --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
+  --api_key_file="$work/api-key" &
+pids+=($!)
+
+cli=bazel-bin/tools/clink_cli
+for _ in $(seq 100); do
+  "$cli" --target="localhost:$grpc_port" --timeout=1s BillingService.ListProducts \
+    '{"page_num":1,"page_size":1}' >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+echo
+echo "== A real call through the gateway: PaymentService.CreatePayment"
+(set -x; "$cli" --target="localhost:$grpc_port" PaymentService.CreatePayment \
+  '{"customer_id":"cus_emu_test","payment_instrument_id":"pi_emu_card_visa",
+    "payment_method_type":"PAYMENT_METHOD_TYPE_CARD","amount":"19.99","currency":"USD",
+    "return_url":"https://shop.example/return","merchant_reference_id":"demo-1"}')
+echo
+echo "Gateway: localhost:$grpc_port (gRPC, plaintext)   Emulator: https://127.0.0.1:$emulator_port/api"
+echo "Try:  $cli --target=localhost:$grpc_port --list"
+echo "Ctrl-C stops both."
+wait
