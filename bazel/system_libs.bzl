@@ -22,6 +22,12 @@ def _system_library_impl(ctx):
                 defines.append(token[2:])
         linkopts = _pkg_config(ctx, "--libs", ctx.attr.modules)
     linkopts = linkopts + ctx.attr.linkopts
+
+    # Bazel links tests against per-library shared objects that do not record their own
+    # system dependencies, so a library must stay in the link even when the top-level binary
+    # does not reference it directly.
+    if linkopts:
+        linkopts = ["-Wl,--no-as-needed"] + linkopts + ["-Wl,--as-needed"]
     for header in ctx.attr.required_headers:
         if not ctx.path("/usr/include/" + header).exists:
             fail("/usr/include/%s is missing (run tools/install_deps.sh)" % header)
@@ -74,7 +80,7 @@ def system_libraries():
     system_library(name = "grpcpp", modules = ["grpc++"], required_headers = ["grpcpp/grpcpp.h"])
     system_library(
         name = "grpcpp_reflection",
-        linkopts = ["-Wl,--no-as-needed", "-lgrpc++_reflection", "-Wl,--as-needed"],
+        linkopts = ["-lgrpc++_reflection"],
     )
     system_library(name = "curl", modules = ["libcurl"], required_headers = ["x86_64-linux-gnu/curl/curl.h"])
     system_library(name = "openssl", modules = ["openssl"])

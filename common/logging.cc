@@ -57,8 +57,8 @@ void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-void AppendBody(LogLevel level, absl::string_view event, std::initializer_list<LogField> fields,
-                std::string* line) {
+void AppendBody(LogLevel level, absl::string_view event,
+                std::initializer_list<LogField> fields, std::string* line) {
   line->append("\"level\":");
   AppendJsonString(LevelName(level), line);
   line->append(",\"event\":");
@@ -75,7 +75,8 @@ void AppendBody(LogLevel level, absl::string_view event, std::initializer_list<L
 }  // namespace
 
 bool ParseLogLevel(absl::string_view text, LogLevel* level) {
-  for (const LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning, LogLevel::kError}) {
+  for (const LogLevel l : {LogLevel::kDebug, LogLevel::kInfo,
+                           LogLevel::kWarning, LogLevel::kError}) {
     if (text == LevelName(l)) {
       *level = l;
       return true;
@@ -84,16 +85,20 @@ bool ParseLogLevel(absl::string_view text, LogLevel* level) {
   return false;
 }
 
-void SetMinLogLevel(LogLevel level) { min_level.store(static_cast<int>(level)); }
+void SetMinLogLevel(LogLevel level) {
+  min_level.store(static_cast<int>(level));
+}
 
 bool LogEnabled(LogLevel level) {
   return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed);
 }
 
-void Log(LogLevel level, absl::string_view event, std::initializer_list<LogField> fields) {
+void Log(LogLevel level, absl::string_view event,
+         std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
   std::string line = "{\"ts\":";
-  AppendJsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
+  AppendJsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                    absl::UTCTimeZone()),
                    &line);
   line.push_back(',');
   AppendBody(level, event, fields, &line);

@@ -3,7 +3,8 @@
 //   Log(LogLevel::kInfo, "rpc", {{"method", "CreatePayment"}, {"code", "OK"}});
 //   {"ts":"2026-11-21T19:40:01.123Z","level":"info","event":"rpc","method":"CreatePayment",...}
 //
-// Callers never pass secrets, card data or emails: keys are logged by fingerprint only.
+// Callers never pass secrets, card data or emails: keys are logged by
+// fingerprint only.
 #ifndef CLINK_GATEWAY_COMMON_LOGGING_H_
 #define CLINK_GATEWAY_COMMON_LOGGING_H_
 
@@ -26,8 +27,10 @@ bool LogEnabled(LogLevel level);
 
 using LogField = std::pair<absl::string_view, absl::string_view>;
 
-// Writes one line (atomically with respect to other Log calls) if `level` is enabled.
-void Log(LogLevel level, absl::string_view event, std::initializer_list<LogField> fields = {});
+// Writes one line (atomically with respect to other Log calls) if `level` is
+// enabled.
+void Log(LogLevel level, absl::string_view event,
+         std::initializer_list<LogField> fields = {});
 
 // The JSON line Log would write, without the timestamp (for tests).
 std::string FormatLogLine(LogLevel level, absl::string_view event,

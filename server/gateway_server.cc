@@ -30,9 +30,11 @@ absl::Status ValidateListenAddress(absl::string_view listen) {
   const size_t colon = listen.rfind(':');
   int port = -1;
   if (colon == absl::string_view::npos || colon == 0 ||
-      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--grpc_listen must be host:port (e.g. [::]:50051), got \"", listen, "\""));
+      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc_listen must be host:port (e.g. [::]:50051), got \"", listen,
+        "\""));
   }
   return absl::OkStatus();
 }
@@ -48,9 +50,10 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
   const bool https = absl::StartsWith(o.clink_base_url, "https://");
   const bool http = absl::StartsWith(o.clink_base_url, "http://");
   if (!https && !(http && o.allow_plaintext_upstream)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--clink_base_url must be https:// (http:// only with --allow_plaintext_upstream), got \"",
-        o.clink_base_url, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--clink_base_url must be https:// (http:// only with "
+                     "--allow_plaintext_upstream), got \"",
+                     o.clink_base_url, "\""));
   }
   if (!o.ca_bundle.empty() && !std::ifstream(o.ca_bundle).good()) {
     return absl::InvalidArgumentError(
@@ -59,7 +62,8 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
   if (o.max_upstream_connections <= 0 || o.max_response_bytes == 0 ||
       o.upstream_connect_timeout <= absl::ZeroDuration() ||
       o.max_rpc_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("pool size, response cap and timeouts must be positive");
+    return absl::InvalidArgumentError(
+        "pool size, response cap and timeouts must be positive");
   }
   return absl::OkStatus();
 }
@@ -93,7 +97,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   auto c = std::make_unique<Components>();
   c->clock = options.clock != nullptr ? options.clock : &SystemClock();
 
-  c->signer = std::make_unique<http::ApiKeySigner>(std::move(options.api_key), *c->clock);
+  c->signer = std::make_unique<http::ApiKeySigner>(std::move(options.api_key),
+                                                   *c->clock);
   http::CurlHttpTransport::Options transport_options;
   transport_options.base_url = options.clink_base_url;
   transport_options.allow_plaintext = options.allow_plaintext_upstream;
@@ -105,15 +110,17 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   transport_options.max_response_bytes = options.max_response_bytes;
   transport_options.signer = c->signer.get();
   transport_options.clock = c->clock;
-  GATEWAY_ASSIGN_OR_RETURN(c->transport, http::CurlHttpTransport::Create(transport_options));
+  GATEWAY_ASSIGN_OR_RETURN(c->transport,
+                           http::CurlHttpTransport::Create(transport_options));
 
-  GATEWAY_ASSIGN_OR_RETURN(
-      c->codec, clink::RestCodec::CreateForServices(clink::GatewayServiceNames()));
-  c->client = std::make_unique<clink::ClinkClient>(*c->codec, *c->transport, *c->clock);
+  GATEWAY_ASSIGN_OR_RETURN(c->codec, clink::RestCodec::CreateForServices(
+                                         clink::GatewayServiceNames()));
+  c->client =
+      std::make_unique<clink::ClinkClient>(*c->codec, *c->transport, *c->clock);
   ForwarderOptions forwarder_options;
   forwarder_options.max_rpc_timeout = options.max_rpc_timeout;
-  c->forwarder =
-      std::make_unique<RpcForwarder>(*c->codec, *c->client, *c->clock, forwarder_options);
+  c->forwarder = std::make_unique<RpcForwarder>(*c->codec, *c->client,
+                                                *c->clock, forwarder_options);
   c->checkout = std::make_unique<CheckoutServiceImpl>(*c->forwarder);
   c->payment = std::make_unique<PaymentServiceImpl>(*c->forwarder);
   c->billing = std::make_unique<BillingServiceImpl>(*c->forwarder);
@@ -121,23 +128,28 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_listen, grpc::InsecureServerCredentials(), &c->port);
+  builder.AddListeningPort(options.grpc_listen,
+                           grpc::InsecureServerCredentials(), &c->port);
   builder.RegisterService(c->checkout.get());
   builder.RegisterService(c->payment.get());
   builder.RegisterService(c->billing.get());
-  // Keep idle client connections healthy through load balancers, and let clients ping.
+  // Keep idle client connections healthy through load balancers, and let
+  // clients ping.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.SetMaxReceiveMessageSize(1 << 20);
   c->server = builder.BuildAndStart();
   if (c->server == nullptr || c->port == 0) {
     c->transport->Shutdown();
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.grpc_listen, " (address in use or invalid?)"));
+        absl::StrCat("cannot listen on ", options.grpc_listen,
+                     " (address in use or invalid?)"));
   }
-  grpc::HealthCheckServiceInterface* health = c->server->GetHealthCheckService();
+  grpc::HealthCheckServiceInterface* health =
+      c->server->GetHealthCheckService();
   health->SetServingStatus(true);
   Log(LogLevel::kInfo, "started",
       {{"grpc_port", absl::StrCat(c->port)},
@@ -154,13 +166,17 @@ void GatewayServer::Shutdown(absl::Duration drain) {
     c_->shut_down = true;
   }
   const absl::Time deadline = absl::Now() + drain;
-  Log(LogLevel::kInfo, "draining", {{"drain_ms", absl::StrCat(absl::ToInt64Milliseconds(drain))}});
-  c_->server->GetHealthCheckService()->Shutdown();  // Every service reports NOT_SERVING.
-  // Server::Shutdown waits for in-flight RPCs; they finish when Clink answers. Past the drain
-  // deadline, the transport is shut down so every remaining RPC completes with UNAVAILABLE.
+  Log(LogLevel::kInfo, "draining",
+      {{"drain_ms", absl::StrCat(absl::ToInt64Milliseconds(drain))}});
+  c_->server->GetHealthCheckService()
+      ->Shutdown();  // Every service reports NOT_SERVING.
+  // Server::Shutdown waits for in-flight RPCs; they finish when Clink answers.
+  // Past the drain deadline, the transport is shut down so every remaining RPC
+  // completes with UNAVAILABLE.
   absl::Notification drained;
   std::thread enforcer([this, &drained, deadline] {
-    if (!drained.WaitForNotificationWithDeadline(deadline)) c_->transport->Shutdown();
+    if (!drained.WaitForNotificationWithDeadline(deadline))
+      c_->transport->Shutdown();
   });
   c_->server->Shutdown(absl::ToChronoTime(deadline));
   drained.Notify();

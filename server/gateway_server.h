@@ -1,5 +1,6 @@
-// Owns and wires every component of the gateway: the Clink transport, the REST codec, the
-// gRPC services, health checking and reflection. main.cc only turns flags into GatewayOptions.
+// Owns and wires every component of the gateway: the Clink transport, the REST
+// codec, the gRPC services, health checking and reflection. main.cc only turns
+// flags into GatewayOptions.
 #ifndef CLINK_GATEWAY_SERVER_GATEWAY_SERVER_H_
 #define CLINK_GATEWAY_SERVER_GATEWAY_SERVER_H_
 
@@ -15,15 +16,19 @@
 namespace clink_gateway::server {
 
 struct GatewayOptions {
-  // gRPC listen address, host:port. Port 0 picks a free port (see GatewayServer::port()).
+  // gRPC listen address, host:port. Port 0 picks a free port (see
+  // GatewayServer::port()).
   std::string grpc_listen = "[::]:50051";
-  // Clink's API base URL; request paths such as /checkout/session are appended to it.
+  // Clink's API base URL; request paths such as /checkout/session are appended
+  // to it.
   std::string clink_base_url = "https://uat-api.clinkbill.com/api";
-  // The merchant's secret key (sk_test_… / sk_prod_…); logged only by fingerprint.
+  // The merchant's secret key (sk_test_… / sk_prod_…); logged only by
+  // fingerprint.
   Secret api_key;
   // Permit an http:// base URL (the emulator and tests only).
   bool allow_plaintext_upstream = false;
-  // PEM CA bundle to verify Clink's certificate with; empty uses the system store.
+  // PEM CA bundle to verify Clink's certificate with; empty uses the system
+  // store.
   std::string ca_bundle;
   // Connections kept open to Clink (the pool size).
   int max_upstream_connections = 32;
@@ -37,15 +42,18 @@ struct GatewayOptions {
   const Clock* clock = nullptr;
 };
 
-// Rejects invalid combinations before anything is built: an empty key, a malformed listen
-// address, a base URL that is not https:// (or http:// with allow_plaintext_upstream), a
-// missing CA bundle file, non-positive sizes or timeouts.
+// Rejects invalid combinations before anything is built: an empty key, a
+// malformed listen address, a base URL that is not https:// (or http:// with
+// allow_plaintext_upstream), a missing CA bundle file, non-positive sizes or
+// timeouts.
 absl::Status ValidateOptions(const GatewayOptions& options);
 
 class GatewayServer {
  public:
-  // Validates `options`, builds every component and starts serving; health is SERVING on return.
-  static absl::StatusOr<std::unique_ptr<GatewayServer>> BuildAndStart(GatewayOptions options);
+  // Validates `options`, builds every component and starts serving; health is
+  // SERVING on return.
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> BuildAndStart(
+      GatewayOptions options);
 
   ~GatewayServer();
   GatewayServer(const GatewayServer&) = delete;
@@ -54,9 +62,9 @@ class GatewayServer {
   // The bound gRPC port.
   int port() const;
 
-  // Graceful stop: health goes NOT_SERVING, new RPCs are refused, in-flight RPCs get up to
-  // `drain` to finish, then the Clink transport is shut down (completing anything left with
-  // UNAVAILABLE). Idempotent.
+  // Graceful stop: health goes NOT_SERVING, new RPCs are refused, in-flight
+  // RPCs get up to `drain` to finish, then the Clink transport is shut down
+  // (completing anything left with UNAVAILABLE). Idempotent.
   void Shutdown(absl::Duration drain);
 
  private:

@@ -1,5 +1,6 @@
-// clink_gateway: serves clink.gateway.v1 over gRPC and forwards every call to Clink's REST API.
-// Flags become GatewayOptions; everything else lives in gateway_server.cc.
+// clink_gateway: serves clink.gateway.v1 over gRPC and forwards every call to
+// Clink's REST API. Flags become GatewayOptions; everything else lives in
+// gateway_server.cc.
 #include <pthread.h>
 #include <signal.h>
 
@@ -20,23 +21,28 @@
 #include "curl/curl.h"
 #include "server/gateway_server.h"
 
-ABSL_FLAG(std::string, grpc_listen, "[::]:50051", "gRPC listen address (host:port).");
+ABSL_FLAG(std::string, grpc_listen, "[::]:50051",
+          "gRPC listen address (host:port).");
 ABSL_FLAG(std::string, clink_base_url, "https://uat-api.clinkbill.com/api",
           "Clink API base URL (production: https://api.clinkbill.com/api).");
-ABSL_FLAG(std::string, api_key_file, "",
-          "File holding the Clink secret key (a mounted Secret). Falls back to the "
-          "CLINK_API_KEY environment variable.");
-ABSL_FLAG(bool, allow_plaintext_upstream, false,
-          "Permit an http:// --clink_base_url. For the emulator and tests only.");
+ABSL_FLAG(
+    std::string, api_key_file, "",
+    "File holding the Clink secret key (a mounted Secret). Falls back to the "
+    "CLINK_API_KEY environment variable.");
+ABSL_FLAG(
+    bool, allow_plaintext_upstream, false,
+    "Permit an http:// --clink_base_url. For the emulator and tests only.");
 ABSL_FLAG(std::string, ca_bundle, "",
-          "PEM file of CAs to verify Clink's certificate with (default: the system store).");
+          "PEM file of CAs to verify Clink's certificate with (default: the "
+          "system store).");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM/SIGINT, how long in-flight RPCs may take to finish.");
 ABSL_FLAG(int, max_upstream_connections, 32, "Connections kept open to Clink.");
 ABSL_FLAG(absl::Duration, upstream_connect_timeout, absl::Seconds(3),
           "TCP+TLS connect timeout toward Clink.");
-ABSL_FLAG(absl::Duration, max_rpc_timeout, absl::Seconds(30),
-          "Upper bound on an RPC's upstream time, whatever the caller's deadline.");
+ABSL_FLAG(
+    absl::Duration, max_rpc_timeout, absl::Seconds(30),
+    "Upper bound on an RPC's upstream time, whatever the caller's deadline.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 
 namespace {
@@ -46,8 +52,8 @@ using clink_gateway::LogLevel;
 
 int Fail(absl::string_view message) {
   Log(LogLevel::kError, "startup_failed", {{"error", message}});
-  std::fprintf(stderr, "clink_gateway: %.*s\n", static_cast<int>(message.size()),
-               message.data());
+  std::fprintf(stderr, "clink_gateway: %.*s\n",
+               static_cast<int>(message.size()), message.data());
   return 2;
 }
 
@@ -56,7 +62,9 @@ absl::StatusOr<clink_gateway::Secret> LoadApiKey(const std::string& path) {
   std::string key;
   if (!path.empty()) {
     std::ifstream in(path);
-    if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read --api_key_file ", path));
+    if (!in)
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot read --api_key_file ", path));
     std::stringstream buffer;
     buffer << in.rdbuf();
     key = buffer.str();
@@ -66,12 +74,14 @@ absl::StatusOr<clink_gateway::Secret> LoadApiKey(const std::string& path) {
   absl::StripAsciiWhitespace(&key);
   if (key.empty()) {
     return absl::InvalidArgumentError(
-        path.empty() ? "no Clink API key: pass --api_key_file or set CLINK_API_KEY"
-                     : absl::StrCat("--api_key_file ", path, " is empty"));
+        path.empty()
+            ? "no Clink API key: pass --api_key_file or set CLINK_API_KEY"
+            : absl::StrCat("--api_key_file ", path, " is empty"));
   }
   for (const char c : key) {
     if (c < 0x21 || c > 0x7e) {
-      return absl::InvalidArgumentError("the Clink API key contains invalid characters");
+      return absl::InvalidArgumentError(
+          "the Clink API key contains invalid characters");
     }
   }
   return clink_gateway::Secret(std::move(key));
@@ -81,8 +91,10 @@ absl::StatusOr<clink_gateway::Secret> LoadApiKey(const std::string& path) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Serves clink.gateway.v1 over gRPC, forwarding each call to Clink's REST API.\n"
-      "Usage: clink_gateway --api_key_file=/var/run/secrets/clink/api-key [flags]");
+      "Serves clink.gateway.v1 over gRPC, forwarding each call to Clink's REST "
+      "API.\n"
+      "Usage: clink_gateway --api_key_file=/var/run/secrets/clink/api-key "
+      "[flags]");
   absl::ParseCommandLine(argc, argv);
 
   LogLevel level;
@@ -91,8 +103,8 @@ int main(int argc, char** argv) {
   }
   clink_gateway::SetMinLogLevel(level);
 
-  // Signals are handled by sigwait below: block them before any thread starts so that every
-  // thread inherits the mask.
+  // Signals are handled by sigwait below: block them before any thread starts
+  // so that every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -103,35 +115,47 @@ int main(int argc, char** argv) {
   clink_gateway::server::GatewayOptions options;
   options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
   options.clink_base_url = absl::GetFlag(FLAGS_clink_base_url);
-  options.allow_plaintext_upstream = absl::GetFlag(FLAGS_allow_plaintext_upstream);
+  options.allow_plaintext_upstream =
+      absl::GetFlag(FLAGS_allow_plaintext_upstream);
   options.ca_bundle = absl::GetFlag(FLAGS_ca_bundle);
-  options.max_upstream_connections = absl::GetFlag(FLAGS_max_upstream_connections);
-  options.upstream_connect_timeout = absl::GetFlag(FLAGS_upstream_connect_timeout);
+  options.max_upstream_connections =
+      absl::GetFlag(FLAGS_max_upstream_connections);
+  options.upstream_connect_timeout =
+      absl::GetFlag(FLAGS_upstream_connect_timeout);
   options.max_rpc_timeout = absl::GetFlag(FLAGS_max_rpc_timeout);
-  absl::StatusOr<clink_gateway::Secret> key = LoadApiKey(absl::GetFlag(FLAGS_api_key_file));
+  absl::StatusOr<clink_gateway::Secret> key =
+      LoadApiKey(absl::GetFlag(FLAGS_api_key_file));
   if (!key.ok()) return Fail(key.status().message());
   options.api_key = *std::move(key);
-  if (const absl::Status valid = clink_gateway::server::ValidateOptions(options); !valid.ok()) {
+  if (const absl::Status valid =
+          clink_gateway::server::ValidateOptions(options);
+      !valid.ok()) {
     return Fail(valid.message());
   }
   if (options.allow_plaintext_upstream) {
     Log(LogLevel::kWarning, "plaintext_upstream_allowed",
         {{"warning",
-          "--allow_plaintext_upstream is ON: the API key may travel unencrypted. Use it only "
+          "--allow_plaintext_upstream is ON: the API key may travel "
+          "unencrypted. Use it only "
           "with the local emulator and in tests, never in production."}});
     std::fprintf(stderr,
-                 "clink_gateway: WARNING: --allow_plaintext_upstream is ON; for the emulator "
+                 "clink_gateway: WARNING: --allow_plaintext_upstream is ON; "
+                 "for the emulator "
                  "and tests only\n");
   }
 
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return Fail("curl_global_init failed");
-  auto server = clink_gateway::server::GatewayServer::BuildAndStart(std::move(options));
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return Fail("curl_global_init failed");
+  auto server =
+      clink_gateway::server::GatewayServer::BuildAndStart(std::move(options));
   if (!server.ok()) return Fail(server.status().message());
-  std::fprintf(stderr, "clink_gateway: serving gRPC on port %d\n", (*server)->port());
+  std::fprintf(stderr, "clink_gateway: serving gRPC on port %d\n",
+               (*server)->port());
 
   int received = 0;
   sigwait(&signals, &received);
-  Log(LogLevel::kInfo, "signal", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  Log(LogLevel::kInfo, "signal",
+      {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
   server->reset();
   curl_global_cleanup();

@@ -17,18 +17,21 @@ namespace {
 constexpr size_t kMaxRequestIdLength = 128;
 
 bool IsPrintableAscii(absl::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c >= 0x21 && c <= 0x7e; });
 }
 
 absl::string_view CodeName(absl::StatusCode code) {
   // absl::StatusCodeToString gives the same upper-case names gRPC uses.
   static const auto* const names = [] {
     auto* m = new std::string[17];
-    for (int i = 0; i <= 16; ++i) m[i] = absl::StatusCodeToString(static_cast<absl::StatusCode>(i));
+    for (int i = 0; i <= 16; ++i)
+      m[i] = absl::StatusCodeToString(static_cast<absl::StatusCode>(i));
     return m;
   }();
   const int i = static_cast<int>(code);
-  return i >= 0 && i <= 16 ? absl::string_view(names[i]) : absl::string_view("UNKNOWN");
+  return i >= 0 && i <= 16 ? absl::string_view(names[i])
+                           : absl::string_view("UNKNOWN");
 }
 
 }  // namespace
@@ -37,9 +40,10 @@ absl::Time UpstreamDeadline(absl::Time caller_deadline, absl::Time now,
                             absl::Duration max_rpc_timeout) {
   const absl::Duration remaining = caller_deadline - now;
   if (remaining <= absl::ZeroDuration()) return caller_deadline;
-  // Keep a margin (a tenth of the time left, 1 to 50 ms) so the gateway's own, more precise
-  // status (e.g. UNKNOWN "outcome unknown" for a payment) reaches the caller before its
-  // deadline turns every failure into a bare DEADLINE_EXCEEDED.
+  // Keep a margin (a tenth of the time left, 1 to 50 ms) so the gateway's own,
+  // more precise status (e.g. UNKNOWN "outcome unknown" for a payment) reaches
+  // the caller before its deadline turns every failure into a bare
+  // DEADLINE_EXCEEDED.
   const absl::Duration margin =
       std::clamp(remaining / 10, absl::Milliseconds(1), absl::Milliseconds(50));
   return std::min(caller_deadline - margin, now + max_rpc_timeout);
@@ -50,57 +54,64 @@ std::string RequestIdFrom(const grpc::CallbackServerContext& context) {
   const auto it = metadata.find("x-request-id");
   if (it != metadata.end()) {
     const absl::string_view id(it->second.data(), it->second.size());
-    if (!id.empty() && id.size() <= kMaxRequestIdLength && IsPrintableAscii(id)) {
+    if (!id.empty() && id.size() <= kMaxRequestIdLength &&
+        IsPrintableAscii(id)) {
       return std::string(id);
     }
   }
   thread_local absl::BitGen gen;
-  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),
+                         absl::Uniform<uint64_t>(gen));
 }
 
 RpcForwarder::RpcForwarder(const clink::RestCodec& codec, clink::ClinkApi& api,
                            const Clock& clock, ForwarderOptions options)
     : codec_(codec), api_(api), clock_(clock), options_(options) {}
 
-grpc::ServerUnaryReactor* RpcForwarder::Forward(grpc::CallbackServerContext* context,
-                                                const google::protobuf::Message& request,
-                                                google::protobuf::Message* response) {
+grpc::ServerUnaryReactor* RpcForwarder::Forward(
+    grpc::CallbackServerContext* context,
+    const google::protobuf::Message& request,
+    google::protobuf::Message* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const clink::RestMethod* method = codec_.FindByRequestType(*request.GetDescriptor());
-  if (method == nullptr) {  // A service registered without a REST mapping: a build bug.
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no Clink mapping"));
+  const clink::RestMethod* method =
+      codec_.FindByRequestType(*request.GetDescriptor());
+  if (method ==
+      nullptr) {  // A service registered without a REST mapping: a build bug.
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no Clink mapping"));
     return reactor;
   }
   const absl::Time start = clock_.Now();
   clink::CallOptions options;
   options.request_id = RequestIdFrom(*context);
   context->AddInitialMetadata("x-request-id", options.request_id);
-  options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()), start,
-                                      options_.max_rpc_timeout);
+  options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()),
+                                      start, options_.max_rpc_timeout);
 
-  api_.Call(*method->method, request, options, response,
-            [this, reactor, method, start, request_id = options.request_id](
-                clink::CallResult result) {
-              const absl::StatusCode code = result.status.code();
-              const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
-                                     : code == absl::StatusCode::kInternal ||
-                                             code == absl::StatusCode::kUnknown
-                                         ? LogLevel::kError
-                                         : LogLevel::kWarning;
-              if (LogEnabled(level)) {
-                const std::string latency_ms =
-                    absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(clock_.Now() - start));
-                const std::string http_status = absl::StrCat(result.http_status);
-                Log(level, "rpc",
-                    {{"method", method->method->full_name()},
-                     {"code", CodeName(code)},
-                     {"latency_ms", latency_ms},
-                     {"endpoint", method->endpoint},
-                     {"upstream_status", http_status},
-                     {"request_id", request_id}});
-              }
-              reactor->Finish(ToGrpcStatus(result.status));
-            });
+  api_.Call(
+      *method->method, request, options, response,
+      [this, reactor, method, start,
+       request_id = options.request_id](clink::CallResult result) {
+        const absl::StatusCode code = result.status.code();
+        const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
+                               : code == absl::StatusCode::kInternal ||
+                                       code == absl::StatusCode::kUnknown
+                                   ? LogLevel::kError
+                                   : LogLevel::kWarning;
+        if (LogEnabled(level)) {
+          const std::string latency_ms = absl::StrFormat(
+              "%.3f", absl::ToDoubleMilliseconds(clock_.Now() - start));
+          const std::string http_status = absl::StrCat(result.http_status);
+          Log(level, "rpc",
+              {{"method", method->method->full_name()},
+               {"code", CodeName(code)},
+               {"latency_ms", latency_ms},
+               {"endpoint", method->endpoint},
+               {"upstream_status", http_status},
+               {"request_id", request_id}});
+        }
+        reactor->Finish(ToGrpcStatus(result.status));
+      });
   return reactor;
 }
 

@@ -1,5 +1,6 @@
-// The services without a server: grpc::testing::DefaultReactorTestPeer drives the handlers,
-// with a fake ClinkApi that answers from another thread, as the transport does.
+// The services without a server: grpc::testing::DefaultReactorTestPeer drives
+// the handlers, with a fake ClinkApi that answers from another thread, as the
+// transport does.
 #include "server/services.h"
 
 #include <memory>
@@ -21,7 +22,8 @@ namespace v1 = ::clink::gateway::v1;
 class FakeClinkApi final : public clink::ClinkApi {
  public:
   void Call(const google::protobuf::MethodDescriptor& method,
-            const google::protobuf::Message& request, const clink::CallOptions& options,
+            const google::protobuf::Message& request,
+            const clink::CallOptions& options,
             google::protobuf::Message* response, Callback done) override {
     method_name = method.full_name();
     seen_options = options;
@@ -46,10 +48,12 @@ class FakeClinkApi final : public clink::ClinkApi {
 class ServicesTest : public testing::Test {
  protected:
   void SetUp() override {
-    auto codec = clink::RestCodec::CreateForServices(clink::GatewayServiceNames());
+    auto codec =
+        clink::RestCodec::CreateForServices(clink::GatewayServiceNames());
     ASSERT_TRUE(codec.ok()) << codec.status();
     codec_ = *std::move(codec);
-    forwarder_ = std::make_unique<RpcForwarder>(*codec_, api_, clock_, ForwarderOptions{});
+    forwarder_ = std::make_unique<RpcForwarder>(*codec_, api_, clock_,
+                                                ForwarderOptions{});
   }
 
   FakeClock clock_;
@@ -58,7 +62,8 @@ class ServicesTest : public testing::Test {
   std::unique_ptr<RpcForwarder> forwarder_;
 };
 
-TEST_F(ServicesTest, ForwardsToTheMappedMethodAndFinishesFromTheTransportThread) {
+TEST_F(ServicesTest,
+       ForwardsToTheMappedMethodAndFinishesFromTheTransportThread) {
   PaymentServiceImpl service(*forwarder_);
   grpc::CallbackServerContext context;
   absl::Notification finished;
@@ -72,14 +77,16 @@ TEST_F(ServicesTest, ForwardsToTheMappedMethodAndFinishesFromTheTransportThread)
   };
   v1::CreatePaymentRequest request;
   v1::CreatePaymentResponse response;
-  grpc::ServerUnaryReactor* reactor = service.CreatePayment(&context, &request, &response);
+  grpc::ServerUnaryReactor* reactor =
+      service.CreatePayment(&context, &request, &response);
   EXPECT_EQ(reactor, peer.reactor());
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(final_status.ok());
   EXPECT_EQ(response.order_id(), "ord_1");
   EXPECT_EQ(api_.method_name, "clink.gateway.v1.PaymentService.CreatePayment");
   EXPECT_EQ(api_.request_type, "clink.gateway.v1.CreatePaymentRequest");
-  // No caller deadline: bounded by max_rpc_timeout (30 s by default), minus the margin.
+  // No caller deadline: bounded by max_rpc_timeout (30 s by default), minus the
+  // margin.
   EXPECT_LE(api_.seen_options.deadline, clock_.Now() + absl::Seconds(30));
   EXPECT_EQ(api_.seen_options.request_id.size(), 32u);  // Generated.
 }
@@ -93,7 +100,8 @@ TEST_F(ServicesTest, ErrorsKeepTheirCodeAndDetails) {
     final_status = std::move(s);
     finished.Notify();
   });
-  api_.result = clink::InvalidArgumentWithViolations({{"subscription_id", "is required"}});
+  api_.result = clink::InvalidArgumentWithViolations(
+      {{"subscription_id", "is required"}});
   v1::GetSubscriptionRequest request;
   v1::GetSubscriptionResponse response;
   service.GetSubscription(&context, &request, &response);
@@ -104,14 +112,16 @@ TEST_F(ServicesTest, ErrorsKeepTheirCodeAndDetails) {
 
 TEST(UpstreamDeadlineTest, LeavesAMarginAndHonoursTheCap) {
   const absl::Time now = absl::FromUnixSeconds(1000);
-  EXPECT_EQ(UpstreamDeadline(now + absl::Milliseconds(300), now, absl::Seconds(30)),
-            now + absl::Milliseconds(270));
+  EXPECT_EQ(
+      UpstreamDeadline(now + absl::Milliseconds(300), now, absl::Seconds(30)),
+      now + absl::Milliseconds(270));
   EXPECT_EQ(UpstreamDeadline(now + absl::Seconds(10), now, absl::Seconds(30)),
             now + absl::Seconds(10) - absl::Milliseconds(50));
   EXPECT_EQ(UpstreamDeadline(absl::InfiniteFuture(), now, absl::Seconds(30)),
             now + absl::Seconds(30));
-  EXPECT_EQ(UpstreamDeadline(now - absl::Seconds(1), now, absl::Seconds(30)),
-            now - absl::Seconds(1));  // Already passed: the transport sends nothing.
+  EXPECT_EQ(
+      UpstreamDeadline(now - absl::Seconds(1), now, absl::Seconds(30)),
+      now - absl::Seconds(1));  // Already passed: the transport sends nothing.
 }
 
 }  // namespace

@@ -27,13 +27,14 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   google::rpc::Status details;
   details.set_code(static_cast<int>(status.code()));
   details.set_message(message);
-  status.ForEachPayload([&details](absl::string_view type_url, const absl::Cord& payload) {
-    google::protobuf::Any* any = details.add_details();
-    any->set_type_url(std::string(type_url));
-    any->set_value(std::string(payload));
-  });
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::move(message),
-                      details.SerializeAsString());
+  status.ForEachPayload(
+      [&details](absl::string_view type_url, const absl::Cord& payload) {
+        google::protobuf::Any* any = details.add_details();
+        any->set_type_url(std::string(type_url));
+        any->set_value(std::string(payload));
+      });
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::move(message), details.SerializeAsString());
 }
 
 }  // namespace clink_gateway::server

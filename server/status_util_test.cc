@@ -10,10 +10,13 @@
 namespace clink_gateway::server {
 namespace {
 
-TEST(StatusUtilTest, OkIsOk) { EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok()); }
+TEST(StatusUtilTest, OkIsOk) {
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+}
 
 TEST(StatusUtilTest, KeepsCodeAndPacksPayloadsAsRichDetails) {
-  absl::Status status = clink::InvalidArgumentWithViolations({{"original_amount", "bad"}});
+  absl::Status status =
+      clink::InvalidArgumentWithViolations({{"original_amount", "bad"}});
   google::rpc::ErrorInfo info;
   info.set_reason("400");
   clink::AttachErrorInfo(status, info);
@@ -44,7 +47,8 @@ TEST(StatusUtilTest, KeepsCodeAndPacksPayloadsAsRichDetails) {
 }
 
 TEST(StatusUtilTest, CapsTheMessage) {
-  const grpc::Status out = ToGrpcStatus(absl::InternalError(std::string(5000, 'x')));
+  const grpc::Status out =
+      ToGrpcStatus(absl::InternalError(std::string(5000, 'x')));
   EXPECT_EQ(out.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(out.error_message().size(), 1024u);
 }

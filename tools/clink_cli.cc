@@ -1,12 +1,12 @@
 // clink_cli: call any clink.gateway.v1 RPC from JSON and print the JSON reply.
 //
-//   clink_cli --target=localhost:50051 PaymentService.GetOrder '{"order_id":"ord_123"}'
-//   echo '{"page_num":1,"page_size":10}' | clink_cli BillingService.ListProducts -
-//   clink_cli --list
+//   clink_cli --target=localhost:50051 PaymentService.GetOrder
+//   '{"order_id":"ord_123"}' echo '{"page_num":1,"page_size":10}' | clink_cli
+//   BillingService.ListProducts - clink_cli --list
 //
-// Request JSON uses the proto field names (snake_case) or their lowerCamelCase JSON names.
-// On error, prints the gRPC code, message and rich details (ErrorInfo, BadRequest,
-// RetryInfo) as JSON on stderr and exits 1.
+// Request JSON uses the proto field names (snake_case) or their lowerCamelCase
+// JSON names. On error, prints the gRPC code, message and rich details
+// (ErrorInfo, BadRequest, RetryInfo) as JSON on stderr and exits 1.
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -31,7 +31,8 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/byte_buffer.h"
 
-ABSL_FLAG(std::string, target, "localhost:50051", "Gateway address (host:port).");
+ABSL_FLAG(std::string, target, "localhost:50051",
+          "Gateway address (host:port).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline for the call.");
 ABSL_FLAG(std::vector<std::string>, metadata, {},
           "Extra request metadata as key=value pairs, comma-separated "
@@ -53,12 +54,14 @@ std::vector<const ServiceDescriptor*> Services() {
   return out;
 }
 
-// Accepts "Service.Method", "pkg.Service/Method", "pkg.Service.Method" or just "Method".
+// Accepts "Service.Method", "pkg.Service/Method", "pkg.Service.Method" or just
+// "Method".
 const MethodDescriptor* FindMethod(const std::string& name) {
   for (const ServiceDescriptor* service : Services()) {
     for (int i = 0; i < service->method_count(); ++i) {
       const MethodDescriptor* m = service->method(i);
-      if (name == m->name() || name == absl::StrCat(service->name(), ".", m->name()) ||
+      if (name == m->name() ||
+          name == absl::StrCat(service->name(), ".", m->name()) ||
           name == absl::StrCat(service->full_name(), ".", m->name()) ||
           name == absl::StrCat(service->full_name(), "/", m->name())) {
         return m;
@@ -80,22 +83,25 @@ std::string ToJson(const Message& message) {
 void PrintError(const grpc::Status& status) {
   std::string details = "[]";
   google::rpc::Status rich;
-  if (!status.error_details().empty() && rich.ParseFromString(status.error_details())) {
+  if (!status.error_details().empty() &&
+      rich.ParseFromString(status.error_details())) {
     details = "[";
     for (int i = 0; i < rich.details_size(); ++i) {
       const auto& any = rich.details(i);
       std::unique_ptr<Message> detail;
       if (any.type_url() == "type.googleapis.com/google.rpc.ErrorInfo") {
         detail = std::make_unique<google::rpc::ErrorInfo>();
-      } else if (any.type_url() == "type.googleapis.com/google.rpc.BadRequest") {
+      } else if (any.type_url() ==
+                 "type.googleapis.com/google.rpc.BadRequest") {
         detail = std::make_unique<google::rpc::BadRequest>();
       } else if (any.type_url() == "type.googleapis.com/google.rpc.RetryInfo") {
         detail = std::make_unique<google::rpc::RetryInfo>();
       }
       std::string json = "null";
-      if (detail != nullptr && detail->ParseFromString(any.value())) json = ToJson(*detail);
-      absl::StrAppend(&details, i ? ",\n" : "\n", "{\"@type\": \"", any.type_url(),
-                      "\", \"value\": ", json, "}");
+      if (detail != nullptr && detail->ParseFromString(any.value()))
+        json = ToJson(*detail);
+      absl::StrAppend(&details, i ? ",\n" : "\n", "{\"@type\": \"",
+                      any.type_url(), "\", \"value\": ", json, "}");
     }
     details += "]";
   }
@@ -105,27 +111,33 @@ void PrintError(const grpc::Status& status) {
   google::protobuf::util::JsonPrintOptions options;
   (void)google::protobuf::util::MessageToJsonString(plain, &message, options);
   std::fprintf(stderr, "{\"code\": %d, \"status\": %s, \"details\": %s}\n",
-               static_cast<int>(status.error_code()), message.c_str(), details.c_str());
+               static_cast<int>(status.error_code()), message.c_str(),
+               details.c_str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Calls a clink-gateway RPC with a JSON request and prints the JSON reply.\n"
-      "Usage: clink_cli [--target=host:port] Service.Method '<json>' (or - for stdin)");
+      "Calls a clink-gateway RPC with a JSON request and prints the JSON "
+      "reply.\n"
+      "Usage: clink_cli [--target=host:port] Service.Method '<json>' (or - for "
+      "stdin)");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
 
   if (absl::GetFlag(FLAGS_list)) {
     for (const ServiceDescriptor* service : Services()) {
       for (int i = 0; i < service->method_count(); ++i) {
-        std::printf("%s.%s\n", service->name().c_str(), service->method(i)->name().c_str());
+        std::printf("%s.%s\n", service->name().c_str(),
+                    service->method(i)->name().c_str());
       }
     }
     return 0;
   }
   if (args.size() != 3) {
-    std::fprintf(stderr, "usage: clink_cli [flags] Service.Method '<json>'|-  (--help)\n");
+    std::fprintf(
+        stderr,
+        "usage: clink_cli [flags] Service.Method '<json>'|-  (--help)\n");
     return 2;
   }
   const MethodDescriptor* method = FindMethod(args[1]);
@@ -135,16 +147,21 @@ int main(int argc, char** argv) {
   }
   std::string json = args[2];
   if (json == "-") {
-    json.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    json.assign(std::istreambuf_iterator<char>(std::cin),
+                std::istreambuf_iterator<char>());
   }
 
   google::protobuf::DynamicMessageFactory factory;
-  std::unique_ptr<Message> request(factory.GetPrototype(method->input_type())->New());
-  std::unique_ptr<Message> response(factory.GetPrototype(method->output_type())->New());
-  const auto parsed = google::protobuf::util::JsonStringToMessage(json, request.get());
+  std::unique_ptr<Message> request(
+      factory.GetPrototype(method->input_type())->New());
+  std::unique_ptr<Message> response(
+      factory.GetPrototype(method->output_type())->New());
+  const auto parsed =
+      google::protobuf::util::JsonStringToMessage(json, request.get());
   if (!parsed.ok()) {
     std::fprintf(stderr, "clink_cli: request is not a valid %s: %s\n",
-                 method->input_type()->full_name().c_str(), parsed.ToString().c_str());
+                 method->input_type()->full_name().c_str(),
+                 parsed.ToString().c_str());
     return 2;
   }
 
@@ -152,11 +169,14 @@ int main(int argc, char** argv) {
                                      grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
+  context.set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
   for (const std::string& kv : absl::GetFlag(FLAGS_metadata)) {
-    std::vector<std::string> parts = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+    std::vector<std::string> parts =
+        absl::StrSplit(kv, absl::MaxSplits('=', 1));
     if (parts.size() != 2) {
-      std::fprintf(stderr, "clink_cli: --metadata wants key=value, got %s\n", kv.c_str());
+      std::fprintf(stderr, "clink_cli: --metadata wants key=value, got %s\n",
+                   kv.c_str());
       return 2;
     }
     context.AddMetadata(parts[0], parts[1]);
@@ -168,12 +188,14 @@ int main(int argc, char** argv) {
   grpc::ByteBuffer response_buffer;
   grpc::Status status;
   absl::Notification done;
-  stub.UnaryCall(&context, absl::StrCat("/", method->service()->full_name(), "/", method->name()),
-                 grpc::StubOptions(), &request_buffer, &response_buffer,
-                 [&](grpc::Status s) {
-                   status = std::move(s);
-                   done.Notify();
-                 });
+  stub.UnaryCall(
+      &context,
+      absl::StrCat("/", method->service()->full_name(), "/", method->name()),
+      grpc::StubOptions(), &request_buffer, &response_buffer,
+      [&](grpc::Status s) {
+        status = std::move(s);
+        done.Notify();
+      });
   done.WaitForNotification();
   if (!status.ok()) {
     PrintError(status);
@@ -182,7 +204,8 @@ int main(int argc, char** argv) {
   std::vector<grpc::Slice> slices;
   std::string bytes;
   if (response_buffer.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const grpc::Slice& s : slices)
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   if (!response->ParseFromString(bytes)) {
     std::fprintf(stderr, "clink_cli: could not parse the %s reply\n",

@@ -1,5 +1,6 @@
-// What the gRPC services see of Clink: one asynchronous, generic entry point. The method
-// descriptor carries the REST mapping, so adding an endpoint is a proto change, not new C++.
+// What the gRPC services see of Clink: one asynchronous, generic entry point.
+// The method descriptor carries the REST mapping, so adding an endpoint is a
+// proto change, not new C++.
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_CLINK_API_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_CLINK_API_H_
 
@@ -14,7 +15,8 @@
 namespace clink_gateway::clink {
 
 struct CallOptions {
-  // The caller's gRPC deadline; bounds the upstream call. Already passed: nothing is sent.
+  // The caller's gRPC deadline; bounds the upstream call. Already passed:
+  // nothing is sent.
   absl::Time deadline = absl::InfiniteFuture();
   // Correlation id, sent upstream as X-Request-Id.
   std::string request_id;
@@ -22,13 +24,17 @@ struct CallOptions {
 
 // How one call went, for the per-RPC log line and metrics.
 struct CallResult {
-  // OK, or the mapped error (see error_mapping.h) with google.rpc details as payloads.
+  // OK, or the mapped error (see error_mapping.h) with google.rpc details as
+  // payloads.
   absl::Status status;
-  // "POST /payment" (the path template, a bounded label), or empty if the RPC is unknown.
+  // "POST /payment" (the path template, a bounded label), or empty if the RPC
+  // is unknown.
   std::string endpoint;
-  // The HTTP status Clink answered with, or 0 when no response arrived (or nothing was sent).
+  // The HTTP status Clink answered with, or 0 when no response arrived (or
+  // nothing was sent).
   int http_status = 0;
-  // JSON members in the response that the gateway has no field for (Clink API drift).
+  // JSON members in the response that the gateway has no field for (Clink API
+  // drift).
   int unknown_fields = 0;
 };
 
@@ -38,12 +44,14 @@ class ClinkApi {
 
   virtual ~ClinkApi() = default;
 
-  // Validates `request`, sends it to the Clink endpoint annotated on `method`, fills `response`
-  // and calls `done` exactly once — on a transport thread, or inline when the request fails
-  // validation (INVALID_ARGUMENT, nothing sent). Never blocks. `request` is only read during
-  // this call; `response` must stay valid until `done` runs.
+  // Validates `request`, sends it to the Clink endpoint annotated on `method`,
+  // fills `response` and calls `done` exactly once — on a transport thread, or
+  // inline when the request fails validation (INVALID_ARGUMENT, nothing sent).
+  // Never blocks. `request` is only read during this call; `response` must stay
+  // valid until `done` runs.
   virtual void Call(const google::protobuf::MethodDescriptor& method,
-                    const google::protobuf::Message& request, const CallOptions& options,
+                    const google::protobuf::Message& request,
+                    const CallOptions& options,
                     google::protobuf::Message* response, Callback done) = 0;
 };
 

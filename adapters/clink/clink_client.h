@@ -15,14 +15,16 @@ namespace clink_gateway::clink {
 class ClinkClient final : public ClinkApi {
  public:
   // `codec`, `transport` and `clock` must outlive the client.
-  ClinkClient(const RestCodec& codec, http::HttpTransport& transport, const Clock& clock);
+  ClinkClient(const RestCodec& codec, http::HttpTransport& transport,
+              const Clock& clock);
 
   ClinkClient(const ClinkClient&) = delete;
   ClinkClient& operator=(const ClinkClient&) = delete;
 
   void Call(const google::protobuf::MethodDescriptor& method,
-            const google::protobuf::Message& request, const CallOptions& options,
-            google::protobuf::Message* response, Callback done) override;
+            const google::protobuf::Message& request,
+            const CallOptions& options, google::protobuf::Message* response,
+            Callback done) override;
 
   // Total JSON members seen in Clink responses that no proto field holds.
   int64_t unknown_fields_total() const { return unknown_fields_total_.load(); }

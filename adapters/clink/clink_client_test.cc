@@ -20,7 +20,8 @@ namespace v1 = ::clink::gateway::v1;
 // Records each request and answers with a scripted result, inline.
 class ScriptedTransport final : public http::HttpTransport {
  public:
-  void Send(http::HttpRequest request, http::SendOptions options, DoneCallback done) override {
+  void Send(http::HttpRequest request, http::SendOptions options,
+            DoneCallback done) override {
     requests.push_back(std::move(request));
     options_seen.push_back(std::move(options));
     std::move(done)(next);
@@ -47,16 +48,19 @@ class ClinkClientTest : public testing::Test {
     client_ = std::make_unique<ClinkClient>(*codec_, transport_, clock_);
   }
 
-  CallResult Call(const google::protobuf::Message& request, google::protobuf::Message* response,
+  CallResult Call(const google::protobuf::Message& request,
+                  google::protobuf::Message* response,
                   CallOptions options = {}) {
-    const RestMethod* method = codec_->FindByRequestType(*request.GetDescriptor());
+    const RestMethod* method =
+        codec_->FindByRequestType(*request.GetDescriptor());
     EXPECT_NE(method, nullptr);
     CallResult out;
     bool called = false;
-    client_->Call(*method->method, request, options, response, [&](CallResult r) {
-      out = std::move(r);
-      called = true;
-    });
+    client_->Call(*method->method, request, options, response,
+                  [&](CallResult r) {
+                    out = std::move(r);
+                    called = true;
+                  });
     EXPECT_TRUE(called);  // The scripted transport answers inline.
     return out;
   }
@@ -97,14 +101,16 @@ TEST_F(ClinkClientTest, CrossFieldRuleFailsBeforeAnythingIsSent) {
   v1::CreatePaymentResponse response;
   const CallResult result = Call(request, &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(result.status.message().find("customer_id"), absl::string_view::npos);
+  EXPECT_NE(result.status.message().find("customer_id"),
+            absl::string_view::npos);
   EXPECT_TRUE(transport_.requests.empty());
 }
 
 TEST_F(ClinkClientTest, SendsEncodedRequestWithDeadlineAndDecodesTheAnswer) {
   transport_.next = Response(
-      200, R"({"code":200,"msg":"success","data":{"orderId":"ord_1","sessionId":"sess_1",)"
-           R"("status":1,"amount":19.99,"currency":"USD","brandNew":true}})");
+      200,
+      R"({"code":200,"msg":"success","data":{"orderId":"ord_1","sessionId":"sess_1",)"
+      R"("status":1,"amount":19.99,"currency":"USD","brandNew":true}})");
   v1::CreatePaymentResponse response;
   CallOptions options;
   options.deadline = absl::FromUnixSeconds(2000000000);
@@ -114,7 +120,8 @@ TEST_F(ClinkClientTest, SendsEncodedRequestWithDeadlineAndDecodesTheAnswer) {
   ASSERT_EQ(transport_.requests.size(), 1u);
   EXPECT_EQ(transport_.requests[0].method, http::Method::kPost);
   EXPECT_EQ(transport_.requests[0].path_and_query, "/payment");
-  EXPECT_NE(transport_.requests[0].body.find(R"("amount":19.99)"), std::string::npos);
+  EXPECT_NE(transport_.requests[0].body.find(R"("amount":19.99)"),
+            std::string::npos);
   EXPECT_EQ(transport_.options_seen[0].deadline, options.deadline);
   EXPECT_EQ(transport_.options_seen[0].request_id, "req-1");
   EXPECT_EQ(response.order_id(), "ord_1");
@@ -125,7 +132,8 @@ TEST_F(ClinkClientTest, SendsEncodedRequestWithDeadlineAndDecodesTheAnswer) {
   EXPECT_EQ(client_->unknown_fields_total(), 1);
 }
 
-TEST_F(ClinkClientTest, ResetAfterSendingAPaymentIsUnknownAndClearsTheResponse) {
+TEST_F(ClinkClientTest,
+       ResetAfterSendingAPaymentIsUnknownAndClearsTheResponse) {
   transport_.next.status = absl::UnavailableError("connection reset");
   transport_.next.delivery = http::Delivery::kUnknown;
   v1::CreatePaymentResponse response;

@@ -8,15 +8,20 @@ namespace clink_gateway::clink {
 namespace {
 
 bool AllDigits(absl::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isdigit(c);
+  });
 }
 
-// Splits a valid decimal into its integer digits (leading zeros stripped, possibly empty) and
-// fraction digits (trailing zeros stripped, possibly empty).
-void Normalize(absl::string_view text, absl::string_view* integer, absl::string_view* fraction) {
+// Splits a valid decimal into its integer digits (leading zeros stripped,
+// possibly empty) and fraction digits (trailing zeros stripped, possibly
+// empty).
+void Normalize(absl::string_view text, absl::string_view* integer,
+               absl::string_view* fraction) {
   const size_t dot = text.find('.');
   absl::string_view i = text.substr(0, dot);
-  absl::string_view f = dot == absl::string_view::npos ? absl::string_view() : text.substr(dot + 1);
+  absl::string_view f = dot == absl::string_view::npos ? absl::string_view()
+                                                       : text.substr(dot + 1);
   while (!i.empty() && i.front() == '0') i.remove_prefix(1);
   while (!f.empty() && f.back() == '0') f.remove_suffix(1);
   *integer = i;
@@ -55,6 +60,8 @@ int CompareDecimals(absl::string_view a, absl::string_view b) {
   return 0;
 }
 
-bool IsPositiveDecimal(absl::string_view text) { return CompareDecimals(text, "0") > 0; }
+bool IsPositiveDecimal(absl::string_view text) {
+  return CompareDecimals(text, "0") > 0;
+}
 
 }  // namespace clink_gateway::clink

@@ -1,5 +1,6 @@
-// Exact decimal-string checks for money. Amounts cross the gateway as the caller's (or Clink's)
-// own digits; nothing here converts them to binary floating point.
+// Exact decimal-string checks for money. Amounts cross the gateway as the
+// caller's (or Clink's) own digits; nothing here converts them to binary
+// floating point.
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_DECIMAL_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_DECIMAL_H_
 
@@ -7,18 +8,20 @@
 
 namespace clink_gateway::clink {
 
-// The longest decimal the gateway accepts, in characters. Far beyond any real amount, but
-// bounds the work and the size of what is forwarded.
+// The longest decimal the gateway accepts, in characters. Far beyond any real
+// amount, but bounds the work and the size of what is forwarded.
 inline constexpr size_t kMaxDecimalLength = 40;
 
-// True for a plain non-negative decimal in major units: one or more digits without a
-// superfluous leading zero, optionally followed by '.' and one or more digits:
-// "0", "19.99", "680", "0.10", "12.345678". Rejects "", "-1", "+1", "1e3", "1.", ".5", "01",
-// "1.2.3", " 1", and anything longer than kMaxDecimalLength.
+// True for a plain non-negative decimal in major units: one or more digits
+// without a superfluous leading zero, optionally followed by '.' and one or
+// more digits: "0", "19.99", "680", "0.10", "12.345678". Rejects "", "-1",
+// "+1", "1e3", "1.", ".5", "01", "1.2.3", " 1", and anything longer than
+// kMaxDecimalLength.
 bool IsValidDecimal(absl::string_view text);
 
-// As IsValidDecimal, but also accepts a leading '-' (Clink sends negative amounts in a few
-// responses, e.g. proration lines). Used when reading responses only.
+// As IsValidDecimal, but also accepts a leading '-' (Clink sends negative
+// amounts in a few responses, e.g. proration lines). Used when reading
+// responses only.
 bool IsValidSignedDecimal(absl::string_view text);
 
 // Compares two valid non-negative decimals exactly: <0, 0 or >0 like strcmp.

@@ -15,8 +15,9 @@ TEST(DecimalTest, AcceptsPlainMajorUnitDecimals) {
 }
 
 TEST(DecimalTest, RejectsEverythingElse) {
-  for (const char* bad : {"", "-1", "+1", "1e3", "1E3", "1.", ".5", "01", "00.1", "1.2.3", " 1",
-                          "1 ", "0x10", "NaN", "Infinity", "1,5", "١"}) {
+  for (const char* bad :
+       {"", "-1", "+1", "1e3", "1E3", "1.", ".5", "01", "00.1", "1.2.3", " 1",
+        "1 ", "0x10", "NaN", "Infinity", "1,5", "١"}) {
     EXPECT_FALSE(IsValidDecimal(bad)) << bad;
   }
   EXPECT_FALSE(IsValidDecimal(std::string(kMaxDecimalLength + 1, '1')));

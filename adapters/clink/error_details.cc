@@ -7,7 +7,8 @@ namespace clink_gateway::clink {
 namespace {
 
 template <typename T>
-absl::optional<T> GetPayload(const absl::Status& status, absl::string_view type_url) {
+absl::optional<T> GetPayload(const absl::Status& status,
+                             absl::string_view type_url) {
   absl::optional<absl::Cord> payload = status.GetPayload(type_url);
   if (!payload.has_value()) return absl::nullopt;
   T message;
@@ -17,7 +18,8 @@ absl::optional<T> GetPayload(const absl::Status& status, absl::string_view type_
 
 }  // namespace
 
-absl::Status InvalidArgumentWithViolations(const std::vector<FieldViolation>& violations) {
+absl::Status InvalidArgumentWithViolations(
+    const std::vector<FieldViolation>& violations) {
   std::string message = "invalid request:";
   google::rpc::BadRequest bad_request;
   for (size_t i = 0; i < violations.size(); ++i) {
@@ -28,7 +30,8 @@ absl::Status InvalidArgumentWithViolations(const std::vector<FieldViolation>& vi
     v->set_description(violations[i].description);
   }
   absl::Status status = absl::InvalidArgumentError(message);
-  status.SetPayload(kBadRequestTypeUrl, absl::Cord(bad_request.SerializeAsString()));
+  status.SetPayload(kBadRequestTypeUrl,
+                    absl::Cord(bad_request.SerializeAsString()));
   return status;
 }
 
@@ -40,17 +43,21 @@ void AttachRetryInfo(absl::Status& status, absl::Duration retry_delay) {
   google::rpc::RetryInfo info;
   const int64_t millis = absl::ToInt64Milliseconds(retry_delay);
   info.mutable_retry_delay()->set_seconds(millis / 1000);
-  info.mutable_retry_delay()->set_nanos(static_cast<int32_t>((millis % 1000) * 1000000));
+  info.mutable_retry_delay()->set_nanos(
+      static_cast<int32_t>((millis % 1000) * 1000000));
   status.SetPayload(kRetryInfoTypeUrl, absl::Cord(info.SerializeAsString()));
 }
 
-absl::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status) {
+absl::optional<google::rpc::ErrorInfo> GetErrorInfo(
+    const absl::Status& status) {
   return GetPayload<google::rpc::ErrorInfo>(status, kErrorInfoTypeUrl);
 }
-absl::optional<google::rpc::BadRequest> GetBadRequest(const absl::Status& status) {
+absl::optional<google::rpc::BadRequest> GetBadRequest(
+    const absl::Status& status) {
   return GetPayload<google::rpc::BadRequest>(status, kBadRequestTypeUrl);
 }
-absl::optional<google::rpc::RetryInfo> GetRetryInfo(const absl::Status& status) {
+absl::optional<google::rpc::RetryInfo> GetRetryInfo(
+    const absl::Status& status) {
   return GetPayload<google::rpc::RetryInfo>(status, kRetryInfoTypeUrl);
 }
 

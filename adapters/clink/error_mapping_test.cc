@@ -32,73 +32,86 @@ constexpr bool GET = false, POST = true;
 constexpr StatusCode kOk = StatusCode::kOk;
 
 const Row kRows[] = {
-    {"get_ok", GET, false, kOk, Delivery::kReceived, 200, true, true, 200, kOk, "", "", ""},
-    {"post_ok", POST, false, kOk, Delivery::kReceived, 200, true, true, 200, kOk, "", "", ""},
-    {"bare_resource_ok", GET, false, kOk, Delivery::kReceived, 200, true, false, 0, kOk, "", "",
-     ""},
-    {"deadline_before_send", POST, false, StatusCode::kDeadlineExceeded, Delivery::kNotSent, 0,
-     true, false, 0, StatusCode::kDeadlineExceeded, "DEADLINE_BEFORE_SEND", "gateway.clink",
-     "not_sent"},
-    {"connect_failure", POST, false, StatusCode::kUnavailable, Delivery::kNotSent, 0, true, false,
-     0, StatusCode::kUnavailable, "UPSTREAM_UNREACHABLE", "gateway.clink", "not_sent"},
-    {"get_timeout_after_send", GET, false, StatusCode::kDeadlineExceeded, Delivery::kUnknown, 0,
-     true, false, 0, StatusCode::kDeadlineExceeded, "UPSTREAM_TIMEOUT", "gateway.clink",
-     "unknown"},
-    {"post_timeout_after_send", POST, false, StatusCode::kDeadlineExceeded, Delivery::kUnknown,
-     0, true, false, 0, StatusCode::kUnknown, "UPSTREAM_TIMEOUT", "gateway.clink", "unknown"},
-    {"get_reset", GET, false, StatusCode::kUnavailable, Delivery::kUnknown, 0, true, false, 0,
-     StatusCode::kUnavailable, "UPSTREAM_CONNECTION_LOST", "gateway.clink", "unknown"},
-    {"post_reset", POST, false, StatusCode::kUnavailable, Delivery::kUnknown, 0, true, false, 0,
-     StatusCode::kUnknown, "UPSTREAM_CONNECTION_LOST", "gateway.clink", "unknown"},
-    {"refund_reset_is_retryable", POST, true, StatusCode::kUnavailable, Delivery::kUnknown, 0,
-     true, false, 0, StatusCode::kUnavailable, "UPSTREAM_CONNECTION_LOST", "gateway.clink",
-     "unknown"},
-    {"http_401_key_refused", POST, false, kOk, Delivery::kReceived, 401, false, false, 0,
-     StatusCode::kInternal, "HTTP_401", "gateway.clink", "rejected"},
+    {"get_ok", GET, false, kOk, Delivery::kReceived, 200, true, true, 200, kOk,
+     "", "", ""},
+    {"post_ok", POST, false, kOk, Delivery::kReceived, 200, true, true, 200,
+     kOk, "", "", ""},
+    {"bare_resource_ok", GET, false, kOk, Delivery::kReceived, 200, true, false,
+     0, kOk, "", "", ""},
+    {"deadline_before_send", POST, false, StatusCode::kDeadlineExceeded,
+     Delivery::kNotSent, 0, true, false, 0, StatusCode::kDeadlineExceeded,
+     "DEADLINE_BEFORE_SEND", "gateway.clink", "not_sent"},
+    {"connect_failure", POST, false, StatusCode::kUnavailable,
+     Delivery::kNotSent, 0, true, false, 0, StatusCode::kUnavailable,
+     "UPSTREAM_UNREACHABLE", "gateway.clink", "not_sent"},
+    {"get_timeout_after_send", GET, false, StatusCode::kDeadlineExceeded,
+     Delivery::kUnknown, 0, true, false, 0, StatusCode::kDeadlineExceeded,
+     "UPSTREAM_TIMEOUT", "gateway.clink", "unknown"},
+    {"post_timeout_after_send", POST, false, StatusCode::kDeadlineExceeded,
+     Delivery::kUnknown, 0, true, false, 0, StatusCode::kUnknown,
+     "UPSTREAM_TIMEOUT", "gateway.clink", "unknown"},
+    {"get_reset", GET, false, StatusCode::kUnavailable, Delivery::kUnknown, 0,
+     true, false, 0, StatusCode::kUnavailable, "UPSTREAM_CONNECTION_LOST",
+     "gateway.clink", "unknown"},
+    {"post_reset", POST, false, StatusCode::kUnavailable, Delivery::kUnknown, 0,
+     true, false, 0, StatusCode::kUnknown, "UPSTREAM_CONNECTION_LOST",
+     "gateway.clink", "unknown"},
+    {"refund_reset_is_retryable", POST, true, StatusCode::kUnavailable,
+     Delivery::kUnknown, 0, true, false, 0, StatusCode::kUnavailable,
+     "UPSTREAM_CONNECTION_LOST", "gateway.clink", "unknown"},
+    {"http_401_key_refused", POST, false, kOk, Delivery::kReceived, 401, false,
+     false, 0, StatusCode::kInternal, "HTTP_401", "gateway.clink", "rejected"},
     {"http_403", GET, false, kOk, Delivery::kReceived, 403, false, false, 0,
      StatusCode::kInternal, "HTTP_403", "gateway.clink", "rejected"},
-    {"envelope_key_invalid", GET, false, kOk, Delivery::kReceived, 200, true, true, 80102221,
-     StatusCode::kInternal, "80102221", "clinkbill.com", "rejected"},
-    {"envelope_timestamp_expired", POST, false, kOk, Delivery::kReceived, 200, true, true,
-     80102203, StatusCode::kInternal, "80102203", "clinkbill.com", "rejected"},
+    {"envelope_key_invalid", GET, false, kOk, Delivery::kReceived, 200, true,
+     true, 80102221, StatusCode::kInternal, "80102221", "clinkbill.com",
+     "rejected"},
+    {"envelope_timestamp_expired", POST, false, kOk, Delivery::kReceived, 200,
+     true, true, 80102203, StatusCode::kInternal, "80102203", "clinkbill.com",
+     "rejected"},
     {"http_404", GET, false, kOk, Delivery::kReceived, 404, false, false, 0,
      StatusCode::kNotFound, "HTTP_404", "gateway.clink", "rejected"},
     {"envelope_404", GET, false, kOk, Delivery::kReceived, 200, true, true, 404,
      StatusCode::kNotFound, "404", "clinkbill.com", "rejected"},
-    {"http_404_with_envelope", GET, false, kOk, Delivery::kReceived, 404, true, true, 404,
-     StatusCode::kNotFound, "404", "clinkbill.com", "rejected"},
-    {"refund_not_found_code", GET, false, kOk, Delivery::kReceived, 200, true, true, 71160007,
-     StatusCode::kNotFound, "71160007", "clinkbill.com", "rejected"},
+    {"http_404_with_envelope", GET, false, kOk, Delivery::kReceived, 404, true,
+     true, 404, StatusCode::kNotFound, "404", "clinkbill.com", "rejected"},
+    {"refund_not_found_code", GET, false, kOk, Delivery::kReceived, 200, true,
+     true, 71160007, StatusCode::kNotFound, "71160007", "clinkbill.com",
+     "rejected"},
     {"http_429", POST, false, kOk, Delivery::kReceived, 429, false, false, 0,
      StatusCode::kResourceExhausted, "HTTP_429", "gateway.clink", "rejected"},
     {"envelope_429", GET, false, kOk, Delivery::kReceived, 200, true, true, 429,
      StatusCode::kResourceExhausted, "429", "clinkbill.com", "rejected"},
     {"get_http_500", GET, false, kOk, Delivery::kReceived, 500, false, false, 0,
      StatusCode::kUnavailable, "HTTP_500", "gateway.clink", "unknown"},
-    {"post_http_503", POST, false, kOk, Delivery::kReceived, 503, false, false, 0,
-     StatusCode::kUnknown, "HTTP_503", "gateway.clink", "unknown"},
-    {"refund_http_500", POST, true, kOk, Delivery::kReceived, 500, false, false, 0,
-     StatusCode::kUnavailable, "HTTP_500", "gateway.clink", "unknown"},
-    {"post_envelope_500", POST, false, kOk, Delivery::kReceived, 200, true, true, 500,
-     StatusCode::kUnknown, "500", "clinkbill.com", "unknown"},
-    {"envelope_400", POST, false, kOk, Delivery::kReceived, 200, true, true, 400,
-     StatusCode::kInvalidArgument, "400", "clinkbill.com", "rejected"},
+    {"post_http_503", POST, false, kOk, Delivery::kReceived, 503, false, false,
+     0, StatusCode::kUnknown, "HTTP_503", "gateway.clink", "unknown"},
+    {"refund_http_500", POST, true, kOk, Delivery::kReceived, 500, false, false,
+     0, StatusCode::kUnavailable, "HTTP_500", "gateway.clink", "unknown"},
+    {"post_envelope_500", POST, false, kOk, Delivery::kReceived, 200, true,
+     true, 500, StatusCode::kUnknown, "500", "clinkbill.com", "unknown"},
+    {"envelope_400", POST, false, kOk, Delivery::kReceived, 200, true, true,
+     400, StatusCode::kInvalidArgument, "400", "clinkbill.com", "rejected"},
     {"http_400", POST, false, kOk, Delivery::kReceived, 400, false, false, 0,
      StatusCode::kInvalidArgument, "HTTP_400", "gateway.clink", "rejected"},
-    {"envelope_409", POST, false, kOk, Delivery::kReceived, 200, true, true, 409,
-     StatusCode::kAborted, "409", "clinkbill.com", "rejected"},
-    {"business_rejection", POST, false, kOk, Delivery::kReceived, 200, true, true, 90101401,
-     StatusCode::kFailedPrecondition, "90101401", "clinkbill.com", "rejected"},
-    {"other_http_4xx", GET, false, kOk, Delivery::kReceived, 418, false, false, 0,
-     StatusCode::kFailedPrecondition, "HTTP_418", "gateway.clink", "rejected"},
+    {"envelope_409", POST, false, kOk, Delivery::kReceived, 200, true, true,
+     409, StatusCode::kAborted, "409", "clinkbill.com", "rejected"},
+    {"business_rejection", POST, false, kOk, Delivery::kReceived, 200, true,
+     true, 90101401, StatusCode::kFailedPrecondition, "90101401",
+     "clinkbill.com", "rejected"},
+    {"other_http_4xx", GET, false, kOk, Delivery::kReceived, 418, false, false,
+     0, StatusCode::kFailedPrecondition, "HTTP_418", "gateway.clink",
+     "rejected"},
     {"get_redirect", GET, false, kOk, Delivery::kReceived, 302, false, false, 0,
      StatusCode::kInternal, "HTTP_302", "gateway.clink", "unknown"},
-    {"post_redirect", POST, false, kOk, Delivery::kReceived, 302, false, false, 0,
-     StatusCode::kUnknown, "HTTP_302", "gateway.clink", "unknown"},
-    {"get_malformed_json", GET, false, kOk, Delivery::kReceived, 200, false, false, 0,
-     StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", "gateway.clink", "committed"},
-    {"post_malformed_json", POST, false, kOk, Delivery::kReceived, 200, false, false, 0,
-     StatusCode::kUnknown, "UPSTREAM_BAD_RESPONSE", "gateway.clink", "unknown"},
+    {"post_redirect", POST, false, kOk, Delivery::kReceived, 302, false, false,
+     0, StatusCode::kUnknown, "HTTP_302", "gateway.clink", "unknown"},
+    {"get_malformed_json", GET, false, kOk, Delivery::kReceived, 200, false,
+     false, 0, StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", "gateway.clink",
+     "committed"},
+    {"post_malformed_json", POST, false, kOk, Delivery::kReceived, 200, false,
+     false, 0, StatusCode::kUnknown, "UPSTREAM_BAD_RESPONSE", "gateway.clink",
+     "unknown"},
 };
 
 class ErrorMappingTest : public testing::TestWithParam<Row> {};
@@ -109,14 +122,16 @@ TEST_P(ErrorMappingTest, MapsRow) {
   o.endpoint = row.mutating ? "POST /payment" : "GET /order/{order_id}";
   o.mutating = row.mutating;
   o.idempotent_upstream = row.idempotent;
-  o.transport_status = row.transport == kOk ? absl::OkStatus()
-                                            : absl::Status(row.transport, "transport says no");
+  o.transport_status = row.transport == kOk
+                           ? absl::OkStatus()
+                           : absl::Status(row.transport, "transport says no");
   o.delivery = row.delivery;
   o.http_status = row.http_status;
   o.body_is_json = row.json;
   o.has_envelope_code = row.has_code;
   o.envelope_code = row.clink_code;
-  o.envelope_msg = row.has_code && row.clink_code != 200 ? "msg from clink" : "";
+  o.envelope_msg =
+      row.has_code && row.clink_code != 200 ? "msg from clink" : "";
 
   const absl::Status status = MapUpstreamOutcome(o);
   EXPECT_EQ(status.code(), row.want_code) << status;
@@ -128,21 +143,25 @@ TEST_P(ErrorMappingTest, MapsRow) {
   EXPECT_EQ(info->metadata().at("outcome"), row.want_outcome);
   EXPECT_EQ(info->metadata().at("endpoint"), o.endpoint);
   if (row.transport == kOk) {
-    EXPECT_EQ(info->metadata().at("http_status"), std::to_string(row.http_status));
+    EXPECT_EQ(info->metadata().at("http_status"),
+              std::to_string(row.http_status));
   } else {
     EXPECT_EQ(info->metadata().count("http_status"), 0u);
   }
   // Never blame the caller's credentials for the gateway's key.
   EXPECT_NE(status.code(), StatusCode::kUnauthenticated);
   EXPECT_NE(status.code(), StatusCode::kPermissionDenied);
-  EXPECT_EQ(GetRetryInfo(status).has_value(), row.want_code == StatusCode::kResourceExhausted);
+  EXPECT_EQ(GetRetryInfo(status).has_value(),
+            row.want_code == StatusCode::kResourceExhausted);
   if (!o.envelope_msg.empty()) {
     EXPECT_NE(status.message().find("msg from clink"), absl::string_view::npos);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, ErrorMappingTest, testing::ValuesIn(kRows),
-                         [](const testing::TestParamInfo<Row>& info) { return info.param.name; });
+                         [](const testing::TestParamInfo<Row>& info) {
+                           return info.param.name;
+                         });
 
 TEST(ErrorMappingTest, UnknownPostOutcomeSaysSo) {
   UpstreamOutcome o;
@@ -151,7 +170,8 @@ TEST(ErrorMappingTest, UnknownPostOutcomeSaysSo) {
   o.transport_status = absl::DeadlineExceededError("timed out");
   o.delivery = Delivery::kUnknown;
   const absl::Status status = MapUpstreamOutcome(o);
-  EXPECT_NE(status.message().find("outcome unknown"), absl::string_view::npos) << status;
+  EXPECT_NE(status.message().find("outcome unknown"), absl::string_view::npos)
+      << status;
 }
 
 TEST(ErrorMappingTest, RetryAfterSecondsAndHttpDate) {
@@ -160,8 +180,10 @@ TEST(ErrorMappingTest, RetryAfterSecondsAndHttpDate) {
   EXPECT_EQ(ParseRetryAfter("", now), absl::Seconds(1));
   EXPECT_EQ(ParseRetryAfter("soon", now), absl::Seconds(1));
   // 1700000000 is Tue, 14 Nov 2023 22:13:20 GMT.
-  EXPECT_EQ(ParseRetryAfter("Tue, 14 Nov 2023 22:13:50 GMT", now), absl::Seconds(30));
-  EXPECT_EQ(ParseRetryAfter("Tue, 14 Nov 2023 22:00:00 GMT", now), absl::ZeroDuration());
+  EXPECT_EQ(ParseRetryAfter("Tue, 14 Nov 2023 22:13:50 GMT", now),
+            absl::Seconds(30));
+  EXPECT_EQ(ParseRetryAfter("Tue, 14 Nov 2023 22:00:00 GMT", now),
+            absl::ZeroDuration());
 }
 
 TEST(ErrorMappingTest, RateLimitCarriesRetryAfterAsRetryInfo) {

@@ -33,7 +33,8 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 namespace {
 
 constexpr absl::string_view kTimestampType = "google.protobuf.Timestamp";
-// Numbers arrive as their exact text; iterative parsing keeps the stack bounded; no NaN/Inf.
+// Numbers arrive as their exact text; iterative parsing keeps the stack
+// bounded; no NaN/Inf.
 constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
                                  rapidjson::kParseNumbersAsStringsFlag |
                                  rapidjson::kParseValidateEncodingFlag;
@@ -69,7 +70,8 @@ http::Method ToHttpMethod(v1::HttpMethod method) {
 void AppendPercentEncoded(absl::string_view value, std::string* out) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (const unsigned char c : value) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' ||
+        c == '~') {
       out->push_back(static_cast<char>(c));
     } else {
       out->push_back('%');
@@ -85,7 +87,8 @@ size_t Utf8Length(absl::string_view s) {
   return n;
 }
 
-// Timestamp <-> absl::Time through reflection, so any generated Timestamp class works.
+// Timestamp <-> absl::Time through reflection, so any generated Timestamp class
+// works.
 absl::Time ReadTimestamp(const Message& ts) {
   const Descriptor* d = ts.GetDescriptor();
   const Reflection* r = ts.GetReflection();
@@ -99,7 +102,8 @@ void WriteTimestamp(absl::Time t, Message* ts) {
   const int64_t seconds = absl::ToUnixSeconds(t);
   r->SetInt64(ts, d->FindFieldByName("seconds"), seconds);
   r->SetInt32(ts, d->FindFieldByName("nanos"),
-              static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
+              static_cast<int32_t>(absl::ToInt64Nanoseconds(
+                  t - absl::FromUnixSeconds(seconds))));
 }
 
 std::string FormatTimestamp(absl::Time t, v1::ValueEncoding encoding) {
@@ -113,18 +117,25 @@ std::string FormatTimestamp(absl::Time t, v1::ValueEncoding encoding) {
   }
 }
 
-bool ParseTimestamp(absl::string_view text, v1::ValueEncoding encoding, absl::Time* out) {
-  if (encoding == v1::VALUE_ENCODING_UNIX_MILLIS || encoding == v1::VALUE_ENCODING_UNIX_SECONDS) {
+bool ParseTimestamp(absl::string_view text, v1::ValueEncoding encoding,
+                    absl::Time* out) {
+  if (encoding == v1::VALUE_ENCODING_UNIX_MILLIS ||
+      encoding == v1::VALUE_ENCODING_UNIX_SECONDS) {
     int64_t value = 0;
     if (!absl::SimpleAtoi(text, &value)) return false;
-    *out = encoding == v1::VALUE_ENCODING_UNIX_MILLIS ? absl::FromUnixMillis(value)
-                                                      : absl::FromUnixSeconds(value);
+    *out = encoding == v1::VALUE_ENCODING_UNIX_MILLIS
+               ? absl::FromUnixMillis(value)
+               : absl::FromUnixSeconds(value);
     return true;
   }
-  // ISO-8601: with an offset or 'Z', or without one (then UTC), 'T' or ' ' between date and time.
+  // ISO-8601: with an offset or 'Z', or without one (then UTC), 'T' or ' '
+  // between date and time.
   static constexpr const char* kFormats[] = {
-      "%Y-%m-%d%ET%H:%M:%E*S%Ez", "%Y-%m-%d%ET%H:%M:%E*S", "%Y-%m-%d %H:%M:%E*S%Ez",
-      "%Y-%m-%d %H:%M:%E*S",      "%Y-%m-%d",
+      "%Y-%m-%d%ET%H:%M:%E*S%Ez",
+      "%Y-%m-%d%ET%H:%M:%E*S",
+      "%Y-%m-%d %H:%M:%E*S%Ez",
+      "%Y-%m-%d %H:%M:%E*S",
+      "%Y-%m-%d",
   };
   const std::string s(text);
   for (const char* format : kFormats) {
@@ -134,10 +145,11 @@ bool ParseTimestamp(absl::string_view text, v1::ValueEncoding encoding, absl::Ti
   return false;
 }
 
-// A JSON scalar rendered as text (strings as-is, numbers as their digits thanks to
-// kParseNumbersAsStringsFlag), or the serialized JSON of anything else.
+// A JSON scalar rendered as text (strings as-is, numbers as their digits thanks
+// to kParseNumbersAsStringsFlag), or the serialized JSON of anything else.
 std::string JsonText(const rapidjson::Value& value) {
-  if (value.IsString()) return std::string(value.GetString(), value.GetStringLength());
+  if (value.IsString())
+    return std::string(value.GetString(), value.GetStringLength());
   rapidjson::StringBuffer buffer;
   JsonWriter writer(buffer);
   value.Accept(writer);
@@ -153,7 +165,8 @@ class RestCodec::Impl {
  public:
   explicit Impl(const RestCodec& codec) : codec_(codec) {}
 
-  // --- validation -----------------------------------------------------------------------------
+  // --- validation
+  // -----------------------------------------------------------------------------
 
   void ValidateMessage(const Message& message, const std::string& prefix,
                        std::vector<FieldViolation>* out) const {
@@ -162,7 +175,8 @@ class RestCodec::Impl {
     for (int i = 0; i < d->field_count(); ++i) {
       const FieldDescriptor* f = d->field(i);
       const v1::FieldRule& rule = RuleOf(*f);
-      const std::string path = prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
+      const std::string path =
+          prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
       if (f->is_repeated()) {
         const int n = r->FieldSize(message, f);
         if (rule.required() && n == 0) out->push_back({path, "is required"});
@@ -175,18 +189,21 @@ class RestCodec::Impl {
                      r->GetRepeatedEnumValue(message, f, k) == 0) {
             out->push_back({item, "must not be UNSPECIFIED"});
           } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-            ValidateString(r->GetRepeatedString(message, f, k), rule, item, out);
+            ValidateString(r->GetRepeatedString(message, f, k), rule, item,
+                           out);
           }
         }
         continue;
       }
-      const bool set = f->has_presence() ? r->HasField(message, f) : IsNonDefault(message, *f);
+      const bool set = f->has_presence() ? r->HasField(message, f)
+                                         : IsNonDefault(message, *f);
       if (!set) {
         if (rule.required()) out->push_back({path, "is required"});
         continue;
       }
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-        if (!IsTimestamp(*f)) ValidateMessage(r->GetMessage(message, f), path, out);
+        if (!IsTimestamp(*f))
+          ValidateMessage(r->GetMessage(message, f), path, out);
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
         ValidateString(r->GetString(message, f), rule, path, out);
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_INT32 ||
@@ -195,19 +212,23 @@ class RestCodec::Impl {
                               ? r->GetInt32(message, f)
                               : r->GetInt64(message, f);
         if (rule.has_min_int() && v < rule.min_int()) {
-          out->push_back({path, absl::StrCat("must be at least ", rule.min_int())});
+          out->push_back(
+              {path, absl::StrCat("must be at least ", rule.min_int())});
         }
         if (rule.has_max_int() && v > rule.max_int()) {
-          out->push_back({path, absl::StrCat("must be at most ", rule.max_int())});
+          out->push_back(
+              {path, absl::StrCat("must be at most ", rule.max_int())});
         }
       }
     }
   }
 
-  // --- encoding -------------------------------------------------------------------------------
+  // --- encoding
+  // -------------------------------------------------------------------------------
 
-  void WriteMessage(const Message& message, JsonWriter& w,
-                    const absl::flat_hash_set<const FieldDescriptor*>* skip) const {
+  void WriteMessage(
+      const Message& message, JsonWriter& w,
+      const absl::flat_hash_set<const FieldDescriptor*>* skip) const {
     const Reflection* r = message.GetReflection();
     std::vector<const FieldDescriptor*> fields;
     r->ListFields(message, &fields);
@@ -216,14 +237,17 @@ class RestCodec::Impl {
       if (skip != nullptr && skip->contains(f)) continue;
       if (!f->is_repeated() && f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
           r->GetEnumValue(message, f) == 0) {
-        continue;  // An explicitly set UNSPECIFIED (proto3 optional) still means "not set".
+        continue;  // An explicitly set UNSPECIFIED (proto3 optional) still
+                   // means "not set".
       }
-      w.Key(f->json_name().c_str(), static_cast<rapidjson::SizeType>(f->json_name().size()));
+      w.Key(f->json_name().c_str(),
+            static_cast<rapidjson::SizeType>(f->json_name().size()));
       if (f->is_map()) {
         WriteMap(message, *f, w);
       } else if (f->is_repeated()) {
         w.StartArray();
-        for (int k = 0; k < r->FieldSize(message, f); ++k) WriteValue(message, *f, k, w);
+        for (int k = 0; k < r->FieldSize(message, f); ++k)
+          WriteValue(message, *f, k, w);
         w.EndArray();
       } else {
         WriteValue(message, *f, -1, w);
@@ -232,29 +256,39 @@ class RestCodec::Impl {
     w.EndObject();
   }
 
-  // The text of a scalar field value for a query string or path ("19.99", "CARD", "true").
-  std::string ScalarText(const Message& m, const FieldDescriptor& f, int index) const {
+  // The text of a scalar field value for a query string or path ("19.99",
+  // "CARD", "true").
+  std::string ScalarText(const Message& m, const FieldDescriptor& f,
+                         int index) const {
     const Reflection* r = m.GetReflection();
     const bool rep = index >= 0;
     switch (f.cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING:
         return rep ? r->GetRepeatedString(m, &f, index) : r->GetString(m, &f);
       case FieldDescriptor::CPPTYPE_INT32:
-        return absl::StrCat(rep ? r->GetRepeatedInt32(m, &f, index) : r->GetInt32(m, &f));
+        return absl::StrCat(rep ? r->GetRepeatedInt32(m, &f, index)
+                                : r->GetInt32(m, &f));
       case FieldDescriptor::CPPTYPE_INT64:
-        return absl::StrCat(rep ? r->GetRepeatedInt64(m, &f, index) : r->GetInt64(m, &f));
+        return absl::StrCat(rep ? r->GetRepeatedInt64(m, &f, index)
+                                : r->GetInt64(m, &f));
       case FieldDescriptor::CPPTYPE_UINT32:
-        return absl::StrCat(rep ? r->GetRepeatedUInt32(m, &f, index) : r->GetUInt32(m, &f));
+        return absl::StrCat(rep ? r->GetRepeatedUInt32(m, &f, index)
+                                : r->GetUInt32(m, &f));
       case FieldDescriptor::CPPTYPE_UINT64:
-        return absl::StrCat(rep ? r->GetRepeatedUInt64(m, &f, index) : r->GetUInt64(m, &f));
+        return absl::StrCat(rep ? r->GetRepeatedUInt64(m, &f, index)
+                                : r->GetUInt64(m, &f));
       case FieldDescriptor::CPPTYPE_BOOL:
-        return (rep ? r->GetRepeatedBool(m, &f, index) : r->GetBool(m, &f)) ? "true" : "false";
+        return (rep ? r->GetRepeatedBool(m, &f, index) : r->GetBool(m, &f))
+                   ? "true"
+                   : "false";
       case FieldDescriptor::CPPTYPE_ENUM:
-        return WireValue(rep ? r->GetRepeatedEnum(m, &f, index) : r->GetEnum(m, &f));
+        return WireValue(rep ? r->GetRepeatedEnum(m, &f, index)
+                             : r->GetEnum(m, &f));
       case FieldDescriptor::CPPTYPE_MESSAGE:
         if (IsTimestamp(f)) {
           return FormatTimestamp(
-              ReadTimestamp(rep ? r->GetRepeatedMessage(m, &f, index) : r->GetMessage(m, &f)),
+              ReadTimestamp(rep ? r->GetRepeatedMessage(m, &f, index)
+                                : r->GetMessage(m, &f)),
               RuleOf(f).encoding());
         }
         return std::string();
@@ -263,10 +297,11 @@ class RestCodec::Impl {
     }
   }
 
-  // --- decoding -------------------------------------------------------------------------------
+  // --- decoding
+  // -------------------------------------------------------------------------------
 
-  void DecodeObject(const rapidjson::Value& object, Message* message, const std::string& path,
-                    DecodeStats* stats) const {
+  void DecodeObject(const rapidjson::Value& object, Message* message,
+                    const std::string& path, DecodeStats* stats) const {
     const Descriptor* d = message->GetDescriptor();
     const auto index_it = codec_.fields_.find(d);
     for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
@@ -276,13 +311,15 @@ class RestCodec::Impl {
         const auto found = index_it->second.find(key);
         if (found != index_it->second.end()) f = found->second;
       }
-      const std::string member_path = path.empty() ? key : absl::StrCat(path, ".", key);
+      const std::string member_path =
+          path.empty() ? key : absl::StrCat(path, ".", key);
       if (f == nullptr) {
         Unknown(member_path, stats);
         continue;
       }
       if (it->value.IsNull()) continue;
-      if (!DecodeField(it->value, *f, message, member_path, stats)) Unknown(member_path, stats);
+      if (!DecodeField(it->value, *f, message, member_path, stats))
+        Unknown(member_path, stats);
     }
   }
 
@@ -309,21 +346,26 @@ class RestCodec::Impl {
     }
   }
 
-  static void ValidateString(const std::string& value, const v1::FieldRule& rule,
-                             const std::string& path, std::vector<FieldViolation>* out) {
+  static void ValidateString(const std::string& value,
+                             const v1::FieldRule& rule, const std::string& path,
+                             std::vector<FieldViolation>* out) {
     if (rule.max_length() > 0 && Utf8Length(value) > rule.max_length()) {
-      out->push_back({path, absl::StrCat("must be at most ", rule.max_length(), " characters")});
+      out->push_back({path, absl::StrCat("must be at most ", rule.max_length(),
+                                         " characters")});
     }
     if (rule.encoding() != v1::VALUE_ENCODING_DECIMAL) return;
     if (!IsValidDecimal(value)) {
-      out->push_back({path, "must be a decimal amount in major units, like \"19.99\""});
+      out->push_back(
+          {path, "must be a decimal amount in major units, like \"19.99\""});
       return;
     }
     if (rule.positive() && !IsPositiveDecimal(value)) {
       out->push_back({path, "must be greater than 0"});
     }
-    if (!rule.min_decimal().empty() && CompareDecimals(value, rule.min_decimal()) < 0) {
-      out->push_back({path, absl::StrCat("must be at least ", rule.min_decimal())});
+    if (!rule.min_decimal().empty() &&
+        CompareDecimals(value, rule.min_decimal()) < 0) {
+      out->push_back(
+          {path, absl::StrCat("must be at least ", rule.min_decimal())});
     }
   }
 
@@ -332,14 +374,17 @@ class RestCodec::Impl {
     return wire.empty() ? value->name() : wire;
   }
 
-  void WriteValue(const Message& m, const FieldDescriptor& f, int index, JsonWriter& w) const {
+  void WriteValue(const Message& m, const FieldDescriptor& f, int index,
+                  JsonWriter& w) const {
     const Reflection* r = m.GetReflection();
     const bool rep = index >= 0;
     switch (f.cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING: {
-        const std::string& s = rep ? r->GetRepeatedString(m, &f, index) : r->GetString(m, &f);
+        const std::string& s =
+            rep ? r->GetRepeatedString(m, &f, index) : r->GetString(m, &f);
         if (IsDecimal(f)) {
-          // Validated: plain digits, so exactly these characters form a JSON number.
+          // Validated: plain digits, so exactly these characters form a JSON
+          // number.
           w.RawValue(s.data(), s.size(), rapidjson::kNumberType);
         } else {
           w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
@@ -358,7 +403,8 @@ class RestCodec::Impl {
         w.Bool(rep ? r->GetRepeatedBool(m, &f, index) : r->GetBool(m, &f));
         return;
       case FieldDescriptor::CPPTYPE_ENUM: {
-        const EnumValueDescriptor* v = rep ? r->GetRepeatedEnum(m, &f, index) : r->GetEnum(m, &f);
+        const EnumValueDescriptor* v =
+            rep ? r->GetRepeatedEnum(m, &f, index) : r->GetEnum(m, &f);
         const std::string wire = WireValue(v);
         if (v->type()->options().GetExtension(v1::numeric_wire)) {
           w.RawValue(wire.data(), wire.size(), rapidjson::kNumberType);
@@ -368,11 +414,14 @@ class RestCodec::Impl {
         return;
       }
       case FieldDescriptor::CPPTYPE_MESSAGE: {
-        const Message& sub = rep ? r->GetRepeatedMessage(m, &f, index) : r->GetMessage(m, &f);
+        const Message& sub =
+            rep ? r->GetRepeatedMessage(m, &f, index) : r->GetMessage(m, &f);
         if (IsTimestamp(f)) {
-          const std::string text = FormatTimestamp(ReadTimestamp(sub), RuleOf(f).encoding());
+          const std::string text =
+              FormatTimestamp(ReadTimestamp(sub), RuleOf(f).encoding());
           if (RuleOf(f).encoding() == v1::VALUE_ENCODING_ISO8601) {
-            w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+            w.String(text.data(),
+                     static_cast<rapidjson::SizeType>(text.size()));
           } else {
             w.RawValue(text.data(), text.size(), rapidjson::kNumberType);
           }
@@ -387,14 +436,16 @@ class RestCodec::Impl {
     }
   }
 
-  void WriteMap(const Message& m, const FieldDescriptor& f, JsonWriter& w) const {
+  void WriteMap(const Message& m, const FieldDescriptor& f,
+                JsonWriter& w) const {
     const Reflection* r = m.GetReflection();
     const FieldDescriptor* key_field = f.message_type()->map_key();
     const FieldDescriptor* value_field = f.message_type()->map_value();
     w.StartObject();
     for (int k = 0; k < r->FieldSize(m, &f); ++k) {
       const Message& entry = r->GetRepeatedMessage(m, &f, k);
-      const std::string key = entry.GetReflection()->GetString(entry, key_field);
+      const std::string key =
+          entry.GetReflection()->GetString(entry, key_field);
       w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
       WriteValue(entry, *value_field, -1, w);
     }
@@ -408,10 +459,11 @@ class RestCodec::Impl {
     }
   }
 
-  // Decodes one JSON member into field `f` of `message`. False when the value does not fit the
-  // field (type drift); the caller counts it and carries on.
-  bool DecodeField(const rapidjson::Value& value, const FieldDescriptor& f, Message* message,
-                   const std::string& path, DecodeStats* stats) const {
+  // Decodes one JSON member into field `f` of `message`. False when the value
+  // does not fit the field (type drift); the caller counts it and carries on.
+  bool DecodeField(const rapidjson::Value& value, const FieldDescriptor& f,
+                   Message* message, const std::string& path,
+                   DecodeStats* stats) const {
     const Reflection* r = message->GetReflection();
     if (f.is_map()) return DecodeMap(value, f, message, path, stats);
     if (f.is_repeated()) {
@@ -429,8 +481,9 @@ class RestCodec::Impl {
         if (IsTimestamp(f)) {
           absl::Time t;
           if (!value.IsString() ||
-              !ParseTimestamp(absl::string_view(value.GetString(), value.GetStringLength()),
-                              RuleOf(f).encoding(), &t)) {
+              !ParseTimestamp(
+                  absl::string_view(value.GetString(), value.GetStringLength()),
+                  RuleOf(f).encoding(), &t)) {
             return false;
           }
           WriteTimestamp(t, r->MutableMessage(message, &f));
@@ -448,15 +501,17 @@ class RestCodec::Impl {
     }
   }
 
-  bool AddValue(const rapidjson::Value& value, const FieldDescriptor& f, Message* message,
-                const std::string& path, DecodeStats* stats) const {
+  bool AddValue(const rapidjson::Value& value, const FieldDescriptor& f,
+                Message* message, const std::string& path,
+                DecodeStats* stats) const {
     const Reflection* r = message->GetReflection();
     if (f.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       if (IsTimestamp(f)) {
         absl::Time t;
         if (!value.IsString() ||
-            !ParseTimestamp(absl::string_view(value.GetString(), value.GetStringLength()),
-                            RuleOf(f).encoding(), &t)) {
+            !ParseTimestamp(
+                absl::string_view(value.GetString(), value.GetStringLength()),
+                RuleOf(f).encoding(), &t)) {
           return false;
         }
         WriteTimestamp(t, r->AddMessage(message, &f));
@@ -471,14 +526,17 @@ class RestCodec::Impl {
     return SetScalar(text, f, message, /*repeated=*/1);
   }
 
-  // Map fields: a JSON object, or (Clink's refund metadata) a string holding a JSON object.
-  bool DecodeMap(const rapidjson::Value& value, const FieldDescriptor& f, Message* message,
-                 const std::string& path, DecodeStats* stats) const {
+  // Map fields: a JSON object, or (Clink's refund metadata) a string holding a
+  // JSON object.
+  bool DecodeMap(const rapidjson::Value& value, const FieldDescriptor& f,
+                 Message* message, const std::string& path,
+                 DecodeStats* stats) const {
     rapidjson::Document inner;
     const rapidjson::Value* object = &value;
     if (value.IsString()) {
       if (value.GetStringLength() == 0) return true;
-      if (inner.Parse<kParseFlags>(value.GetString(), value.GetStringLength()).HasParseError() ||
+      if (inner.Parse<kParseFlags>(value.GetString(), value.GetStringLength())
+              .HasParseError() ||
           !inner.IsObject()) {
         return false;
       }
@@ -496,8 +554,10 @@ class RestCodec::Impl {
       entry->GetReflection()->SetString(entry, key_field, key);
       bool ok;
       if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-        // Clink says metadata values are strings; keep any other JSON value as its JSON text.
-        entry->GetReflection()->SetString(entry, value_field, JsonText(it->value));
+        // Clink says metadata values are strings; keep any other JSON value as
+        // its JSON text.
+        entry->GetReflection()->SetString(entry, value_field,
+                                          JsonText(it->value));
         ok = true;
       } else {
         ok = DecodeField(it->value, *value_field, entry, item, stats);
@@ -510,10 +570,10 @@ class RestCodec::Impl {
     return true;
   }
 
-  // The text of a JSON scalar destined for a non-message field; false when the JSON type does
-  // not fit (an object for a string, a string for a bool, ...).
-  static bool ScalarFromJson(const rapidjson::Value& value, const FieldDescriptor& f,
-                             std::string* text) {
+  // The text of a JSON scalar destined for a non-message field; false when the
+  // JSON type does not fit (an object for a string, a string for a bool, ...).
+  static bool ScalarFromJson(const rapidjson::Value& value,
+                             const FieldDescriptor& f, std::string* text) {
     if (f.cpp_type() == FieldDescriptor::CPPTYPE_BOOL) {
       if (value.IsBool()) {
         *text = value.GetBool() ? "true" : "false";
@@ -523,13 +583,15 @@ class RestCodec::Impl {
       *text = std::string(value.GetString(), value.GetStringLength());
       return *text == "true" || *text == "false";
     }
-    if (!value.IsString()) return false;  // Numbers are strings here (kParseNumbersAsStrings).
+    if (!value.IsString())
+      return false;  // Numbers are strings here (kParseNumbersAsStrings).
     *text = std::string(value.GetString(), value.GetStringLength());
     return true;
   }
 
   // Sets (index < 0) or appends (index >= 0) a scalar parsed from its text.
-  bool SetScalar(const std::string& text, const FieldDescriptor& f, Message* m, int index) const {
+  bool SetScalar(const std::string& text, const FieldDescriptor& f, Message* m,
+                 int index) const {
     const Reflection* r = m->GetReflection();
     const bool add = index >= 0;
     switch (f.cpp_type()) {
@@ -562,14 +624,17 @@ class RestCodec::Impl {
         return true;
       }
       case FieldDescriptor::CPPTYPE_BOOL:
-        add ? r->AddBool(m, &f, text == "true") : r->SetBool(m, &f, text == "true");
+        add ? r->AddBool(m, &f, text == "true")
+            : r->SetBool(m, &f, text == "true");
         return true;
       case FieldDescriptor::CPPTYPE_ENUM: {
         const auto enum_it = codec_.enums_.find(f.enum_type());
         if (enum_it == codec_.enums_.end()) return false;
         const auto value_it = enum_it->second.find(text);
-        if (value_it == enum_it->second.end()) return false;  // Unknown to this gateway version.
-        add ? r->AddEnum(m, &f, value_it->second) : r->SetEnum(m, &f, value_it->second);
+        if (value_it == enum_it->second.end())
+          return false;  // Unknown to this gateway version.
+        add ? r->AddEnum(m, &f, value_it->second)
+            : r->SetEnum(m, &f, value_it->second);
         return true;
       }
       default:
@@ -586,11 +651,14 @@ class RestCodec::Impl {
 namespace {
 
 absl::Status ProtoBug(absl::string_view where, absl::string_view what) {
-  return absl::FailedPreconditionError(absl::StrCat("REST mapping of ", where, ": ", what));
+  return absl::FailedPreconditionError(
+      absl::StrCat("REST mapping of ", where, ": ", what));
 }
 
-absl::Status CompilePath(const MethodDescriptor& m, const std::string& path, RestMethod* out) {
-  if (path.empty() || path.front() != '/') return ProtoBug(m.full_name(), "path must start with /");
+absl::Status CompilePath(const MethodDescriptor& m, const std::string& path,
+                         RestMethod* out) {
+  if (path.empty() || path.front() != '/')
+    return ProtoBug(m.full_name(), "path must start with /");
   size_t pos = 0;
   while (pos < path.size()) {
     const size_t open = path.find('{', pos);
@@ -599,13 +667,17 @@ absl::Status CompilePath(const MethodDescriptor& m, const std::string& path, Res
       break;
     }
     const size_t close = path.find('}', open);
-    if (close == std::string::npos) return ProtoBug(m.full_name(), "unclosed { in path");
-    if (open > pos) out->path.push_back({path.substr(pos, open - pos), nullptr});
+    if (close == std::string::npos)
+      return ProtoBug(m.full_name(), "unclosed { in path");
+    if (open > pos)
+      out->path.push_back({path.substr(pos, open - pos), nullptr});
     const std::string name = path.substr(open + 1, close - open - 1);
     const FieldDescriptor* f = m.input_type()->FindFieldByName(name);
-    if (f == nullptr || f->is_repeated() || f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
-      return ProtoBug(m.full_name(), absl::StrCat("path variable {", name,
-                                                  "} must name a singular string field"));
+    if (f == nullptr || f->is_repeated() ||
+        f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+      return ProtoBug(m.full_name(),
+                      absl::StrCat("path variable {", name,
+                                   "} must name a singular string field"));
     }
     out->path.push_back({std::string(), f});
     pos = close + 1;
@@ -624,7 +696,8 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
     for (int i = 0; i < service->method_count(); ++i) {
       const MethodDescriptor* m = service->method(i);
       if (!m->options().HasExtension(v1::rest)) {
-        return ProtoBug(m->full_name(), "missing (clink.gateway.v1.rest) option");
+        return ProtoBug(m->full_name(),
+                        "missing (clink.gateway.v1.rest) option");
       }
       const v1::RestRule& rule = m->options().GetExtension(v1::rest);
       auto rest = std::make_unique<RestMethod>();
@@ -634,24 +707,31 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       }
       rest->http_method = ToHttpMethod(rule.method());
       GATEWAY_RETURN_IF_ERROR(CompilePath(*m, rule.path(), rest.get()));
-      rest->endpoint = absl::StrCat(http::MethodName(rest->http_method), " ", rule.path());
-      rest->shape = rule.response_shape() == v1::RESPONSE_SHAPE_LIST ? v1::RESPONSE_SHAPE_LIST
-                                                                      : v1::RESPONSE_SHAPE_OBJECT;
+      rest->endpoint =
+          absl::StrCat(http::MethodName(rest->http_method), " ", rule.path());
+      rest->shape = rule.response_shape() == v1::RESPONSE_SHAPE_LIST
+                        ? v1::RESPONSE_SHAPE_LIST
+                        : v1::RESPONSE_SHAPE_OBJECT;
       rest->idempotent_upstream = rule.idempotent_upstream();
       const Descriptor* out = m->output_type();
       if (!rule.response_body().empty()) {
         rest->response_body = out->FindFieldByName(rule.response_body());
         if (rest->response_body == nullptr ||
-            rest->response_body->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
-          return ProtoBug(m->full_name(), "response_body must name a message field");
+            rest->response_body->cpp_type() !=
+                FieldDescriptor::CPPTYPE_MESSAGE) {
+          return ProtoBug(m->full_name(),
+                          "response_body must name a message field");
         }
       }
       if (rest->shape == v1::RESPONSE_SHAPE_LIST) {
-        if (rest->response_body == nullptr || !rest->response_body->is_repeated()) {
-          return ProtoBug(m->full_name(), "a LIST response_body must name a repeated field");
+        if (rest->response_body == nullptr ||
+            !rest->response_body->is_repeated()) {
+          return ProtoBug(m->full_name(),
+                          "a LIST response_body must name a repeated field");
         }
         rest->total = out->FindFieldByName("total");
-        if (rest->total != nullptr && rest->total->cpp_type() != FieldDescriptor::CPPTYPE_INT64) {
+        if (rest->total != nullptr &&
+            rest->total->cpp_type() != FieldDescriptor::CPPTYPE_INT64) {
           return ProtoBug(m->full_name(), "total must be int64");
         }
       }
@@ -660,8 +740,11 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
         const Descriptor* in = m->input_type();
         for (int k = 0; k < in->field_count(); ++k) {
           const FieldDescriptor* f = in->field(k);
-          if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !IsTimestamp(*f)) {
-            return ProtoBug(m->full_name(), absl::StrCat(f->name(), ": GET fields must be scalars"));
+          if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+              !IsTimestamp(*f)) {
+            return ProtoBug(
+                m->full_name(),
+                absl::StrCat(f->name(), ": GET fields must be scalars"));
           }
         }
       }
@@ -672,26 +755,33 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
     }
   }
 
-  // Index and check every message and enum reachable from requests and responses.
+  // Index and check every message and enum reachable from requests and
+  // responses.
   while (!pending.empty()) {
     const Descriptor* d = pending.back();
     pending.pop_back();
-    if (codec->fields_.contains(d) || d->full_name() == kTimestampType) continue;
+    if (codec->fields_.contains(d) || d->full_name() == kTimestampType)
+      continue;
     FieldIndex& index = codec->fields_[d];
     for (int i = 0; i < d->field_count(); ++i) {
       const FieldDescriptor* f = d->field(i);
       const v1::FieldRule& rule = RuleOf(*f);
       index[f->json_name()] = f;
-      index.emplace(f->name(), f);  // snake_case spelling, seen in a few Clink examples.
+      index.emplace(f->name(),
+                    f);  // snake_case spelling, seen in a few Clink examples.
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_FLOAT ||
           f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
-        return ProtoBug(f->full_name(), "floating-point fields are not allowed; use a DECIMAL string");
+        return ProtoBug(
+            f->full_name(),
+            "floating-point fields are not allowed; use a DECIMAL string");
       }
-      const bool time_encoding = rule.encoding() == v1::VALUE_ENCODING_UNIX_MILLIS ||
-                                 rule.encoding() == v1::VALUE_ENCODING_UNIX_SECONDS ||
-                                 rule.encoding() == v1::VALUE_ENCODING_ISO8601;
+      const bool time_encoding =
+          rule.encoding() == v1::VALUE_ENCODING_UNIX_MILLIS ||
+          rule.encoding() == v1::VALUE_ENCODING_UNIX_SECONDS ||
+          rule.encoding() == v1::VALUE_ENCODING_ISO8601;
       if (IsTimestamp(*f) != time_encoding) {
-        return ProtoBug(f->full_name(), "Timestamp fields need a time encoding, and only they");
+        return ProtoBug(f->full_name(),
+                        "Timestamp fields need a time encoding, and only they");
       }
       if (rule.encoding() == v1::VALUE_ENCODING_DECIMAL &&
           f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
@@ -700,8 +790,8 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       if (!rule.min_decimal().empty() && !IsValidDecimal(rule.min_decimal())) {
         return ProtoBug(f->full_name(), "min_decimal is not a decimal");
       }
-      if (f->is_map() &&
-          f->message_type()->map_key()->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+      if (f->is_map() && f->message_type()->map_key()->cpp_type() !=
+                             FieldDescriptor::CPPTYPE_STRING) {
         return ProtoBug(f->full_name(), "map keys must be strings");
       }
       if (f->is_map()) {
@@ -712,14 +802,16 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
         pending.push_back(f->message_type());
       }
-      if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM && !codec->enums_.contains(f->enum_type())) {
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
+          !codec->enums_.contains(f->enum_type())) {
         const EnumDescriptor* e = f->enum_type();
         EnumIndex& values = codec->enums_[e];
         for (int k = 0; k < e->value_count(); ++k) {
           const EnumValueDescriptor* v = e->value(k);
           const std::string& wire = v->options().GetExtension(v1::wire_value);
           if (v->number() == 0) continue;
-          if (wire.empty()) return ProtoBug(v->full_name(), "enum value needs a wire_value");
+          if (wire.empty())
+            return ProtoBug(v->full_name(), "enum value needs a wire_value");
           if (!values.emplace(wire, v).second) {
             return ProtoBug(v->full_name(), "duplicate wire_value");
           }
@@ -735,9 +827,11 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::CreateForServices(
   std::vector<const ServiceDescriptor*> services;
   for (const std::string& name : service_names) {
     const ServiceDescriptor* service =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            name);
     if (service == nullptr) {
-      return absl::NotFoundError(absl::StrCat("service ", name, " is not linked in"));
+      return absl::NotFoundError(
+          absl::StrCat("service ", name, " is not linked in"));
     }
     services.push_back(service);
   }
@@ -749,7 +843,8 @@ const RestMethod* RestCodec::Find(const MethodDescriptor& method) const {
   return it == by_method_.end() ? nullptr : it->second.get();
 }
 
-const RestMethod* RestCodec::FindByRequestType(const Descriptor& request_type) const {
+const RestMethod* RestCodec::FindByRequestType(
+    const Descriptor& request_type) const {
   const auto it = by_request_.find(&request_type);
   return it == by_request_.end() ? nullptr : it->second;
 }
@@ -761,13 +856,16 @@ std::vector<const RestMethod*> RestCodec::methods() const {
   return out;
 }
 
-absl::Status RestCodec::Validate(const RestMethod& method, const Message& request) const {
+absl::Status RestCodec::Validate(const RestMethod& method,
+                                 const Message& request) const {
   std::vector<FieldViolation> violations;
   Impl(*this).ValidateMessage(request, "", &violations);
   for (const PathSegment& segment : method.path) {
     if (segment.field == nullptr) continue;
-    // A path parameter is always required; report it once even when also marked required.
-    const std::string& value = request.GetReflection()->GetString(request, segment.field);
+    // A path parameter is always required; report it once even when also marked
+    // required.
+    const std::string& value =
+        request.GetReflection()->GetString(request, segment.field);
     if (value.empty() && !RuleOf(*segment.field).required()) {
       violations.push_back({segment.field->name(), "is required"});
     }
@@ -776,26 +874,30 @@ absl::Status RestCodec::Validate(const RestMethod& method, const Message& reques
   return InvalidArgumentWithViolations(violations);
 }
 
-absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(const RestMethod& method,
-                                                           const Message& request) const {
+absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
+    const RestMethod& method, const Message& request) const {
   const Impl impl(*this);
   http::HttpRequest out;
   out.method = method.http_method;
+  out.idempotent = !method.mutating() || method.idempotent_upstream;
   absl::flat_hash_set<const FieldDescriptor*> path_fields;
   for (const PathSegment& segment : method.path) {
     if (segment.field == nullptr) {
       out.path_and_query.append(segment.literal);
       continue;
     }
-    const std::string& value = request.GetReflection()->GetString(request, segment.field);
+    const std::string& value =
+        request.GetReflection()->GetString(request, segment.field);
     if (value.empty()) {
-      return InvalidArgumentWithViolations({{segment.field->name(), "is required"}});
+      return InvalidArgumentWithViolations(
+          {{segment.field->name(), "is required"}});
     }
     AppendPercentEncoded(value, &out.path_and_query);
     path_fields.insert(segment.field);
   }
 
-  if (method.http_method == http::Method::kGet || method.http_method == http::Method::kDelete) {
+  if (method.http_method == http::Method::kGet ||
+      method.http_method == http::Method::kDelete) {
     const Reflection* r = request.GetReflection();
     std::vector<const FieldDescriptor*> fields;
     r->ListFields(request, &fields);
@@ -813,8 +915,9 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(const RestMethod& met
         separator = '&';
         AppendPercentEncoded(f->json_name(), &out.path_and_query);
         out.path_and_query.push_back('=');
-        AppendPercentEncoded(impl.ScalarText(request, *f, f->is_repeated() ? k : -1),
-                             &out.path_and_query);
+        AppendPercentEncoded(
+            impl.ScalarText(request, *f, f->is_repeated() ? k : -1),
+            &out.path_and_query);
       }
     }
     return out;
@@ -823,19 +926,22 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(const RestMethod& met
   rapidjson::StringBuffer buffer;
   JsonWriter writer(buffer);
   impl.WriteMessage(request, writer, &path_fields);
-  // A body-less POST (e.g. QR-code refresh) still sends "{}": Clink expects JSON.
+  // A body-less POST (e.g. QR-code refresh) still sends "{}": Clink expects
+  // JSON.
   out.body.assign(buffer.GetString(), buffer.GetSize());
   return out;
 }
 
-absl::Status RestCodec::DecodeResponse(const RestMethod& method, absl::string_view body,
+absl::Status RestCodec::DecodeResponse(const RestMethod& method,
+                                       absl::string_view body,
                                        Message* response, Envelope* envelope,
                                        DecodeStats* stats) const {
   rapidjson::Document doc;
-  if (doc.Parse<kParseFlags>(body.data(), body.size()).HasParseError() || !doc.IsObject()) {
+  if (doc.Parse<kParseFlags>(body.data(), body.size()).HasParseError() ||
+      !doc.IsObject()) {
     return absl::InternalError(
-        absl::StrFormat("Clink response for %s is not a JSON object (%d bytes)", method.endpoint,
-                        body.size()));
+        absl::StrFormat("Clink response for %s is not a JSON object (%d bytes)",
+                        method.endpoint, body.size()));
   }
   *envelope = Envelope();
   const auto code_it = doc.FindMember("code");
@@ -845,35 +951,41 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method, absl::string_vi
         !absl::SimpleAtoi(absl::string_view(code_it->value.GetString(),
                                             code_it->value.GetStringLength()),
                           &envelope->code)) {
-      return absl::InternalError(
-          absl::StrCat("Clink response for ", method.endpoint, " has a non-integer code"));
+      return absl::InternalError(absl::StrCat(
+          "Clink response for ", method.endpoint, " has a non-integer code"));
     }
     const auto msg_it = doc.FindMember("msg");
     if (msg_it != doc.MemberEnd() && msg_it->value.IsString()) {
-      envelope->msg.assign(msg_it->value.GetString(), msg_it->value.GetStringLength());
+      envelope->msg.assign(msg_it->value.GetString(),
+                           msg_it->value.GetStringLength());
     }
-    if (envelope->code != 200) return absl::OkStatus();  // The caller maps the error.
+    if (envelope->code != 200)
+      return absl::OkStatus();  // The caller maps the error.
   }
 
   const Impl impl(*this);
   const Reflection* r = response->GetReflection();
   if (!envelope->has_code) {
-    // A bare resource with no envelope (seen in Clink's GET /product/{id} examples).
-    Message* target = method.response_body == nullptr || method.response_body->is_repeated()
-                          ? response
-                          : r->MutableMessage(response, method.response_body);
+    // A bare resource with no envelope (seen in Clink's GET /product/{id}
+    // examples).
+    Message* target =
+        method.response_body == nullptr || method.response_body->is_repeated()
+            ? response
+            : r->MutableMessage(response, method.response_body);
     impl.DecodeObject(doc, target, "", stats);
     return absl::OkStatus();
   }
 
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
-    const absl::string_view key(it->name.GetString(), it->name.GetStringLength());
+    const absl::string_view key(it->name.GetString(),
+                                it->name.GetStringLength());
     if (key == "code" || key == "msg") continue;
     const rapidjson::Value& value = it->value;
     if (method.shape == v1::RESPONSE_SHAPE_LIST && key == "rows") {
       if (value.IsNull()) continue;
       if (!value.IsArray()) {
-        return absl::InternalError(absl::StrCat("Clink list response for ", method.endpoint,
+        return absl::InternalError(absl::StrCat("Clink list response for ",
+                                                method.endpoint,
                                                 " has non-array rows"));
       }
       for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
@@ -881,20 +993,23 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method, absl::string_vi
           ++stats->unknown_fields;
           continue;
         }
-        impl.DecodeObject(value[k], r->AddMessage(response, method.response_body),
+        impl.DecodeObject(value[k],
+                          r->AddMessage(response, method.response_body),
                           absl::StrCat("rows[", k, "]"), stats);
       }
     } else if (method.shape == v1::RESPONSE_SHAPE_LIST && key == "total") {
       int64_t total = 0;
       if (method.total != nullptr && value.IsString() &&
-          absl::SimpleAtoi(absl::string_view(value.GetString(), value.GetStringLength()), &total)) {
+          absl::SimpleAtoi(
+              absl::string_view(value.GetString(), value.GetStringLength()),
+              &total)) {
         r->SetInt64(response, method.total, total);
       }
     } else if (method.shape == v1::RESPONSE_SHAPE_OBJECT && key == "data") {
       if (value.IsNull()) continue;
       if (!value.IsObject()) {
-        return absl::InternalError(
-            absl::StrCat("Clink response for ", method.endpoint, " has non-object data"));
+        return absl::InternalError(absl::StrCat(
+            "Clink response for ", method.endpoint, " has non-object data"));
       }
       Message* target = method.response_body == nullptr
                             ? response
@@ -902,13 +1017,15 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method, absl::string_vi
       impl.DecodeObject(value, target, "data", stats);
     } else {
       ++stats->unknown_fields;  // e.g. a requestId Clink may add to envelopes.
-      if (stats->unknown_examples.size() < 4) stats->unknown_examples.emplace_back(key);
+      if (stats->unknown_examples.size() < 4)
+        stats->unknown_examples.emplace_back(key);
     }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> RestCodec::MessageToClinkJson(const Message& message) const {
+absl::StatusOr<std::string> RestCodec::MessageToClinkJson(
+    const Message& message) const {
   rapidjson::StringBuffer buffer;
   JsonWriter writer(buffer);
   Impl(*this).WriteMessage(message, writer, nullptr);

@@ -1,14 +1,16 @@
-// The one generic, descriptor-driven translation between gateway RPCs and Clink's REST/JSON.
+// The one generic, descriptor-driven translation between gateway RPCs and
+// Clink's REST/JSON.
 //
 // Every RPC declares its Clink endpoint with the options in
-// proto/clink/gateway/v1/rest_options.proto (HTTP method, path template, envelope shape, field
-// encodings, validation rules, enum wire values). RestCodec reads those options once, at
-// startup, checks them, and from then on encodes any request and decodes any response by
-// protobuf reflection. There is no per-endpoint encode/decode code.
+// proto/clink/gateway/v1/rest_options.proto (HTTP method, path template,
+// envelope shape, field encodings, validation rules, enum wire values).
+// RestCodec reads those options once, at startup, checks them, and from then on
+// encodes any request and decodes any response by protobuf reflection. There is
+// no per-endpoint encode/decode code.
 //
-// Money: decimal fields are written to Clink as JSON numbers carrying exactly the caller's
-// digits, and read back with RapidJSON's numbers-as-strings mode: no value ever passes through
-// a double.
+// Money: decimal fields are written to Clink as JSON numbers carrying exactly
+// the caller's digits, and read back with RapidJSON's numbers-as-strings mode:
+// no value ever passes through a double.
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_REST_CODEC_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_REST_CODEC_H_
 
@@ -30,7 +32,8 @@ namespace clink_gateway::clink {
 
 namespace v1 = ::clink::gateway::v1;
 
-// One compiled path-template segment: literal text, or the request field substituted there.
+// One compiled path-template segment: literal text, or the request field
+// substituted there.
 struct PathSegment {
   std::string literal;
   const google::protobuf::FieldDescriptor* field = nullptr;
@@ -44,7 +47,8 @@ struct RestMethod {
   // "GET /checkout/session/{session_id}": a bounded label for logs and metrics.
   std::string endpoint;
   v1::ResponseShape shape = v1::RESPONSE_SHAPE_OBJECT;
-  // Receives the envelope payload; nullptr means the payload fills the whole response.
+  // Receives the envelope payload; nullptr means the payload fills the whole
+  // response.
   const google::protobuf::FieldDescriptor* response_body = nullptr;
   // LIST shape only: the response field that receives the envelope's `total`.
   const google::protobuf::FieldDescriptor* total = nullptr;
@@ -57,10 +61,12 @@ struct RestMethod {
 
 // What decoding found in a successful response besides the fields it filled.
 struct DecodeStats {
-  // JSON members with no matching proto field, or whose value did not fit the field (type
-  // drift, unknown enum string). Tolerated and counted: a sign of Clink API drift.
+  // JSON members with no matching proto field, or whose value did not fit the
+  // field (type drift, unknown enum string). Tolerated and counted: a sign of
+  // Clink API drift.
   int unknown_fields = 0;
-  // The first few of those, as JSON paths ("data.newField"), for a debug log line.
+  // The first few of those, as JSON paths ("data.newField"), for a debug log
+  // line.
   std::vector<std::string> unknown_examples;
 };
 
@@ -83,64 +89,83 @@ inline const std::vector<std::string>& GatewayServiceNames() {
 
 class RestCodec {
  public:
-  // Compiles the REST mapping of every method of `services`, checking the annotations: every
-  // method has a method and a path whose variables name non-repeated string request fields;
-  // response_body names a field; no float/double field anywhere; every Timestamp field has a
-  // time encoding; DECIMAL only on strings; every enum value but the zero one has a wire value.
-  // An error here is a bug in the protos, reported at startup.
+  // Compiles the REST mapping of every method of `services`, checking the
+  // annotations: every method has a method and a path whose variables name
+  // non-repeated string request fields; response_body names a field; no
+  // float/double field anywhere; every Timestamp field has a time encoding;
+  // DECIMAL only on strings; every enum value but the zero one has a wire
+  // value. An error here is a bug in the protos, reported at startup.
   static absl::StatusOr<std::unique_ptr<RestCodec>> Create(
       const std::vector<const google::protobuf::ServiceDescriptor*>& services);
 
-  // As Create, for the services named (full names, e.g. "clink.gateway.v1.CheckoutService")
-  // in the generated descriptor pool; NOT_FOUND when one is not linked into the binary.
+  // As Create, for the services named (full names, e.g.
+  // "clink.gateway.v1.CheckoutService") in the generated descriptor pool;
+  // NOT_FOUND when one is not linked into the binary.
   static absl::StatusOr<std::unique_ptr<RestCodec>> CreateForServices(
       const std::vector<std::string>& service_names);
 
-  // The mapping of `method`, or nullptr when it is not one of the compiled services.
-  const RestMethod* Find(const google::protobuf::MethodDescriptor& method) const;
-  // The mapping of the RPC whose request type is `request_type` (each RPC has its own).
-  const RestMethod* FindByRequestType(const google::protobuf::Descriptor& request_type) const;
+  // The mapping of `method`, or nullptr when it is not one of the compiled
+  // services.
+  const RestMethod* Find(
+      const google::protobuf::MethodDescriptor& method) const;
+  // The mapping of the RPC whose request type is `request_type` (each RPC has
+  // its own).
+  const RestMethod* FindByRequestType(
+      const google::protobuf::Descriptor& request_type) const;
   // Every compiled method.
   std::vector<const RestMethod*> methods() const;
 
-  // Checks the declarative rules (required, decimal syntax, positive, min_decimal, max_length,
-  // UNSPECIFIED enum values in lists) on `request` and every message nested in it. Returns
-  // INVALID_ARGUMENT naming each offending field ("price_data_list[1].unit_amount") in a
-  // google.rpc.BadRequest payload.
-  absl::Status Validate(const RestMethod& method, const google::protobuf::Message& request) const;
+  // Checks the declarative rules (required, decimal syntax, positive,
+  // min_decimal, max_length, UNSPECIFIED enum values in lists) on `request` and
+  // every message nested in it. Returns INVALID_ARGUMENT naming each offending
+  // field ("price_data_list[1].unit_amount") in a google.rpc.BadRequest
+  // payload.
+  absl::Status Validate(const RestMethod& method,
+                        const google::protobuf::Message& request) const;
 
-  // Builds the HTTP request: path parameters substituted and percent-encoded; for GET the
-  // other set fields become the query string, otherwise a JSON body. Assumes Validate passed
-  // (fails with INVALID_ARGUMENT otherwise, e.g. an empty path parameter).
-  absl::StatusOr<http::HttpRequest> EncodeRequest(const RestMethod& method,
-                                                  const google::protobuf::Message& request) const;
+  // Builds the HTTP request: path parameters substituted and percent-encoded;
+  // for GET the other set fields become the query string, otherwise a JSON
+  // body. Assumes Validate passed (fails with INVALID_ARGUMENT otherwise, e.g.
+  // an empty path parameter).
+  absl::StatusOr<http::HttpRequest> EncodeRequest(
+      const RestMethod& method, const google::protobuf::Message& request) const;
 
-  // Parses a response body into its envelope and, when `envelope.code == 200` (or there is no
-  // envelope), fills `response`. A body that is not a JSON object is INTERNAL; a JSON member the
-  // response has no field for is counted in `stats`, never an error.
+  // Parses a response body into its envelope and, when `envelope.code == 200`
+  // (or there is no envelope), fills `response`. A body that is not a JSON
+  // object is INTERNAL; a JSON member the response has no field for is counted
+  // in `stats`, never an error.
   absl::Status DecodeResponse(const RestMethod& method, absl::string_view body,
-                              google::protobuf::Message* response, Envelope* envelope,
-                              DecodeStats* stats) const;
+                              google::protobuf::Message* response,
+                              Envelope* envelope, DecodeStats* stats) const;
 
-  // Encodes any message to Clink-style JSON (used by tests and the emulator's goldens).
-  absl::StatusOr<std::string> MessageToClinkJson(const google::protobuf::Message& message) const;
+  // Encodes any message to Clink-style JSON (used by tests and the emulator's
+  // goldens).
+  absl::StatusOr<std::string> MessageToClinkJson(
+      const google::protobuf::Message& message) const;
 
  private:
   RestCodec() = default;
 
   class Impl;  // Reflection walkers over the indexes below (rest_codec.cc).
 
-  // Every message type reachable from a compiled request or response: Clink JSON key (and the
-  // proto field name, accepted too) to field.
-  using FieldIndex = absl::flat_hash_map<std::string, const google::protobuf::FieldDescriptor*>;
+  // Every message type reachable from a compiled request or response: Clink
+  // JSON key (and the proto field name, accepted too) to field.
+  using FieldIndex =
+      absl::flat_hash_map<std::string,
+                          const google::protobuf::FieldDescriptor*>;
   // Every enum reachable: Clink wire value to enum value.
-  using EnumIndex = absl::flat_hash_map<std::string, const google::protobuf::EnumValueDescriptor*>;
+  using EnumIndex =
+      absl::flat_hash_map<std::string,
+                          const google::protobuf::EnumValueDescriptor*>;
 
-  absl::flat_hash_map<const google::protobuf::MethodDescriptor*, std::unique_ptr<RestMethod>>
+  absl::flat_hash_map<const google::protobuf::MethodDescriptor*,
+                      std::unique_ptr<RestMethod>>
       by_method_;
-  absl::flat_hash_map<const google::protobuf::Descriptor*, const RestMethod*> by_request_;
+  absl::flat_hash_map<const google::protobuf::Descriptor*, const RestMethod*>
+      by_request_;
   absl::flat_hash_map<const google::protobuf::Descriptor*, FieldIndex> fields_;
-  absl::flat_hash_map<const google::protobuf::EnumDescriptor*, EnumIndex> enums_;
+  absl::flat_hash_map<const google::protobuf::EnumDescriptor*, EnumIndex>
+      enums_;
 };
 
 }  // namespace clink_gateway::clink

@@ -23,7 +23,8 @@ void RequireCustomer(const Request& r, Violations* out) {
   if (r.customer_id().empty() && r.customer_email().empty() &&
       r.reference_customer_id().empty()) {
     out->push_back({"customer_id",
-                    "one of customer_id, customer_email or reference_customer_id is required"});
+                    "one of customer_id, customer_email or "
+                    "reference_customer_id is required"});
   }
 }
 
@@ -34,16 +35,18 @@ void PriceNeedsProduct(const Request& r, Violations* out) {
   }
 }
 
-void AllowedMethod(int value, const MethodSet& allowed, const std::string& field,
-                   Violations* out) {
-  if (value != v1::PAYMENT_METHOD_TYPE_UNSPECIFIED && !allowed.contains(value)) {
+void AllowedMethod(int value, const MethodSet& allowed,
+                   const std::string& field, Violations* out) {
+  if (value != v1::PAYMENT_METHOD_TYPE_UNSPECIFIED &&
+      !allowed.contains(value)) {
     out->push_back({field, absl::StrCat(v1::PaymentMethodType_Name(value),
                                         " is not accepted by this endpoint")});
   }
 }
 
-void ScheduledPhases(const google::protobuf::RepeatedPtrField<v1::ScheduledPhase>& phases,
-                     Violations* out) {
+void ScheduledPhases(
+    const google::protobuf::RepeatedPtrField<v1::ScheduledPhase>& phases,
+    Violations* out) {
   for (int i = 0; i < phases.size(); ++i) {
     const v1::ScheduledPhase& p = phases[i];
     const std::string path = absl::StrCat("scheduled_phases[", i, "]");
@@ -51,12 +54,15 @@ void ScheduledPhases(const google::protobuf::RepeatedPtrField<v1::ScheduledPhase
       out->push_back({path + ".sequence", "must be strictly increasing"});
     }
     if (i > 0 && p.effective_cycle() <= phases[i - 1].effective_cycle()) {
-      out->push_back({path + ".effective_cycle", "must be strictly increasing"});
+      out->push_back(
+          {path + ".effective_cycle", "must be strictly increasing"});
     }
-    if (p.metadata_size() > 10) out->push_back({path + ".metadata", "at most 10 keys"});
+    if (p.metadata_size() > 10)
+      out->push_back({path + ".metadata", "at most 10 keys"});
     for (const auto& [key, value] : p.metadata()) {
       if (key.size() > 40 || value.size() > 500) {
-        out->push_back({path + ".metadata", "keys are at most 40 characters, values 500"});
+        out->push_back(
+            {path + ".metadata", "keys are at most 40 characters, values 500"});
         break;
       }
     }
@@ -76,10 +82,10 @@ const MethodSet& CheckoutMethods() {
 }
 const MethodSet& InstrumentMethods() {
   static const auto* const s = new MethodSet{
-      v1::PAYMENT_METHOD_TYPE_ALIPAY, v1::PAYMENT_METHOD_TYPE_CASHAPP,
-      v1::PAYMENT_METHOD_TYPE_GCASH,  v1::PAYMENT_METHOD_TYPE_KAKAO,
+      v1::PAYMENT_METHOD_TYPE_ALIPAY,    v1::PAYMENT_METHOD_TYPE_CASHAPP,
+      v1::PAYMENT_METHOD_TYPE_GCASH,     v1::PAYMENT_METHOD_TYPE_KAKAO,
       v1::PAYMENT_METHOD_TYPE_PROMPTPAY, v1::PAYMENT_METHOD_TYPE_QRIS,
-      v1::PAYMENT_METHOD_TYPE_TNG,    v1::PAYMENT_METHOD_TYPE_WECHAT};
+      v1::PAYMENT_METHOD_TYPE_TNG,       v1::PAYMENT_METHOD_TYPE_WECHAT};
   return *s;
 }
 const MethodSet& PaymentMethods() {
@@ -91,13 +97,16 @@ const MethodSet& PaymentMethods() {
   return *s;
 }
 
-void CheckCheckoutSession(const v1::CreateCheckoutSessionRequest& r, Violations* out) {
+void CheckCheckoutSession(const v1::CreateCheckoutSessionRequest& r,
+                          Violations* out) {
   RequireCustomer(r, out);
   PriceNeedsProduct(r, out);
   if (r.ui_mode() == v1::UI_MODE_ELEMENTS && r.return_url().empty()) {
-    out->push_back({"return_url", "is required when ui_mode is UI_MODE_ELEMENTS"});
+    out->push_back(
+        {"return_url", "is required when ui_mode is UI_MODE_ELEMENTS"});
   }
-  AllowedMethod(r.payment_method_type(), CheckoutMethods(), "payment_method_type", out);
+  AllowedMethod(r.payment_method_type(), CheckoutMethods(),
+                "payment_method_type", out);
   for (int i = 0; i < r.payment_method_type_black_list_size(); ++i) {
     AllowedMethod(r.payment_method_type_black_list(i), CheckoutMethods(),
                   absl::StrCat("payment_method_type_black_list[", i, "]"), out);
@@ -112,34 +121,41 @@ void CheckPayment(const v1::CreatePaymentRequest& r, Violations* out) {
   RequireCustomer(r, out);
   PriceNeedsProduct(r, out);
   if (r.price_id().empty()) {
-    if (r.amount().empty()) out->push_back({"amount", "is required when price_id is not set"});
+    if (r.amount().empty())
+      out->push_back({"amount", "is required when price_id is not set"});
     if (r.currency().empty()) {
       out->push_back({"currency", "is required when price_id is not set"});
     }
   }
-  AllowedMethod(r.payment_method_type(), PaymentMethods(), "payment_method_type", out);
-}
-
-void CheckPaymentInstrument(const v1::CreatePaymentInstrumentRequest& r, Violations* out) {
-  RequireCustomer(r, out);
-  AllowedMethod(r.payment_instrument_type(), InstrumentMethods(), "payment_instrument_type",
-                out);
-}
-
-void CheckSubscription(const v1::CreateSubscriptionRequest& r, Violations* out) {
-  RequireCustomer(r, out);
-  AllowedMethod(r.payment_method_type(),
-                MethodSet{v1::PAYMENT_METHOD_TYPE_CARD, v1::PAYMENT_METHOD_TYPE_GCASH},
+  AllowedMethod(r.payment_method_type(), PaymentMethods(),
                 "payment_method_type", out);
+}
+
+void CheckPaymentInstrument(const v1::CreatePaymentInstrumentRequest& r,
+                            Violations* out) {
+  RequireCustomer(r, out);
+  AllowedMethod(r.payment_instrument_type(), InstrumentMethods(),
+                "payment_instrument_type", out);
+}
+
+void CheckSubscription(const v1::CreateSubscriptionRequest& r,
+                       Violations* out) {
+  RequireCustomer(r, out);
+  AllowedMethod(
+      r.payment_method_type(),
+      MethodSet{v1::PAYMENT_METHOD_TYPE_CARD, v1::PAYMENT_METHOD_TYPE_GCASH},
+      "payment_method_type", out);
   ScheduledPhases(r.scheduled_phases(), out);
 }
 
-// Runs `check` when `request` is a `Request` (the generated class); the server always passes
-// generated messages, so a mismatch means there are no rules to apply.
+// Runs `check` when `request` is a `Request` (the generated class); the server
+// always passes generated messages, so a mismatch means there are no rules to
+// apply.
 template <typename Request>
-void Run(void (*check)(const Request&, Violations*), const google::protobuf::Message& request,
-         Violations* out) {
-  if (const auto* typed = dynamic_cast<const Request*>(&request)) check(*typed, out);
+void Run(void (*check)(const Request&, Violations*),
+         const google::protobuf::Message& request, Violations* out) {
+  if (const auto* typed = dynamic_cast<const Request*>(&request))
+    check(*typed, out);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// Cross-field rules the proto annotations cannot express. Field-local rules (required, decimal
-// syntax, positive, max_length) are declared in the protos and checked by RestCodec::Validate;
-// this is the only per-RPC validation code.
+// Cross-field rules the proto annotations cannot express. Field-local rules
+// (required, decimal syntax, positive, max_length) are declared in the protos
+// and checked by RestCodec::Validate; this is the only per-RPC validation code.
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_VALIDATION_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_VALIDATION_H_
 
@@ -10,17 +10,22 @@
 
 namespace clink_gateway::clink {
 
-// INVALID_ARGUMENT (with a google.rpc.BadRequest naming each field) when `request` (an RPC's
-// request message) breaks a rule; OK for RPCs without cross-field rules. The rules, per Clink's docs:
-// - checkout session, payment, payment instrument, subscription: at least one of customer_id,
-//   customer_email, reference_customer_id (else Clink answers CUSTOMER_NOT_FOUND);
+// INVALID_ARGUMENT (with a google.rpc.BadRequest naming each field) when
+// `request` (an RPC's request message) breaks a rule; OK for RPCs without
+// cross-field rules. The rules, per Clink's docs:
+// - checkout session, payment, payment instrument, subscription: at least one
+// of customer_id,
+//   customer_email, reference_customer_id (else Clink answers
+//   CUSTOMER_NOT_FOUND);
 // - checkout session, payment: price_id needs product_id;
 // - payment: without price_id, amount and currency are both required;
 // - checkout session: return_url is required when ui_mode is UI_MODE_ELEMENTS;
 //   direct_payment_qr_code_payment_method_type only takes CASHAPP;
-// - payment method types each endpoint accepts (e.g. no CARD for payment instruments, only
+// - payment method types each endpoint accepts (e.g. no CARD for payment
+// instruments, only
 //   CARD or GCASH for subscriptions);
-// - scheduled phases: sequence and effective_cycle strictly increasing; metadata at most 10
+// - scheduled phases: sequence and effective_cycle strictly increasing;
+// metadata at most 10
 //   keys, keys up to 40 characters, values up to 500.
 absl::Status ValidateCrossFieldRules(const google::protobuf::Message& request);
 

@@ -51,7 +51,8 @@ void GatewayFixture::TearDown() {
   emulator_.reset();
 }
 
-std::unique_ptr<grpc::ClientContext> GatewayFixture::Context(absl::Duration timeout) {
+std::unique_ptr<grpc::ClientContext> GatewayFixture::Context(
+    absl::Duration timeout) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   return context;
@@ -60,13 +61,15 @@ std::unique_ptr<grpc::ClientContext> GatewayFixture::Context(absl::Duration time
 namespace {
 
 template <typename T>
-T DetailOf(const grpc::Status& status, absl::string_view type_url, bool* found) {
+T DetailOf(const grpc::Status& status, absl::string_view type_url,
+           bool* found) {
   T out;
   google::rpc::Status rich;
   *found = false;
   if (!rich.ParseFromString(status.error_details())) return out;
   for (const auto& any : rich.details()) {
-    if (any.type_url() == type_url && out.ParseFromString(any.value())) *found = true;
+    if (any.type_url() == type_url && out.ParseFromString(any.value()))
+      *found = true;
   }
   return out;
 }
@@ -75,20 +78,22 @@ T DetailOf(const grpc::Status& status, absl::string_view type_url, bool* found) 
 
 google::rpc::ErrorInfo GatewayFixture::ErrorInfoOf(const grpc::Status& status) {
   bool found;
-  return DetailOf<google::rpc::ErrorInfo>(status, "type.googleapis.com/google.rpc.ErrorInfo",
-                                          &found);
+  return DetailOf<google::rpc::ErrorInfo>(
+      status, "type.googleapis.com/google.rpc.ErrorInfo", &found);
 }
 
 bool GatewayFixture::HasRetryInfo(const grpc::Status& status) {
   bool found;
-  DetailOf<google::rpc::RetryInfo>(status, "type.googleapis.com/google.rpc.RetryInfo", &found);
+  DetailOf<google::rpc::RetryInfo>(
+      status, "type.googleapis.com/google.rpc.RetryInfo", &found);
   return found;
 }
 
-google::rpc::BadRequest GatewayFixture::BadRequestOf(const grpc::Status& status) {
+google::rpc::BadRequest GatewayFixture::BadRequestOf(
+    const grpc::Status& status) {
   bool found;
-  return DetailOf<google::rpc::BadRequest>(status, "type.googleapis.com/google.rpc.BadRequest",
-                                           &found);
+  return DetailOf<google::rpc::BadRequest>(
+      status, "type.googleapis.com/google.rpc.BadRequest", &found);
 }
 
 }  // namespace clink_gateway::testing

@@ -1,5 +1,6 @@
-// An in-process gateway in front of an in-process Clink emulator speaking TLS with a throwaway
-// CA, reached through generated gRPC stubs on 127.0.0.1: what integration tests run against.
+// An in-process gateway in front of an in-process Clink emulator speaking TLS
+// with a throwaway CA, reached through generated gRPC stubs on 127.0.0.1: what
+// integration tests run against.
 #ifndef CLINK_GATEWAY_TESTS_INTEGRATION_GATEWAY_FIXTURE_H_
 #define CLINK_GATEWAY_TESTS_INTEGRATION_GATEWAY_FIXTURE_H_
 
@@ -25,12 +26,14 @@ inline constexpr char kTestApiKey[] = "sk_test_integration_0123456789abcdef";
 
 class GatewayFixture : public ::testing::Test {
  protected:
-  // Starts the emulator (TLS) and the gateway; the pool size is kept small so tests can see it.
+  // Starts the emulator (TLS) and the gateway; the pool size is kept small so
+  // tests can see it.
   void SetUp() override;
   void TearDown() override;
 
   // A context with a deadline `timeout` from now.
-  static std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = absl::Seconds(10));
+  static std::unique_ptr<grpc::ClientContext> Context(
+      absl::Duration timeout = absl::Seconds(10));
 
   // The google.rpc.ErrorInfo in a failed status's details, if any.
   static google::rpc::ErrorInfo ErrorInfoOf(const grpc::Status& status);
@@ -47,7 +50,8 @@ class GatewayFixture : public ::testing::Test {
   std::unique_ptr<::clink::gateway::v1::CheckoutService::Stub> checkout_;
   std::unique_ptr<::clink::gateway::v1::PaymentService::Stub> payment_;
   std::unique_ptr<::clink::gateway::v1::BillingService::Stub> billing_;
-  // Shifts the emulator's clock, in ms (to make the gateway's timestamps look stale).
+  // Shifts the emulator's clock, in ms (to make the gateway's timestamps look
+  // stale).
   std::atomic<int64_t> emulator_clock_offset_ms_{0};
 };
 

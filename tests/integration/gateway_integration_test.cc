@@ -1,12 +1,13 @@
-// End-to-end: generated C++ stubs -> gateway (real server, real curl transport) -> emulator
-// over TLS with a throwaway CA.
+// End-to-end: generated C++ stubs -> gateway (real server, real curl transport)
+// -> emulator over TLS with a throwaway CA.
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/emulator/merchant_api.h"
 #include "tests/integration/gateway_fixture.h"
@@ -35,7 +36,8 @@ class GatewayIntegrationTest : public GatewayFixture {
   // Requests the emulator received on `path` (e.g. "/api/payment").
   int RequestsTo(const std::string& method, const std::string& path) {
     int n = 0;
-    for (const auto& r : emulator_->requests()) n += r.method == method && r.path == path;
+    for (const auto& r : emulator_->requests())
+      n += r.method == method && r.path == path;
     return n;
   }
 };
@@ -53,9 +55,12 @@ TEST_F(GatewayIntegrationTest, CheckoutSessionCreateThenGet) {
   item->set_unit_amount("9.995");
   item->set_currency("USD");
   v1::CreateCheckoutSessionResponse created;
-  ASSERT_TRUE(checkout_->CreateCheckoutSession(Context().get(), create, &created).ok());
-  EXPECT_TRUE(absl::StartsWith(created.session_id(), "sess_")) << created.session_id();
-  EXPECT_EQ(created.original_amount(), "19.990");  // Digit for digit, trailing zero kept.
+  ASSERT_TRUE(
+      checkout_->CreateCheckoutSession(Context().get(), create, &created).ok());
+  EXPECT_TRUE(absl::StartsWith(created.session_id(), "sess_"))
+      << created.session_id();
+  EXPECT_EQ(created.original_amount(),
+            "19.990");  // Digit for digit, trailing zero kept.
   EXPECT_EQ(created.ui_mode(), v1::UI_MODE_HOSTED_PAGE);
   EXPECT_GT(created.expire_time().seconds(), absl::ToUnixSeconds(absl::Now()));
 
@@ -71,7 +76,9 @@ TEST_F(GatewayIntegrationTest, CheckoutSessionCreateThenGet) {
 
 TEST_F(GatewayIntegrationTest, PaymentOrderRefundLifecycle) {
   v1::CreatePaymentResponse paid;
-  ASSERT_TRUE(payment_->CreatePayment(Context().get(), CardPayment("25.50"), &paid).ok());
+  ASSERT_TRUE(
+      payment_->CreatePayment(Context().get(), CardPayment("25.50"), &paid)
+          .ok());
   EXPECT_EQ(paid.status(), v1::PAYMENT_RESULT_STATUS_SUCCESS);
   EXPECT_EQ(paid.amount(), "25.50");
   ASSERT_FALSE(paid.order_id().empty());
@@ -93,7 +100,8 @@ TEST_F(GatewayIntegrationTest, PaymentOrderRefundLifecycle) {
   ASSERT_TRUE(payment_->ListOrders(Context().get(), list, &orders).ok());
   EXPECT_GE(orders.total(), 1);
   bool listed = false;
-  for (const auto& o : orders.orders()) listed |= o.order_id() == paid.order_id();
+  for (const auto& o : orders.orders())
+    listed |= o.order_id() == paid.order_id();
   EXPECT_TRUE(listed);
 
   v1::CreateRefundRequest refund;
@@ -105,7 +113,8 @@ TEST_F(GatewayIntegrationTest, PaymentOrderRefundLifecycle) {
   ASSERT_TRUE(payment_->CreateRefund(Context().get(), refund, &refunded).ok());
   EXPECT_EQ(refunded.refund().refund_amount(), "10.25");
 
-  // Same refund reference again: Clink returns the same refund, nothing is refunded twice.
+  // Same refund reference again: Clink returns the same refund, nothing is
+  // refunded twice.
   v1::CreateRefundResponse again;
   ASSERT_TRUE(payment_->CreateRefund(Context().get(), refund, &again).ok());
   EXPECT_EQ(again.refund().refund_id(), refunded.refund().refund_id());
@@ -113,16 +122,19 @@ TEST_F(GatewayIntegrationTest, PaymentOrderRefundLifecycle) {
   v1::GetRefundRequest get_refund;
   get_refund.set_refund_id(refunded.refund().refund_id());
   v1::GetRefundResponse got_refund;
-  ASSERT_TRUE(payment_->GetRefund(Context().get(), get_refund, &got_refund).ok());
+  ASSERT_TRUE(
+      payment_->GetRefund(Context().get(), get_refund, &got_refund).ok());
   EXPECT_EQ(got_refund.refund().order_id(), paid.order_id());
 
   ASSERT_TRUE(payment_->GetOrder(Context().get(), get_order, &order).ok());
   EXPECT_EQ(order.order().status(), v1::ORDER_STATUS_PARTIAL_REFUNDED);
 
-  // More than what is left to refund: Clink's business error, not retryable as is.
+  // More than what is left to refund: Clink's business error, not retryable as
+  // is.
   refund.set_refund_merchant_order_id("rf-2");
   refund.set_refund_amount("15.26");
-  const grpc::Status too_much = payment_->CreateRefund(Context().get(), refund, &again);
+  const grpc::Status too_much =
+      payment_->CreateRefund(Context().get(), refund, &again);
   EXPECT_EQ(too_much.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(ErrorInfoOf(too_much).domain(), "clinkbill.com");
 }
@@ -132,9 +144,12 @@ TEST_F(GatewayIntegrationTest, PaymentInstrumentAndWalletQrCode) {
   create.set_customer_email("wallet@example.com");
   create.set_payment_instrument_type(v1::PAYMENT_METHOD_TYPE_CASHAPP);
   v1::CreatePaymentInstrumentResponse instrument;
-  ASSERT_TRUE(payment_->CreatePaymentInstrument(Context().get(), create, &instrument).ok());
+  ASSERT_TRUE(
+      payment_->CreatePaymentInstrument(Context().get(), create, &instrument)
+          .ok());
   EXPECT_TRUE(absl::StartsWith(instrument.payment_instrument().id(), "pi_"));
-  EXPECT_EQ(instrument.payment_instrument().type(), v1::PAYMENT_METHOD_TYPE_CASHAPP);
+  EXPECT_EQ(instrument.payment_instrument().type(),
+            v1::PAYMENT_METHOD_TYPE_CASHAPP);
 
   v1::CreatePaymentRequest pay = CardPayment("5");
   pay.clear_customer_id();
@@ -148,7 +163,8 @@ TEST_F(GatewayIntegrationTest, PaymentInstrumentAndWalletQrCode) {
   v1::RefreshPaymentQrCodeRequest refresh;
   refresh.set_order_id(paid.order_id());
   v1::RefreshPaymentQrCodeResponse qr;
-  ASSERT_TRUE(payment_->RefreshPaymentQrCode(Context().get(), refresh, &qr).ok());
+  ASSERT_TRUE(
+      payment_->RefreshPaymentQrCode(Context().get(), refresh, &qr).ok());
   EXPECT_EQ(qr.order_id(), paid.order_id());
   EXPECT_EQ(qr.action().type(), v1::PAYMENT_METHOD_TYPE_CASHAPP);
 }
@@ -159,11 +175,14 @@ TEST_F(GatewayIntegrationTest, AgentPaymentSessionAndPortal) {
   create.set_amount("0.50");
   create.set_currency("USD");
   v1::CreateAgentPaymentSessionResponse created;
-  ASSERT_TRUE(payment_->CreateAgentPaymentSession(Context().get(), create, &created).ok());
+  ASSERT_TRUE(
+      payment_->CreateAgentPaymentSession(Context().get(), create, &created)
+          .ok());
   v1::GetAgentPaymentSessionRequest get;
   get.set_session_id(created.session_id());
   v1::GetAgentPaymentSessionResponse got;
-  ASSERT_TRUE(payment_->GetAgentPaymentSession(Context().get(), get, &got).ok());
+  ASSERT_TRUE(
+      payment_->GetAgentPaymentSession(Context().get(), get, &got).ok());
   EXPECT_EQ(got.agent_payment_session().amount(), "0.50");
   EXPECT_EQ(got.agent_payment_session().customer_email(), "agent@example.com");
 
@@ -171,7 +190,9 @@ TEST_F(GatewayIntegrationTest, AgentPaymentSessionAndPortal) {
   portal.set_customer_id(emulator::kSeedCustomerId);
   portal.set_return_url("https://shop.example/account");
   v1::CreateCustomerPortalSessionResponse link;
-  ASSERT_TRUE(billing_->CreateCustomerPortalSession(Context().get(), portal, &link).ok());
+  ASSERT_TRUE(
+      billing_->CreateCustomerPortalSession(Context().get(), portal, &link)
+          .ok());
   EXPECT_FALSE(link.url().empty());
   EXPECT_GT(link.expires_at().seconds(), absl::ToUnixSeconds(absl::Now()));
 }
@@ -195,7 +216,8 @@ TEST_F(GatewayIntegrationTest, CatalogProductsAndPrices) {
   prices_request.set_page_size(10);
   prices_request.set_active(true);
   v1::ListPricesResponse prices;
-  ASSERT_TRUE(billing_->ListPrices(Context().get(), prices_request, &prices).ok());
+  ASSERT_TRUE(
+      billing_->ListPrices(Context().get(), prices_request, &prices).ok());
   ASSERT_GE(prices.prices_size(), 1);
   for (const auto& p : prices.prices()) EXPECT_TRUE(p.active()) << p.price_id();
 
@@ -216,7 +238,8 @@ TEST_F(GatewayIntegrationTest, SubscriptionInvoiceAndCancel) {
   create.set_payment_currency("USD");
   create.set_return_url("https://shop.example/return");
   v1::CreateSubscriptionResponse created;
-  ASSERT_TRUE(billing_->CreateSubscription(Context().get(), create, &created).ok());
+  ASSERT_TRUE(
+      billing_->CreateSubscription(Context().get(), create, &created).ok());
   ASSERT_FALSE(created.subscription_id().empty());
 
   v1::GetSubscriptionRequest get;
@@ -228,7 +251,8 @@ TEST_F(GatewayIntegrationTest, SubscriptionInvoiceAndCancel) {
   v1::GetInvoiceRequest get_invoice;
   get_invoice.set_invoice_id(created.invoice_id());
   v1::GetInvoiceResponse invoice;
-  ASSERT_TRUE(billing_->GetInvoice(Context().get(), get_invoice, &invoice).ok());
+  ASSERT_TRUE(
+      billing_->GetInvoice(Context().get(), get_invoice, &invoice).ok());
   EXPECT_EQ(invoice.invoice().subscription_id(), created.subscription_id());
   EXPECT_EQ(invoice.invoice().status(), v1::INVOICE_STATUS_PAID);
 
@@ -237,7 +261,8 @@ TEST_F(GatewayIntegrationTest, SubscriptionInvoiceAndCancel) {
   cancel.set_reason("moving to annual billing");
   cancel.set_cancel_immediately(true);
   v1::CancelSubscriptionResponse cancelled;
-  ASSERT_TRUE(billing_->CancelSubscription(Context().get(), cancel, &cancelled).ok());
+  ASSERT_TRUE(
+      billing_->CancelSubscription(Context().get(), cancel, &cancelled).ok());
   ASSERT_TRUE(billing_->GetSubscription(Context().get(), get, &sub).ok());
   EXPECT_EQ(sub.subscription().status(), v1::SUBSCRIPTION_STATUS_CANCELLED);
 }
@@ -247,7 +272,8 @@ TEST_F(GatewayIntegrationTest, RequestsAreSignedAndDescribed) {
   v1::CreatePaymentResponse paid;
   auto context = Context();
   context->AddMetadata("x-request-id", "trace-abc-123");
-  ASSERT_TRUE(payment_->CreatePayment(context.get(), CardPayment("1.00"), &paid).ok());
+  ASSERT_TRUE(
+      payment_->CreatePayment(context.get(), CardPayment("1.00"), &paid).ok());
   const auto requests = emulator_->requests();
   ASSERT_EQ(requests.size(), 1u);
   const auto& r = requests[0];
@@ -265,7 +291,8 @@ TEST_F(GatewayIntegrationTest, RequestsAreSignedAndDescribed) {
   get.set_order_id(paid.order_id());
   v1::GetOrderResponse order;
   ASSERT_TRUE(payment_->GetOrder(Context().get(), get, &order).ok());
-  EXPECT_EQ(emulator_->requests().back().content_type, "");  // No body, no Content-Type.
+  EXPECT_EQ(emulator_->requests().back().content_type,
+            "");  // No body, no Content-Type.
 }
 
 TEST_F(GatewayIntegrationTest, InvalidRequestIsRejectedBeforeAnythingIsSent) {
@@ -273,7 +300,8 @@ TEST_F(GatewayIntegrationTest, InvalidRequestIsRejectedBeforeAnythingIsSent) {
     v1::CreatePaymentResponse paid;
     const grpc::Status status =
         payment_->CreatePayment(Context().get(), CardPayment(amount), &paid);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << amount;
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << amount;
     const auto bad = BadRequestOf(status);
     ASSERT_GE(bad.field_violations_size(), 1) << amount;
     EXPECT_EQ(bad.field_violations(0).field(), "amount");
@@ -297,7 +325,8 @@ TEST_F(GatewayIntegrationTest, RateLimitIsResourceExhaustedWithRetryInfo) {
   v1::GetProductRequest get;
   get.set_product_id(emulator::kSeedProductBasic);
   v1::GetProductResponse product;
-  const grpc::Status status = billing_->GetProduct(Context().get(), get, &product);
+  const grpc::Status status =
+      billing_->GetProduct(Context().get(), get, &product);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_TRUE(HasRetryInfo(status));
 }
@@ -310,7 +339,8 @@ TEST_F(GatewayIntegrationTest, ServerErrorOnReadIsUnavailable) {
   v1::GetProductRequest get;
   get.set_product_id(emulator::kSeedProductBasic);
   v1::GetProductResponse product;
-  const grpc::Status status = billing_->GetProduct(Context().get(), get, &product);
+  const grpc::Status status =
+      billing_->GetProduct(Context().get(), get, &product);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(ErrorInfoOf(status).metadata().at("http_status"), "503");
 }
@@ -321,7 +351,8 @@ TEST_F(GatewayIntegrationTest, ServerErrorOnPaymentIsUnknownAndSentOnce) {
   fault.http_status = 500;
   emulator_->SetFault(fault);
   v1::CreatePaymentResponse paid;
-  const grpc::Status status = payment_->CreatePayment(Context().get(), CardPayment("3"), &paid);
+  const grpc::Status status =
+      payment_->CreatePayment(Context().get(), CardPayment("3"), &paid);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNKNOWN);
   EXPECT_EQ(ErrorInfoOf(status).metadata().at("outcome"), "unknown");
   EXPECT_EQ(RequestsTo("POST", "/api/payment"), 1);
@@ -332,10 +363,40 @@ TEST_F(GatewayIntegrationTest, ResetAfterPaymentWasReadIsUnknownAndSentOnce) {
   fault.kind = Fault::Kind::kResetConnection;
   emulator_->SetFault(fault);
   v1::CreatePaymentResponse paid;
-  const grpc::Status status = payment_->CreatePayment(Context().get(), CardPayment("3"), &paid);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNKNOWN) << status.error_message();
+  const grpc::Status status =
+      payment_->CreatePayment(Context().get(), CardPayment("3"), &paid);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNKNOWN)
+      << status.error_message();
   EXPECT_EQ(ErrorInfoOf(status).metadata().at("outcome"), "unknown");
   EXPECT_EQ(RequestsTo("POST", "/api/payment"), 1);
+}
+
+TEST_F(GatewayIntegrationTest,
+       PaymentIsNeverResentOnAReusedConnectionThatDied) {
+  // Warm the pool so the next call reuses a kept-alive connection.
+  v1::GetProductRequest get;
+  get.set_product_id(emulator::kSeedProductBasic);
+  v1::GetProductResponse product;
+  ASSERT_TRUE(billing_->GetProduct(Context().get(), get, &product).ok());
+  // Clink reads the payment, then the connection closes without an answer.
+  // libcurl would resend it on a fresh connection; the gateway must not.
+  Fault drop;
+  drop.kind = Fault::Kind::kDropConnection;
+  drop.path_prefix = "/api/payment";
+  emulator_->SetFault(drop);
+  v1::CreatePaymentResponse paid;
+  const grpc::Status status =
+      payment_->CreatePayment(Context().get(), CardPayment("7"), &paid);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNKNOWN)
+      << status.error_message();
+  EXPECT_EQ(ErrorInfoOf(status).metadata().at("outcome"), "unknown");
+  EXPECT_EQ(RequestsTo("POST", "/api/payment"), 1);
+
+  // A read in the same situation is simply answered (a resend is harmless).
+  ASSERT_TRUE(billing_->GetProduct(Context().get(), get, &product).ok());
+  drop.path_prefix = "/api/product";
+  emulator_->SetFault(drop);
+  EXPECT_TRUE(billing_->GetProduct(Context().get(), get, &product).ok());
 }
 
 TEST_F(GatewayIntegrationTest, MalformedJson) {
@@ -349,7 +410,8 @@ TEST_F(GatewayIntegrationTest, MalformedJson) {
   EXPECT_EQ(billing_->GetProduct(Context().get(), get, &product).error_code(),
             grpc::StatusCode::INTERNAL);
   v1::CreatePaymentResponse paid;
-  EXPECT_EQ(payment_->CreatePayment(Context().get(), CardPayment("3"), &paid).error_code(),
+  EXPECT_EQ(payment_->CreatePayment(Context().get(), CardPayment("3"), &paid)
+                .error_code(),
             grpc::StatusCode::UNKNOWN);
 }
 
@@ -363,18 +425,20 @@ TEST_F(GatewayIntegrationTest, SlowUpstreamIsBoundedByTheCallersDeadline) {
   get.set_product_id(emulator::kSeedProductBasic);
   v1::GetProductResponse product;
   const absl::Time start = absl::Now();
-  const grpc::Status status =
-      billing_->GetProduct(Context(absl::Milliseconds(300)).get(), get, &product);
+  const grpc::Status status = billing_->GetProduct(
+      Context(absl::Milliseconds(300)).get(), get, &product);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_EQ(ErrorInfoOf(status).reason(), "UPSTREAM_TIMEOUT");  // The gateway's own answer.
+  EXPECT_EQ(ErrorInfoOf(status).reason(),
+            "UPSTREAM_TIMEOUT");  // The gateway's own answer.
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
 
-  // A payment that times out after it was sent: the gateway answers just before the caller's
-  // deadline that the outcome is unknown, and sent it once.
+  // A payment that times out after it was sent: the gateway answers just before
+  // the caller's deadline that the outcome is unknown, and sent it once.
   v1::CreatePaymentResponse paid;
-  const grpc::Status payment =
-      payment_->CreatePayment(Context(absl::Milliseconds(500)).get(), CardPayment("3"), &paid);
-  EXPECT_EQ(payment.error_code(), grpc::StatusCode::UNKNOWN) << payment.error_message();
+  const grpc::Status payment = payment_->CreatePayment(
+      Context(absl::Milliseconds(500)).get(), CardPayment("3"), &paid);
+  EXPECT_EQ(payment.error_code(), grpc::StatusCode::UNKNOWN)
+      << payment.error_message();
   EXPECT_EQ(ErrorInfoOf(payment).metadata().at("outcome"), "unknown");
   EXPECT_EQ(RequestsTo("POST", "/api/payment"), 1);
 }
@@ -384,7 +448,8 @@ TEST_F(GatewayIntegrationTest, StaleTimestampIsRefusedAndNotBlamedOnTheCaller) {
   v1::GetProductRequest get;
   get.set_product_id(emulator::kSeedProductBasic);
   v1::GetProductResponse product;
-  const grpc::Status status = billing_->GetProduct(Context().get(), get, &product);
+  const grpc::Status status =
+      billing_->GetProduct(Context().get(), get, &product);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(ErrorInfoOf(status).metadata().at("http_status"), "401");
 }
@@ -401,8 +466,9 @@ TEST_F(GatewayIntegrationTest, SequentialCallsReusePooledConnections) {
 }
 
 TEST_F(GatewayIntegrationTest, HealthIsServing) {
-  auto health = grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
-                                    grpc::InsecureChannelCredentials());
+  auto health =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
+                          grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(health);
   // A raw grpc.health.v1.HealthCheckRequest{service: ""} is the empty message.
   grpc::ByteBuffer request;
@@ -413,8 +479,8 @@ TEST_F(GatewayIntegrationTest, HealthIsServing) {
   absl::Notification done;
   grpc::Slice empty("");
   request = grpc::ByteBuffer(&empty, 1);
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                 &response, [&](grpc::Status s) {
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &request, &response, [&](grpc::Status s) {
                    status = std::move(s);
                    done.Notify();
                  });
@@ -423,7 +489,8 @@ TEST_F(GatewayIntegrationTest, HealthIsServing) {
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(response.Dump(&slices).ok());
   std::string bytes;
-  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const auto& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status: SERVING
 }
 

@@ -1,5 +1,6 @@
-// Runs the real clink_gateway binary, sends SIGTERM while calls are in flight, and checks that
-// none of them is lost and the process exits 0 within the drain deadline.
+// Runs the real clink_gateway binary, sends SIGTERM while calls are in flight,
+// and checks that none of them is lost and the process exits 0 within the drain
+// deadline.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -35,7 +36,8 @@ namespace v1 = ::clink::gateway::v1;
 constexpr char kKey[] = "sk_test_sigterm_0123456789";
 constexpr int kCalls = 20;
 
-// Reads the child's stdout until the JSON "started" line and returns its grpc_port.
+// Reads the child's stdout until the JSON "started" line and returns its
+// grpc_port.
 int ReadPortFromLog(int fd) {
   std::string buffer;
   char chunk[512];
@@ -49,7 +51,8 @@ int ReadPortFromLog(int fd) {
       const size_t start = at + 13;
       const size_t end = buffer.find('"', start);
       int port = 0;
-      if (end != std::string::npos && absl::SimpleAtoi(buffer.substr(start, end - start), &port)) {
+      if (end != std::string::npos &&
+          absl::SimpleAtoi(buffer.substr(start, end - start), &port)) {
         return port;
       }
     }
@@ -95,7 +98,9 @@ TEST(SigtermDrainTest, InFlightCallsCompleteAndTheProcessExitsZero) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ), 0);
+  ASSERT_EQ(posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(),
+                        environ),
+            0);
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   const int port = ReadPortFromLog(out[0]);
@@ -116,7 +121,8 @@ TEST(SigtermDrainTest, InFlightCallsCompleteAndTheProcessExitsZero) {
   std::vector<std::string> errors;
   for (int i = 0; i < kCalls; ++i) {
     auto call = std::make_unique<Call>();
-    call->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    call->context.set_deadline(
+        absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
     call->request.set_product_id(emulator::kSeedProductBasic);
     stub->async()->GetProduct(&call->context, &call->request, &call->response,
                               [&](grpc::Status status) {
@@ -130,7 +136,8 @@ TEST(SigtermDrainTest, InFlightCallsCompleteAndTheProcessExitsZero) {
                               });
     calls.push_back(std::move(call));
   }
-  // Every call has reached Clink (and is held there by the latency fault): now stop.
+  // Every call has reached Clink (and is held there by the latency fault): now
+  // stop.
   ASSERT_TRUE((*emulator)->WaitForRequests(kCalls, absl::Seconds(20)));
   const absl::Time sigterm_at = absl::Now();
   ASSERT_EQ(kill(pid, SIGTERM), 0);
@@ -144,9 +151,10 @@ TEST(SigtermDrainTest, InFlightCallsCompleteAndTheProcessExitsZero) {
   EXPECT_LT(exit_after, absl::Seconds(10));
 
   absl::MutexLock lock(&mu);
-  ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(
-                                      +[](int* n) { return *n == kCalls; }, &finished),
-                                  absl::Seconds(20)));
+  ASSERT_TRUE(
+      mu.AwaitWithTimeout(absl::Condition(
+                              +[](int* n) { return *n == kCalls; }, &finished),
+                          absl::Seconds(20)));
   EXPECT_EQ(ok, kCalls) << (errors.empty() ? "" : errors.front());
 }
 

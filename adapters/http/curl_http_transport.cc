@@ -1,0 +1,764 @@
+#include "adapters/http/curl_http_transport.h"
+
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "adapters/http/curl_wrappers.h"
+#include "adapters/http/http_types.h"
+#include "common/status_macros.h"
+
+namespace clink_gateway::http {
+namespace {
+
+// The loop wakes up at least this often even with nothing to do
+// (curl_multi_poll also returns early for curl's own timers and for
+// curl_multi_wakeup()).
+constexpr int kPollTimeoutMs = 1000;
+
+// CURLOPT_PREREQFUNCTION and CURLOPT_PROTOCOLS_STR.
+constexpr unsigned int kMinCurlVersion = 0x075500;  // 7.85.0
+
+// TCP keepalive probes on idle pooled connections, so dead peers and NAT
+// timeouts are noticed.
+constexpr long kTcpKeepIdleSeconds = 30;  // NOLINT(runtime/int): curl's type
+constexpr long kTcpKeepIntervalSeconds = 15;  // NOLINT(runtime/int)
+
+// Idle pooled connections older than this are not reused. Kept under the 60 s
+// idle timeout common in load balancers, so a request is rarely written into a
+// connection the server is closing at that moment (curl retries such a request
+// on a new connection, which is only safe if the server never processed it).
+constexpr long kMaxIdleConnectionAgeSeconds = 50;  // NOLINT(runtime/int)
+
+// Set on the loop thread while it runs Loop(), so Shutdown() can tell it is
+// being called from a `done` callback (and must not join itself).
+thread_local const void* tls_running_loop = nullptr;
+
+// Per-transfer state the libcurl callbacks write into (they get a pointer to it
+// as userdata).
+struct Transfer {
+  size_t max_bytes = 0;
+  size_t received_bytes = 0;  // headers + body
+  bool too_large = false;
+  bool request_started =
+      false;  // CURLOPT_PREREQFUNCTION ran: the request may have been sent
+  // The request may be written more than once (HttpRequest::idempotent).
+  bool resend_allowed = false;
+  // libcurl tried to send the request a second time and was stopped.
+  bool resend_blocked = false;
+  HttpResponse response;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+
+  // Counts `n` more response bytes; false once the cap is exceeded.
+  bool Account(size_t n) {
+    if (too_large || n > max_bytes - received_bytes) {
+      too_large = true;
+      return false;
+    }
+    received_bytes += n;
+    return true;
+  }
+};
+
+extern "C" size_t CurlWriteBody(char* data, size_t size, size_t count,
+                                void* userdata) {
+  auto* transfer = static_cast<Transfer*>(userdata);
+  const size_t n = size * count;
+  if (!transfer->Account(n)) return CURL_WRITEFUNC_ERROR;
+  transfer->response.body.append(data, n);
+  return n;
+}
+
+// Called once per header line, including the status line and the blank line
+// that ends each header block (there is one block per 1xx interim response,
+// then the final one).
+extern "C" size_t CurlWriteHeader(char* data, size_t size, size_t count,
+                                  void* userdata) {
+  auto* transfer = static_cast<Transfer*>(userdata);
+  const size_t n = size * count;
+  if (!transfer->Account(n)) return CURL_WRITEFUNC_ERROR;
+  absl::string_view line(data, n);
+  absl::ConsumeSuffix(&line, "\n");
+  absl::ConsumeSuffix(&line, "\r");
+  HeaderList& headers = transfer->response.headers;
+  if (absl::StartsWith(line, "HTTP/")) {
+    headers.clear();  // a new response: only the final one's headers are kept
+    return n;
+  }
+  if (line.empty()) return n;
+  if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding
+    if (!headers.empty()) {
+      absl::StrAppend(&headers.back().second, " ",
+                      absl::StripAsciiWhitespace(line));
+    }
+    return n;
+  }
+  const size_t colon = line.find(':');
+  if (colon == absl::string_view::npos || colon == 0)
+    return n;  // not a header; ignore
+  headers.emplace_back(
+      absl::AsciiStrToLower(line.substr(0, colon)),
+      std::string(absl::StripAsciiWhitespace(line.substr(colon + 1))));
+  return n;
+}
+
+// Runs once a connection (including TLS) is ready and just before curl writes
+// the request.
+// libcurl resends a request by itself when a reused connection closes before
+// any response byte arrives, even a POST that the server may already have
+// acted on. A second call here for the same transfer is that resend: for a
+// non-idempotent request it is refused, so a payment never leaves twice.
+extern "C" int CurlPrereq(void* userdata, char* /*primary_ip*/,
+                          char* /*local_ip*/, int /*primary_port*/,
+                          int /*local_port*/) {
+  auto* transfer = static_cast<Transfer*>(userdata);
+  if (transfer->request_started && !transfer->resend_allowed) {
+    transfer->resend_blocked = true;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  transfer->request_started = true;
+  return CURL_PREREQFUNC_OK;
+}
+
+// RFC 9110 token characters (header names).
+bool IsTokenChar(char c) {
+  if (absl::ascii_isalnum(static_cast<unsigned char>(c))) return true;
+  return absl::string_view("!#$%&'*+-.^_`|~").find(c) !=
+         absl::string_view::npos;
+}
+
+bool IsValidHeaderName(absl::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), IsTokenChar);
+}
+
+// No CR, LF, NUL or other control characters except horizontal tab: the value
+// cannot end the header line or start a new one.
+bool IsValidHeaderValue(absl::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+  });
+}
+
+// Must start with '/' (so it can never change the authority of base_url +
+// path_and_query) and hold only visible ASCII, with no fragment.
+bool IsValidPathAndQuery(absl::string_view path) {
+  if (path.empty() || path.front() != '/') return false;
+  return std::all_of(path.begin(), path.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f && c != '#';
+  });
+}
+
+// "POST /checkout/session": what status messages say about a call (never the
+// query string, which may hold customer data).
+std::string CallContext(const HttpRequest& request) {
+  const absl::string_view path = request.path_and_query;
+  return absl::StrCat(MethodName(request.method), " ",
+                      path.substr(0, path.find('?')));
+}
+
+absl::Status ValidateRequest(const HttpRequest& request,
+                             const SendOptions& options) {
+  if (!IsValidPathAndQuery(request.path_and_query)) {
+    return absl::InvalidArgumentError(
+        "path_and_query must start with '/' and contain only visible ASCII, "
+        "without '#'");
+  }
+  if (request.method == Method::kGet && !request.body.empty()) {
+    return absl::InvalidArgumentError("a GET request cannot have a body");
+  }
+  for (const auto& [name, value] : request.headers) {
+    if (!IsValidHeaderName(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid header name '", absl::CHexEscape(name.substr(0, 64)), "'"));
+    }
+    if (!IsValidHeaderValue(value)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "header ", name, " has a value with control characters"));
+    }
+  }
+  if (!IsValidHeaderValue(options.request_id)) {
+    return absl::InvalidArgumentError("request_id has control characters");
+  }
+  return absl::OkStatus();
+}
+
+bool HasHeader(const HeaderList& headers, absl::string_view name) {
+  return std::any_of(headers.begin(), headers.end(), [name](const auto& h) {
+    return absl::EqualsIgnoreCase(h.first, name);
+  });
+}
+
+// Milliseconds for CURLOPT_*TIMEOUT_MS: rounded up (so a sub-millisecond
+// remainder does not become 0, which curl reads as "no timeout") and clamped to
+// [1, INT32_MAX].
+long ToCurlMillis(absl::Duration d) {  // NOLINT(runtime/int): curl's type
+  const int64_t ms =
+      absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1)));
+  return static_cast<long>(  // NOLINT(runtime/int)
+      std::clamp<int64_t>(ms, 1, std::numeric_limits<int32_t>::max()));
+}
+
+// Returns base_url without a trailing '/', after checking it is an absolute
+// http(s) URL with a host and without credentials, query or fragment.
+absl::StatusOr<std::string> NormalizeBaseUrl(absl::string_view base_url,
+                                             bool allow_plaintext) {
+  if (base_url.find_first_of("?#") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "base_url must not have a query or fragment");
+  }
+  CurlUrlPtr url = MakeCurlUrl();
+  if (url == nullptr)
+    return absl::ResourceExhaustedError("curl_url: out of memory");
+  const std::string text(base_url);
+  if (CURLUcode rc = curl_url_set(url.get(), CURLUPART_URL, text.c_str(), 0);
+      rc != CURLUE_OK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("base_url is not a valid URL: ", curl_url_strerror(rc)));
+  }
+  auto get_part = [&url](CURLUPart part) -> absl::optional<std::string> {
+    char* value = nullptr;
+    if (curl_url_get(url.get(), part, &value, 0) != CURLUE_OK ||
+        value == nullptr) {
+      return absl::nullopt;
+    }
+    std::string result(value);
+    curl_free(value);
+    return result;
+  };
+  const absl::optional<std::string> scheme = get_part(CURLUPART_SCHEME);
+  if (!scheme.has_value() || (*scheme != "https" && *scheme != "http")) {
+    return absl::InvalidArgumentError("base_url must be an https:// URL");
+  }
+  if (*scheme == "http" && !allow_plaintext) {
+    return absl::InvalidArgumentError(
+        "base_url must use https (plaintext http needs allow_plaintext)");
+  }
+  const absl::optional<std::string> host = get_part(CURLUPART_HOST);
+  if (!host.has_value() || host->empty()) {
+    return absl::InvalidArgumentError("base_url has no host");
+  }
+  if (get_part(CURLUPART_USER).has_value() ||
+      get_part(CURLUPART_PASSWORD).has_value()) {
+    return absl::InvalidArgumentError("base_url must not contain credentials");
+  }
+  std::string normalized(base_url);
+  while (!normalized.empty() && normalized.back() == '/') normalized.pop_back();
+  return normalized;
+}
+
+absl::Status ValidateOptions(const CurlHttpTransport::Options& options) {
+  if (options.signer == nullptr)
+    return absl::InvalidArgumentError("signer is required");
+  if (options.max_connections < 1) {
+    return absl::InvalidArgumentError("max_connections must be at least 1");
+  }
+  if (options.connect_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("connect_timeout must be positive");
+  }
+  if (options.max_call_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_call_timeout must be positive");
+  }
+  if (options.max_response_bytes == 0) {
+    return absl::InvalidArgumentError("max_response_bytes must be positive");
+  }
+  if (!IsValidHeaderValue(options.user_agent)) {
+    return absl::InvalidArgumentError("user_agent has control characters");
+  }
+  if (!options.ca_bundle_path.empty() &&
+      ::access(options.ca_bundle_path.c_str(), R_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ca_bundle_path ", options.ca_bundle_path, " is not readable"));
+  }
+  const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+  if (info == nullptr || info->version_num < kMinCurlVersion) {
+    return absl::FailedPreconditionError("libcurl 7.85.0 or newer is required");
+  }
+  if ((info->features & CURL_VERSION_SSL) == 0) {
+    return absl::FailedPreconditionError(
+        "libcurl was built without TLS support");
+  }
+  return absl::OkStatus();
+}
+
+HttpResult Failure(absl::Status status, Delivery delivery) {
+  HttpResult result;
+  result.status = std::move(status);
+  result.delivery = delivery;
+  return result;
+}
+
+}  // namespace
+
+struct CurlHttpTransport::Call {
+  HttpRequest request;
+  SendOptions options;
+  DoneCallback done;
+  std::string context;  // CallContext(request)
+  std::string url;
+  CurlEasyPtr easy;
+  CurlSlistPtr header_list;
+  Transfer transfer;
+};
+
+absl::StatusOr<std::unique_ptr<CurlHttpTransport>> CurlHttpTransport::Create(
+    Options options) {
+  GATEWAY_RETURN_IF_ERROR(ValidateOptions(options));
+  GATEWAY_ASSIGN_OR_RETURN(
+      std::string base_url,
+      NormalizeBaseUrl(options.base_url, options.allow_plaintext));
+  std::string protocols = options.allow_plaintext ? "http,https" : "https";
+
+  CurlSharePtr share = MakeCurlShare();
+  CurlMultiPtr multi = MakeCurlMulti();
+  if (share == nullptr || multi == nullptr) {
+    return absl::InternalError("could not create curl multi/share handles");
+  }
+  // Used only by handles driven from the loop thread, so the share needs no
+  // lock callbacks.
+  GATEWAY_RETURN_IF_ERROR(CurlShareCodeToStatus(
+      curl_share_setopt(share.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS),
+      "share DNS"));
+  GATEWAY_RETURN_IF_ERROR(
+      CurlShareCodeToStatus(curl_share_setopt(share.get(), CURLSHOPT_SHARE,
+                                              CURL_LOCK_DATA_SSL_SESSION),
+                            "share TLS sessions"));
+  const long max_connections =
+      options.max_connections;  // NOLINT(runtime/int): curl's type
+  GATEWAY_RETURN_IF_ERROR(CurlMultiCodeToStatus(
+      curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS,
+                        max_connections),
+      "CURLMOPT_MAX_HOST_CONNECTIONS"));
+  GATEWAY_RETURN_IF_ERROR(CurlMultiCodeToStatus(
+      curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, max_connections),
+      "CURLMOPT_MAXCONNECTS"));
+
+  std::unique_ptr<CurlHttpTransport> transport(new CurlHttpTransport(
+      std::move(options), std::move(base_url), std::move(protocols),
+      std::move(multi), std::move(share)));
+  {
+    CurlHttpTransport* self = transport.get();
+    absl::MutexLock lock(&self->thread_mu_);
+    self->thread_ = std::thread([self] { self->Loop(); });
+  }
+  return transport;
+}
+
+CurlHttpTransport::CurlHttpTransport(Options options, std::string base_url,
+                                     std::string protocols, CurlMultiPtr multi,
+                                     CurlSharePtr share)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock()),
+      base_url_(std::move(base_url)),
+      protocols_(std::move(protocols)),
+      share_(std::move(share)),
+      multi_(std::move(multi)) {}
+
+CurlHttpTransport::~CurlHttpTransport() {
+  if (tls_running_loop == this) {
+    // From a `done` callback: the loop would keep using the destroyed object.
+    std::fputs("CurlHttpTransport destroyed from its own callback\n", stderr);
+    std::abort();
+  }
+  Shutdown();
+}
+
+void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
+                             DoneCallback done) {
+  if (absl::Status status = ValidateRequest(request, options); !status.ok()) {
+    std::move(done)(Failure(
+        absl::Status(status.code(), absl::StrCat(CallContext(request), ": ",
+                                                 status.message())),
+        Delivery::kNotSent));
+    return;
+  }
+  auto call = std::make_unique<Call>();
+  call->context = CallContext(request);
+  call->url = absl::StrCat(base_url_, request.path_and_query);
+  call->request = std::move(request);
+  call->options = std::move(options);
+  call->done = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      pending_.push_back(std::move(call));
+      ++stats_.in_flight;
+    }
+  }
+  if (call != nullptr) {  // not queued: shutting down
+    std::move(call->done)(
+        Failure(absl::UnavailableError(absl::StrCat(
+                    call->context, ": HTTP transport is shut down")),
+                Delivery::kNotSent));
+    return;
+  }
+  (void)curl_multi_wakeup(multi_.get());
+}
+
+void CurlHttpTransport::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  (void)curl_multi_wakeup(multi_.get());
+  if (tls_running_loop == this) {
+    return;  // from a `done` callback: the loop exits after it returns
+  }
+  absl::MutexLock lock(&thread_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+CurlHttpTransport::Stats CurlHttpTransport::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void CurlHttpTransport::Loop() {
+  tls_running_loop = this;
+  for (;;) {
+    std::vector<std::unique_ptr<Call>> batch;
+    bool stopping = false;
+    {
+      absl::MutexLock lock(&mu_);
+      batch.swap(pending_);
+      stopping = stopping_;
+    }
+    if (stopping) {
+      // Nothing can be queued after this: Send() sees stopping_ under the same
+      // lock.
+      for (auto& call : batch) {
+        std::string message =
+            absl::StrCat(call->context, ": HTTP transport shut down");
+        Complete(std::move(call),
+                 Failure(absl::UnavailableError(message), Delivery::kNotSent),
+                 /*keep_handle=*/false);
+      }
+      AbortActive(absl::UnavailableError("HTTP transport shut down"));
+      break;
+    }
+    for (auto& call : batch) StartCall(std::move(call));
+
+    int running = 0;
+    if (CURLMcode rc = curl_multi_perform(multi_.get(), &running);
+        rc != CURLM_OK) {
+      AbortActive(CurlMultiCodeToStatus(rc, "curl_multi_perform"));
+    }
+    DrainFinished();
+    if (CURLMcode rc =
+            curl_multi_poll(multi_.get(), nullptr, 0, kPollTimeoutMs, nullptr);
+        rc != CURLM_OK) {
+      AbortActive(CurlMultiCodeToStatus(rc, "curl_multi_poll"));
+    }
+  }
+  tls_running_loop = nullptr;
+}
+
+void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
+  const absl::Time now = clock_.Now();
+  if (now >= call->options.deadline) {
+    std::string message = absl::StrCat(
+        call->context, ": deadline passed before the request was sent");
+    Complete(std::move(call),
+             Failure(absl::DeadlineExceededError(message), Delivery::kNotSent),
+             /*keep_handle=*/false);
+    return;
+  }
+  if (absl::Status status = options_.signer->Sign(call->request);
+      !status.ok()) {
+    absl::Status failure(
+        status.code(),
+        absl::StrCat(call->context, ": signing failed: ", status.message()));
+    Complete(std::move(call), Failure(std::move(failure), Delivery::kNotSent),
+             /*keep_handle=*/false);
+    return;
+  }
+  bool stopping = false;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping = stopping_;
+  }
+  if (stopping) {
+    std::string message =
+        absl::StrCat(call->context, ": HTTP transport shut down");
+    Complete(std::move(call),
+             Failure(absl::UnavailableError(message), Delivery::kNotSent),
+             /*keep_handle=*/false);
+    return;
+  }
+
+  call->easy = AcquireHandle();
+  absl::Status status =
+      call->easy == nullptr
+          ? absl::ResourceExhaustedError("curl_easy_init failed")
+          : ConfigureHandle(*call, now);
+  if (status.ok()) {
+    status = CurlMultiCodeToStatus(
+        curl_multi_add_handle(multi_.get(), call->easy.get()),
+        "curl_multi_add_handle");
+  }
+  if (!status.ok()) {
+    absl::Status failure(status.code(),
+                         absl::StrCat(call->context, ": ", status.message()));
+    Complete(std::move(call), Failure(std::move(failure), Delivery::kNotSent),
+             /*keep_handle=*/false);
+    return;
+  }
+  CURL* easy = call->easy.get();
+  active_.emplace(easy, std::move(call));
+  absl::MutexLock lock(&mu_);
+  ++stats_.requests_started;
+}
+
+absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
+  CURL* h = call.easy.get();
+  Transfer& transfer = call.transfer;
+  transfer.max_bytes = options_.max_response_bytes;
+  transfer.resend_allowed = call.request.idempotent;
+
+  const absl::Duration total =
+      std::min(call.options.deadline - now, options_.max_call_timeout);
+  const absl::Duration connect = std::min(options_.connect_timeout, total);
+
+  // Where and how.
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_PRIVATE, static_cast<void*>(&call)));
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_URL, call.url.c_str()));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_PROTOCOLS_STR, protocols_.c_str()));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_REDIR_PROTOCOLS_STR, protocols_.c_str()));
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_FOLLOWLOCATION, 0L));
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_NOSIGNAL, 1L));
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_SHARE, share_.get()));
+  // Never a proxy, whatever http(s)_proxy / ALL_PROXY say.
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_PROXY, ""));
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_NOPROXY, "*"));
+  // TLS: verification is always on; there is deliberately no option to turn it
+  // off.
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_SSL_VERIFYPEER, 1L));
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_SSL_VERIFYHOST, 2L));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_SSLVERSION,
+                    static_cast<long>(CURL_SSLVERSION_TLSv1_2)));  // NOLINT
+  if (!options_.ca_bundle_path.empty()) {
+    GATEWAY_RETURN_IF_ERROR(
+        SetCurlOption(h, CURLOPT_CAINFO, options_.ca_bundle_path.c_str()));
+  }
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_MAXAGE_CONN, kMaxIdleConnectionAgeSeconds));
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_TCP_KEEPALIVE, 1L));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_TCP_KEEPIDLE, kTcpKeepIdleSeconds));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_TCP_KEEPINTVL, kTcpKeepIntervalSeconds));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_TIMEOUT_MS, ToCurlMillis(total)));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_CONNECTTIMEOUT_MS, ToCurlMillis(connect)));
+
+  // Response handling.
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_MAXFILESIZE_LARGE,
+                    static_cast<curl_off_t>(options_.max_response_bytes)));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_WRITEFUNCTION, &CurlWriteBody));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_WRITEDATA, static_cast<void*>(&transfer)));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_HEADERFUNCTION, &CurlWriteHeader));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_HEADERDATA, static_cast<void*>(&transfer)));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_PREREQFUNCTION, &CurlPrereq));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_PREREQDATA, static_cast<void*>(&transfer)));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_ERRORBUFFER, &transfer.error_buffer[0]));
+
+  // Method and body. POSTFIELDS points into call.request.body, which outlives
+  // the transfer.
+  const HttpRequest& request = call.request;
+  const bool has_body = !request.body.empty();
+  switch (request.method) {
+    case Method::kGet:
+      GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_HTTPGET, 1L));
+      break;
+    case Method::kPost:
+    case Method::kPut:
+    case Method::kDelete:
+      if (request.method == Method::kDelete && !has_body) {
+        GATEWAY_RETURN_IF_ERROR(
+            SetCurlOption(h, CURLOPT_CUSTOMREQUEST, "DELETE"));
+        break;
+      }
+      GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_POST, 1L));
+      GATEWAY_RETURN_IF_ERROR(
+          SetCurlOption(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                        static_cast<curl_off_t>(request.body.size())));
+      GATEWAY_RETURN_IF_ERROR(
+          SetCurlOption(h, CURLOPT_POSTFIELDS, request.body.data()));
+      if (request.method != Method::kPost) {
+        GATEWAY_RETURN_IF_ERROR(SetCurlOption(
+            h, CURLOPT_CUSTOMREQUEST, MethodName(request.method).data()));
+      }
+      break;
+  }
+
+  // Headers. "Name:" removes a header curl would add itself; "Name;" sends an
+  // empty value.
+  CurlSlistPtr& list = call.header_list;
+  GATEWAY_RETURN_IF_ERROR(AppendHeaderLine(list, "Expect:"));
+  if (!HasHeader(request.headers, "Accept")) {
+    GATEWAY_RETURN_IF_ERROR(AppendHeaderLine(list, "Accept: application/json"));
+  }
+  if (!has_body) {
+    GATEWAY_RETURN_IF_ERROR(AppendHeaderLine(list, "Content-Type:"));
+  } else if (!HasHeader(request.headers, "Content-Type")) {
+    GATEWAY_RETURN_IF_ERROR(
+        AppendHeaderLine(list, "Content-Type: application/json"));
+  }
+  if (!options_.user_agent.empty()) {
+    GATEWAY_RETURN_IF_ERROR(AppendHeaderLine(
+        list, absl::StrCat("User-Agent: ", options_.user_agent).c_str()));
+  }
+  const bool has_request_id = !call.options.request_id.empty();
+  if (has_request_id) {
+    GATEWAY_RETURN_IF_ERROR(AppendHeaderLine(
+        list, absl::StrCat("X-Request-Id: ", call.options.request_id).c_str()));
+  }
+  for (const auto& [name, value] : request.headers) {
+    if (!has_body && absl::EqualsIgnoreCase(name, "Content-Type")) continue;
+    if (has_request_id && absl::EqualsIgnoreCase(name, "X-Request-Id"))
+      continue;
+    const std::string line = value.empty() ? absl::StrCat(name, ";")
+                                           : absl::StrCat(name, ": ", value);
+    GATEWAY_RETURN_IF_ERROR(AppendHeaderLine(list, line.c_str()));
+  }
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_HTTPHEADER, list.get()));
+  return absl::OkStatus();
+}
+
+void CurlHttpTransport::DrainFinished() {
+  int queued = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &queued)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    CURL* easy = msg->easy_handle;
+    const CURLcode code =
+        msg->data.result;  // read before removing: msg dies with the handle
+    auto it = active_.find(easy);
+    if (it == active_.end()) continue;
+    std::unique_ptr<Call> call = std::move(it->second);
+    active_.erase(it);
+    (void)curl_multi_remove_handle(multi_.get(), easy);
+    FinishTransfer(std::move(call), code);
+  }
+}
+
+void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
+                                       CURLcode code) {
+  CURL* easy = call->easy.get();
+  long connects = 0;  // NOLINT(runtime/int): curl's type
+  if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK &&
+      connects > 0) {
+    absl::MutexLock lock(&mu_);
+    stats_.connections_opened += connects;
+  }
+  Transfer& transfer = call->transfer;
+  if (code == CURLE_OK) {
+    long status_code = 0;  // NOLINT(runtime/int): curl's type
+    (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status_code);
+    HttpResult result;
+    result.status = absl::OkStatus();
+    result.delivery = Delivery::kReceived;
+    result.response = std::move(transfer.response);
+    result.response.status_code = static_cast<int>(status_code);
+    Complete(std::move(call), std::move(result), /*keep_handle=*/true);
+    return;
+  }
+  const Delivery delivery =
+      transfer.request_started ? Delivery::kUnknown : Delivery::kNotSent;
+  absl::Status status;
+  if (transfer.resend_blocked) {
+    status = absl::UnavailableError(absl::StrCat(
+        call->context,
+        ": connection lost after the request was sent; not resent"));
+  } else if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED) {
+    status = absl::InternalError(
+        absl::StrCat(call->context, ": response larger than ",
+                     options_.max_response_bytes, " bytes"));
+  } else {
+    status = CurlCodeToStatus(code, call->context, transfer.error_buffer);
+  }
+  Complete(std::move(call), Failure(std::move(status), delivery),
+           /*keep_handle=*/false);
+}
+
+void CurlHttpTransport::AbortActive(const absl::Status& status) {
+  std::unordered_map<CURL*, std::unique_ptr<Call>> active;
+  active.swap(active_);
+  for (auto& [easy, call] : active) {
+    (void)curl_multi_remove_handle(multi_.get(), easy);
+    long connects = 0;  // NOLINT(runtime/int): curl's type
+    if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK &&
+        connects > 0) {
+      absl::MutexLock lock(&mu_);
+      stats_.connections_opened += connects;
+    }
+    const Delivery delivery = call->transfer.request_started
+                                  ? Delivery::kUnknown
+                                  : Delivery::kNotSent;
+    absl::Status failure(status.code(),
+                         absl::StrCat(call->context, ": ", status.message()));
+    Complete(std::move(call), Failure(std::move(failure), delivery),
+             /*keep_handle=*/false);
+  }
+}
+
+CurlEasyPtr CurlHttpTransport::AcquireHandle() {
+  if (free_handles_.empty()) return MakeCurlEasy();
+  CurlEasyPtr easy = std::move(free_handles_.back());
+  free_handles_.pop_back();
+  return easy;
+}
+
+void CurlHttpTransport::Complete(std::unique_ptr<Call> call, HttpResult result,
+                                 bool keep_handle) {
+  CurlEasyPtr easy = std::move(call->easy);
+  DoneCallback done = std::move(call->done);
+  call.reset();  // the handle is out of multi_, so its header list and buffers
+                 // can go
+  if (easy != nullptr && keep_handle &&
+      free_handles_.size() < static_cast<size_t>(options_.max_connections)) {
+    // Clear every option (including pointers into the dead Call) before the
+    // handle is reused; the connection itself stays in multi_'s cache.
+    curl_easy_reset(easy.get());
+    free_handles_.push_back(std::move(easy));
+  }
+  easy.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    --stats_.in_flight;
+  }
+  std::move(done)(std::move(result));
+}
+
+}  // namespace clink_gateway::http

@@ -1,0 +1,175 @@
+// HttpTransport over libcurl's multi interface: one network thread, no blocking
+// in Send().
+#ifndef CLINK_GATEWAY_ADAPTERS_HTTP_CURL_HTTP_TRANSPORT_H_
+#define CLINK_GATEWAY_ADAPTERS_HTTP_CURL_HTTP_TRANSPORT_H_
+
+#include <curl/curl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "adapters/http/curl_wrappers.h"
+#include "adapters/http/http_transport.h"
+#include "adapters/http/http_types.h"
+#include "adapters/http/request_signer.h"
+#include "common/clock.h"
+
+namespace clink_gateway::http {
+
+// Sends every call to one fixed origin through a single libcurl multi handle
+// driven by one thread (the "loop"). Send() validates and enqueues; the loop
+// signs each request just before handing it to curl, runs all transfers, and
+// calls `done` on the loop thread.
+//
+// Connections stay open in the multi handle's connection cache (at most
+// Options::max_connections), easy handles are recycled, and DNS results and TLS
+// sessions are shared, so steady-state calls make no new TCP or TLS handshake.
+//
+// Egress policy is fixed: https only (unless allow_plaintext), TLS 1.2+ with
+// peer and host verification always on, no redirects, no proxies (proxy
+// environment variables are ignored), response size capped.
+//
+// Outcomes (HttpResult status, delivery):
+//   complete response, any HTTP status:      OK, kReceived
+//   deadline passed before sending:          kDeadlineExceeded, kNotSent
+//   DNS / connect / TLS failure:             kUnavailable, kNotSent
+//   timeout before the request was sent:     kDeadlineExceeded, kNotSent
+//   timeout after it:                        kDeadlineExceeded, kUnknown
+//   reset / truncated / no response:         kUnavailable, kUnknown
+//   response over max_response_bytes:        kInternal, kUnknown
+//   invalid request (path, header bytes):    kInvalidArgument, kNotSent *
+//   signer failure:                          signer's code, kNotSent
+//   Send() after Shutdown():                 kUnavailable, kNotSent *
+//   Shutdown() with the call queued:         kUnavailable, kNotSent
+//   Shutdown() with the call being sent:     kUnavailable, kUnknown
+// (* = `done` runs inline, on the caller's thread.)
+// "Sent" means libcurl began writing the request on an established (TLS)
+// connection (CURLOPT_PREREQFUNCTION). Status messages hold the method, the
+// path without its query, and libcurl's error text; never headers, bodies or
+// the key.
+//
+// Thread-safe. curl_global_init() must have been called before Create().
+class CurlHttpTransport final : public HttpTransport {
+ public:
+  struct Options {
+    // Origin plus optional path prefix, e.g.
+    // "https://uat-api.clinkbill.com/api". Each request's path_and_query (which
+    // must start with '/') is appended. No query, fragment or credentials.
+    std::string base_url;
+    // Permit an http:// base_url (tests, local emulators). Never in production.
+    bool allow_plaintext = false;
+    // CA bundle file for verifying the server; empty uses the system default.
+    std::string ca_bundle_path;
+    // User-Agent header; empty sends none.
+    std::string user_agent;
+    // Connection pool size: CURLMOPT_MAX_HOST_CONNECTIONS and
+    // CURLMOPT_MAXCONNECTS. Calls beyond it wait inside curl for a free
+    // connection (their timeout keeps running).
+    int max_connections = 32;
+    // Upper bound for TCP + TLS connection setup.
+    absl::Duration connect_timeout = absl::Seconds(3);
+    // Upper bound for a whole call, whatever its deadline.
+    absl::Duration max_call_timeout = absl::Seconds(30);
+    // Response headers plus body; larger responses fail with kInternal /
+    // kUnknown.
+    size_t max_response_bytes = 4 << 20;
+    // Required; must outlive the transport.
+    const RequestSigner* signer = nullptr;
+    // Used for deadlines (and nothing else); null means SystemClock(). Must
+    // outlive the transport.
+    const Clock* clock = nullptr;
+  };
+
+  struct Stats {
+    int64_t requests_started =
+        0;  // handed to curl (signed, not failed before sending)
+    int64_t connections_opened =
+        0;                  // sum of CURLINFO_NUM_CONNECTS over finished calls
+    int64_t in_flight = 0;  // accepted by Send() and `done` not yet run
+  };
+
+  // Validates `options` (kInvalidArgument), sets up curl (kInternal) and starts
+  // the loop thread.
+  static absl::StatusOr<std::unique_ptr<CurlHttpTransport>> Create(
+      Options options);
+
+  CurlHttpTransport(const CurlHttpTransport&) = delete;
+  CurlHttpTransport& operator=(const CurlHttpTransport&) = delete;
+
+  // Calls Shutdown(). Must not run on the loop thread (i.e. not from a `done`
+  // callback).
+  ~CurlHttpTransport() override;
+
+  // See HttpTransport. `done` runs on the loop thread, or inline for the
+  // failures marked * above.
+  void Send(HttpRequest request, SendOptions options,
+            DoneCallback done) override ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Stops accepting calls, completes every queued and in-flight call with
+  // kUnavailable, and joins the loop thread. Idempotent and safe to call from
+  // several threads. Called from a `done` callback it only initiates shutdown
+  // (the destructor joins).
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_, thread_mu_);
+
+  Stats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Call;
+
+  CurlHttpTransport(Options options, std::string base_url,
+                    std::string protocols, CurlMultiPtr multi,
+                    CurlSharePtr share);
+
+  // Everything below marked "loop thread" is touched only by Loop() and what it
+  // calls (and by the constructor/destructor, when the loop is not running), so
+  // it needs no lock.
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  void StartCall(std::unique_ptr<Call> call) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status ConfigureHandle(Call& call, absl::Time now);
+  void DrainFinished() ABSL_LOCKS_EXCLUDED(mu_);
+  void FinishTransfer(std::unique_ptr<Call> call, CURLcode code)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes every transfer from curl and fails it with `status`.
+  void AbortActive(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `done` (without holding mu_) and recycles the call's easy handle if
+  // `keep_handle`.
+  void Complete(std::unique_ptr<Call> call, HttpResult result, bool keep_handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  CurlEasyPtr AcquireHandle();
+
+  const Options options_;
+  const Clock& clock_;
+  const std::string base_url_;   // without a trailing '/'
+  const std::string protocols_;  // "https" or "http,https"
+
+  // curl_multi_wakeup() is the only call made on multi_ from other threads (it
+  // is thread-safe); everything else is the loop thread's. Declared before the
+  // handles that use them so they are destroyed after them.
+  CurlSharePtr
+      share_;  // loop thread; DNS + TLS sessions, no lock callbacks needed
+  CurlMultiPtr multi_;
+  std::vector<CurlEasyPtr> free_handles_;  // loop thread
+  std::unordered_map<CURL*, std::unique_ptr<Call>>
+      active_;  // loop thread; added to multi_
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::unique_ptr<Call>> pending_ ABSL_GUARDED_BY(mu_);
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex thread_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::thread thread_ ABSL_GUARDED_BY(thread_mu_);
+};
+
+}  // namespace clink_gateway::http
+
+#endif  // CLINK_GATEWAY_ADAPTERS_HTTP_CURL_HTTP_TRANSPORT_H_

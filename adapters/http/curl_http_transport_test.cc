@@ -1,0 +1,883 @@
+#include "adapters/http/curl_http_transport.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>  // NOLINT(build/c++11)
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "adapters/http/api_key_signer.h"
+#include "adapters/http/http_transport.h"
+#include "adapters/http/http_types.h"
+#include "adapters/http/request_signer.h"
+#include "adapters/http/testing/test_http_server.h"
+#include "common/secret.h"
+#include "common/testing/fake_clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace clink_gateway::http {
+
+// Readable gtest failure messages (found by ADL, so outside the anonymous
+// namespace).
+void PrintTo(Delivery delivery, std::ostream* os) {
+  *os << DeliveryName(delivery);
+}
+
+namespace {
+
+using ::clink_gateway::http::testing::RecordedRequest;
+using ::clink_gateway::http::testing::TestHttpServer;
+using ::clink_gateway::http::testing::TestResponse;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::Pair;
+
+constexpr char kKey[] = "sk_test_51TransportKEYq9Zz";
+constexpr char kUserAgent[] = "clink-gateway-test/1.0";
+constexpr absl::Duration kWait =
+    absl::Seconds(20);  // upper bound for anything to happen
+
+// Captures the one result of a call and checks `done` runs exactly once.
+class Outcome {
+ public:
+  HttpTransport::DoneCallback Callback() {
+    return [this](HttpResult result) {
+      absl::MutexLock lock(&mu_);
+      ++calls_;
+      thread_ = std::this_thread::get_id();
+      result_ = std::move(result);
+    };
+  }
+
+  bool Wait(absl::Duration timeout = kWait) {
+    absl::MutexLock lock(&mu_);
+    auto called = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_ > 0; };
+    return mu_.AwaitWithTimeout(absl::Condition(&called), timeout);
+  }
+
+  int calls() const {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+  HttpResult result() const {
+    absl::MutexLock lock(&mu_);
+    return result_;
+  }
+  std::thread::id thread() const {
+    absl::MutexLock lock(&mu_);
+    return thread_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+  HttpResult result_ ABSL_GUARDED_BY(mu_);
+  std::thread::id thread_ ABSL_GUARDED_BY(mu_);
+};
+
+// Wraps a signer; once armed, the next Sign() blocks until Release(), which
+// holds the transport's loop thread so the test can act "between Send() and
+// sending".
+class GatedSigner final : public RequestSigner {
+ public:
+  explicit GatedSigner(const RequestSigner& inner) : inner_(inner) {}
+
+  void Arm() {
+    absl::MutexLock lock(&mu_);
+    armed_ = true;
+  }
+  bool WaitUntilBlocked() {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(&entered_), kWait);
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+
+  absl::Status Sign(HttpRequest& request) const override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (armed_) {
+        armed_ = false;
+        entered_ = true;
+        mu_.AwaitWithTimeout(absl::Condition(&released_), kWait);
+      }
+    }
+    return inner_.Sign(request);
+  }
+
+ private:
+  const RequestSigner& inner_;
+  mutable absl::Mutex mu_;
+  mutable bool armed_ ABSL_GUARDED_BY(mu_) = false;
+  mutable bool entered_ ABSL_GUARDED_BY(mu_) = false;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// A TCP socket on 127.0.0.1 with an OS-chosen port. With listen=false
+// connecting to it is refused; with listen=true the kernel completes the TCP
+// handshake but nothing ever reads or answers (a hung upstream).
+class RawSocket {
+ public:
+  explicit RawSocket(bool listen) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        (listen && ::listen(fd_, 16) != 0) ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RawSocket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+HttpRequest Get(std::string path) {
+  HttpRequest request;
+  request.method = Method::kGet;
+  request.path_and_query = std::move(path);
+  return request;
+}
+
+HttpRequest Post(std::string path, std::string body) {
+  HttpRequest request;
+  request.method = Method::kPost;
+  request.path_and_query = std::move(path);
+  request.body = std::move(body);
+  return request;
+}
+
+class CurlHttpTransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = TestHttpServer::Start(
+        [this](const RecordedRequest& request) { return Handle(request); },
+        /*threads=*/16);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  void TearDown() override {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+  // The upstream: routes on the path under /api.
+  TestResponse Handle(const RecordedRequest& request) {
+    TestResponse response;
+    if (request.path == "/api/slow") {
+      release_.WaitForNotificationWithTimeout(kWait);
+    } else if (request.path == "/api/redirect") {
+      response.status = 302;
+      response.headers = {
+          {"Location", absl::StrCat(server_->base_url(), "/api/target")}};
+      return response;
+    } else if (request.path == "/api/big") {
+      response.body.assign(8192, 'x');
+      return response;
+    } else if (request.path == "/api/big-chunked") {
+      response.body.assign(8192, 'x');
+      response.chunked = true;
+      return response;
+    } else if (request.path == "/api/barrier") {
+      // Answers only once `barrier_` requests are in the server at the same
+      // time.
+      if (!server_->WaitForRequests(barrier_, kWait)) response.status = 500;
+    } else if (request.path == "/api/missing") {
+      response.status = 404;
+    }
+    response.headers = {{"X-Upstream", "yes"},
+                        {"Content-Type", "application/json"}};
+    response.body =
+        absl::StrCat(R"({"path":")", request.path, R"(","id":")",
+                     request.Header("X-Request-Id").value_or(""), R"("})");
+    return response;
+  }
+
+  CurlHttpTransport::Options Options(const RequestSigner* signer = nullptr) {
+    CurlHttpTransport::Options options;
+    options.base_url = absl::StrCat(server_->base_url(), "/api");
+    options.allow_plaintext = true;
+    options.user_agent = kUserAgent;
+    options.signer = signer != nullptr ? signer : &signer_;
+    options.clock = &clock_;
+    return options;
+  }
+
+  std::unique_ptr<CurlHttpTransport> Create(
+      const CurlHttpTransport::Options& options) {
+    auto transport = CurlHttpTransport::Create(options);
+    EXPECT_TRUE(transport.ok()) << transport.status();
+    return transport.ok() ? *std::move(transport) : nullptr;
+  }
+
+  // Sends and waits; fails the test if `done` does not run exactly once.
+  static HttpResult Call(HttpTransport& transport, HttpRequest request,
+                         SendOptions options = {}) {
+    Outcome outcome;
+    transport.Send(std::move(request), std::move(options), outcome.Callback());
+    EXPECT_TRUE(outcome.Wait());
+    EXPECT_EQ(outcome.calls(), 1);
+    return outcome.result();
+  }
+
+  FakeClock clock_;
+  ApiKeySigner signer_{Secret(kKey), clock_};
+  absl::Notification release_;  // unblocks /api/slow; outlives server_
+  size_t barrier_ = 1;
+  std::unique_ptr<TestHttpServer> server_;
+};
+
+TEST_F(CurlHttpTransportTest, GetIsSignedAndCarriesExactlyTheExpectedHeaders) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  HttpRequest request = Get("/order/ord_1?pageNum=1&pageSize=20");
+  request.headers = {{"X-Custom", "abc"}};
+  SendOptions options;
+  options.request_id = "req-123";
+
+  Outcome outcome;
+  transport->Send(std::move(request), std::move(options), outcome.Callback());
+  ASSERT_TRUE(outcome.Wait());
+  const HttpResult result = outcome.result();
+  EXPECT_NE(outcome.thread(),
+            std::this_thread::get_id());  // ran on the loop thread
+
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kReceived);
+  EXPECT_EQ(result.response.status_code, 200);
+  EXPECT_EQ(result.response.body,
+            R"({"path":"/api/order/ord_1","id":"req-123"})");
+  EXPECT_THAT(result.response.headers,
+              Contains(Pair("x-upstream", "yes")));  // lower-cased
+  EXPECT_EQ(result.response.Header("content-type"), "application/json");
+
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 1u);
+  const RecordedRequest& r = seen[0];
+  EXPECT_EQ(r.method, "GET");
+  EXPECT_EQ(r.path, "/api/order/ord_1");
+  EXPECT_EQ(r.query, "pageNum=1&pageSize=20");
+  EXPECT_EQ(r.Header("X-API-KEY"), kKey);
+  EXPECT_EQ(r.Header("X-Timestamp"),
+            absl::StrCat(absl::ToUnixMillis(clock_.Now())));
+  EXPECT_EQ(r.Header("User-Agent"), kUserAgent);
+  EXPECT_EQ(r.Header("X-Request-Id"), "req-123");
+  EXPECT_EQ(r.Header("X-Custom"), "abc");
+  EXPECT_EQ(r.Header("Accept"), "application/json");
+  EXPECT_EQ(r.Header("Content-Type"), std::nullopt);
+  EXPECT_EQ(r.Header("Content-Length"), std::nullopt);
+  EXPECT_EQ(r.Header("Expect"), std::nullopt);
+  EXPECT_EQ(r.body, "");
+  // Nothing else: Host, the headers above, and nothing curl might add on its
+  // own.
+  std::set<std::string> names;
+  for (const auto& header : r.headers) names.insert(header.first);
+  EXPECT_EQ(names, (std::set<std::string>{"Host", "X-API-KEY", "X-Timestamp",
+                                          "User-Agent", "X-Request-Id",
+                                          "X-Custom", "Accept"}));
+}
+
+TEST_F(CurlHttpTransportTest, PostSendsJsonBodyWithContentTypeAndNoExpect) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  // Over 1 MiB, where curl asks for "Expect: 100-continue" unless told
+  // otherwise.
+  const std::string body =
+      absl::StrCat(R"({"note":")", std::string(3 << 19, 'n'), R"("})");
+  const HttpResult result = Call(*transport, Post("/checkout/session", body));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kReceived);
+
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].path, "/api/checkout/session");
+  EXPECT_EQ(seen[0].body, body);
+  EXPECT_EQ(seen[0].Header("Content-Type"), "application/json");
+  EXPECT_EQ(seen[0].Header("Content-Length"), absl::StrCat(body.size()));
+  EXPECT_EQ(seen[0].Header("Expect"), std::nullopt);
+  EXPECT_EQ(seen[0].Header("X-API-KEY"), kKey);
+}
+
+TEST_F(CurlHttpTransportTest, ContentTypeOnlyWithABody) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  ASSERT_TRUE(Call(*transport, Post("/refund/r_1/cancel", "")).status.ok());
+  HttpRequest put = Post("/customer/c_1", R"({"name":"A"})");
+  put.method = Method::kPut;
+  ASSERT_TRUE(Call(*transport, std::move(put)).status.ok());
+  HttpRequest del = Get("/subscription/s_1");
+  del.method = Method::kDelete;
+  ASSERT_TRUE(Call(*transport, std::move(del)).status.ok());
+
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].Header("Content-Type"),
+            std::nullopt);  // curl would add form-urlencoded
+  EXPECT_EQ(seen[0].Header("Content-Length"), "0");
+  EXPECT_EQ(seen[1].method, "PUT");
+  EXPECT_EQ(seen[1].body, R"({"name":"A"})");
+  EXPECT_EQ(seen[1].Header("Content-Type"), "application/json");
+  EXPECT_EQ(seen[2].method, "DELETE");
+  EXPECT_EQ(seen[2].Header("Content-Type"), std::nullopt);
+  EXPECT_EQ(seen[2].body, "");
+}
+
+TEST_F(CurlHttpTransportTest,
+       TimestampIsTakenWhenTheRequestIsSentNotWhenQueued) {
+  GatedSigner gate(signer_);
+  auto transport = Create(Options(&gate));
+  ASSERT_NE(transport, nullptr);
+  const absl::Time queued_at = clock_.Now();
+
+  gate.Arm();
+  Outcome outcome;
+  transport->Send(Get("/order/ord_1"), {}, outcome.Callback());
+  ASSERT_TRUE(gate.WaitUntilBlocked());  // the loop is about to sign: Send()
+                                         // has returned
+  clock_.Advance(absl::Seconds(90));
+  const absl::Time sent_at = clock_.Now();
+  gate.Release();
+  ASSERT_TRUE(outcome.Wait());
+  ASSERT_TRUE(outcome.result().status.ok()) << outcome.result().status;
+
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].Header("X-Timestamp"),
+            absl::StrCat(absl::ToUnixMillis(sent_at)));
+  EXPECT_NE(seen[0].Header("X-Timestamp"),
+            absl::StrCat(absl::ToUnixMillis(queued_at)));
+}
+
+TEST_F(CurlHttpTransportTest, DeadlineAlreadyPassedSendsNothing) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  SendOptions options;
+  options.deadline = clock_.Now() - absl::Milliseconds(1);
+  const HttpResult result =
+      Call(*transport, Post("/checkout/session", "{}"), options);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_THAT(std::string(result.status.message()),
+              HasSubstr("POST /checkout/session"));
+
+  // A later call does reach the server, so the first one would have been seen
+  // if it was sent.
+  ASSERT_TRUE(Call(*transport, Get("/order/ord_2")).status.ok());
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].path, "/api/order/ord_2");
+  EXPECT_EQ(transport->stats().requests_started, 1);
+}
+
+TEST_F(CurlHttpTransportTest, DeadlineThatPassesWhileQueuedSendsNothing) {
+  GatedSigner gate(signer_);
+  auto transport = Create(Options(&gate));
+  ASSERT_NE(transport, nullptr);
+  gate.Arm();
+  Outcome first;
+  transport->Send(Get("/order/ord_1"), {}, first.Callback());
+  ASSERT_TRUE(gate.WaitUntilBlocked());
+
+  // Queued with a second to spare; the deadline passes before the loop gets to
+  // it.
+  Outcome second;
+  SendOptions options;
+  options.deadline = clock_.Now() + absl::Seconds(1);
+  transport->Send(Post("/checkout/session", "{}"), options, second.Callback());
+  clock_.Advance(absl::Seconds(2));
+  gate.Release();
+
+  ASSERT_TRUE(first.Wait());
+  ASSERT_TRUE(second.Wait());
+  EXPECT_TRUE(first.result().status.ok()) << first.result().status;
+  EXPECT_EQ(second.result().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(second.result().delivery, Delivery::kNotSent);
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].path, "/api/order/ord_1");
+}
+
+TEST_F(CurlHttpTransportTest,
+       SlowServerPastTheDeadlineIsDeadlineExceededAndUnknown) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  SendOptions options;
+  options.deadline = clock_.Now() + absl::Milliseconds(300);
+  const HttpResult result = Call(*transport, Post("/slow", "{}"), options);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kUnknown);  // the server did get it
+  EXPECT_EQ(server_->request_count(), 1u);
+  EXPECT_THAT(std::string(result.status.message()), HasSubstr("POST /slow"));
+  EXPECT_THAT(std::string(result.status.message()), Not(HasSubstr(kKey)));
+}
+
+TEST_F(CurlHttpTransportTest, MaxCallTimeoutCapsCallsWithoutADeadline) {
+  CurlHttpTransport::Options options = Options();
+  options.max_call_timeout = absl::Milliseconds(300);
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result =
+      Call(*transport, Get("/slow"));  // deadline: infinite
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kUnknown);
+}
+
+TEST_F(CurlHttpTransportTest, ConnectionRefusedIsUnavailableAndNotSent) {
+  RawSocket closed_port(/*listen=*/false);
+  ASSERT_NE(closed_port.port(), 0);
+  CurlHttpTransport::Options options = Options();
+  options.base_url =
+      absl::StrCat("http://127.0.0.1:", closed_port.port(), "/api");
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result =
+      Call(*transport, Post("/checkout/session", R"({"a":1})"));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  const std::string message(result.status.message());
+  EXPECT_THAT(message, HasSubstr("POST /checkout/session"));
+  EXPECT_THAT(message, Not(HasSubstr(kKey)));
+  EXPECT_THAT(message, Not(HasSubstr(R"({"a":1})")));
+}
+
+TEST_F(CurlHttpTransportTest, UpstreamThatNeverAnswersTimesOut) {
+  RawSocket silent(/*listen=*/true);
+  ASSERT_NE(silent.port(), 0);
+  CurlHttpTransport::Options options = Options();
+  options.connect_timeout = absl::Milliseconds(200);
+
+  // https: the TLS handshake (part of connecting) never completes, so nothing
+  // was sent.
+  options.base_url = absl::StrCat("https://127.0.0.1:", silent.port(), "/api");
+  auto tls = Create(options);
+  ASSERT_NE(tls, nullptr);
+  SendOptions deadline;
+  deadline.deadline = clock_.Now() + absl::Seconds(5);
+  HttpResult result = Call(*tls, Post("/checkout/session", "{}"), deadline);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+
+  // http: TCP connects at once and the request is written, then no answer:
+  // maybe received.
+  options.base_url = absl::StrCat("http://127.0.0.1:", silent.port(), "/api");
+  auto plain = Create(options);
+  ASSERT_NE(plain, nullptr);
+  deadline.deadline = clock_.Now() + absl::Milliseconds(300);
+  result = Call(*plain, Post("/checkout/session", "{}"), deadline);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kUnknown);
+}
+
+TEST_F(CurlHttpTransportTest, TlsFailureIsUnavailableAndNotSent) {
+  // Speaking TLS to a plaintext HTTP server fails the handshake.
+  CurlHttpTransport::Options options = Options();
+  options.base_url =
+      absl::StrCat("https://127.0.0.1:", server_->port(), "/api");
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result = Call(*transport, Post("/checkout/session", "{}"));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(server_->request_count(), 0u);
+}
+
+TEST_F(CurlHttpTransportTest, HundredSequentialCallsUseOneConnection) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  for (int i = 0; i < 100; ++i) {
+    const HttpResult result =
+        Call(*transport, Get(absl::StrCat("/order/ord_", i)));
+    ASSERT_TRUE(result.status.ok()) << i << ": " << result.status;
+    ASSERT_EQ(result.response.status_code, 200);
+  }
+  const CurlHttpTransport::Stats stats = transport->stats();
+  EXPECT_EQ(stats.requests_started, 100);
+  EXPECT_EQ(stats.connections_opened, 1);
+  EXPECT_EQ(stats.in_flight, 0);
+  EXPECT_EQ(server_->connections_accepted(), 1);
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 100u);
+  for (const RecordedRequest& r : seen) EXPECT_EQ(r.connection_id, 1);
+}
+
+TEST_F(CurlHttpTransportTest,
+       ConcurrentCallsRunInParallelOnSeparateConnections) {
+  constexpr int kCalls = 8;
+  barrier_ = kCalls;  // the server answers only when all 8 are in at once
+  CurlHttpTransport::Options options = Options();
+  options.max_connections = kCalls;
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+
+  std::vector<Outcome> outcomes(kCalls);
+  std::vector<std::thread> senders;
+  for (int i = 0; i < kCalls; ++i) {
+    senders.emplace_back([&transport, &outcomes, i] {
+      SendOptions options;
+      options.request_id = absl::StrCat("req-", i);
+      transport->Send(Get("/barrier"), std::move(options),
+                      outcomes[i].Callback());
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(outcomes[i].Wait()) << i;
+    const HttpResult result = outcomes[i].result();
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    EXPECT_EQ(result.response.status_code, 200) << i;
+    EXPECT_EQ(result.response.body,
+              absl::StrCat(R"({"path":"/api/barrier","id":"req-)", i, R"("})"));
+    EXPECT_EQ(outcomes[i].calls(), 1);
+  }
+  EXPECT_EQ(transport->stats().connections_opened, kCalls);
+  EXPECT_EQ(server_->connections_accepted(), kCalls);
+}
+
+TEST_F(CurlHttpTransportTest, ManyConcurrentCallsStayWithinThePool) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  CurlHttpTransport::Options options = Options();
+  options.max_connections = 3;
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+
+  std::vector<Outcome> outcomes(kThreads * kPerThread);
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const int n = t * kPerThread + i;
+        transport->Send(Get(absl::StrCat("/order/ord_", n)), {},
+                        outcomes[n].Callback());
+      }
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  for (size_t n = 0; n < outcomes.size(); ++n) {
+    ASSERT_TRUE(outcomes[n].Wait()) << n;
+    const HttpResult result = outcomes[n].result();
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    EXPECT_EQ(result.response.body,
+              absl::StrCat(R"({"path":"/api/order/ord_)", n, R"(","id":""})"));
+  }
+  const CurlHttpTransport::Stats stats = transport->stats();
+  EXPECT_EQ(stats.requests_started, kThreads * kPerThread);
+  EXPECT_LE(stats.connections_opened, 3);
+  EXPECT_LE(server_->connections_accepted(), 3);
+  EXPECT_EQ(stats.in_flight, 0);
+}
+
+TEST_F(CurlHttpTransportTest, ResponseLargerThanTheCapFails) {
+  CurlHttpTransport::Options options = Options();
+  options.max_response_bytes = 4096;
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+  for (const char* path :
+       {"/big", "/big-chunked"}) {  // Content-Length, then streamed
+    const HttpResult result = Call(*transport, Get(path));
+    EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal)
+        << path << result.status;
+    EXPECT_EQ(result.delivery, Delivery::kUnknown) << path;
+    EXPECT_THAT(std::string(result.status.message()),
+                HasSubstr("larger than 4096 bytes"));
+    EXPECT_TRUE(result.response.body.empty());
+  }
+  // Small responses still work afterwards.
+  const HttpResult ok = Call(*transport, Get("/order/ord_1"));
+  ASSERT_TRUE(ok.status.ok()) << ok.status;
+  EXPECT_EQ(server_->request_count(), 3u);
+}
+
+TEST_F(CurlHttpTransportTest, RedirectsAreNotFollowed) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result = Call(*transport, Get("/redirect"));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kReceived);
+  EXPECT_EQ(result.response.status_code, 302);
+  EXPECT_EQ(result.response.Header("location"),
+            absl::StrCat(server_->base_url(), "/api/target"));
+  ASSERT_EQ(server_->request_count(), 1u);
+  EXPECT_EQ(server_->requests()[0].path, "/api/redirect");
+}
+
+TEST_F(CurlHttpTransportTest, HttpErrorStatusIsAReceivedResponse) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result = Call(*transport, Get("/missing"));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kReceived);
+  EXPECT_EQ(result.response.status_code, 404);
+}
+
+TEST_F(CurlHttpTransportTest, ProxyEnvironmentIsIgnored) {
+  RawSocket closed_port(/*listen=*/false);
+  const std::string proxy =
+      absl::StrCat("http://127.0.0.1:", closed_port.port());
+  const char* kVars[] = {"http_proxy", "HTTPS_PROXY", "https_proxy",
+                         "ALL_PROXY", "all_proxy"};
+  for (const char* var : kVars) ::setenv(var, proxy.c_str(), 1);
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result = Call(*transport, Get("/order/ord_1"));
+  for (const char* var : kVars) ::unsetenv(var);
+  ASSERT_TRUE(result.status.ok())
+      << result.status;  // the proxy port would refuse
+  EXPECT_EQ(server_->request_count(), 1u);
+}
+
+TEST_F(CurlHttpTransportTest, InvalidRequestsFailInlineWithoutSending) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  std::vector<std::pair<HttpRequest, SendOptions>> cases;
+  cases.emplace_back(Get("order/1"), SendOptions{});  // no leading '/'
+  cases.emplace_back(Get("@evil.example/x"),
+                     SendOptions{});  // would change the host
+  cases.emplace_back(Get("/order/1 HTTP/1.1"), SendOptions{});  // space
+  cases.emplace_back(Get("/order/1#frag"), SendOptions{});
+  cases.emplace_back(Get(""), SendOptions{});
+  HttpRequest get_with_body = Get("/order/1");
+  get_with_body.body = "{}";
+  cases.emplace_back(std::move(get_with_body), SendOptions{});
+  HttpRequest injected = Get("/order/1");
+  injected.headers = {{"X-Note", "a\r\nX-API-KEY: forged"}};
+  cases.emplace_back(std::move(injected), SendOptions{});
+  HttpRequest bad_name = Get("/order/1");
+  bad_name.headers = {{"Bad Name", "v"}};
+  cases.emplace_back(std::move(bad_name), SendOptions{});
+  SendOptions bad_id;
+  bad_id.request_id = "id\nX-Evil: 1";
+  cases.emplace_back(Get("/order/1"), bad_id);
+
+  for (auto& [request, options] : cases) {
+    const std::string path = request.path_and_query;
+    Outcome outcome;
+    transport->Send(std::move(request), std::move(options), outcome.Callback());
+    EXPECT_EQ(outcome.calls(), 1) << path;  // inline, before Send() returned
+    EXPECT_EQ(outcome.thread(), std::this_thread::get_id());
+    EXPECT_EQ(outcome.result().status.code(),
+              absl::StatusCode::kInvalidArgument)
+        << path;
+    EXPECT_EQ(outcome.result().delivery, Delivery::kNotSent);
+    EXPECT_THAT(std::string(outcome.result().status.message()),
+                Not(HasSubstr("forged")));
+  }
+  ASSERT_TRUE(Call(*transport, Get("/order/ok")).status.ok());
+  EXPECT_EQ(server_->request_count(), 1u);
+}
+
+TEST_F(CurlHttpTransportTest, SignerFailureSendsNothing) {
+  ApiKeySigner no_key(Secret(""), clock_);
+  auto transport = Create(Options(&no_key));
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result = Call(*transport, Post("/checkout/session", "{}"));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kFailedPrecondition)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(server_->request_count(), 0u);
+  EXPECT_EQ(transport->stats().requests_started, 0);
+}
+
+TEST_F(CurlHttpTransportTest, DoneMaySendAgain) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  Outcome second;
+  Outcome first;
+  transport->Send(Get("/order/1"), {}, [&](HttpResult result) {
+    EXPECT_TRUE(result.status.ok());
+    transport->Send(Get("/order/2"), {}, second.Callback());
+    first.Callback()(std::move(result));
+  });
+  ASSERT_TRUE(first.Wait());
+  ASSERT_TRUE(second.Wait());
+  EXPECT_TRUE(second.result().status.ok()) << second.result().status;
+  EXPECT_EQ(server_->request_count(), 2u);
+}
+
+TEST_F(CurlHttpTransportTest, ShutdownCompletesInFlightAndWaitingCalls) {
+  CurlHttpTransport::Options options = Options();
+  options.max_connections = 1;  // so the calls after the first wait inside curl
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+
+  Outcome in_flight;
+  transport->Send(Post("/slow", "{}"), {}, in_flight.Callback());
+  ASSERT_TRUE(server_->WaitForRequests(1, kWait));
+  std::vector<Outcome> waiting(3);
+  for (Outcome& outcome : waiting) {
+    transport->Send(Post("/checkout/session", "{}"), {}, outcome.Callback());
+  }
+
+  transport->Shutdown();  // returns only when every call has completed
+  EXPECT_EQ(in_flight.calls(), 1);
+  EXPECT_EQ(in_flight.result().status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(in_flight.result().delivery, Delivery::kUnknown);
+  for (Outcome& outcome : waiting) {
+    EXPECT_EQ(outcome.calls(), 1);
+    EXPECT_EQ(outcome.result().status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(outcome.result().delivery, Delivery::kNotSent);
+  }
+  EXPECT_EQ(transport->stats().in_flight, 0);
+
+  // After Shutdown: refused inline.
+  Outcome late;
+  transport->Send(Get("/order/1"), {}, late.Callback());
+  EXPECT_EQ(late.calls(), 1);
+  EXPECT_EQ(late.thread(), std::this_thread::get_id());
+  EXPECT_EQ(late.result().status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(late.result().delivery, Delivery::kNotSent);
+
+  transport->Shutdown();  // idempotent
+  transport.reset();
+  EXPECT_EQ(in_flight.calls(), 1);
+  release_.Notify();
+  EXPECT_EQ(server_->request_count(), 1u);
+}
+
+TEST_F(CurlHttpTransportTest, ShutdownFailsQueuedCallsAsNotSent) {
+  GatedSigner gate(signer_);
+  auto transport = Create(Options(&gate));
+  ASSERT_NE(transport, nullptr);
+  gate.Arm();
+  Outcome signing;  // held in the signer when Shutdown() starts
+  transport->Send(Get("/order/1"), {}, signing.Callback());
+  ASSERT_TRUE(gate.WaitUntilBlocked());
+  std::vector<std::unique_ptr<Outcome>> queued;
+  queued.push_back(std::make_unique<Outcome>());
+  transport->Send(Post("/checkout/session", "{}"), {},
+                  queued.back()->Callback());
+
+  std::thread shutdown([&transport] { transport->Shutdown(); });
+  // Keep sending until a call is refused inline: from then on Shutdown() has
+  // begun and every earlier call is still queued behind the blocked loop.
+  const absl::Time give_up = absl::Now() + kWait;
+  for (;;) {
+    auto probe = std::make_unique<Outcome>();
+    transport->Send(Get("/order/probe"), {}, probe->Callback());
+    if (probe->calls() == 1 && probe->thread() == std::this_thread::get_id())
+      break;
+    queued.push_back(std::move(probe));
+    ASSERT_LT(absl::Now(), give_up);
+    std::this_thread::yield();
+  }
+  gate.Release();
+  shutdown.join();
+
+  EXPECT_EQ(signing.calls(), 1);
+  EXPECT_EQ(signing.result().status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(signing.result().delivery, Delivery::kNotSent);
+  for (const auto& outcome : queued) {
+    EXPECT_EQ(outcome->calls(), 1);
+    EXPECT_EQ(outcome->result().status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(outcome->result().delivery, Delivery::kNotSent);
+  }
+  EXPECT_EQ(server_->request_count(), 0u);
+  EXPECT_EQ(transport->stats().requests_started, 0);
+  EXPECT_EQ(transport->stats().in_flight, 0);
+}
+
+TEST_F(CurlHttpTransportTest, DestructorCompletesPendingCalls) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  Outcome outcome;
+  transport->Send(Get("/slow"), {}, outcome.Callback());
+  ASSERT_TRUE(server_->WaitForRequests(1, kWait));
+  transport.reset();
+  EXPECT_EQ(outcome.calls(), 1);
+  EXPECT_EQ(outcome.result().status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(outcome.result().delivery, Delivery::kUnknown);
+}
+
+TEST_F(CurlHttpTransportTest, CreateValidatesOptions) {
+  const auto code = [](const CurlHttpTransport::Options& options) {
+    return CurlHttpTransport::Create(options).status().code();
+  };
+  CurlHttpTransport::Options options = Options();
+  options.allow_plaintext = false;  // plaintext refused without allow_plaintext
+  EXPECT_EQ(code(options), absl::StatusCode::kInvalidArgument);
+
+  options = Options();
+  options.signer = nullptr;
+  EXPECT_EQ(code(options), absl::StatusCode::kInvalidArgument);
+
+  for (const char* url :
+       {"ftp://127.0.0.1/api", "https://user:pw@example.com/api",
+        "https://example.com/api?x=1", "https://example.com/api#f", "not a url",
+        "example.com/api", "https://"}) {
+    options = Options();
+    options.base_url = url;
+    EXPECT_EQ(code(options), absl::StatusCode::kInvalidArgument) << url;
+  }
+
+  options = Options();
+  options.ca_bundle_path = "/nonexistent/ca.pem";
+  EXPECT_EQ(code(options), absl::StatusCode::kInvalidArgument);
+  options = Options();
+  options.max_connections = 0;
+  EXPECT_EQ(code(options), absl::StatusCode::kInvalidArgument);
+  options = Options();
+  options.max_call_timeout = absl::ZeroDuration();
+  EXPECT_EQ(code(options), absl::StatusCode::kInvalidArgument);
+  options = Options();
+  options.user_agent = "x\r\ny";
+  EXPECT_EQ(code(options), absl::StatusCode::kInvalidArgument);
+
+  options = Options();
+  options.base_url =
+      "https://uat-api.clinkbill.com/api/";  // https: fine without plaintext
+  options.allow_plaintext = false;
+  EXPECT_TRUE(CurlHttpTransport::Create(options).ok());
+}
+
+TEST_F(CurlHttpTransportTest, BaseUrlWithTrailingSlashIsJoinedCleanly) {
+  CurlHttpTransport::Options options = Options();
+  options.base_url = absl::StrCat(server_->base_url(), "/api/");
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+  ASSERT_TRUE(Call(*transport, Get("/order/ord_1")).status.ok());
+  EXPECT_EQ(server_->requests()[0].path, "/api/order/ord_1");
+}
+
+}  // namespace
+}  // namespace clink_gateway::http

@@ -1,0 +1,42 @@
+// The non-blocking HTTP transport interface the Clink client sends through.
+#ifndef CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TRANSPORT_H_
+#define CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TRANSPORT_H_
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "adapters/http/http_types.h"
+
+namespace clink_gateway::http {
+
+// The result of one call: either a complete HTTP response (any status code), or
+// a transport failure with how far the request got.
+struct HttpResult {
+  absl::Status status;  // OK iff `response` holds a complete response.
+  Delivery delivery = Delivery::kNotSent;
+  HttpResponse response;  // Valid when status.ok().
+};
+
+class HttpTransport {
+ public:
+  using DoneCallback = absl::AnyInvocable<void(HttpResult) &&>;
+
+  virtual ~HttpTransport() = default;
+
+  // Starts `request` and returns at once; never blocks on the network. `done`
+  // runs exactly once, on a transport thread (or inline when the call fails
+  // before it starts, e.g. an invalid request or after Shutdown), and must not
+  // block. Failure statuses:
+  //   kDeadlineExceeded: the deadline passed (before sending: kNotSent).
+  //   kUnavailable: DNS, connect or TLS failure (kNotSent); reset; shutdown.
+  //   kInvalidArgument: malformed path or header bytes (kNotSent).
+  //   kInternal: anything else, e.g. a response larger than the cap.
+  //   A signer's failure keeps the signer's code (kNotSent).
+  // Status messages name the method and path, never the query, headers or
+  // body.
+  virtual void Send(HttpRequest request, SendOptions options,
+                    DoneCallback done) = 0;
+};
+
+}  // namespace clink_gateway::http
+
+#endif  // CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TRANSPORT_H_

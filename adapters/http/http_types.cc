@@ -1,0 +1,40 @@
+#include "adapters/http/http_types.h"
+
+#include "absl/strings/match.h"
+
+namespace clink_gateway::http {
+
+absl::string_view MethodName(Method method) {
+  switch (method) {
+    case Method::kGet:
+      return "GET";
+    case Method::kPost:
+      return "POST";
+    case Method::kPut:
+      return "PUT";
+    case Method::kDelete:
+      return "DELETE";
+  }
+  return "UNKNOWN";
+}
+
+absl::string_view DeliveryName(Delivery delivery) {
+  switch (delivery) {
+    case Delivery::kNotSent:
+      return "not_sent";
+    case Delivery::kUnknown:
+      return "unknown";
+    case Delivery::kReceived:
+      return "received";
+  }
+  return "invalid";
+}
+
+absl::string_view HttpResponse::Header(absl::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (absl::EqualsIgnoreCase(key, name)) return value;
+  }
+  return {};
+}
+
+}  // namespace clink_gateway::http

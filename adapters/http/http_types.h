@@ -1,0 +1,73 @@
+// Value types exchanged with the HTTP transport.
+#ifndef CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TYPES_H_
+#define CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TYPES_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace clink_gateway::http {
+
+enum class Method { kGet, kPost, kPut, kDelete };
+
+// "GET", "POST", ...
+absl::string_view MethodName(Method method);
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// One request to the upstream. `path_and_query` is relative to the transport's
+// base URL (for example "/checkout/session/sess_1" or
+// "/order?pageNum=1&pageSize=20").
+struct HttpRequest {
+  Method method = Method::kGet;
+  std::string path_and_query;
+  HeaderList
+      headers;  // Extra headers; the signer adds X-API-KEY and X-Timestamp.
+  std::string body;  // JSON; empty means no body (and no Content-Type).
+  // True when sending the request twice is harmless (a GET, or a POST the
+  // upstream deduplicates). When false, the transport never lets it leave
+  // twice: libcurl's silent resend on a reused connection that died before
+  // answering is aborted, and the call fails with Delivery::kUnknown instead.
+  bool idempotent = false;
+};
+
+struct HttpResponse {
+  int status_code = 0;
+  HeaderList headers;  // Names lower-cased.
+  std::string body;
+
+  // Value of the first header named `name` (lower case), or empty.
+  absl::string_view Header(absl::string_view name) const;
+};
+
+// Per-call options.
+struct SendOptions {
+  // The call must complete by this time; a call whose deadline has already
+  // passed when it would be sent is failed with kDeadlineExceeded and nothing
+  // is sent.
+  absl::Time deadline = absl::InfiniteFuture();
+  // Sent upstream as X-Request-Id when not empty.
+  std::string request_id;
+};
+
+// Whether a failed call may have reached the upstream. Drives error mapping: a
+// POST that may have been received must never look safe to retry. The transport
+// decides it from whether libcurl started writing the request on an established
+// (TLS) connection, not from the error code alone.
+enum class Delivery {
+  kNotSent,   // Provably never left: invalid request, deadline already passed,
+              // DNS, connect or TLS handshake failure, shutdown before sending.
+  kUnknown,   // Some or all of the request may have been written; no complete
+              // response (timeout, reset, truncated or oversized response,
+              // shutdown in flight).
+  kReceived,  // A complete HTTP response arrived (any status code).
+};
+
+absl::string_view DeliveryName(Delivery delivery);
+
+}  // namespace clink_gateway::http
+
+#endif  // CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TYPES_H_

@@ -1,0 +1,32 @@
+#include "adapters/http/http_types.h"
+
+#include "gtest/gtest.h"
+
+namespace clink_gateway::http {
+namespace {
+
+TEST(HttpTypesTest, MethodName) {
+  EXPECT_EQ(MethodName(Method::kGet), "GET");
+  EXPECT_EQ(MethodName(Method::kPost), "POST");
+  EXPECT_EQ(MethodName(Method::kPut), "PUT");
+  EXPECT_EQ(MethodName(Method::kDelete), "DELETE");
+}
+
+TEST(HttpTypesTest, DeliveryName) {
+  EXPECT_EQ(DeliveryName(Delivery::kNotSent), "not_sent");
+  EXPECT_EQ(DeliveryName(Delivery::kUnknown), "unknown");
+  EXPECT_EQ(DeliveryName(Delivery::kReceived), "received");
+}
+
+TEST(HttpTypesTest, HeaderReturnsFirstMatchCaseInsensitively) {
+  HttpResponse response;
+  response.headers = {{"content-type", "application/json"},
+                      {"retry-after", "5"},
+                      {"retry-after", "7"}};
+  EXPECT_EQ(response.Header("retry-after"), "5");
+  EXPECT_EQ(response.Header("Content-Type"), "application/json");
+  EXPECT_EQ(response.Header("x-missing"), "");
+}
+
+}  // namespace
+}  // namespace clink_gateway::http

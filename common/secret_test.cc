@@ -1,0 +1,81 @@
+#include "common/secret.h"
+
+#include <string>
+#include <utility>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace clink_gateway {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Expected hashes computed independently: printf '<value>' | sha256sum.
+constexpr char kKey[] = "sk_test_abcdefghijklmnopa1b2";  // sha256 1015d5b3...
+
+TEST(SecretTest, RevealReturnsTheValue) {
+  Secret secret(kKey);
+  EXPECT_EQ(secret.Reveal(), kKey);
+  EXPECT_EQ(secret.size(), sizeof(kKey) - 1);
+  EXPECT_FALSE(secret.empty());
+}
+
+TEST(SecretTest, FingerprintShowsPrefixSuffixAndHash) {
+  EXPECT_EQ(Secret(kKey).Fingerprint(),
+            "sk_test_\xE2\x80\xA6"
+            "a1b2#1015d5b3");
+}
+
+TEST(SecretTest, FingerprintOfShortValueIsOnlyTheHash) {
+  EXPECT_EQ(Secret("short_key").Fingerprint(), "#ecbc0440");
+}
+
+TEST(SecretTest, FingerprintWithoutPrefix) {
+  EXPECT_EQ(Secret("abcdefghijklmnopqrstuvwxyz").Fingerprint(),
+            "\xE2\x80\xA6"
+            "wxyz#71c480df");
+}
+
+TEST(SecretTest, FingerprintDropsPrefixThatWouldRevealTooMuch) {
+  // "sk_test_" + "abcd" + "wxyz": prefix and suffix would leave only 4
+  // characters hidden.
+  EXPECT_EQ(Secret("sk_test_abcdwxyz").Fingerprint(),
+            "\xE2\x80\xA6"
+            "wxyz#435d0da8");
+}
+
+TEST(SecretTest, EmptySecret) {
+  Secret secret;
+  EXPECT_TRUE(secret.empty());
+  EXPECT_EQ(secret.Reveal(), "");
+  EXPECT_EQ(secret.Fingerprint(), "<empty>");
+}
+
+TEST(SecretTest, DebugOutputNeverContainsTheValue) {
+  const std::string key = "sk_live_0123456789SECRETPARTzz";
+  Secret secret(key);
+  const std::string hidden = "SECRETPART";
+  EXPECT_THAT(secret.Fingerprint(), Not(HasSubstr(hidden)));
+  EXPECT_THAT(secret.DebugString(), Not(HasSubstr(hidden)));
+  EXPECT_THAT(secret.DebugString(), HasSubstr(secret.Fingerprint()));
+  // gtest's printer (used in assertion failure messages) goes through PrintTo.
+  const std::string printed = ::testing::PrintToString(secret);
+  EXPECT_THAT(printed, Not(HasSubstr(hidden)));
+  EXPECT_EQ(printed, secret.DebugString());
+}
+
+TEST(SecretTest, MoveTransfersTheValue) {
+  Secret a(kKey);
+  Secret b(std::move(a));
+  EXPECT_EQ(b.Reveal(), kKey);
+  EXPECT_TRUE(a.empty());  // NOLINT(bugprone-use-after-move): documented state
+  Secret c("another-secret-value");
+  c = std::move(b);
+  EXPECT_EQ(c.Reveal(), kKey);
+  EXPECT_TRUE(b.empty());  // NOLINT(bugprone-use-after-move)
+}
+
+}  // namespace
+}  // namespace clink_gateway

@@ -1,0 +1,491 @@
+#include "tests/emulator/clink_emulator.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "civetweb.h"
+#include "common/status_macros.h"
+#include "rapidjson/document.h"
+#include "tests/emulator/clink_json.h"
+
+namespace clink_gateway::emulator {
+namespace {
+
+constexpr size_t kMaxBodyBytes = 1 << 20;
+constexpr char kApiPrefix[] = "/api";
+constexpr char kAdminPrefix[] = "/__emulator/";
+constexpr char kKeepAliveTimeoutMs[] = "10000";
+// What kMalformedJson answers: a success envelope cut off in the middle.
+constexpr char kMalformedJsonBody[] =
+    "{\"code\":200,\"msg\":\"success\",\"data\":{\"orderId\":\"ord_";
+
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::string retry_after;  // Sent as Retry-After when not empty.
+};
+
+// Sends `reply` and returns its status, as civetweb request handlers do.
+int Send(mg_connection* conn, const Reply& reply) {
+  mg_response_header_start(conn, reply.status);
+  mg_response_header_add(conn, "Content-Type", reply.content_type.c_str(), -1);
+  mg_response_header_add(conn, "Content-Length",
+                         std::to_string(reply.body.size()).c_str(), -1);
+  if (!reply.retry_after.empty()) {
+    mg_response_header_add(conn, "Retry-After", reply.retry_after.c_str(), -1);
+  }
+  mg_response_header_send(conn);
+  mg_write(conn, reply.body.data(), reply.body.size());
+  return reply.status;
+}
+
+Reply TextReply(int status, std::string text) {
+  return Reply{status, "text/plain; charset=utf-8", std::move(text), ""};
+}
+
+std::string Header(mg_connection* conn, const char* name) {
+  const char* value = mg_get_header(conn, name);  // Case-insensitive.
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+absl::StatusOr<std::string> ReadBody(mg_connection* conn) {
+  std::string body;
+  char buffer[8192];
+  for (;;) {
+    const int n = mg_read(conn, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    body.append(buffer, static_cast<size_t>(n));
+    if (body.size() > kMaxBodyBytes) {
+      return absl::ResourceExhaustedError("request body larger than 1 MiB");
+    }
+  }
+  return body;
+}
+
+// Resets the TCP connection behind `info` so the client sees RST rather than
+// FIN. civetweb does not expose the socket, so this looks for the process's
+// socket whose local and peer addresses are the connection's, and disconnects
+// it with connect(AF_UNSPEC): Linux then sends RST and the descriptor stays
+// valid for civetweb to close later. Returns false if the socket was not found
+// (the caller then falls back to a plain close).
+bool ResetConnection(const mg_request_info& info) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return false;
+  bool reset = false;
+  while (dirent* entry = readdir(dir)) {
+    int fd = -1;
+    if (!absl::SimpleAtoi(entry->d_name, &fd)) continue;
+    sockaddr_storage peer{};
+    sockaddr_storage local{};
+    socklen_t peer_size = sizeof(peer);
+    socklen_t local_size = sizeof(local);
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) !=
+            0 ||
+        peer.ss_family != AF_INET || local.ss_family != AF_INET) {
+      continue;
+    }
+    const auto& peer4 = reinterpret_cast<const sockaddr_in&>(peer);
+    const auto& local4 = reinterpret_cast<const sockaddr_in&>(local);
+    char peer_address[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &peer4.sin_addr, peer_address, sizeof(peer_address));
+    if (ntohs(peer4.sin_port) != info.remote_port ||
+        ntohs(local4.sin_port) != info.server_port ||
+        absl::string_view(peer_address) != info.remote_addr) {
+      continue;
+    }
+    sockaddr unspecified{};
+    unspecified.sa_family = AF_UNSPEC;
+    reset = connect(fd, &unspecified, sizeof(unspecified)) == 0;
+    break;
+  }
+  closedir(dir);
+  return reset;
+}
+
+// Opens and closes a connection to 127.0.0.1:port.
+void Poke(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address));
+  close(fd);
+}
+
+// mg_stop(), minus civetweb's wait: its listener thread polls with a 2 s
+// timeout before it notices the stop flag, so throwaway connections wake it up.
+void StopCivetweb(mg_context* ctx, int port) {
+  absl::Notification stopped;
+  std::thread waker([&stopped, port] {
+    while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(20)))
+      Poke(port);
+  });
+  mg_stop(ctx);
+  stopped.Notify();
+  waker.join();
+}
+
+absl::StatusOr<Fault::Kind> ParseFaultKind(absl::string_view name) {
+  if (name == "latency") return Fault::Kind::kLatency;
+  if (name == "http_error") return Fault::Kind::kHttpError;
+  if (name == "rate_limit") return Fault::Kind::kRateLimit;
+  if (name == "drop_connection") return Fault::Kind::kDropConnection;
+  if (name == "reset_connection") return Fault::Kind::kResetConnection;
+  if (name == "malformed_json") return Fault::Kind::kMalformedJson;
+  return absl::InvalidArgumentError(
+      "kind must be one of latency, http_error, rate_limit, drop_connection, "
+      "reset_connection, malformed_json");
+}
+
+// Parses the body of POST /__emulator/faults (see clink_emulator.h).
+absl::StatusOr<Fault> ParseFault(absl::string_view body) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(body, &doc));
+  const JsonFields fields(doc);
+  Fault fault;
+  GATEWAY_ASSIGN_OR_RETURN(std::string kind, fields.RequiredString("kind"));
+  GATEWAY_ASSIGN_OR_RETURN(fault.kind, ParseFaultKind(kind));
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> count,
+                           fields.OptionalInt("count"));
+  fault.count = static_cast<int>(count.value_or(1));
+  GATEWAY_ASSIGN_OR_RETURN(fault.path_prefix,
+                           fields.OptionalString("pathPrefix"));
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> latency_ms,
+                           fields.OptionalInt("latencyMs"));
+  fault.latency = absl::Milliseconds(latency_ms.value_or(0));
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> status,
+                           fields.OptionalInt("httpStatus"));
+  fault.http_status = static_cast<int>(status.value_or(503));
+  if (fault.http_status < 100 || fault.http_status > 599) {
+    return absl::InvalidArgumentError("httpStatus must be an HTTP status code");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(std::string retry_after,
+                           fields.OptionalString("retryAfter"));
+  if (!retry_after.empty()) fault.retry_after = retry_after;
+  return fault;
+}
+
+bool IsIpv6(const std::string& address) {
+  return address.find(':') != std::string::npos;
+}
+
+}  // namespace
+
+struct ClinkEmulator::FaultPlan {
+  absl::Duration latency = absl::ZeroDuration();
+  std::optional<Fault> fault;  // The first matching non-latency fault.
+};
+
+ClinkEmulator::ClinkEmulator(Options options)
+    : options_(std::move(options)),
+      api_(MerchantApi::Options{options_.clock, options_.http_status_errors}) {}
+
+absl::StatusOr<std::unique_ptr<ClinkEmulator>> ClinkEmulator::Start(
+    Options options) {
+  if (options.api_keys.empty()) {
+    return absl::InvalidArgumentError(
+        "ClinkEmulator needs at least one API key");
+  }
+  if (options.num_threads < 1)
+    return absl::InvalidArgumentError("num_threads must be >= 1");
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError("port must be in [0, 65535]");
+  }
+  const bool tls = !options.tls_cert_pem_path.empty();
+  if (!tls && IsIpv6(options.listen_address)) {
+    return absl::InvalidArgumentError(
+        "plain HTTP needs an IPv4 listen address (Debian's civetweb has no "
+        "IPv6)");
+  }
+  if (!options.clock) options.clock = [] { return absl::Now(); };
+  std::unique_ptr<ClinkEmulator> emulator(
+      new ClinkEmulator(std::move(options)));
+  const Options& opts = emulator->options_;
+
+  // With TLS, civetweb listens on loopback behind the TLS frontend (see
+  // tls_frontend.h).
+  const std::string listening_ports =
+      tls ? "127.0.0.1:0" : absl::StrCat(opts.listen_address, ":", opts.port);
+  const std::string num_threads = std::to_string(opts.num_threads);
+  // clang-format off
+  const char* civetweb_options[] = {
+      "listening_ports", listening_ports.c_str(),
+      "num_threads", num_threads.c_str(),
+      "enable_keep_alive", "yes",
+      "keep_alive_timeout_ms", kKeepAliveTimeoutMs,
+      "tcp_nodelay", "1",  // Headers and body go out in separate writes.
+      nullptr};
+  // clang-format on
+  mg_callbacks callbacks{};
+  callbacks.init_connection = &ClinkEmulator::OnInitConnection;
+  mg_init_data init{&callbacks, emulator.get(), civetweb_options};
+  char error_text[256] = {};
+  mg_error_data error{nullptr, error_text, sizeof(error_text)};
+  [[maybe_unused]] static const unsigned kCivetwebFeatures =
+      mg_init_library(0);  // Once.
+  emulator->civetweb_ = mg_start2(&init, &error);
+  if (emulator->civetweb_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot start civetweb on ", listening_ports, ": ", error_text));
+  }
+  mg_set_request_handler(emulator->civetweb_, "/", &ClinkEmulator::OnRequest,
+                         emulator.get());
+  mg_server_port server_port{};
+  if (mg_get_server_ports(emulator->civetweb_, 1, &server_port) != 1) {
+    return absl::InternalError("civetweb reported no listening port");
+  }
+  emulator->civetweb_port_ = server_port.port;
+  emulator->port_ = server_port.port;
+
+  if (tls) {
+    TlsFrontend::Options tls_options;
+    tls_options.listen_address = opts.listen_address;
+    tls_options.port = opts.port;
+    tls_options.cert_pem_path = opts.tls_cert_pem_path;
+    tls_options.backend_port = emulator->civetweb_port_;
+    ClinkEmulator* raw = emulator.get();
+    tls_options.on_accept = [raw] { raw->connections_accepted_.fetch_add(1); };
+    GATEWAY_ASSIGN_OR_RETURN(emulator->tls_,
+                             TlsFrontend::Start(std::move(tls_options)));
+    emulator->port_ = emulator->tls_->port();
+  }
+  return emulator;
+}
+
+ClinkEmulator::~ClinkEmulator() {
+  stopping_.Notify();
+  tls_.reset();
+  if (civetweb_ != nullptr) StopCivetweb(civetweb_, civetweb_port_);
+}
+
+std::string ClinkEmulator::base_url() const {
+  std::string host = options_.listen_address;
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (IsIpv6(host)) host = absl::StrCat("[", host, "]");
+  return absl::StrCat(tls_ != nullptr ? "https" : "http", "://", host, ":",
+                      port_, kApiPrefix);
+}
+
+void ClinkEmulator::SetFault(const Fault& fault) {
+  absl::MutexLock lock(&mu_);
+  faults_.push_back(fault);
+}
+
+void ClinkEmulator::ClearFaults() {
+  absl::MutexLock lock(&mu_);
+  faults_.clear();
+}
+
+std::vector<RecordedRequest> ClinkEmulator::requests() const {
+  absl::MutexLock lock(&mu_);
+  return std::vector<RecordedRequest>(requests_.begin(), requests_.end());
+}
+
+void ClinkEmulator::ClearRequests() {
+  absl::MutexLock lock(&mu_);
+  requests_.clear();
+  request_count_ = 0;
+}
+
+bool ClinkEmulator::WaitForRequests(int64_t n, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return request_count_ >= n;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+}
+
+int ClinkEmulator::OnRequest(mg_connection* conn, void* self) {
+  return static_cast<ClinkEmulator*>(self)->HandleRequest(conn);
+}
+
+int ClinkEmulator::OnInitConnection(const mg_connection* conn,
+                                    void** /*conn_data*/) {
+  auto* self =
+      static_cast<ClinkEmulator*>(mg_get_user_data(mg_get_context(conn)));
+  // With TLS the frontend counts client connections; civetweb only sees its
+  // relays.
+  if (self != nullptr && self->options_.tls_cert_pem_path.empty()) {
+    self->connections_accepted_.fetch_add(1);
+  }
+  return 0;
+}
+
+ClinkEmulator::FaultPlan ClinkEmulator::TakeFaults(const std::string& path) {
+  absl::MutexLock lock(&mu_);
+  FaultPlan plan;
+  for (auto it = faults_.begin(); it != faults_.end();) {
+    const bool applies =
+        absl::StartsWith(path, it->path_prefix) &&
+        (it->kind == Fault::Kind::kLatency || !plan.fault.has_value());
+    if (!applies) {
+      ++it;
+      continue;
+    }
+    if (it->kind == Fault::Kind::kLatency) {
+      plan.latency += it->latency;
+    } else {
+      plan.fault = *it;
+    }
+    if (it->count > 0 && --it->count == 0) {
+      it = faults_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return plan;
+}
+
+void ClinkEmulator::Record(RecordedRequest request) {
+  absl::MutexLock lock(&mu_);
+  ++request_count_;
+  requests_.push_back(std::move(request));
+  while (requests_.size() > options_.max_recorded_requests)
+    requests_.pop_front();
+}
+
+std::string ClinkEmulator::AuthError(const RecordedRequest& request) const {
+  if (request.api_key.empty()) return "Unauthorized: missing X-API-KEY header";
+  bool known = false;
+  for (const std::string& key : options_.api_keys)
+    known = known || key == request.api_key;
+  if (!known) return "Unauthorized: invalid API key";
+  if (request.timestamp.empty())
+    return "Unauthorized: missing X-Timestamp header";
+  int64_t timestamp_ms = 0;
+  if (!absl::SimpleAtoi(request.timestamp, &timestamp_ms)) {
+    return "Unauthorized: X-Timestamp must be Unix time in milliseconds";
+  }
+  const absl::Duration skew =
+      absl::AbsDuration(options_.clock() - absl::FromUnixMillis(timestamp_ms));
+  if (skew > options_.timestamp_tolerance) {
+    return absl::StrCat(
+        "Unauthorized: X-Timestamp is outside the allowed window of ",
+        absl::FormatDuration(options_.timestamp_tolerance));
+  }
+  return "";
+}
+
+int ClinkEmulator::HandleRequest(mg_connection* conn) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  const std::string method =
+      info->request_method != nullptr ? info->request_method : "";
+  const std::string path = info->local_uri != nullptr ? info->local_uri : "/";
+  absl::StatusOr<std::string> body = ReadBody(conn);
+  if (!body.ok())
+    return Send(conn, TextReply(413, std::string(body.status().message())));
+  if (absl::StartsWith(path, kAdminPrefix))
+    return HandleAdmin(conn, method, path, *body);
+  if (path != kApiPrefix &&
+      !absl::StartsWith(path, absl::StrCat(kApiPrefix, "/"))) {
+    return Send(conn, TextReply(404, "Not Found"));
+  }
+
+  RecordedRequest request;
+  request.method = method;
+  request.path = path;
+  request.query_string =
+      info->query_string != nullptr ? info->query_string : "";
+  request.body = *std::move(body);
+  request.api_key = Header(conn, "X-API-KEY");
+  request.timestamp = Header(conn, "X-Timestamp");
+  request.content_type = Header(conn, "Content-Type");
+  request.user_agent = Header(conn, "User-Agent");
+  request.request_id = Header(conn, "X-Request-Id");
+  Record(request);
+
+  const FaultPlan plan = TakeFaults(path);
+  if (plan.latency > absl::ZeroDuration()) {
+    stopping_.WaitForNotificationWithTimeout(plan.latency);
+  }
+  if (plan.fault.has_value()) {
+    const Fault& fault = *plan.fault;
+    switch (fault.kind) {
+      case Fault::Kind::kHttpError:
+        return Send(conn, TextReply(fault.http_status,
+                                    absl::StrCat("emulated fault: HTTP ",
+                                                 fault.http_status)));
+      case Fault::Kind::kRateLimit: {
+        Reply reply = TextReply(429, "Too Many Requests");
+        reply.retry_after = fault.retry_after;
+        return Send(conn, reply);
+      }
+      case Fault::Kind::kResetConnection:
+        ResetConnection(
+            *info);  // Falls back to the plain close below if not found.
+        mg_disable_connection_keep_alive(conn);
+        return 499;
+      case Fault::Kind::kDropConnection:
+        // No response bytes; with keep-alive off civetweb closes the socket
+        // (FIN) on return.
+        mg_disable_connection_keep_alive(conn);
+        return 499;
+      case Fault::Kind::kMalformedJson:
+        return Send(conn,
+                    Reply{200, "application/json", kMalformedJsonBody, ""});
+      case Fault::Kind::kLatency:
+        break;  // Never stored in plan.fault.
+    }
+  }
+
+  if (const std::string auth_error = AuthError(request); !auth_error.empty()) {
+    return Send(conn, TextReply(401, auth_error));
+  }
+  const ApiResponse response =
+      api_.Handle(ApiRequest{method, path.substr(sizeof(kApiPrefix) - 1),
+                             request.query_string, request.body});
+  return Send(
+      conn, Reply{response.http_status, "application/json", response.body, ""});
+}
+
+int ClinkEmulator::HandleAdmin(mg_connection* conn, const std::string& method,
+                               const std::string& path,
+                               const std::string& body) {
+  const std::string endpoint = path.substr(sizeof(kAdminPrefix) - 1);
+  if (endpoint == "faults" && method == "POST") {
+    absl::StatusOr<Fault> fault = ParseFault(body);
+    if (!fault.ok())
+      return Send(conn, TextReply(400, std::string(fault.status().message())));
+    SetFault(*fault);
+    return Send(conn, Reply{200, "application/json",
+                            "{\"code\":200,\"msg\":\"success\"}", ""});
+  }
+  if (endpoint == "faults" && method == "DELETE") {
+    ClearFaults();
+    return Send(conn, Reply{200, "application/json",
+                            "{\"code\":200,\"msg\":\"success\"}", ""});
+  }
+  if (endpoint == "stats" && method == "GET") {
+    int64_t request_count = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      request_count = request_count_;
+    }
+    return Send(
+        conn,
+        Reply{200, "application/json",
+              absl::StrCat("{\"connectionsAccepted\":", connections_accepted(),
+                           ",\"requests\":", request_count, "}"),
+              ""});
+  }
+  return Send(conn, TextReply(404, "Not Found"));
+}
+
+}  // namespace clink_gateway::emulator

@@ -1,0 +1,1012 @@
+#include "tests/emulator/clink_emulator.h"
+
+#include <stdlib.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/testing/fake_clock.h"
+#include "curl/curl.h"
+#include "gtest/gtest.h"
+#include "rapidjson/document.h"
+#include "rapidjson/pointer.h"
+#include "tests/emulator/merchant_api.h"
+#include "tests/emulator/test_ca.h"
+
+namespace clink_gateway::emulator {
+namespace {
+
+constexpr char kApiKey[] = "sk_test_emulator_key";
+
+class CurlEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  void TearDown() override { curl_global_cleanup(); }
+};
+::testing::Environment* const kCurlEnvironment =
+    ::testing::AddGlobalTestEnvironment(new CurlEnvironment);
+
+struct HttpResult {
+  CURLcode curl_code = CURLE_OK;
+  long status = 0;  // NOLINT(runtime/int): curl's type.
+  std::string body;
+  std::map<std::string, std::string> headers;  // Lower-case names.
+
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+// A blocking libcurl client. One easy handle, so consecutive requests reuse the
+// connection.
+class HttpClient {
+ public:
+  explicit HttpClient(std::string origin, std::string ca_file = "")
+      : origin_(std::move(origin)),
+        ca_file_(std::move(ca_file)),
+        handle_(curl_easy_init()) {}
+  ~HttpClient() { curl_easy_cleanup(handle_); }
+
+  HttpResult Send(const std::string& method, const std::string& path,
+                  const std::string& body,
+                  const std::vector<std::string>& headers,
+                  bool fresh_connection = false) {
+    HttpResult result;
+    curl_easy_reset(handle_);  // Keeps the connection cache.
+    const std::string url = origin_ + path;
+    curl_easy_setopt(handle_, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(handle_, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(handle_, CURLOPT_TIMEOUT_MS, 20000L);
+    if (!ca_file_.empty())
+      curl_easy_setopt(handle_, CURLOPT_CAINFO, ca_file_.c_str());
+    if (method == "GET") {
+      curl_easy_setopt(handle_, CURLOPT_HTTPGET, 1L);
+    } else {
+      curl_easy_setopt(handle_, CURLOPT_CUSTOMREQUEST, method.c_str());
+      curl_easy_setopt(handle_, CURLOPT_POSTFIELDS, body.c_str());
+      curl_easy_setopt(handle_, CURLOPT_POSTFIELDSIZE,
+                       static_cast<long>(body.size()));  // NOLINT
+    }
+    if (fresh_connection) {
+      curl_easy_setopt(handle_, CURLOPT_FRESH_CONNECT, 1L);
+      curl_easy_setopt(handle_, CURLOPT_FORBID_REUSE, 1L);
+    }
+    curl_slist* header_list = nullptr;
+    for (const std::string& header : headers) {
+      header_list = curl_slist_append(header_list, header.c_str());
+    }
+    curl_easy_setopt(handle_, CURLOPT_HTTPHEADER, header_list);
+    curl_easy_setopt(handle_, CURLOPT_WRITEFUNCTION, &WriteBody);
+    curl_easy_setopt(handle_, CURLOPT_WRITEDATA, &result.body);
+    curl_easy_setopt(handle_, CURLOPT_HEADERFUNCTION, &WriteHeader);
+    curl_easy_setopt(handle_, CURLOPT_HEADERDATA, &result.headers);
+    result.curl_code = curl_easy_perform(handle_);
+    curl_easy_getinfo(handle_, CURLINFO_RESPONSE_CODE, &result.status);
+    curl_slist_free_all(header_list);
+    return result;
+  }
+
+ private:
+  static size_t WriteBody(char* data, size_t size, size_t count, void* out) {
+    static_cast<std::string*>(out)->append(data, size * count);
+    return size * count;
+  }
+
+  static size_t WriteHeader(char* data, size_t size, size_t count, void* out) {
+    const absl::string_view line(data, size * count);
+    const size_t colon = line.find(':');
+    if (colon != absl::string_view::npos) {
+      (*static_cast<std::map<std::string, std::string>*>(
+          out))[absl::AsciiStrToLower(line.substr(0, colon))] =
+          std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+    }
+    return size * count;
+  }
+
+  const std::string origin_;
+  const std::string ca_file_;
+  CURL* const handle_;
+};
+
+// Parses a response body; numbers stay strings holding their exact text.
+class Json {
+ public:
+  explicit Json(const std::string& text) {
+    doc_.Parse<rapidjson::kParseNumbersAsStringsFlag>(text.c_str());
+  }
+  bool ok() const { return !doc_.HasParseError(); }
+  // The value at JSON pointer `pointer` as text: strings and numbers as is,
+  // booleans as "true"/"false", anything else or a missing value as "<none>".
+  std::string operator[](const char* pointer) const {
+    const rapidjson::Value* value = rapidjson::Pointer(pointer).Get(doc_);
+    if (value == nullptr) return "<none>";
+    if (value->IsString()) return value->GetString();
+    if (value->IsBool()) return value->GetBool() ? "true" : "false";
+    return "<none>";
+  }
+  bool Has(const char* pointer) const {
+    return rapidjson::Pointer(pointer).Get(doc_) != nullptr;
+  }
+  size_t Size(const char* pointer) const {
+    const rapidjson::Value* value = rapidjson::Pointer(pointer).Get(doc_);
+    return value != nullptr && value->IsArray() ? value->Size() : 0;
+  }
+
+ private:
+  rapidjson::Document doc_;
+};
+
+int64_t Int(const std::string& text) {
+  int64_t value = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(text, &value)) << text;
+  return value;
+}
+
+std::string TempDir() {
+  const char* base = getenv("TEST_TMPDIR");
+  std::string path =
+      absl::StrCat(base != nullptr ? base : "/tmp", "/clink_emulator_XXXXXX");
+  EXPECT_NE(mkdtemp(path.data()), nullptr);
+  return path;
+}
+
+class ClinkEmulatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartEmulator(ClinkEmulator::Options()); }
+
+  void StartEmulator(ClinkEmulator::Options options,
+                     const std::string& ca_file = "") {
+    client_.reset();
+    emulator_.reset();
+    options.api_keys = {"sk_test_other", kApiKey};
+    options.clock = [this] { return clock_.Now(); };
+    absl::StatusOr<std::unique_ptr<ClinkEmulator>> emulator =
+        ClinkEmulator::Start(options);
+    ASSERT_TRUE(emulator.ok()) << emulator.status();
+    emulator_ = *std::move(emulator);
+    client_ = std::make_unique<HttpClient>(Origin(), ca_file);
+  }
+
+  // "http://127.0.0.1:PORT" (base_url() without "/api").
+  std::string Origin() const {
+    const std::string base = emulator_->base_url();
+    return base.substr(0, base.size() - 4);
+  }
+
+  std::vector<std::string> AuthHeaders(
+      absl::Duration skew = absl::ZeroDuration()) const {
+    return {
+        absl::StrCat("X-API-KEY: ", kApiKey),
+        absl::StrCat("X-Timestamp: ", absl::ToUnixMillis(clock_.Now() + skew)),
+        "Content-Type: application/json", "User-Agent: emulator-test/1.0",
+        "X-Request-Id: req-123"};
+  }
+
+  HttpResult Call(const std::string& method, const std::string& path,
+                  const std::string& body = "", bool fresh_connection = false) {
+    return client_->Send(method, absl::StrCat("/api", path), body,
+                         AuthHeaders(), fresh_connection);
+  }
+
+  // Calls the API and expects HTTP 200 with envelope code 200.
+  Json Ok(const std::string& method, const std::string& path,
+          const std::string& body = "") {
+    const HttpResult result = Call(method, path, body);
+    EXPECT_EQ(result.curl_code, CURLE_OK);
+    EXPECT_EQ(result.status, 200) << result.body;
+    Json json(result.body);
+    EXPECT_TRUE(json.ok()) << result.body;
+    EXPECT_EQ(json["/code"], "200")
+        << method << " " << path << ": " << result.body;
+    return json;
+  }
+
+  // Pays `amount` USD with the seeded card; returns the order id.
+  std::string Pay(const std::string& amount) {
+    const Json payment = Ok("POST", "/payment",
+                            absl::StrCat(R"({"customerId":"cus_emu_test",
+                                             "paymentInstrumentId":"pi_emu_card_visa",
+                                             "paymentMethodType":"CARD",
+                                             "returnUrl":"https://shop.example/return",
+                                             "amount":)",
+                                         amount, R"(,"currency":"USD"})"));
+    EXPECT_EQ(payment["/data/status"], "1");
+    return payment["/data/orderId"];
+  }
+
+  Json Refund(const std::string& order_id, const std::string& merchant_id,
+              const std::string& amount) {
+    const HttpResult result =
+        Call("POST", "/refund",
+             absl::StrCat(R"({"orderId":")", order_id,
+                          R"(","refundMerchantOrderId":")", merchant_id,
+                          R"(","refundAmount":)", amount,
+                          R"(,"refundReasonType":2})"));
+    EXPECT_EQ(result.status, 200);
+    return Json(result.body);
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<ClinkEmulator> emulator_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+// --- Authentication
+// --------------------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, MissingApiKeyIs401WithTextBody) {
+  const HttpResult result = client_->Send(
+      "GET", "/api/product", "",
+      {absl::StrCat("X-Timestamp: ", absl::ToUnixMillis(clock_.Now()))});
+  EXPECT_EQ(result.status, 401);
+  EXPECT_TRUE(absl::StartsWith(result.header("content-type"), "text/plain"));
+  EXPECT_TRUE(absl::StrContains(result.body, "X-API-KEY")) << result.body;
+}
+
+TEST_F(ClinkEmulatorTest, UnknownApiKeyIs401AndKeyHeaderIsCaseInsensitive) {
+  HttpResult result = client_->Send(
+      "GET", "/api/product", "",
+      {"X-API-KEY: sk_test_wrong",
+       absl::StrCat("X-Timestamp: ", absl::ToUnixMillis(clock_.Now()))});
+  EXPECT_EQ(result.status, 401);
+  EXPECT_FALSE(
+      absl::StrContains(result.body, "sk_test_wrong"));  // Never echo keys.
+  result = client_->Send(
+      "GET", "/api/product", "",
+      {absl::StrCat("x-api-key: ", kApiKey),
+       absl::StrCat("x-timestamp: ", absl::ToUnixMillis(clock_.Now()))});
+  EXPECT_EQ(result.status, 200);
+}
+
+TEST_F(ClinkEmulatorTest, TimestampMustBeWithinTolerance) {
+  const auto call_with_skew = [&](absl::Duration skew) {
+    return client_->Send("GET", "/api/product", "", AuthHeaders(skew)).status;
+  };
+  EXPECT_EQ(call_with_skew(-absl::Seconds(121)), 401);  // Stale.
+  EXPECT_EQ(call_with_skew(absl::Seconds(121)), 401);   // From the future.
+  EXPECT_EQ(call_with_skew(-absl::Seconds(119)), 200);
+  EXPECT_EQ(call_with_skew(absl::Seconds(119)), 200);
+  EXPECT_EQ(
+      client_
+          ->Send("GET", "/api/product", "",
+                 {absl::StrCat("X-API-KEY: ", kApiKey), "X-Timestamp: soon"})
+          .status,
+      401);
+  EXPECT_EQ(client_
+                ->Send("GET", "/api/product", "",
+                       {absl::StrCat("X-API-KEY: ", kApiKey)})
+                .status,
+            401);
+}
+
+// --- Checkout sessions
+// ----------------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, CreatesAndGetsCheckoutSession) {
+  const HttpResult created =
+      Call("POST", "/checkout/session",
+           R"({"originalAmount":19.990,"originalCurrency":"USD",
+                                      "customerEmail":"buyer@example.com",
+                                      "merchantReferenceId":"cart-42",
+                                      "successUrl":"https://shop.example/ok",
+                                      "priceDataList":[{"name":"Mug","quantity":2,
+                                                        "unitAmount":9.995}]})");
+  ASSERT_EQ(created.status, 200);
+  EXPECT_TRUE(absl::StrContains(created.body, R"("originalAmount":19.990)"))
+      << created.body;
+  const Json session(created.body);
+  const std::string id = session["/data/sessionId"];
+  EXPECT_TRUE(absl::StartsWith(id, "sess_")) << id;
+  EXPECT_TRUE(absl::StartsWith(session["/data/customerId"], "cus_"));
+  EXPECT_TRUE(absl::StrContains(session["/data/url"], id));
+  EXPECT_EQ(session["/data/merchantReferenceId"], "cart-42");
+
+  const HttpResult fetched = Call("GET", "/checkout/session/" + id);
+  const Json got(fetched.body);
+  EXPECT_EQ(got["/data/sessionId"], id);
+  EXPECT_EQ(got["/data/status"], "open");
+  EXPECT_EQ(got["/data/paymentStatus"], "unpaid");
+  EXPECT_EQ(got["/data/created"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(got["/data/expire"], "2023-11-14T23:13:20Z");
+  EXPECT_EQ(got["/data/customer/email"], "buyer@example.com");
+  EXPECT_TRUE(absl::StrContains(fetched.body, R"("amountTotal":19.990)"))
+      << fetched.body;
+  EXPECT_TRUE(absl::StrContains(fetched.body, R"("unitAmount":9.995)"))
+      << fetched.body;
+
+  clock_.Advance(absl::Hours(2));
+  EXPECT_EQ(Ok("GET", "/checkout/session/" + id)["/data/status"], "expired");
+}
+
+TEST_F(ClinkEmulatorTest, ValidationErrorsNameTheField) {
+  const auto error = [&](const std::string& body) {
+    const HttpResult result = Call("POST", "/checkout/session", body);
+    EXPECT_EQ(result.status, 200);
+    const Json json(result.body);
+    EXPECT_EQ(json["/code"], "400") << result.body;
+    return json["/msg"];
+  };
+  EXPECT_EQ(error(R"({"originalCurrency":"USD","customerId":"cus_emu_test"})"),
+            "originalAmount is required");
+  EXPECT_EQ(
+      error(
+          R"({"originalAmount":0,"originalCurrency":"USD","customerId":"cus_emu_test"})"),
+      "originalAmount must be greater than 0");
+  EXPECT_EQ(
+      error(
+          R"({"originalAmount":-5,"originalCurrency":"USD","customerId":"c"})"),
+      "originalAmount must be greater than 0");
+  EXPECT_EQ(error(R"({"originalAmount":5,"originalCurrency":"USD"})"),
+            "CUSTOMER_NOT_FOUND");
+  EXPECT_EQ(
+      error(
+          R"({"originalAmount":5,"originalCurrency":"USD","customerId":"cus_nope"})"),
+      "CUSTOMER_NOT_FOUND");
+  EXPECT_EQ(
+      error(
+          R"({"originalAmount":5,"originalCurrency":"USD","customerId":"cus_emu_test",
+                      "customerEmail":"someone-else@example.com"})"),
+      "CUSTOMER_IDENTIFIER_NOT_MATCHED");
+  EXPECT_EQ(
+      error(
+          R"({"originalAmount":5,"originalCurrency":"USD","customerId":"cus_emu_test",
+                      "priceId":"price_emu_monthly"})"),
+      "productId is required when priceId is provided");
+  EXPECT_TRUE(absl::StrContains(
+      error(
+          R"({"originalAmount":5,"originalCurrency":"usd","customerId":"cus_emu_test"})"),
+      "originalCurrency"));
+  EXPECT_TRUE(absl::StrContains(error("{not json"), "not valid JSON"));
+}
+
+// --- Errors
+// ------------------------------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, UnknownIdsAreCode404InHttp200) {
+  for (const char* path :
+       {"/order/ord_missing", "/refund/rfd_missing", "/checkout/session/x",
+        "/subscription/sub_missing", "/subscription/invoice/inv_missing",
+        "/product/prd_missing", "/price/price_missing",
+        "/order/payment-session/sess_missing"}) {
+    const HttpResult result = Call("GET", path);
+    EXPECT_EQ(result.status, 200) << path;
+    const Json json(result.body);
+    EXPECT_EQ(json["/code"], "404") << path;
+    EXPECT_TRUE(absl::EndsWith(json["/msg"], "not found")) << json["/msg"];
+  }
+}
+
+TEST_F(ClinkEmulatorTest, HttpStatusErrorsOptionUsesHttp404And400) {
+  ClinkEmulator::Options options;
+  options.http_status_errors = true;
+  StartEmulator(options);
+  HttpResult result = Call("GET", "/order/ord_missing");
+  EXPECT_EQ(result.status, 404);
+  EXPECT_EQ(Json(result.body)["/code"], "404");
+  result = Call("POST", "/refund", R"({"orderId":"x"})");
+  EXPECT_EQ(result.status, 400);
+  EXPECT_EQ(Json(result.body)["/msg"], "refundMerchantOrderId is required");
+}
+
+TEST_F(ClinkEmulatorTest, UnknownRouteIs404AndWrongMethodIs405) {
+  EXPECT_EQ(Call("GET", "/nothing/here").status, 404);
+  EXPECT_EQ(Call("DELETE", "/refund").status, 405);
+  EXPECT_EQ(client_->Send("GET", "/elsewhere", "", AuthHeaders()).status, 404);
+}
+
+// --- Payments, orders, refunds
+// ---------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, PaymentCreatesOrderThatCanBeRefundedUpToItsAmount) {
+  const std::string order_id = Pay("10.50");
+  EXPECT_TRUE(absl::StartsWith(order_id, "ord_"));
+
+  const HttpResult order = Call("GET", "/order/" + order_id);
+  EXPECT_TRUE(absl::StrContains(order.body, R"("amountTotal":10.50)"))
+      << order.body;
+  Json json(order.body);
+  EXPECT_EQ(json["/data/status"], "success");
+  EXPECT_EQ(json["/data/type"], "onetime");
+  EXPECT_EQ(Int(json["/data/createTime"]), absl::ToUnixMillis(clock_.Now()));
+  EXPECT_EQ(json["/data/paymentMethod/paymentInstrumentId"],
+            "pi_emu_card_visa");
+  EXPECT_EQ(json["/data/customerEmail"], "test@example.com");
+
+  json = Refund(order_id, "refund-1", "4.25");
+  EXPECT_EQ(json["/code"], "200");
+  EXPECT_TRUE(absl::StartsWith(json["/data/refundId"], "rfd_"));
+  EXPECT_EQ(json["/data/refundAmount"], "4.25");
+  EXPECT_EQ(json["/data/status"], "success");
+  EXPECT_EQ(json["/data/refundReason"], "Customer Initiated Refund");
+  EXPECT_EQ(json["/data/metadata/merchantReferenceId"], "refund-1");
+  EXPECT_EQ(Ok("GET", "/refund/" + json["/data/refundId"])["/data/orderId"],
+            order_id);
+  EXPECT_EQ(Ok("GET", "/order/" + order_id)["/data/status"],
+            "partial_refunded");
+
+  json = Refund(order_id, "refund-2", "6.26");  // 0.01 more than what is left.
+  EXPECT_EQ(json["/code"], "90101401") << json["/msg"];
+  EXPECT_TRUE(absl::StrContains(json["/msg"], "6.25")) << json["/msg"];
+
+  json = Refund(order_id, "refund-3", "6.250");
+  EXPECT_EQ(json["/code"], "200");
+  EXPECT_EQ(Ok("GET", "/order/" + order_id)["/data/status"], "refunded");
+
+  json = Refund(order_id, "refund-4", "0.01");
+  EXPECT_EQ(json["/code"], "90101402") << json["/msg"];
+}
+
+TEST_F(ClinkEmulatorTest, OverRefundIsABusinessError) {
+  const std::string order_id = Pay("5");
+  const Json json = Refund(order_id, "too-much", "5.000001");
+  EXPECT_EQ(json["/code"], "90101401");
+  EXPECT_EQ(Ok("GET", "/order/" + order_id)["/data/status"], "success");
+}
+
+TEST_F(ClinkEmulatorTest, RefundMerchantOrderIdMakesRefundIdempotent) {
+  const std::string order_id = Pay("20");
+  const Json first = Refund(order_id, "same-id", "15");
+  const Json second = Refund(order_id, "same-id", "15");
+  EXPECT_EQ(first["/code"], "200");
+  EXPECT_EQ(second["/code"], "200");
+  EXPECT_EQ(first["/data/refundId"], second["/data/refundId"]);
+  // Only one refund happened: 5 is still refundable, 5.01 is not.
+  EXPECT_EQ(Refund(order_id, "other", "5.01")["/code"], "90101401");
+  EXPECT_EQ(Refund(order_id, "other", "5")["/code"], "200");
+}
+
+TEST_F(ClinkEmulatorTest, AmountsAreEchoedDigitForDigit) {
+  for (const char* amount :
+       {"19.990", "0.10", "1e3", "12345678901234567890.1234567890"}) {
+    const HttpResult payment = Call(
+        "POST", "/payment",
+        absl::StrCat(
+            R"({"customerId":"cus_emu_test","paymentInstrumentId":"pi_emu_card_visa",
+                         "paymentMethodType":"CARD","returnUrl":"https://r.example",
+                         "currency":"USD","amount":)",
+            amount, "}"));
+    EXPECT_TRUE(absl::StrContains(payment.body,
+                                  absl::StrCat(R"("amount":)", amount, ",")))
+        << payment.body;
+    const std::string order_id = Json(payment.body)["/data/orderId"];
+    EXPECT_TRUE(
+        absl::StrContains(Call("GET", "/order/" + order_id).body,
+                          absl::StrCat(R"("amountTotal":)", amount, ",")));
+  }
+  // Seeded catalog amounts too.
+  EXPECT_TRUE(absl::StrContains(Call("GET", "/price/price_emu_onetime").body,
+                                R"("unitAmount":19.990,)"));
+  const HttpResult by_price = Call(
+      "POST", "/payment",
+      R"({"customerId":"cus_emu_test","paymentInstrumentId":"pi_emu_card_visa",
+                                   "paymentMethodType":"CARD","returnUrl":"https://r.example",
+                                   "productId":"prd_emu_ebook","priceId":"price_emu_onetime"})");
+  EXPECT_TRUE(absl::StrContains(by_price.body, R"("amount":19.990,)"))
+      << by_price.body;
+}
+
+TEST_F(ClinkEmulatorTest, PaymentValidation) {
+  const auto message = [&](const std::string& body) {
+    const Json json(Call("POST", "/payment", body).body);
+    EXPECT_NE(json["/code"], "200");
+    return json["/msg"];
+  };
+  EXPECT_EQ(message(R"({"customerId":"cus_emu_test","paymentMethodType":"CARD",
+                        "returnUrl":"r","amount":1,"currency":"USD"})"),
+            "paymentInstrumentId is required");
+  EXPECT_EQ(
+      message(
+          R"({"customerId":"cus_emu_test","paymentInstrumentId":"pi_emu_card_visa",
+                        "paymentMethodType":"CARD","returnUrl":"r","currency":"USD"})"),
+      "amount is required when priceId is not provided");
+  EXPECT_EQ(
+      message(
+          R"({"customerId":"cus_emu_test","paymentInstrumentId":"pi_emu_card_visa",
+                        "paymentMethodType":"CARD","returnUrl":"r",
+                        "priceId":"price_emu_onetime"})"),
+      "productId is required when priceId is provided");
+  EXPECT_TRUE(absl::StartsWith(
+      message(
+          R"({"customerId":"cus_emu_test","paymentInstrumentId":"pi_emu_card_visa",
+                  "paymentMethodType":"CARD","returnUrl":"r","amount":"abc","currency":"USD"})"),
+      "amount must be a decimal number"));
+  EXPECT_EQ(
+      message(R"({"customerId":"cus_emu_test","paymentInstrumentId":"pi_nope",
+                        "paymentMethodType":"CARD","returnUrl":"r","amount":1,
+                        "currency":"USD"})"),
+      "payment instrument pi_nope not found");
+}
+
+TEST_F(ClinkEmulatorTest, DeclinedCardFailsTheOrder) {
+  const Json payment = Ok(
+      "POST", "/payment",
+      R"({"customerId":"cus_emu_test","paymentInstrumentId":"pi_emu_card_declined",
+                              "paymentMethodType":"CARD","returnUrl":"https://r.example",
+                              "amount":3,"currency":"USD"})");
+  EXPECT_EQ(payment["/data/status"], "3");
+  const Json order = Ok("GET", "/order/" + payment["/data/orderId"]);
+  EXPECT_EQ(order["/data/status"], "failed");
+  EXPECT_EQ(order["/data/paymentExecutionDetails/0/originalFailureCode"],
+            "card_declined");
+  EXPECT_EQ(Refund(payment["/data/orderId"], "r", "1")["/code"], "90101402");
+}
+
+TEST_F(ClinkEmulatorTest, WalletPaymentNeedsActionAndQrCodeCanBeRefreshed) {
+  const Json instrument = Ok("POST", "/payment-instrument",
+                             R"({"paymentInstrumentType":"CASHAPP",
+                                 "customerEmail":"wallet@example.com"})");
+  const std::string instrument_id = instrument["/data/id"];
+  const std::string customer_id = instrument["/data/customerId"];
+  EXPECT_TRUE(absl::StartsWith(instrument_id, "pi_"));
+  EXPECT_TRUE(absl::StartsWith(customer_id, "cus_"));
+  EXPECT_EQ(instrument["/data/type"], "CASHAPP");
+
+  const Json payment =
+      Ok("POST", "/payment",
+         absl::StrCat(R"({"customerEmail":"wallet@example.com",
+                                           "paymentInstrumentId":")",
+                      instrument_id, R"(","paymentMethodType":"CASHAPP",
+                                           "returnUrl":"https://r.example",
+                                           "amount":7.5,"currency":"USD"})"));
+  EXPECT_EQ(payment["/data/status"], "5");
+  EXPECT_EQ(payment["/data/action/type"], "CASHAPP");
+  const std::string first_png =
+      payment["/data/action/walletHandleRedirectOrDisplayQrCode/imageUrlPng"];
+  EXPECT_EQ(
+      Int(payment
+              ["/data/action/walletHandleRedirectOrDisplayQrCode/expiresAt"]),
+      absl::ToUnixSeconds(clock_.Now() + absl::Minutes(5)));
+  const std::string order_id = payment["/data/orderId"];
+  EXPECT_EQ(Ok("GET", "/order/" + order_id)["/data/status"], "requires_action");
+  EXPECT_EQ(Ok("GET", "/checkout/session/" +
+                          payment["/data/sessionId"])["/data/paymentStatus"],
+            "processing");
+
+  clock_.Advance(absl::Minutes(4));
+  const Json refreshed = Ok("POST", "/payment/" + order_id + "/qrcode/refresh");
+  EXPECT_EQ(refreshed["/data/orderId"], order_id);
+  EXPECT_EQ(refreshed["/data/action/type"], "CASHAPP");
+  EXPECT_NE(
+      refreshed["/data/action/walletHandleRedirectOrDisplayQrCode/imageUrlPng"],
+      first_png);
+  EXPECT_EQ(
+      Int(refreshed
+              ["/data/action/walletHandleRedirectOrDisplayQrCode/expiresAt"]),
+      absl::ToUnixSeconds(clock_.Now() + absl::Minutes(5)));
+
+  // The instrument belongs to the new customer only.
+  EXPECT_EQ(
+      Json(Call("POST", "/payment",
+                absl::StrCat(
+                    R"({"customerId":"cus_emu_test","paymentInstrumentId":")",
+                    instrument_id, R"(","paymentMethodType":"CASHAPP",
+                                   "returnUrl":"r","amount":1,"currency":"USD"})"))
+               .body)["/code"],
+      "400");
+  // Cards cannot be created through the API; only CASHAPP QR codes refresh.
+  EXPECT_EQ(
+      Json(
+          Call(
+              "POST", "/payment-instrument",
+              R"({"paymentInstrumentType":"CARD","customerId":"cus_emu_test"})")
+              .body)["/code"],
+      "400");
+  EXPECT_EQ(Json(Call("POST", "/payment/" + Pay("1") + "/qrcode/refresh")
+                     .body)["/code"],
+            "400");
+}
+
+TEST_F(ClinkEmulatorTest, ListsOrdersNewestFirstWithFiltersAndPages) {
+  const std::string first = Pay("1");
+  clock_.Advance(absl::Seconds(1));
+  const std::string second = Pay("2");
+  clock_.Advance(absl::Seconds(1));
+  const std::string third = Pay("3");
+
+  const HttpResult page1 =
+      Call("GET", "/order?pageNum=1&pageSize=2&customerId=cus_emu_test");
+  EXPECT_TRUE(absl::StartsWith(page1.body, R"({"total":3,"rows":[)"))
+      << page1.body;
+  EXPECT_TRUE(absl::EndsWith(page1.body, R"(],"code":200,"msg":"success"})"))
+      << page1.body;
+  const Json json(page1.body);
+  EXPECT_FALSE(json.Has("/data"));
+  EXPECT_EQ(json.Size("/rows"), 2u);
+  EXPECT_EQ(json["/rows/0/orderId"], third);
+  EXPECT_EQ(json["/rows/1/orderId"], second);
+  const Json page2 = Ok("GET", "/order?pageNum=2&pageSize=2");
+  EXPECT_EQ(page2.Size("/rows"), 1u);
+  EXPECT_EQ(page2["/rows/0/orderId"], first);
+  EXPECT_EQ(Ok("GET", "/order?pageSize=500")["/total"],
+            "3");  // Capped, not rejected.
+  EXPECT_EQ(Ok("GET", "/order?customerId=cus_other")["/total"], "0");
+  EXPECT_EQ(Json(Call("GET", "/order?pageNum=0").body)["/code"], "400");
+}
+
+// --- Subscriptions
+// -------------------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, SubscriptionLifecycle) {
+  const Json created =
+      Ok("POST", "/subscription",
+         R"({"customerId":"cus_emu_test","productId":"prd_emu_basic",
+                              "priceId":"price_emu_monthly","paymentMethodType":"CARD",
+                              "paymentInstrumentId":"pi_emu_card_visa","paymentCurrency":"usd",
+                              "returnUrl":"https://r.example","merchantReferenceId":"plan-7"})");
+  EXPECT_EQ(created["/data/status"], "1");
+  EXPECT_EQ(created["/data/amount"], "9.99");
+  EXPECT_EQ(created["/data/currency"], "USD");
+  const std::string subscription_id = created["/data/subscriptionId"];
+  const std::string order_id = created["/data/orderId"];
+  const std::string invoice_id = created["/data/invoiceId"];
+  EXPECT_TRUE(absl::StartsWith(subscription_id, "sub_"));
+  EXPECT_TRUE(absl::StartsWith(invoice_id, "inv_"));
+
+  Json subscription = Ok("GET", "/subscription/" + subscription_id);
+  EXPECT_EQ(subscription["/data/status"], "active");
+  EXPECT_EQ(subscription["/data/merchantReference"], "plan-7");
+  EXPECT_EQ(subscription["/data/priceSnapshotId"], "pss_emu_monthly");
+  EXPECT_EQ(subscription["/data/cancelAtPeriodEnd"], "false");
+  // 2023-11-14T22:13:20Z + 1 month.
+  EXPECT_EQ(Int(subscription["/data/currentPeriodEnd"]),
+            absl::ToUnixMillis(absl::FromUnixSeconds(1700000000 + 30 * 86400)));
+
+  const Json invoice = Ok("GET", "/subscription/invoice/" + invoice_id);
+  EXPECT_EQ(invoice["/data/status"], "paid");
+  EXPECT_EQ(invoice["/data/orderId"], order_id);
+  EXPECT_EQ(invoice["/data/items/0/price/priceId"], "price_emu_monthly");
+  const Json orders = Ok("GET", "/order?subscriptionId=" + subscription_id);
+  EXPECT_EQ(orders["/total"], "1");
+  EXPECT_EQ(orders["/rows/0/type"], "recurring");
+  EXPECT_EQ(orders["/rows/0/invoiceId"], invoice_id);
+
+  clock_.Advance(absl::Hours(1));
+  subscription =
+      Ok("POST", "/subscription/" + subscription_id + "/cancel",
+         R"({"reason":"switching","cancelReasonCode":"too_expensive"})");
+  EXPECT_EQ(subscription["/data/status"], "active");
+  EXPECT_EQ(subscription["/data/cancelAtPeriodEnd"], "true");
+  EXPECT_EQ(subscription["/data/cancelAt"],
+            subscription["/data/currentPeriodEnd"]);
+  EXPECT_EQ(subscription["/data/cancelReason"], "switching");
+
+  subscription = Ok("POST", "/subscription/" + subscription_id + "/cancel",
+                    R"({"reason":"now","cancelImmediately":true})");
+  EXPECT_EQ(subscription["/data/status"], "cancelled");
+  EXPECT_EQ(Int(subscription["/data/canceledAt"]),
+            absl::ToUnixMillis(clock_.Now()));
+  EXPECT_EQ(Ok("GET", "/subscription/" + subscription_id)["/data/status"],
+            "cancelled");
+
+  const Json again =
+      Json(Call("POST", "/subscription/" + subscription_id + "/cancel",
+                R"({"reason":"again","cancelImmediately":true})")
+               .body);
+  EXPECT_EQ(again["/code"], "90101402");
+  EXPECT_EQ(
+      Json(Call("POST", "/subscription/" + subscription_id + "/cancel", "{}")
+               .body)["/msg"],
+      "reason is required");
+}
+
+TEST_F(ClinkEmulatorTest, SubscriptionNeedingActionIsIncomplete) {
+  const Json created =
+      Ok("POST", "/subscription",
+         R"({"customerEmail":"test@example.com","productId":"prd_emu_pro",
+                              "priceId":"price_emu_pro_monthly","paymentMethodType":"CARD",
+                              "paymentInstrumentId":"pi_emu_card_3ds","paymentCurrency":"USD",
+                              "returnUrl":"https://r.example"})");
+  EXPECT_EQ(created["/data/status"], "5");
+  EXPECT_EQ(created["/data/action/type"], "CARD");
+  EXPECT_FALSE(created.Has("/data/action/walletHandleRedirectOrDisplayQrCode"));
+  EXPECT_EQ(Ok("GET", "/subscription/" +
+                          created["/data/subscriptionId"])["/data/status"],
+            "incomplete");
+  EXPECT_EQ(Ok("GET", "/subscription/invoice/" +
+                          created["/data/invoiceId"])["/data/status"],
+            "open");
+  EXPECT_EQ(Ok("GET", "/order/" + created["/data/orderId"])["/data/status"],
+            "requires_action");
+}
+
+TEST_F(ClinkEmulatorTest, SubscriptionValidation) {
+  const auto message = [&](const std::string& price,
+                           const std::string& product) {
+    return Json(
+        Call("POST", "/subscription",
+             absl::StrCat(R"({"customerId":"cus_emu_test","productId":")",
+                          product, R"(","priceId":")", price,
+                          R"(","paymentMethodType":"CARD",
+                                  "paymentInstrumentId":"pi_emu_card_visa",
+                                  "paymentCurrency":"USD","returnUrl":"r"})"))
+            .body)["/msg"];
+  };
+  EXPECT_EQ(message("price_emu_onetime", "prd_emu_ebook"),
+            "priceId must be a recurring price");
+  EXPECT_EQ(message("price_emu_monthly", "prd_emu_pro"),
+            "priceId does not belong to productId");
+  EXPECT_EQ(message("price_emu_monthly_legacy", "prd_emu_basic"),
+            "priceId is not active");
+  EXPECT_EQ(message("price_emu_pro_monthly_eur", "prd_emu_pro"),
+            "paymentCurrency USD is not supported by price "
+            "price_emu_pro_monthly_eur");
+  EXPECT_EQ(message("price_nope", "prd_emu_basic"),
+            "price price_nope not found");
+}
+
+// --- Catalog, portal, agent sessions
+// ---------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, CatalogListsUseTheListEnvelope) {
+  const HttpResult products = Call("GET", "/product?pageNum=1&pageSize=10");
+  EXPECT_TRUE(absl::StartsWith(products.body, R"({"total":3,"rows":[)"))
+      << products.body;
+  const Json json(products.body);
+  EXPECT_EQ(json["/code"], "200");
+  EXPECT_EQ(json["/msg"], "success");
+  EXPECT_EQ(json["/rows/0/productId"], "prd_emu_basic");
+  EXPECT_EQ(json.Size("/rows/0/priceList"), 3u);
+
+  const Json prices =
+      Ok("GET",
+         "/price?productId=prd_emu_basic&active=true&pageNum=1&pageSize=10");
+  EXPECT_EQ(prices["/total"], "2");
+  EXPECT_EQ(prices["/rows/0/priceId"], "price_emu_monthly");
+  EXPECT_EQ(prices["/rows/0/recurring/interval"], "month");
+  EXPECT_EQ(Ok("GET", "/price?active=false")["/rows/0/priceId"],
+            "price_emu_monthly_legacy");
+  EXPECT_EQ(Ok("GET", "/price?pageNum=2&pageSize=4").Size("/rows"), 2u);
+  EXPECT_EQ(Json(Call("GET", "/price?pageSize=101").body)["/code"], "400");
+
+  EXPECT_EQ(Ok("GET", "/product/prd_emu_pro")["/data/defaultPrice"],
+            "price_emu_pro_monthly");
+  EXPECT_EQ(Ok("GET", "/price/price_emu_pro_monthly_eur")["/data/currency"],
+            "EUR");
+}
+
+TEST_F(ClinkEmulatorTest, BillingPortalSession) {
+  const Json portal =
+      Ok("POST", "/billing/session",
+         R"({"customerId":"cus_emu_test","returnUrl":"https://shop.example"})");
+  EXPECT_TRUE(absl::StrContains(portal["/data/url"], "/session/"));
+  EXPECT_EQ(Int(portal["/data/expiresAt"]),
+            absl::ToUnixMillis(clock_.Now() + absl::Minutes(30)));
+  EXPECT_EQ(
+      Json(Call("POST", "/billing/session", R"({"customerId":"cus_nope"})")
+               .body)["/msg"],
+      "CUSTOMER_NOT_FOUND");
+}
+
+TEST_F(ClinkEmulatorTest, AgentPaymentSession) {
+  const Json created = Ok("POST", "/order/payment-session",
+                          R"({"customerEmail":"agent@example.com","amount":0.50,
+                              "currency":"USD"})");
+  const std::string id = created["/data/sessionId"];
+  EXPECT_EQ(created["/data/expireTime"], "2023-11-14T22:43:20Z");
+  const HttpResult fetched = Call("GET", "/order/payment-session/" + id);
+  EXPECT_TRUE(absl::StrContains(fetched.body, R"("amount":0.50,)"))
+      << fetched.body;
+  const Json session(fetched.body);
+  EXPECT_EQ(session["/data/customerEmail"], "agent@example.com");
+  EXPECT_TRUE(absl::StartsWith(session["/data/customerId"], "cus_"));
+  EXPECT_EQ(session["/data/createTime"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(
+      Json(
+          Call(
+              "POST", "/order/payment-session",
+              R"({"customerEmail":"a@example.com","amount":0.49,"currency":"USD"})")
+              .body)["/msg"],
+      "amount must be at least 0.5");
+}
+
+// --- Faults
+// -----------------------------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, HttpErrorFaultAppliesToTheNextNRequests) {
+  Fault fault;
+  fault.kind = Fault::Kind::kHttpError;
+  fault.http_status = 502;
+  fault.count = 2;
+  emulator_->SetFault(fault);
+  EXPECT_EQ(Call("GET", "/product").status, 502);
+  EXPECT_EQ(Call("GET", "/product").status, 502);
+  EXPECT_EQ(Call("GET", "/product").status, 200);
+}
+
+TEST_F(ClinkEmulatorTest, FaultWithNegativeCountAppliesUntilCleared) {
+  Fault fault;
+  fault.kind = Fault::Kind::kHttpError;
+  fault.http_status = 500;
+  fault.count = -1;
+  emulator_->SetFault(fault);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Call("GET", "/product").status, 500);
+  emulator_->ClearFaults();
+  EXPECT_EQ(Call("GET", "/product").status, 200);
+}
+
+TEST_F(ClinkEmulatorTest, FaultPathPrefixLimitsWhereItApplies) {
+  Fault fault;
+  fault.kind = Fault::Kind::kHttpError;
+  fault.path_prefix = "/api/refund";
+  emulator_->SetFault(fault);
+  EXPECT_EQ(Call("GET", "/product").status, 200);
+  EXPECT_EQ(Call("GET", "/refund/rfd_x").status, 503);
+  EXPECT_EQ(Call("GET", "/refund/rfd_x").status, 200);
+}
+
+TEST_F(ClinkEmulatorTest, RateLimitFaultSendsRetryAfter) {
+  Fault fault;
+  fault.kind = Fault::Kind::kRateLimit;
+  fault.retry_after = "7";
+  emulator_->SetFault(fault);
+  const HttpResult result = Call("GET", "/product");
+  EXPECT_EQ(result.status, 429);
+  EXPECT_EQ(result.header("retry-after"), "7");
+}
+
+TEST_F(ClinkEmulatorTest, MalformedJsonFaultIsHttp200WithBrokenBody) {
+  Fault fault;
+  fault.kind = Fault::Kind::kMalformedJson;
+  emulator_->SetFault(fault);
+  const HttpResult result = Call("GET", "/product");
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.header("content-type"), "application/json");
+  EXPECT_FALSE(Json(result.body).ok()) << result.body;
+}
+
+TEST_F(ClinkEmulatorTest, LatencyFaultDelaysTheResponse) {
+  Fault fault;
+  fault.kind = Fault::Kind::kLatency;
+  fault.latency = absl::Milliseconds(300);
+  emulator_->SetFault(fault);
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(Call("GET", "/product").status, 200);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+}
+
+TEST_F(ClinkEmulatorTest, DropConnectionFaultClosesWithoutResponse) {
+  Fault fault;
+  fault.kind = Fault::Kind::kDropConnection;
+  emulator_->SetFault(fault);
+  // A fresh connection: on a reused one curl would silently retry the request
+  // once.
+  const HttpResult result = Call("POST", "/refund", R"({"orderId":"o"})", true);
+  EXPECT_EQ(result.curl_code, CURLE_GOT_NOTHING)
+      << curl_easy_strerror(result.curl_code);
+  EXPECT_EQ(result.status, 0);
+  EXPECT_EQ(emulator_->requests().back().path,
+            "/api/refund");  // The request was read.
+  EXPECT_EQ(Call("GET", "/product").status, 200);
+}
+
+TEST_F(ClinkEmulatorTest, ResetConnectionFaultSendsRst) {
+  Fault fault;
+  fault.kind = Fault::Kind::kResetConnection;
+  emulator_->SetFault(fault);
+  const HttpResult result = Call("POST", "/refund", R"({"orderId":"o"})", true);
+  EXPECT_EQ(result.curl_code, CURLE_RECV_ERROR)
+      << curl_easy_strerror(result.curl_code);
+  EXPECT_EQ(result.status, 0);
+  EXPECT_EQ(Call("GET", "/product").status, 200);
+}
+
+TEST_F(ClinkEmulatorTest, AdminEndpointsSetAndClearFaultsAndReportStats) {
+  HttpResult result = client_->Send(
+      "POST", "/__emulator/faults",
+      R"({"kind":"http_error","httpStatus":504,"count":-1,"pathPrefix":"/api/order"})",
+      {});
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(Call("GET", "/order/x").status, 504);
+  EXPECT_EQ(Call("GET", "/product").status, 200);
+  EXPECT_EQ(client_->Send("DELETE", "/__emulator/faults", "", {}).status, 200);
+  EXPECT_EQ(Call("GET", "/order/x").status, 200);
+  EXPECT_EQ(
+      client_->Send("POST", "/__emulator/faults", R"({"kind":"boom"})", {})
+          .status,
+      400);
+
+  result = client_->Send("GET", "/__emulator/stats", "", {});
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.body, R"({"connectionsAccepted":1,"requests":3})");
+}
+
+// --- Connections and recorded requests
+// -------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, CountsConnectionsNotRequests) {
+  EXPECT_EQ(emulator_->connections_accepted(), 0);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Call("GET", "/product").status, 200);
+  EXPECT_EQ(emulator_->connections_accepted(),
+            1);  // Keep-alive reused one connection.
+  HttpClient other(Origin());
+  EXPECT_EQ(other.Send("GET", "/api/product", "", AuthHeaders()).status, 200);
+  EXPECT_EQ(emulator_->connections_accepted(), 2);
+}
+
+TEST_F(ClinkEmulatorTest, RecordsRequests) {
+  Call("POST", "/refund?x=1&y=%20", R"({"orderId":"o"})");
+  client_->Send("GET", "/api/product", "",
+                {});  // Rejected by auth, still recorded.
+  const std::vector<RecordedRequest> requests = emulator_->requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].method, "POST");
+  EXPECT_EQ(requests[0].path, "/api/refund");
+  EXPECT_EQ(requests[0].query_string, "x=1&y=%20");
+  EXPECT_EQ(requests[0].body, R"({"orderId":"o"})");
+  EXPECT_EQ(requests[0].api_key, kApiKey);
+  EXPECT_EQ(requests[0].timestamp,
+            absl::StrCat(absl::ToUnixMillis(clock_.Now())));
+  EXPECT_EQ(requests[0].content_type, "application/json");
+  EXPECT_EQ(requests[0].user_agent, "emulator-test/1.0");
+  EXPECT_EQ(requests[0].request_id, "req-123");
+  EXPECT_EQ(requests[1].api_key, "");
+  emulator_->ClearRequests();
+  EXPECT_TRUE(emulator_->requests().empty());
+}
+
+// --- HTTPS
+// -----------------------------------------------------------------------------------
+
+class ClinkEmulatorTlsTest : public ClinkEmulatorTest {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<TestCaFiles> ca = GenerateTestCa(TempDir());
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    ca_ = *ca;
+    ClinkEmulator::Options options;
+    options.tls_cert_pem_path = ca_.server_pem;
+    StartEmulator(options, ca_.ca_cert_pem);
+  }
+
+  TestCaFiles ca_;
+};
+
+TEST_F(ClinkEmulatorTlsTest, ServesHttpsWithAVerifiedCertificate) {
+  EXPECT_TRUE(absl::StartsWith(emulator_->base_url(), "https://127.0.0.1:"));
+  const std::string order_id = Pay("12.30");
+  EXPECT_EQ(Refund(order_id, "tls-refund", "12.3")["/code"], "200");
+  EXPECT_EQ(Ok("GET", "/order/" + order_id)["/data/status"], "refunded");
+  EXPECT_EQ(emulator_->connections_accepted(),
+            1);  // Keep-alive through the TLS frontend.
+
+  // Verification is real: without the test CA the handshake fails.
+  HttpClient untrusting(Origin());
+  EXPECT_EQ(untrusting.Send("GET", "/api/product", "", AuthHeaders()).curl_code,
+            CURLE_PEER_FAILED_VERIFICATION);
+}
+
+TEST_F(ClinkEmulatorTlsTest, ConnectionFaultsWorkOverTls) {
+  Fault fault;
+  fault.kind = Fault::Kind::kDropConnection;
+  emulator_->SetFault(fault);
+  HttpResult result = Call("GET", "/product", "", true);
+  EXPECT_EQ(result.curl_code, CURLE_GOT_NOTHING)
+      << curl_easy_strerror(result.curl_code);
+  fault.kind = Fault::Kind::kResetConnection;
+  emulator_->SetFault(fault);
+  result = Call("GET", "/product", "", true);
+  EXPECT_EQ(result.curl_code, CURLE_RECV_ERROR)
+      << curl_easy_strerror(result.curl_code);
+  EXPECT_EQ(Call("GET", "/product").status, 200);
+}
+
+TEST(ClinkEmulatorStartTest, RejectsInvalidOptions) {
+  ClinkEmulator::Options options;
+  EXPECT_EQ(ClinkEmulator::Start(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.api_keys = {"k"};
+  options.tls_cert_pem_path = "/nonexistent/server.pem";
+  EXPECT_FALSE(ClinkEmulator::Start(options).ok());
+}
+
+}  // namespace
+}  // namespace clink_gateway::emulator

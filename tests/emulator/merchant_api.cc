@@ -1,0 +1,1455 @@
+#include "tests/emulator/merchant_api.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
+#include "common/status_macros.h"
+#include "rapidjson/document.h"
+#include "tests/emulator/clink_json.h"
+#include "tests/emulator/decimal.h"
+#include "tests/emulator/merchant_objects.h"
+
+namespace clink_gateway::emulator {
+namespace {
+
+constexpr char kTenantId[] = "tenant_emulator";
+constexpr absl::Duration kCheckoutSessionLifetime = absl::Hours(1);
+constexpr absl::Duration kAgentSessionLifetime = absl::Minutes(30);
+constexpr absl::Duration kPortalLinkLifetime = absl::Minutes(30);
+constexpr int64_t kOrderPageSizeDefault = 20;
+constexpr int64_t kOrderPageSizeMax =
+    50;  // Larger values are capped, as Clink documents.
+constexpr int64_t kCatalogPageSizeDefault = 20;
+constexpr int64_t kCatalogPageSizeMax = 100;  // Larger values are rejected.
+constexpr size_t kRemarkMaxLength = 500;
+constexpr size_t kCancelReasonMaxLength = 255;
+
+// Enumerations from the OpenAPI schemas (clink-openapi/schemas.txt).
+const std::set<std::string>& SessionPaymentMethods() {
+  static const auto* const kValues = new std::set<std::string>{
+      "CARD", "CASHAPP", "WECHAT",    "KAKAO",    "PIX",  "ALIPAY",
+      "UPI",  "PAYPAL",  "GOOGLEPAY", "APPLEPAY", "QRIS", "GCASH"};
+  return *kValues;
+}
+const std::set<std::string>& PaymentMethods() {
+  static const auto* const kValues = new std::set<std::string>{
+      "ALIPAY",    "CARD", "CASHAPP", "GCASH", "KAKAO",
+      "PROMPTPAY", "QRIS", "TNG",     "WECHAT"};
+  return *kValues;
+}
+const std::set<std::string>& InstrumentTypes() {
+  static const auto* const kValues =
+      new std::set<std::string>{"ALIPAY",    "CASHAPP", "GCASH", "KAKAO",
+                                "PROMPTPAY", "QRIS",    "TNG",   "WECHAT"};
+  return *kValues;
+}
+const std::set<std::string>& SubscriptionPaymentMethods() {
+  static const auto* const kValues = new std::set<std::string>{"CARD", "GCASH"};
+  return *kValues;
+}
+const std::set<std::string>& CancelReasonCodes() {
+  static const auto* const kValues = new std::set<std::string>{
+      "too_expensive",    "need_more_features",    "found_alternative",
+      "no_longer_needed", "poor_customer_service", "poor_usability",
+      "poor_quality",     "other_reasons"};
+  return *kValues;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+std::string IsoTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+int64_t Millis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+absl::Status NotFound(absl::string_view what, absl::string_view id) {
+  return absl::NotFoundError(absl::StrCat(what, " ", id, " not found"));
+}
+
+absl::Status InvalidState(absl::string_view message) {
+  return absl::FailedPreconditionError(message);
+}
+
+absl::Status ValidateCurrency(absl::string_view field,
+                              absl::string_view currency) {
+  const bool ok = currency.size() == 3 &&
+                  std::all_of(currency.begin(), currency.end(), [](char c) {
+                    return absl::ascii_isupper(static_cast<unsigned char>(c));
+                  });
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be a three-letter upper-case ISO 4217 code"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEnum(absl::string_view field, const std::string& value,
+                          const std::set<std::string>& allowed) {
+  if (allowed.count(value) != 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " must be one of ", absl::StrJoin(allowed, ", ")));
+}
+
+// Validates the optional string member `field` against `allowed`.
+absl::Status ValidateOptionalEnum(const JsonFields& fields,
+                                  absl::string_view field,
+                                  const std::set<std::string>& allowed) {
+  GATEWAY_ASSIGN_OR_RETURN(std::string value, fields.OptionalString(field));
+  if (value.empty()) return absl::OkStatus();
+  return ValidateEnum(fields.FieldName(field), value, allowed);
+}
+
+// Inserts `entity` into `map` under its id and returns the stored copy.
+template <typename T>
+T& Store(std::map<std::string, T>& map, T entity) {
+  const std::string id = entity.id;
+  T& stored = map[id];
+  stored = std::move(entity);
+  return stored;
+}
+
+int PercentDecodeDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string UrlDecode(absl::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out.push_back(' ');
+    } else if (text[i] == '%' && i + 2 < text.size() &&
+               PercentDecodeDigit(text[i + 1]) >= 0 &&
+               PercentDecodeDigit(text[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(PercentDecodeDigit(text[i + 1]) * 16 +
+                                      PercentDecodeDigit(text[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+// Decoded query parameters; the first occurrence of a name wins.
+std::map<std::string, std::string> ParseQuery(absl::string_view query) {
+  std::map<std::string, std::string> params;
+  for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    params.emplace(UrlDecode(kv.first), UrlDecode(kv.second));
+  }
+  return params;
+}
+
+std::string QueryValue(const std::map<std::string, std::string>& query,
+                       const std::string& name) {
+  auto it = query.find(name);
+  return it == query.end() ? std::string() : it->second;
+}
+
+struct Page {
+  int64_t number = 1;
+  int64_t size = 0;
+};
+
+// Reads pageNum/pageSize. Sizes above `max_size` are capped when `cap` is set,
+// else rejected.
+absl::StatusOr<Page> ReadPage(const std::map<std::string, std::string>& query,
+                              int64_t default_size, int64_t max_size,
+                              bool cap) {
+  Page page{1, default_size};
+  const std::string number = QueryValue(query, "pageNum");
+  const std::string size = QueryValue(query, "pageSize");
+  if (!number.empty() &&
+      (!absl::SimpleAtoi(number, &page.number) || page.number < 1)) {
+    return absl::InvalidArgumentError("pageNum must be an integer >= 1");
+  }
+  if (!size.empty() && (!absl::SimpleAtoi(size, &page.size) || page.size < 1)) {
+    return absl::InvalidArgumentError("pageSize must be an integer >= 1");
+  }
+  if (page.size > max_size) {
+    if (!cap) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pageSize must be between 1 and ", max_size));
+    }
+    page.size = max_size;
+  }
+  return page;
+}
+
+// Applies `page` to `items` (already in list order) and writes the list
+// envelope.
+template <typename T, typename WriteRow>
+std::string PagedList(const std::vector<const T*>& items, const Page& page,
+                      WriteRow write_row) {
+  return ListEnvelope(
+      static_cast<int64_t>(items.size()), [&](JsonWriter& writer) {
+        const int64_t begin = (page.number - 1) * page.size;
+        for (int64_t i = begin;
+             i < static_cast<int64_t>(items.size()) && i < begin + page.size;
+             ++i) {
+          writer.StartObject();
+          write_row(writer, *items[i]);
+          writer.EndObject();
+        }
+      });
+}
+
+// Adds one billing interval of `price` to `start`, in UTC calendar terms.
+absl::Time AddInterval(absl::Time start, const Price& price) {
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::CivilSecond civil = absl::ToCivilSecond(start, utc);
+  const absl::Duration subsecond = start - absl::FromCivil(civil, utc);
+  const int64_t n = std::max<int64_t>(price.interval_count, 1);
+  int64_t months = 0;
+  int64_t days = 0;
+  if (price.interval == "day" || price.interval == "custom") {
+    days = n;
+  } else if (price.interval == "week") {
+    days = 7 * n;
+  } else if (price.interval == "quarter") {
+    months = 3 * n;
+  } else if (price.interval == "half_year") {
+    months = 6 * n;
+  } else if (price.interval == "year") {
+    months = 12 * n;
+  } else {
+    months = n;  // "month"
+  }
+  const absl::CivilSecond end(civil.year(), civil.month() + months,
+                              civil.day() + days, civil.hour(), civil.minute(),
+                              civil.second());
+  return absl::FromCivil(end, utc) + subsecond;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request readers.
+
+struct CustomerRef {
+  std::string id;
+  std::string email;
+  std::string reference_id;
+};
+
+absl::StatusOr<CustomerRef> ReadCustomerRef(const JsonFields& fields) {
+  CustomerRef ref;
+  GATEWAY_ASSIGN_OR_RETURN(ref.id, fields.OptionalString("customerId"));
+  GATEWAY_ASSIGN_OR_RETURN(ref.email, fields.OptionalString("customerEmail"));
+  GATEWAY_ASSIGN_OR_RETURN(ref.reference_id,
+                           fields.OptionalString("referenceCustomerId"));
+  if (ref.id.empty() && ref.email.empty() && ref.reference_id.empty()) {
+    return absl::InvalidArgumentError("CUSTOMER_NOT_FOUND");
+  }
+  return ref;
+}
+
+absl::StatusOr<std::vector<PriceData>> ReadPriceDataList(
+    const JsonFields& fields, absl::string_view name) {
+  std::vector<PriceData> list;
+  const rapidjson::Value* array = fields.Find(name);
+  if (array == nullptr) return list;
+  if (!array->IsArray()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(fields.FieldName(name), " must be an array"));
+  }
+  for (rapidjson::SizeType i = 0; i < array->Size(); ++i) {
+    const std::string prefix =
+        absl::StrCat(fields.FieldName(name), "[", i, "].");
+    if (!(*array)[i].IsObject()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix, " must be an object"));
+    }
+    const JsonFields item((*array)[i], prefix);
+    PriceData data;
+    GATEWAY_ASSIGN_OR_RETURN(data.name, item.RequiredString("name"));
+    GATEWAY_ASSIGN_OR_RETURN(data.unit_amount,
+                             item.RequiredAmount("unitAmount"));
+    GATEWAY_ASSIGN_OR_RETURN(data.quantity, item.OptionalInt("quantity"));
+    if (data.quantity.has_value() && *data.quantity < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix, "quantity must be at least 1"));
+    }
+    GATEWAY_ASSIGN_OR_RETURN(data.currency, item.OptionalString("currency"));
+    if (!data.currency.empty()) {
+      GATEWAY_RETURN_IF_ERROR(
+          ValidateCurrency(item.FieldName("currency"), data.currency));
+    }
+    GATEWAY_ASSIGN_OR_RETURN(data.image_url, item.OptionalString("imageUrl"));
+    list.push_back(std::move(data));
+  }
+  return list;
+}
+
+// Validates scheduledPhases and returns them re-serialized (for echoing on
+// GET).
+absl::StatusOr<std::string> ReadScheduledPhases(
+    const JsonFields& fields, const std::vector<Price>& prices) {
+  const rapidjson::Value* array = fields.Find("scheduledPhases");
+  if (array == nullptr) return std::string();
+  if (!array->IsArray())
+    return absl::InvalidArgumentError("scheduledPhases must be an array");
+  rapidjson::StringBuffer buffer;
+  JsonWriter writer(buffer);
+  writer.StartArray();
+  int64_t last_sequence = std::numeric_limits<int64_t>::min();
+  int64_t last_cycle = std::numeric_limits<int64_t>::min();
+  for (rapidjson::SizeType i = 0; i < array->Size(); ++i) {
+    const std::string prefix = absl::StrCat("scheduledPhases[", i, "].");
+    if (!(*array)[i].IsObject()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix, " must be an object"));
+    }
+    const JsonFields phase((*array)[i], prefix);
+    GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> sequence,
+                             phase.OptionalInt("sequence"));
+    GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> cycle,
+                             phase.OptionalInt("effectiveCycle"));
+    GATEWAY_ASSIGN_OR_RETURN(std::string snapshot,
+                             phase.RequiredString("priceSnapshotId"));
+    GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> quantity,
+                             phase.OptionalInt("quantity"));
+    GATEWAY_ASSIGN_OR_RETURN(auto metadata,
+                             phase.OptionalStringMap("metadata"));
+    if (!sequence.has_value())
+      return absl::InvalidArgumentError(prefix + "sequence is required");
+    if (!cycle.has_value()) {
+      return absl::InvalidArgumentError(prefix + "effectiveCycle is required");
+    }
+    if (!quantity.has_value() || *quantity < 1) {
+      return absl::InvalidArgumentError(
+          prefix + "quantity is required and must be at least 1");
+    }
+    if (*sequence <= last_sequence || *cycle <= last_cycle) {
+      return absl::InvalidArgumentError(
+          "scheduledPhases sequence and effectiveCycle must be strictly "
+          "increasing");
+    }
+    last_sequence = *sequence;
+    last_cycle = *cycle;
+    const auto price =
+        std::find_if(prices.begin(), prices.end(),
+                     [&](const Price& p) { return p.snapshot_id == snapshot; });
+    if (price == prices.end()) return NotFound("price snapshot", snapshot);
+    if (price->price_type != "recurring") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          prefix, "priceSnapshotId must be a recurring price snapshot"));
+    }
+    if (metadata.size() > 10) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix, "metadata has more than 10 keys"));
+    }
+    writer.StartObject();
+    WriteInt(writer, "sequence", *sequence);
+    WriteInt(writer, "effectiveCycle", *cycle);
+    WriteString(writer, "priceSnapshotId", snapshot);
+    WriteInt(writer, "quantity", *quantity);
+    if (!metadata.empty()) WriteStringMap(writer, "metadata", metadata);
+    writer.EndObject();
+  }
+  writer.EndArray();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// State.
+
+struct MerchantApi::State {
+  absl::BitGen bitgen;
+  std::map<std::string, Customer> customers;
+  std::map<std::string, Instrument> instruments;
+  std::vector<Product> products;  // Catalog order.
+  std::vector<Price> prices;      // Catalog order.
+  std::map<std::string, CheckoutSession> sessions;
+  std::map<std::string, Order> orders;
+  std::vector<std::string> order_ids;  // Creation order.
+  std::map<std::string, Refund> refunds;
+  std::map<std::string, std::string>
+      refund_by_merchant_id;  // refundMerchantOrderId -> id
+  std::map<std::string, Subscription> subscriptions;
+  std::map<std::string, Invoice> invoices;
+  std::map<std::string, AgentSession> agent_sessions;
+
+  void SeedFixtures();
+
+  // `prefix` followed by 24 random [0-9a-z] characters.
+  std::string NewId(absl::string_view prefix) {
+    static constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    std::string id(prefix);
+    for (int i = 0; i < 24; ++i)
+      id.push_back(kAlphabet[absl::Uniform(bitgen, 0, 36)]);
+    return id;
+  }
+
+  const Product* FindProduct(absl::string_view id) const {
+    for (const Product& product : products) {
+      if (product.id == id) return &product;
+    }
+    return nullptr;
+  }
+
+  const Price* FindPrice(absl::string_view id) const {
+    for (const Price& price : prices) {
+      if (price.id == id) return &price;
+    }
+    return nullptr;
+  }
+
+  template <typename T>
+  static T* Find(std::map<std::string, T>& map, const std::string& id) {
+    auto it = map.find(id);
+    return it == map.end() ? nullptr : &it->second;
+  }
+
+  Customer* FindCustomerBy(std::string Customer::*field,
+                           const std::string& value) {
+    for (auto& [id, customer] : customers) {
+      if (customer.*field == value) return &customer;
+    }
+    return nullptr;
+  }
+
+  // Clink's customer resolution (clink-api.md §4): customerId wins and the
+  // other identifiers must agree with it; otherwise email and reference id must
+  // agree with each other; a new customer is created when nothing matches.
+  absl::StatusOr<Customer*> ResolveCustomer(const CustomerRef& ref) {
+    const auto mismatch = [](const std::string& given,
+                             const std::string& stored) {
+      return !given.empty() && !stored.empty() && given != stored;
+    };
+    Customer* customer = nullptr;
+    if (!ref.id.empty()) {
+      customer = Find(customers, ref.id);
+      if (customer == nullptr)
+        return absl::InvalidArgumentError("CUSTOMER_NOT_FOUND");
+      if (mismatch(ref.email, customer->email) ||
+          mismatch(ref.reference_id, customer->reference_id)) {
+        return absl::InvalidArgumentError("CUSTOMER_IDENTIFIER_NOT_MATCHED");
+      }
+    } else {
+      Customer* by_email = ref.email.empty()
+                               ? nullptr
+                               : FindCustomerBy(&Customer::email, ref.email);
+      Customer* by_reference =
+          ref.reference_id.empty()
+              ? nullptr
+              : FindCustomerBy(&Customer::reference_id, ref.reference_id);
+      if (by_email != nullptr && by_reference != nullptr &&
+          by_email != by_reference) {
+        return absl::InvalidArgumentError("CUSTOMER_IDENTIFIER_NOT_MATCHED");
+      }
+      customer = by_email != nullptr ? by_email : by_reference;
+      if (customer != nullptr &&
+          (mismatch(ref.email, customer->email) ||
+           mismatch(ref.reference_id, customer->reference_id))) {
+        return absl::InvalidArgumentError("CUSTOMER_IDENTIFIER_NOT_MATCHED");
+      }
+      if (customer == nullptr) {
+        const std::string id = NewId("cus_");
+        customer = &customers[id];
+        customer->id = id;
+      }
+    }
+    // Bind identifiers the customer did not have yet.
+    if (customer->email.empty()) customer->email = ref.email;
+    if (customer->reference_id.empty())
+      customer->reference_id = ref.reference_id;
+    return customer;
+  }
+
+  // Looks up an instrument usable by `customer` for `method`.
+  absl::StatusOr<const Instrument*> FindInstrumentFor(
+      const std::string& instrument_id, const Customer& customer,
+      const std::string& method) {
+    const Instrument* instrument = Find(instruments, instrument_id);
+    if (instrument == nullptr)
+      return NotFound("payment instrument", instrument_id);
+    if (instrument->customer_id != customer.id) {
+      return absl::InvalidArgumentError(
+          "paymentInstrumentId does not belong to the resolved customer");
+    }
+    if (instrument->type != method) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "paymentMethodType ", method,
+          " does not match the payment instrument's type ", instrument->type));
+    }
+    return instrument;
+  }
+
+  // Creates the order for a charge on `instrument` and settles it the way the
+  // instrument dictates: cards per their fixture outcome, wallets always need
+  // an action (status 5). Returns the create-payment status: 1 success, 3
+  // failure, 5 next action.
+  int Charge(const Instrument& instrument, absl::Time now, Order* order) {
+    order->payment_method_type = instrument.type;
+    order->payment_instrument_id = instrument.id;
+    order->channel_transaction_id = NewId("emu_txn_");
+    order->create_time_ms = Millis(now);
+    const ChargeOutcome outcome = instrument.type == "CARD"
+                                      ? instrument.outcome
+                                      : ChargeOutcome::kRequireAction;
+    switch (outcome) {
+      case ChargeOutcome::kSucceed:
+        order->status = "success";
+        order->payment_time_ms = Millis(now);
+        return 1;
+      case ChargeOutcome::kDecline:
+        order->status = "failed";
+        order->payment_time_ms = Millis(now);
+        order->failure_code = "card_declined";
+        order->failure_message = "The card was declined (emulator fixture).";
+        return 3;
+      case ChargeOutcome::kRequireAction:
+        order->status = "requires_action";
+        order->action_expires = now + kWalletQrLifetime;
+        return 5;
+    }
+    return 3;
+  }
+
+  // A completed-by-API checkout session that backs a payment or subscription
+  // order.
+  CheckoutSession& AddImplicitSession(const Order& order, absl::Time now) {
+    const std::string id = NewId("sess_");
+    CheckoutSession& session = sessions[id];
+    session.id = id;
+    session.token = NewId("tok_");
+    session.customer_id = order.customer_id;
+    session.amount = order.amount;
+    session.currency = order.currency;
+    session.merchant_reference_id = order.merchant_reference_id;
+    session.price_id = order.price_id;
+    session.product_id = order.product_id;
+    session.ui_mode = "hostedPage";
+    session.price_data = order.price_data;
+    session.created = now;
+    session.expires = now + kCheckoutSessionLifetime;
+    session.order_id = order.id;
+    return session;
+  }
+};
+
+// The fixed fixtures every emulator starts with; their ids are in
+// merchant_api.h.
+void MerchantApi::State::SeedFixtures() {
+  customers[kSeedCustomerId] =
+      Customer{kSeedCustomerId, kSeedCustomerEmail, kSeedCustomerReferenceId,
+               "Emulator Test Customer"};
+  const auto add_card = [&](const char* id, ChargeOutcome outcome) {
+    Instrument& card = instruments[id];
+    card.id = id;
+    card.customer_id = kSeedCustomerId;
+    card.type = "CARD";
+    card.outcome = outcome;
+    card.created_ms = kCatalogCreateTimeMs;
+  };
+  add_card(kSeedCardInstrumentId, ChargeOutcome::kSucceed);
+  add_card(kSeedDeclinedCardId, ChargeOutcome::kDecline);
+  add_card(kSeedThreeDsCardId, ChargeOutcome::kRequireAction);
+  Instrument& gcash = instruments[kSeedGcashInstrumentId];
+  gcash.id = kSeedGcashInstrumentId;
+  gcash.customer_id = kSeedCustomerId;
+  gcash.type = "GCASH";
+  gcash.account_tag = "gcash-emu-test";
+  gcash.created_ms = kCatalogCreateTimeMs;
+
+  const auto add_product =
+      [&](const char* id, const char* name, const char* description,
+          const char* default_price, const char* tax_category) {
+        Product product;
+        product.id = id;
+        product.name = name;
+        product.description = description;
+        product.default_price = default_price;
+        product.image = absl::StrCat(
+            "https://checkout.clink-emulator.invalid/img/", id, ".png");
+        product.tax_category = tax_category;
+        product.localized_names = {{"en-US", name}};
+        products.push_back(std::move(product));
+      };
+  add_product(kSeedProductBasic, "Emulator Basic",
+              "Basic plan (emulator fixture)", kSeedPriceMonthly,
+              "software_service");
+  add_product(kSeedProductPro, "Emulator Pro", "Pro plan (emulator fixture)",
+              kSeedPriceProMonthly, "software_service");
+  add_product(kSeedProductEbook, "Emulator E-book",
+              "One-time purchase (emulator fixture)", kSeedPriceOneTime,
+              "ebook");
+
+  const auto add_price = [&](const char* id, const char* product_id,
+                             const char* currency, const char* amount,
+                             const char* interval, bool active) {
+    Price price;
+    price.id = id;
+    price.snapshot_id = absl::StrReplaceAll(id, {{"price_", "pss_"}});
+    price.product_id = product_id;
+    price.currency = currency;
+    price.unit_amount = amount;
+    price.price_type = interval[0] == '\0' ? "one_time" : "recurring";
+    price.interval = interval;
+    price.active = active;
+    prices.push_back(std::move(price));
+  };
+  add_price(kSeedPriceMonthly, kSeedProductBasic, "USD", "9.99", "month", true);
+  add_price(kSeedPriceYearly, kSeedProductBasic, "USD", "99.00", "year", true);
+  add_price(kSeedPriceLegacy, kSeedProductBasic, "USD", "7.99", "month", false);
+  add_price(kSeedPriceProMonthly, kSeedProductPro, "USD", "29.99", "month",
+            true);
+  add_price(kSeedPriceProEur, kSeedProductPro, "EUR", "27.99", "month", true);
+  add_price(kSeedPriceOneTime, kSeedProductEbook, "USD", "19.990", "", true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MerchantApi.
+
+MerchantApi::MerchantApi(Options options)
+    : options_(std::move(options)), state_(std::make_unique<State>()) {
+  {
+    absl::MutexLock lock(&mu_);
+    state_->SeedFixtures();
+  }
+  router_.Add("POST", "/checkout/session", &MerchantApi::CreateCheckoutSession);
+  router_.Add("GET", "/checkout/session/{id}",
+              &MerchantApi::GetCheckoutSession);
+  router_.Add("POST", "/payment", &MerchantApi::CreatePayment);
+  router_.Add("POST", "/payment/{orderId}/qrcode/refresh",
+              &MerchantApi::RefreshQrCode);
+  router_.Add("POST", "/payment-instrument",
+              &MerchantApi::CreatePaymentInstrument);
+  router_.Add("GET", "/order", &MerchantApi::ListOrders);
+  router_.Add("GET", "/order/{id}", &MerchantApi::GetOrder);
+  router_.Add("POST", "/order/payment-session",
+              &MerchantApi::CreateAgentPaymentSession);
+  router_.Add("GET", "/order/payment-session/{sessionId}",
+              &MerchantApi::GetAgentPaymentSession);
+  router_.Add("POST", "/refund", &MerchantApi::CreateRefund);
+  router_.Add("GET", "/refund/{id}", &MerchantApi::GetRefund);
+  router_.Add("POST", "/billing/session", &MerchantApi::CreateBillingSession);
+  router_.Add("POST", "/subscription", &MerchantApi::CreateSubscription);
+  router_.Add("GET", "/subscription/{id}", &MerchantApi::GetSubscription);
+  router_.Add("POST", "/subscription/{id}/cancel",
+              &MerchantApi::CancelSubscription);
+  router_.Add("GET", "/subscription/invoice/{id}", &MerchantApi::GetInvoice);
+  router_.Add("GET", "/product", &MerchantApi::ListProducts);
+  router_.Add("GET", "/product/{id}", &MerchantApi::GetProduct);
+  router_.Add("GET", "/price", &MerchantApi::ListPrices);
+  router_.Add("GET", "/price/{id}", &MerchantApi::GetPrice);
+}
+
+MerchantApi::~MerchantApi() = default;
+
+ApiResponse MerchantApi::Handle(const ApiRequest& request) {
+  const Router<Handler>::Match match =
+      router_.Find(request.method, request.path);
+  if (match.handler == nullptr) {
+    const bool known = match.path_known;
+    return ApiResponse{
+        known ? 405 : 404,
+        ErrorEnvelope(
+            known ? kCodeMethodNotAllowed : kCodeNotFound,
+            absl::StrCat(known ? "method not allowed: " : "no such endpoint: ",
+                         request.method, " /api", request.path))};
+  }
+  absl::StatusOr<std::string> body =
+      (this->*(*match.handler))(request, match.params);
+  if (!body.ok()) return ErrorResponse(body.status());
+  return ApiResponse{200, *std::move(body)};
+}
+
+// Status code -> envelope code:
+//   InvalidArgument    -> 400 (validation; CUSTOMER_NOT_FOUND,
+//   CUSTOMER_IDENTIFIER_NOT_MATCHED) NotFound           -> 404 OutOfRange ->
+//   90101401 (refund above the refundable balance) FailedPrecondition ->
+//   90101402 (state forbids the operation) anything else      -> 500
+ApiResponse MerchantApi::ErrorResponse(const absl::Status& status) const {
+  int code = kCodeInternal;
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      code = kCodeBadRequest;
+      break;
+    case absl::StatusCode::kNotFound:
+      code = kCodeNotFound;
+      break;
+    case absl::StatusCode::kOutOfRange:
+      code = kCodeRefundExceedsRefundable;
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      code = kCodeInvalidState;
+      break;
+    default:
+      break;
+  }
+  int http_status = 200;
+  if (options_.http_status_errors) {
+    http_status = code == kCodeNotFound   ? 404
+                  : code == kCodeInternal ? 500
+                                          : 400;
+  }
+  return ApiResponse{http_status, ErrorEnvelope(code, status.message())};
+}
+
+absl::StatusOr<std::string> MerchantApi::CreateCheckoutSession(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  CheckoutSession session;
+  GATEWAY_ASSIGN_OR_RETURN(session.amount,
+                           fields.RequiredAmount("originalAmount"));
+  GATEWAY_ASSIGN_OR_RETURN(session.currency,
+                           fields.RequiredString("originalCurrency"));
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateCurrency("originalCurrency", session.currency));
+  GATEWAY_ASSIGN_OR_RETURN(session.merchant_reference_id,
+                           fields.OptionalString("merchantReferenceId"));
+  GATEWAY_ASSIGN_OR_RETURN(session.price_id, fields.OptionalString("priceId"));
+  GATEWAY_ASSIGN_OR_RETURN(session.product_id,
+                           fields.OptionalString("productId"));
+  if (!session.price_id.empty() && session.product_id.empty()) {
+    return absl::InvalidArgumentError(
+        "productId is required when priceId is provided");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(session.ui_mode, fields.OptionalString("uiMode"));
+  if (session.ui_mode.empty()) session.ui_mode = "hostedPage";
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateEnum("uiMode", session.ui_mode, {"hostedPage", "elements"}));
+  GATEWAY_ASSIGN_OR_RETURN(session.return_url,
+                           fields.OptionalString("returnUrl"));
+  if (session.ui_mode == "elements" && session.return_url.empty()) {
+    return absl::InvalidArgumentError(
+        "returnUrl is required when uiMode is elements");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(session.success_url,
+                           fields.OptionalString("successUrl"));
+  GATEWAY_ASSIGN_OR_RETURN(session.cancel_url,
+                           fields.OptionalString("cancelUrl"));
+  GATEWAY_ASSIGN_OR_RETURN(std::string method,
+                           fields.OptionalString("paymentMethodType"));
+  if (!method.empty()) {
+    GATEWAY_RETURN_IF_ERROR(
+        ValidateEnum("paymentMethodType", method, SessionPaymentMethods()));
+  }
+  if (const rapidjson::Value* blacklist =
+          fields.Find("paymentMethodTypeBlackList")) {
+    if (!blacklist->IsArray()) {
+      return absl::InvalidArgumentError(
+          "paymentMethodTypeBlackList must be an array");
+    }
+    for (const rapidjson::Value& item : blacklist->GetArray()) {
+      const std::string value = item.IsString() ? item.GetString() : "";
+      GATEWAY_RETURN_IF_ERROR(ValidateEnum("paymentMethodTypeBlackList", value,
+                                           SessionPaymentMethods()));
+    }
+  }
+  GATEWAY_ASSIGN_OR_RETURN(session.price_data,
+                           ReadPriceDataList(fields, "priceDataList"));
+  GATEWAY_RETURN_IF_ERROR(fields.OptionalBool("allowPromotionCodes").status());
+  GATEWAY_RETURN_IF_ERROR(fields.OptionalString("promotionCode").status());
+  GATEWAY_ASSIGN_OR_RETURN(CustomerRef customer_ref, ReadCustomerRef(fields));
+
+  absl::MutexLock lock(&mu_);
+  if (!session.price_id.empty()) {
+    const Price* price = state_->FindPrice(session.price_id);
+    if (price == nullptr) return NotFound("price", session.price_id);
+    if (state_->FindProduct(session.product_id) == nullptr) {
+      return NotFound("product", session.product_id);
+    }
+    if (price->product_id != session.product_id) {
+      return absl::InvalidArgumentError("priceId does not belong to productId");
+    }
+    if (!price->active)
+      return absl::InvalidArgumentError("priceId is not active");
+  } else if (!session.product_id.empty() &&
+             state_->FindProduct(session.product_id) == nullptr) {
+    return NotFound("product", session.product_id);
+  }
+  GATEWAY_ASSIGN_OR_RETURN(Customer * customer,
+                           state_->ResolveCustomer(customer_ref));
+  const absl::Time now = options_.clock();
+  session.id = state_->NewId("sess_");
+  session.token = state_->NewId("tok_");
+  session.customer_id = customer->id;
+  session.created = now;
+  session.expires = now + kCheckoutSessionLifetime;
+  session.return_url = absl::StrReplaceAll(
+      session.return_url, {{"{ELEMENTS_SESSION_ID}", session.id}});
+  const CheckoutSession& stored = Store(state_->sessions, std::move(session));
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "sessionId", stored.id);
+    WriteString(writer, "tokenValue", stored.token);
+    WriteString(writer, "customerId", stored.customer_id);
+    WriteAmount(writer, "originalAmount", stored.amount);
+    WriteString(writer, "originalCurrency", stored.currency);
+    WriteString(writer, "uiMode", stored.ui_mode);
+    WriteStringIfSet(writer, "returnUrl", stored.return_url);
+    WriteString(writer, "url",
+                absl::StrCat(options_.checkout_base_url, "/pay/", stored.id));
+    WriteStringIfSet(writer, "merchantReferenceId",
+                     stored.merchant_reference_id);
+    WriteString(writer, "expireTime", IsoTime(stored.expires));
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetCheckoutSession(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const CheckoutSession* session = State::Find(state_->sessions, params[0]);
+  if (session == nullptr) return NotFound("checkout session", params[0]);
+  const absl::Time now = options_.clock();
+  std::string status = now >= session->expires ? "expired" : "open";
+  std::string payment_status = "unpaid";
+  if (const Order* order = State::Find(state_->orders, session->order_id)) {
+    if (order->status == "success" || order->status == "partial_refunded" ||
+        order->status == "refunded") {
+      status = "completed";
+      payment_status = "paid";
+    } else if (order->status == "requires_action" ||
+               order->status == "pending") {
+      payment_status = "processing";
+    }
+  }
+  const Customer* customer =
+      State::Find(state_->customers, session->customer_id);
+  const Price* price = state_->FindPrice(session->price_id);
+  const Product* product = state_->FindProduct(session->product_id);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "sessionId", session->id);
+    WriteString(writer, "token", session->token);
+    WriteString(writer, "status", status);
+    WriteString(writer, "paymentStatus", payment_status);
+    WriteAmount(writer, "amountSubtotal", session->amount);
+    WriteAmount(writer, "amountTotal", session->amount);
+    WriteString(writer, "originalCurrency", session->currency);
+    WriteString(writer, "paymentCurrency", session->currency);
+    WriteStringIfSet(writer, "subscriptionId", session->subscription_id);
+    WriteStringIfSet(writer, "invoiceId", session->invoice_id);
+    WriteStringIfSet(writer, "orderId", session->order_id);
+    WriteStringIfSet(writer, "merchantReferenceId",
+                     session->merchant_reference_id);
+    WriteString(writer, "locale", "en-US");
+    WriteString(writer, "uiMode", session->ui_mode);
+    WriteStringIfSet(writer, "returnUrl", session->return_url);
+    WriteStringIfSet(writer, "cancelUrl", session->cancel_url);
+    WriteStringIfSet(writer, "successUrl", session->success_url);
+    WriteString(writer, "created", IsoTime(session->created));
+    WriteString(writer, "expire", IsoTime(session->expires));
+    if (price != nullptr) {
+      WriteKey(writer, "price");
+      writer.StartObject();
+      WriteString(writer, "priceId", price->id);
+      WriteKey(writer, "priceList");
+      writer.StartArray();
+      writer.StartObject();
+      WriteAmount(writer, "amount", price->unit_amount);
+      WriteString(writer, "currency", price->currency);
+      writer.EndObject();
+      writer.EndArray();
+      if (price->price_type == "recurring") {
+        WriteKey(writer, "recurring");
+        writer.StartObject();
+        WriteInt(writer, "freeTrialDays", price->trial_period_days);
+        WriteString(writer, "interval", price->interval);
+        writer.EndObject();
+      }
+      writer.EndObject();
+    }
+    if (product != nullptr) {
+      WriteKey(writer, "product");
+      writer.StartObject();
+      WriteString(writer, "productId", product->id);
+      WriteString(writer, "productName", product->name);
+      writer.EndObject();
+    }
+    WriteKey(writer, "customer");
+    writer.StartObject();
+    WriteString(writer, "customerId", session->customer_id);
+    if (customer != nullptr) WriteStringIfSet(writer, "email", customer->email);
+    writer.EndObject();
+    if (!session->price_data.empty()) {
+      WritePriceDataList(writer, "priceDataList", session->price_data);
+    }
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CreatePayment(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  Order order;
+  GATEWAY_ASSIGN_OR_RETURN(std::string instrument_id,
+                           fields.RequiredString("paymentInstrumentId"));
+  GATEWAY_ASSIGN_OR_RETURN(std::string method,
+                           fields.RequiredString("paymentMethodType"));
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateEnum("paymentMethodType", method, PaymentMethods()));
+  GATEWAY_RETURN_IF_ERROR(fields.RequiredString("returnUrl").status());
+  GATEWAY_ASSIGN_OR_RETURN(order.price_id, fields.OptionalString("priceId"));
+  GATEWAY_ASSIGN_OR_RETURN(order.product_id,
+                           fields.OptionalString("productId"));
+  GATEWAY_ASSIGN_OR_RETURN(order.amount, fields.OptionalAmount("amount"));
+  GATEWAY_ASSIGN_OR_RETURN(order.currency, fields.OptionalString("currency"));
+  if (!order.price_id.empty()) {
+    if (order.product_id.empty()) {
+      return absl::InvalidArgumentError(
+          "productId is required when priceId is provided");
+    }
+  } else {
+    if (order.amount.empty()) {
+      return absl::InvalidArgumentError(
+          "amount is required when priceId is not provided");
+    }
+    if (order.currency.empty()) {
+      return absl::InvalidArgumentError(
+          "currency is required when priceId is not provided");
+    }
+    GATEWAY_RETURN_IF_ERROR(ValidateCurrency("currency", order.currency));
+  }
+  GATEWAY_ASSIGN_OR_RETURN(order.price_data,
+                           ReadPriceDataList(fields, "priceDataList"));
+  GATEWAY_ASSIGN_OR_RETURN(order.merchant_reference_id,
+                           fields.OptionalString("merchantReferenceId"));
+  GATEWAY_ASSIGN_OR_RETURN(order.metadata,
+                           fields.OptionalStringMap("metadata"));
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateOptionalEnum(fields, "platformType", {"WEB", "WAP"}));
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateOptionalEnum(fields, "deviceType", {"Android", "iOS"}));
+  GATEWAY_ASSIGN_OR_RETURN(CustomerRef customer_ref, ReadCustomerRef(fields));
+
+  absl::MutexLock lock(&mu_);
+  if (!order.price_id.empty()) {
+    const Price* price = state_->FindPrice(order.price_id);
+    if (price == nullptr) return NotFound("price", order.price_id);
+    if (state_->FindProduct(order.product_id) == nullptr) {
+      return NotFound("product", order.product_id);
+    }
+    if (price->product_id != order.product_id) {
+      return absl::InvalidArgumentError("priceId does not belong to productId");
+    }
+    if (price->price_type != "one_time") {
+      return absl::InvalidArgumentError("priceId must be a one-time price");
+    }
+    if (!price->active)
+      return absl::InvalidArgumentError("priceId is not active");
+    order.amount = price->unit_amount;
+    order.currency = price->currency;
+  }
+  GATEWAY_ASSIGN_OR_RETURN(Customer * customer,
+                           state_->ResolveCustomer(customer_ref));
+  GATEWAY_ASSIGN_OR_RETURN(
+      const Instrument* instrument,
+      state_->FindInstrumentFor(instrument_id, *customer, method));
+  const absl::Time now = options_.clock();
+  order.id = state_->NewId("ord_");
+  order.type = "onetime";
+  order.customer_id = customer->id;
+  order.customer_email = customer->email;
+  const int status = state_->Charge(*instrument, now, &order);
+  order.session_id = state_->AddImplicitSession(order, now).id;
+  state_->order_ids.push_back(order.id);
+  const Order& stored = Store(state_->orders, std::move(order));
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "orderId", stored.id);
+    WriteString(writer, "sessionId", stored.session_id);
+    WriteInt(writer, "status", status);
+    if (status == 5) WriteAction(writer, stored, options_.checkout_base_url);
+    WriteAmount(writer, "amount", stored.amount);
+    WriteString(writer, "currency", stored.currency);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::RefreshQrCode(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  Order* order = State::Find(state_->orders, params[0]);
+  if (order == nullptr) return NotFound("order", params[0]);
+  if (order->payment_method_type != "CASHAPP") {
+    return absl::InvalidArgumentError(
+        "QR code refresh is only supported for CASHAPP orders");
+  }
+  if (order->status != "requires_action") {
+    return InvalidState(
+        absl::StrCat("order ", order->id, " is ", order->status,
+                     "; only orders awaiting a wallet action can refresh"));
+  }
+  ++order->qr_version;
+  order->action_expires = options_.clock() + kWalletQrLifetime;
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "orderId", order->id);
+    WriteAction(writer, *order, options_.checkout_base_url);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CreatePaymentInstrument(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  Instrument instrument;
+  GATEWAY_ASSIGN_OR_RETURN(instrument.type,
+                           fields.RequiredString("paymentInstrumentType"));
+  if (instrument.type == "CARD") {
+    return absl::InvalidArgumentError(
+        "paymentInstrumentType CARD is not supported: cards are bound through "
+        "hosted pages");
+  }
+  GATEWAY_RETURN_IF_ERROR(ValidateEnum("paymentInstrumentType", instrument.type,
+                                       InstrumentTypes()));
+  GATEWAY_RETURN_IF_ERROR(
+      fields.OptionalString("subPaymentMethodType").status());
+  GATEWAY_RETURN_IF_ERROR(fields.OptionalStringMap("metadata").status());
+  GATEWAY_ASSIGN_OR_RETURN(std::string customer_name,
+                           fields.OptionalString("customerName"));
+  GATEWAY_ASSIGN_OR_RETURN(CustomerRef customer_ref, ReadCustomerRef(fields));
+
+  absl::MutexLock lock(&mu_);
+  GATEWAY_ASSIGN_OR_RETURN(Customer * customer,
+                           state_->ResolveCustomer(customer_ref));
+  if (!customer_name.empty()) customer->name = customer_name;
+  instrument.id = state_->NewId("pi_");
+  instrument.customer_id = customer->id;
+  instrument.account_tag = absl::StrCat(absl::AsciiStrToLower(instrument.type),
+                                        "-", instrument.id.substr(3, 8));
+  instrument.created_ms = Millis(options_.clock());
+  const Instrument& stored = Store(state_->instruments, std::move(instrument));
+  return DataEnvelope(
+      [&](JsonWriter& writer) { WriteInstrument(writer, stored); });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetOrder(const ApiRequest& /*request*/,
+                                                  const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const Order* order = State::Find(state_->orders, params[0]);
+  if (order == nullptr) return NotFound("order", params[0]);
+  return DataEnvelope([&](JsonWriter& writer) { WriteOrder(writer, *order); });
+}
+
+absl::StatusOr<std::string> MerchantApi::ListOrders(const ApiRequest& request,
+                                                    const Params& /*params*/) {
+  const std::map<std::string, std::string> query =
+      ParseQuery(request.query_string);
+  GATEWAY_ASSIGN_OR_RETURN(Page page, ReadPage(query, kOrderPageSizeDefault,
+                                               kOrderPageSizeMax, true));
+  const std::string subscription_id = QueryValue(query, "subscriptionId");
+  const std::string customer_id = QueryValue(query, "customerId");
+  absl::MutexLock lock(&mu_);
+  std::vector<const Order*> rows;  // Newest first.
+  for (auto it = state_->order_ids.rbegin(); it != state_->order_ids.rend();
+       ++it) {
+    const Order& order = state_->orders.at(*it);
+    if (!subscription_id.empty() && order.subscription_id != subscription_id)
+      continue;
+    if (!customer_id.empty() && order.customer_id != customer_id) continue;
+    rows.push_back(&order);
+  }
+  return PagedList(rows, page, WriteOrder);
+}
+
+absl::StatusOr<std::string> MerchantApi::CreateRefund(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  Refund refund;
+  GATEWAY_ASSIGN_OR_RETURN(refund.order_id, fields.RequiredString("orderId"));
+  GATEWAY_ASSIGN_OR_RETURN(refund.merchant_refund_id,
+                           fields.RequiredString("refundMerchantOrderId"));
+  GATEWAY_ASSIGN_OR_RETURN(refund.amount,
+                           fields.RequiredAmount("refundAmount"));
+  GATEWAY_ASSIGN_OR_RETURN(refund.reason_type,
+                           fields.OptionalInt("refundReasonType"));
+  if (refund.reason_type.has_value() &&
+      (*refund.reason_type < 0 || *refund.reason_type > 3)) {
+    return absl::InvalidArgumentError(
+        "refundReasonType must be one of 0, 1, 2, 3");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(refund.remark, fields.OptionalString("remark"));
+  if (refund.remark.size() > kRemarkMaxLength) {
+    return absl::InvalidArgumentError("remark must be at most 500 characters");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(const Decimal amount, Decimal::Parse(refund.amount));
+
+  absl::MutexLock lock(&mu_);
+  // refundMerchantOrderId is Clink's idempotency key: a repeat returns the
+  // existing refund.
+  if (auto it = state_->refund_by_merchant_id.find(refund.merchant_refund_id);
+      it != state_->refund_by_merchant_id.end()) {
+    const Refund& existing = state_->refunds.at(it->second);
+    return DataEnvelope(
+        [&](JsonWriter& writer) { WriteRefund(writer, existing); });
+  }
+  Order* order = State::Find(state_->orders, refund.order_id);
+  if (order == nullptr) return NotFound("order", refund.order_id);
+  if (order->status != "success" && order->status != "partial_refunded") {
+    return InvalidState(absl::StrCat("order ", order->id, " is ", order->status,
+                                     " and cannot be refunded"));
+  }
+  GATEWAY_ASSIGN_OR_RETURN(const Decimal order_amount,
+                           Decimal::Parse(order->amount));
+  const Decimal refundable = order_amount - order->refunded;
+  if (amount > refundable) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "refund amount ", refund.amount, " exceeds the refundable amount ",
+        refundable.ToString(), " of order ", order->id));
+  }
+  order->refunded = order->refunded + amount;
+  order->status =
+      order->refunded == order_amount ? "refunded" : "partial_refunded";
+  refund.id = state_->NewId("rfd_");
+  refund.customer_id = order->customer_id;
+  refund.currency = order->currency;
+  refund.status = "success";
+  refund.payment_instrument_id = order->payment_instrument_id;
+  refund.arn = absl::StrCat(
+      "74", absl::Uniform<uint64_t>(state_->bitgen, 1000000000000000ULL,
+                                    9999999999999999ULL));
+  refund.create_time_ms = Millis(options_.clock());
+  state_->refund_by_merchant_id[refund.merchant_refund_id] = refund.id;
+  const Refund& stored = Store(state_->refunds, std::move(refund));
+  return DataEnvelope([&](JsonWriter& writer) { WriteRefund(writer, stored); });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetRefund(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const Refund* refund = State::Find(state_->refunds, params[0]);
+  if (refund == nullptr) return NotFound("refund", params[0]);
+  return DataEnvelope(
+      [&](JsonWriter& writer) { WriteRefund(writer, *refund); });
+}
+
+absl::StatusOr<std::string> MerchantApi::CreateAgentPaymentSession(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  AgentSession session;
+  GATEWAY_ASSIGN_OR_RETURN(session.customer_email,
+                           fields.RequiredString("customerEmail"));
+  GATEWAY_ASSIGN_OR_RETURN(session.amount, fields.RequiredAmount("amount"));
+  GATEWAY_ASSIGN_OR_RETURN(session.currency, fields.RequiredString("currency"));
+  GATEWAY_RETURN_IF_ERROR(ValidateCurrency("currency", session.currency));
+  GATEWAY_ASSIGN_OR_RETURN(const Decimal amount,
+                           Decimal::Parse(session.amount));
+  GATEWAY_ASSIGN_OR_RETURN(const Decimal minimum, Decimal::Parse("0.5"));
+  if (amount < minimum)
+    return absl::InvalidArgumentError("amount must be at least 0.5");
+
+  absl::MutexLock lock(&mu_);
+  GATEWAY_ASSIGN_OR_RETURN(
+      Customer * customer,
+      state_->ResolveCustomer(CustomerRef{"", session.customer_email, ""}));
+  const absl::Time now = options_.clock();
+  session.id = state_->NewId("sess_");
+  session.customer_id = customer->id;
+  session.created = now;
+  session.expires = now + kAgentSessionLifetime;
+  const AgentSession& stored =
+      Store(state_->agent_sessions, std::move(session));
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "sessionId", stored.id);
+    WriteString(writer, "expireTime", IsoTime(stored.expires));
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetAgentPaymentSession(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const AgentSession* session = State::Find(state_->agent_sessions, params[0]);
+  if (session == nullptr) return NotFound("payment session", params[0]);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "sessionId", session->id);
+    WriteString(writer, "customerEmail", session->customer_email);
+    WriteString(writer, "customerId", session->customer_id);
+    WriteAmount(writer, "amount", session->amount);
+    WriteString(writer, "currency", session->currency);
+    WriteString(writer, "merchantId", kMerchantId);
+    WriteString(writer, "tenantId", kTenantId);
+    WriteString(writer, "createTime", IsoTime(session->created));
+    WriteString(writer, "expireTime", IsoTime(session->expires));
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CreateBillingSession(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  GATEWAY_ASSIGN_OR_RETURN(std::string customer_id,
+                           fields.RequiredString("customerId"));
+  GATEWAY_RETURN_IF_ERROR(fields.OptionalString("returnUrl").status());
+  absl::MutexLock lock(&mu_);
+  if (State::Find(state_->customers, customer_id) == nullptr) {
+    return absl::InvalidArgumentError("CUSTOMER_NOT_FOUND");
+  }
+  const std::string url = absl::StrCat(options_.portal_base_url, "/session/",
+                                       state_->NewId("emu_portal_"));
+  const int64_t expires_at = Millis(options_.clock() + kPortalLinkLifetime);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "url", url);
+    WriteInt(writer, "expiresAt", expires_at);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CreateSubscription(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  Subscription subscription;
+  GATEWAY_ASSIGN_OR_RETURN(subscription.price_id,
+                           fields.RequiredString("priceId"));
+  GATEWAY_ASSIGN_OR_RETURN(subscription.product_id,
+                           fields.RequiredString("productId"));
+  GATEWAY_ASSIGN_OR_RETURN(subscription.payment_instrument_id,
+                           fields.RequiredString("paymentInstrumentId"));
+  GATEWAY_ASSIGN_OR_RETURN(subscription.payment_method_type,
+                           fields.RequiredString("paymentMethodType"));
+  GATEWAY_RETURN_IF_ERROR(ValidateEnum("paymentMethodType",
+                                       subscription.payment_method_type,
+                                       SubscriptionPaymentMethods()));
+  GATEWAY_ASSIGN_OR_RETURN(subscription.currency,
+                           fields.RequiredString("paymentCurrency"));
+  subscription.currency = absl::AsciiStrToUpper(subscription.currency);
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateCurrency("paymentCurrency", subscription.currency));
+  GATEWAY_RETURN_IF_ERROR(fields.RequiredString("returnUrl").status());
+  GATEWAY_ASSIGN_OR_RETURN(subscription.merchant_reference,
+                           fields.OptionalString("merchantReferenceId"));
+  GATEWAY_ASSIGN_OR_RETURN(subscription.metadata,
+                           fields.OptionalStringMap("metadata"));
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateOptionalEnum(fields, "platformType", {"WEB", "WAP"}));
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateOptionalEnum(fields, "deviceType", {"Android", "iOS"}));
+  GATEWAY_ASSIGN_OR_RETURN(CustomerRef customer_ref, ReadCustomerRef(fields));
+
+  absl::MutexLock lock(&mu_);
+  const Product* product = state_->FindProduct(subscription.product_id);
+  if (product == nullptr) return NotFound("product", subscription.product_id);
+  const Price* price = state_->FindPrice(subscription.price_id);
+  if (price == nullptr) return NotFound("price", subscription.price_id);
+  if (price->product_id != product->id) {
+    return absl::InvalidArgumentError("priceId does not belong to productId");
+  }
+  if (price->price_type != "recurring") {
+    return absl::InvalidArgumentError("priceId must be a recurring price");
+  }
+  if (!price->active)
+    return absl::InvalidArgumentError("priceId is not active");
+  if (price->currency != subscription.currency) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("paymentCurrency ", subscription.currency,
+                     " is not supported by price ", price->id));
+  }
+  GATEWAY_ASSIGN_OR_RETURN(subscription.scheduled_phases_json,
+                           ReadScheduledPhases(fields, state_->prices));
+  GATEWAY_ASSIGN_OR_RETURN(Customer * customer,
+                           state_->ResolveCustomer(customer_ref));
+  GATEWAY_ASSIGN_OR_RETURN(
+      const Instrument* instrument,
+      state_->FindInstrumentFor(subscription.payment_instrument_id, *customer,
+                                subscription.payment_method_type));
+
+  const absl::Time now = options_.clock();
+  subscription.id = state_->NewId("sub_");
+  subscription.customer_id = customer->id;
+  subscription.invoice_item_id = state_->NewId("ii_");
+  subscription.create_time_ms = Millis(now);
+  subscription.period_start_ms = Millis(now);
+  subscription.period_end_ms = Millis(AddInterval(now, *price));
+
+  Invoice invoice;
+  invoice.id = state_->NewId("inv_");
+  invoice.subscription_id = subscription.id;
+  invoice.customer_id = customer->id;
+  invoice.create_time_ms = Millis(now);
+
+  Order order;
+  order.id = state_->NewId("ord_");
+  order.type = "recurring";
+  order.merchant_reference_id = subscription.merchant_reference;
+  order.invoice_id = invoice.id;
+  order.subscription_id = subscription.id;
+  order.customer_id = customer->id;
+  order.customer_email = customer->email;
+  order.product_id = product->id;
+  order.price_id = price->id;
+  order.amount = price->unit_amount;
+  order.currency = price->currency;
+  order.metadata = subscription.metadata;
+  const int status = state_->Charge(*instrument, now, &order);
+  invoice.order_id = order.id;
+  invoice.status = status == 1 ? "paid" : "open";
+  subscription.status = status == 1 ? "active" : "incomplete";
+  CheckoutSession& session = state_->AddImplicitSession(order, now);
+  session.subscription_id = subscription.id;
+  session.invoice_id = invoice.id;
+  order.session_id = session.id;
+  subscription.session_id = session.id;
+
+  state_->order_ids.push_back(order.id);
+  const Order& stored_order = Store(state_->orders, std::move(order));
+  Store(state_->invoices, std::move(invoice));
+  const Subscription& stored =
+      Store(state_->subscriptions, std::move(subscription));
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "subscriptionId", stored.id);
+    WriteString(writer, "sessionId", stored.session_id);
+    WriteInt(writer, "status", status);
+    if (status == 5)
+      WriteAction(writer, stored_order, options_.checkout_base_url);
+    WriteAmount(writer, "amount", stored_order.amount);
+    WriteString(writer, "currency", stored_order.currency);
+    WriteString(writer, "orderId", stored_order.id);
+    WriteString(writer, "invoiceId", stored_order.invoice_id);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetSubscription(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const Subscription* subscription =
+      State::Find(state_->subscriptions, params[0]);
+  if (subscription == nullptr) return NotFound("subscription", params[0]);
+  const Price& price = *state_->FindPrice(subscription->price_id);
+  const Product& product = *state_->FindProduct(subscription->product_id);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteSubscription(writer, *subscription, price, product);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CancelSubscription(
+    const ApiRequest& request, const Params& params) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  GATEWAY_ASSIGN_OR_RETURN(std::string reason, fields.RequiredString("reason"));
+  if (reason.size() > kCancelReasonMaxLength) {
+    return absl::InvalidArgumentError("reason must be at most 255 characters");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(std::string reason_code,
+                           fields.OptionalString("cancelReasonCode"));
+  if (!reason_code.empty()) {
+    GATEWAY_RETURN_IF_ERROR(
+        ValidateEnum("cancelReasonCode", reason_code, CancelReasonCodes()));
+  }
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<bool> immediately,
+                           fields.OptionalBool("cancelImmediately"));
+
+  absl::MutexLock lock(&mu_);
+  Subscription* subscription = State::Find(state_->subscriptions, params[0]);
+  if (subscription == nullptr) return NotFound("subscription", params[0]);
+  if (subscription->status == "cancelled") {
+    return InvalidState(absl::StrCat("subscription ", subscription->id,
+                                     " is already cancelled"));
+  }
+  const int64_t now_ms = Millis(options_.clock());
+  subscription->canceled_at_ms = now_ms;
+  subscription->cancel_reason = reason;
+  if (immediately.value_or(false)) {
+    subscription->status = "cancelled";
+    subscription->cancel_at_ms = now_ms;
+    subscription->cancel_at_period_end = false;
+  } else {
+    subscription->cancel_at_ms = subscription->period_end_ms;
+    subscription->cancel_at_period_end = true;
+  }
+  const Price& price = *state_->FindPrice(subscription->price_id);
+  const Product& product = *state_->FindProduct(subscription->product_id);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteSubscription(writer, *subscription, price, product);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetInvoice(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const Invoice* invoice = State::Find(state_->invoices, params[0]);
+  if (invoice == nullptr) return NotFound("invoice", params[0]);
+  const Subscription& subscription =
+      state_->subscriptions.at(invoice->subscription_id);
+  const Price& price = *state_->FindPrice(subscription.price_id);
+  const Product& product = *state_->FindProduct(subscription.product_id);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteInvoice(writer, *invoice, subscription, price, product);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::ListProducts(
+    const ApiRequest& request, const Params& /*params*/) {
+  const std::map<std::string, std::string> query =
+      ParseQuery(request.query_string);
+  GATEWAY_ASSIGN_OR_RETURN(Page page, ReadPage(query, kCatalogPageSizeDefault,
+                                               kCatalogPageSizeMax, false));
+  absl::MutexLock lock(&mu_);
+  std::vector<const Product*> rows;
+  for (const Product& product : state_->products) rows.push_back(&product);
+  const std::vector<Price>& prices = state_->prices;
+  return PagedList(rows, page, [&](JsonWriter& writer, const Product& product) {
+    WriteProduct(writer, product, prices);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetProduct(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const Product* product = state_->FindProduct(params[0]);
+  if (product == nullptr) return NotFound("product", params[0]);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteProduct(writer, *product, state_->prices);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::ListPrices(const ApiRequest& request,
+                                                    const Params& /*params*/) {
+  const std::map<std::string, std::string> query =
+      ParseQuery(request.query_string);
+  GATEWAY_ASSIGN_OR_RETURN(Page page, ReadPage(query, kCatalogPageSizeDefault,
+                                               kCatalogPageSizeMax, false));
+  const std::string product_id = QueryValue(query, "productId");
+  const std::string active = QueryValue(query, "active");
+  if (!active.empty() && active != "true" && active != "false") {
+    return absl::InvalidArgumentError("active must be true or false");
+  }
+  absl::MutexLock lock(&mu_);
+  std::vector<const Price*> rows;
+  for (const Price& price : state_->prices) {
+    if (!product_id.empty() && price.product_id != product_id) continue;
+    if (!active.empty() && price.active != (active == "true")) continue;
+    rows.push_back(&price);
+  }
+  return PagedList(rows, page, WritePrice);
+}
+
+absl::StatusOr<std::string> MerchantApi::GetPrice(const ApiRequest& /*request*/,
+                                                  const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const Price* price = state_->FindPrice(params[0]);
+  if (price == nullptr) return NotFound("price", params[0]);
+  return DataEnvelope([&](JsonWriter& writer) { WritePrice(writer, *price); });
+}
+
+}  // namespace clink_gateway::emulator

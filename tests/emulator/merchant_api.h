@@ -1,0 +1,197 @@
+// The Clink merchant REST API (everything below /api), emulated in memory.
+// Transport-agnostic: ClinkEmulator feeds it requests that already passed
+// authentication and fault injection.
+#ifndef CLINK_GATEWAY_TESTS_EMULATOR_MERCHANT_API_H_
+#define CLINK_GATEWAY_TESTS_EMULATOR_MERCHANT_API_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "tests/emulator/router.h"
+
+namespace clink_gateway::emulator {
+
+// One request to the merchant API.
+struct ApiRequest {
+  std::string method;        // "GET", "POST", ...
+  std::string path;          // Below /api, e.g. "/order/ord_1".
+  std::string query_string;  // Raw, without the '?'.
+  std::string body;
+};
+
+// The answer; the body is always JSON.
+struct ApiResponse {
+  int http_status = 200;
+  std::string body;
+};
+
+// Envelope `code` values the emulator uses. Clink publishes no numeric table
+// for the merchant API (clink-api.md §17), so apart from 200 and 90101401 (seen
+// on Clink's agent refund API) these are the emulator's own choices.
+enum ClinkCode : int {
+  kCodeSuccess = 200,
+  kCodeBadRequest =
+      400,  // Validation: msg names the field, or CUSTOMER_NOT_FOUND /
+            // CUSTOMER_IDENTIFIER_NOT_MATCHED.
+  kCodeNotFound = 404,  // An id in the path or body does not exist: "<what>
+                        // <id> not found".
+  kCodeMethodNotAllowed = 405,  // Known path, wrong method (always HTTP 405).
+  kCodeInternal = 500,
+  kCodeRefundExceedsRefundable =
+      90101401,  // Refund above the order's refundable balance.
+  kCodeInvalidState =
+      90101402,  // The resource's state forbids the operation (refund of an
+                 // unpaid or fully refunded order, cancelling a cancelled
+                 // subscription, QR refresh of a settled order).
+};
+
+// Ids of the fixed fixtures every emulator starts with (see SeedFixtures in the
+// .cc).
+inline constexpr char kSeedCustomerId[] = "cus_emu_test";
+inline constexpr char kSeedCustomerEmail[] = "test@example.com";
+inline constexpr char kSeedCustomerReferenceId[] = "emu-ref-test";
+inline constexpr char kSeedCardInstrumentId[] =
+    "pi_emu_card_visa";  // Charges succeed.
+inline constexpr char kSeedDeclinedCardId[] =
+    "pi_emu_card_declined";  // Charges fail (3).
+inline constexpr char kSeedThreeDsCardId[] =
+    "pi_emu_card_3ds";  // Need action (5).
+inline constexpr char kSeedGcashInstrumentId[] =
+    "pi_emu_gcash";  // Wallet, action (5).
+inline constexpr char kSeedProductBasic[] = "prd_emu_basic";
+inline constexpr char kSeedProductPro[] = "prd_emu_pro";
+inline constexpr char kSeedProductEbook[] = "prd_emu_ebook";
+inline constexpr char kSeedPriceMonthly[] =
+    "price_emu_monthly";  // basic, USD 9.99/month
+inline constexpr char kSeedPriceYearly[] =
+    "price_emu_yearly";  // basic, USD 99.00/year
+inline constexpr char kSeedPriceLegacy[] =
+    "price_emu_monthly_legacy";  // basic, inactive
+inline constexpr char kSeedPriceProMonthly[] =
+    "price_emu_pro_monthly";  // pro, USD 29.99/month
+inline constexpr char kSeedPriceProEur[] =
+    "price_emu_pro_monthly_eur";  // pro, EUR 27.99/month
+inline constexpr char kSeedPriceOneTime[] =
+    "price_emu_onetime";  // ebook, USD 19.990
+
+// In-memory Clink merchant API. All methods are thread-safe.
+//
+// Behaviour (choices where Clink's docs are silent are marked "emulator"):
+//  - Amounts are stored as the exact text received and echoed with the same
+//  digits; refund
+//    arithmetic uses Decimal. Numbers sent as JSON strings are accepted
+//    (Jackson coerces too).
+//  - Customer resolution follows clink-api.md §4; unknown emails/reference ids
+//  create cus_ ids.
+//  - POST /payment and POST /subscription charge an instrument the customer
+//  owns and whose type
+//    equals paymentMethodType: pi_emu_card_visa succeeds (status 1, order
+//    success), pi_emu_card_declined fails (3, order failed), pi_emu_card_3ds
+//    needs a redirect (5, order requires_action); every wallet instrument needs
+//    an action (5) with a QR payload (emulator). Each charge also creates a
+//    checkout session whose status follows the order.
+//  - QR refresh works for CASHAPP orders in requires_action (new URLs, expiry
+//  now + 5 min).
+//  - Refunds complete at once (status success); orders become partial_refunded
+//  / refunded;
+//    refundMerchantOrderId is the idempotency key.
+//  - Subscriptions: active + order success + invoice paid when the first charge
+//  succeeds, else
+//    incomplete + invoice open. Cancel: immediately -> cancelled; otherwise
+//    cancelAtPeriodEnd.
+//  - Lifetimes (emulator): checkout session 1 h, agent payment session 30 min,
+//  portal link
+//    30 min. Optional fields without a value are omitted rather than sent as
+//    null.
+class MerchantApi {
+ public:
+  struct Options {
+    // Source of "now" for entity times, expiry and periods. Required.
+    std::function<absl::Time()> clock;
+    // false: errors are HTTP 200 with the envelope's code (what Clink is
+    // believed to do). true: the same envelope with HTTP 400 (validation and
+    // business errors) or 404.
+    bool http_status_errors = false;
+    // Hosts used in URLs the API hands out (hosted checkout, wallet actions,
+    // portal). Nothing serves them; the reserved .invalid TLD keeps anyone from
+    // resolving them.
+    std::string checkout_base_url = "https://checkout.clink-emulator.invalid";
+    std::string portal_base_url = "https://portal.clink-emulator.invalid";
+  };
+
+  explicit MerchantApi(Options options);
+  ~MerchantApi();
+
+  MerchantApi(const MerchantApi&) = delete;
+  MerchantApi& operator=(const MerchantApi&) = delete;
+
+  ApiResponse Handle(const ApiRequest& request);
+
+ private:
+  struct State;
+  using Params = std::vector<std::string>;
+  // Returns the complete success body; an error status becomes an error
+  // envelope (see ErrorResponse for the status-code-to-envelope-code table).
+  using Handler = absl::StatusOr<std::string> (MerchantApi::*)(
+      const ApiRequest&, const Params&);
+
+  ApiResponse ErrorResponse(const absl::Status& status) const;
+
+  // One handler per endpoint; `params` holds the path's "{…}" segments.
+  absl::StatusOr<std::string> CreateCheckoutSession(const ApiRequest& request,
+                                                    const Params& params);
+  absl::StatusOr<std::string> GetCheckoutSession(const ApiRequest& request,
+                                                 const Params& params);
+  absl::StatusOr<std::string> CreatePayment(const ApiRequest& request,
+                                            const Params& params);
+  absl::StatusOr<std::string> RefreshQrCode(const ApiRequest& request,
+                                            const Params& params);
+  absl::StatusOr<std::string> CreatePaymentInstrument(const ApiRequest& request,
+                                                      const Params& params);
+  absl::StatusOr<std::string> GetOrder(const ApiRequest& request,
+                                       const Params& params);
+  absl::StatusOr<std::string> ListOrders(const ApiRequest& request,
+                                         const Params& params);
+  absl::StatusOr<std::string> CreateRefund(const ApiRequest& request,
+                                           const Params& params);
+  absl::StatusOr<std::string> GetRefund(const ApiRequest& request,
+                                        const Params& params);
+  absl::StatusOr<std::string> CreateAgentPaymentSession(
+      const ApiRequest& request, const Params& params);
+  absl::StatusOr<std::string> GetAgentPaymentSession(const ApiRequest& request,
+                                                     const Params& params);
+  absl::StatusOr<std::string> CreateBillingSession(const ApiRequest& request,
+                                                   const Params& params);
+  absl::StatusOr<std::string> CreateSubscription(const ApiRequest& request,
+                                                 const Params& params);
+  absl::StatusOr<std::string> GetSubscription(const ApiRequest& request,
+                                              const Params& params);
+  absl::StatusOr<std::string> CancelSubscription(const ApiRequest& request,
+                                                 const Params& params);
+  absl::StatusOr<std::string> GetInvoice(const ApiRequest& request,
+                                         const Params& params);
+  absl::StatusOr<std::string> ListProducts(const ApiRequest& request,
+                                           const Params& params);
+  absl::StatusOr<std::string> GetProduct(const ApiRequest& request,
+                                         const Params& params);
+  absl::StatusOr<std::string> ListPrices(const ApiRequest& request,
+                                         const Params& params);
+  absl::StatusOr<std::string> GetPrice(const ApiRequest& request,
+                                       const Params& params);
+
+  const Options options_;
+  Router<Handler> router_;  // Built in the constructor, read-only afterwards.
+  absl::Mutex mu_;
+  std::unique_ptr<State> state_ ABSL_PT_GUARDED_BY(mu_);
+};
+
+}  // namespace clink_gateway::emulator
+
+#endif  // CLINK_GATEWAY_TESTS_EMULATOR_MERCHANT_API_H_
