@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -471,7 +471,8 @@ TEST_F(GatewayIntegrationTest, KeyNeverAppearsInLogsErrorsOrDetails) {
   ::testing::internal::CaptureStderr();
   std::string statuses;
   {
-    // A gateway started and stopped inside the capture, so its startup and drain lines count.
+    // A gateway started and stopped inside the capture, so its startup and
+    // drain lines count.
     server::GatewayOptions options;
     options.grpc_listen = "127.0.0.1:0";
     options.clink_base_url = emulator_->base_url();
@@ -479,31 +480,39 @@ TEST_F(GatewayIntegrationTest, KeyNeverAppearsInLogsErrorsOrDetails) {
     options.ca_bundle = ca_.ca_cert_pem;
     auto gateway = server::GatewayServer::BuildAndStart(std::move(options));
     ASSERT_TRUE(gateway.ok()) << gateway.status();
-    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*gateway)->port()),
-                                       grpc::InsecureChannelCredentials());
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*gateway)->port()),
+                            grpc::InsecureChannelCredentials());
     auto payments = v1::PaymentService::NewStub(channel);
     auto record = [&](const grpc::Status& status) {
-      absl::StrAppend(&statuses, status.error_message(), status.error_details());
+      absl::StrAppend(&statuses, status.error_message(),
+                      status.error_details());
     };
     v1::CreatePaymentResponse paid;
-    record(payments->CreatePayment(Context().get(), CardPayment("2"), &paid));     // OK
-    record(payments->CreatePayment(Context().get(), CardPayment("x"), &paid));     // invalid
+    record(payments->CreatePayment(Context().get(), CardPayment("2"),
+                                   &paid));  // OK
+    record(payments->CreatePayment(Context().get(), CardPayment("x"),
+                                   &paid));  // invalid
     Fault fault;
     fault.kind = Fault::Kind::kHttpError;
     emulator_->SetFault(fault);
-    record(payments->CreatePayment(Context().get(), CardPayment("2"), &paid));     // 5xx
+    record(payments->CreatePayment(Context().get(), CardPayment("2"),
+                                   &paid));  // 5xx
     emulator_clock_offset_ms_ = absl::ToInt64Milliseconds(absl::Minutes(10));
-    record(payments->CreatePayment(Context().get(), CardPayment("2"), &paid));     // 401
+    record(payments->CreatePayment(Context().get(), CardPayment("2"),
+                                   &paid));  // 401
     (*gateway)->Shutdown(absl::Seconds(5));
   }
   const std::string out = ::testing::internal::GetCapturedStdout();
   const std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_NE(out.find("\"event\":\"rpc\""), std::string::npos);  // Something was logged.
-  EXPECT_NE(out.find("sk_test_"), std::string::npos);            // The fingerprint was.
+  EXPECT_NE(out.find("\"event\":\"rpc\""),
+            std::string::npos);                        // Something was logged.
+  EXPECT_NE(out.find("sk_test_"), std::string::npos);  // The fingerprint was.
   EXPECT_EQ(out.find(kTestApiKey), std::string::npos);
   EXPECT_EQ(err.find(kTestApiKey), std::string::npos);
   EXPECT_EQ(statuses.find(kTestApiKey), std::string::npos);
-  EXPECT_EQ(statuses.find("0123456789abcdef"), std::string::npos);  // Not even its tail.
+  EXPECT_EQ(statuses.find("0123456789abcdef"),
+            std::string::npos);  // Not even its tail.
 }
 
 TEST_F(GatewayIntegrationTest, HealthIsServing) {

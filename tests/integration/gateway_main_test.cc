@@ -1,0 +1,117 @@
+// The clink_gateway binary refuses bad configuration with a clear message and a
+// non-zero exit, before it listens.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace clink_gateway::testing {
+namespace {
+
+struct GatewayRun {
+  int exit_code = -1;
+  std::string stderr_text;
+};
+
+// Runs the gateway with `flags` and an environment without CLINK_API_KEY.
+GatewayRun RunGateway(const std::vector<std::string>& flags) {
+  const std::string binary = "server/clink_gateway";
+  std::vector<std::string> args = {binary};
+  args.insert(args.end(), flags.begin(), flags.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string(*e).rfind("CLINK_API_KEY=", 0) != 0) env.push_back(*e);
+  }
+  env.push_back(nullptr);
+
+  int err[2];
+  EXPECT_EQ(pipe(err), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, err[0]);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null",
+                                   O_WRONLY, 0);
+  pid_t pid = 0;
+  GatewayRun run;
+  if (posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(),
+                  env.data()) != 0) {
+    ADD_FAILURE() << "cannot start " << binary;
+    return run;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  close(err[1]);
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(err[0], buffer, sizeof(buffer))) > 0)
+    run.stderr_text.append(buffer, n);
+  close(err[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+std::string KeyFile() {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/key");
+  std::ofstream(path) << "sk_test_main_0123456789\n";
+  return path;
+}
+
+TEST(GatewayMainTest, MissingKeyExitsWithAClearMessage) {
+  const GatewayRun run = RunGateway({"--grpc_listen=127.0.0.1:0"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("no Clink API key"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, EmptyKeyFileIsRefused) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/empty-key");
+  std::ofstream(path) << "\n";
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_file=" + path});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("is empty"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, PlaintextUpstreamNeedsTheFlag) {
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_file=" + KeyFile(),
+                  "--clink_base_url=http://127.0.0.1:1/api"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("--allow_plaintext_upstream"),
+            std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, BadListenAddressIsRefused) {
+  const GatewayRun run = RunGateway(
+      {"--grpc_listen=not-an-address", "--api_key_file=" + KeyFile()});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("--grpc_listen"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, UnknownFlagIsRefused) {
+  const GatewayRun run = RunGateway({"--no_such_flag=1"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("no_such_flag"), std::string::npos)
+      << run.stderr_text;
+}
+
+}  // namespace
+}  // namespace clink_gateway::testing
