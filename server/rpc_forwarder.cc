@@ -102,12 +102,15 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
           const std::string latency_ms = absl::StrFormat(
               "%.3f", absl::ToDoubleMilliseconds(clock_.Now() - start));
           const std::string http_status = absl::StrCat(result.http_status);
+          // JSON members Clink sent that no proto field holds: API drift worth a look.
+          const std::string unknown_fields = absl::StrCat(result.unknown_fields);
           Log(level, "rpc",
               {{"method", method->method->full_name()},
                {"code", CodeName(code)},
                {"latency_ms", latency_ms},
                {"endpoint", method->endpoint},
                {"upstream_status", http_status},
+               {"unknown_fields", unknown_fields},
                {"request_id", request_id}});
         }
         reactor->Finish(ToGrpcStatus(result.status));

@@ -382,9 +382,11 @@ class RestCodec::Impl {
       case FieldDescriptor::CPPTYPE_STRING: {
         const std::string& s =
             rep ? r->GetRepeatedString(m, &f, index) : r->GetString(m, &f);
-        if (IsDecimal(f)) {
-          // Validated: plain digits, so exactly these characters form a JSON
-          // number.
+        if (IsDecimal(f) && IsValidSignedDecimal(s)) {
+          // Plain digits, so exactly these characters form a JSON number.
+          // Checked here too, not only by Validate(): anything else written
+          // raw could break the JSON or inject members (`1,"customerId":..`);
+          // it goes out as a JSON string instead, which Clink rejects.
           w.RawValue(s.data(), s.size(), rapidjson::kNumberType);
         } else {
           w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));

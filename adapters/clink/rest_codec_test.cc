@@ -1,0 +1,2347 @@
+#include "adapters/clink/rest_codec.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/substitute.h"
+#include "adapters/clink/error_details.h"
+#include "clink/gateway/v1/billing.pb.h"
+#include "clink/gateway/v1/checkout.pb.h"
+#include "clink/gateway/v1/payment.pb.h"
+#include "clink/gateway/v1/rest_options.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "rapidjson/reader.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace clink_gateway::clink {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::DescriptorPool;
+using google::protobuf::FileDescriptorProto;
+using google::protobuf::Message;
+using google::protobuf::MessageFactory;
+using google::protobuf::MethodDescriptor;
+using google::protobuf::ServiceDescriptor;
+using google::protobuf::TextFormat;
+using google::protobuf::util::MessageDifferencer;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+// -----------------------------------------------------------------------------
+// Helpers: files, protos, JSON.
+
+std::string ReadTestdata(const std::string& name) {
+  const std::string relative = "adapters/clink/testdata/" + name;
+  std::ifstream in(relative);
+  if (!in) {
+    if (const char* srcdir = std::getenv("TEST_SRCDIR")) {
+      in.open(absl::StrCat(srcdir, "/clink_gateway/", relative));
+    }
+  }
+  if (!in) {
+    ADD_FAILURE() << "cannot open testdata file " << relative;
+    return "";
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::unique_ptr<Message> NewMessage(const Descriptor* type) {
+  return std::unique_ptr<Message>(
+      MessageFactory::generated_factory()->GetPrototype(type)->New());
+}
+
+std::unique_ptr<Message> FromText(const Descriptor* type,
+                                  const std::string& text) {
+  std::unique_ptr<Message> message = NewMessage(type);
+  if (!TextFormat::ParseFromString(text, message.get())) {
+    ADD_FAILURE() << "bad text proto for " << type->full_name() << ":\n"
+                  << text;
+  }
+  return message;
+}
+
+template <typename T>
+T FromText(const std::string& text) {
+  T message;
+  if (!TextFormat::ParseFromString(text, &message)) {
+    ADD_FAILURE() << "bad text proto for " << T::descriptor()->full_name()
+                  << ":\n"
+                  << text;
+  }
+  return message;
+}
+
+::testing::AssertionResult ProtoEquals(const Message& want,
+                                       const Message& got) {
+  MessageDifferencer differencer;
+  std::string diff;
+  differencer.ReportDifferencesToString(&diff);
+  if (differencer.Compare(want, got)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "differences (want -> got):\n"
+         << diff << "got: " << got.ShortDebugString();
+}
+
+// A JSON value that remembers whether a scalar was a number or a string, and
+// each number's exact text: what the codec's money guarantees are about.
+struct Json {
+  enum Kind { kNull, kBool, kNumber, kString, kArray, kObject };
+  Kind kind = kNull;
+  std::string text;  // kBool: "true"/"false"; kNumber: the digits; kString.
+  std::vector<std::string>
+      keys;                  // kObject, in document order (duplicates kept).
+  std::vector<Json> values;  // kObject member values, or kArray items.
+
+  // The member named `key` of an object, or nullptr.
+  const Json* Find(const std::string& key) const {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return &values[i];
+    }
+    return nullptr;
+  }
+};
+
+class JsonTreeBuilder
+    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonTreeBuilder> {
+ public:
+  bool Null() { return Add(Json{}); }
+  bool Bool(bool b) { return Add(Scalar(Json::kBool, b ? "true" : "false")); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    return Add(Scalar(Json::kNumber, std::string(s, n)));
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    return Add(Scalar(Json::kString, std::string(s, n)));
+  }
+  bool StartObject() { return Open(Json::kObject); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    stack_.back().keys.emplace_back(s, n);
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) { return Close(); }
+  bool StartArray() { return Open(Json::kArray); }
+  bool EndArray(rapidjson::SizeType) { return Close(); }
+
+  Json root;
+
+ private:
+  static Json Scalar(Json::Kind kind, std::string text) {
+    Json j;
+    j.kind = kind;
+    j.text = std::move(text);
+    return j;
+  }
+  bool Open(Json::Kind kind) {
+    stack_.emplace_back();
+    stack_.back().kind = kind;
+    return true;
+  }
+  bool Close() {
+    Json done = std::move(stack_.back());
+    stack_.pop_back();
+    return Add(std::move(done));
+  }
+  bool Add(Json value) {
+    if (stack_.empty()) {
+      root = std::move(value);
+    } else {
+      stack_.back().values.push_back(std::move(value));
+    }
+    return true;
+  }
+  std::vector<Json> stack_;
+};
+
+bool ParseJson(const std::string& text, Json* out) {
+  JsonTreeBuilder builder;
+  rapidjson::Reader reader;
+  rapidjson::StringStream stream(text.c_str());
+  if (reader
+          .Parse<rapidjson::kParseNumbersAsStringsFlag |
+                 rapidjson::kParseValidateEncodingFlag>(stream, builder)
+          .IsError()) {
+    return false;
+  }
+  *out = std::move(builder.root);
+  return true;
+}
+
+std::string Quote(const std::string& s) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  return buffer.GetString();
+}
+
+// Object members sorted by key (JSON objects are unordered); everything else as
+// written, numbers by their exact text and distinct from strings.
+std::string Canonical(const Json& j) {
+  switch (j.kind) {
+    case Json::kNull:
+      return "null";
+    case Json::kBool:
+    case Json::kNumber:
+      return j.text;
+    case Json::kString:
+      return Quote(j.text);
+    case Json::kArray: {
+      std::vector<std::string> items;
+      for (const Json& item : j.values) items.push_back(Canonical(item));
+      return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+    }
+    case Json::kObject: {
+      std::vector<size_t> order(j.keys.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(), [&j](size_t a, size_t b) {
+        return j.keys[a] < j.keys[b];
+      });
+      std::vector<std::string> members;
+      for (size_t i : order) {
+        members.push_back(
+            absl::StrCat(Quote(j.keys[i]), ":", Canonical(j.values[i])));
+      }
+      return absl::StrCat("{", absl::StrJoin(members, ","), "}");
+    }
+  }
+  return "?";
+}
+
+std::string CanonicalJson(const std::string& text) {
+  Json j;
+  if (!ParseJson(text, &j)) return absl::StrCat("<not JSON> ", text);
+  return Canonical(j);
+}
+
+std::vector<std::string> ViolationFields(const absl::Status& status) {
+  const absl::optional<google::rpc::BadRequest> bad_request =
+      GetBadRequest(status);
+  if (!bad_request.has_value()) return {"<no BadRequest payload>"};
+  std::vector<std::string> fields;
+  for (const auto& violation : bad_request->field_violations()) {
+    fields.push_back(violation.field());
+  }
+  return fields;
+}
+
+// -----------------------------------------------------------------------------
+// The codec under test, built from the contract exactly as the server builds
+// it.
+
+std::vector<const ServiceDescriptor*> GatewayServices() {
+  return {
+      v1::CreateCheckoutSessionRequest::descriptor()->file()->FindServiceByName(
+          "CheckoutService"),
+      v1::CreatePaymentRequest::descriptor()->file()->FindServiceByName(
+          "PaymentService"),
+      v1::CreateSubscriptionRequest::descriptor()->file()->FindServiceByName(
+          "BillingService"),
+  };
+}
+
+const RestCodec& Codec() {
+  static const RestCodec* const codec = [] {
+    absl::StatusOr<std::unique_ptr<RestCodec>> created =
+        RestCodec::Create(GatewayServices());
+    if (!created.ok()) {
+      fprintf(stderr, "RestCodec::Create failed on the contract: %s\n",
+              created.status().ToString().c_str());
+      std::abort();
+    }
+    return created->release();
+  }();
+  return *codec;
+}
+
+const MethodDescriptor* FindRpc(const std::string& rpc) {
+  return DescriptorPool::generated_pool()->FindMethodByName(
+      "clink.gateway.v1." + rpc);
+}
+
+// The compiled mapping of "Service.Method"; nullptr (and a test failure) when
+// missing.
+const RestMethod* Rest(const std::string& rpc) {
+  const MethodDescriptor* method = FindRpc(rpc);
+  if (method == nullptr) {
+    ADD_FAILURE() << "no RPC " << rpc;
+    return nullptr;
+  }
+  const RestMethod* rest = Codec().Find(*method);
+  if (rest == nullptr) ADD_FAILURE() << "codec has no mapping for " << rpc;
+  return rest;
+}
+
+struct Decoded {
+  absl::Status status;
+  std::unique_ptr<Message> response;
+  Envelope envelope;
+  DecodeStats stats;
+};
+
+Decoded Decode(const std::string& rpc, const std::string& body) {
+  Decoded out;
+  const RestMethod* rest = Rest(rpc);
+  if (rest == nullptr) {
+    out.status = absl::NotFoundError(rpc);
+    return out;
+  }
+  out.response = NewMessage(rest->method->output_type());
+  out.status = Codec().DecodeResponse(*rest, body, out.response.get(),
+                                      &out.envelope, &out.stats);
+  return out;
+}
+
+std::string Ok(const std::string& data) {
+  return absl::StrCat(R"({"code":200,"msg":"success","data":)", data, "}");
+}
+
+// -----------------------------------------------------------------------------
+// Realistic requests, shared by the per-RPC table and the validation tests.
+
+constexpr char kCreateCheckoutSessionRequest[] = R"pb(
+  customer_id: "cus_12345"
+  customer_email: "alice@example.com"
+  original_amount: "19.99"
+  original_currency: "USD"
+  merchant_reference_id: "order_ref_123"
+  ui_mode: UI_MODE_HOSTED_PAGE
+  success_url: "https://merchant.example.com/checkout/success?cart=42"
+  cancel_url: "https://merchant.example.com/checkout/cancel"
+  payment_method_type: PAYMENT_METHOD_TYPE_CASHAPP
+  payment_method_type_black_list: [
+    PAYMENT_METHOD_TYPE_WECHAT,
+    PAYMENT_METHOD_TYPE_KAKAO
+  ]
+  direct_payment_qr_code_payment_method_type: PAYMENT_METHOD_TYPE_CASHAPP
+  price_data_list {
+    name: "Pro Plan (monthly)"
+    quantity: 1
+    unit_amount: "9.99"
+    currency: "USD"
+    image_url: "https://cdn.example.com/img/pro.png"
+  }
+  price_data_list {
+    name: "Setup fee"
+    quantity: 2
+    unit_amount: "5.00"
+    currency: "USD"
+  }
+  allow_promotion_codes: true
+  promotion_code: "WELCOME10"
+)pb";
+
+constexpr char kCreatePaymentRequest[] = R"pb(
+  customer_id: "cus_xxxxx"
+  payment_instrument_id: "pi_xxxxx"
+  payment_method_type: PAYMENT_METHOD_TYPE_CARD
+  price_data_list {
+    name: "Annual report"
+    quantity: 1
+    unit_amount: "49.90"
+    currency: "USD"
+  }
+  amount: "49.90"
+  currency: "USD"
+  merchant_reference_id: "pay_ref_123"
+  return_url: "https://merchant.example.com/payment/return"
+  metadata { key: "source" value: "checkout" }
+  metadata { key: "cartId" value: "c_42" }
+  platform_type: PLATFORM_TYPE_WEB
+  device_type: DEVICE_TYPE_ANDROID
+)pb";
+
+constexpr char kCreateRefundRequest[] = R"pb(
+  order_id: "ord_4t6y8u"
+  refund_merchant_order_id: "refund_ref_001"
+  refund_amount: "5.00"
+  refund_reason_type: REFUND_REASON_TYPE_CUSTOMER_INITIATED
+  remark: "Customer returned the setup kit"
+)pb";
+
+constexpr char kCreateAgentPaymentSessionRequest[] = R"pb(
+  customer_email: "agent.buyer@example.com"
+  amount: "25.00"
+  currency: "USD"
+)pb";
+
+constexpr char kCreateSubscriptionRequest[] = R"pb(
+  customer_id: "cus_12345"
+  merchant_reference_id: "sub_ref_2025_08"
+  price_id: "price_monthly_pro"
+  product_id: "prd_pro"
+  payment_instrument_id: "pi_card_5521"
+  payment_method_type: PAYMENT_METHOD_TYPE_CARD
+  payment_currency: "USD"
+  promotion_code: "SUMMER25"
+  return_url: "https://merchant.example.com/subscription/return"
+  metadata { key: "plan" value: "pro" }
+  platform_type: PLATFORM_TYPE_WAP
+  device_type: DEVICE_TYPE_IOS
+  scheduled_phases {
+    sequence: 1
+    effective_cycle: 3
+    price_snapshot_id: "ps_pro_annual_v2"
+    quantity: 5
+    metadata { key: "reason" value: "seat expansion" }
+  }
+  scheduled_phases {
+    sequence: 2
+    effective_cycle: 6
+    price_snapshot_id: "ps_pro_annual_v3"
+    quantity: 10
+  }
+)pb";
+
+constexpr char kCancelSubscriptionRequest[] = R"pb(
+  subscription_id: "sub_7x1k2m"
+  reason: "Too expensive for our team"
+  cancel_reason_code: CANCEL_REASON_CODE_TOO_EXPENSIVE
+  cancel_immediately: true
+)pb";
+
+// Expected decodings shared by more than one row or test.
+
+constexpr char kSubscriptionActive[] = R"pb(
+  merchant_reference: "sub_ref_2025_08"
+  subscription_id: "sub_7x1k2m"
+  customer_id: "cus_12345"
+  product_id: "prd_pro"
+  price_id: "price_monthly_pro"
+  price_snapshot_id: "ps_pro_monthly_v1"
+  create_time { seconds: 1754006400 }
+  quantity: 1
+  payment_method_type: "CARD"
+  payment_instrument_id: "pi_card_5521"
+  trial_start { seconds: 1754006400 }
+  trial_end { seconds: 1754611200 }
+  current_period_start { seconds: 1754611200 }
+  current_period_end { seconds: 1757289600 }
+  status: SUBSCRIPTION_STATUS_ACTIVE
+  billing: BILLING_METHOD_CHARGE_AUTOMATICALLY
+  currency: "USD"
+  recurring_invoice_item {
+    invoice_item_id: "ii_001"
+    amount: "29.99"
+    currency: "USD"
+    description: "1 × Pro Plan (at $29.99 / month)"
+    period_start { seconds: 1754611200 }
+    period_end { seconds: 1757289600 }
+    price {
+      product_id: "prd_pro"
+      product_name: "Pro Plan"
+      price_id: "price_monthly_pro"
+      price_snapshot_id: "ps_pro_monthly_v1"
+      unit_amount: "29.99"
+      quantity: 1
+      recurring {
+        interval: RECURRING_INTERVAL_MONTH
+        trial_period_days: 7
+        pricing_model: PRICING_MODEL_FLAT_RATE
+        interval_count: 1
+      }
+    }
+  }
+  upcoming_invoice_item {
+    invoice_item_id: "ii_002"
+    amount: "149.95"
+    currency: "USD"
+    description: "5 × Pro Plan (at $29.99 / month)"
+    period_start { seconds: 1762560000 }
+    period_end { seconds: 1765152000 }
+    price {
+      product_id: "prd_pro"
+      product_name: "Pro Plan"
+      price_id: "price_monthly_pro"
+      price_snapshot_id: "ps_pro_annual_v2"
+      unit_amount: "29.99"
+      quantity: 5
+      recurring {
+        interval: RECURRING_INTERVAL_MONTH
+        pricing_model: PRICING_MODEL_PER_SEAT
+        interval_count: 1
+      }
+    }
+  }
+  scheduled_phases {
+    sequence: 1
+    effective_cycle: 3
+    price_snapshot_id: "ps_pro_annual_v2"
+    quantity: 5
+    metadata { key: "reason" value: "seat expansion" }
+  }
+  elapsed_cycles: 1
+  metadata { key: "plan" value: "pro" }
+)pb";
+
+constexpr char kProductPro[] = R"pb(
+  product_id: "prd_pro"
+  name: "Pro Plan"
+  active: true
+  description: "Everything in Basic, plus team seats."
+  default_price: "price_monthly_pro"
+  image: "https://cdn.example.com/img/pro.png"
+  tax_category: TAX_CATEGORY_SOFTWARE_SERVICE
+  price_list {
+    price_id: "price_monthly_pro"
+    price_snapshot_id: "ps_pro_monthly_v1"
+    product_id: "prd_pro"
+    currency: "USD"
+    unit_amount: "29.99"
+    price_type: PRICE_TYPE_RECURRING
+    recurring {
+      interval: RECURRING_INTERVAL_MONTH
+      trial_period_days: 7
+      pricing_model: PRICING_MODEL_FLAT_RATE
+      interval_count: 1
+    }
+    active: true
+    create_time { seconds: 1751328000 }
+  }
+  price_list {
+    price_id: "price_setup_pro"
+    product_id: "prd_pro"
+    currency: "EUR"
+    unit_amount: "680"
+    price_type: PRICE_TYPE_ONE_TIME
+    active: true
+    create_time { seconds: 1751328000 nanos: 500000000 }
+  }
+  create_time { seconds: 1751328000 }
+  update_time { seconds: 1754006400 nanos: 123000000 }
+  localized_names { key: "en-US" value: "Pro Plan" }
+  localized_names { key: "zh-CN" value: "专业版" }
+)pb";
+
+// A refund response; $0 is its status (created by CreateRefund, success by
+// GetRefund).
+constexpr char kRefundWithStatus[] = R"pb(
+  refund {
+    create_time { seconds: 1754906111 }
+    refund_id: "rfd_abc123xyz"
+    order_id: "ord_4t6y8u"
+    customer_id: "cus_12345"
+    refund_amount: "5.00"
+    refund_currency: "USD"
+    refund_reason: REFUND_REASON_CUSTOMER_INITIATED
+    metadata { key: "arn" value: "8377252556170253" }
+    metadata { key: "merchantReferenceId" value: "sample_id" }
+    payment_instrument_id: "pi_card_5521"
+    status: $0
+  }
+)pb";
+
+// -----------------------------------------------------------------------------
+// 1. Every RPC, both ways.
+
+struct RpcCase {
+  const char* rpc;     // "Service.Method" in package clink.gateway.v1.
+  const char* golden;  // testdata/<golden>_request.json (non-GET) and
+                       // <golden>_response.json.
+  std::string request;
+  http::Method http_method;
+  const char* path_and_query;
+  std::string response;  // The expected decoding of the response golden.
+};
+
+const std::vector<RpcCase>& RpcCases() {
+  static const auto* const cases = new std::vector<RpcCase>{
+      {"CheckoutService.CreateCheckoutSession", "create_checkout_session",
+       kCreateCheckoutSessionRequest, http::Method::kPost, "/checkout/session",
+       R"pb(
+         session_id: "sess_abc123xyz"
+         token_value: "tok_5f2c9a7e41d8"
+         customer_id: "cus_12345"
+         original_amount: "19.99"
+         original_currency: "USD"
+         ui_mode: UI_MODE_HOSTED_PAGE
+         url: "https://uat-checkout.clinkbill.com/pay/sess_abc123xyz"
+         merchant_reference_id: "order_ref_123"
+         expire_time { seconds: 1699335116 }
+       )pb"},
+      {"CheckoutService.GetCheckoutSession", "get_checkout_session",
+       R"pb(session_id: "sess_abc123xyz")pb", http::Method::kGet,
+       "/checkout/session/sess_abc123xyz", R"pb(
+         checkout_session {
+           session_id: "sess_abc123xyz"
+           token: "tok_5f2c9a7e41d8"
+           status: CHECKOUT_SESSION_STATUS_COMPLETED
+           payment_status: CHECKOUT_SESSION_PAYMENT_STATUS_PAID
+           amount_subtotal: "19.99"
+           amount_total: "17.99"
+           original_currency: "USD"
+           payment_currency: "SGD"
+           subscription_id: "sub_7x1k2m"
+           invoice_id: "inv_9q3w8e"
+           order_id: "ord_4t6y8u"
+           merchant_reference_id: "order_ref_123"
+           locale: "en-US"
+           ui_mode: UI_MODE_HOSTED_PAGE
+           cancel_url: "https://merchant.example.com/checkout/cancel"
+           success_url: "https://merchant.example.com/checkout/success?cart=42"
+           created { seconds: 1754819711 nanos: 382000000 }
+           expire { seconds: 1754823311 nanos: 382000000 }
+           price {
+             price_id: "price_monthly_pro"
+             price_list { amount: "17.99" currency: "USD" exchange_rate: "1" }
+             price_list {
+               amount: "24.20"
+               currency: "SGD"
+               exchange_rate: "1.3456"
+             }
+             recurring { free_trial_days: 7 interval: RECURRING_INTERVAL_MONTH }
+           }
+           product { product_id: "prd_pro" product_name: "Pro Plan" }
+           customer { customer_id: "cus_12345" email: "alice@example.com" }
+         }
+       )pb"},
+      {"PaymentService.CreatePayment", "create_payment", kCreatePaymentRequest,
+       http::Method::kPost, "/payment", R"pb(
+         order_id: "ord_xxxxx"
+         session_id: "sess_pay_81f2"
+         status: PAYMENT_RESULT_STATUS_NEXT_ACTION
+         action {
+           redirect_url: "https://uat-checkout.clinkbill.com/3ds/challenge/ord_xxxxx"
+           method: ACTION_METHOD_POST
+           type: PAYMENT_METHOD_TYPE_CARD
+           payment_method_type: "CARD"
+           post_data { key: "creq" value: "eyJtZXNzYWdlVHlwZSI6IkNSZXEifQ" }
+           post_data { key: "threeDSSessionData" value: "ord_xxxxx" }
+         }
+         amount: "49.90"
+         currency: "USD"
+       )pb"},
+      {"PaymentService.RefreshPaymentQrCode", "refresh_payment_qr_code",
+       R"pb(order_id: "ord_cashapp_77")pb", http::Method::kPost,
+       "/payment/ord_cashapp_77/qrcode/refresh", R"pb(
+         order_id: "ord_cashapp_77"
+         action {
+           redirect_url: "https://cash.app/pay/ord_cashapp_77"
+           method: ACTION_METHOD_GET
+           type: PAYMENT_METHOD_TYPE_CASHAPP
+           wallet_handle_redirect_or_display_qr_code {
+             image_url_png: "https://api.cash.app/qr/ord_cashapp_77.png"
+             image_url_svg: "https://api.cash.app/qr/ord_cashapp_77.svg"
+             image_data_url: "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+             hosted_instructions_url: "https://uat-checkout.clinkbill.com/qr/ord_cashapp_77"
+             mobile_auth_url: "cashme://cash.app/pay/ord_cashapp_77"
+             fallback_url: "https://cash.app/pay/ord_cashapp_77"
+             package_name: "com.squareup.cash"
+             expires_at { seconds: 1754820011 }
+             expires_second: 300
+           }
+           payment_method_type: "CASHAPP"
+         }
+       )pb"},
+      {"PaymentService.CreatePaymentInstrument", "create_payment_instrument",
+       R"pb(
+         customer_id: "cus_xxxxx"
+         customer_name: "Alice Example"
+         payment_instrument_type: PAYMENT_METHOD_TYPE_CASHAPP
+         metadata { key: "source" value: "checkout" }
+       )pb",
+       http::Method::kPost, "/payment-instrument", R"pb(
+         payment_instrument {
+           id: "pi_8c1d2e3f"
+           customer_id: "cus_xxxxx"
+           type: PAYMENT_METHOD_TYPE_CASHAPP
+           wallet { account_tag: "$alice-example" }
+           created { seconds: 1754819711 nanos: 382000000 }
+         }
+       )pb"},
+      {"PaymentService.GetOrder", "get_order", R"pb(order_id: "ord_4t6y8u")pb",
+       http::Method::kGet, "/order/ord_4t6y8u", R"pb(
+         order {
+           order_id: "ord_4t6y8u"
+           type: ORDER_TYPE_ONETIME
+           merchant_reference_id: "order_ref_123"
+           customer_id: "cus_12345"
+           customer_email: "alice@example.com"
+           create_time { seconds: 1754819711 nanos: 382000000 }
+           price_data_list {
+             name: "Pro Plan (monthly)"
+             quantity: 1
+             unit_amount: "9.99"
+             currency: "USD"
+             image_url: "https://cdn.example.com/img/pro.png"
+           }
+           price_data_list {
+             name: "Setup fee"
+             quantity: 2
+             unit_amount: "5.00"
+             currency: "USD"
+           }
+           payment_method {
+             payment_method_type: "CARD"
+             payment_instrument_id: "pi_card_5521"
+           }
+           payment_execution_details {
+             channel_code: "ADYEN"
+             channel_transaction_id: "psp_991122"
+             original_failure_code: "05"
+             original_failure_message: "Do not honor"
+           }
+           payment_execution_details {
+             channel_code: "CHECKOUT"
+             channel_transaction_id: "pay_7bd3"
+           }
+           amount_subtotal: "19.99"
+           amount_total: "19.99"
+           payment_currency: "USD"
+           original_currency: "USD"
+           status: ORDER_STATUS_PARTIAL_REFUNDED
+           payment_time { seconds: 1754819745 nanos: 120000000 }
+           session_id: "sess_abc123xyz"
+           metadata { key: "cartId" value: "c_42" }
+           risk_level: "normal"
+         }
+       )pb"},
+      {"PaymentService.ListOrders", "list_orders", R"pb(
+         subscription_id: "sub_7x1k2m"
+         customer_id: "cus_12345"
+         page_num: 2
+         page_size: 50
+       )pb",
+       http::Method::kGet,
+       "/order?subscriptionId=sub_7x1k2m&customerId=cus_12345&pageNum=2&"
+       "pageSize=50",
+       R"pb(
+         orders {
+           order_id: "ord_sub_renew_02"
+           type: ORDER_TYPE_RECURRING
+           merchant_reference_id: "sub_ref_2025_08"
+           invoice_id: "inv_2b4n6m"
+           customer_id: "cus_12345"
+           customer_email: "alice@example.com"
+           create_time { seconds: 1757289600 }
+           product_id: "prd_pro"
+           price_id: "price_monthly_pro"
+           payment_method {
+             payment_method_type: "CARD"
+             payment_instrument_id: "pi_card_5521"
+           }
+           payment_execution_details {
+             channel_code: "ADYEN"
+             channel_transaction_id: "psp_991200"
+           }
+           amount_subtotal: "100.00"
+           amount_total: "100.00"
+           payment_currency: "USD"
+           original_currency: "USD"
+           status: ORDER_STATUS_SUCCESS
+           payment_time { seconds: 1757289603 nanos: 456000000 }
+           risk_level: "low"
+         }
+         orders {
+           order_id: "ord_sub_renew_03"
+           type: ORDER_TYPE_RECURRING
+           invoice_id: "inv_8h7g6f"
+           customer_id: "cus_12345"
+           create_time { seconds: 1757289700 nanos: 1000000 }
+           product_id: "prd_pro"
+           price_id: "price_metered"
+           payment_method {
+             payment_method_type: "CARD"
+             payment_instrument_id: "pi_card_5521"
+           }
+           payment_execution_details {
+             channel_code: "ADYEN"
+             channel_transaction_id: "psp_991201"
+             original_failure_code: "51"
+             original_failure_message: "Insufficient funds"
+           }
+           amount_subtotal: "1.10"
+           amount_total: "1.10"
+           payment_currency: "USD"
+           original_currency: "USD"
+           status: ORDER_STATUS_FAILED
+           payment_time { seconds: 1757289701 nanos: 999000000 }
+         }
+         total: 57
+       )pb"},
+      {"PaymentService.CreateRefund", "create_refund", kCreateRefundRequest,
+       http::Method::kPost, "/refund",
+       absl::Substitute(kRefundWithStatus, "REFUND_STATUS_CREATED")},
+      {"PaymentService.GetRefund", "get_refund",
+       R"pb(refund_id: "rfd_abc123xyz")pb", http::Method::kGet,
+       "/refund/rfd_abc123xyz",
+       absl::Substitute(kRefundWithStatus, "REFUND_STATUS_SUCCESS")},
+      {"PaymentService.CreateAgentPaymentSession",
+       "create_agent_payment_session", kCreateAgentPaymentSessionRequest,
+       http::Method::kPost, "/order/payment-session",
+       R"pb(session_id: "sess_agent_3k9d"
+            expire_time { seconds: 1781688600 })pb"},
+      {"PaymentService.GetAgentPaymentSession", "get_agent_payment_session",
+       R"pb(session_id: "sess_agent_3k9d")pb", http::Method::kGet,
+       "/order/payment-session/sess_agent_3k9d", R"pb(
+         agent_payment_session {
+           session_id: "sess_agent_3k9d"
+           customer_email: "agent.buyer@example.com"
+           customer_id: "cus_agent_77"
+           amount: "25.00"
+           currency: "USD"
+           merchant_id: "mcht_frnagwqi4k43"
+           tenant_id: "tenant_001"
+           create_time { seconds: 1781685000 }
+           expire_time { seconds: 1781688600 }
+         }
+       )pb"},
+      {"BillingService.CreateCustomerPortalSession",
+       "create_customer_portal_session",
+       R"pb(customer_id: "cus_12345"
+            return_url: "https://merchant.example.com/account")pb",
+       http::Method::kPost, "/billing/session", R"pb(
+         url: "https://uat-portal.clinkbill.com/session/eyJhbGciOiJIUzI1NiJ9.eyJjdXMiOiJjdXNfMTIzNDUifQ.c2ln"
+         expires_at { seconds: 1754823311 nanos: 382000000 }
+       )pb"},
+      {"BillingService.CreateSubscription", "create_subscription",
+       kCreateSubscriptionRequest, http::Method::kPost, "/subscription", R"pb(
+         subscription_id: "sub_7x1k2m"
+         session_id: "sess_sub_55aa"
+         status: PAYMENT_RESULT_STATUS_SUCCESS
+         amount: "29.99"
+         currency: "USD"
+         order_id: "ord_sub_first_01"
+         invoice_id: "inv_9q3w8e"
+       )pb"},
+      {"BillingService.GetSubscription", "get_subscription",
+       R"pb(subscription_id: "sub_7x1k2m")pb", http::Method::kGet,
+       "/subscription/sub_7x1k2m",
+       absl::StrCat("subscription {", kSubscriptionActive, "}")},
+      {"BillingService.CancelSubscription", "cancel_subscription",
+       kCancelSubscriptionRequest, http::Method::kPost,
+       "/subscription/sub_7x1k2m/cancel", R"pb(
+         subscription {
+           merchant_reference: "sub_ref_2025_08"
+           subscription_id: "sub_7x1k2m"
+           customer_id: "cus_12345"
+           product_id: "prd_pro"
+           price_id: "price_monthly_pro"
+           price_snapshot_id: "ps_pro_monthly_v1"
+           create_time { seconds: 1754006400 }
+           quantity: 1
+           payment_method_type: "CARD"
+           payment_instrument_id: "pi_card_5521"
+           current_period_start { seconds: 1754611200 }
+           current_period_end { seconds: 1757289600 }
+           cancel_at { seconds: 1754906111 }
+           canceled_at { seconds: 1754906111 }
+           cancel_reason: "Too expensive for our team"
+           status: SUBSCRIPTION_STATUS_CANCELLED
+           billing: BILLING_METHOD_CHARGE_AUTOMATICALLY
+           currency: "USD"
+           elapsed_cycles: 1
+           metadata { key: "plan" value: "pro" }
+         }
+       )pb"},
+      {"BillingService.GetInvoice", "get_invoice",
+       R"pb(invoice_id: "inv_9q3w8e")pb", http::Method::kGet,
+       "/subscription/invoice/inv_9q3w8e", R"pb(
+         invoice {
+           invoice_id: "inv_9q3w8e"
+           subscription_id: "sub_7x1k2m"
+           order_id: "ord_sub_first_01"
+           customer_id: "cus_12345"
+           merchant_id: "mcht_frnagwqi4k43"
+           status: INVOICE_STATUS_PAID
+           create_time { seconds: 1754611200 }
+           current_period_start { seconds: 1754611200 }
+           current_period_end { seconds: 1757289600 }
+           original_amount: "25.49"
+           original_currency: "USD"
+           billing: BILLING_METHOD_CHARGE_AUTOMATICALLY
+           items {
+             invoice_item_id: "ii_001"
+             amount: "29.99"
+             currency: "USD"
+             description: "1 × Pro Plan (at $29.99 / month)"
+             period_start { seconds: 1754611200 }
+             period_end { seconds: 1757289600 }
+             price {
+               product_id: "prd_pro"
+               product_name: "Pro Plan"
+               price_id: "price_monthly_pro"
+               price_snapshot_id: "ps_pro_monthly_v1"
+               unit_amount: "29.99"
+               quantity: 1
+               recurring {
+                 interval: RECURRING_INTERVAL_MONTH
+                 trial_period_days: 7
+                 pricing_model: PRICING_MODEL_FLAT_RATE
+                 interval_count: 1
+               }
+             }
+             discount_amount: "7.50"
+             payment_amount: "22.49"
+             coupon_terms: "25% off for 3 months"
+             promotion_code: "SUMMER25"
+           }
+           items {
+             invoice_item_id: "ii_003"
+             amount: "-4.50"
+             currency: "USD"
+             description: "Unused time on Basic Plan"
+             period_start { seconds: 1754611200 }
+             period_end { seconds: 1757289600 }
+             proration: true
+             price {
+               product_id: "prd_basic"
+               product_name: "Basic Plan"
+               price_id: "price_monthly_basic"
+               price_snapshot_id: "ps_basic_monthly_v1"
+               unit_amount: "9.00"
+               quantity: 1
+             }
+             discount_amount: "0"
+             payment_amount: "-4.50"
+           }
+           merchant_reference: "sub_ref_2025_08"
+           payment_amount: "17.99"
+           discount {
+             coupon_id: "coupon_summer"
+             coupon_name: "Summer sale"
+             coupon_terms: "25% off for 3 months"
+             promotion_code: "SUMMER25"
+             discount_amount: "7.50"
+           }
+           metadata { key: "plan" value: "pro" }
+         }
+       )pb"},
+      {"BillingService.ListProducts", "list_products", R"pb(page_num: 1
+                                                            page_size: 20)pb",
+       http::Method::kGet, "/product?pageNum=1&pageSize=20", R"pb(
+         products {
+           product_id: "prd_pro"
+           name: "Pro Plan"
+           active: true
+           description: "Everything in Basic, plus team seats."
+           default_price: "price_monthly_pro"
+           image: "https://cdn.example.com/img/pro.png"
+           tax_category: TAX_CATEGORY_SOFTWARE_SERVICE
+           price_list {
+             price_id: "price_monthly_pro"
+             price_snapshot_id: "ps_pro_monthly_v1"
+             product_id: "prd_pro"
+             currency: "USD"
+             unit_amount: "29.99"
+             price_type: PRICE_TYPE_RECURRING
+             recurring {
+               interval: RECURRING_INTERVAL_MONTH
+               trial_period_days: 7
+               pricing_model: PRICING_MODEL_FLAT_RATE
+               interval_count: 1
+             }
+             active: true
+             create_time { seconds: 1751328000 }
+           }
+           create_time { seconds: 1751328000 }
+           update_time { seconds: 1754006400 nanos: 123000000 }
+           localized_names { key: "en-US" value: "Pro Plan" }
+           localized_names { key: "zh-CN" value: "专业版" }
+         }
+         products {
+           product_id: "prd_ebooks"
+           name: "E-book bundle"
+           image: "https://cdn.example.com/img/ebooks.png"
+           tax_category: TAX_CATEGORY_EBOOK
+           create_time { seconds: 1740787200 }
+           update_time { seconds: 1740787200 }
+         }
+         total: 2
+       )pb"},
+      {"BillingService.GetProduct", "get_product",
+       R"pb(product_id: "prd_pro")pb", http::Method::kGet, "/product/prd_pro",
+       absl::StrCat("product {", kProductPro, "}")},
+      {"BillingService.ListPrices", "list_prices",
+       R"pb(
+         product_id: "prd_pro" page_num: 1 page_size: 100 active: true
+       )pb",
+       http::Method::kGet,
+       "/price?productId=prd_pro&pageNum=1&pageSize=100&active=true", R"pb(
+         prices {
+           price_id: "price_monthly_pro"
+           price_snapshot_id: "ps_pro_monthly_v1"
+           product_id: "prd_pro"
+           currency: "USD"
+           unit_amount: "29.99"
+           price_type: PRICE_TYPE_RECURRING
+           recurring {
+             interval: RECURRING_INTERVAL_MONTH
+             trial_period_days: 7
+             pricing_model: PRICING_MODEL_FLAT_RATE
+             interval_count: 1
+           }
+           active: true
+           create_time { seconds: 1751328000 }
+         }
+         prices {
+           price_id: "price_storage_pro"
+           price_snapshot_id: "ps_storage_v4"
+           product_id: "prd_pro"
+           currency: "JPY"
+           unit_amount: "1200"
+           price_type: PRICE_TYPE_RECURRING
+           recurring {
+             interval: RECURRING_INTERVAL_CUSTOM
+             pricing_model: PRICING_MODEL_PER_SEAT
+             transform_quantity {
+               divide_by: 1024
+               round: TRANSFORM_QUANTITY_ROUND_UP
+             }
+             interval_count: 14
+           }
+           active: true
+           create_time { seconds: 1751328000 nanos: 999000000 }
+         }
+         prices {
+           price_id: "price_setup_pro"
+           product_id: "prd_pro"
+           currency: "EUR"
+           unit_amount: "680"
+           price_type: PRICE_TYPE_ONE_TIME
+           active: true
+           create_time { seconds: 1751328000 nanos: 500000000 }
+         }
+         total: 3
+       )pb"},
+      // The response golden spells `recurring`'s members in snake_case, like
+      // Clink's GET-price docs example.
+      {"BillingService.GetPrice", "get_price",
+       R"pb(price_id: "price_storage_pro")pb", http::Method::kGet,
+       "/price/price_storage_pro", R"pb(
+         price {
+           price_id: "price_storage_pro"
+           price_snapshot_id: "ps_storage_v4"
+           product_id: "prd_pro"
+           currency: "USD"
+           unit_amount: "12.345678"
+           price_type: PRICE_TYPE_RECURRING
+           recurring {
+             interval: RECURRING_INTERVAL_QUARTER
+             trial_period_days: 14
+             pricing_model: PRICING_MODEL_PER_SEAT
+             transform_quantity {
+               divide_by: 1024
+               round: TRANSFORM_QUANTITY_ROUND_HALF_UP
+             }
+             interval_count: 1
+           }
+           create_time { seconds: 1751328000 nanos: 999000000 }
+         }
+       )pb"},
+  };
+  return *cases;
+}
+
+const RpcCase& CaseFor(const std::string& rpc) {
+  for (const RpcCase& c : RpcCases()) {
+    if (rpc == c.rpc) return c;
+  }
+  std::abort();
+}
+
+class RpcTest : public ::testing::TestWithParam<RpcCase> {};
+
+TEST_P(RpcTest, EncodesRequestToGolden) {
+  const RpcCase& c = GetParam();
+  const RestMethod* rest = Rest(c.rpc);
+  ASSERT_NE(rest, nullptr);
+  const std::unique_ptr<Message> request =
+      FromText(rest->method->input_type(), c.request);
+
+  ASSERT_TRUE(Codec().Validate(*rest, *request).ok())
+      << Codec().Validate(*rest, *request);
+  const absl::StatusOr<http::HttpRequest> http =
+      Codec().EncodeRequest(*rest, *request);
+  ASSERT_TRUE(http.ok()) << http.status();
+
+  EXPECT_EQ(http->method, c.http_method);
+  EXPECT_EQ(http->path_and_query, c.path_and_query);
+  if (c.http_method == http::Method::kGet) {
+    EXPECT_EQ(http->body, "");
+  } else {
+    EXPECT_EQ(
+        CanonicalJson(http->body),
+        CanonicalJson(ReadTestdata(absl::StrCat(c.golden, "_request.json"))))
+        << "body: " << http->body;
+  }
+}
+
+TEST_P(RpcTest, DecodesResponseGolden) {
+  const RpcCase& c = GetParam();
+  const Decoded got =
+      Decode(c.rpc, ReadTestdata(absl::StrCat(c.golden, "_response.json")));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+
+  EXPECT_TRUE(got.envelope.has_code);
+  EXPECT_EQ(got.envelope.code, 200);
+  EXPECT_EQ(got.envelope.msg, "success");
+  EXPECT_EQ(got.stats.unknown_fields, 0)
+      << absl::StrJoin(got.stats.unknown_examples, ", ");
+  const std::unique_ptr<Message> want =
+      FromText(got.response->GetDescriptor(), c.response);
+  EXPECT_TRUE(ProtoEquals(*want, *got.response));
+}
+
+// MessageToClinkJson (the emulator's encoder) writes what DecodeResponse reads:
+// re-encoding the decoded golden and decoding it again gives the same message,
+// nothing unknown.
+TEST_P(RpcTest, ResponseRoundTripsThroughClinkJson) {
+  const RpcCase& c = GetParam();
+  const RestMethod* rest = Rest(c.rpc);
+  ASSERT_NE(rest, nullptr);
+  const std::unique_ptr<Message> want =
+      FromText(rest->method->output_type(), c.response);
+
+  std::string body;
+  const google::protobuf::Reflection* r = want->GetReflection();
+  if (rest->shape == v1::RESPONSE_SHAPE_LIST) {
+    std::vector<std::string> rows;
+    for (int i = 0; i < r->FieldSize(*want, rest->response_body); ++i) {
+      absl::StatusOr<std::string> row = Codec().MessageToClinkJson(
+          r->GetRepeatedMessage(*want, rest->response_body, i));
+      ASSERT_TRUE(row.ok()) << row.status();
+      rows.push_back(*row);
+    }
+    body = absl::StrCat(R"({"code":200,"msg":"success","total":)",
+                        r->GetInt64(*want, rest->total), R"(,"rows":[)",
+                        absl::StrJoin(rows, ","), "]}");
+  } else {
+    const Message& payload = rest->response_body == nullptr
+                                 ? *want
+                                 : r->GetMessage(*want, rest->response_body);
+    absl::StatusOr<std::string> data = Codec().MessageToClinkJson(payload);
+    ASSERT_TRUE(data.ok()) << data.status();
+    body = Ok(*data);
+  }
+
+  const Decoded got = Decode(c.rpc, body);
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.stats.unknown_fields, 0)
+      << absl::StrJoin(got.stats.unknown_examples, ", ");
+  EXPECT_TRUE(ProtoEquals(*want, *got.response)) << body;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllRpcs, RpcTest, ::testing::ValuesIn(RpcCases()),
+                         [](const ::testing::TestParamInfo<RpcCase>& info) {
+                           return std::string(info.param.golden);
+                         });
+
+TEST(RestCodecCreateTest,
+     CompilesEveryRpcOfTheContractAndTheTableCoversThemAll) {
+  absl::StatusOr<std::unique_ptr<RestCodec>> codec =
+      RestCodec::Create(GatewayServices());
+  ASSERT_TRUE(codec.ok()) << codec.status();
+  std::vector<std::string> compiled;
+  for (const RestMethod* m : (*codec)->methods()) {
+    compiled.push_back(std::string(m->method->service()->name()) + "." +
+                       m->method->name());
+  }
+  std::vector<std::string> covered;
+  for (const RpcCase& c : RpcCases()) covered.push_back(c.rpc);
+  EXPECT_EQ(compiled.size(), 20u);
+  EXPECT_THAT(compiled, ::testing::UnorderedElementsAreArray(covered));
+}
+
+TEST(RestCodecCreateTest,
+     CreateForServicesMatchesCreateAndRejectsUnknownServices) {
+  absl::StatusOr<std::unique_ptr<RestCodec>> codec =
+      RestCodec::CreateForServices(GatewayServiceNames());
+  ASSERT_TRUE(codec.ok()) << codec.status();
+  EXPECT_EQ((*codec)->methods().size(), 20u);
+
+  absl::StatusOr<std::unique_ptr<RestCodec>> missing =
+      RestCodec::CreateForServices({"clink.gateway.v1.NoSuchService"});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RestCodecLookupTest, FindByRequestTypeAndMethodAttributes) {
+  for (const RpcCase& c : RpcCases()) {
+    SCOPED_TRACE(c.rpc);
+    const RestMethod* rest = Rest(c.rpc);
+    ASSERT_NE(rest, nullptr);
+    EXPECT_EQ(Codec().FindByRequestType(*rest->method->input_type()), rest);
+    EXPECT_EQ(rest->mutating(), c.http_method != http::Method::kGet);
+    // Only refunds are deduplicated by Clink (refundMerchantOrderId).
+    EXPECT_EQ(rest->idempotent_upstream,
+              std::string(c.rpc) == "PaymentService.CreateRefund");
+  }
+  EXPECT_EQ(Rest("CheckoutService.GetCheckoutSession")->endpoint,
+            "GET /checkout/session/{session_id}");
+  EXPECT_EQ(Codec().FindByRequestType(*v1::Refund::descriptor()), nullptr);
+}
+
+// GET /product/{id}: Clink's docs example is the bare product, without the
+// envelope.
+TEST(RestCodecEnvelopeTest, BareResourceWithoutEnvelope) {
+  const Decoded got = Decode("BillingService.GetProduct",
+                             ReadTestdata("get_product_bare_response.json"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_FALSE(got.envelope.has_code);
+  EXPECT_EQ(got.stats.unknown_fields, 0)
+      << absl::StrJoin(got.stats.unknown_examples, ", ");
+  const std::unique_ptr<Message> want =
+      FromText(got.response->GetDescriptor(),
+               CaseFor("BillingService.GetProduct").response);
+  EXPECT_TRUE(ProtoEquals(*want, *got.response));
+}
+
+// -----------------------------------------------------------------------------
+// 2. Money.
+
+// The member `key` of the JSON object `body`; a test failure when missing.
+const Json* Member(const Json& body, const std::string& key) {
+  const Json* member = body.Find(key);
+  if (member == nullptr) ADD_FAILURE() << "no member " << key;
+  return member;
+}
+
+class RequestAmountTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RequestAmountTest, IsSentAsAJsonNumberWithTheCallersExactDigits) {
+  const std::string& amount = GetParam();
+  const RestMethod* rest = Rest("CheckoutService.CreateCheckoutSession");
+  ASSERT_NE(rest, nullptr);
+  auto request =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  request.set_original_amount(amount);
+  request.mutable_price_data_list(1)->set_unit_amount(amount);
+
+  ASSERT_TRUE(Codec().Validate(*rest, request).ok())
+      << Codec().Validate(*rest, request);
+  const absl::StatusOr<http::HttpRequest> http =
+      Codec().EncodeRequest(*rest, request);
+  ASSERT_TRUE(http.ok()) << http.status();
+  Json body;
+  ASSERT_TRUE(ParseJson(http->body, &body)) << http->body;
+
+  const Json* original = Member(body, "originalAmount");
+  ASSERT_NE(original, nullptr);
+  EXPECT_EQ(original->kind, Json::kNumber);
+  EXPECT_EQ(original->text, amount);
+  const Json* items = Member(body, "priceDataList");
+  ASSERT_NE(items, nullptr);
+  ASSERT_EQ(items->values.size(), 2u);
+  const Json* unit = items->values[1].Find("unitAmount");
+  ASSERT_NE(unit, nullptr);
+  EXPECT_EQ(unit->kind, Json::kNumber);
+  EXPECT_EQ(unit->text, amount);
+  EXPECT_THAT(http->body,
+              HasSubstr(absl::StrCat("\"originalAmount\":", amount, ",")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Amounts, RequestAmountTest,
+                         ::testing::Values("19.99", "0.10", "680", "12.345678",
+                                           "123456789012345678901234567890",
+                                           "19.990", "9007199254740993",
+                                           "0.30000000000000004"));
+
+class ResponseAmountTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ResponseAmountTest, IsReadDigitForDigit) {
+  const std::string& amount = GetParam();
+  const Decoded got = Decode("PaymentService.CreatePayment",
+                             Ok(absl::StrCat(R"({"orderId":"ord_1","amount":)",
+                                             amount, R"(,"currency":"USD"})")));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.stats.unknown_fields, 0);
+  EXPECT_EQ(
+      static_cast<const v1::CreatePaymentResponse&>(*got.response).amount(),
+      amount);
+
+  // Nested, in a list row.
+  const Decoded list = Decode(
+      "PaymentService.ListOrders",
+      absl::StrCat(
+          R"({"total":1,"code":200,"msg":"success","rows":[{"priceDataList":[)",
+          R"({"name":"x","unitAmount":)", amount, "}]}]}"));
+  ASSERT_TRUE(list.status.ok()) << list.status;
+  const auto& orders =
+      static_cast<const v1::ListOrdersResponse&>(*list.response);
+  ASSERT_EQ(orders.orders_size(), 1);
+  ASSERT_EQ(orders.orders(0).price_data_list_size(), 1);
+  EXPECT_EQ(orders.orders(0).price_data_list(0).unit_amount(), amount);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Amounts, ResponseAmountTest,
+    ::testing::Values("1.10", "100.00", "0.10", "19.990", "680", "0",
+                      "0.30000000000000004", "9007199254740993",
+                      "123456789012345678901234567890",
+                      "-4.50"));  // Proration lines may be negative.
+
+TEST(MoneyTest, EncoderWritesResponseAmountsDigitForDigit) {
+  v1::CreatePaymentResponse response;
+  response.set_amount("9007199254740993");
+  const absl::StatusOr<std::string> json = Codec().MessageToClinkJson(response);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(*json, R"({"amount":9007199254740993})");
+}
+
+TEST(MoneyTest, AmountThatIsNotAPlainDecimalIsCountedNotStored) {
+  for (const std::string& bad :
+       {std::string("1e3"), std::string("1.5E2"), std::string("true"),
+        std::string(R"("abc")"), std::string("{}")}) {
+    SCOPED_TRACE(bad);
+    const Decoded got = Decode("PaymentService.CreatePayment",
+                               Ok(absl::StrCat(R"({"amount":)", bad, "}")));
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    EXPECT_EQ(
+        static_cast<const v1::CreatePaymentResponse&>(*got.response).amount(),
+        "");
+    EXPECT_EQ(got.stats.unknown_fields, 1);
+    EXPECT_THAT(got.stats.unknown_examples, ElementsAre("data.amount"));
+  }
+}
+
+class InvalidRequestAmountTest : public ::testing::TestWithParam<std::string> {
+};
+
+TEST_P(InvalidRequestAmountTest, FailsValidationNamingTheField) {
+  const std::string& amount = GetParam();
+  const RestMethod* rest = Rest("CheckoutService.CreateCheckoutSession");
+  ASSERT_NE(rest, nullptr);
+
+  auto top =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  top.set_original_amount(amount);
+  const absl::Status top_status = Codec().Validate(*rest, top);
+  EXPECT_EQ(top_status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(top_status), ElementsAre("original_amount"));
+
+  auto nested =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  nested.mutable_price_data_list(1)->set_unit_amount(amount);
+  const absl::Status nested_status = Codec().Validate(*rest, nested);
+  EXPECT_EQ(nested_status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(nested_status),
+              ElementsAre("price_data_list[1].unit_amount"));
+
+  // Also in the optional amount of a payment, and the required one of a refund.
+  auto payment = FromText<v1::CreatePaymentRequest>(kCreatePaymentRequest);
+  payment.set_amount(amount);
+  if (!amount.empty()) {  // "" is simply "not set" for an optional amount.
+    EXPECT_THAT(ViolationFields(Codec().Validate(
+                    *Rest("PaymentService.CreatePayment"), payment)),
+                ElementsAre("amount"));
+  }
+  auto refund = FromText<v1::CreateRefundRequest>(kCreateRefundRequest);
+  refund.set_refund_amount(amount);
+  EXPECT_THAT(ViolationFields(Codec().Validate(
+                  *Rest("PaymentService.CreateRefund"), refund)),
+              ElementsAre("refund_amount"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Amounts, InvalidRequestAmountTest,
+    ::testing::Values("1e3", "-1", "1.2.3", "", ".5", "01", "1.", "+1", " 1",
+                      "1 ", "19,99", "0x10", "NaN", "1_000",
+                      "1,\"customerId\":\"cus_other\"",
+                      std::string(41, '9')),  // Longer than kMaxDecimalLength.
+    [](const ::testing::TestParamInfo<std::string>& info) {
+      return absl::StrCat("case", info.index);
+    });
+
+// EncodeRequest trusts Validate() for the rules, but never writes a string that
+// is not a plain decimal as raw JSON: the body stays well-formed and a crafted
+// amount cannot add members to it.
+TEST(MoneyTest, UnvalidatedAmountCannotBreakOrInjectIntoTheBody) {
+  const RestMethod* rest = Rest("PaymentService.CreatePayment");
+  ASSERT_NE(rest, nullptr);
+  for (const std::string& bad : {std::string("1,\"customerId\":\"cus_other\""),
+                                 std::string("1.2.3"), std::string("1e3")}) {
+    SCOPED_TRACE(bad);
+    auto request = FromText<v1::CreatePaymentRequest>(kCreatePaymentRequest);
+    request.set_amount(bad);
+    const absl::StatusOr<http::HttpRequest> http =
+        Codec().EncodeRequest(*rest, request);
+    ASSERT_TRUE(http.ok()) << http.status();
+    Json body;
+    ASSERT_TRUE(ParseJson(http->body, &body)) << http->body;
+    ASSERT_NE(body.Find("amount"), nullptr);
+    EXPECT_NE(body.Find("amount")->kind, Json::kNumber);
+    EXPECT_EQ(body.Find("customerId")->text, "cus_xxxxx");
+    EXPECT_EQ(body.keys.size(), 11u) << http->body;
+  }
+}
+
+TEST(MoneyRulesTest, PositiveRejectsZero) {
+  const RestMethod* rest = Rest("CheckoutService.CreateCheckoutSession");
+  ASSERT_NE(rest, nullptr);
+  for (const char* zero : {"0", "0.00"}) {
+    SCOPED_TRACE(zero);
+    auto request = FromText<v1::CreateCheckoutSessionRequest>(
+        kCreateCheckoutSessionRequest);
+    request.set_original_amount(zero);
+    const absl::Status status = Codec().Validate(*rest, request);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(ViolationFields(status), ElementsAre("original_amount"));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("greater than 0"));
+  }
+  auto request =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  request.set_original_amount("0.01");
+  EXPECT_TRUE(Codec().Validate(*rest, request).ok());
+}
+
+TEST(MoneyRulesTest, MinDecimalOnAgentPaymentSessionAmount) {
+  const RestMethod* rest = Rest("PaymentService.CreateAgentPaymentSession");
+  ASSERT_NE(rest, nullptr);
+  for (const char* low : {"0.49", "0.499999", "0", "0.05"}) {
+    SCOPED_TRACE(low);
+    auto request = FromText<v1::CreateAgentPaymentSessionRequest>(
+        kCreateAgentPaymentSessionRequest);
+    request.set_amount(low);
+    const absl::Status status = Codec().Validate(*rest, request);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(ViolationFields(status), ElementsAre("amount"));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("at least 0.5"));
+  }
+  for (const char* ok : {"0.5", "0.50", "0.500001", "10"}) {
+    SCOPED_TRACE(ok);
+    auto request = FromText<v1::CreateAgentPaymentSessionRequest>(
+        kCreateAgentPaymentSessionRequest);
+    request.set_amount(ok);
+    EXPECT_TRUE(Codec().Validate(*rest, request).ok())
+        << Codec().Validate(*rest, request);
+  }
+}
+
+// -----------------------------------------------------------------------------
+// 3. Validation.
+
+TEST(ValidationTest, MissingRequiredFieldsAreAllNamed) {
+  const absl::Status status = Codec().Validate(
+      *Rest("PaymentService.CreateRefund"),
+      FromText<v1::CreateRefundRequest>(R"pb(order_id: "ord_1")pb"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      ViolationFields(status),
+      UnorderedElementsAre("refund_merchant_order_id", "refund_amount"));
+
+  const absl::Status payment = Codec().Validate(
+      *Rest("PaymentService.CreatePayment"),
+      FromText<v1::CreatePaymentRequest>(R"pb(customer_id: "cus_1"
+                                              amount: "1"
+                                              currency: "USD")pb"));
+  EXPECT_THAT(ViolationFields(payment),
+              UnorderedElementsAre("payment_instrument_id",
+                                   "payment_method_type", "return_url"));
+}
+
+TEST(ValidationTest, MissingRequiredNestedFieldsAreNamedWithTheirPath) {
+  auto request =
+      FromText<v1::CreateSubscriptionRequest>(kCreateSubscriptionRequest);
+  request.mutable_scheduled_phases(1)->clear_price_snapshot_id();
+  request.mutable_scheduled_phases(1)->clear_quantity();
+  const absl::Status status =
+      Codec().Validate(*Rest("BillingService.CreateSubscription"), request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(status),
+              UnorderedElementsAre("scheduled_phases[1].price_snapshot_id",
+                                   "scheduled_phases[1].quantity"));
+
+  auto checkout =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  checkout.mutable_price_data_list(0)->clear_name();
+  EXPECT_THAT(ViolationFields(Codec().Validate(
+                  *Rest("CheckoutService.CreateCheckoutSession"), checkout)),
+              ElementsAre("price_data_list[0].name"));
+}
+
+TEST(ValidationTest, EmptyPathParameterIsRejectedByValidateAndEncode) {
+  struct Case {
+    const char* rpc;
+    const char* field;
+  };
+  for (const Case& c :
+       {Case{"PaymentService.GetOrder", "order_id"},
+        Case{"PaymentService.RefreshPaymentQrCode", "order_id"},
+        Case{"BillingService.GetPrice", "price_id"},
+        Case{"CheckoutService.GetCheckoutSession", "session_id"}}) {
+    SCOPED_TRACE(c.rpc);
+    const RestMethod* rest = Rest(c.rpc);
+    ASSERT_NE(rest, nullptr);
+    const std::unique_ptr<Message> empty =
+        NewMessage(rest->method->input_type());
+
+    const absl::Status valid = Codec().Validate(*rest, *empty);
+    EXPECT_EQ(valid.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(ViolationFields(valid), ElementsAre(c.field));  // Named once.
+
+    const absl::StatusOr<http::HttpRequest> http =
+        Codec().EncodeRequest(*rest, *empty);
+    EXPECT_EQ(http.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(ViolationFields(http.status()), ElementsAre(c.field));
+  }
+  // CancelSubscription: the path parameter, not the body's required reason, is
+  // what Encode refuses.
+  const absl::StatusOr<http::HttpRequest> cancel = Codec().EncodeRequest(
+      *Rest("BillingService.CancelSubscription"),
+      FromText<v1::CancelSubscriptionRequest>(R"pb(reason: "x")pb"));
+  EXPECT_THAT(ViolationFields(cancel.status()), ElementsAre("subscription_id"));
+}
+
+TEST(ValidationTest, MaxLengthCountsCharacters) {
+  const RestMethod* rest = Rest("PaymentService.CreateRefund");
+  ASSERT_NE(rest, nullptr);
+  auto request = FromText<v1::CreateRefundRequest>(kCreateRefundRequest);
+
+  request.set_remark(std::string(500, 'x'));
+  EXPECT_TRUE(Codec().Validate(*rest, request).ok());
+  std::string accented;
+  for (int i = 0; i < 500; ++i) accented += "é";  // 1000 bytes, 500 characters.
+  request.set_remark(accented);
+  EXPECT_TRUE(Codec().Validate(*rest, request).ok())
+      << Codec().Validate(*rest, request);
+
+  request.set_remark(std::string(501, 'x'));
+  const absl::Status status = Codec().Validate(*rest, request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(status), ElementsAre("remark"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("at most 500"));
+
+  auto cancel =
+      FromText<v1::CancelSubscriptionRequest>(kCancelSubscriptionRequest);
+  cancel.set_reason(std::string(256, 'r'));
+  EXPECT_THAT(ViolationFields(Codec().Validate(
+                  *Rest("BillingService.CancelSubscription"), cancel)),
+              ElementsAre("reason"));
+}
+
+TEST(ValidationTest, UnspecifiedInARepeatedEnumIsNamedByIndex) {
+  auto request =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  request.add_payment_method_type_black_list(
+      v1::PAYMENT_METHOD_TYPE_UNSPECIFIED);
+  const absl::Status status =
+      Codec().Validate(*Rest("CheckoutService.CreateCheckoutSession"), request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(status),
+              ElementsAre("payment_method_type_black_list[2]"));
+}
+
+TEST(ValidationTest, IntegerBounds) {
+  const RestMethod* rest = Rest("PaymentService.ListOrders");
+  ASSERT_NE(rest, nullptr);
+  // 0 is "not set" (Clink's default), so the minimum does not apply to it.
+  EXPECT_TRUE(Codec().Validate(*rest, v1::ListOrdersRequest()).ok());
+  EXPECT_TRUE(Codec()
+                  .Validate(*rest, FromText<v1::ListOrdersRequest>(
+                                       "page_num: 1 page_size: 50"))
+                  .ok());
+  EXPECT_THAT(ViolationFields(Codec().Validate(
+                  *rest, FromText<v1::ListOrdersRequest>("page_size: 51"))),
+              ElementsAre("page_size"));
+  EXPECT_THAT(ViolationFields(Codec().Validate(
+                  *rest, FromText<v1::ListOrdersRequest>("page_num: -1"))),
+              ElementsAre("page_num"));
+
+  auto checkout =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  checkout.mutable_price_data_list(1)->set_quantity(-2);
+  EXPECT_THAT(ViolationFields(Codec().Validate(
+                  *Rest("CheckoutService.CreateCheckoutSession"), checkout)),
+              ElementsAre("price_data_list[1].quantity"));
+}
+
+TEST(ValidationTest, EveryViolationIsReportedAtOnce) {
+  auto request =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  request.clear_original_currency();
+  request.set_original_amount("1e3");
+  request.mutable_price_data_list(0)->set_unit_amount("0");
+  const absl::Status status =
+      Codec().Validate(*Rest("CheckoutService.CreateCheckoutSession"), request);
+  EXPECT_THAT(ViolationFields(status),
+              UnorderedElementsAre("original_amount", "original_currency",
+                                   "price_data_list[0].unit_amount"));
+}
+
+// -----------------------------------------------------------------------------
+// Paths and query strings.
+
+TEST(EncodeTest, PathParametersArePercentEncoded) {
+  const absl::StatusOr<http::HttpRequest> http = Codec().EncodeRequest(
+      *Rest("PaymentService.GetOrder"),
+      FromText<v1::GetOrderRequest>(R"pb(order_id: "ord/1 2?x=%&y#~-._")pb"));
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_EQ(http->path_and_query, "/order/ord%2F1%202%3Fx%3D%25%26y%23~-._");
+
+  const absl::StatusOr<http::HttpRequest> post = Codec().EncodeRequest(
+      *Rest("BillingService.CancelSubscription"),
+      FromText<v1::CancelSubscriptionRequest>(R"pb(subscription_id: "sub/é"
+                                                   reason: "r")pb"));
+  ASSERT_TRUE(post.ok()) << post.status();
+  EXPECT_EQ(post->path_and_query, "/subscription/sub%2F%C3%A9/cancel");
+  EXPECT_EQ(CanonicalJson(post->body),
+            R"({"reason":"r"})");  // The path field stays out.
+}
+
+TEST(EncodeTest,
+     QueryParametersInFieldNumberOrderWithClinkNamesAndEncodedValues) {
+  const absl::StatusOr<http::HttpRequest> http = Codec().EncodeRequest(
+      *Rest("PaymentService.ListOrders"),
+      FromText<v1::ListOrdersRequest>(R"pb(page_size: 10
+                                           customer_id: "cus a&b=c/é"
+                                           page_num: 3)pb"));
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_EQ(http->path_and_query,
+            "/order?customerId=cus%20a%26b%3Dc%2F%C3%A9&pageNum=3&pageSize=10");
+}
+
+TEST(EncodeTest,
+     OptionalBoolQueryParameterIsSentWhenSetToFalseAndOmittedWhenUnset) {
+  const RestMethod* rest = Rest("BillingService.ListPrices");
+  ASSERT_NE(rest, nullptr);
+  const absl::StatusOr<http::HttpRequest> inactive = Codec().EncodeRequest(
+      *rest, FromText<v1::ListPricesRequest>(R"pb(active: false
+                                                  product_id: "prd_1")pb"));
+  ASSERT_TRUE(inactive.ok()) << inactive.status();
+  EXPECT_EQ(inactive->path_and_query, "/price?productId=prd_1&active=false");
+
+  const absl::StatusOr<http::HttpRequest> any = Codec().EncodeRequest(
+      *rest, FromText<v1::ListPricesRequest>(R"pb(product_id: "prd_1")pb"));
+  ASSERT_TRUE(any.ok()) << any.status();
+  EXPECT_EQ(any->path_and_query, "/price?productId=prd_1");
+
+  const absl::StatusOr<http::HttpRequest> none = Codec().EncodeRequest(
+      *Rest("BillingService.ListProducts"), v1::ListProductsRequest());
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->path_and_query, "/product");
+}
+
+// -----------------------------------------------------------------------------
+// 4. Enums.
+
+TEST(EnumTest, StringWireValuesWhenEncoding) {
+  auto request =
+      FromText<v1::CreateCheckoutSessionRequest>(kCreateCheckoutSessionRequest);
+  request.set_ui_mode(v1::UI_MODE_ELEMENTS);
+  request.set_return_url(
+      "https://merchant.example.com/complete?session_id={ELEMENTS_SESSION_ID}");
+  const absl::StatusOr<http::HttpRequest> http = Codec().EncodeRequest(
+      *Rest("CheckoutService.CreateCheckoutSession"), request);
+  ASSERT_TRUE(http.ok()) << http.status();
+  Json body;
+  ASSERT_TRUE(ParseJson(http->body, &body));
+  ASSERT_NE(body.Find("uiMode"), nullptr);
+  EXPECT_EQ(body.Find("uiMode")->kind, Json::kString);
+  EXPECT_EQ(body.Find("uiMode")->text, "elements");
+
+  // UNSPECIFIED is never sent.
+  request.clear_ui_mode();
+  request.clear_payment_method_type();
+  const absl::StatusOr<http::HttpRequest> unset = Codec().EncodeRequest(
+      *Rest("CheckoutService.CreateCheckoutSession"), request);
+  ASSERT_TRUE(unset.ok()) << unset.status();
+  ASSERT_TRUE(ParseJson(unset->body, &body));
+  EXPECT_EQ(body.Find("uiMode"), nullptr);
+  EXPECT_EQ(body.Find("paymentMethodType"), nullptr);
+}
+
+TEST(EnumTest, NumericRefundReasonTypeIsAJsonNumberFromZero) {
+  const RestMethod* rest = Rest("PaymentService.CreateRefund");
+  ASSERT_NE(rest, nullptr);
+  const std::pair<v1::RefundReasonType, const char*> cases[] = {
+      {v1::REFUND_REASON_TYPE_DUPLICATE_PAYMENT, "0"},
+      {v1::REFUND_REASON_TYPE_FRAUDULENT_ACTIVITY, "1"},
+      {v1::REFUND_REASON_TYPE_CUSTOMER_INITIATED, "2"},
+      {v1::REFUND_REASON_TYPE_OTHER, "3"},
+  };
+  for (const auto& [reason, wire] : cases) {
+    SCOPED_TRACE(wire);
+    auto request = FromText<v1::CreateRefundRequest>(kCreateRefundRequest);
+    request.set_refund_reason_type(reason);
+    const absl::StatusOr<http::HttpRequest> http =
+        Codec().EncodeRequest(*rest, request);
+    ASSERT_TRUE(http.ok()) << http.status();
+    Json body;
+    ASSERT_TRUE(ParseJson(http->body, &body));
+    const Json* sent = body.Find("refundReasonType");
+    ASSERT_NE(sent, nullptr);
+    EXPECT_EQ(sent->kind, Json::kNumber);
+    EXPECT_EQ(sent->text, wire);
+  }
+  auto request = FromText<v1::CreateRefundRequest>(kCreateRefundRequest);
+  request.clear_refund_reason_type();
+  const absl::StatusOr<http::HttpRequest> http =
+      Codec().EncodeRequest(*rest, request);
+  ASSERT_TRUE(http.ok());
+  EXPECT_THAT(http->body, ::testing::Not(HasSubstr("refundReasonType")));
+}
+
+TEST(EnumTest, NumericPaymentResultStatusIsDecoded) {
+  const std::pair<const char*, v1::PaymentResultStatus> cases[] = {
+      {"1", v1::PAYMENT_RESULT_STATUS_SUCCESS},
+      {"2", v1::PAYMENT_RESULT_STATUS_PENDING},
+      {"3", v1::PAYMENT_RESULT_STATUS_FAILURE},
+      {"5", v1::PAYMENT_RESULT_STATUS_NEXT_ACTION},
+  };
+  for (const auto& [wire, status] : cases) {
+    SCOPED_TRACE(wire);
+    const Decoded got = Decode("PaymentService.CreatePayment",
+                               Ok(absl::StrCat(R"({"status":)", wire, "}")));
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    EXPECT_EQ(
+        static_cast<const v1::CreatePaymentResponse&>(*got.response).status(),
+        status);
+    EXPECT_EQ(got.stats.unknown_fields, 0);
+  }
+}
+
+TEST(EnumTest, EveryOrderStatusWireValueDecodes) {
+  const google::protobuf::EnumDescriptor* e = v1::OrderStatus_descriptor();
+  for (int i = 1; i < e->value_count(); ++i) {
+    const std::string& wire =
+        e->value(i)->options().GetExtension(v1::wire_value);
+    SCOPED_TRACE(wire);
+    const Decoded got =
+        Decode("PaymentService.GetOrder",
+               Ok(absl::StrCat(R"({"status":")", wire, R"("})")));
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    EXPECT_EQ(static_cast<const v1::GetOrderResponse&>(*got.response)
+                  .order()
+                  .status(),
+              e->value(i)->number());
+  }
+  const Decoded partial =
+      Decode("PaymentService.GetOrder", Ok(R"({"status":"partial_refunded"})"));
+  EXPECT_EQ(static_cast<const v1::GetOrderResponse&>(*partial.response)
+                .order()
+                .status(),
+            v1::ORDER_STATUS_PARTIAL_REFUNDED);
+}
+
+TEST(EnumTest, UnknownEnumValueIsToleratedLeftUnsetAndCounted) {
+  const Decoded order =
+      Decode("PaymentService.GetOrder",
+             Ok(R"({"orderId":"ord_1","status":"disputed","type":"onetime"})"));
+  ASSERT_TRUE(order.status.ok()) << order.status;
+  const auto& o =
+      static_cast<const v1::GetOrderResponse&>(*order.response).order();
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_UNSPECIFIED);
+  EXPECT_EQ(o.order_id(), "ord_1");
+  EXPECT_EQ(o.type(), v1::ORDER_TYPE_ONETIME);
+  EXPECT_EQ(order.stats.unknown_fields, 1);
+  EXPECT_THAT(order.stats.unknown_examples, ElementsAre("data.status"));
+
+  // A numeric enum with a number Clink has not documented, and a
+  // case-mismatched string.
+  const Decoded payment =
+      Decode("PaymentService.CreatePayment", Ok(R"({"status":4})"));
+  EXPECT_EQ(
+      static_cast<const v1::CreatePaymentResponse&>(*payment.response).status(),
+      v1::PAYMENT_RESULT_STATUS_UNSPECIFIED);
+  EXPECT_EQ(payment.stats.unknown_fields, 1);
+  const Decoded session = Decode("CheckoutService.GetCheckoutSession",
+                                 Ok(R"({"uiMode":"HOSTED_PAGE"})"));
+  EXPECT_EQ(
+      static_cast<const v1::GetCheckoutSessionResponse&>(*session.response)
+          .checkout_session()
+          .ui_mode(),
+      v1::UI_MODE_UNSPECIFIED);
+  EXPECT_THAT(session.stats.unknown_examples, ElementsAre("data.uiMode"));
+}
+
+// -----------------------------------------------------------------------------
+// 5. Times.
+
+struct TimeCase {
+  const char* name;
+  const char* rpc;
+  std::string body;
+  const char* want;  // Expected response, text proto.
+};
+
+class TimeTest : public ::testing::TestWithParam<TimeCase> {};
+
+TEST_P(TimeTest, DecodesToTheExactInstant) {
+  const TimeCase& c = GetParam();
+  const Decoded got = Decode(c.rpc, c.body);
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.stats.unknown_fields, 0)
+      << absl::StrJoin(got.stats.unknown_examples, ", ");
+  EXPECT_TRUE(ProtoEquals(*FromText(got.response->GetDescriptor(), c.want),
+                          *got.response));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Encodings, TimeTest,
+    ::testing::Values(
+        TimeCase{
+            "unix_millis", "PaymentService.GetOrder",
+            Ok(R"({"createTime":1754819711382})"),
+            "order { create_time { seconds: 1754819711 nanos: 382000000 } }"},
+        TimeCase{"unix_millis_whole_second", "PaymentService.GetOrder",
+                 Ok(R"({"paymentTime":1754819711000})"),
+                 "order { payment_time { seconds: 1754819711 } }"},
+        TimeCase{
+            "iso_utc_z", "PaymentService.GetAgentPaymentSession",
+            Ok(R"({"createTime":"2025-08-10T09:55:11Z"})"),
+            "agent_payment_session { create_time { seconds: 1754819711 } }"},
+        TimeCase{"iso_fraction_z", "PaymentService.GetAgentPaymentSession",
+                 Ok(R"({"createTime":"2025-08-10T09:55:11.382Z"})"),
+                 "agent_payment_session { create_time { seconds: 1754819711 "
+                 "nanos: 382000000 } }"},
+        TimeCase{
+            "iso_positive_offset", "PaymentService.GetAgentPaymentSession",
+            Ok(R"({"createTime":"2025-08-10T17:55:11+08:00"})"),
+            "agent_payment_session { create_time { seconds: 1754819711 } }"},
+        TimeCase{"iso_negative_offset", "PaymentService.GetAgentPaymentSession",
+                 Ok(R"({"createTime":"2025-08-10T04:55:11.5-05:00"})"),
+                 "agent_payment_session { create_time { seconds: 1754819711 "
+                 "nanos: 500000000 } }"},
+        TimeCase{
+            "iso_without_zone_is_utc", "PaymentService.GetAgentPaymentSession",
+            Ok(R"({"expireTime":"2025-08-10T09:55:11"})"),
+            "agent_payment_session { expire_time { seconds: 1754819711 } }"},
+        TimeCase{
+            "iso_space_separator", "PaymentService.GetAgentPaymentSession",
+            Ok(R"({"expireTime":"2025-08-10 09:55:11"})"),
+            "agent_payment_session { expire_time { seconds: 1754819711 } }"},
+        TimeCase{
+            "unix_seconds", "PaymentService.RefreshPaymentQrCode",
+            Ok(R"({"action":{"walletHandleRedirectOrDisplayQrCode":{"expiresAt":1754820011}}})"),
+            R"pb(action {
+                   wallet_handle_redirect_or_display_qr_code {
+                     expires_at { seconds: 1754820011 }
+                   }
+                 })pb"}),
+    [](const ::testing::TestParamInfo<TimeCase>& info) {
+      return std::string(info.param.name);
+    });
+
+TEST(TimeEncodingTest, UnparseableTimesAreCountedAndLeftUnset) {
+  const Decoded iso = Decode(
+      "PaymentService.GetAgentPaymentSession",
+      Ok(R"({"createTime":"10/08/2025 09:55","expireTime":1754819711})"));
+  ASSERT_TRUE(iso.status.ok()) << iso.status;
+  const auto& session =
+      static_cast<const v1::GetAgentPaymentSessionResponse&>(*iso.response)
+          .agent_payment_session();
+  EXPECT_FALSE(session.has_create_time());
+  EXPECT_FALSE(session.has_expire_time());
+  EXPECT_EQ(iso.stats.unknown_fields, 2);
+  EXPECT_THAT(iso.stats.unknown_examples,
+              ElementsAre("data.createTime", "data.expireTime"));
+
+  const Decoded millis = Decode("PaymentService.GetOrder",
+                                Ok(R"({"createTime":"2025-08-10T09:55:11Z"})"));
+  EXPECT_FALSE(static_cast<const v1::GetOrderResponse&>(*millis.response)
+                   .order()
+                   .has_create_time());
+  EXPECT_THAT(millis.stats.unknown_examples, ElementsAre("data.createTime"));
+}
+
+TEST(TimeEncodingTest, EncoderWritesEachTimeEncoding) {
+  v1::Order order;
+  order.mutable_create_time()->set_seconds(1754819711);
+  order.mutable_create_time()->set_nanos(382000000);
+  EXPECT_EQ(*Codec().MessageToClinkJson(order),
+            R"({"createTime":1754819711382})");
+
+  v1::WalletHandleRedirectOrDisplayQrCode qr;
+  qr.mutable_expires_at()->set_seconds(1754820011);
+  EXPECT_EQ(*Codec().MessageToClinkJson(qr), R"({"expiresAt":1754820011})");
+
+  v1::AgentPaymentSession session;
+  session.mutable_create_time()->set_seconds(1754819711);
+  session.mutable_create_time()->set_nanos(382000000);
+  EXPECT_EQ(*Codec().MessageToClinkJson(session),
+            R"({"createTime":"2025-08-10T09:55:11.382Z"})");
+}
+
+// -----------------------------------------------------------------------------
+// 6. Envelopes and drift.
+
+TEST(EnvelopeTest, ListShapeFillsRowsAndTotal) {
+  const Decoded empty =
+      Decode("BillingService.ListProducts",
+             R"({"total":0,"rows":[],"code":200,"msg":"success"})");
+  ASSERT_TRUE(empty.status.ok()) << empty.status;
+  EXPECT_TRUE(ProtoEquals(v1::ListProductsResponse(), *empty.response));
+
+  const Decoded page = Decode(
+      "BillingService.ListProducts",
+      R"({"total":41,"rows":[{"productId":"prd_a"},{"productId":"prd_b"}],)"
+      R"("code":200,"msg":"success"})");
+  ASSERT_TRUE(page.status.ok()) << page.status;
+  EXPECT_TRUE(ProtoEquals(FromText<v1::ListProductsResponse>(
+                              R"pb(products { product_id: "prd_a" }
+                                   products { product_id: "prd_b" }
+                                   total: 41)pb"),
+                          *page.response));
+  EXPECT_EQ(page.stats.unknown_fields, 0);
+}
+
+TEST(EnvelopeTest, ObjectShapeWithNullOrMissingData) {
+  for (const std::string& body :
+       {std::string(R"({"code":200,"msg":"success","data":null})"),
+        std::string(R"({"code":200,"msg":"success"})")}) {
+    SCOPED_TRACE(body);
+    const Decoded got = Decode("BillingService.CancelSubscription", body);
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    EXPECT_TRUE(got.envelope.has_code);
+    EXPECT_EQ(got.envelope.code, 200);
+    EXPECT_FALSE(
+        static_cast<const v1::CancelSubscriptionResponse&>(*got.response)
+            .has_subscription());
+    EXPECT_EQ(got.stats.unknown_fields, 0);
+  }
+}
+
+TEST(EnvelopeTest, ErrorCodeReturnsTheEnvelopeAndLeavesTheResponseUntouched) {
+  const RestMethod* rest = Rest("PaymentService.GetOrder");
+  ASSERT_NE(rest, nullptr);
+  for (
+      const auto& [body, code, msg] :
+      {std::make_tuple(
+           std::string(
+               R"({"code":500,"msg":"Internal error","data":{"orderId":"ord_x"}})"),
+           int64_t{500}, std::string("Internal error")),
+       std::make_tuple(
+           std::string(
+               R"({"code":80102203,"msg":"request timestamp invalid","data":null})"),
+           int64_t{80102203}, std::string("request timestamp invalid")),
+       std::make_tuple(
+           std::string(R"({"msg":"CUSTOMER_NOT_FOUND","code":400})"),
+           int64_t{400}, std::string("CUSTOMER_NOT_FOUND"))}) {
+    SCOPED_TRACE(body);
+    auto response =
+        FromText<v1::GetOrderResponse>(R"pb(order { order_id: "before" })pb");
+    const v1::GetOrderResponse before = response;
+    Envelope envelope;
+    DecodeStats stats;
+    const absl::Status status =
+        Codec().DecodeResponse(*rest, body, &response, &envelope, &stats);
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_TRUE(envelope.has_code);
+    EXPECT_EQ(envelope.code, code);
+    EXPECT_EQ(envelope.msg, msg);
+    EXPECT_TRUE(ProtoEquals(before, response));
+    EXPECT_EQ(stats.unknown_fields, 0);
+  }
+}
+
+TEST(EnvelopeTest, BodyThatIsNotAJsonObjectIsInternal) {
+  for (const std::string& body :
+       {std::string(""), std::string("Unauthorized"),
+        std::string("<html>502 Bad Gateway</html>"), std::string("[1,2]"),
+        std::string("\"ok\""), std::string("null"), std::string("200"),
+        std::string(R"({"code":200,"msg":"success")"),
+        std::string(R"({"code":200} trailing)"),
+        std::string("{\"code\":200,\"msg\":\"\xff\xfe\"}"),  // Invalid UTF-8.
+        std::string(R"({"code":"OK","msg":"success"})"),  // Non-integer code.
+        std::string(R"({"code":200,"msg":"success","data":[1]})"),
+        std::string(R"({"code":200,"msg":"success","data":"ord_1"})")}) {
+    SCOPED_TRACE(body);
+    const Decoded got = Decode("PaymentService.GetOrder", body);
+    EXPECT_EQ(got.status.code(), absl::StatusCode::kInternal);
+    EXPECT_THAT(std::string(got.status.message()),
+                HasSubstr("GET /order/{order_id}"));
+    // Never the body itself (it may hold customer data).
+    if (body.size() > 8) {
+      EXPECT_THAT(std::string(got.status.message()),
+                  ::testing::Not(HasSubstr(body)));
+    }
+  }
+  const Decoded rows =
+      Decode("PaymentService.ListOrders",
+             R"({"total":1,"rows":{"orderId":"x"},"code":200})");
+  EXPECT_EQ(rows.status.code(), absl::StatusCode::kInternal);
+}
+
+TEST(EnvelopeTest, UnknownMembersAreToleratedAndCounted) {
+  const Decoded got = Decode("PaymentService.GetOrder", Ok(R"({
+      "orderId": "ord_1",
+      "newField": {"deep": [1, 2]},
+      "paymentMethod": {"paymentMethodType": "CARD", "network": "visa"},
+      "priceDataList": [{"name": "a", "unitAmount": 1, "taxCode": "txcd_1"}],
+      "amountTotal": 2.50
+    })"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.stats.unknown_fields, 3);
+  EXPECT_THAT(got.stats.unknown_examples,
+              ElementsAre("data.newField", "data.paymentMethod.network",
+                          "data.priceDataList[0].taxCode"));
+  EXPECT_TRUE(ProtoEquals(FromText<v1::GetOrderResponse>(R"pb(
+                            order {
+                              order_id: "ord_1"
+                              payment_method { payment_method_type: "CARD" }
+                              price_data_list { name: "a" unit_amount: "1" }
+                              amount_total: "2.50"
+                            })pb"),
+                          *got.response));
+
+  // Top level of the envelope, and list rows.
+  const Decoded list = Decode(
+      "PaymentService.ListOrders",
+      R"({"total":1,"rows":[{"orderId":"o","extra":1}],"code":200,"msg":"success","requestId":"r1"})");
+  ASSERT_TRUE(list.status.ok()) << list.status;
+  EXPECT_EQ(list.stats.unknown_fields, 2);
+  EXPECT_THAT(list.stats.unknown_examples,
+              UnorderedElementsAre("rows[0].extra", "requestId"));
+  EXPECT_EQ(static_cast<const v1::ListOrdersResponse&>(*list.response)
+                .orders(0)
+                .order_id(),
+            "o");
+
+  // Type drift: a value that does not fit its field is counted like an
+  // unknown member.
+  const Decoded drift = Decode(
+      "PaymentService.GetOrder",
+      Ok(R"({"orderId":{"id":"x"},"priceDataList":{"name":"a"},)"
+         R"("paymentExecutionDetails":[null,"x",{"channelCode":"C"}]})"));
+  ASSERT_TRUE(drift.status.ok()) << drift.status;
+  EXPECT_EQ(drift.stats.unknown_fields, 4);
+  const auto& order =
+      static_cast<const v1::GetOrderResponse&>(*drift.response).order();
+  EXPECT_EQ(order.order_id(), "");
+  ASSERT_EQ(order.payment_execution_details_size(), 1);
+  EXPECT_EQ(order.payment_execution_details(0).channel_code(), "C");
+}
+
+TEST(EnvelopeTest, UnknownExamplesAreCappedButEveryUnknownIsCounted) {
+  const Decoded got =
+      Decode("PaymentService.GetOrder",
+             Ok(R"({"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"orderId":"o"})"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.stats.unknown_fields, 6);
+  EXPECT_THAT(got.stats.unknown_examples,
+              ElementsAre("data.a", "data.b", "data.c", "data.d"));
+}
+
+TEST(EnvelopeTest, RefundMetadataAsAJsonEncodedString) {
+  const Decoded got = Decode(
+      "PaymentService.GetRefund",
+      Ok(R"({"refundId":"rfd_1","metadata":"{\"arn\":\"8377252556170253\",\"n\":7}"})"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.stats.unknown_fields, 0);
+  EXPECT_TRUE(ProtoEquals(FromText<v1::GetRefundResponse>(R"pb(
+                            refund {
+                              refund_id: "rfd_1"
+                              metadata { key: "arn" value: "8377252556170253" }
+                              metadata { key: "n" value: "7" }
+                            })pb"),
+                          *got.response));
+
+  const Decoded empty =
+      Decode("PaymentService.GetRefund", Ok(R"({"metadata":""})"));
+  EXPECT_EQ(empty.stats.unknown_fields, 0);
+  EXPECT_EQ(static_cast<const v1::GetRefundResponse&>(*empty.response)
+                .refund()
+                .metadata_size(),
+            0);
+
+  const Decoded garbage =
+      Decode("PaymentService.GetRefund", Ok(R"({"metadata":"arn=1"})"));
+  EXPECT_EQ(garbage.stats.unknown_fields, 1);
+  EXPECT_THAT(garbage.stats.unknown_examples, ElementsAre("data.metadata"));
+}
+
+TEST(EnvelopeTest, MetadataValuesThatAreNotStringsKeepTheirJsonText) {
+  const Decoded got = Decode(
+      "PaymentService.GetOrder",
+      Ok(R"({"metadata":{"cartId":42,"weight":1.50,"big":9007199254740993,"gift":true,)"
+         R"("tags":{"a":"b"},"none":null,"s":"x"}})"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.stats.unknown_fields, 0);
+  EXPECT_TRUE(ProtoEquals(FromText<v1::GetOrderResponse>(R"pb(
+                            order {
+                              metadata { key: "cartId" value: "42" }
+                              metadata { key: "weight" value: "1.50" }
+                              metadata { key: "big" value: "9007199254740993" }
+                              metadata { key: "gift" value: "true" }
+                              metadata { key: "tags" value: "{\"a\":\"b\"}" }
+                              metadata { key: "s" value: "x" }
+                            })pb"),
+                          *got.response));
+}
+
+// -----------------------------------------------------------------------------
+// 7. Create() rejects broken annotations.
+
+// A one-RPC file depending on the real rest_options.proto, with pieces
+// swapped per case.
+struct BrokenCase {
+  std::string name;
+  std::string request_fields;   // Extra fields of message Req (which has
+                                // `string id = 1`).
+  std::string response_fields;  // Extra fields of message Resp (which has
+                                // `string name = 1`).
+  std::string extra_types;  // Extra top-level message_type / enum_type entries.
+  std::string method_options;  // The method's `options { ... }`, or "".
+  std::string
+      want_error;  // "" for a valid file; else a substring of the error.
+};
+
+constexpr char kGoodOptions[] =
+    R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{id}" } })";
+
+std::string BrokenFile(const BrokenCase& c) {
+  return absl::Substitute(R"pb(
+                            name: "broken/broken.proto"
+                            package: "broken"
+                            syntax: "proto3"
+                            dependency: "clink/gateway/v1/rest_options.proto"
+                            dependency: "google/protobuf/timestamp.proto"
+                            message_type {
+                              name: "Req"
+                              field {
+                                name: "id"
+                                number: 1
+                                label: LABEL_OPTIONAL
+                                type: TYPE_STRING
+                              } $0
+                            }
+                            message_type {
+                              name: "Resp"
+                              field {
+                                name: "name"
+                                number: 1
+                                label: LABEL_OPTIONAL
+                                type: TYPE_STRING
+                              } $1
+                            } $2
+                            service {
+                              name: "Things"
+                              method {
+                                name: "GetThing"
+                                input_type: ".broken.Req"
+                                output_type: ".broken.Resp" $3
+                              }
+                            }
+                          )pb",
+                          c.request_fields, c.response_fields, c.extra_types,
+                          c.method_options);
+}
+
+class CreateRejectsTest : public ::testing::TestWithParam<BrokenCase> {};
+
+TEST_P(CreateRejectsTest, BrokenAnnotation) {
+  const BrokenCase& c = GetParam();
+  // Make sure the generated pool has loaded the files the test file depends
+  // on.
+  ASSERT_NE(v1::RestRule::descriptor(), nullptr);
+  ASSERT_NE(google::protobuf::Timestamp::descriptor(), nullptr);
+
+  FileDescriptorProto file;
+  ASSERT_TRUE(TextFormat::ParseFromString(BrokenFile(c), &file))
+      << BrokenFile(c);
+  DescriptorPool pool(DescriptorPool::generated_pool());
+  const google::protobuf::FileDescriptor* built = pool.BuildFile(file);
+  ASSERT_NE(built, nullptr) << file.DebugString();
+
+  const absl::StatusOr<std::unique_ptr<RestCodec>> codec =
+      RestCodec::Create({built->service(0)});
+  if (c.want_error.empty()) {
+    ASSERT_TRUE(codec.ok()) << codec.status();
+    ASSERT_EQ((*codec)->methods().size(), 1u);
+    EXPECT_EQ((*codec)->methods()[0]->endpoint, "GET /things/{id}");
+    return;
+  }
+  EXPECT_EQ(codec.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(codec.status().message()), HasSubstr(c.want_error));
+}
+
+constexpr char kInnerMessage[] = R"pb(message_type {
+                                        name: "Inner"
+                                        field {
+                                          name: "weight"
+                                          number: 1
+                                          label: LABEL_OPTIONAL
+                                          type: TYPE_FLOAT
+                                        }
+                                      })pb";
+
+constexpr char kColorEnum[] =
+    R"pb(enum_type {
+           name: "Color"
+           value { name: "COLOR_UNSPECIFIED" number: 0 }
+           value {
+             name: "COLOR_RED"
+             number: 1
+             options {
+               [clink.gateway.v1.wire_value]: "red"
+             }
+           }
+           value { name: "COLOR_BLUE" number: 2 $0 }
+         })pb";
+
+// enum Color { COLOR_UNSPECIFIED; COLOR_RED = "red"; COLOR_BLUE with
+// `blue_options` }.
+std::string ColorEnum(const std::string& blue_options) {
+  return absl::Substitute(kColorEnum, blue_options);
+}
+
+constexpr char kColorField[] = R"pb(field {
+                                      name: "color"
+                                      number: 2
+                                      label: LABEL_OPTIONAL
+                                      type: TYPE_ENUM
+                                      type_name: ".broken.Color"
+                                    })pb";
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CreateRejectsTest,
+    ::testing::Values(
+        // The baseline is valid, so each failure below comes from its one
+        // change.
+        BrokenCase{"valid_baseline", "", "", "", kGoodOptions, ""},
+        BrokenCase{
+            "valid_enum_with_wire_values", "", kColorField,
+            ColorEnum(R"(options { [clink.gateway.v1.wire_value]: "blue" })"),
+            kGoodOptions, ""},
+        BrokenCase{"double_field", "", R"pb(field {
+                                              name: "price"
+                                              number: 2
+                                              label: LABEL_OPTIONAL
+                                              type: TYPE_DOUBLE
+                                            })pb",
+                   "", kGoodOptions, "floating-point"},
+        BrokenCase{"float_in_nested_message", "",
+                   R"pb(field {
+                          name: "inner"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_MESSAGE
+                          type_name: ".broken.Inner"
+                        })pb",
+                   kInnerMessage, kGoodOptions, "floating-point"},
+        BrokenCase{"timestamp_without_encoding", "",
+                   R"pb(field {
+                          name: "created"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_MESSAGE
+                          type_name: ".google.protobuf.Timestamp"
+                        })pb",
+                   "", kGoodOptions, "time encoding"},
+        BrokenCase{"time_encoding_on_a_string", "",
+                   R"pb(field {
+                          name: "created"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_STRING
+                          options {
+                            [clink.gateway.v1.field] {
+                              encoding: VALUE_ENCODING_UNIX_MILLIS
+                            }
+                          }
+                        })pb",
+                   "", kGoodOptions, "time encoding"},
+        BrokenCase{"decimal_on_an_integer", "",
+                   R"pb(field {
+                          name: "amount"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_INT64
+                          options {
+                            [clink.gateway.v1.field] {
+                              encoding: VALUE_ENCODING_DECIMAL
+                            }
+                          }
+                        })pb",
+                   "", kGoodOptions, "DECIMAL"},
+        BrokenCase{"min_decimal_not_a_decimal", "",
+                   R"pb(field {
+                          name: "amount"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_STRING
+                          options {
+                            [clink.gateway.v1.field] {
+                              encoding: VALUE_ENCODING_DECIMAL
+                              min_decimal: "0,5"
+                            }
+                          }
+                        })pb",
+                   "", kGoodOptions, "min_decimal"},
+        BrokenCase{
+            "path_variable_naming_a_missing_field", "", "", "",
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{thing_id}" } })",
+            "{thing_id}"},
+        BrokenCase{
+            "path_variable_naming_an_integer_field", R"pb(field {
+                                                            name: "num"
+                                                            number: 2
+                                                            label:
+                                                                LABEL_OPTIONAL
+                                                            type: TYPE_INT32
+                                                          })pb",
+            "", "",
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{num}" } })",
+            "{num}"},
+        BrokenCase{
+            "path_with_unclosed_brace", "", "", "",
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{id" } })",
+            "unclosed"},
+        BrokenCase{
+            "path_without_leading_slash", "", "", "",
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "things/{id}" } })",
+            "start with /"},
+        BrokenCase{"method_without_rest_option", "", "", "", "",
+                   "missing (clink.gateway.v1.rest)"},
+        BrokenCase{
+            "rest_option_without_http_method", "", "", "",
+            R"(options { [clink.gateway.v1.rest] { path: "/things/{id}" } })",
+            "HTTP method"},
+        BrokenCase{
+            "response_body_naming_a_missing_field", "", "", "",
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{id}" response_body: "thing" } })",
+            "response_body"},
+        BrokenCase{
+            "list_response_body_not_repeated", "",
+            R"pb(field {
+                   name: "item"
+                   number: 2
+                   label: LABEL_OPTIONAL
+                   type: TYPE_MESSAGE
+                   type_name: ".google.protobuf.Timestamp"
+                   options {
+                     [clink.gateway.v1.field] {
+                       encoding: VALUE_ENCODING_UNIX_MILLIS
+                     }
+                   }
+                 })pb",
+            "",
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{id}" response_shape: RESPONSE_SHAPE_LIST response_body: "item" } })",
+            "repeated"},
+        BrokenCase{"get_request_with_a_message_field",
+                   R"pb(field {
+                          name: "filter"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_MESSAGE
+                          type_name: ".broken.Resp"
+                        })pb",
+                   "", "", kGoodOptions, "scalars"},
+        BrokenCase{"enum_value_without_wire_value", "", kColorField,
+                   ColorEnum(""), kGoodOptions, "needs a wire_value"},
+        BrokenCase{
+            "duplicate_wire_value", "", kColorField,
+            ColorEnum(R"(options { [clink.gateway.v1.wire_value]: "red" })"),
+            kGoodOptions, "duplicate wire_value"}),
+    [](const ::testing::TestParamInfo<BrokenCase>& info) {
+      return info.param.name;
+    });
+
+}  // namespace
+}  // namespace clink_gateway::clink
