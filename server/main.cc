@@ -15,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/secret.h"
@@ -96,6 +97,10 @@ int main(int argc, char** argv) {
       "Usage: clink_gateway --api_key_file=/var/run/secrets/clink/api-key "
       "[flags]");
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil is built without NDEBUG, so absl::Mutex deadlock detection
+  // is on by default: a process-wide lock and a graph update on every Lock().
+  // Tests keep it; the server does not pay for it on every call.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   LogLevel level;
   if (!clink_gateway::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {

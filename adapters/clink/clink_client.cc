@@ -60,10 +60,12 @@ void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
           DecodeStats stats;
           const absl::Status decoded = codec_.DecodeResponse(
               *rest, result.response.body, response, &envelope, &stats);
-          outcome.body_is_json = decoded.ok();
+          outcome.body_readable = decoded.ok();
           outcome.has_envelope_code = envelope.has_code;
           outcome.envelope_code = envelope.code;
           outcome.envelope_msg = std::move(envelope.msg);
+          outcome.incomplete =
+              envelope.payload_missing || stats.unreadable_amounts > 0;
           call.unknown_fields = stats.unknown_fields;
           unknown_fields_total_.fetch_add(stats.unknown_fields,
                                           std::memory_order_relaxed);

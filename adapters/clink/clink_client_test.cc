@@ -106,6 +106,36 @@ TEST_F(ClinkClientTest, CrossFieldRuleFailsBeforeAnythingIsSent) {
   EXPECT_TRUE(transport_.requests.empty());
 }
 
+TEST_F(ClinkClientTest, AmountNeedsItsCurrencyEvenWithAPrice) {
+  v1::CreatePaymentRequest request = Payment();
+  request.set_price_id("price_1");
+  request.set_product_id("prd_1");
+  request.clear_currency();
+  v1::CreatePaymentResponse response;
+  const CallResult result = Call(request, &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(result.status)->field_violations(0).field(),
+            "currency");
+  EXPECT_TRUE(transport_.requests.empty());
+}
+
+TEST_F(ClinkClientTest, SuccessWithoutPayloadIsNotOk) {
+  transport_.next = Response(200, R"({"code":200,"msg":"success"})");
+  v1::CreatePaymentResponse response;
+  const CallResult result = Call(Payment(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "committed");
+}
+
+TEST_F(ClinkClientTest, TwoHundredWithoutEnvelopeOnAPaymentIsUnknown) {
+  transport_.next =
+      Response(200, R"({"error":"gateway timeout","status":504})");
+  v1::CreatePaymentResponse response;
+  const CallResult result = Call(Payment(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown);
+  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "unknown");
+}
+
 TEST_F(ClinkClientTest, SendsEncodedRequestWithDeadlineAndDecodesTheAnswer) {
   transport_.next = Response(
       200,

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 
 namespace clink_gateway::clink {
 namespace {
@@ -58,6 +60,58 @@ int CompareDecimals(absl::string_view a, absl::string_view b) {
     if (x != y) return x < y ? -1 : 1;
   }
   return 0;
+}
+
+absl::optional<std::string> ToPlainDecimal(absl::string_view text) {
+  std::string sign;
+  if (!text.empty() && text.front() == '-') {
+    sign = "-";
+    text.remove_prefix(1);
+  }
+  const size_t e = text.find_first_of("eE");
+  const absl::string_view mantissa = text.substr(0, e);
+  if (e == absl::string_view::npos) {
+    if (!IsValidDecimal(mantissa)) return absl::nullopt;
+    return absl::StrCat(sign, mantissa);
+  }
+  absl::string_view exponent_text = text.substr(e + 1);
+  if (!exponent_text.empty() && exponent_text.front() == '+') {
+    exponent_text.remove_prefix(1);
+  }
+  int exponent = 0;
+  if (exponent_text.empty() || exponent_text.size() > 3 ||
+      !absl::SimpleAtoi(exponent_text, &exponent) ||
+      !IsValidDecimal(mantissa)) {
+    return absl::nullopt;
+  }
+  const size_t dot = mantissa.find('.');
+  const absl::string_view integer = mantissa.substr(0, dot);
+  const absl::string_view fraction = dot == absl::string_view::npos
+                                         ? absl::string_view()
+                                         : mantissa.substr(dot + 1);
+  const std::string digits = absl::StrCat(integer, fraction);
+  // Where the decimal point goes in `digits` once the exponent is applied.
+  const long point = static_cast<long>(integer.size()) + exponent;  // NOLINT
+  if (point > static_cast<long>(kMaxDecimalLength) ||               // NOLINT
+      -point > static_cast<long>(kMaxDecimalLength)) {              // NOLINT
+    return absl::nullopt;
+  }
+  std::string plain;
+  if (point <= 0) {
+    plain = absl::StrCat("0.", std::string(-point, '0'), digits);
+  } else if (point >= static_cast<long>(digits.size())) {  // NOLINT
+    plain = absl::StrCat(digits, std::string(point - digits.size(), '0'));
+  } else {
+    plain = absl::StrCat(digits.substr(0, point), ".", digits.substr(point));
+  }
+  size_t leading = 0;  // Superfluous leading zeros ("05" -> "5").
+  while (leading + 1 < plain.size() && plain[leading] == '0' &&
+         plain[leading + 1] != '.') {
+    ++leading;
+  }
+  plain.erase(0, leading);
+  if (!IsValidDecimal(plain)) return absl::nullopt;
+  return absl::StrCat(sign, plain);
 }
 
 bool IsPositiveDecimal(absl::string_view text) {

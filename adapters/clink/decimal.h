@@ -4,7 +4,10 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_DECIMAL_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_DECIMAL_H_
 
+#include <string>
+
 #include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 
 namespace clink_gateway::clink {
 
@@ -23,6 +26,13 @@ bool IsValidDecimal(absl::string_view text);
 // amounts in a few responses, e.g. proration lines). Used when reading
 // responses only.
 bool IsValidSignedDecimal(absl::string_view text);
+
+// Rewrites a JSON number from a response as a plain decimal, exactly, by moving
+// the decimal point in the text: "1E+3" -> "1000", "0E-8" -> "0.00000000",
+// "1.50e1" -> "15.0", "-4.5" -> "-4.5". Java's BigDecimal prints exponents like
+// these. nullopt for anything that is not a JSON number, or whose plain form
+// is longer than kMaxDecimalLength.
+absl::optional<std::string> ToPlainDecimal(absl::string_view text);
 
 // Compares two valid non-negative decimals exactly: <0, 0 or >0 like strcmp.
 // "1.50" == "1.5"; "10" > "9.99".

@@ -49,3 +49,28 @@ TEST(DecimalTest, Positive) {
 
 }  // namespace
 }  // namespace clink_gateway::clink
+
+namespace clink_gateway::clink {
+namespace {
+
+TEST(ToPlainDecimalTest, ShiftsTheDecimalPointAsText) {
+  EXPECT_EQ(ToPlainDecimal("19.99"), "19.99");
+  EXPECT_EQ(ToPlainDecimal("-4.50"), "-4.50");
+  EXPECT_EQ(ToPlainDecimal("1E+3"), "1000");
+  EXPECT_EQ(ToPlainDecimal("1e3"), "1000");
+  EXPECT_EQ(ToPlainDecimal("0E-8"), "0.00000000");
+  EXPECT_EQ(ToPlainDecimal("1.50e1"), "15.0");
+  EXPECT_EQ(ToPlainDecimal("5E-1"), "0.5");
+  EXPECT_EQ(ToPlainDecimal("0.5E+1"), "5");
+  EXPECT_EQ(ToPlainDecimal("-1.2E-2"), "-0.012");
+}
+
+TEST(ToPlainDecimalTest, RejectsWhatIsNotANumberOrTooLong) {
+  for (const char* bad : {"", "abc", "1e", "e3", "1e+", "1.e3", "--1", "1e1000",
+                          "1e45", "0x10", "1e3.5"}) {
+    EXPECT_FALSE(ToPlainDecimal(bad).has_value()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace clink_gateway::clink

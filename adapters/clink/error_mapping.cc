@@ -11,10 +11,9 @@
 namespace clink_gateway::clink {
 namespace {
 
-constexpr size_t kMaxClinkMsg = 200;
+constexpr size_t kMaxClinkMsgBytes = 200;
 
-// How sure we are about what happened upstream, reported as ErrorInfo metadata
-// "outcome".
+// Whether the request may have taken effect at Clink (ErrorInfo "outcome").
 enum class Outcome { kNotSent, kUnknown, kRejected, kCommitted };
 
 absl::string_view OutcomeName(Outcome o) {
@@ -34,29 +33,27 @@ absl::string_view OutcomeName(Outcome o) {
 struct Verdict {
   absl::StatusCode code;
   std::string reason;
-  bool from_clink;  // reason is Clink's own code.
+  bool from_clink;  // `reason` is Clink's own code.
   Outcome outcome;
   std::string detail;  // Human explanation appended to the message.
+  bool pass_clink_msg = true;
 };
 
-// An outcome we cannot know: GET is safe to retry; a POST is only if Clink
-// deduplicates it.
-Verdict Unknown(const UpstreamOutcome& o, absl::StatusCode get_code,
-                absl::string_view what) {
-  if (!o.mutating)
-    return {get_code, std::string(what), false, Outcome::kUnknown, ""};
-  if (o.idempotent_upstream) {
-    return {absl::StatusCode::kUnavailable, std::string(what), false,
-            Outcome::kUnknown,
-            "the request may have reached Clink; Clink deduplicates it, so "
-            "retrying with the "
-            "same reference is safe"};
+// The request may or may not have taken effect. A read is safe to retry; a
+// write is UNKNOWN, whatever happened, so that no caller retries it blindly.
+Verdict Unknown(const UpstreamOutcome& o, absl::StatusCode read_code,
+                std::string reason, bool from_clink) {
+  if (!o.mutating) {
+    return {read_code, std::move(reason), from_clink, Outcome::kUnknown, ""};
   }
-  return {absl::StatusCode::kUnknown, std::string(what), false,
+  return {absl::StatusCode::kUnknown, std::move(reason), from_clink,
           Outcome::kUnknown,
-          "outcome unknown: the request may have reached Clink and may have "
-          "taken effect; do "
-          "not retry blindly, reconcile first (e.g. by merchant_reference_id)"};
+          o.idempotent_upstream
+              ? "outcome unknown: the request may have reached Clink; Clink "
+                "deduplicates it, so retrying with the same reference is safe"
+              : "outcome unknown: the request may have reached Clink and taken "
+                "effect; do not retry blindly, reconcile first (e.g. by "
+                "merchant_reference_id)"};
 }
 
 Verdict FromTransport(const UpstreamOutcome& o) {
@@ -70,21 +67,21 @@ Verdict FromTransport(const UpstreamOutcome& o) {
             Outcome::kNotSent, "nothing was sent to Clink; safe to retry"};
   }
   if (code == absl::StatusCode::kDeadlineExceeded) {
-    return Unknown(o, absl::StatusCode::kDeadlineExceeded, "UPSTREAM_TIMEOUT");
+    return Unknown(o, code, "UPSTREAM_TIMEOUT", false);
   }
-  return Unknown(o, absl::StatusCode::kUnavailable, "UPSTREAM_CONNECTION_LOST");
+  return Unknown(o, absl::StatusCode::kUnavailable, "UPSTREAM_CONNECTION_LOST",
+                 false);
 }
 
-// A Clink code (from the envelope, or the HTTP status when there is none).
-Verdict FromClinkCode(const UpstreamOutcome& o, int64_t clink_code,
-                      bool from_envelope) {
-  const std::string reason = from_envelope ? absl::StrCat(clink_code)
-                                           : absl::StrCat("HTTP_", clink_code);
-  auto rejected = [&](absl::StatusCode code, absl::string_view detail) {
-    return Verdict{code, reason, from_envelope, Outcome::kRejected,
+// A Clink code (from the envelope), or the HTTP status when there is none.
+Verdict FromCode(const UpstreamOutcome& o, int64_t code, bool from_envelope) {
+  std::string reason =
+      from_envelope ? absl::StrCat(code) : absl::StrCat("HTTP_", code);
+  auto rejected = [&](absl::StatusCode status, absl::string_view detail) {
+    return Verdict{status, reason, from_envelope, Outcome::kRejected,
                    std::string(detail)};
   };
-  switch (clink_code) {
+  switch (code) {
     case 400:
     case 422:
       return rejected(absl::StatusCode::kInvalidArgument,
@@ -93,17 +90,22 @@ Verdict FromClinkCode(const UpstreamOutcome& o, int64_t clink_code,
     case 403:
     case 80102221:
     case 80102222:
-    case 80102223:
-      return rejected(absl::StatusCode::kInternal,
-                      "Clink refused the gateway's API key (a gateway "
-                      "configuration problem, "
-                      "not the caller's credentials)");
+    case 80102223: {
+      Verdict v = rejected(absl::StatusCode::kInternal,
+                           "Clink refused the gateway's API key (a gateway "
+                           "configuration problem, not the caller's)");
+      v.pass_clink_msg = false;
+      return v;
+    }
     case 80102203:
     case 80102212:
-    case 80102213:
-      return rejected(
-          absl::StatusCode::kInternal,
-          "Clink refused the gateway's request timestamp (clock skew)");
+    case 80102213: {
+      Verdict v = rejected(absl::StatusCode::kInternal,
+                           "Clink refused the gateway's request timestamp "
+                           "(clock skew on the gateway)");
+      v.pass_clink_msg = false;
+      return v;
+    }
     case 404:
     case 71160007:
       return rejected(absl::StatusCode::kNotFound, "not found at Clink");
@@ -111,25 +113,68 @@ Verdict FromClinkCode(const UpstreamOutcome& o, int64_t clink_code,
       return rejected(absl::StatusCode::kAborted, "conflict at Clink");
     case 429:
       return rejected(absl::StatusCode::kResourceExhausted,
-                      "Clink rate limit; retry later");
+                      "Clink rate limit; retry after the RetryInfo delay");
     default:
       break;
   }
-  if (clink_code >= 500 && clink_code <= 599) {
-    Verdict v = Unknown(o, absl::StatusCode::kUnavailable, reason);
-    v.from_clink = from_envelope;
-    return v;
+  if (code >= 500 && code <= 599) {
+    return Unknown(o, absl::StatusCode::kUnavailable, std::move(reason),
+                   from_envelope);
   }
-  if (from_envelope || (clink_code >= 400 && clink_code <= 499)) {
+  if (from_envelope || (code >= 400 && code <= 499)) {
     return rejected(absl::StatusCode::kFailedPrecondition,
                     "Clink declined the request");
   }
-  Verdict v = Unknown(o, absl::StatusCode::kInternal, reason);
-  v.detail = absl::StrCat("unexpected HTTP status; ", v.detail);
+  Verdict v = Unknown(o, absl::StatusCode::kInternal, std::move(reason), false);
+  v.detail = absl::StrCat("unexpected HTTP status",
+                          v.detail.empty() ? "" : "; ", v.detail);
+  return v;
+}
+
+Verdict Classify(const UpstreamOutcome& o) {
+  if (!o.transport_status.ok()) return FromTransport(o);
+  const bool success_status = o.http_status >= 200 && o.http_status <= 299;
+  const bool envelope_error =
+      o.body_readable && o.has_envelope_code && o.envelope_code != 200;
+  if (success_status && !o.body_readable) {
+    Verdict v =
+        Unknown(o, absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE", false);
+    if (!o.mutating) v.outcome = Outcome::kCommitted;
+    v.detail = absl::StrCat("Clink's response could not be read",
+                            v.detail.empty() ? "" : "; ", v.detail);
+    return v;
+  }
+  if (success_status && !envelope_error) {
+    // Clink said yes; only the payload is wrong. The request took effect.
+    return {absl::StatusCode::kInternal, "UPSTREAM_INCOMPLETE_RESPONSE", false,
+            Outcome::kCommitted,
+            "Clink accepted the request but its answer is incomplete (missing "
+            "payload or unreadable amount); do not retry, look it up"};
+  }
+  if (!envelope_error) return FromCode(o, o.http_status, false);
+  Verdict v = FromCode(o, o.envelope_code, /*from_envelope=*/true);
+  // An HTTP status that says more than the envelope code wins (e.g. a 5xx).
+  if (o.http_status == 401 || o.http_status == 403 || o.http_status == 404 ||
+      o.http_status == 429 || o.http_status >= 500) {
+    Verdict h = FromCode(o, o.http_status, /*from_envelope=*/false);
+    h.reason = v.reason;
+    h.from_clink = true;
+    return h;
+  }
   return v;
 }
 
 }  // namespace
+
+absl::string_view Utf8Prefix(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t end = max_bytes;
+  // Step back over continuation bytes (10xxxxxx) to the start of a character.
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return text.substr(0, end);
+}
 
 absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now) {
   value = absl::StripAsciiWhitespace(value);
@@ -147,62 +192,37 @@ absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now) {
 }
 
 absl::Status MapUpstreamOutcome(const UpstreamOutcome& o) {
-  Verdict v;
-  if (!o.transport_status.ok()) {
-    v = FromTransport(o);
-  } else if (o.http_status >= 200 && o.http_status <= 299) {
-    if (!o.body_is_json) {
-      v = o.mutating
-              ? Unknown(o, absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE")
-              : Verdict{absl::StatusCode::kInternal, "UPSTREAM_BAD_RESPONSE",
-                        false, Outcome::kCommitted,
-                        "Clink's response could not be read"};
-      if (o.mutating && v.code == absl::StatusCode::kUnknown) {
-        v.detail = absl::StrCat(
-            "Clink answered but its response could not be read; ", v.detail);
-      }
-    } else if (!o.has_envelope_code || o.envelope_code == 200) {
-      return absl::OkStatus();
-    } else {
-      v = FromClinkCode(o, o.envelope_code, /*from_envelope=*/true);
-    }
-  } else if (o.has_envelope_code && o.envelope_code != 200 && o.body_is_json) {
-    v = FromClinkCode(o, o.envelope_code, /*from_envelope=*/true);
-    // An HTTP status that says more than a generic envelope code wins (e.g. 404
-    // vs 500).
-    if (o.http_status == 401 || o.http_status == 403 || o.http_status == 404 ||
-        o.http_status == 429 || o.http_status >= 500) {
-      Verdict h = FromClinkCode(o, o.http_status, /*from_envelope=*/false);
-      h.reason = v.reason;
-      h.from_clink = true;
-      v = h;
-    }
-  } else {
-    v = FromClinkCode(o, o.http_status, /*from_envelope=*/false);
-  }
+  const bool success = o.transport_status.ok() && o.http_status >= 200 &&
+                       o.http_status <= 299 && o.body_readable &&
+                       (!o.has_envelope_code || o.envelope_code == 200) &&
+                       !o.incomplete;
+  if (success) return absl::OkStatus();
+  const Verdict v = Classify(o);
 
   std::string message = absl::StrCat("clink ", o.endpoint, ": ");
-  if (o.transport_status.ok())
+  if (o.transport_status.ok()) {
     absl::StrAppend(&message, "HTTP ", o.http_status, " ");
-  if (v.from_clink) absl::StrAppend(&message, "code ", v.reason, " ");
-  if (!o.envelope_msg.empty()) {
-    absl::StrAppend(&message, "\"",
-                    absl::string_view(o.envelope_msg).substr(0, kMaxClinkMsg),
-                    "\" ");
   }
-  if (!o.transport_status.ok())
+  if (v.from_clink) absl::StrAppend(&message, "code ", v.reason, " ");
+  if (v.pass_clink_msg && !o.envelope_msg.empty()) {
+    absl::StrAppend(&message, "\"",
+                    Utf8Prefix(o.envelope_msg, kMaxClinkMsgBytes), "\" ");
+  }
+  if (!o.transport_status.ok()) {
     absl::StrAppend(&message, o.transport_status.message(), "; ");
+  }
   absl::StrAppend(&message, v.detail);
 
   absl::Status status(v.code, message);
   google::rpc::ErrorInfo info;
   info.set_reason(v.reason);
   info.set_domain(std::string(v.from_clink ? kClinkDomain : kGatewayDomain));
-  (*info.mutable_metadata())["outcome"] = std::string(OutcomeName(v.outcome));
-  (*info.mutable_metadata())["endpoint"] = o.endpoint;
-  if (o.transport_status.ok()) {
-    (*info.mutable_metadata())["http_status"] = absl::StrCat(o.http_status);
-  }
+  auto& metadata = *info.mutable_metadata();
+  metadata["outcome"] = std::string(OutcomeName(v.outcome));
+  metadata["endpoint"] = o.endpoint;
+  if (o.transport_status.ok())
+    metadata["http_status"] = absl::StrCat(o.http_status);
+  if (o.idempotent_upstream) metadata["idempotent_upstream"] = "true";
   AttachErrorInfo(status, info);
   if (v.code == absl::StatusCode::kResourceExhausted) {
     AttachRetryInfo(status, ParseRetryAfter(o.retry_after, o.now));

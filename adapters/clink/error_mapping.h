@@ -1,40 +1,44 @@
 // The gateway's one table from an upstream outcome to a gRPC-compatible status.
 //
-// | Outcome                                              | Code | ErrorInfo
-// outcome |
-// |------------------------------------------------------|-----------------------|-------------------|
-// | deadline passed before sending                       | DEADLINE_EXCEEDED |
-// not_sent          | | DNS / connect / TLS failure (nothing sent)           |
-// UNAVAILABLE           | not_sent          | | timeout or reset after sending,
-// GET                  | DEADLINE_EXCEEDED / UNAVAILABLE | unknown | | timeout
-// or reset after sending, POST                 | UNKNOWN (never retry blindly)
-// | unknown   | | ... POST that Clink deduplicates (refunds)           |
-// UNAVAILABLE (retry with the same reference) | unknown | | HTTP 401/403, or
-// Clink code 401/403/80102221-3       | INTERNAL: the gateway's key was refused
-// (never UNAUTHENTICATED: the caller is fine) | rejected | | Clink code
-// 80102203/80102212/80102213                | INTERNAL: the gateway's timestamp
-// was refused (clock skew) | rejected | | HTTP 404, or Clink code 404/71160007
-// | NOT_FOUND             | rejected          | | HTTP 429, or Clink code 429
-// | RESOURCE_EXHAUSTED + RetryInfo (Retry-After) | rejected | | HTTP 5xx (or
-// Clink code 5xx), GET                    | UNAVAILABLE           | unknown |
-// | HTTP 5xx (or Clink code 5xx), POST                   | UNKNOWN (UNAVAILABLE
-// if Clink deduplicates) | unknown | | HTTP 400/422, or Clink code 400 |
-// INVALID_ARGUMENT      | rejected          | | HTTP 409, or Clink code 409 |
-// ABORTED               | rejected          | | any other Clink code (declined,
-// insufficient balance, ...) | FAILED_PRECONDITION | rejected      | | any
-// other HTTP status                                | INTERNAL (GET) / UNKNOWN
-// (POST) | unknown | | 2xx whose body is not a JSON object, GET             |
-// INTERNAL              | committed         | | 2xx whose body is not a JSON
-// object, POST            | UNKNOWN               | unknown           | |
-// gateway shutting down                                | UNAVAILABLE | not_sent
-// / unknown |
+// clang-format off
+// | Outcome                                             | Code                | outcome   |
+// |-----------------------------------------------------|---------------------|-----------|
+// | deadline passed before sending                      | DEADLINE_EXCEEDED   | not_sent  |
+// | DNS / connect / TLS failure (nothing sent)          | UNAVAILABLE         | not_sent  |
+// | timeout after sending, GET                          | DEADLINE_EXCEEDED   | unknown   |
+// | connection lost after sending, GET                  | UNAVAILABLE         | unknown   |
+// | timeout or connection lost after sending, POST      | UNKNOWN             | unknown   |
+// | HTTP 401/403, or Clink code 401/403/80102221-3      | INTERNAL (1)        | rejected  |
+// | Clink code 80102203/80102212/80102213 (timestamp)   | INTERNAL (1)        | rejected  |
+// | HTTP 404, or Clink code 404/71160007                | NOT_FOUND           | rejected  |
+// | HTTP 429, or Clink code 429                         | RESOURCE_EXHAUSTED (2) | rejected |
+// | HTTP 5xx (or Clink code 5xx), GET                   | UNAVAILABLE         | unknown   |
+// | HTTP 5xx (or Clink code 5xx), POST                  | UNKNOWN             | unknown   |
+// | HTTP 400/422, or Clink code 400                     | INVALID_ARGUMENT    | rejected  |
+// | HTTP 409, or Clink code 409                         | ABORTED             | rejected  |
+// | other Clink code (declined, refund too large, ...)  | FAILED_PRECONDITION | rejected  |
+// | other HTTP status (3xx, 1xx, ...), GET              | INTERNAL            | unknown   |
+// | other HTTP status (3xx, 1xx, ...), POST             | UNKNOWN             | unknown   |
+// | 2xx, body unreadable (not JSON, no envelope), GET   | INTERNAL            | committed |
+// | 2xx, body unreadable (not JSON, no envelope), POST  | UNKNOWN             | unknown   |
+// | 2xx, code 200, payload missing or amount unreadable | INTERNAL            | committed |
+// | gateway shutting down                               | UNAVAILABLE / UNKNOWN | not_sent / unknown |
+// clang-format on
 //
-// Every error carries a google.rpc.ErrorInfo: `reason` is Clink's own code when
+// (1) The gateway's own key or clock was refused: an operator problem, never
+//     UNAUTHENTICATED (the caller's credentials are fine). Clink's message is
+//     not passed on for these.
+// (2) With a google.rpc.RetryInfo from Retry-After (1 s when absent).
+//
+// Every error carries a google.rpc.ErrorInfo. `reason` is Clink's own code when
 // Clink sent one (domain "clinkbill.com"), otherwise a gateway reason such as
-// UPSTREAM_OUTCOME_UNKNOWN (domain "gateway.clink"); metadata holds
-// `http_status` (when a response arrived), `outcome` (not_sent, unknown,
-// rejected, committed) and `endpoint`. Messages never contain headers, bodies
-// or keys.
+// UPSTREAM_TIMEOUT or HTTP_503 (domain "gateway.clink"). Metadata: `outcome`
+// (the column above: whether the request may have taken effect), `endpoint`,
+// `http_status` when a response arrived, and `idempotent_upstream` = "true"
+// when Clink deduplicates the call (refunds: retrying with the same
+// refund_merchant_order_id is safe even when the outcome is unknown). A POST
+// whose outcome is unknown is always UNKNOWN, a code callers do not retry
+// blindly. Messages never contain headers, bodies or keys.
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_ERROR_MAPPING_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_ERROR_MAPPING_H_
 
@@ -50,31 +54,37 @@ namespace clink_gateway::clink {
 
 // Everything known about how one upstream call ended.
 struct UpstreamOutcome {
-  std::string endpoint;   // "POST /payment": for messages and metadata.
-  bool mutating = false;  // POST/PUT/DELETE.
-  bool idempotent_upstream =
-      false;  // Clink deduplicates it (RestRule.idempotent_upstream).
+  std::string endpoint;              // "POST /payment": messages and metadata.
+  bool mutating = false;             // POST/PUT/DELETE.
+  bool idempotent_upstream = false;  // RestRule.idempotent_upstream.
   // Transport result: non-OK when no complete response arrived.
   absl::Status transport_status;
   http::Delivery delivery = http::Delivery::kNotSent;
   // When a response arrived:
   int http_status = 0;
-  bool body_is_json = true;  // The body parsed as a JSON object.
+  // The body read as a Clink response (a JSON object with an envelope code, or
+  // a bare resource where the method allows one).
+  bool body_readable = true;
   bool has_envelope_code = false;
   int64_t envelope_code = 0;
-  std::string
-      envelope_msg;         // Clink's msg (kept to 200 characters in messages).
-  std::string retry_after;  // Retry-After header value, if any.
+  std::string envelope_msg;  // Clink's msg; cut to 200 bytes in messages.
+  // A success whose payload is missing or has an amount that could not be read.
+  bool incomplete = false;
+  std::string retry_after;             // Retry-After header value, if any.
   absl::Time now = absl::UnixEpoch();  // For an HTTP-date Retry-After.
 };
 
-// OK iff a 2xx response carried a JSON body with envelope code 200 (or no
-// envelope at all).
+// OK iff a 2xx response carried a readable body with envelope code 200 (or a
+// bare resource where allowed) and a complete payload.
 absl::Status MapUpstreamOutcome(const UpstreamOutcome& outcome);
 
-// Parses Retry-After (delta-seconds or an HTTP-date) into a delay; 1 s when
-// absent or invalid.
+// Parses Retry-After (delta-seconds or an HTTP-date) into a delay, at most 1 h;
+// 1 s when absent or invalid.
 absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now);
+
+// The longest prefix of `text` that is at most `max_bytes` long and does not
+// end inside a UTF-8 sequence.
+absl::string_view Utf8Prefix(absl::string_view text, size_t max_bytes);
 
 }  // namespace clink_gateway::clink
 

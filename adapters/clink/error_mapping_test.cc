@@ -26,6 +26,7 @@ struct Row {
   const char* want_reason;  // "" for OK.
   const char* want_domain;
   const char* want_outcome;
+  bool incomplete = false;  // A 200 whose payload is missing or unreadable.
 };
 
 constexpr bool GET = false, POST = true;
@@ -56,8 +57,8 @@ const Row kRows[] = {
     {"post_reset", POST, false, StatusCode::kUnavailable, Delivery::kUnknown, 0,
      true, false, 0, StatusCode::kUnknown, "UPSTREAM_CONNECTION_LOST",
      "gateway.clink", "unknown"},
-    {"refund_reset_is_retryable", POST, true, StatusCode::kUnavailable,
-     Delivery::kUnknown, 0, true, false, 0, StatusCode::kUnavailable,
+    {"refund_reset_is_still_unknown", POST, true, StatusCode::kUnavailable,
+     Delivery::kUnknown, 0, true, false, 0, StatusCode::kUnknown,
      "UPSTREAM_CONNECTION_LOST", "gateway.clink", "unknown"},
     {"http_401_key_refused", POST, false, kOk, Delivery::kReceived, 401, false,
      false, 0, StatusCode::kInternal, "HTTP_401", "gateway.clink", "rejected"},
@@ -87,7 +88,13 @@ const Row kRows[] = {
     {"post_http_503", POST, false, kOk, Delivery::kReceived, 503, false, false,
      0, StatusCode::kUnknown, "HTTP_503", "gateway.clink", "unknown"},
     {"refund_http_500", POST, true, kOk, Delivery::kReceived, 500, false, false,
-     0, StatusCode::kUnavailable, "HTTP_500", "gateway.clink", "unknown"},
+     0, StatusCode::kUnknown, "HTTP_500", "gateway.clink", "unknown"},
+    {"post_payload_missing", POST, false, kOk, Delivery::kReceived, 200, true,
+     true, 200, StatusCode::kInternal, "UPSTREAM_INCOMPLETE_RESPONSE",
+     "gateway.clink", "committed", true},
+    {"get_amount_unreadable", GET, false, kOk, Delivery::kReceived, 200, true,
+     true, 200, StatusCode::kInternal, "UPSTREAM_INCOMPLETE_RESPONSE",
+     "gateway.clink", "committed", true},
     {"post_envelope_500", POST, false, kOk, Delivery::kReceived, 200, true,
      true, 500, StatusCode::kUnknown, "500", "clinkbill.com", "unknown"},
     {"envelope_400", POST, false, kOk, Delivery::kReceived, 200, true, true,
@@ -127,7 +134,8 @@ TEST_P(ErrorMappingTest, MapsRow) {
                            : absl::Status(row.transport, "transport says no");
   o.delivery = row.delivery;
   o.http_status = row.http_status;
-  o.body_is_json = row.json;
+  o.body_readable = row.json;
+  o.incomplete = row.incomplete;
   o.has_envelope_code = row.has_code;
   o.envelope_code = row.clink_code;
   o.envelope_msg =
@@ -148,13 +156,19 @@ TEST_P(ErrorMappingTest, MapsRow) {
   } else {
     EXPECT_EQ(info->metadata().count("http_status"), 0u);
   }
+  EXPECT_EQ(info->metadata().count("idempotent_upstream"),
+            row.idempotent ? 1u : 0u);
   // Never blame the caller's credentials for the gateway's key.
   EXPECT_NE(status.code(), StatusCode::kUnauthenticated);
   EXPECT_NE(status.code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(GetRetryInfo(status).has_value(),
             row.want_code == StatusCode::kResourceExhausted);
-  if (!o.envelope_msg.empty()) {
+  const bool auth = row.want_code == StatusCode::kInternal && row.has_code;
+  if (!o.envelope_msg.empty() && !auth) {
     EXPECT_NE(status.message().find("msg from clink"), absl::string_view::npos);
+  }
+  if (auth) {  // Clink's text about the gateway's key is not passed on.
+    EXPECT_EQ(status.message().find("msg from clink"), absl::string_view::npos);
   }
 }
 
@@ -174,6 +188,14 @@ TEST(ErrorMappingTest, UnknownPostOutcomeSaysSo) {
       << status;
 }
 
+TEST(ErrorMappingTest, Utf8PrefixNeverSplitsACharacter) {
+  EXPECT_EQ(Utf8Prefix("abc", 10), "abc");
+  EXPECT_EQ(Utf8Prefix("abc", 2), "ab");
+  // "订单" is 6 bytes: cutting at 4 keeps only the first character.
+  EXPECT_EQ(Utf8Prefix("\xe8\xae\xa2\xe5\x8d\x95", 4), "\xe8\xae\xa2");
+  EXPECT_EQ(Utf8Prefix("\xe8\xae\xa2", 2), "");
+}
+
 TEST(ErrorMappingTest, RetryAfterSecondsAndHttpDate) {
   const absl::Time now = absl::FromUnixSeconds(1700000000);
   EXPECT_EQ(ParseRetryAfter("7", now), absl::Seconds(7));
@@ -190,7 +212,7 @@ TEST(ErrorMappingTest, RateLimitCarriesRetryAfterAsRetryInfo) {
   UpstreamOutcome o;
   o.endpoint = "GET /order";
   o.http_status = 429;
-  o.body_is_json = false;
+  o.body_readable = false;
   o.delivery = Delivery::kReceived;
   o.retry_after = "3";
   const auto retry = GetRetryInfo(MapUpstreamOutcome(o));

@@ -318,8 +318,10 @@ class RestCodec::Impl {
         continue;
       }
       if (it->value.IsNull()) continue;
-      if (!DecodeField(it->value, *f, message, member_path, stats))
+      if (!DecodeField(it->value, *f, message, member_path, stats)) {
         Unknown(member_path, stats);
+        if (IsDecimal(*f)) ++stats->unreadable_amounts;
+      }
     }
   }
 
@@ -466,47 +468,30 @@ class RestCodec::Impl {
   bool DecodeField(const rapidjson::Value& value, const FieldDescriptor& f,
                    Message* message, const std::string& path,
                    DecodeStats* stats) const {
-    const Reflection* r = message->GetReflection();
     if (f.is_map()) return DecodeMap(value, f, message, path, stats);
-    if (f.is_repeated()) {
-      if (!value.IsArray()) return false;
-      for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
-        const std::string item = absl::StrCat(path, "[", k, "]");
-        if (value[k].IsNull() || !AddValue(value[k], f, message, item, stats)) {
-          Unknown(item, stats);
-        }
-      }
-      return true;
+    if (!f.is_repeated()) {
+      return DecodeValue(value, f, /*add=*/false, message, path, stats);
     }
-    switch (f.cpp_type()) {
-      case FieldDescriptor::CPPTYPE_MESSAGE: {
-        if (IsTimestamp(f)) {
-          absl::Time t;
-          if (!value.IsString() ||
-              !ParseTimestamp(
-                  absl::string_view(value.GetString(), value.GetStringLength()),
-                  RuleOf(f).encoding(), &t)) {
-            return false;
-          }
-          WriteTimestamp(t, r->MutableMessage(message, &f));
-          return true;
-        }
-        if (!value.IsObject()) return false;
-        DecodeObject(value, r->MutableMessage(message, &f), path, stats);
-        return true;
-      }
-      default: {
-        std::string text;
-        if (!ScalarFromJson(value, f, &text)) return false;
-        return SetScalar(text, f, message, -1);
+    if (!value.IsArray()) return false;
+    for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
+      const std::string item = absl::StrCat(path, "[", k, "]");
+      if (value[k].IsNull() ||
+          !DecodeValue(value[k], f, /*add=*/true, message, item, stats)) {
+        Unknown(item, stats);
       }
     }
+    return true;
   }
 
-  bool AddValue(const rapidjson::Value& value, const FieldDescriptor& f,
-                Message* message, const std::string& path,
-                DecodeStats* stats) const {
+  // Decodes one JSON value into field `f` of `message`: sets it, or appends to
+  // it when `add`. Nothing is appended when the value does not fit.
+  bool DecodeValue(const rapidjson::Value& value, const FieldDescriptor& f,
+                   bool add, Message* message, const std::string& path,
+                   DecodeStats* stats) const {
     const Reflection* r = message->GetReflection();
+    auto target = [&] {
+      return add ? r->AddMessage(message, &f) : r->MutableMessage(message, &f);
+    };
     if (f.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       if (IsTimestamp(f)) {
         absl::Time t;
@@ -516,16 +501,16 @@ class RestCodec::Impl {
                 RuleOf(f).encoding(), &t)) {
           return false;
         }
-        WriteTimestamp(t, r->AddMessage(message, &f));
+        WriteTimestamp(t, target());
         return true;
       }
       if (!value.IsObject()) return false;
-      DecodeObject(value, r->AddMessage(message, &f), path, stats);
+      DecodeObject(value, target(), path, stats);
       return true;
     }
     std::string text;
     if (!ScalarFromJson(value, f, &text)) return false;
-    return SetScalar(text, f, message, /*repeated=*/1);
+    return SetScalar(text, f, message, add ? 0 : -1);
   }
 
   // Map fields: a JSON object, or (Clink's refund metadata) a string holding a
@@ -597,10 +582,18 @@ class RestCodec::Impl {
     const Reflection* r = m->GetReflection();
     const bool add = index >= 0;
     switch (f.cpp_type()) {
-      case FieldDescriptor::CPPTYPE_STRING:
-        if (IsDecimal(f) && !IsValidSignedDecimal(text)) return false;
-        add ? r->AddString(m, &f, text) : r->SetString(m, &f, text);
+      case FieldDescriptor::CPPTYPE_STRING: {
+        if (!IsDecimal(f)) {
+          add ? r->AddString(m, &f, text) : r->SetString(m, &f, text);
+          return true;
+        }
+        // Exponent forms ("1E+3", "0E-8") are rewritten exactly as plain
+        // digits; anything else is not an amount.
+        absl::optional<std::string> plain = ToPlainDecimal(text);
+        if (!plain.has_value()) return false;
+        add ? r->AddString(m, &f, *plain) : r->SetString(m, &f, *plain);
         return true;
+      }
       case FieldDescriptor::CPPTYPE_INT32: {
         int32_t v;
         if (!absl::SimpleAtoi(text, &v)) return false;
@@ -715,6 +708,8 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
                         ? v1::RESPONSE_SHAPE_LIST
                         : v1::RESPONSE_SHAPE_OBJECT;
       rest->idempotent_upstream = rule.idempotent_upstream();
+      rest->unwrapped_response_ok = rule.unwrapped_response_ok();
+      rest->data_optional = rule.data_optional();
       const Descriptor* out = m->output_type();
       if (!rule.response_body().empty()) {
         rest->response_body = out->FindFieldByName(rule.response_body());
@@ -938,7 +933,19 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
                                        absl::string_view body,
                                        Message* response, Envelope* envelope,
                                        DecodeStats* stats) const {
-  rapidjson::Document doc;
+  // The parsed tree and the parser's stack live in stack buffers that a
+  // typical response fits in, so decoding does not malloc (and free) a 64 KiB
+  // chunk per response; larger responses spill over into heap chunks.
+  char value_buffer[12 * 1024];
+  char parse_buffer[4 * 1024];
+  rapidjson::MemoryPoolAllocator<> value_allocator(value_buffer,
+                                                   sizeof(value_buffer));
+  rapidjson::MemoryPoolAllocator<> parse_allocator(parse_buffer,
+                                                   sizeof(parse_buffer));
+  rapidjson::GenericDocument<rapidjson::UTF8<>,
+                             rapidjson::MemoryPoolAllocator<>,
+                             rapidjson::MemoryPoolAllocator<>>
+      doc(&value_allocator, /*stackCapacity=*/1024, &parse_allocator);
   if (doc.Parse<kParseFlags>(body.data(), body.size()).HasParseError() ||
       !doc.IsObject()) {
     return absl::InternalError(
@@ -963,10 +970,20 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
     }
     if (envelope->code != 200)
       return absl::OkStatus();  // The caller maps the error.
+    const char* payload_key =
+        method.shape == v1::RESPONSE_SHAPE_LIST ? "rows" : "data";
+    const auto payload_it = doc.FindMember(payload_key);
+    envelope->payload_missing =
+        !method.data_optional &&
+        (payload_it == doc.MemberEnd() || payload_it->value.IsNull());
   }
 
   const Impl impl(*this);
   const Reflection* r = response->GetReflection();
+  if (!envelope->has_code && !method.unwrapped_response_ok) {
+    return absl::InternalError(absl::StrCat(
+        "Clink response for ", method.endpoint, " has no envelope code"));
+  }
   if (!envelope->has_code) {
     // A bare resource with no envelope (seen in Clink's GET /product/{id}
     // examples).
@@ -1019,7 +1036,7 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
       impl.DecodeObject(value, target, "data", stats);
     } else {
       ++stats->unknown_fields;  // e.g. a requestId Clink may add to envelopes.
-      if (stats->unknown_examples.size() < 4)
+      if (stats->unknown_examples.size() < kMaxUnknownExamples)
         stats->unknown_examples.emplace_back(key);
     }
   }

@@ -54,6 +54,9 @@ struct RestMethod {
   const google::protobuf::FieldDescriptor* total = nullptr;
   // Clink deduplicates this call itself (RestRule.idempotent_upstream).
   bool idempotent_upstream = false;
+  // RestRule.unwrapped_response_ok and RestRule.data_optional.
+  bool unwrapped_response_ok = false;
+  bool data_optional = false;
 
   // True for methods that may change state at Clink (POST, PUT, DELETE).
   bool mutating() const { return http_method != http::Method::kGet; }
@@ -68,13 +71,22 @@ struct DecodeStats {
   // The first few of those, as JSON paths ("data.newField"), for a debug log
   // line.
   std::vector<std::string> unknown_examples;
+  // Money fields whose value could not be read exactly (not a JSON number).
+  // Never tolerated: the caller must not see a blank amount as if it were
+  // Clink's answer.
+  int unreadable_amounts = 0;
 };
 
 // Clink's envelope: `{code, msg, data}` or `{total, rows, code, msg}`.
 struct Envelope {
-  bool has_code = false;  // false: the body was a bare object with no envelope.
+  // false: the body was a bare object with no envelope (accepted only for
+  // methods with RestRule.unwrapped_response_ok).
+  bool has_code = false;
   int64_t code = 0;
   std::string msg;
+  // A success envelope carried no payload (`data` or `rows` absent or null)
+  // although the method needs one (RestRule.data_optional is false).
+  bool payload_missing = false;
 };
 
 // The services of the public contract (proto/clink/gateway/v1).
@@ -131,9 +143,11 @@ class RestCodec {
       const RestMethod& method, const google::protobuf::Message& request) const;
 
   // Parses a response body into its envelope and, when `envelope.code == 200`
-  // (or there is no envelope), fills `response`. A body that is not a JSON
-  // object is INTERNAL; a JSON member the response has no field for is counted
-  // in `stats`, never an error.
+  // (or there is no envelope and the method allows that), fills `response`.
+  // INTERNAL for a body that is not a JSON object, or that has no envelope
+  // code unless RestRule.unwrapped_response_ok. A JSON member the response has
+  // no field for is counted in `stats`, never an error; a money value that
+  // cannot be read exactly is counted in stats->unreadable_amounts.
   absl::Status DecodeResponse(const RestMethod& method, absl::string_view body,
                               google::protobuf::Message* response,
                               Envelope* envelope, DecodeStats* stats) const;

@@ -1294,10 +1294,30 @@ TEST(MoneyTest, EncoderWritesResponseAmountsDigitForDigit) {
   EXPECT_EQ(*json, R"({"amount":9007199254740993})");
 }
 
-TEST(MoneyTest, AmountThatIsNotAPlainDecimalIsCountedNotStored) {
-  for (const std::string& bad :
-       {std::string("1e3"), std::string("1.5E2"), std::string("true"),
-        std::string(R"("abc")"), std::string("{}")}) {
+TEST(MoneyTest, ExponentAmountsAreRewrittenExactlyAsPlainDigits) {
+  // Java's BigDecimal prints these; the digits are shifted as text, no double.
+  for (const auto& [json, plain] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"1e3", "1000"},
+           {"1.5E2", "150"},
+           {"0E-8", "0.00000000"},
+           {"1.50e1", "15.0"},
+           {"12345678901234567890.5E-10", "1234567890.12345678905"}}) {
+    SCOPED_TRACE(json);
+    const Decoded got = Decode("PaymentService.CreatePayment",
+                               Ok(absl::StrCat(R"({"amount":)", json, "}")));
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    EXPECT_EQ(
+        static_cast<const v1::CreatePaymentResponse&>(*got.response).amount(),
+        plain);
+    EXPECT_EQ(got.stats.unknown_fields, 0);
+    EXPECT_EQ(got.stats.unreadable_amounts, 0);
+  }
+}
+
+TEST(MoneyTest, AmountThatIsNotANumberIsCountedAsUnreadable) {
+  for (const std::string& bad : {std::string("true"), std::string(R"("abc")"),
+                                 std::string("{}"), std::string("1e45")}) {
     SCOPED_TRACE(bad);
     const Decoded got = Decode("PaymentService.CreatePayment",
                                Ok(absl::StrCat(R"({"amount":)", bad, "}")));
@@ -1305,9 +1325,35 @@ TEST(MoneyTest, AmountThatIsNotAPlainDecimalIsCountedNotStored) {
     EXPECT_EQ(
         static_cast<const v1::CreatePaymentResponse&>(*got.response).amount(),
         "");
-    EXPECT_EQ(got.stats.unknown_fields, 1);
+    EXPECT_EQ(got.stats.unreadable_amounts, 1);
     EXPECT_THAT(got.stats.unknown_examples, ElementsAre("data.amount"));
   }
+}
+
+TEST(RestCodecEnvelopeTest, MissingEnvelopeCodeIsAnErrorUnlessAllowed) {
+  // A 2xx body without `code` is no success for a payment (only GetProduct
+  // may answer with the bare resource).
+  const Decoded payment =
+      Decode("PaymentService.CreatePayment", R"({"orderId":"ord_1"})");
+  EXPECT_EQ(payment.status.code(), absl::StatusCode::kInternal);
+  const Decoded order =
+      Decode("PaymentService.GetOrder", R"({"error":"gateway timeout"})");
+  EXPECT_EQ(order.status.code(), absl::StatusCode::kInternal);
+}
+
+TEST(RestCodecEnvelopeTest, MissingPayloadIsFlaggedUnlessOptional) {
+  const Decoded payment =
+      Decode("PaymentService.CreatePayment", R"({"code":200,"msg":"success"})");
+  ASSERT_TRUE(payment.status.ok());
+  EXPECT_TRUE(payment.envelope.payload_missing);
+  const Decoded null_data = Decode("PaymentService.GetOrder",
+                                   R"({"code":200,"msg":"ok","data":null})");
+  EXPECT_TRUE(null_data.envelope.payload_missing);
+  // Clink documents cancel as answering {code, msg} only.
+  const Decoded cancel = Decode("BillingService.CancelSubscription",
+                                R"({"code":200,"msg":"success"})");
+  ASSERT_TRUE(cancel.status.ok());
+  EXPECT_FALSE(cancel.envelope.payload_missing);
 }
 
 class InvalidRequestAmountTest : public ::testing::TestWithParam<std::string> {

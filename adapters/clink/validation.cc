@@ -120,12 +120,12 @@ void CheckCheckoutSession(const v1::CreateCheckoutSessionRequest& r,
 void CheckPayment(const v1::CreatePaymentRequest& r, Violations* out) {
   RequireCustomer(r, out);
   PriceNeedsProduct(r, out);
-  if (r.price_id().empty()) {
-    if (r.amount().empty())
-      out->push_back({"amount", "is required when price_id is not set"});
-    if (r.currency().empty()) {
-      out->push_back({"currency", "is required when price_id is not set"});
-    }
+  // Either a dashboard price, or a direct amount with its currency.
+  if (r.price_id().empty() && r.amount().empty()) {
+    out->push_back({"amount", "is required when price_id is not set"});
+  }
+  if (!r.amount().empty() && r.currency().empty()) {
+    out->push_back({"currency", "is required with amount"});
   }
   AllowedMethod(r.payment_method_type(), PaymentMethods(),
                 "payment_method_type", out);
@@ -148,14 +148,19 @@ void CheckSubscription(const v1::CreateSubscriptionRequest& r,
   ScheduledPhases(r.scheduled_phases(), out);
 }
 
-// Runs `check` when `request` is a `Request` (the generated class); the server
-// always passes generated messages, so a mismatch means there are no rules to
-// apply.
+// Runs `check` on `request`, a message of type `Request`: the generated class
+// (what the server passes), or any other message with the same descriptor
+// (checked through a generated copy, so no rule is ever skipped).
 template <typename Request>
 void Run(void (*check)(const Request&, Violations*),
          const google::protobuf::Message& request, Violations* out) {
-  if (const auto* typed = dynamic_cast<const Request*>(&request))
+  if (const auto* typed = dynamic_cast<const Request*>(&request)) {
     check(*typed, out);
+    return;
+  }
+  Request copy;
+  copy.CopyFrom(request);
+  check(copy, out);
 }
 
 }  // namespace
