@@ -26,6 +26,10 @@ namespace {
 
 constexpr absl::string_view kVersion = "0.1.0";
 
+// After the drain deadline: how long gRPC has to deliver the statuses of the
+// RPCs the transport shutdown completed, before it cancels what is left.
+constexpr absl::Duration kStatusFlushGrace = absl::Seconds(2);
+
 absl::Status ValidateListenAddress(absl::string_view listen) {
   const size_t colon = listen.rfind(':');
   int port = -1;
@@ -168,17 +172,21 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   const absl::Time deadline = absl::Now() + drain;
   Log(LogLevel::kInfo, "draining",
       {{"drain_ms", absl::StrCat(absl::ToInt64Milliseconds(drain))}});
-  c_->server->GetHealthCheckService()
-      ->Shutdown();  // Every service reports NOT_SERVING.
-  // Server::Shutdown waits for in-flight RPCs; they finish when Clink answers.
-  // Past the drain deadline, the transport is shut down so every remaining RPC
-  // completes with UNAVAILABLE.
+  // Every service reports NOT_SERVING from now on.
+  c_->server->GetHealthCheckService()->Shutdown();
+  // In-flight RPCs finish when Clink answers. At the drain deadline the
+  // transport is shut down first, so every RPC still waiting on Clink finishes
+  // with the gateway's own status (UNKNOWN with outcome "unknown" for a write
+  // that may have reached Clink). gRPC gets a short grace after that to send
+  // those statuses before it cancels whatever is left with a bare UNAVAILABLE,
+  // which callers would be tempted to retry.
   absl::Notification drained;
   std::thread enforcer([this, &drained, deadline] {
-    if (!drained.WaitForNotificationWithDeadline(deadline))
+    if (!drained.WaitForNotificationWithDeadline(deadline)) {
       c_->transport->Shutdown();
+    }
   });
-  c_->server->Shutdown(absl::ToChronoTime(deadline));
+  c_->server->Shutdown(absl::ToChronoTime(deadline + kStatusFlushGrace));
   drained.Notify();
   enforcer.join();
   c_->transport->Shutdown();

@@ -62,9 +62,12 @@ class GatewayServer {
   // The bound gRPC port.
   int port() const;
 
-  // Graceful stop: health goes NOT_SERVING, new RPCs are refused, in-flight
-  // RPCs get up to `drain` to finish, then the Clink transport is shut down
-  // (completing anything left with UNAVAILABLE). Idempotent.
+  // Graceful stop: health goes NOT_SERVING and new RPCs are refused; in-flight
+  // RPCs get up to `drain` to finish. Then the Clink transport is shut down, so
+  // every RPC still waiting on Clink finishes with the gateway's own status
+  // (UNKNOWN, outcome "unknown", for a write that may have reached Clink), and
+  // gRPC gets 2 s more to deliver those statuses before cancelling the rest.
+  // Idempotent; returns within `drain` + 2 s.
   void Shutdown(absl::Duration drain);
 
  private:

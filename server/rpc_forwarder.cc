@@ -102,8 +102,10 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
           const std::string latency_ms = absl::StrFormat(
               "%.3f", absl::ToDoubleMilliseconds(clock_.Now() - start));
           const std::string http_status = absl::StrCat(result.http_status);
-          // JSON members Clink sent that no proto field holds: API drift worth a look.
-          const std::string unknown_fields = absl::StrCat(result.unknown_fields);
+          // JSON members Clink sent that no proto field holds: API drift worth
+          // a look.
+          const std::string unknown_fields =
+              absl::StrCat(result.unknown_fields);
           Log(level, "rpc",
               {{"method", method->method->full_name()},
                {"code", CodeName(code)},
