@@ -2,9 +2,15 @@
 
 #include <atomic>
 #include <cstdio>
+#include <deque>
+#include <string>
+#include <thread>
+#include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -93,6 +99,77 @@ bool LogEnabled(LogLevel level) {
   return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed);
 }
 
+namespace {
+
+// The queue between Log and the writer thread. Never destroyed (a
+// function-local static pointer), so logging works until the process exits.
+class LogQueue {
+ public:
+  static LogQueue& Get() {
+    static LogQueue* const queue = new LogQueue();
+    return *queue;
+  }
+
+  void Push(std::string line) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (lines_.size() >= kMaxQueuedLogLines) {
+      ++dropped_;
+      return;
+    }
+    lines_.push_back(std::move(line));
+    ++queued_;
+  }
+
+  void Flush() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    const int64_t target = queued_;
+    auto written = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return written_ >= target;
+    };
+    mu_.Await(absl::Condition(&written));
+  }
+
+  int64_t dropped() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return dropped_;
+  }
+
+ private:
+  LogQueue() {
+    std::thread([this] { Run(); }).detach();
+  }
+
+  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::deque<std::string> batch;
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !lines_.empty();
+        };
+        mu_.Await(absl::Condition(&ready));
+        batch.swap(lines_);
+      }
+      for (const std::string& line : batch) {
+        std::fwrite(line.data(), 1, line.size(), stdout);
+      }
+      std::fflush(stdout);
+      const int64_t n = static_cast<int64_t>(batch.size());
+      batch.clear();
+      absl::MutexLock lock(&mu_);
+      written_ += n;
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::string> lines_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t written_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
 void Log(LogLevel level, absl::string_view event,
          std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
@@ -103,10 +180,12 @@ void Log(LogLevel level, absl::string_view event,
   line.push_back(',');
   AppendBody(level, event, fields, &line);
   line.push_back('\n');
-  // One fwrite per line: stdio's lock keeps concurrent lines whole.
-  std::fwrite(line.data(), 1, line.size(), stdout);
-  std::fflush(stdout);
+  LogQueue::Get().Push(std::move(line));
 }
+
+void FlushLogs() { LogQueue::Get().Flush(); }
+
+int64_t DroppedLogLines() { return LogQueue::Get().dropped(); }
 
 std::string FormatLogLine(LogLevel level, absl::string_view event,
                           std::initializer_list<LogField> fields) {

@@ -8,6 +8,8 @@
 #ifndef CLINK_GATEWAY_COMMON_LOGGING_H_
 #define CLINK_GATEWAY_COMMON_LOGGING_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -27,10 +29,21 @@ bool LogEnabled(LogLevel level);
 
 using LogField = std::pair<absl::string_view, absl::string_view>;
 
-// Writes one line (atomically with respect to other Log calls) if `level` is
-// enabled.
+// Queues one line if `level` is enabled, and returns without waiting for I/O: a
+// background thread writes the lines to stdout, so a slow log reader never
+// stalls the caller (which may be the Clink transport's thread). When the queue
+// is full (kMaxQueuedLogLines) the line is dropped and counted.
 void Log(LogLevel level, absl::string_view event,
          std::initializer_list<LogField> fields = {});
+
+// Lines the queue can hold before Log drops new ones.
+inline constexpr size_t kMaxQueuedLogLines = 16384;
+
+// Blocks until every line queued so far is written (tests, shutdown).
+void FlushLogs();
+
+// Lines dropped because the queue was full, since the process started.
+int64_t DroppedLogLines();
 
 // The JSON line Log would write, without the timestamp (for tests).
 std::string FormatLogLine(LogLevel level, absl::string_view event,

@@ -1,5 +1,7 @@
 #include "common/logging.h"
 
+#include <string>
+
 #include "gtest/gtest.h"
 
 namespace clink_gateway {
@@ -22,6 +24,22 @@ TEST(LoggingTest, LevelFilterAndParsing) {
   EXPECT_TRUE(LogEnabled(LogLevel::kError));
   SetMinLogLevel(LogLevel::kInfo);
   EXPECT_TRUE(LogEnabled(LogLevel::kInfo));
+}
+
+TEST(LoggingTest, LinesAreWrittenInOrderByTheBackgroundWriter) {
+  SetMinLogLevel(LogLevel::kInfo);
+  testing::internal::CaptureStdout();
+  for (int i = 0; i < 100; ++i) {
+    Log(LogLevel::kInfo, "tick", {{"i", std::to_string(i)}});
+  }
+  Log(LogLevel::kDebug, "hidden");
+  FlushLogs();
+  const std::string out = testing::internal::GetCapturedStdout();
+  EXPECT_NE(out.find(R"("event":"tick","i":"0"})"), std::string::npos);
+  EXPECT_LT(out.find(R"("i":"41")"), out.find(R"("i":"42")"));
+  EXPECT_NE(out.find(R"("i":"99")"), std::string::npos);
+  EXPECT_EQ(out.find("hidden"), std::string::npos);
+  EXPECT_EQ(DroppedLogLines(), 0);
 }
 
 }  // namespace

@@ -10,5 +10,7 @@ if [ ! -x "$buf" ]; then
   exit 1
 fi
 cd "$workspace"
+# Keep buf's cache out of the checkout.
+export BUF_CACHE_DIR="${TEST_TMPDIR:-$(mktemp -d)}/buf-cache"
 "$buf" lint --error-format=text
 echo "buf lint: clean"

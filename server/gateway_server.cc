@@ -30,6 +30,9 @@ constexpr absl::string_view kVersion = "0.1.0";
 // RPCs the transport shutdown completed, before it cancels what is left.
 constexpr absl::Duration kStatusFlushGrace = absl::Seconds(2);
 
+// The longest an RPC's upstream call may take (see ValidateOptions).
+constexpr absl::Duration kMaxRpcTimeout = absl::Seconds(60);
+
 absl::Status ValidateListenAddress(absl::string_view listen) {
   const size_t colon = listen.rfind(':');
   int port = -1;
@@ -51,6 +54,7 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
     return absl::InvalidArgumentError(
         "no Clink API key: pass --api_key_file or set CLINK_API_KEY");
   }
+  GATEWAY_RETURN_IF_ERROR(http::ApiKeySigner::CheckKey(o.api_key));
   const bool https = absl::StartsWith(o.clink_base_url, "https://");
   const bool http = absl::StartsWith(o.clink_base_url, "http://");
   if (!https && !(http && o.allow_plaintext_upstream)) {
@@ -68,6 +72,15 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
       o.max_rpc_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "pool size, response cap and timeouts must be positive");
+  }
+  // X-Timestamp is taken when a request is handed to curl; a request may wait
+  // in curl for a pooled connection for up to this long before it is written,
+  // and Clink refuses timestamps more than 120 s old.
+  if (o.max_rpc_timeout > kMaxRpcTimeout) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_rpc_timeout must be at most ",
+                     absl::FormatDuration(kMaxRpcTimeout),
+                     " (Clink refuses request timestamps older than 120 s)"));
   }
   return absl::OkStatus();
 }
@@ -145,6 +158,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.SetMaxReceiveMessageSize(1 << 20);
+  // gRPC allows SO_REUSEPORT by default: a second gateway on the same port
+  // would then start "successfully" and split the traffic. Fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   c->server = builder.BuildAndStart();
   if (c->server == nullptr || c->port == 0) {
     c->transport->Shutdown();

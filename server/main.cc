@@ -3,11 +3,12 @@
 // gateway_server.cc.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -53,24 +54,28 @@ using clink_gateway::LogLevel;
 
 int Fail(absl::string_view message) {
   Log(LogLevel::kError, "startup_failed", {{"error", message}});
+  clink_gateway::FlushLogs();
   std::fprintf(stderr, "clink_gateway: %.*s\n",
                static_cast<int>(message.size()), message.data());
   return 2;
 }
 
-// The key from --api_key_file, else CLINK_API_KEY. Never logged.
+// The key from --api_key_file, else CLINK_API_KEY (then removed from the
+// environment). Never logged; the buffers it passed through are cleansed
+// (Secret's constructor cleanses the string it is given).
 absl::StatusOr<clink_gateway::Secret> LoadApiKey(const std::string& path) {
   std::string key;
   if (!path.empty()) {
     std::ifstream in(path);
-    if (!in)
+    if (!in) {
       return absl::InvalidArgumentError(
           absl::StrCat("cannot read --api_key_file ", path));
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    key = buffer.str();
+    }
+    key.assign(std::istreambuf_iterator<char>(in),
+               std::istreambuf_iterator<char>());
   } else if (const char* env = std::getenv("CLINK_API_KEY"); env != nullptr) {
     key = env;
+    unsetenv("CLINK_API_KEY");
   }
   absl::StripAsciiWhitespace(&key);
   if (key.empty()) {
@@ -78,12 +83,6 @@ absl::StatusOr<clink_gateway::Secret> LoadApiKey(const std::string& path) {
         path.empty()
             ? "no Clink API key: pass --api_key_file or set CLINK_API_KEY"
             : absl::StrCat("--api_key_file ", path, " is empty"));
-  }
-  for (const char c : key) {
-    if (c < 0x21 || c > 0x7e) {
-      return absl::InvalidArgumentError(
-          "the Clink API key contains invalid characters");
-    }
   }
   return clink_gateway::Secret(std::move(key));
 }
@@ -97,6 +96,9 @@ int main(int argc, char** argv) {
       "Usage: clink_gateway --api_key_file=/var/run/secrets/clink/api-key "
       "[flags]");
   absl::ParseCommandLine(argc, argv);
+  // The process holds the payment key: no core dumps, no ptrace by other
+  // unprivileged processes.
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // Debian's Abseil is built without NDEBUG, so absl::Mutex deadlock detection
   // is on by default: a process-wide lock and a graph update on every Lock().
   // Tests keep it; the server does not pay for it on every call.
@@ -137,6 +139,9 @@ int main(int argc, char** argv) {
       !valid.ok()) {
     return Fail(valid.message());
   }
+  if (absl::GetFlag(FLAGS_drain_timeout) < absl::ZeroDuration()) {
+    return Fail("--drain_timeout must not be negative");
+  }
   if (options.allow_plaintext_upstream) {
     Log(LogLevel::kWarning, "plaintext_upstream_allowed",
         {{"warning",
@@ -164,5 +169,6 @@ int main(int argc, char** argv) {
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
   server->reset();
   curl_global_cleanup();
+  clink_gateway::FlushLogs();
   return 0;
 }

@@ -21,19 +21,6 @@ bool IsPrintableAscii(absl::string_view s) {
                      [](char c) { return c >= 0x21 && c <= 0x7e; });
 }
 
-absl::string_view CodeName(absl::StatusCode code) {
-  // absl::StatusCodeToString gives the same upper-case names gRPC uses.
-  static const auto* const names = [] {
-    auto* m = new std::string[17];
-    for (int i = 0; i <= 16; ++i)
-      m[i] = absl::StatusCodeToString(static_cast<absl::StatusCode>(i));
-    return m;
-  }();
-  const int i = static_cast<int>(code);
-  return i >= 0 && i <= 16 ? absl::string_view(names[i])
-                           : absl::string_view("UNKNOWN");
-}
-
 }  // namespace
 
 absl::Time UpstreamDeadline(absl::Time caller_deadline, absl::Time now,
@@ -92,30 +79,27 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
       *method->method, request, options, response,
       [this, reactor, method, start,
        request_id = options.request_id](clink::CallResult result) {
+        // Answer the caller first; the log line is queued, never awaited.
+        const absl::Duration latency = clock_.Now() - start;
         const absl::StatusCode code = result.status.code();
+        reactor->Finish(ToGrpcStatus(result.status));
         const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
                                : code == absl::StatusCode::kInternal ||
                                        code == absl::StatusCode::kUnknown
                                    ? LogLevel::kError
                                    : LogLevel::kWarning;
-        if (LogEnabled(level)) {
-          const std::string latency_ms = absl::StrFormat(
-              "%.3f", absl::ToDoubleMilliseconds(clock_.Now() - start));
-          const std::string http_status = absl::StrCat(result.http_status);
-          // JSON members Clink sent that no proto field holds: API drift worth
-          // a look.
-          const std::string unknown_fields =
-              absl::StrCat(result.unknown_fields);
-          Log(level, "rpc",
-              {{"method", method->method->full_name()},
-               {"code", CodeName(code)},
-               {"latency_ms", latency_ms},
-               {"endpoint", method->endpoint},
-               {"upstream_status", http_status},
-               {"unknown_fields", unknown_fields},
-               {"request_id", request_id}});
-        }
-        reactor->Finish(ToGrpcStatus(result.status));
+        if (!LogEnabled(level)) return;
+        // unknown_fields: JSON members Clink sent that no proto field holds
+        // (API drift worth a look).
+        Log(level, "rpc",
+            {{"method", method->method->full_name()},
+             {"code", absl::StatusCodeToString(code)},
+             {"latency_ms",
+              absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))},
+             {"endpoint", method->endpoint},
+             {"upstream_status", absl::StrCat(result.http_status)},
+             {"unknown_fields", absl::StrCat(result.unknown_fields)},
+             {"request_id", request_id}});
       });
   return reactor;
 }

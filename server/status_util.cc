@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/cord.h"
+#include "common/utf8.h"
 #include "google/rpc/status.pb.h"
 
 namespace clink_gateway::server {
@@ -23,7 +24,7 @@ static_assert(static_cast<int>(absl::StatusCode::kUnavailable) ==
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  std::string message(status.message().substr(0, kMaxMessageBytes));
+  std::string message(Utf8Prefix(status.message(), kMaxMessageBytes));
   google::rpc::Status details;
   details.set_code(static_cast<int>(status.code()));
   details.set_message(message);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "adapters/clink/error_details.h"
+#include "common/utf8.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::clink {
@@ -165,16 +166,6 @@ Verdict Classify(const UpstreamOutcome& o) {
 }
 
 }  // namespace
-
-absl::string_view Utf8Prefix(absl::string_view text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return text;
-  size_t end = max_bytes;
-  // Step back over continuation bytes (10xxxxxx) to the start of a character.
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
-    --end;
-  }
-  return text.substr(0, end);
-}
 
 absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now) {
   value = absl::StripAsciiWhitespace(value);

@@ -82,10 +82,6 @@ absl::Status MapUpstreamOutcome(const UpstreamOutcome& outcome);
 // 1 s when absent or invalid.
 absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now);
 
-// The longest prefix of `text` that is at most `max_bytes` long and does not
-// end inside a UTF-8 sequence.
-absl::string_view Utf8Prefix(absl::string_view text, size_t max_bytes);
-
 }  // namespace clink_gateway::clink
 
 #endif  // CLINK_GATEWAY_ADAPTERS_CLINK_ERROR_MAPPING_H_

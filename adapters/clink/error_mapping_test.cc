@@ -3,6 +3,7 @@
 #include <string>
 
 #include "adapters/clink/error_details.h"
+#include "common/utf8.h"
 #include "gtest/gtest.h"
 
 namespace clink_gateway::clink {

@@ -20,6 +20,16 @@ bool IsValidKey(absl::string_view key) {
 
 }  // namespace
 
+absl::Status ApiKeySigner::CheckKey(const Secret& key) {
+  if (key.empty())
+    return absl::InvalidArgumentError("the Clink API key is empty");
+  if (!IsValidKey(key.Reveal())) {
+    return absl::InvalidArgumentError(
+        "the Clink API key contains characters a header cannot carry");
+  }
+  return absl::OkStatus();
+}
+
 ApiKeySigner::ApiKeySigner(Secret key, const Clock& clock)
     : key_(std::move(key)),
       clock_(clock),

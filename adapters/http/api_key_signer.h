@@ -30,6 +30,10 @@ class ApiKeySigner final : public RequestSigner {
   // that are not allowed in a header value. The message never contains the key.
   [[nodiscard]] absl::Status Sign(HttpRequest& request) const override;
 
+  // OK when `key` can be sent: non-empty visible ASCII (no spaces or control
+  // characters, which could inject headers). The message never shows the key.
+  static absl::Status CheckKey(const Secret& key);
+
   // The key's Secret::Fingerprint(), safe to log.
   std::string KeyFingerprint() const { return key_.Fingerprint(); }
 

@@ -566,6 +566,12 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
   GATEWAY_RETURN_IF_ERROR(
       SetCurlOption(h, CURLOPT_MAXAGE_CONN, kMaxIdleConnectionAgeSeconds));
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_TCP_KEEPALIVE, 1L));
+  // HTTP/1.1 keep-alive pooling is what is tested (against the emulator) and
+  // what the delivery classification and no-resend rule are built on; HTTP/2
+  // would multiplex calls over one connection with different failure modes.
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_HTTP_VERSION,
+                    static_cast<long>(CURL_HTTP_VERSION_1_1)));  // NOLINT
   GATEWAY_RETURN_IF_ERROR(
       SetCurlOption(h, CURLOPT_TCP_KEEPIDLE, kTcpKeepIdleSeconds));
   GATEWAY_RETURN_IF_ERROR(

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/logging.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/emulator/merchant_api.h"
@@ -503,6 +504,7 @@ TEST_F(GatewayIntegrationTest, KeyNeverAppearsInLogsErrorsOrDetails) {
                                    &paid));  // 401
     (*gateway)->Shutdown(absl::Seconds(5));
   }
+  FlushLogs();
   const std::string out = ::testing::internal::GetCapturedStdout();
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(out.find("\"event\":\"rpc\""),

@@ -106,6 +106,15 @@ TEST(GatewayMainTest, BadListenAddressIsRefused) {
       << run.stderr_text;
 }
 
+TEST(GatewayMainTest, UpstreamTimeoutBeyondTheTimestampWindowIsRefused) {
+  const GatewayRun run = RunGateway({"--grpc_listen=127.0.0.1:0",
+                                     "--api_key_file=" + KeyFile(),
+                                     "--max_rpc_timeout=10m"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("--max_rpc_timeout"), std::string::npos)
+      << run.stderr_text;
+}
+
 TEST(GatewayMainTest, UnknownFlagIsRefused) {
   const GatewayRun run = RunGateway({"--no_such_flag=1"});
   EXPECT_NE(run.exit_code, 0);
