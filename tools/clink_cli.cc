@@ -1,8 +1,9 @@
 // clink_cli: call any clink.gateway.v1 RPC from JSON and print the JSON reply.
 //
-//   clink_cli --target=localhost:50051 PaymentService.GetOrder
-//   '{"order_id":"ord_123"}' echo '{"page_num":1,"page_size":10}' | clink_cli
-//   BillingService.ListProducts - clink_cli --list
+// Examples:
+//   clink_cli PaymentService.GetOrder '{"order_id":"ord_123"}'
+//   echo '{"page_num":1}' | clink_cli BillingService.ListProducts -
+//   clink_cli --target=gateway:50051 --list
 //
 // Request JSON uses the proto field names (snake_case) or their lowerCamelCase
 // JSON names. On error, prints the gRPC code, message and rich details

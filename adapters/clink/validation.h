@@ -13,20 +13,18 @@ namespace clink_gateway::clink {
 // INVALID_ARGUMENT (with a google.rpc.BadRequest naming each field) when
 // `request` (an RPC's request message) breaks a rule; OK for RPCs without
 // cross-field rules. The rules, per Clink's docs:
-// - checkout session, payment, payment instrument, subscription: at least one
-// of customer_id,
-//   customer_email, reference_customer_id (else Clink answers
-//   CUSTOMER_NOT_FOUND);
-// - checkout session, payment: price_id needs product_id;
-// - payment: without price_id, amount and currency are both required;
-// - checkout session: return_url is required when ui_mode is UI_MODE_ELEMENTS;
+// - Checkout session, payment, payment instrument, subscription: at least one
+//   of customer_id, customer_email, reference_customer_id (else Clink answers
+//   CUSTOMER_NOT_FOUND).
+// - Checkout session, payment: price_id needs product_id.
+// - Payment: amount is required without price_id; amount needs currency.
+// - Checkout session: return_url is required when ui_mode is UI_MODE_ELEMENTS;
 //   direct_payment_qr_code_payment_method_type only takes CASHAPP;
-// - payment method types each endpoint accepts (e.g. no CARD for payment
-// instruments, only
-//   CARD or GCASH for subscriptions);
-// - scheduled phases: sequence and effective_cycle strictly increasing;
-// metadata at most 10
-//   keys, keys up to 40 characters, values up to 500.
+//   scheduled_phases need price_id (subscription sessions only).
+// - The payment method types each endpoint accepts (no CARD for payment
+//   instruments; only CARD or GCASH for subscriptions).
+// - Scheduled phases: sequence and effective_cycle strictly increasing;
+//   metadata of at most 10 keys, keys up to 40 characters, values up to 500.
 absl::Status ValidateCrossFieldRules(const google::protobuf::Message& request);
 
 }  // namespace clink_gateway::clink
