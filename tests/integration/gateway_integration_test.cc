@@ -35,6 +35,14 @@ class GatewayIntegrationTest : public GatewayFixture {
     return r;
   }
 
+  // GetProduct of the seeded basic product, with a deadline `timeout` away.
+  grpc::Status GetBasicProduct(absl::Duration timeout = absl::Seconds(10)) {
+    v1::GetProductRequest get;
+    get.set_product_id(emulator::kSeedProductBasic);
+    v1::GetProductResponse product;
+    return billing_->GetProduct(Context(timeout).get(), get, &product);
+  }
+
   // Requests the emulator received on `path` (e.g. "/api/payment").
   int RequestsTo(const std::string& method, const std::string& path) {
     int n = 0;
@@ -324,11 +332,7 @@ TEST_F(GatewayIntegrationTest, RateLimitIsResourceExhaustedWithRetryInfo) {
   fault.kind = Fault::Kind::kRateLimit;
   fault.retry_after = "2";
   emulator_->SetFault(fault);
-  v1::GetProductRequest get;
-  get.set_product_id(emulator::kSeedProductBasic);
-  v1::GetProductResponse product;
-  const grpc::Status status =
-      billing_->GetProduct(Context().get(), get, &product);
+  const grpc::Status status = GetBasicProduct();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_TRUE(HasRetryInfo(status));
 }
@@ -338,11 +342,7 @@ TEST_F(GatewayIntegrationTest, ServerErrorOnReadIsUnavailable) {
   fault.kind = Fault::Kind::kHttpError;
   fault.http_status = 503;
   emulator_->SetFault(fault);
-  v1::GetProductRequest get;
-  get.set_product_id(emulator::kSeedProductBasic);
-  v1::GetProductResponse product;
-  const grpc::Status status =
-      billing_->GetProduct(Context().get(), get, &product);
+  const grpc::Status status = GetBasicProduct();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(ErrorInfoOf(status).metadata().at("http_status"), "503");
 }
@@ -376,10 +376,7 @@ TEST_F(GatewayIntegrationTest, ResetAfterPaymentWasReadIsUnknownAndSentOnce) {
 TEST_F(GatewayIntegrationTest,
        PaymentIsNeverResentOnAReusedConnectionThatDied) {
   // Warm the pool so the next call reuses a kept-alive connection.
-  v1::GetProductRequest get;
-  get.set_product_id(emulator::kSeedProductBasic);
-  v1::GetProductResponse product;
-  ASSERT_TRUE(billing_->GetProduct(Context().get(), get, &product).ok());
+  ASSERT_TRUE(GetBasicProduct().ok());
   // Clink reads the payment, then the connection closes without an answer.
   // libcurl would resend it on a fresh connection; the gateway must not.
   Fault drop;
@@ -395,10 +392,10 @@ TEST_F(GatewayIntegrationTest,
   EXPECT_EQ(RequestsTo("POST", "/api/payment"), 1);
 
   // A read in the same situation is simply answered (a resend is harmless).
-  ASSERT_TRUE(billing_->GetProduct(Context().get(), get, &product).ok());
+  ASSERT_TRUE(GetBasicProduct().ok());
   drop.path_prefix = "/api/product";
   emulator_->SetFault(drop);
-  EXPECT_TRUE(billing_->GetProduct(Context().get(), get, &product).ok());
+  EXPECT_TRUE(GetBasicProduct().ok());
 }
 
 TEST_F(GatewayIntegrationTest, MalformedJson) {
@@ -406,11 +403,7 @@ TEST_F(GatewayIntegrationTest, MalformedJson) {
   fault.kind = Fault::Kind::kMalformedJson;
   fault.count = 2;
   emulator_->SetFault(fault);
-  v1::GetProductRequest get;
-  get.set_product_id(emulator::kSeedProductBasic);
-  v1::GetProductResponse product;
-  EXPECT_EQ(billing_->GetProduct(Context().get(), get, &product).error_code(),
-            grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(GetBasicProduct().error_code(), grpc::StatusCode::INTERNAL);
   v1::CreatePaymentResponse paid;
   EXPECT_EQ(payment_->CreatePayment(Context().get(), CardPayment("3"), &paid)
                 .error_code(),
@@ -423,12 +416,8 @@ TEST_F(GatewayIntegrationTest, SlowUpstreamIsBoundedByTheCallersDeadline) {
   fault.latency = absl::Seconds(3);
   fault.count = -1;
   emulator_->SetFault(fault);
-  v1::GetProductRequest get;
-  get.set_product_id(emulator::kSeedProductBasic);
-  v1::GetProductResponse product;
   const absl::Time start = absl::Now();
-  const grpc::Status status = billing_->GetProduct(
-      Context(absl::Milliseconds(300)).get(), get, &product);
+  const grpc::Status status = GetBasicProduct(absl::Milliseconds(300));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(ErrorInfoOf(status).reason(),
             "UPSTREAM_TIMEOUT");  // The gateway's own answer.
@@ -447,11 +436,7 @@ TEST_F(GatewayIntegrationTest, SlowUpstreamIsBoundedByTheCallersDeadline) {
 
 TEST_F(GatewayIntegrationTest, StaleTimestampIsRefusedAndNotBlamedOnTheCaller) {
   emulator_clock_offset_ms_ = absl::ToInt64Milliseconds(absl::Minutes(5));
-  v1::GetProductRequest get;
-  get.set_product_id(emulator::kSeedProductBasic);
-  v1::GetProductResponse product;
-  const grpc::Status status =
-      billing_->GetProduct(Context().get(), get, &product);
+  const grpc::Status status = GetBasicProduct();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(ErrorInfoOf(status).metadata().at("http_status"), "401");
 }
@@ -462,7 +447,7 @@ TEST_F(GatewayIntegrationTest, SequentialCallsReusePooledConnections) {
   get.set_product_id(emulator::kSeedProductBasic);
   for (int i = 0; i < 200; ++i) {
     v1::GetProductResponse product;
-    ASSERT_TRUE(billing_->GetProduct(Context().get(), get, &product).ok()) << i;
+    ASSERT_TRUE(GetBasicProduct().ok()) << i;
   }
   EXPECT_LE(emulator_->connections_accepted() - before, kPoolSize);
 }
