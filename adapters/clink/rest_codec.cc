@@ -305,21 +305,29 @@ class RestCodec::Impl {
     const Descriptor* d = message->GetDescriptor();
     const auto index_it = codec_.fields_.find(d);
     for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
-      const std::string key(it->name.GetString(), it->name.GetStringLength());
+      const absl::string_view key(it->name.GetString(),
+                                  it->name.GetStringLength());
       const FieldDescriptor* f = nullptr;
       if (index_it != codec_.fields_.end()) {
-        const auto found = index_it->second.find(key);
+        const auto found = index_it->second.find(key);  // No key copy.
         if (found != index_it->second.end()) f = found->second;
       }
-      const std::string member_path =
-          path.empty() ? key : absl::StrCat(path, ".", key);
+      // The member's JSON path, only built when needed (drift examples and
+      // nested values), so decoding a scalar allocates nothing for it.
+      auto member_path = [&path, key] {
+        return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
+      };
       if (f == nullptr) {
-        Unknown(member_path, stats);
+        Unknown(member_path(), stats);
         continue;
       }
       if (it->value.IsNull()) continue;
-      if (!DecodeField(it->value, *f, message, member_path, stats)) {
-        Unknown(member_path, stats);
+      const bool nested = f->is_repeated() || f->is_map() ||
+                          (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+                           !IsTimestamp(*f));
+      const std::string nested_path = nested ? member_path() : std::string();
+      if (!DecodeField(it->value, *f, message, nested_path, stats)) {
+        Unknown(nested ? nested_path : member_path(), stats);
         if (IsDecimal(*f)) ++stats->unreadable_amounts;
       }
     }
