@@ -416,6 +416,31 @@ struct MerchantApi::State {
     return nullptr;
   }
 
+  // The active catalog price `price_id` of product `product_id`, of
+  // `price_type` ("one_time" or "recurring"; empty accepts either).
+  absl::StatusOr<const Price*> ResolvePrice(
+      absl::string_view price_id, absl::string_view product_id,
+      absl::string_view price_type) const {
+    const Price* price = FindPrice(price_id);
+    if (price == nullptr) return NotFound("price", price_id);
+    if (FindProduct(product_id) == nullptr) {
+      return NotFound("product", product_id);
+    }
+    if (price->product_id != product_id) {
+      return absl::InvalidArgumentError("priceId does not belong to productId");
+    }
+    if (!price_type.empty() && price->price_type != price_type) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "priceId must be a ",
+          price_type == "one_time" ? "one-time" : std::string(price_type),
+          " price"));
+    }
+    if (!price->active) {
+      return absl::InvalidArgumentError("priceId is not active");
+    }
+    return price;
+  }
+
   template <typename T>
   static T* Find(std::map<std::string, T>& map, const std::string& id) {
     auto it = map.find(id);
@@ -770,16 +795,9 @@ absl::StatusOr<std::string> MerchantApi::CreateCheckoutSession(
 
   absl::MutexLock lock(&mu_);
   if (!session.price_id.empty()) {
-    const Price* price = state_->FindPrice(session.price_id);
-    if (price == nullptr) return NotFound("price", session.price_id);
-    if (state_->FindProduct(session.product_id) == nullptr) {
-      return NotFound("product", session.product_id);
-    }
-    if (price->product_id != session.product_id) {
-      return absl::InvalidArgumentError("priceId does not belong to productId");
-    }
-    if (!price->active)
-      return absl::InvalidArgumentError("priceId is not active");
+    GATEWAY_RETURN_IF_ERROR(
+        state_->ResolvePrice(session.price_id, session.product_id, "")
+            .status());
   } else if (!session.product_id.empty() &&
              state_->FindProduct(session.product_id) == nullptr) {
     return NotFound("product", session.product_id);
@@ -940,19 +958,9 @@ absl::StatusOr<std::string> MerchantApi::CreatePayment(
 
   absl::MutexLock lock(&mu_);
   if (!order.price_id.empty()) {
-    const Price* price = state_->FindPrice(order.price_id);
-    if (price == nullptr) return NotFound("price", order.price_id);
-    if (state_->FindProduct(order.product_id) == nullptr) {
-      return NotFound("product", order.product_id);
-    }
-    if (price->product_id != order.product_id) {
-      return absl::InvalidArgumentError("priceId does not belong to productId");
-    }
-    if (price->price_type != "one_time") {
-      return absl::InvalidArgumentError("priceId must be a one-time price");
-    }
-    if (!price->active)
-      return absl::InvalidArgumentError("priceId is not active");
+    GATEWAY_ASSIGN_OR_RETURN(
+        const Price* price,
+        state_->ResolvePrice(order.price_id, order.product_id, "one_time"));
     order.amount = price->unit_amount;
     order.currency = price->currency;
   }
@@ -1249,16 +1257,10 @@ absl::StatusOr<std::string> MerchantApi::CreateSubscription(
   absl::MutexLock lock(&mu_);
   const Product* product = state_->FindProduct(subscription.product_id);
   if (product == nullptr) return NotFound("product", subscription.product_id);
-  const Price* price = state_->FindPrice(subscription.price_id);
-  if (price == nullptr) return NotFound("price", subscription.price_id);
-  if (price->product_id != product->id) {
-    return absl::InvalidArgumentError("priceId does not belong to productId");
-  }
-  if (price->price_type != "recurring") {
-    return absl::InvalidArgumentError("priceId must be a recurring price");
-  }
-  if (!price->active)
-    return absl::InvalidArgumentError("priceId is not active");
+  GATEWAY_ASSIGN_OR_RETURN(
+      const Price* price,
+      state_->ResolvePrice(subscription.price_id, subscription.product_id,
+                           "recurring"));
   if (price->currency != subscription.currency) {
     return absl::InvalidArgumentError(
         absl::StrCat("paymentCurrency ", subscription.currency,
