@@ -126,7 +126,8 @@ class LogQueue {
     auto written = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return written_ >= target;
     };
-    mu_.Await(absl::Condition(&written));
+    // Bounded: with a stdout nobody reads, exiting beats hanging.
+    mu_.AwaitWithTimeout(absl::Condition(&written), absl::Seconds(2));
   }
 
   int64_t dropped() ABSL_LOCKS_EXCLUDED(mu_) {

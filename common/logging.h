@@ -39,7 +39,7 @@ void Log(LogLevel level, absl::string_view event,
 // Lines the queue can hold before Log drops new ones.
 inline constexpr size_t kMaxQueuedLogLines = 16384;
 
-// Blocks until every line queued so far is written (tests, shutdown).
+// Blocks until every line queued so far is written (tests, shutdown), or 2 s.
 void FlushLogs();
 
 // Lines dropped because the queue was full, since the process started.

@@ -1,14 +1,16 @@
 // clink_gateway: serves clink.gateway.v1 over gRPC and forwards every call to
 // Clink's REST API. Flags become GatewayOptions; everything else lives in
 // gateway_server.cc.
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
+#include <cstring>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -21,6 +23,7 @@
 #include "common/logging.h"
 #include "common/secret.h"
 #include "curl/curl.h"
+#include "openssl/crypto.h"
 #include "server/gateway_server.h"
 
 ABSL_FLAG(std::string, grpc_listen, "[::]:50051",
@@ -60,31 +63,47 @@ int Fail(absl::string_view message) {
   return 2;
 }
 
-// The key from --api_key_file, else CLINK_API_KEY (then removed from the
-// environment). Never logged; the buffers it passed through are cleansed
-// (Secret's constructor cleanses the string it is given).
+// The key from --api_key_file, else CLINK_API_KEY. Never logged. The file is
+// read into a stack buffer and the environment variable's bytes are wiped
+// (then the variable removed), so the only copy left is the Secret.
 absl::StatusOr<clink_gateway::Secret> LoadApiKey(const std::string& path) {
-  std::string key;
+  constexpr size_t kMaxKeyFileBytes = 4096;
+  char buffer[kMaxKeyFileBytes];
+  size_t size = 0;
   if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("cannot read --api_key_file ", path));
     }
-    key.assign(std::istreambuf_iterator<char>(in),
-               std::istreambuf_iterator<char>());
-  } else if (const char* env = std::getenv("CLINK_API_KEY"); env != nullptr) {
-    key = env;
+    ssize_t n;
+    while (size < sizeof(buffer) &&
+           (n = read(fd, buffer + size, sizeof(buffer) - size)) > 0) {
+      size += static_cast<size_t>(n);
+    }
+    close(fd);
+    if (size == sizeof(buffer)) {
+      OPENSSL_cleanse(buffer, sizeof(buffer));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--api_key_file ", path, " is too large for a key"));
+    }
+  } else if (char* env = std::getenv("CLINK_API_KEY"); env != nullptr) {
+    size = std::min(strlen(env), sizeof(buffer));
+    memcpy(buffer, env, size);
+    OPENSSL_cleanse(env, strlen(env));
     unsetenv("CLINK_API_KEY");
   }
-  absl::StripAsciiWhitespace(&key);
-  if (key.empty()) {
+  const absl::string_view key =
+      absl::StripAsciiWhitespace(absl::string_view(buffer, size));
+  clink_gateway::Secret secret{std::string(key)};
+  OPENSSL_cleanse(buffer, sizeof(buffer));
+  if (secret.empty()) {
     return absl::InvalidArgumentError(
         path.empty()
             ? "no Clink API key: pass --api_key_file or set CLINK_API_KEY"
             : absl::StrCat("--api_key_file ", path, " is empty"));
   }
-  return clink_gateway::Secret(std::move(key));
+  return secret;
 }
 
 }  // namespace

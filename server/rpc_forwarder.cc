@@ -77,26 +77,30 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
 
   api_.Call(
       *method->method, request, options, response,
-      [this, reactor, method, start,
+      [this, reactor, start, descriptor = method->method,
+       endpoint = method->endpoint,
        request_id = options.request_id](clink::CallResult result) {
-        // Answer the caller first; the log line is queued, never awaited.
+        // Answer the caller first; the log line is queued, never awaited. Once
+        // the RPC is finished nothing owned by the server may be touched (it
+        // may be shutting down): the log uses only the copies captured above
+        // and `descriptor`, which lives in the generated pool.
         const absl::Duration latency = clock_.Now() - start;
         const absl::StatusCode code = result.status.code();
-        reactor->Finish(ToGrpcStatus(result.status));
         const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
                                : code == absl::StatusCode::kInternal ||
                                        code == absl::StatusCode::kUnknown
                                    ? LogLevel::kError
                                    : LogLevel::kWarning;
+        reactor->Finish(ToGrpcStatus(result.status));
         if (!LogEnabled(level)) return;
         // unknown_fields: JSON members Clink sent that no proto field holds
         // (API drift worth a look).
         Log(level, "rpc",
-            {{"method", method->method->full_name()},
+            {{"method", descriptor->full_name()},
              {"code", absl::StatusCodeToString(code)},
              {"latency_ms",
               absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))},
-             {"endpoint", method->endpoint},
+             {"endpoint", endpoint},
              {"upstream_status", absl::StrCat(result.http_status)},
              {"unknown_fields", absl::StrCat(result.unknown_fields)},
              {"request_id", request_id}});

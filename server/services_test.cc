@@ -57,9 +57,10 @@ class ServicesTest : public testing::Test {
   }
 
   FakeClock clock_;
-  FakeClinkApi api_;
   std::unique_ptr<clink::RestCodec> codec_;
   std::unique_ptr<RpcForwarder> forwarder_;
+  // Last, so it is destroyed (and its worker joined) before what it calls into.
+  FakeClinkApi api_;
 };
 
 TEST_F(ServicesTest,

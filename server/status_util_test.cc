@@ -46,6 +46,18 @@ TEST(StatusUtilTest, KeepsCodeAndPacksPayloadsAsRichDetails) {
   EXPECT_TRUE(saw_bad_request && saw_error_info);
 }
 
+TEST(StatusUtilTest, CapsAMultiByteMessageOnACharacterBoundary) {
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "\xe8\xae\xa2";  // 1200 bytes of "订".
+  absl::Status status = absl::FailedPreconditionError(text);
+  clink::AttachErrorInfo(status, google::rpc::ErrorInfo());
+  const grpc::Status out = ToGrpcStatus(status);
+  EXPECT_EQ(out.error_message().size(), 1023u);  // 341 whole characters.
+  google::rpc::Status details;  // Still decodable: no half character inside.
+  ASSERT_TRUE(details.ParseFromString(out.error_details()));
+  EXPECT_EQ(details.details_size(), 1);
+}
+
 TEST(StatusUtilTest, CapsTheMessage) {
   const grpc::Status out =
       ToGrpcStatus(absl::InternalError(std::string(5000, 'x')));

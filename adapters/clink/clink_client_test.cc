@@ -127,6 +127,18 @@ TEST_F(ClinkClientTest, SuccessWithoutPayloadIsNotOk) {
   EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "committed");
 }
 
+TEST_F(ClinkClientTest, UnreadableAmountInASuccessIsNotOk) {
+  // Clink took the payment but its amount cannot be read exactly: never hand
+  // the caller a blank amount as if it were Clink's answer.
+  transport_.next =
+      Response(200, R"({"code":200,"msg":"success","data":{"orderId":"ord_1",)"
+                    R"("status":1,"amount":{},"currency":"USD"}})");
+  v1::CreatePaymentResponse response;
+  const CallResult result = Call(Payment(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "committed");
+}
+
 TEST_F(ClinkClientTest, TwoHundredWithoutEnvelopeOnAPaymentIsUnknown) {
   transport_.next =
       Response(200, R"({"error":"gateway timeout","status":504})");

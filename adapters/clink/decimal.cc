@@ -74,16 +74,26 @@ absl::optional<std::string> ToPlainDecimal(absl::string_view text) {
     if (!IsValidDecimal(mantissa)) return absl::nullopt;
     return absl::StrCat(sign, mantissa);
   }
+  // The exponent: an optional sign, then ASCII digits only.
   absl::string_view exponent_text = text.substr(e + 1);
-  if (!exponent_text.empty() && exponent_text.front() == '+') {
+  bool negative = false;
+  if (!exponent_text.empty() &&
+      (exponent_text.front() == '+' || exponent_text.front() == '-')) {
+    negative = exponent_text.front() == '-';
     exponent_text.remove_prefix(1);
   }
-  int exponent = 0;
+  while (exponent_text.size() > 1 && exponent_text.front() == '0') {
+    exponent_text.remove_prefix(1);
+  }
   if (exponent_text.empty() || exponent_text.size() > 3 ||
-      !absl::SimpleAtoi(exponent_text, &exponent) ||
+      !std::all_of(exponent_text.begin(), exponent_text.end(),
+                   [](char c) { return absl::ascii_isdigit(c); }) ||
       !IsValidDecimal(mantissa)) {
     return absl::nullopt;
   }
+  int exponent = 0;
+  for (const char c : exponent_text) exponent = exponent * 10 + (c - '0');
+  if (negative) exponent = -exponent;
   const size_t dot = mantissa.find('.');
   const absl::string_view integer = mantissa.substr(0, dot);
   const absl::string_view fraction = dot == absl::string_view::npos
@@ -92,8 +102,9 @@ absl::optional<std::string> ToPlainDecimal(absl::string_view text) {
   const std::string digits = absl::StrCat(integer, fraction);
   // Where the decimal point goes in `digits` once the exponent is applied.
   const long point = static_cast<long>(integer.size()) + exponent;  // NOLINT
-  if (point > static_cast<long>(kMaxDecimalLength) ||               // NOLINT
-      -point > static_cast<long>(kMaxDecimalLength)) {              // NOLINT
+  // Bounds the zeros added below; the result's length is checked at the end.
+  if (point > 2 * static_cast<long>(kMaxDecimalLength) ||   // NOLINT
+      -point > 2 * static_cast<long>(kMaxDecimalLength)) {  // NOLINT
     return absl::nullopt;
   }
   std::string plain;
@@ -111,6 +122,7 @@ absl::optional<std::string> ToPlainDecimal(absl::string_view text) {
   }
   plain.erase(0, leading);
   if (!IsValidDecimal(plain)) return absl::nullopt;
+  if (CompareDecimals(plain, "0") == 0) sign.clear();  // "-0E0" is 0.
   return absl::StrCat(sign, plain);
 }
 

@@ -63,11 +63,17 @@ TEST(ToPlainDecimalTest, ShiftsTheDecimalPointAsText) {
   EXPECT_EQ(ToPlainDecimal("5E-1"), "0.5");
   EXPECT_EQ(ToPlainDecimal("0.5E+1"), "5");
   EXPECT_EQ(ToPlainDecimal("-1.2E-2"), "-0.012");
+  EXPECT_EQ(ToPlainDecimal("123.456E-3"), "0.123456");
+  EXPECT_EQ(ToPlainDecimal("1E+03"), "1000");
+  EXPECT_EQ(ToPlainDecimal("1E+0003"), "1000");
+  EXPECT_EQ(ToPlainDecimal("-0E0"), "0");
+  EXPECT_EQ(ToPlainDecimal("0.1E40"), std::string(40, '0').replace(0, 1, "1"));
 }
 
 TEST(ToPlainDecimalTest, RejectsWhatIsNotANumberOrTooLong) {
-  for (const char* bad : {"", "abc", "1e", "e3", "1e+", "1.e3", "--1", "1e1000",
-                          "1e45", "0x10", "1e3.5"}) {
+  for (const char* bad :
+       {"", "abc", "1e", "e3", "1e+", "1.e3", "--1", "1e1000", "1e45", "0x10",
+        "1e3.5", "1E+-3", "1E++3", "1e 3", "1e3 ", "1E-40"}) {
     EXPECT_FALSE(ToPlainDecimal(bad).has_value()) << bad;
   }
 }

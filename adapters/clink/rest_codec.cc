@@ -1,5 +1,6 @@
 #include "adapters/clink/rest_codec.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -944,8 +945,8 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
   // The parsed tree and the parser's stack live in stack buffers that a
   // typical response fits in, so decoding does not malloc (and free) a 64 KiB
   // chunk per response; larger responses spill over into heap chunks.
-  char value_buffer[12 * 1024];
-  char parse_buffer[4 * 1024];
+  alignas(std::max_align_t) char value_buffer[12 * 1024];
+  alignas(std::max_align_t) char parse_buffer[4 * 1024];
   rapidjson::MemoryPoolAllocator<> value_allocator(value_buffer,
                                                    sizeof(value_buffer));
   rapidjson::MemoryPoolAllocator<> parse_allocator(parse_buffer,
@@ -1000,6 +1001,11 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
             ? response
             : r->MutableMessage(response, method.response_body);
     impl.DecodeObject(doc, target, "", stats);
+    if (target->ByteSizeLong() == 0) {  // e.g. {"error": "..."}: no resource.
+      return absl::InternalError(
+          absl::StrCat("Clink response for ", method.endpoint,
+                       " is neither an envelope nor the resource"));
+    }
     return absl::OkStatus();
   }
 
@@ -1010,10 +1016,9 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
     const rapidjson::Value& value = it->value;
     if (method.shape == v1::RESPONSE_SHAPE_LIST && key == "rows") {
       if (value.IsNull()) continue;
-      if (!value.IsArray()) {
-        return absl::InternalError(absl::StrCat("Clink list response for ",
-                                                method.endpoint,
-                                                " has non-array rows"));
+      if (!value.IsArray()) {  // Clink said 200 but the payload is wrong.
+        envelope->payload_missing = true;
+        continue;
       }
       for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
         if (!value[k].IsObject()) {
@@ -1034,9 +1039,9 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
       }
     } else if (method.shape == v1::RESPONSE_SHAPE_OBJECT && key == "data") {
       if (value.IsNull()) continue;
-      if (!value.IsObject()) {
-        return absl::InternalError(absl::StrCat(
-            "Clink response for ", method.endpoint, " has non-object data"));
+      if (!value.IsObject()) {  // Clink said 200 but the payload is wrong.
+        envelope->payload_missing = true;
+        continue;
       }
       Message* target = method.response_body == nullptr
                             ? response

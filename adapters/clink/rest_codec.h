@@ -84,8 +84,9 @@ struct Envelope {
   bool has_code = false;
   int64_t code = 0;
   std::string msg;
-  // A success envelope carried no payload (`data` or `rows` absent or null)
-  // although the method needs one (RestRule.data_optional is false).
+  // A success envelope carried no usable payload (`data` or `rows` absent,
+  // null or of the wrong JSON type) although the method needs one
+  // (RestRule.data_optional is false; a wrong type is always flagged).
   bool payload_missing = false;
 };
 

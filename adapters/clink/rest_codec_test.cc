@@ -1995,8 +1995,7 @@ TEST(EnvelopeTest, BodyThatIsNotAJsonObjectIsInternal) {
         std::string(R"({"code":200} trailing)"),
         std::string("{\"code\":200,\"msg\":\"\xff\xfe\"}"),  // Invalid UTF-8.
         std::string(R"({"code":"OK","msg":"success"})"),  // Non-integer code.
-        std::string(R"({"code":200,"msg":"success","data":[1]})"),
-        std::string(R"({"code":200,"msg":"success","data":"ord_1"})")}) {
+        std::string(R"({"error":"gateway timeout","status":504})")}) {
     SCOPED_TRACE(body);
     const Decoded got = Decode("PaymentService.GetOrder", body);
     EXPECT_EQ(got.status.code(), absl::StatusCode::kInternal);
@@ -2008,10 +2007,31 @@ TEST(EnvelopeTest, BodyThatIsNotAJsonObjectIsInternal) {
                   ::testing::Not(HasSubstr(body)));
     }
   }
+}
+
+TEST(EnvelopeTest, SuccessWithAPayloadOfTheWrongTypeIsIncomplete) {
+  // Clink said 200, so the request took effect; the payload is unusable.
+  for (const std::string& body :
+       {std::string(R"({"code":200,"msg":"success","data":[1]})"),
+        std::string(R"({"code":200,"msg":"success","data":"ord_1"})")}) {
+    SCOPED_TRACE(body);
+    const Decoded got = Decode("PaymentService.GetOrder", body);
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    EXPECT_TRUE(got.envelope.payload_missing);
+  }
   const Decoded rows =
       Decode("PaymentService.ListOrders",
              R"({"total":1,"rows":{"orderId":"x"},"code":200})");
-  EXPECT_EQ(rows.status.code(), absl::StatusCode::kInternal);
+  ASSERT_TRUE(rows.status.ok()) << rows.status;
+  EXPECT_TRUE(rows.envelope.payload_missing);
+}
+
+TEST(EnvelopeTest, BareBodyMustLookLikeTheResource) {
+  // GetProduct may answer unwrapped, but an object with none of the product's
+  // fields is no product.
+  const Decoded got =
+      Decode("BillingService.GetProduct", R"({"error":"gateway timeout"})");
+  EXPECT_EQ(got.status.code(), absl::StatusCode::kInternal);
 }
 
 TEST(EnvelopeTest, UnknownMembersAreToleratedAndCounted) {

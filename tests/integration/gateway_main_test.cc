@@ -1,7 +1,10 @@
 // The clink_gateway binary refuses bad configuration with a clear message and a
 // non-zero exit, before it listens.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,11 +110,45 @@ TEST(GatewayMainTest, BadListenAddressIsRefused) {
 }
 
 TEST(GatewayMainTest, UpstreamTimeoutBeyondTheTimestampWindowIsRefused) {
-  const GatewayRun run = RunGateway({"--grpc_listen=127.0.0.1:0",
-                                     "--api_key_file=" + KeyFile(),
-                                     "--max_rpc_timeout=10m"});
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_file=" + KeyFile(),
+                  "--max_rpc_timeout=10m"});
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("--max_rpc_timeout"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, KeyWithAControlCharacterIsRefused) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/bad-key");
+  std::ofstream(path) << "sk_test_abc\r\nX-Injected: 1\n";
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_file=" + path});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("API key"), std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(run.stderr_text.find("sk_test_abc"), std::string::npos);
+}
+
+TEST(GatewayMainTest, PortAlreadyInUseIsRefused) {
+  // Hold a port the way another gateway would (gRPC would share it through
+  // SO_REUSEPORT if the gateway allowed it).
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const GatewayRun run = RunGateway(
+      {absl::StrCat("--grpc_listen=127.0.0.1:", ntohs(addr.sin_port)),
+       "--api_key_file=" + KeyFile()});
+  close(fd);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("cannot listen"), std::string::npos)
       << run.stderr_text;
 }
 
