@@ -116,6 +116,14 @@ absl::Status ValidateOptionalEnum(const JsonFields& fields,
   return ValidateEnum(fields.FieldName(field), value, allowed);
 }
 
+// The optional platformType / deviceType pair of payment and subscription
+// creation.
+absl::Status ValidateClientDevice(const JsonFields& fields) {
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateOptionalEnum(fields, "platformType", {"WEB", "WAP"}));
+  return ValidateOptionalEnum(fields, "deviceType", {"Android", "iOS"});
+}
+
 // Inserts `entity` into `map` under its id and returns the stored copy.
 template <typename T>
 T& Store(std::map<std::string, T>& map, T entity) {
@@ -950,10 +958,7 @@ absl::StatusOr<std::string> MerchantApi::CreatePayment(
                            fields.OptionalString("merchantReferenceId"));
   GATEWAY_ASSIGN_OR_RETURN(order.metadata,
                            fields.OptionalStringMap("metadata"));
-  GATEWAY_RETURN_IF_ERROR(
-      ValidateOptionalEnum(fields, "platformType", {"WEB", "WAP"}));
-  GATEWAY_RETURN_IF_ERROR(
-      ValidateOptionalEnum(fields, "deviceType", {"Android", "iOS"}));
+  GATEWAY_RETURN_IF_ERROR(ValidateClientDevice(fields));
   GATEWAY_ASSIGN_OR_RETURN(CustomerRef customer_ref, ReadCustomerRef(fields));
 
   absl::MutexLock lock(&mu_);
@@ -1248,10 +1253,7 @@ absl::StatusOr<std::string> MerchantApi::CreateSubscription(
                            fields.OptionalString("merchantReferenceId"));
   GATEWAY_ASSIGN_OR_RETURN(subscription.metadata,
                            fields.OptionalStringMap("metadata"));
-  GATEWAY_RETURN_IF_ERROR(
-      ValidateOptionalEnum(fields, "platformType", {"WEB", "WAP"}));
-  GATEWAY_RETURN_IF_ERROR(
-      ValidateOptionalEnum(fields, "deviceType", {"Android", "iOS"}));
+  GATEWAY_RETURN_IF_ERROR(ValidateClientDevice(fields));
   GATEWAY_ASSIGN_OR_RETURN(CustomerRef customer_ref, ReadCustomerRef(fields));
 
   absl::MutexLock lock(&mu_);
