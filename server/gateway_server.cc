@@ -10,6 +10,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "adapters/clink/clink_client.h"
+#include "adapters/clink/idempotent_clink_api.h"
+#include "adapters/idempotency/memory_idempotency_store.h"
+#include "adapters/idempotency/redis_idempotency_store.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/http/api_key_signer.h"
 #include "adapters/http/curl_http_transport.h"
@@ -82,6 +85,30 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
                      absl::FormatDuration(kMaxRpcTimeout),
                      " (Clink refuses request timestamps older than 120 s)"));
   }
+  const clink::ClinkClientOptions& u = o.upstream;
+  if (u.retry.max_attempts < 1 || u.retry.max_attempts > 10) {
+    return absl::InvalidArgumentError(
+        "--max_upstream_attempts must be between 1 and 10");
+  }
+  if (!(u.retry.budget_ratio >= 0 && u.retry.budget_ratio <= 1)) {
+    return absl::InvalidArgumentError(
+        "--retry_budget_ratio must be between 0 and 1");
+  }
+  if (u.max_in_flight < 0) {
+    return absl::InvalidArgumentError(
+        "--max_in_flight_requests must not be negative (0 = no cap)");
+  }
+  if (!(u.rate_limit_per_second >= 0) || u.rate_limit_burst < 1) {
+    return absl::InvalidArgumentError(
+        "--upstream_rate_limit must not be negative and "
+        "--upstream_rate_limit_burst must be at least 1");
+  }
+  if (o.idempotency_retention < absl::Minutes(1) ||
+      o.idempotency_max_keys == 0) {
+    return absl::InvalidArgumentError(
+        "--idempotency_retention must be at least 1m and "
+        "--idempotency_max_keys positive");
+  }
   return absl::OkStatus();
 }
 
@@ -89,8 +116,11 @@ struct GatewayServer::Components {
   const Clock* clock = nullptr;
   std::unique_ptr<http::ApiKeySigner> signer;
   std::unique_ptr<http::CurlHttpTransport> transport;
+  // Outlives the clients: their last store writes finish before it goes.
+  std::unique_ptr<idempotency::IdempotencyStore> idempotency_store;
   std::unique_ptr<clink::RestCodec> codec;
   std::unique_ptr<clink::ClinkClient> client;
+  std::unique_ptr<clink::IdempotentClinkApi> idempotent_client;
   std::unique_ptr<RpcForwarder> forwarder;
   std::unique_ptr<CheckoutServiceImpl> checkout;
   std::unique_ptr<PaymentServiceImpl> payment;
@@ -132,12 +162,36 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
 
   GATEWAY_ASSIGN_OR_RETURN(c->codec, clink::RestCodec::CreateForServices(
                                          clink::GatewayServiceNames()));
-  c->client =
-      std::make_unique<clink::ClinkClient>(*c->codec, *c->transport, *c->clock);
+  // A claimed key whose holder vanishes is settled as abandoned after this;
+  // it must outlast any call (and the drain), or a slow first call could be
+  // declared abandoned while it still runs.
+  const absl::Duration lease = options.max_rpc_timeout + absl::Minutes(1);
+  if (options.idempotency_redis.empty()) {
+    idempotency::MemoryIdempotencyStore::Options store_options;
+    store_options.retention = options.idempotency_retention;
+    store_options.in_flight_lease = lease;
+    store_options.max_keys = options.idempotency_max_keys;
+    store_options.clock = c->clock;
+    c->idempotency_store =
+        std::make_unique<idempotency::MemoryIdempotencyStore>(store_options);
+  } else {
+    idempotency::RedisIdempotencyStore::Options store_options;
+    store_options.address = options.idempotency_redis;
+    store_options.retention = options.idempotency_retention;
+    store_options.in_flight_lease = lease;
+    store_options.clock = c->clock;
+    GATEWAY_ASSIGN_OR_RETURN(
+        c->idempotency_store,
+        idempotency::RedisIdempotencyStore::Create(store_options));
+  }
+  c->client = std::make_unique<clink::ClinkClient>(
+      *c->codec, *c->transport, *c->clock, options.upstream);
+  c->idempotent_client = std::make_unique<clink::IdempotentClinkApi>(
+      *c->codec, *c->client, *c->idempotency_store);
   ForwarderOptions forwarder_options;
   forwarder_options.max_rpc_timeout = options.max_rpc_timeout;
-  c->forwarder = std::make_unique<RpcForwarder>(*c->codec, *c->client,
-                                                *c->clock, forwarder_options);
+  c->forwarder = std::make_unique<RpcForwarder>(
+      *c->codec, *c->idempotent_client, *c->clock, forwarder_options);
   c->checkout = std::make_unique<CheckoutServiceImpl>(*c->forwarder);
   c->payment = std::make_unique<PaymentServiceImpl>(*c->forwarder);
   c->billing = std::make_unique<BillingServiceImpl>(*c->forwarder);
@@ -175,6 +229,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
       {{"grpc_port", absl::StrCat(c->port)},
        {"clink_base_url", options.clink_base_url},
        {"key_fingerprint", c->signer->KeyFingerprint()},
+       {"idempotency_store",
+        options.idempotency_redis.empty() ? "memory" : "redis"},
        {"version", kVersion}});
   return std::unique_ptr<GatewayServer>(new GatewayServer(std::move(c)));
 }

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "adapters/clink/clink_client.h"
 #include "common/clock.h"
 #include "common/secret.h"
 
@@ -38,6 +39,16 @@ struct GatewayOptions {
   absl::Duration max_rpc_timeout = absl::Seconds(30);
   // Largest Clink response body accepted.
   size_t max_response_bytes = 4 << 20;
+  // Retries, the in-flight cap and the client-side rate limit toward Clink.
+  clink::ClinkClientOptions upstream;
+  // Idempotency keys: empty keeps them in this process's memory (bounded by
+  // idempotency_max_keys); "host:port" or "unix:/path" shares them through
+  // Redis across every replica (then two pods never both send a keyed
+  // payment). Keyed writes fail closed (UNAVAILABLE) while the store is down.
+  std::string idempotency_redis;
+  // How long a key's result is replayed.
+  absl::Duration idempotency_retention = absl::Hours(24);
+  size_t idempotency_max_keys = 100000;
   // Clock for signing and deadlines; nullptr means the system clock.
   const Clock* clock = nullptr;
 };
@@ -45,7 +56,7 @@ struct GatewayOptions {
 // Rejects invalid combinations before anything is built: an empty key, a
 // malformed listen address, a base URL that is not https:// (or http:// with
 // allow_plaintext_upstream), a missing CA bundle file, non-positive sizes or
-// timeouts.
+// timeouts, out-of-range retry, overload or rate-limit settings.
 absl::Status ValidateOptions(const GatewayOptions& options);
 
 class GatewayServer {

@@ -49,6 +49,28 @@ ABSL_FLAG(
     absl::Duration, max_rpc_timeout, absl::Seconds(30),
     "Upper bound on an RPC's upstream time, whatever the caller's deadline.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(int, max_in_flight_requests, 1000,
+          "Calls in progress toward Clink; beyond it RPCs fail at once with "
+          "RESOURCE_EXHAUSTED and a RetryInfo (0 = no cap).");
+ABSL_FLAG(double, upstream_rate_limit, 0,
+          "Client-side limit toward Clink in requests per second, so the "
+          "gateway stays under Clink's own limit (0 = off).");
+ABSL_FLAG(int, upstream_rate_limit_burst, 20,
+          "Requests that may start back to back under --upstream_rate_limit.");
+ABSL_FLAG(int, max_upstream_attempts, 4,
+          "Attempts per call, the first included, for calls that may be "
+          "retried (reads; writes that provably never left; refunds).");
+ABSL_FLAG(double, retry_budget_ratio, 0.1,
+          "Retries may be at most this share of calls over 10 s (plus 10 per "
+          "second), so a Clink outage is not amplified.");
+ABSL_FLAG(std::string, idempotency_redis, "",
+          "Redis (host:port or unix:/path) holding idempotency keys for every "
+          "replica; empty keeps them in this process's memory.");
+ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(24),
+          "How long an idempotency key's first result is replayed.");
+ABSL_FLAG(int, idempotency_max_keys, 100000,
+          "Keys the in-memory idempotency store holds; when full of live keys "
+          "new keyed calls are refused (never evicted early).");
 
 namespace {
 
@@ -149,6 +171,21 @@ int main(int argc, char** argv) {
   options.upstream_connect_timeout =
       absl::GetFlag(FLAGS_upstream_connect_timeout);
   options.max_rpc_timeout = absl::GetFlag(FLAGS_max_rpc_timeout);
+  options.upstream.max_in_flight = absl::GetFlag(FLAGS_max_in_flight_requests);
+  options.upstream.rate_limit_per_second =
+      absl::GetFlag(FLAGS_upstream_rate_limit);
+  options.upstream.rate_limit_burst =
+      absl::GetFlag(FLAGS_upstream_rate_limit_burst);
+  options.upstream.retry.max_attempts =
+      absl::GetFlag(FLAGS_max_upstream_attempts);
+  options.upstream.retry.budget_ratio = absl::GetFlag(FLAGS_retry_budget_ratio);
+  options.idempotency_redis = absl::GetFlag(FLAGS_idempotency_redis);
+  options.idempotency_retention = absl::GetFlag(FLAGS_idempotency_retention);
+  if (absl::GetFlag(FLAGS_idempotency_max_keys) <= 0) {
+    return Fail("--idempotency_max_keys must be positive");
+  }
+  options.idempotency_max_keys =
+      static_cast<size_t>(absl::GetFlag(FLAGS_idempotency_max_keys));
   absl::StatusOr<clink_gateway::Secret> key =
       LoadApiKey(absl::GetFlag(FLAGS_api_key_file));
   if (!key.ok()) return Fail(key.status().message());

@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <utility>
+#include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/types/optional.h"
+#include "adapters/clink/error_details.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -16,9 +20,26 @@ namespace {
 
 constexpr size_t kMaxRequestIdLength = 128;
 
+constexpr size_t kMaxIdempotencyKeyLength = 255;
+constexpr size_t kMaxCallerLength = 128;
+
 bool IsPrintableAscii(absl::string_view s) {
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+bool IsCallerChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+         absl::string_view("._:/@-").find(c) != absl::string_view::npos;
+}
+
+// The single value of metadata `key`, if the caller sent it.
+absl::optional<absl::string_view> MetadataValue(
+    const grpc::CallbackServerContext& context, absl::string_view key) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return absl::nullopt;
+  return absl::string_view(it->second.data(), it->second.size());
 }
 
 }  // namespace
@@ -51,6 +72,33 @@ std::string RequestIdFrom(const grpc::CallbackServerContext& context) {
                          absl::Uniform<uint64_t>(gen));
 }
 
+absl::Status ReadIdempotencyMetadata(const grpc::CallbackServerContext& context,
+                                     clink::CallOptions& options) {
+  std::vector<clink::FieldViolation> violations;
+  if (const auto key = MetadataValue(context, kIdempotencyKeyMetadata)) {
+    if (key->empty() || key->size() > kMaxIdempotencyKeyLength ||
+        !IsPrintableAscii(*key)) {
+      violations.push_back({std::string(kIdempotencyKeyMetadata),
+                            "metadata must be 1-255 printable ASCII "
+                            "characters without spaces"});
+    } else {
+      options.idempotency_key = std::string(*key);
+    }
+  }
+  if (const auto caller = MetadataValue(context, kCallerMetadata)) {
+    if (caller->empty() || caller->size() > kMaxCallerLength ||
+        !std::all_of(caller->begin(), caller->end(), IsCallerChar)) {
+      violations.push_back({std::string(kCallerMetadata),
+                            "metadata must be 1-128 characters from "
+                            "[A-Za-z0-9._:/@-]"});
+    } else {
+      options.caller = std::string(*caller);
+    }
+  }
+  if (violations.empty()) return absl::OkStatus();
+  return clink::InvalidArgumentWithViolations(violations);
+}
+
 RpcForwarder::RpcForwarder(const clink::RestCodec& codec, clink::ClinkApi& api,
                            const Clock& clock, ForwarderOptions options)
     : codec_(codec), api_(api), clock_(clock), options_(options) {}
@@ -74,11 +122,17 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
   context->AddInitialMetadata("x-request-id", options.request_id);
   options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()),
                                       start, options_.max_rpc_timeout);
+  if (absl::Status metadata = ReadIdempotencyMetadata(*context, options);
+      !metadata.ok()) {
+    reactor->Finish(ToGrpcStatus(metadata));
+    return reactor;
+  }
+  const bool keyed = !options.idempotency_key.empty();
 
   api_.Call(
       *method->method, request, options, response,
       [this, reactor, start, descriptor = method->method,
-       endpoint = method->endpoint,
+       endpoint = method->endpoint, keyed,
        request_id = options.request_id](clink::CallResult result) {
         // Answer the caller first; the log line is queued, never awaited. Once
         // the RPC is finished nothing owned by the server may be touched (it
@@ -103,6 +157,9 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
              {"endpoint", endpoint},
              {"upstream_status", absl::StrCat(result.http_status)},
              {"unknown_fields", absl::StrCat(result.unknown_fields)},
+             {"attempts", absl::StrCat(result.attempts)},
+             {"idempotency_key", keyed ? "present" : "absent"},
+             {"replayed", result.replayed ? "true" : "false"},
              {"request_id", request_id}});
       });
   return reactor;

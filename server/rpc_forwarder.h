@@ -53,6 +53,24 @@ absl::Time UpstreamDeadline(absl::Time caller_deadline, absl::Time now,
 // ASCII characters, otherwise a fresh random one (32 hex digits).
 std::string RequestIdFrom(const grpc::CallbackServerContext& context);
 
+// gRPC metadata a caller sets to make a mutating RPC idempotent: 1-255
+// printable ASCII characters (a UUID is a good choice). Later calls with the
+// same key, RPC and request get the first call's result for at least the
+// retention period (24 h by default); see adapters/clink/idempotent_clink_api.h.
+inline constexpr absl::string_view kIdempotencyKeyMetadata = "idempotency-key";
+
+// gRPC metadata naming the calling service (1-128 characters from
+// [A-Za-z0-9._:/@-], e.g. "checkout-web" or a SPIFFE id). Idempotency keys are
+// scoped by it, so two services using the same key never collide. Callers that
+// send none share one anonymous scope. In a service mesh, have the sidecar set
+// it from the authenticated peer identity.
+inline constexpr absl::string_view kCallerMetadata = "x-clink-caller";
+
+// Reads the two headers above into `options`; INVALID_ARGUMENT (with a
+// BadRequest naming the metadata key) when either is present but malformed.
+absl::Status ReadIdempotencyMetadata(const grpc::CallbackServerContext& context,
+                                     clink::CallOptions& options);
+
 }  // namespace clink_gateway::server
 
 #endif  // CLINK_GATEWAY_SERVER_RPC_FORWARDER_H_

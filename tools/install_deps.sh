@@ -17,6 +17,9 @@ APT_PACKAGES=(
   libjemalloc-dev
   # The emulator's TLS and the test CA.
   libssl-dev openssl
+  # Idempotency keys shared by a fleet of replicas: the hiredis client, and the Redis server
+  # the tests start themselves (on a unix socket in the test's temp dir).
+  libhiredis-dev redis-server
 )
 # buf (the proto linter) ships on npm; use the machine's Node.js when it has one.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

@@ -20,6 +20,12 @@ struct CallOptions {
   absl::Time deadline = absl::InfiniteFuture();
   // Correlation id, sent upstream as X-Request-Id.
   std::string request_id;
+  // The caller's idempotency key (gRPC metadata `idempotency-key`), or empty.
+  // Only mutating RPCs use it; see idempotent_clink_api.h.
+  std::string idempotency_key;
+  // The calling identity the key is scoped to (gRPC metadata `x-clink-caller`),
+  // or empty for anonymous callers.
+  std::string caller;
 };
 
 // How one call went, for the per-RPC log line and metrics.
@@ -36,6 +42,10 @@ struct CallResult {
   // JSON members in the response that the gateway has no field for (Clink API
   // drift).
   int unknown_fields = 0;
+  // HTTP attempts made (0 when nothing was sent, 2+ after retries).
+  int attempts = 0;
+  // The result was replayed from the idempotency store: Clink was not called.
+  bool replayed = false;
 };
 
 class ClinkApi {

@@ -1,17 +1,77 @@
 #include "adapters/clink/clink_client.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/clink/validation.h"
+#include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::clink {
+namespace {
+
+// A call the gateway refused before sending anything, to protect Clink or
+// itself.
+absl::Status NotSentRejection(absl::string_view endpoint,
+                              absl::string_view reason,
+                              absl::string_view detail,
+                              absl::Duration retry_delay) {
+  absl::Status status(absl::StatusCode::kResourceExhausted,
+                      absl::StrCat("clink ", endpoint, ": ", detail,
+                                   "; nothing was sent to Clink"));
+  google::rpc::ErrorInfo info;
+  info.set_reason(std::string(reason));
+  info.set_domain(std::string(kGatewayDomain));
+  (*info.mutable_metadata())["outcome"] =
+      std::string(OutcomeName(Outcome::kNotSent));
+  (*info.mutable_metadata())["endpoint"] = std::string(endpoint);
+  AttachErrorInfo(status, info);
+  AttachRetryInfo(status, retry_delay);
+  return status;
+}
+
+}  // namespace
+
+struct ClinkClient::CallState {
+  const RestMethod* rest = nullptr;
+  google::protobuf::Message* response = nullptr;
+  Callback done;
+  http::HttpRequest request;  // Unsigned; copied for each attempt.
+  absl::Time deadline;
+  std::string request_id;
+  int attempts = 0;
+  absl::Time attempt_start;
+  CallResult last;  // The previous attempt's result, once there is one.
+};
 
 ClinkClient::ClinkClient(const RestCodec& codec, http::HttpTransport& transport,
-                         const Clock& clock)
-    : codec_(codec), transport_(transport), clock_(clock) {}
+                         const Clock& clock, ClinkClientOptions options)
+    : codec_(codec),
+      transport_(transport),
+      clock_(clock),
+      options_(options),
+      budget_(options.retry),
+      rate_limit_(options.rate_limit_per_second > 0
+                      ? std::make_unique<TokenBucket>(
+                            options.rate_limit_per_second,
+                            options.rate_limit_burst)
+                      : nullptr) {}
+
+ClinkClient::Stats ClinkClient::stats() const {
+  Stats s;
+  s.calls = calls_.load(std::memory_order_relaxed);
+  s.retries = retries_.load(std::memory_order_relaxed);
+  s.retries_denied_by_budget = retries_denied_.load(std::memory_order_relaxed);
+  s.overload_rejections = overload_rejections_.load(std::memory_order_relaxed);
+  s.rate_limited = rate_limited_.load(std::memory_order_relaxed);
+  s.in_flight = in_flight_.load(std::memory_order_relaxed);
+  s.unknown_fields = unknown_fields_.load(std::memory_order_relaxed);
+  return s;
+}
 
 void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
                        const google::protobuf::Message& request,
@@ -19,61 +79,172 @@ void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
                        google::protobuf::Message* response, Callback done) {
   const RestMethod* rest = codec_.Find(method);
   if (rest == nullptr) {
-    std::move(done)(
-        CallResult{absl::UnimplementedError(absl::StrCat(
-                       method.full_name(), " has no Clink mapping")),
-                   "", 0, 0});
+    CallResult result;
+    result.status = absl::UnimplementedError(
+        absl::StrCat(method.full_name(), " has no Clink mapping"));
+    std::move(done)(std::move(result));
     return;
   }
-  absl::Status valid = codec_.Validate(*rest, request);
-  if (valid.ok()) valid = ValidateCrossFieldRules(request);
-  if (!valid.ok()) {
-    std::move(done)(CallResult{std::move(valid), rest->endpoint, 0, 0});
-    return;
-  }
+  absl::Status valid = ValidateRequest(codec_, *rest, request);
   absl::StatusOr<http::HttpRequest> http_request =
-      codec_.EncodeRequest(*rest, request);
+      valid.ok() ? codec_.EncodeRequest(*rest, request)
+                 : absl::StatusOr<http::HttpRequest>(std::move(valid));
   if (!http_request.ok()) {
-    std::move(done)(CallResult{http_request.status(), rest->endpoint, 0, 0});
+    CallResult result;
+    result.status = http_request.status();
+    result.endpoint = rest->endpoint;
+    std::move(done)(std::move(result));
     return;
   }
+  if (options_.max_in_flight > 0 &&
+      in_flight_.fetch_add(1, std::memory_order_relaxed) >=
+          options_.max_in_flight) {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    overload_rejections_.fetch_add(1, std::memory_order_relaxed);
+    CallResult result;
+    result.endpoint = rest->endpoint;
+    result.status = NotSentRejection(
+        rest->endpoint, "GATEWAY_OVERLOADED",
+        absl::StrCat("the gateway already has ", options_.max_in_flight,
+                     " calls in flight to Clink"),
+        options_.overload_retry_delay);
+    std::move(done)(std::move(result));
+    return;
+  }
+  if (options_.max_in_flight <= 0) {
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+  }
+  calls_.fetch_add(1, std::memory_order_relaxed);
+  const absl::Time now = clock_.Now();
+  budget_.RecordCall(now);
+
+  auto state = std::make_unique<CallState>();
+  state->rest = rest;
+  state->response = response;
+  state->done = std::move(done);
+  state->request = *std::move(http_request);
+  state->deadline = options.deadline;
+  state->request_id = options.request_id;
+  StartAttempt(std::move(state), now);
+}
+
+void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
+                               absl::Time earliest) {
+  absl::Time start = earliest;
+  if (rate_limit_ != nullptr) {
+    const absl::Time latest =
+        std::min(earliest + options_.max_rate_limit_wait,
+                 state->deadline - options_.retry.min_attempt_time);
+    const absl::optional<absl::Time> reserved =
+        rate_limit_->Reserve(earliest, latest);
+    if (!reserved.has_value()) {
+      rate_limited_.fetch_add(1, std::memory_order_relaxed);
+      if (state->attempts > 0) {  // A retry: the caller gets the last answer.
+        CallResult last = std::move(state->last);
+        Finish(std::move(state), std::move(last));
+        return;
+      }
+      CallResult result;
+      result.endpoint = state->rest->endpoint;
+      result.status = NotSentRejection(
+          state->rest->endpoint, "UPSTREAM_RATE_LIMITED",
+          "the gateway's rate limit toward Clink has no room before the "
+          "deadline",
+          options_.max_rate_limit_wait);
+      Finish(std::move(state), std::move(result));
+      return;
+    }
+    start = *reserved;
+  }
+  ++state->attempts;
+  state->attempt_start = start;
   http::SendOptions send_options;
-  send_options.deadline = options.deadline;
-  send_options.request_id = options.request_id;
-  transport_.Send(
-      *std::move(http_request), std::move(send_options),
-      [this, rest, response,
-       done = std::move(done)](http::HttpResult result) mutable {
-        UpstreamOutcome outcome;
-        outcome.endpoint = rest->endpoint;
-        outcome.mutating = rest->mutating();
-        outcome.idempotent_upstream = rest->idempotent_upstream;
-        outcome.transport_status = result.status;
-        outcome.delivery = result.delivery;
-        outcome.now = clock_.Now();
-        CallResult call{absl::OkStatus(), rest->endpoint, 0, 0};
-        if (result.status.ok()) {
-          call.http_status = outcome.http_status = result.response.status_code;
-          outcome.retry_after =
-              std::string(result.response.Header("retry-after"));
-          Envelope envelope;
-          DecodeStats stats;
-          const absl::Status decoded = codec_.DecodeResponse(
-              *rest, result.response.body, response, &envelope, &stats);
-          outcome.body_readable = decoded.ok();
-          outcome.has_envelope_code = envelope.has_code;
-          outcome.envelope_code = envelope.code;
-          outcome.envelope_msg = std::move(envelope.msg);
-          outcome.incomplete =
-              envelope.payload_missing || stats.unreadable_amounts > 0;
-          call.unknown_fields = stats.unknown_fields;
-          unknown_fields_total_.fetch_add(stats.unknown_fields,
-                                          std::memory_order_relaxed);
-        }
-        call.status = MapUpstreamOutcome(outcome);
-        if (!call.status.ok()) response->Clear();
-        std::move(done)(std::move(call));
-      });
+  send_options.deadline = state->deadline;
+  send_options.request_id = state->request_id;
+  send_options.not_before = start;
+  http::HttpRequest request = state->request;
+  transport_.Send(std::move(request), std::move(send_options),
+                  [this, state = std::move(state)](
+                      http::HttpResult result) mutable {
+                    OnAttemptDone(std::move(state), std::move(result));
+                  });
+}
+
+void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
+                                http::HttpResult result) {
+  const RestMethod& rest = *state->rest;
+  const absl::Time now = clock_.Now();
+  UpstreamOutcome outcome;
+  outcome.endpoint = rest.endpoint;
+  outcome.mutating = rest.mutating();
+  outcome.idempotent_upstream = rest.idempotent_upstream;
+  outcome.transport_status = result.status;
+  outcome.delivery = result.delivery;
+  outcome.now = now;
+  CallResult call;
+  call.endpoint = rest.endpoint;
+  call.attempts = state->attempts;
+  int64_t envelope_code = 0;
+  if (result.status.ok()) {
+    call.http_status = outcome.http_status = result.response.status_code;
+    outcome.retry_after = std::string(result.response.Header("retry-after"));
+    Envelope envelope;
+    DecodeStats stats;
+    const absl::Status decoded = codec_.DecodeResponse(
+        rest, result.response.body, state->response, &envelope, &stats);
+    outcome.body_readable = decoded.ok();
+    outcome.has_envelope_code = envelope.has_code;
+    outcome.envelope_code = envelope.code;
+    if (envelope.has_code) envelope_code = envelope.code;
+    outcome.envelope_msg = std::move(envelope.msg);
+    outcome.incomplete =
+        envelope.payload_missing || stats.unreadable_amounts > 0;
+    call.unknown_fields = stats.unknown_fields;
+    unknown_fields_.fetch_add(stats.unknown_fields, std::memory_order_relaxed);
+  }
+  call.status = MapUpstreamOutcome(outcome);
+  if (call.status.ok()) {
+    Finish(std::move(state), std::move(call));
+    return;
+  }
+  state->response->Clear();
+
+  if (state->attempts < options_.retry.max_attempts &&
+      IsRetryable(rest.mutating(), rest.idempotent_upstream, result,
+                  envelope_code)) {
+    thread_local absl::BitGen gen;
+    absl::Duration delay = Backoff(options_.retry, state->attempts, gen);
+    bool retry = true;
+    if (!outcome.retry_after.empty()) {
+      const absl::Duration retry_after =
+          ParseRetryAfter(outcome.retry_after, now);
+      retry = retry_after <= options_.retry.max_retry_after;
+      delay = std::max(delay, retry_after);
+    }
+    // Room for the wait and a whole attempt (as long as the last one took, at
+    // least min_attempt_time) before the deadline.
+    const absl::Duration attempt_time = std::max(
+        now - state->attempt_start, options_.retry.min_attempt_time);
+    retry = retry && now + delay + attempt_time <= state->deadline;
+    if (retry && !budget_.TryRetry(now)) {
+      retries_denied_.fetch_add(1, std::memory_order_relaxed);
+      retry = false;
+    }
+    if (retry) {
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      state->last = std::move(call);
+      StartAttempt(std::move(state), now + delay);
+      return;
+    }
+  }
+  Finish(std::move(state), std::move(call));
+}
+
+void ClinkClient::Finish(std::unique_ptr<CallState> state, CallResult result) {
+  Callback done = std::move(state->done);
+  state.reset();
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  std::move(done)(std::move(result));
 }
 
 }  // namespace clink_gateway::clink

@@ -1,39 +1,91 @@
-// ClinkApi over the REST codec and an HttpTransport.
+// ClinkApi over the REST codec and an HttpTransport, with the gateway's
+// transport policy: deadline-bounded retries with full jitter and a retry
+// budget (retry_policy.h), a cap on calls in flight toward Clink, and an
+// optional client-side rate limit (token_bucket.h).
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_CLINK_CLIENT_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_CLINK_CLIENT_H_
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "adapters/clink/clink_api.h"
 #include "adapters/clink/rest_codec.h"
+#include "adapters/clink/retry_policy.h"
+#include "adapters/clink/token_bucket.h"
 #include "adapters/http/http_transport.h"
 #include "common/clock.h"
 
 namespace clink_gateway::clink {
 
+struct ClinkClientOptions {
+  RetryOptions retry;
+  // Calls in progress toward Clink (from the first attempt to the last answer,
+  // backoff waits included). Beyond it a call fails at once with
+  // RESOURCE_EXHAUSTED, ErrorInfo reason GATEWAY_OVERLOADED, outcome not_sent,
+  // and a RetryInfo of `overload_retry_delay`, instead of queueing without
+  // bound. 0 means no cap.
+  int max_in_flight = 1000;
+  absl::Duration overload_retry_delay = absl::Milliseconds(100);
+  // Client-side rate limit toward Clink, in requests (attempts) per second;
+  // 0 turns it off. `rate_limit_burst` requests may start back to back.
+  double rate_limit_per_second = 0;
+  int rate_limit_burst = 20;
+  // How long an attempt may wait for a rate-limit token (never beyond the
+  // caller's deadline). Longer: RESOURCE_EXHAUSTED, reason
+  // UPSTREAM_RATE_LIMITED, outcome not_sent, with a RetryInfo.
+  absl::Duration max_rate_limit_wait = absl::Milliseconds(250);
+};
+
 class ClinkClient final : public ClinkApi {
  public:
+  struct Stats {
+    int64_t calls = 0;     // Calls admitted (first attempts).
+    int64_t retries = 0;   // Further attempts sent.
+    int64_t retries_denied_by_budget = 0;
+    int64_t overload_rejections = 0;  // Refused by max_in_flight.
+    int64_t rate_limited = 0;         // Refused by the rate limit.
+    int64_t in_flight = 0;
+    int64_t unknown_fields = 0;  // JSON members no proto field holds.
+  };
+
   // `codec`, `transport` and `clock` must outlive the client.
   ClinkClient(const RestCodec& codec, http::HttpTransport& transport,
-              const Clock& clock);
+              const Clock& clock, ClinkClientOptions options = {});
 
   ClinkClient(const ClinkClient&) = delete;
   ClinkClient& operator=(const ClinkClient&) = delete;
 
+  // See ClinkApi. Validation failures and overload rejections call `done`
+  // inline; everything else from the transport's thread.
   void Call(const google::protobuf::MethodDescriptor& method,
             const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override;
 
-  // Total JSON members seen in Clink responses that no proto field holds.
-  int64_t unknown_fields_total() const { return unknown_fields_total_.load(); }
+  Stats stats() const;
 
  private:
+  struct CallState;
+
+  void StartAttempt(std::unique_ptr<CallState> state, absl::Time earliest);
+  void OnAttemptDone(std::unique_ptr<CallState> state, http::HttpResult result);
+  void Finish(std::unique_ptr<CallState> state, CallResult result);
+
   const RestCodec& codec_;
   http::HttpTransport& transport_;
   const Clock& clock_;
-  std::atomic<int64_t> unknown_fields_total_{0};
+  const ClinkClientOptions options_;
+  RetryBudget budget_;
+  std::unique_ptr<TokenBucket> rate_limit_;  // Null when off.
+
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> calls_{0};
+  std::atomic<int64_t> retries_{0};
+  std::atomic<int64_t> retries_denied_{0};
+  std::atomic<int64_t> overload_rejections_{0};
+  std::atomic<int64_t> rate_limited_{0};
+  std::atomic<int64_t> unknown_fields_{0};
 };
 
 }  // namespace clink_gateway::clink

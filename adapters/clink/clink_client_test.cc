@@ -1,5 +1,6 @@
 #include "adapters/clink/clink_client.h"
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -17,18 +18,38 @@ namespace {
 
 namespace v1 = ::clink::gateway::v1;
 
-// Records each request and answers with a scripted result, inline.
+// Records each request and answers inline: with the front of `script` while
+// it lasts, then with `next`. With `hold`, keeps the callbacks instead (see
+// AnswerHeld).
 class ScriptedTransport final : public http::HttpTransport {
  public:
   void Send(http::HttpRequest request, http::SendOptions options,
             DoneCallback done) override {
     requests.push_back(std::move(request));
     options_seen.push_back(std::move(options));
+    if (hold) {
+      held.push_back(std::move(done));
+      return;
+    }
+    if (!script.empty()) {
+      http::HttpResult result = std::move(script.front());
+      script.pop_front();
+      std::move(done)(std::move(result));
+      return;
+    }
     std::move(done)(next);
+  }
+  void AnswerHeld() {
+    std::vector<DoneCallback> callbacks;
+    callbacks.swap(held);
+    for (auto& done : callbacks) std::move(done)(next);
   }
   std::vector<http::HttpRequest> requests;
   std::vector<http::SendOptions> options_seen;
+  std::deque<http::HttpResult> script;
   http::HttpResult next;
+  bool hold = false;
+  std::vector<DoneCallback> held;
 };
 
 http::HttpResult Response(int status, std::string body) {
@@ -39,6 +60,19 @@ http::HttpResult Response(int status, std::string body) {
   return r;
 }
 
+http::HttpResult TransportFailure(http::FailureKind kind,
+                                  http::Delivery delivery) {
+  http::HttpResult r;
+  r.status = absl::UnavailableError("transport failure");
+  r.failure = kind;
+  r.delivery = delivery;
+  return r;
+}
+
+constexpr char kOrderJson[] =
+    R"({"code":200,"msg":"success","data":{"orderId":"ord_1","status":1,)"
+    R"("amount":"19.99","currency":"USD"}})";
+
 class ClinkClientTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -46,6 +80,25 @@ class ClinkClientTest : public testing::Test {
     ASSERT_TRUE(codec.ok()) << codec.status();
     codec_ = *std::move(codec);
     client_ = std::make_unique<ClinkClient>(*codec_, transport_, clock_);
+  }
+
+  void UseOptions(ClinkClientOptions options) {
+    client_ =
+        std::make_unique<ClinkClient>(*codec_, transport_, clock_, options);
+  }
+
+  static v1::GetOrderRequest GetOrder() {
+    v1::GetOrderRequest r;
+    r.set_order_id("ord_1");
+    return r;
+  }
+
+  static v1::CreateRefundRequest Refund() {
+    v1::CreateRefundRequest r;
+    r.set_order_id("ord_1");
+    r.set_refund_merchant_order_id("rf_1");
+    r.set_refund_amount("5.00");
+    return r;
   }
 
   CallResult Call(const google::protobuf::Message& request,
@@ -171,7 +224,7 @@ TEST_F(ClinkClientTest, SendsEncodedRequestWithDeadlineAndDecodesTheAnswer) {
   EXPECT_EQ(result.http_status, 200);
   EXPECT_EQ(result.endpoint, "POST /payment");
   EXPECT_EQ(result.unknown_fields, 1);
-  EXPECT_EQ(client_->unknown_fields_total(), 1);
+  EXPECT_EQ(client_->stats().unknown_fields, 1);
 }
 
 TEST_F(ClinkClientTest,
@@ -197,15 +250,190 @@ TEST_F(ClinkClientTest, BusinessErrorInsideHttp200IsAnError) {
   EXPECT_EQ(transport_.requests[0].path_and_query, "/order/ord_missing");
 }
 
-TEST_F(ClinkClientTest, RateLimitCarriesRetryInfo) {
+TEST_F(ClinkClientTest, LongRetryAfterIsPassedOnNotWaitedOut) {
   transport_.next = Response(429, "slow down");
-  transport_.next.response.headers.push_back({"retry-after", "4"});
-  v1::GetOrderRequest request;
-  request.set_order_id("ord_1");
+  transport_.next.response.headers.push_back({"retry-after", "40"});
   v1::GetOrderResponse response;
-  const CallResult result = Call(request, &response);
+  const CallResult result = Call(GetOrder(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(GetRetryInfo(result.status)->retry_delay().seconds(), 4);
+  EXPECT_EQ(GetRetryInfo(result.status)->retry_delay().seconds(), 40);
+  EXPECT_EQ(transport_.requests.size(), 1u);
+  EXPECT_EQ(result.attempts, 1);
+}
+
+TEST_F(ClinkClientTest, ReadIsRetriedThroughABurstOf5xxWithBackoff) {
+  transport_.script.push_back(Response(503, "busy"));
+  transport_.script.push_back(Response(502, "bad gateway"));
+  transport_.next = Response(200, kOrderJson);
+  v1::GetOrderResponse response;
+  const CallResult result = Call(GetOrder(), &response);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(response.order().order_id(), "ord_1");
+  EXPECT_EQ(result.attempts, 3);
+  ASSERT_EQ(transport_.options_seen.size(), 3u);
+  // Full jitter under the exponential ceiling (25 ms, then 50 ms).
+  const absl::Time t0 = clock_.Now();
+  EXPECT_EQ(transport_.options_seen[0].not_before, t0);
+  EXPECT_LT(transport_.options_seen[1].not_before, t0 + absl::Milliseconds(25));
+  EXPECT_LT(transport_.options_seen[2].not_before, t0 + absl::Milliseconds(50));
+  EXPECT_EQ(client_->stats().retries, 2);
+}
+
+TEST_F(ClinkClientTest, RetryAfterIsHonoured) {
+  http::HttpResult limited = Response(429, "slow down");
+  limited.response.headers.push_back({"retry-after", "2"});
+  transport_.script.push_back(limited);
+  transport_.next = Response(200, kOrderJson);
+  v1::GetOrderResponse response;
+  const CallResult result = Call(GetOrder(), &response);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  ASSERT_EQ(transport_.options_seen.size(), 2u);
+  EXPECT_GE(transport_.options_seen[1].not_before,
+            clock_.Now() + absl::Seconds(2));
+}
+
+TEST_F(ClinkClientTest, PaymentIsNeverRetriedAfterItMayHaveLeft) {
+  for (http::HttpResult failure :
+       {Response(503, "busy"), Response(429, "slow down"),
+        TransportFailure(http::FailureKind::kConnectionLost,
+                         http::Delivery::kUnknown)}) {
+    transport_.requests.clear();
+    transport_.next = failure;
+    v1::CreatePaymentResponse response;
+    const CallResult result = Call(Payment(), &response);
+    EXPECT_FALSE(result.status.ok());
+    EXPECT_EQ(transport_.requests.size(), 1u) << result.status;
+  }
+}
+
+TEST_F(ClinkClientTest, PaymentIsRetriedWhenItProvablyNeverLeft) {
+  transport_.script.push_back(TransportFailure(http::FailureKind::kConnect,
+                                               http::Delivery::kNotSent));
+  transport_.next = Response(
+      200, R"({"code":200,"msg":"success","data":{"orderId":"ord_1"}})");
+  v1::CreatePaymentResponse response;
+  const CallResult result = Call(Payment(), &response);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(transport_.requests.size(), 2u);
+}
+
+TEST_F(ClinkClientTest, RefundIsRetriedBecauseClinkDeduplicatesIt) {
+  transport_.script.push_back(TransportFailure(
+      http::FailureKind::kConnectionLost, http::Delivery::kUnknown));
+  transport_.script.push_back(Response(503, "busy"));
+  transport_.next = Response(
+      200,
+      R"({"code":200,"msg":"success","data":{"refundId":"rf_clink_1",)"
+      R"("orderId":"ord_1","refundAmount":"5.00"}})");
+  v1::CreateRefundResponse response;
+  const CallResult result = Call(Refund(), &response);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  ASSERT_EQ(transport_.requests.size(), 3u);
+  // The same refund reference every time.
+  EXPECT_EQ(transport_.requests[0].body, transport_.requests[2].body);
+}
+
+TEST_F(ClinkClientTest, RetriesStopWhenTheDeadlineLeavesNoRoomForAnAttempt) {
+  ClinkClientOptions options;
+  options.retry.min_attempt_time = absl::Milliseconds(20);
+  UseOptions(options);
+  transport_.next = Response(503, "busy");
+  CallOptions call_options;
+  call_options.deadline = clock_.Now() + absl::Milliseconds(15);
+  v1::GetOrderResponse response;
+  const CallResult result = Call(GetOrder(), &response, call_options);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(transport_.requests.size(), 1u);
+}
+
+TEST_F(ClinkClientTest, RetriesStopAtMaxAttempts) {
+  transport_.next = Response(503, "busy");
+  v1::GetOrderResponse response;
+  const CallResult result = Call(GetOrder(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(transport_.requests.size(), 4u);
+  EXPECT_EQ(result.attempts, 4);
+}
+
+TEST_F(ClinkClientTest, RetriesStopWhenTheBudgetIsSpent) {
+  ClinkClientOptions options;
+  options.retry.budget_ratio = 0;
+  options.retry.budget_min_per_second = 1;  // 10 retries per 10 s window
+  UseOptions(options);
+  transport_.next = Response(503, "busy");
+  for (int i = 0; i < 10; ++i) {
+    v1::GetOrderResponse response;
+    Call(GetOrder(), &response);
+  }
+  // 10 calls with 3 retries allowed each would be 40 requests; the budget
+  // allows 10 retries in all.
+  EXPECT_EQ(transport_.requests.size(), 20u);
+  EXPECT_EQ(client_->stats().retries, 10);
+  EXPECT_GT(client_->stats().retries_denied_by_budget, 0);
+}
+
+TEST_F(ClinkClientTest, BeyondTheInFlightCapCallsFailFastAndOthersFinish) {
+  ClinkClientOptions options;
+  options.max_in_flight = 2;
+  UseOptions(options);
+  transport_.hold = true;
+  transport_.next = Response(200, kOrderJson);
+  const RestMethod* method = codec_->FindByRequestType(
+      *v1::GetOrderRequest::descriptor());
+  std::vector<CallResult> results(3);
+  std::vector<bool> called(3, false);
+  v1::GetOrderResponse responses[3];
+  for (int i = 0; i < 3; ++i) {
+    client_->Call(*method->method, GetOrder(), {}, &responses[i],
+                  [&, i](CallResult r) {
+                    results[i] = std::move(r);
+                    called[i] = true;
+                  });
+  }
+  // The third is refused inline, before anything is sent.
+  EXPECT_FALSE(called[0]);
+  EXPECT_FALSE(called[1]);
+  ASSERT_TRUE(called[2]);
+  EXPECT_EQ(results[2].status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(GetErrorInfo(results[2].status)->reason(), "GATEWAY_OVERLOADED");
+  EXPECT_EQ(GetErrorInfo(results[2].status)->metadata().at("outcome"),
+            "not_sent");
+  EXPECT_TRUE(GetRetryInfo(results[2].status).has_value());
+  EXPECT_EQ(transport_.requests.size(), 2u);
+  EXPECT_EQ(client_->stats().in_flight, 2);
+  // The accepted calls still finish, and capacity comes back.
+  transport_.AnswerHeld();
+  EXPECT_TRUE(results[0].status.ok()) << results[0].status;
+  EXPECT_TRUE(results[1].status.ok()) << results[1].status;
+  EXPECT_EQ(client_->stats().in_flight, 0);
+  transport_.hold = false;
+  v1::GetOrderResponse response;
+  EXPECT_TRUE(Call(GetOrder(), &response).status.ok());
+  EXPECT_EQ(client_->stats().overload_rejections, 1);
+}
+
+TEST_F(ClinkClientTest, RateLimitSpacesRequestsOrRefusesBeyondTheWait) {
+  ClinkClientOptions options;
+  options.rate_limit_per_second = 10;
+  options.rate_limit_burst = 1;
+  options.max_rate_limit_wait = absl::Milliseconds(150);
+  UseOptions(options);
+  transport_.next = Response(200, kOrderJson);
+  const absl::Time t0 = clock_.Now();
+  for (int i = 0; i < 2; ++i) {
+    v1::GetOrderResponse response;
+    EXPECT_TRUE(Call(GetOrder(), &response).status.ok());
+  }
+  ASSERT_EQ(transport_.options_seen.size(), 2u);
+  EXPECT_EQ(transport_.options_seen[0].not_before, t0);
+  EXPECT_EQ(transport_.options_seen[1].not_before,
+            t0 + absl::Milliseconds(100));
+  // The next token is 200 ms away: more than the 150 ms wait allowed.
+  v1::GetOrderResponse response;
+  const CallResult refused = Call(GetOrder(), &response);
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(GetErrorInfo(refused.status)->reason(), "UPSTREAM_RATE_LIMITED");
+  EXPECT_EQ(transport_.requests.size(), 2u);
 }
 
 }  // namespace

@@ -14,23 +14,6 @@ namespace {
 
 constexpr size_t kMaxClinkMsgBytes = 200;
 
-// Whether the request may have taken effect at Clink (ErrorInfo "outcome").
-enum class Outcome { kNotSent, kUnknown, kRejected, kCommitted };
-
-absl::string_view OutcomeName(Outcome o) {
-  switch (o) {
-    case Outcome::kNotSent:
-      return "not_sent";
-    case Outcome::kUnknown:
-      return "unknown";
-    case Outcome::kRejected:
-      return "rejected";
-    case Outcome::kCommitted:
-      return "committed";
-  }
-  return "unknown";
-}
-
 struct Verdict {
   absl::StatusCode code;
   std::string reason;
@@ -166,6 +149,41 @@ Verdict Classify(const UpstreamOutcome& o) {
 }
 
 }  // namespace
+
+absl::string_view OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kNotSent:
+      return "not_sent";
+    case Outcome::kUnknown:
+      return "unknown";
+    case Outcome::kRejected:
+      return "rejected";
+    case Outcome::kCommitted:
+      return "committed";
+  }
+  return "unknown";
+}
+
+Outcome OutcomeOf(const absl::Status& status) {
+  if (status.ok()) return Outcome::kCommitted;
+  const absl::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
+  if (info.has_value()) {
+    const auto it = info->metadata().find("outcome");
+    if (it != info->metadata().end()) {
+      for (Outcome o : {Outcome::kNotSent, Outcome::kRejected,
+                        Outcome::kUnknown, Outcome::kCommitted}) {
+        if (it->second == OutcomeName(o)) return o;
+      }
+    }
+  }
+  // Checked by the gateway before anything was sent (e.g. INVALID_ARGUMENT
+  // from validation, which carries a BadRequest instead).
+  if (status.code() == absl::StatusCode::kInvalidArgument &&
+      GetBadRequest(status).has_value()) {
+    return Outcome::kNotSent;
+  }
+  return Outcome::kUnknown;
+}
 
 absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now) {
   value = absl::StripAsciiWhitespace(value);

@@ -52,6 +52,23 @@
 
 namespace clink_gateway::clink {
 
+// Whether a request may have taken effect at Clink: ErrorInfo metadata
+// "outcome".
+enum class Outcome {
+  kNotSent,    // Provably never reached Clink.
+  kRejected,   // Clink answered and did not act on it.
+  kUnknown,    // May have reached Clink and taken effect.
+  kCommitted,  // Clink acted on it.
+};
+
+// "not_sent", "rejected", "unknown", "committed".
+absl::string_view OutcomeName(Outcome outcome);
+
+// The outcome stated in `status`'s ErrorInfo; kCommitted for OK; kNotSent for
+// the gateway's own validation errors (INVALID_ARGUMENT with a BadRequest);
+// kUnknown when the status says nothing (the safe reading).
+Outcome OutcomeOf(const absl::Status& status);
+
 // Everything known about how one upstream call ended.
 struct UpstreamOutcome {
   std::string endpoint;              // "POST /payment": messages and metadata.

@@ -181,4 +181,11 @@ absl::Status ValidateCrossFieldRules(const google::protobuf::Message& request) {
   return InvalidArgumentWithViolations(violations);
 }
 
+absl::Status ValidateRequest(const RestCodec& codec, const RestMethod& method,
+                             const google::protobuf::Message& request) {
+  absl::Status status = codec.Validate(method, request);
+  if (status.ok()) status = ValidateCrossFieldRules(request);
+  return status;
+}
+
 }  // namespace clink_gateway::clink

@@ -5,6 +5,7 @@
 #define CLINK_GATEWAY_ADAPTERS_CLINK_VALIDATION_H_
 
 #include "absl/status/status.h"
+#include "adapters/clink/rest_codec.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 
@@ -26,6 +27,12 @@ namespace clink_gateway::clink {
 // - Scheduled phases: sequence and effective_cycle strictly increasing;
 //   metadata of at most 10 keys, keys up to 40 characters, values up to 500.
 absl::Status ValidateCrossFieldRules(const google::protobuf::Message& request);
+
+// Everything the gateway checks before a request may go to Clink: the field
+// rules declared on `method`'s messages (RestCodec::Validate), then the
+// cross-field rules above.
+absl::Status ValidateRequest(const RestCodec& codec, const RestMethod& method,
+                             const google::protobuf::Message& request);
 
 }  // namespace clink_gateway::clink
 

@@ -13,6 +13,7 @@ namespace clink_gateway::http {
 struct HttpResult {
   absl::Status status;  // OK iff `response` holds a complete response.
   Delivery delivery = Delivery::kNotSent;
+  FailureKind failure = FailureKind::kNone;  // kNone iff status.ok().
   HttpResponse response;  // Valid when status.ok().
 };
 

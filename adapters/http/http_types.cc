@@ -30,6 +30,28 @@ absl::string_view DeliveryName(Delivery delivery) {
   return "invalid";
 }
 
+absl::string_view FailureKindName(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kNone:
+      return "none";
+    case FailureKind::kInvalidRequest:
+      return "invalid_request";
+    case FailureKind::kDeadline:
+      return "deadline";
+    case FailureKind::kConnect:
+      return "connect";
+    case FailureKind::kConnectionLost:
+      return "connection_lost";
+    case FailureKind::kResponseTooLarge:
+      return "response_too_large";
+    case FailureKind::kShutdown:
+      return "shutdown";
+    case FailureKind::kOther:
+      return "other";
+  }
+  return "invalid";
+}
+
 absl::string_view HttpResponse::Header(absl::string_view name) const {
   for (const auto& [key, value] : headers) {
     if (absl::EqualsIgnoreCase(key, name)) return value;

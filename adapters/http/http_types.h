@@ -51,6 +51,10 @@ struct SendOptions {
   absl::Time deadline = absl::InfiniteFuture();
   // Sent upstream as X-Request-Id when not empty.
   std::string request_id;
+  // The request is not started before this time (a retry's backoff, or a wait
+  // for the client-side rate limit). The deadline still applies: a call whose
+  // deadline passes while it waits fails with kDeadlineExceeded / kNotSent.
+  absl::Time not_before = absl::InfinitePast();
 };
 
 // Whether a failed call may have reached the upstream. Drives error mapping: a
@@ -67,6 +71,23 @@ enum class Delivery {
 };
 
 absl::string_view DeliveryName(Delivery delivery);
+
+// Why a call produced no complete response: drives retries (only a connect
+// failure or a lost connection is worth another attempt) and the transport
+// error metrics.
+enum class FailureKind {
+  kNone,            // A complete response arrived.
+  kInvalidRequest,  // Rejected before sending (path, header bytes, signer).
+  kDeadline,        // The deadline passed (before or after sending).
+  kConnect,         // DNS, TCP connect or TLS handshake failed; nothing sent.
+  kConnectionLost,  // Reset, closed or truncated after the request was
+                    // (possibly) written.
+  kResponseTooLarge,
+  kShutdown,        // The transport was shutting down.
+  kOther,           // Any other libcurl error.
+};
+
+absl::string_view FailureKindName(FailureKind kind);
 
 }  // namespace clink_gateway::http
 

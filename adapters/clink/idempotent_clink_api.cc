@@ -1,0 +1,258 @@
+#include "adapters/clink/idempotent_clink_api.h"
+
+#include <openssl/sha.h>
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "adapters/clink/error_details.h"
+#include "adapters/clink/error_mapping.h"
+#include "adapters/clink/validation.h"
+#include "common/logging.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/rpc/error_details.pb.h"
+
+namespace clink_gateway::clink {
+namespace {
+
+// How soon a caller that gave up waiting for the first call should try again.
+constexpr absl::Duration kInUseRetryDelay = absl::Seconds(1);
+
+absl::Status GatewayError(absl::StatusCode code, absl::string_view endpoint,
+                          absl::string_view reason, Outcome outcome,
+                          absl::string_view message) {
+  absl::Status status(code, absl::StrCat("clink ", endpoint, ": ", message));
+  google::rpc::ErrorInfo info;
+  info.set_reason(std::string(reason));
+  info.set_domain(std::string(kGatewayDomain));
+  (*info.mutable_metadata())["outcome"] = std::string(OutcomeName(outcome));
+  (*info.mutable_metadata())["endpoint"] = std::string(endpoint);
+  AttachErrorInfo(status, info);
+  return status;
+}
+
+CallResult ResultOf(absl::string_view endpoint, absl::Status status) {
+  CallResult result;
+  result.endpoint = std::string(endpoint);
+  result.status = std::move(status);
+  return result;
+}
+
+}  // namespace
+
+bool IsFinalForIdempotency(const absl::Status& status) {
+  switch (OutcomeOf(status)) {
+    case Outcome::kCommitted:
+    case Outcome::kUnknown:
+      return true;
+    case Outcome::kNotSent:
+      return false;
+    case Outcome::kRejected:
+      break;
+  }
+  // Clink answered and did nothing. Refusals that would repeat are the
+  // answer; transient ones (rate limit, a conflict, the gateway's own key or
+  // clock refused) are worth running again.
+  switch (status.code()) {
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return false;
+    default:
+      return true;
+  }
+}
+
+std::string RequestHash(const google::protobuf::MethodDescriptor& method,
+                        const google::protobuf::Message& request) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&coded);
+  }
+  const std::string& name = method.full_name();
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, name.data(), name.size());
+  SHA256_Update(&ctx, "\0", 1);
+  SHA256_Update(&ctx, bytes.data(), bytes.size());
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256_Final(digest, &ctx);
+  return absl::BytesToHexString(absl::string_view(
+      reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+struct IdempotentClinkApi::KeyedCall {
+  const google::protobuf::MethodDescriptor* method = nullptr;
+  const RestMethod* rest = nullptr;
+  std::unique_ptr<google::protobuf::Message> request;  // A copy.
+  CallOptions options;
+  google::protobuf::Message* response = nullptr;
+  Callback done;
+  idempotency::IdempotencyKey key;
+};
+
+IdempotentClinkApi::IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
+                                       idempotency::IdempotencyStore& store)
+    : codec_(codec), inner_(inner), store_(store) {}
+
+IdempotentClinkApi::Stats IdempotentClinkApi::stats() const {
+  Stats s;
+  s.claimed = claimed_.load(std::memory_order_relaxed);
+  s.replayed = replayed_.load(std::memory_order_relaxed);
+  s.mismatched = mismatched_.load(std::memory_order_relaxed);
+  s.in_use = in_use_.load(std::memory_order_relaxed);
+  s.store_errors = store_errors_.load(std::memory_order_relaxed);
+  return s;
+}
+
+void IdempotentClinkApi::Call(const google::protobuf::MethodDescriptor& method,
+                              const google::protobuf::Message& request,
+                              const CallOptions& options,
+                              google::protobuf::Message* response,
+                              Callback done) {
+  const RestMethod* rest = codec_.Find(method);
+  if (options.idempotency_key.empty() || rest == nullptr ||
+      !rest->mutating()) {
+    inner_.Call(method, request, options, response, std::move(done));
+    return;
+  }
+  if (absl::Status valid = ValidateRequest(codec_, *rest, request);
+      !valid.ok()) {
+    std::move(done)(ResultOf(rest->endpoint, std::move(valid)));
+    return;
+  }
+  auto call = std::make_shared<KeyedCall>();
+  call->method = &method;
+  call->rest = rest;
+  call->request.reset(request.New());
+  call->request->CopyFrom(request);
+  call->options = options;
+  call->response = response;
+  call->done = std::move(done);
+  call->key.caller = options.caller;
+  call->key.rpc = method.full_name();
+  call->key.key = options.idempotency_key;
+  const std::string hash = RequestHash(method, request);
+  store_.Begin(call->key, hash, options.deadline,
+               [this, call](absl::StatusOr<idempotency::BeginResult> begun) {
+                 OnBegin(call, std::move(begun));
+               });
+}
+
+void IdempotentClinkApi::OnBegin(
+    std::shared_ptr<KeyedCall> call,
+    absl::StatusOr<idempotency::BeginResult> begun) {
+  const std::string& endpoint = call->rest->endpoint;
+  if (!begun.ok()) {
+    store_errors_.fetch_add(1, std::memory_order_relaxed);
+    if (call->rest->idempotent_upstream) {
+      // Clink deduplicates this call itself (a refund's
+      // refund_merchant_order_id): going ahead cannot act twice.
+      inner_.Call(*call->method, *call->request, call->options, call->response,
+                  std::move(call->done));
+      return;
+    }
+    const bool full = begun.status().code() ==
+                      absl::StatusCode::kResourceExhausted;
+    absl::Status status = GatewayError(
+        full ? absl::StatusCode::kResourceExhausted
+             : absl::StatusCode::kUnavailable,
+        endpoint,
+        full ? "IDEMPOTENCY_STORE_FULL" : "IDEMPOTENCY_STORE_UNAVAILABLE",
+        Outcome::kNotSent,
+        absl::StrCat("the idempotency store cannot take the key (",
+                     begun.status().message(),
+                     "); nothing was sent to Clink, retry with the same key"));
+    if (full) AttachRetryInfo(status, kInUseRetryDelay);
+    std::move(call->done)(ResultOf(endpoint, std::move(status)));
+    return;
+  }
+  switch (begun->kind) {
+    case idempotency::BeginResult::Kind::kClaimed:
+      claimed_.fetch_add(1, std::memory_order_relaxed);
+      RunClaimed(std::move(call), std::move(begun->lease_token));
+      return;
+    case idempotency::BeginResult::Kind::kCompleted: {
+      replayed_.fetch_add(1, std::memory_order_relaxed);
+      CallResult result = ResultOf(endpoint, std::move(begun->result.status));
+      result.replayed = true;
+      call->response->Clear();
+      if (result.status.ok() &&
+          !call->response->ParseFromString(begun->result.response)) {
+        result.status = GatewayError(
+            absl::StatusCode::kInternal, endpoint,
+            "IDEMPOTENCY_RECORD_UNREADABLE", Outcome::kCommitted,
+            "the stored result of the first call with this key cannot be "
+            "read; the call took effect at Clink, look it up");
+      }
+      std::move(call->done)(std::move(result));
+      return;
+    }
+    case idempotency::BeginResult::Kind::kMismatch:
+      mismatched_.fetch_add(1, std::memory_order_relaxed);
+      std::move(call->done)(ResultOf(
+          endpoint,
+          GatewayError(absl::StatusCode::kAlreadyExists, endpoint,
+                       "IDEMPOTENCY_KEY_REUSED", Outcome::kNotSent,
+                       "this idempotency key was already used for a different "
+                       "request; nothing was sent to Clink (use a new key for "
+                       "a new request)")));
+      return;
+    case idempotency::BeginResult::Kind::kInProgress: {
+      in_use_.fetch_add(1, std::memory_order_relaxed);
+      absl::Status status = GatewayError(
+          absl::StatusCode::kAborted, endpoint, "IDEMPOTENCY_KEY_IN_USE",
+          Outcome::kUnknown,
+          "the first call with this idempotency key is still in progress; "
+          "retry with the same key to get its result");
+      AttachRetryInfo(status, kInUseRetryDelay);
+      std::move(call->done)(ResultOf(endpoint, std::move(status)));
+      return;
+    }
+  }
+}
+
+void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
+                                    std::string lease_token) {
+  KeyedCall& c = *call;
+  inner_.Call(
+      *c.method, *c.request, c.options, c.response,
+      [this, call = std::move(call),
+       lease_token = std::move(lease_token)](CallResult result) mutable {
+        // Answer the caller once the store knows, so an immediate retry finds
+        // the result (or the key free again) rather than a stale claim.
+        auto finish = [this, call, result = std::move(result)](
+                          absl::Status stored) mutable {
+          if (!stored.ok()) {
+            store_errors_.fetch_add(1, std::memory_order_relaxed);
+            // The caller still gets the real result; the key stays claimed
+            // until its lease runs out and is then settled as abandoned
+            // (UNKNOWN), which never causes a second send.
+            Log(LogLevel::kWarning, "idempotency_store_write_failed",
+                {{"endpoint", call->rest->endpoint},
+                 {"error", std::string(stored.message())}});
+          }
+          std::move(call->done)(std::move(result));
+        };
+        if (IsFinalForIdempotency(result.status)) {
+          idempotency::StoredResult stored;
+          stored.status = result.status;
+          if (result.status.ok()) {
+            stored.response = call->response->SerializeAsString();
+          }
+          store_.Complete(call->key, lease_token, std::move(stored),
+                          std::move(finish));
+        } else {
+          store_.Release(call->key, lease_token, std::move(finish));
+        }
+      });
+}
+
+}  // namespace clink_gateway::clink
