@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,8 +31,8 @@ namespace clink_gateway::http {
 namespace {
 
 // The loop wakes up at least this often even with nothing to do
-// (curl_multi_poll also returns early for curl's own timers and for
-// curl_multi_wakeup()).
+// (curl_multi_poll also returns early for curl's own timers, for
+// curl_multi_wakeup(), and when the earliest delayed call is due).
 constexpr int kPollTimeoutMs = 1000;
 
 // CURLOPT_PREREQFUNCTION and CURLOPT_PROTOCOLS_STR.
@@ -55,6 +56,7 @@ thread_local const void* tls_running_loop = nullptr;
 // Per-transfer state the libcurl callbacks write into (they get a pointer to it
 // as userdata).
 struct Transfer {
+  CURL* easy = nullptr;  // the handle running this transfer
   size_t max_bytes = 0;
   size_t received_bytes = 0;  // headers + body
   bool too_large = false;
@@ -64,6 +66,9 @@ struct Transfer {
   bool resend_allowed = false;
   // libcurl tried to send the request a second time and was stopped.
   bool resend_blocked = false;
+  // Re-sends libcurl was allowed to make (see CurlPrereq), by reason.
+  int stale_connection_retries = 0;
+  int idempotent_resends = 0;
   HttpResponse response;
   char error_buffer[CURL_ERROR_SIZE] = {};
 
@@ -120,22 +125,75 @@ extern "C" size_t CurlWriteHeader(char* data, size_t size, size_t count,
   return n;
 }
 
+// What to do when libcurl wants to send a request again (see CurlPrereq).
+enum class Resend {
+  kNothingWritten,  // allowed: no byte of it ever left, any method
+  kIdempotent,      // allowed: it may have left, but a copy is harmless
+  kRefuse,          // it may have left and must not leave twice
+};
+
+// `bytes_written` is CURLINFO_REQUEST_SIZE when libcurl is about to re-send:
+// how many bytes of the request earlier attempts of this transfer wrote to a
+// socket (negative when unknown).
+Resend DecideResend(long bytes_written,  // NOLINT(runtime/int): curl's type
+                    bool idempotent) {
+  if (bytes_written == 0) return Resend::kNothingWritten;
+  return idempotent ? Resend::kIdempotent : Resend::kRefuse;
+}
+
 // Runs once a connection (including TLS) is ready and just before curl writes
-// the request.
-// libcurl resends a request by itself when a reused connection closes before
-// any response byte arrives, even a POST that the server may already have
-// acted on. A second call here for the same transfer is that resend: for a
-// non-idempotent request it is refused, so a payment never leaves twice.
+// the request, once per attempt.
+//
+// libcurl re-sends a request by itself, on a new connection, when a connection
+// it took from the pool turns out to be dead: when writing the request fails
+// (multi.c, MSTATE_DO: CURLE_SEND_ERROR on a reused connection), or when the
+// connection closes before any response byte arrives (MSTATE_PERFORMING:
+// Curl_retry_request). A second call here for the same transfer is that
+// re-send. In the second case the server may have read, and acted on, the
+// first copy; for a non-idempotent request the re-send is refused, so a payment
+// never leaves twice. In the first case nothing may have left at all: the
+// server closed or reset the pooled connection while it sat idle, and libcurl's
+// check before reusing it did not notice (libcurl 7.88 does not, for a
+// connection the server reset). Refusing that re-send would fail a payment the
+// server never saw, so it is allowed for any method when no byte of the
+// request was written.
+//
+// "No byte written" is CURLINFO_REQUEST_SIZE == 0. In libcurl 7.88 (http.c,
+// Curl_buffer_send) that counter only grows by what a successful socket write
+// returned; a failed write (EPIPE, ECONNRESET: CURLE_SEND_ERROR) adds nothing.
+// It is reset when a transfer starts (Curl_initinfo), not by the re-send
+// (Curl_retry_request + Curl_follow(FOLLOW_RETRY) go back to CONNECT), so here
+// it holds what every earlier attempt wrote. Request bytes can leave without
+// being counted only if the first write of the request is deferred whole
+// (EAGAIN, nothing written) and the rest goes out later; that cannot happen on
+// a pooled connection, whose send queue is empty (the server answered the
+// previous request, so every byte of it was acknowledged) and so takes at
+// least part of the first write.
 extern "C" int CurlPrereq(void* userdata, char* /*primary_ip*/,
                           char* /*local_ip*/, int /*primary_port*/,
                           int /*local_port*/) {
   auto* transfer = static_cast<Transfer*>(userdata);
-  if (transfer->request_started && !transfer->resend_allowed) {
-    transfer->resend_blocked = true;
-    return CURL_PREREQFUNC_ABORT;
+  if (!transfer->request_started) {
+    transfer->request_started = true;
+    return CURL_PREREQFUNC_OK;
   }
-  transfer->request_started = true;
-  return CURL_PREREQFUNC_OK;
+  long written = -1;  // NOLINT(runtime/int): curl's type
+  if (curl_easy_getinfo(transfer->easy, CURLINFO_REQUEST_SIZE, &written) !=
+      CURLE_OK) {
+    written = -1;
+  }
+  switch (DecideResend(written, transfer->resend_allowed)) {
+    case Resend::kNothingWritten:
+      ++transfer->stale_connection_retries;
+      return CURL_PREREQFUNC_OK;
+    case Resend::kIdempotent:
+      ++transfer->idempotent_resends;
+      return CURL_PREREQFUNC_OK;
+    case Resend::kRefuse:
+      break;
+  }
+  transfer->resend_blocked = true;
+  return CURL_PREREQFUNC_ABORT;
 }
 
 // RFC 9110 token characters (header names).
@@ -300,11 +358,20 @@ absl::Status ValidateOptions(const CurlHttpTransport::Options& options) {
   return absl::OkStatus();
 }
 
-HttpResult Failure(absl::Status status, Delivery delivery) {
+HttpResult Failure(absl::Status status, Delivery delivery,
+                   FailureKind failure) {
   HttpResult result;
   result.status = std::move(status);
   result.delivery = delivery;
+  result.failure = failure;
   return result;
+}
+
+// For a call that never reached curl because the transport is shutting down.
+HttpResult ShutdownFailure(absl::string_view context) {
+  return Failure(absl::UnavailableError(
+                     absl::StrCat(context, ": HTTP transport shut down")),
+                 Delivery::kNotSent, FailureKind::kShutdown);
 }
 
 }  // namespace
@@ -388,7 +455,7 @@ void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
     std::move(done)(Failure(
         absl::Status(status.code(), absl::StrCat(CallContext(request), ": ",
                                                  status.message())),
-        Delivery::kNotSent));
+        Delivery::kNotSent, FailureKind::kInvalidRequest));
     return;
   }
   auto call = std::make_unique<Call>();
@@ -408,7 +475,7 @@ void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
     std::move(call->done)(
         Failure(absl::UnavailableError(absl::StrCat(
                     call->context, ": HTTP transport is shut down")),
-                Delivery::kNotSent));
+                Delivery::kNotSent, FailureKind::kShutdown));
     return;
   }
   (void)curl_multi_wakeup(multi_.get());
@@ -446,30 +513,95 @@ void CurlHttpTransport::Loop() {
       // Nothing can be queued after this: Send() sees stopping_ under the same
       // lock.
       for (auto& call : batch) {
-        std::string message =
-            absl::StrCat(call->context, ": HTTP transport shut down");
-        Complete(std::move(call),
-                 Failure(absl::UnavailableError(message), Delivery::kNotSent),
-                 /*keep_handle=*/false);
+        HttpResult result = ShutdownFailure(call->context);
+        Complete(std::move(call), std::move(result), /*keep_handle=*/false);
       }
-      AbortActive(absl::UnavailableError("HTTP transport shut down"));
+      FailDelayed();
+      AbortActive(absl::UnavailableError("HTTP transport shut down"),
+                  FailureKind::kShutdown);
       break;
     }
-    for (auto& call : batch) StartCall(std::move(call));
+    for (auto& call : batch) Dispatch(std::move(call));
+    StartDueCalls();
 
     int running = 0;
     if (CURLMcode rc = curl_multi_perform(multi_.get(), &running);
         rc != CURLM_OK) {
-      AbortActive(CurlMultiCodeToStatus(rc, "curl_multi_perform"));
+      AbortActive(CurlMultiCodeToStatus(rc, "curl_multi_perform"),
+                  FailureKind::kOther);
     }
     DrainFinished();
     if (CURLMcode rc =
-            curl_multi_poll(multi_.get(), nullptr, 0, kPollTimeoutMs, nullptr);
+            curl_multi_poll(multi_.get(), nullptr, 0, PollTimeoutMs(), nullptr);
         rc != CURLM_OK) {
-      AbortActive(CurlMultiCodeToStatus(rc, "curl_multi_poll"));
+      AbortActive(CurlMultiCodeToStatus(rc, "curl_multi_poll"),
+                  FailureKind::kOther);
     }
   }
   tls_running_loop = nullptr;
+}
+
+void CurlHttpTransport::Dispatch(std::unique_ptr<Call> call) {
+  const absl::Time not_before = call->options.not_before;
+  if (not_before <= clock_.Now()) {
+    StartCall(std::move(call));
+    return;
+  }
+  if (not_before >= call->options.deadline) {
+    // It could only start once its deadline has passed: fail it now rather
+    // than hold it until then.
+    std::string message = absl::StrCat(
+        call->context,
+        ": deadline is not after not_before; the request was not sent");
+    Complete(std::move(call),
+             Failure(absl::DeadlineExceededError(message), Delivery::kNotSent,
+                     FailureKind::kDeadline),
+             /*keep_handle=*/false);
+    return;
+  }
+  delayed_.emplace(not_before, std::move(call));
+  UpdateWaitingStat();
+}
+
+void CurlHttpTransport::StartDueCalls() {
+  if (delayed_.empty()) return;
+  const absl::Time now = clock_.Now();
+  std::vector<std::unique_ptr<Call>> due;
+  while (!delayed_.empty() && delayed_.begin()->first <= now) {
+    due.push_back(std::move(delayed_.begin()->second));
+    delayed_.erase(delayed_.begin());
+  }
+  if (due.empty()) return;
+  UpdateWaitingStat();
+  // StartCall() fails a call whose deadline passed while it waited.
+  for (auto& call : due) StartCall(std::move(call));
+}
+
+void CurlHttpTransport::FailDelayed() {
+  std::multimap<absl::Time, std::unique_ptr<Call>> delayed;
+  delayed.swap(delayed_);
+  UpdateWaitingStat();
+  for (auto& [not_before, call] : delayed) {
+    HttpResult result = ShutdownFailure(call->context);
+    Complete(std::move(call), std::move(result), /*keep_handle=*/false);
+  }
+}
+
+void CurlHttpTransport::UpdateWaitingStat() {
+  const auto waiting = static_cast<int64_t>(delayed_.size());
+  absl::MutexLock lock(&mu_);
+  stats_.waiting = waiting;
+}
+
+int CurlHttpTransport::PollTimeoutMs() const {
+  if (delayed_.empty()) return kPollTimeoutMs;
+  const absl::Duration until_due = delayed_.begin()->first - clock_.Now();
+  if (until_due <= absl::ZeroDuration()) return 0;
+  // Rounded up: waking early would only go round the loop once more for
+  // nothing.
+  const int64_t ms =
+      absl::ToInt64Milliseconds(absl::Ceil(until_due, absl::Milliseconds(1)));
+  return static_cast<int>(std::clamp<int64_t>(ms, 1, kPollTimeoutMs));
 }
 
 void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
@@ -478,7 +610,8 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
     std::string message = absl::StrCat(
         call->context, ": deadline passed before the request was sent");
     Complete(std::move(call),
-             Failure(absl::DeadlineExceededError(message), Delivery::kNotSent),
+             Failure(absl::DeadlineExceededError(message), Delivery::kNotSent,
+                     FailureKind::kDeadline),
              /*keep_handle=*/false);
     return;
   }
@@ -487,7 +620,9 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
     absl::Status failure(
         status.code(),
         absl::StrCat(call->context, ": signing failed: ", status.message()));
-    Complete(std::move(call), Failure(std::move(failure), Delivery::kNotSent),
+    Complete(std::move(call),
+             Failure(std::move(failure), Delivery::kNotSent,
+                     FailureKind::kInvalidRequest),
              /*keep_handle=*/false);
     return;
   }
@@ -497,11 +632,8 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
     stopping = stopping_;
   }
   if (stopping) {
-    std::string message =
-        absl::StrCat(call->context, ": HTTP transport shut down");
-    Complete(std::move(call),
-             Failure(absl::UnavailableError(message), Delivery::kNotSent),
-             /*keep_handle=*/false);
+    HttpResult result = ShutdownFailure(call->context);
+    Complete(std::move(call), std::move(result), /*keep_handle=*/false);
     return;
   }
 
@@ -518,8 +650,10 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
   if (!status.ok()) {
     absl::Status failure(status.code(),
                          absl::StrCat(call->context, ": ", status.message()));
-    Complete(std::move(call), Failure(std::move(failure), Delivery::kNotSent),
-             /*keep_handle=*/false);
+    Complete(
+        std::move(call),
+        Failure(std::move(failure), Delivery::kNotSent, FailureKind::kOther),
+        /*keep_handle=*/false);
     return;
   }
   CURL* easy = call->easy.get();
@@ -531,6 +665,7 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
 absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
   CURL* h = call.easy.get();
   Transfer& transfer = call.transfer;
+  transfer.easy = h;
   transfer.max_bytes = options_.max_response_bytes;
   transfer.resend_allowed = call.request.idempotent;
 
@@ -679,15 +814,25 @@ void CurlHttpTransport::DrainFinished() {
   }
 }
 
+void CurlHttpTransport::RecordTransferStats(const Call& call) {
+  long connects = 0;  // NOLINT(runtime/int): curl's type
+  if (curl_easy_getinfo(call.easy.get(), CURLINFO_NUM_CONNECTS, &connects) !=
+          CURLE_OK ||
+      connects < 0) {
+    connects = 0;
+  }
+  const Transfer& transfer = call.transfer;
+  absl::MutexLock lock(&mu_);
+  stats_.connections_opened += connects;
+  stats_.stale_connection_retries += transfer.stale_connection_retries;
+  stats_.idempotent_resends += transfer.idempotent_resends;
+  if (transfer.resend_blocked) ++stats_.resends_refused;
+}
+
 void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
                                        CURLcode code) {
   CURL* easy = call->easy.get();
-  long connects = 0;  // NOLINT(runtime/int): curl's type
-  if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK &&
-      connects > 0) {
-    absl::MutexLock lock(&mu_);
-    stats_.connections_opened += connects;
-  }
+  RecordTransferStats(*call);
   Transfer& transfer = call->transfer;
   if (code == CURLE_OK) {
     long status_code = 0;  // NOLINT(runtime/int): curl's type
@@ -703,38 +848,38 @@ void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
   const Delivery delivery =
       transfer.request_started ? Delivery::kUnknown : Delivery::kNotSent;
   absl::Status status;
+  FailureKind failure = FailureKind::kOther;
   if (transfer.resend_blocked) {
     status = absl::UnavailableError(absl::StrCat(
         call->context,
         ": connection lost after the request was sent; not resent"));
+    failure = FailureKind::kConnectionLost;
   } else if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED) {
     status = absl::InternalError(
         absl::StrCat(call->context, ": response larger than ",
                      options_.max_response_bytes, " bytes"));
+    failure = FailureKind::kResponseTooLarge;
   } else {
     status = CurlCodeToStatus(code, call->context, transfer.error_buffer);
+    failure = CurlCodeToFailureKind(code, transfer.request_started);
   }
-  Complete(std::move(call), Failure(std::move(status), delivery),
+  Complete(std::move(call), Failure(std::move(status), delivery, failure),
            /*keep_handle=*/false);
 }
 
-void CurlHttpTransport::AbortActive(const absl::Status& status) {
+void CurlHttpTransport::AbortActive(const absl::Status& status,
+                                    FailureKind kind) {
   std::unordered_map<CURL*, std::unique_ptr<Call>> active;
   active.swap(active_);
   for (auto& [easy, call] : active) {
     (void)curl_multi_remove_handle(multi_.get(), easy);
-    long connects = 0;  // NOLINT(runtime/int): curl's type
-    if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK &&
-        connects > 0) {
-      absl::MutexLock lock(&mu_);
-      stats_.connections_opened += connects;
-    }
+    RecordTransferStats(*call);
     const Delivery delivery = call->transfer.request_started
                                   ? Delivery::kUnknown
                                   : Delivery::kNotSent;
     absl::Status failure(status.code(),
                          absl::StrCat(call->context, ": ", status.message()));
-    Complete(std::move(call), Failure(std::move(failure), delivery),
+    Complete(std::move(call), Failure(std::move(failure), delivery, kind),
              /*keep_handle=*/false);
   }
 }

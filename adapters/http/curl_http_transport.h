@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -27,8 +28,17 @@ namespace clink_gateway::http {
 
 // Sends every call to one fixed origin through a single libcurl multi handle
 // driven by one thread (the "loop"). Send() validates and enqueues; the loop
-// signs each request just before handing it to curl, runs all transfers, and
-// calls `done` on the loop thread.
+// holds a call until its SendOptions::not_before, signs the request just before
+// handing it to curl, runs all transfers, and calls `done` on the loop thread.
+//
+// Delayed start: a call whose not_before is in the future waits on the loop
+// thread (no thread sleeps; the loop's poll timeout shrinks to the earliest
+// not_before) and is then started like any other call: the deadline is checked,
+// the request signed (so X-Timestamp is the send time) and handed to curl. A
+// call whose not_before is not before its deadline can never be sent in time
+// and fails at once. Waiting calls count in Stats::in_flight and
+// Stats::waiting. Deadlines and not_before are read on Options::clock; with a
+// fake clock the loop re-checks waiting calls at least once a second.
 //
 // Connections stay open in the multi handle's connection cache (at most
 // Options::max_connections), easy handles are recycled, and DNS results and TLS
@@ -38,24 +48,48 @@ namespace clink_gateway::http {
 // peer and host verification always on, no redirects, no proxies (proxy
 // environment variables are ignored), response size capped.
 //
-// Outcomes (HttpResult status, delivery):
-//   complete response, any HTTP status:      OK, kReceived
-//   deadline passed before sending:          kDeadlineExceeded, kNotSent
-//   DNS / connect / TLS failure:             kUnavailable, kNotSent
-//   timeout before the request was sent:     kDeadlineExceeded, kNotSent
-//   timeout after it:                        kDeadlineExceeded, kUnknown
-//   reset / truncated / no response:         kUnavailable, kUnknown
-//   response over max_response_bytes:        kInternal, kUnknown
-//   invalid request (path, header bytes):    kInvalidArgument, kNotSent *
-//   signer failure:                          signer's code, kNotSent
-//   Send() after Shutdown():                 kUnavailable, kNotSent *
-//   Shutdown() with the call queued:         kUnavailable, kNotSent
-//   Shutdown() with the call being sent:     kUnavailable, kUnknown
+// Outcomes (HttpResult status, delivery, failure):
+//   complete response, any HTTP status:
+//       OK, kReceived, kNone
+//   deadline passed before sending, or not_before not before the deadline:
+//       kDeadlineExceeded, kNotSent, kDeadline
+//   DNS / connect / TLS failure:
+//       kUnavailable, kNotSent, kConnect
+//   timeout before the request was sent (e.g. while connecting):
+//       kDeadlineExceeded, kNotSent, kDeadline
+//   timeout after it:
+//       kDeadlineExceeded, kUnknown, kDeadline
+//   reset / closed / truncated / no response after it was sent, a refused
+//   re-send (below), or a failed connect for libcurl's re-send:
+//       kUnavailable, kUnknown, kConnectionLost
+//   response over max_response_bytes:
+//       kInternal, kUnknown, kResponseTooLarge
+//   invalid request (path, header bytes):
+//       kInvalidArgument, kNotSent, kInvalidRequest *
+//   signer failure:
+//       signer's code, kNotSent, kInvalidRequest
+//   Send() after Shutdown():
+//       kUnavailable, kNotSent, kShutdown *
+//   Shutdown() with the call queued or waiting for not_before:
+//       kUnavailable, kNotSent, kShutdown
+//   Shutdown() with the call being sent:
+//       kUnavailable, kUnknown, kShutdown
+//   anything else (curl setup, out of memory, malformed response):
+//       CurlCodeToStatus's code, kNotSent or kUnknown, kOther
 // (* = `done` runs inline, on the caller's thread.)
 // "Sent" means libcurl began writing the request on an established (TLS)
 // connection (CURLOPT_PREREQFUNCTION). Status messages hold the method, the
 // path without its query, and libcurl's error text; never headers, bodies or
 // the key.
+//
+// Re-sends: libcurl writes a request again on a new connection when a pooled
+// connection turns out to be dead. If no byte of the request had been written
+// (the server closed or reset the idle connection, so it cannot have seen the
+// request), that is allowed for every method (Stats::stale_connection_retries).
+// If some may have been written, it is allowed only for an idempotent request
+// (Stats::idempotent_resends); otherwise it is refused and the call fails as
+// above (Stats::resends_refused), so a non-idempotent request never leaves
+// twice.
 //
 // Thread-safe. curl_global_init() must have been called before Create().
 class CurlHttpTransport final : public HttpTransport {
@@ -84,17 +118,29 @@ class CurlHttpTransport final : public HttpTransport {
     size_t max_response_bytes = 4 << 20;
     // Required; must outlive the transport.
     const RequestSigner* signer = nullptr;
-    // Used for deadlines (and nothing else); null means SystemClock(). Must
-    // outlive the transport.
+    // Used for deadlines and not_before (and nothing else); null means
+    // SystemClock(). Must outlive the transport.
     const Clock* clock = nullptr;
   };
 
   struct Stats {
-    int64_t requests_started =
-        0;  // handed to curl (signed, not failed before sending)
-    int64_t connections_opened =
-        0;                  // sum of CURLINFO_NUM_CONNECTS over finished calls
-    int64_t in_flight = 0;  // accepted by Send() and `done` not yet run
+    // Handed to curl (signed, not failed before sending).
+    int64_t requests_started = 0;
+    // Sum of CURLINFO_NUM_CONNECTS over finished calls.
+    int64_t connections_opened = 0;
+    // Accepted by Send() and `done` not yet run (including waiting calls).
+    int64_t in_flight = 0;
+    // Held until their not_before (part of in_flight).
+    int64_t waiting = 0;
+    // Re-sent by libcurl on a new connection after a pooled connection failed
+    // before any byte of the request was written (any method).
+    int64_t stale_connection_retries = 0;
+    // Re-sent by libcurl after a pooled connection failed when the request
+    // may have been written (idempotent requests only).
+    int64_t idempotent_resends = 0;
+    // Re-sends refused because a non-idempotent request may have been
+    // written (each such call failed with kUnknown / kConnectionLost).
+    int64_t resends_refused = 0;
   };
 
   // Validates `options` (kInvalidArgument), sets up curl (kInternal) and starts
@@ -114,10 +160,10 @@ class CurlHttpTransport final : public HttpTransport {
   void Send(HttpRequest request, SendOptions options,
             DoneCallback done) override ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Stops accepting calls, completes every queued and in-flight call with
-  // kUnavailable, and joins the loop thread. Idempotent and safe to call from
-  // several threads. Called from a `done` callback it only initiates shutdown
-  // (the destructor joins).
+  // Stops accepting calls, completes every queued, waiting and in-flight call
+  // with kUnavailable / FailureKind::kShutdown, and joins the loop thread.
+  // Idempotent and safe to call from several threads. Called from a `done`
+  // callback it only initiates shutdown (the destructor joins).
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_, thread_mu_);
 
   Stats stats() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -133,13 +179,27 @@ class CurlHttpTransport final : public HttpTransport {
   // calls (and by the constructor/destructor, when the loop is not running), so
   // it needs no lock.
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts `call`, holds it in delayed_ until its not_before, or fails it when
+  // it could only start after its deadline.
+  void Dispatch(std::unique_ptr<Call> call) ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts the delayed calls whose not_before has come.
+  void StartDueCalls() ABSL_LOCKS_EXCLUDED(mu_);
+  // Fails every delayed call (shutdown).
+  void FailDelayed() ABSL_LOCKS_EXCLUDED(mu_);
+  void UpdateWaitingStat() ABSL_LOCKS_EXCLUDED(mu_);
+  // How long curl_multi_poll may wait: until the earliest not_before, at most
+  // kPollTimeoutMs.
+  int PollTimeoutMs() const;
   void StartCall(std::unique_ptr<Call> call) ABSL_LOCKS_EXCLUDED(mu_);
   [[nodiscard]] absl::Status ConfigureHandle(Call& call, absl::Time now);
   void DrainFinished() ABSL_LOCKS_EXCLUDED(mu_);
   void FinishTransfer(std::unique_ptr<Call> call, CURLcode code)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Removes every transfer from curl and fails it with `status`.
-  void AbortActive(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Adds a finished transfer's connection and re-send counts to stats_.
+  void RecordTransferStats(const Call& call) ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes every transfer from curl and fails it with `status` and `kind`.
+  void AbortActive(const absl::Status& status, FailureKind kind)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Runs `done` (without holding mu_) and recycles the call's easy handle if
   // `keep_handle`.
   void Complete(std::unique_ptr<Call> call, HttpResult result, bool keep_handle)
@@ -160,6 +220,9 @@ class CurlHttpTransport final : public HttpTransport {
   std::vector<CurlEasyPtr> free_handles_;  // loop thread
   std::unordered_map<CURL*, std::unique_ptr<Call>>
       active_;  // loop thread; added to multi_
+  // Loop thread: calls waiting for their not_before, earliest first (calls
+  // with the same not_before in the order they were sent).
+  std::multimap<absl::Time, std::unique_ptr<Call>> delayed_;
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,10 +1,13 @@
 #include "adapters/http/curl_http_transport.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -17,6 +20,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -26,6 +30,7 @@
 #include "adapters/http/http_transport.h"
 #include "adapters/http/http_types.h"
 #include "adapters/http/request_signer.h"
+#include "adapters/http/testing/raw_http_server.h"
 #include "adapters/http/testing/test_http_server.h"
 #include "common/secret.h"
 #include "common/testing/fake_clock.h"
@@ -39,9 +44,13 @@ namespace clink_gateway::http {
 void PrintTo(Delivery delivery, std::ostream* os) {
   *os << DeliveryName(delivery);
 }
+void PrintTo(FailureKind kind, std::ostream* os) {
+  *os << FailureKindName(kind);
+}
 
 namespace {
 
+using ::clink_gateway::http::testing::RawHttpServer;
 using ::clink_gateway::http::testing::RecordedRequest;
 using ::clink_gateway::http::testing::TestHttpServer;
 using ::clink_gateway::http::testing::TestResponse;
@@ -164,6 +173,75 @@ class RawSocket {
   int port_ = 0;
 };
 
+// Counts Sign() calls (so a test can tell a request was never signed).
+class CountingSigner final : public RequestSigner {
+ public:
+  explicit CountingSigner(const RequestSigner& inner) : inner_(inner) {}
+
+  absl::Status Sign(HttpRequest& request) const override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++count_;
+    }
+    return inner_.Sign(request);
+  }
+  int count() const {
+    absl::MutexLock lock(&mu_);
+    return count_;
+  }
+
+ private:
+  const RequestSigner& inner_;
+  mutable absl::Mutex mu_;
+  mutable int count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Polls `condition` until it holds, for at most kWait; for transport state
+// that offers nothing to block on (Stats). Yields, never sleeps.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  const absl::Time give_up = absl::Now() + kWait;
+  while (!condition()) {
+    if (absl::Now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// Finds this process's TCP socket 127.0.0.1:local_port -> 127.0.0.1:peer_port
+// (here: the transport's pooled connection, which libcurl owns) and shuts down
+// its sending side. From then on every write on it fails at once (EPIPE),
+// while libcurl's check before reusing a pooled connection still finds it
+// alive (nothing to read, no error): a connection that dies between that check
+// and the first write of the next request, on demand. False if not found.
+bool ShutdownSendingSide(int local_port, int peer_port) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return false;
+  bool done = false;
+  while (dirent* entry = ::readdir(dir)) {
+    int fd = -1;
+    if (!absl::SimpleAtoi(entry->d_name, &fd)) continue;
+    sockaddr_in local = {};
+    sockaddr_in peer = {};
+    socklen_t local_size = sizeof(local);
+    socklen_t peer_size = sizeof(peer);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) !=
+            0 ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) !=
+            0 ||
+        local.sin_family != AF_INET || peer.sin_family != AF_INET) {
+      continue;
+    }
+    if (ntohs(local.sin_port) == local_port &&
+        ntohs(peer.sin_port) == peer_port) {
+      done = ::shutdown(fd, SHUT_WR) == 0;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return done;
+}
+
 HttpRequest Get(std::string path) {
   HttpRequest request;
   request.method = Method::kGet;
@@ -276,6 +354,7 @@ TEST_F(CurlHttpTransportTest, GetIsSignedAndCarriesExactlyTheExpectedHeaders) {
 
   ASSERT_TRUE(result.status.ok()) << result.status;
   EXPECT_EQ(result.delivery, Delivery::kReceived);
+  EXPECT_EQ(result.failure, FailureKind::kNone);
   EXPECT_EQ(result.response.status_code, 200);
   EXPECT_EQ(result.response.body,
             R"({"path":"/api/order/ord_1","id":"req-123"})");
@@ -392,6 +471,7 @@ TEST_F(CurlHttpTransportTest, DeadlineAlreadyPassedSendsNothing) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(result.failure, FailureKind::kDeadline);
   EXPECT_THAT(std::string(result.status.message()),
               HasSubstr("POST /checkout/session"));
 
@@ -427,6 +507,7 @@ TEST_F(CurlHttpTransportTest, DeadlineThatPassesWhileQueuedSendsNothing) {
   EXPECT_TRUE(first.result().status.ok()) << first.result().status;
   EXPECT_EQ(second.result().status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(second.result().delivery, Delivery::kNotSent);
+  EXPECT_EQ(second.result().failure, FailureKind::kDeadline);
   const std::vector<RecordedRequest> seen = server_->requests();
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].path, "/api/order/ord_1");
@@ -442,6 +523,7 @@ TEST_F(CurlHttpTransportTest,
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kUnknown);  // the server did get it
+  EXPECT_EQ(result.failure, FailureKind::kDeadline);
   EXPECT_EQ(server_->request_count(), 1u);
   EXPECT_THAT(std::string(result.status.message()), HasSubstr("POST /slow"));
   EXPECT_THAT(std::string(result.status.message()), Not(HasSubstr(kKey)));
@@ -457,6 +539,7 @@ TEST_F(CurlHttpTransportTest, MaxCallTimeoutCapsCallsWithoutADeadline) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kUnknown);
+  EXPECT_EQ(result.failure, FailureKind::kDeadline);
 }
 
 TEST_F(CurlHttpTransportTest, ConnectionRefusedIsUnavailableAndNotSent) {
@@ -472,6 +555,7 @@ TEST_F(CurlHttpTransportTest, ConnectionRefusedIsUnavailableAndNotSent) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(result.failure, FailureKind::kConnect);
   const std::string message(result.status.message());
   EXPECT_THAT(message, HasSubstr("POST /checkout/session"));
   EXPECT_THAT(message, Not(HasSubstr(kKey)));
@@ -495,6 +579,7 @@ TEST_F(CurlHttpTransportTest, UpstreamThatNeverAnswersTimesOut) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(result.failure, FailureKind::kDeadline);
 
   // http: TCP connects at once and the request is written, then no answer:
   // maybe received.
@@ -506,6 +591,7 @@ TEST_F(CurlHttpTransportTest, UpstreamThatNeverAnswersTimesOut) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kUnknown);
+  EXPECT_EQ(result.failure, FailureKind::kDeadline);
 }
 
 TEST_F(CurlHttpTransportTest, TlsFailureIsUnavailableAndNotSent) {
@@ -519,6 +605,7 @@ TEST_F(CurlHttpTransportTest, TlsFailureIsUnavailableAndNotSent) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(result.failure, FailureKind::kConnect);
   EXPECT_EQ(server_->request_count(), 0u);
 }
 
@@ -619,6 +706,7 @@ TEST_F(CurlHttpTransportTest, ResponseLargerThanTheCapFails) {
     EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal)
         << path << result.status;
     EXPECT_EQ(result.delivery, Delivery::kUnknown) << path;
+    EXPECT_EQ(result.failure, FailureKind::kResponseTooLarge) << path;
     EXPECT_THAT(std::string(result.status.message()),
                 HasSubstr("larger than 4096 bytes"));
     EXPECT_TRUE(result.response.body.empty());
@@ -700,6 +788,7 @@ TEST_F(CurlHttpTransportTest, InvalidRequestsFailInlineWithoutSending) {
               absl::StatusCode::kInvalidArgument)
         << path;
     EXPECT_EQ(outcome.result().delivery, Delivery::kNotSent);
+    EXPECT_EQ(outcome.result().failure, FailureKind::kInvalidRequest) << path;
     EXPECT_THAT(std::string(outcome.result().status.message()),
                 Not(HasSubstr("forged")));
   }
@@ -715,6 +804,7 @@ TEST_F(CurlHttpTransportTest, SignerFailureSendsNothing) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kFailedPrecondition)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(result.failure, FailureKind::kInvalidRequest);
   EXPECT_EQ(server_->request_count(), 0u);
   EXPECT_EQ(transport->stats().requests_started, 0);
 }
@@ -753,10 +843,12 @@ TEST_F(CurlHttpTransportTest, ShutdownCompletesInFlightAndWaitingCalls) {
   EXPECT_EQ(in_flight.calls(), 1);
   EXPECT_EQ(in_flight.result().status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(in_flight.result().delivery, Delivery::kUnknown);
+  EXPECT_EQ(in_flight.result().failure, FailureKind::kShutdown);
   for (Outcome& outcome : waiting) {
     EXPECT_EQ(outcome.calls(), 1);
     EXPECT_EQ(outcome.result().status.code(), absl::StatusCode::kUnavailable);
     EXPECT_EQ(outcome.result().delivery, Delivery::kNotSent);
+    EXPECT_EQ(outcome.result().failure, FailureKind::kShutdown);
   }
   EXPECT_EQ(transport->stats().in_flight, 0);
 
@@ -767,6 +859,7 @@ TEST_F(CurlHttpTransportTest, ShutdownCompletesInFlightAndWaitingCalls) {
   EXPECT_EQ(late.thread(), std::this_thread::get_id());
   EXPECT_EQ(late.result().status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(late.result().delivery, Delivery::kNotSent);
+  EXPECT_EQ(late.result().failure, FailureKind::kShutdown);
 
   transport->Shutdown();  // idempotent
   transport.reset();
@@ -807,10 +900,12 @@ TEST_F(CurlHttpTransportTest, ShutdownFailsQueuedCallsAsNotSent) {
   EXPECT_EQ(signing.calls(), 1);
   EXPECT_EQ(signing.result().status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(signing.result().delivery, Delivery::kNotSent);
+  EXPECT_EQ(signing.result().failure, FailureKind::kShutdown);
   for (const auto& outcome : queued) {
     EXPECT_EQ(outcome->calls(), 1);
     EXPECT_EQ(outcome->result().status.code(), absl::StatusCode::kUnavailable);
     EXPECT_EQ(outcome->result().delivery, Delivery::kNotSent);
+    EXPECT_EQ(outcome->result().failure, FailureKind::kShutdown);
   }
   EXPECT_EQ(server_->request_count(), 0u);
   EXPECT_EQ(transport->stats().requests_started, 0);
@@ -827,6 +922,7 @@ TEST_F(CurlHttpTransportTest, DestructorCompletesPendingCalls) {
   EXPECT_EQ(outcome.calls(), 1);
   EXPECT_EQ(outcome.result().status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(outcome.result().delivery, Delivery::kUnknown);
+  EXPECT_EQ(outcome.result().failure, FailureKind::kShutdown);
 }
 
 TEST_F(CurlHttpTransportTest, CreateValidatesOptions) {
@@ -877,6 +973,342 @@ TEST_F(CurlHttpTransportTest, BaseUrlWithTrailingSlashIsJoinedCleanly) {
   ASSERT_NE(transport, nullptr);
   ASSERT_TRUE(Call(*transport, Get("/order/ord_1")).status.ok());
   EXPECT_EQ(server_->requests()[0].path, "/api/order/ord_1");
+}
+
+// ---------------------------------------------------------------------------
+// Delayed start (SendOptions::not_before).
+
+TEST_F(CurlHttpTransportTest, DelayedCallsStartNoEarlierThanNotBefore) {
+  CurlHttpTransport::Options options = Options();
+  options.clock = nullptr;  // the real clock: not_before is measured for real
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+
+  const absl::Duration kDelays[] = {
+      absl::Milliseconds(150), absl::Milliseconds(20), absl::ZeroDuration(),
+      absl::Milliseconds(80)};
+  constexpr int kCalls = 4;
+  std::vector<Outcome> outcomes(kCalls);
+  std::vector<absl::Time> not_before(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    SendOptions send_options;
+    send_options.request_id = absl::StrCat("req-", i);
+    send_options.not_before = absl::Now() + kDelays[i];
+    send_options.deadline = absl::Now() + kWait;
+    not_before[i] = send_options.not_before;
+    transport->Send(Post("/checkout/session", "{}"), std::move(send_options),
+                    outcomes[i].Callback());
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(outcomes[i].Wait()) << i;
+    const HttpResult result = outcomes[i].result();
+    ASSERT_TRUE(result.status.ok()) << i << ": " << result.status;
+    EXPECT_EQ(result.failure, FailureKind::kNone);
+  }
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kCalls));
+  for (const RecordedRequest& r : seen) {
+    int i = -1;
+    ASSERT_TRUE(absl::SimpleAtoi(
+        r.Header("X-Request-Id").value_or("req-x").substr(4), &i));
+    ASSERT_GE(i, 0);
+    ASSERT_LT(i, kCalls);
+    // A lower bound only: how much later it arrives depends on the machine.
+    EXPECT_GE(r.received_at, not_before[i]) << i;
+  }
+  const CurlHttpTransport::Stats stats = transport->stats();
+  EXPECT_EQ(stats.requests_started, kCalls);
+  EXPECT_EQ(stats.waiting, 0);
+  EXPECT_EQ(stats.in_flight, 0);
+}
+
+TEST_F(CurlHttpTransportTest, DelayedCallIsSignedWhenItStarts) {
+  CountingSigner signer(signer_);
+  auto transport = Create(Options(&signer));
+  ASSERT_NE(transport, nullptr);
+  SendOptions options;
+  options.not_before = clock_.Now() + absl::Seconds(5);
+  Outcome delayed;
+  transport->Send(Post("/checkout/session", "{}"), options, delayed.Callback());
+  ASSERT_TRUE(Eventually([&] { return transport->stats().waiting == 1; }));
+  EXPECT_EQ(transport->stats().in_flight, 1);
+  EXPECT_EQ(signer.count(), 0);
+  EXPECT_EQ(delayed.calls(), 0);
+
+  clock_.Advance(absl::Seconds(5));
+  const absl::Time due = clock_.Now();
+  // Any call wakes the loop, which then finds the delayed call due (on its own
+  // the loop re-checks within a second).
+  ASSERT_TRUE(Call(*transport, Get("/order/wake")).status.ok());
+  ASSERT_TRUE(delayed.Wait());
+  ASSERT_TRUE(delayed.result().status.ok()) << delayed.result().status;
+  EXPECT_EQ(signer.count(), 2);
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 2u);
+  for (const RecordedRequest& r : seen) {
+    EXPECT_EQ(r.Header("X-Timestamp"), absl::StrCat(absl::ToUnixMillis(due)));
+  }
+  EXPECT_EQ(transport->stats().waiting, 0);
+  EXPECT_EQ(transport->stats().in_flight, 0);
+}
+
+TEST_F(CurlHttpTransportTest, NotBeforeAtOrAfterTheDeadlineFailsAtOnce) {
+  CountingSigner signer(signer_);
+  auto transport = Create(Options(&signer));
+  ASSERT_NE(transport, nullptr);
+  for (absl::Duration not_before : {absl::Seconds(10), absl::Seconds(5)}) {
+    SendOptions options;
+    options.deadline = clock_.Now() + absl::Seconds(5);
+    options.not_before = clock_.Now() + not_before;
+    // The fake clock never moves here: the call can only fail because it could
+    // never be sent in time.
+    const HttpResult result =
+        Call(*transport, Post("/checkout/session", "{}"), options);
+    EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+        << result.status;
+    EXPECT_EQ(result.delivery, Delivery::kNotSent);
+    EXPECT_EQ(result.failure, FailureKind::kDeadline);
+    EXPECT_THAT(std::string(result.status.message()),
+                HasSubstr("POST /checkout/session"));
+  }
+  EXPECT_EQ(signer.count(), 0);
+  EXPECT_EQ(transport->stats().requests_started, 0);
+  // A later call does reach the server, so the first ones would have been
+  // seen.
+  ASSERT_TRUE(Call(*transport, Get("/order/ord_1")).status.ok());
+  EXPECT_EQ(server_->request_count(), 1u);
+}
+
+TEST_F(CurlHttpTransportTest, DeadlineThatPassesWhileWaitingSendsNothing) {
+  CountingSigner signer(signer_);
+  auto transport = Create(Options(&signer));
+  ASSERT_NE(transport, nullptr);
+  SendOptions options;
+  options.not_before = clock_.Now() + absl::Seconds(1);
+  options.deadline = clock_.Now() + absl::Seconds(2);
+  Outcome delayed;
+  transport->Send(Post("/checkout/session", "{}"), options, delayed.Callback());
+  ASSERT_TRUE(Eventually([&] { return transport->stats().waiting == 1; }));
+
+  clock_.Advance(absl::Seconds(3));  // past not_before and the deadline
+  ASSERT_TRUE(Call(*transport, Get("/order/wake")).status.ok());
+  ASSERT_TRUE(delayed.Wait());
+  const HttpResult result = delayed.result();
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(result.failure, FailureKind::kDeadline);
+  EXPECT_EQ(signer.count(), 1);  // only the wake-up call was signed
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].path, "/api/order/wake");
+  EXPECT_EQ(transport->stats().waiting, 0);
+  EXPECT_EQ(transport->stats().in_flight, 0);
+}
+
+TEST_F(CurlHttpTransportTest, ShutdownCompletesDelayedCalls) {
+  CountingSigner signer(signer_);
+  auto transport = Create(Options(&signer));
+  ASSERT_NE(transport, nullptr);
+  std::vector<Outcome> delayed(3);
+  for (int i = 0; i < 3; ++i) {
+    SendOptions options;
+    options.not_before = clock_.Now() + absl::Hours(1 + i);
+    transport->Send(Post("/checkout/session", "{}"), options,
+                    delayed[i].Callback());
+  }
+  ASSERT_TRUE(Eventually([&] { return transport->stats().waiting == 3; }));
+  EXPECT_EQ(transport->stats().in_flight, 3);
+
+  transport->Shutdown();
+  for (Outcome& outcome : delayed) {
+    EXPECT_EQ(outcome.calls(), 1);
+    EXPECT_EQ(outcome.result().status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(outcome.result().delivery, Delivery::kNotSent);
+    EXPECT_EQ(outcome.result().failure, FailureKind::kShutdown);
+  }
+  EXPECT_EQ(signer.count(), 0);
+  EXPECT_EQ(server_->request_count(), 0u);
+  const CurlHttpTransport::Stats stats = transport->stats();
+  EXPECT_EQ(stats.waiting, 0);
+  EXPECT_EQ(stats.in_flight, 0);
+  EXPECT_EQ(stats.requests_started, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Dead connections, with a server that can close or reset them at will.
+
+class CurlHttpTransportRawServerTest : public CurlHttpTransportTest {
+ protected:
+  // Starts raw_ with `handler` and returns a transport pointed at it.
+  std::unique_ptr<CurlHttpTransport> StartRaw(RawHttpServer::Handler handler) {
+    auto server = RawHttpServer::Start(std::move(handler));
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return nullptr;
+    raw_ = *std::move(server);
+    CurlHttpTransport::Options options = Options();
+    options.base_url = absl::StrCat(raw_->base_url(), "/api");
+    return Create(options);
+  }
+
+  static RawHttpServer::Reply Echo(const RecordedRequest& request) {
+    RawHttpServer::Reply reply;
+    reply.body = absl::StrCat(R"({"path":")", request.path, R"("})");
+    return reply;
+  }
+
+  static int Count(const std::vector<RecordedRequest>& requests,
+                   absl::string_view method, absl::string_view path) {
+    int n = 0;
+    for (const RecordedRequest& r : requests) {
+      if (r.method == method && r.path == path) ++n;
+    }
+    return n;
+  }
+
+  std::unique_ptr<RawHttpServer> raw_;
+};
+
+TEST_F(CurlHttpTransportRawServerTest,
+       PooledConnectionTheServerClosedIsReplacedForAPayment) {
+  for (const RawHttpServer::After after :
+       {RawHttpServer::After::kClose, RawHttpServer::After::kReset}) {
+    SCOPED_TRACE(after == RawHttpServer::After::kClose ? "FIN" : "RST");
+    // The first response promises keep-alive; then the server drops the idle
+    // connection (as a load balancer's idle timeout does). Observed with
+    // libcurl 7.88: after a FIN its check before reuse sees the connection is
+    // closed and opens a new one; after an RST it reuses it, writing the
+    // request fails before any byte leaves, and the payment is re-sent on a
+    // new connection (a stale-connection retry). Either way the server sees it
+    // once.
+    auto transport = StartRaw([after](const RecordedRequest& request) {
+      RawHttpServer::Reply reply = Echo(request);
+      if (request.path == "/api/order/first") reply.after = after;
+      return reply;
+    });
+    ASSERT_NE(transport, nullptr);
+    ASSERT_TRUE(Call(*transport, Get("/order/first")).status.ok());
+    ASSERT_TRUE(raw_->WaitForServerCloses(1, kWait));
+    ASSERT_EQ(transport->stats().connections_opened, 1);
+
+    const HttpResult result =
+        Call(*transport, Post("/payment", R"({"amount":"1.00"})"));
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    EXPECT_EQ(result.delivery, Delivery::kReceived);
+    EXPECT_EQ(result.response.body, R"({"path":"/api/payment"})");
+
+    const std::vector<RecordedRequest> seen = raw_->requests();
+    EXPECT_EQ(Count(seen, "POST", "/api/payment"), 1);
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[1].connection_id, 2);
+    EXPECT_EQ(raw_->connections_accepted(), 2);
+    const CurlHttpTransport::Stats stats = transport->stats();
+    EXPECT_EQ(stats.connections_opened, 2);
+    EXPECT_EQ(stats.resends_refused, 0);
+    transport.reset();
+    raw_.reset();
+  }
+}
+
+TEST_F(CurlHttpTransportRawServerTest,
+       PaymentWhoseWriteFailedAtOnceIsResentOnAFreshConnection) {
+  auto transport = StartRaw(&Echo);
+  ASSERT_NE(transport, nullptr);
+  ASSERT_TRUE(Call(*transport, Get("/order/first")).status.ok());
+  ASSERT_EQ(raw_->connections_accepted(), 1);
+  // The pooled connection still looks alive to libcurl, but writing the
+  // payment on it fails before a single byte leaves; libcurl then re-sends it
+  // on a new connection, which is allowed because the server cannot have seen
+  // anything.
+  ASSERT_TRUE(ShutdownSendingSide(raw_->client_port(1), raw_->port()));
+
+  const std::string body = R"({"amount":"1.00","reference":"ord_7"})";
+  const HttpResult result = Call(*transport, Post("/payment", body));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kReceived);
+  EXPECT_EQ(result.failure, FailureKind::kNone);
+  EXPECT_EQ(result.response.body, R"({"path":"/api/payment"})");
+
+  const std::vector<RecordedRequest> seen = raw_->requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(Count(seen, "POST", "/api/payment"), 1);
+  EXPECT_EQ(seen[1].body, body);
+  EXPECT_EQ(seen[1].connection_id, 2);
+  EXPECT_EQ(raw_->connections_accepted(), 2);
+  const CurlHttpTransport::Stats stats = transport->stats();
+  EXPECT_EQ(stats.stale_connection_retries, 1);
+  EXPECT_EQ(stats.resends_refused, 0);
+  EXPECT_EQ(stats.idempotent_resends, 0);
+  EXPECT_EQ(stats.connections_opened, 2);
+}
+
+TEST_F(CurlHttpTransportRawServerTest,
+       PaymentWrittenToAPooledConnectionThatDiedIsNeverResent) {
+  std::atomic<int> reads_dropped{0};
+  auto transport = StartRaw([&reads_dropped](const RecordedRequest& request) {
+    RawHttpServer::Reply reply = Echo(request);
+    // Read the request, then close without answering.
+    if (request.path == "/api/payment" ||
+        (request.path == "/api/order/drop-once" && reads_dropped++ == 0)) {
+      reply.respond = false;
+      reply.after = RawHttpServer::After::kClose;
+    }
+    return reply;
+  });
+  ASSERT_NE(transport, nullptr);
+  ASSERT_TRUE(Call(*transport, Get("/order/first")).status.ok());
+
+  // libcurl would re-send the payment on a new connection; some of it was
+  // written, so the transport refuses.
+  const HttpResult payment =
+      Call(*transport, Post("/payment", R"({"amount":"1.00"})"));
+  EXPECT_EQ(payment.status.code(), absl::StatusCode::kUnavailable)
+      << payment.status;
+  EXPECT_EQ(payment.delivery, Delivery::kUnknown);
+  EXPECT_EQ(payment.failure, FailureKind::kConnectionLost);
+  EXPECT_THAT(std::string(payment.status.message()), HasSubstr("not resent"));
+  EXPECT_EQ(Count(raw_->requests(), "POST", "/api/payment"), 1);
+  CurlHttpTransport::Stats stats = transport->stats();
+  EXPECT_EQ(stats.resends_refused, 1);
+  EXPECT_EQ(stats.stale_connection_retries, 0);
+
+  // An idempotent read in the same situation is simply re-sent and answered.
+  ASSERT_TRUE(Call(*transport, Get("/order/warm")).status.ok());
+  HttpRequest read = Get("/order/drop-once");
+  read.idempotent = true;
+  const HttpResult result = Call(*transport, std::move(read));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(Count(raw_->requests(), "GET", "/api/order/drop-once"), 2);
+  stats = transport->stats();
+  EXPECT_EQ(stats.idempotent_resends, 1);
+  EXPECT_EQ(stats.resends_refused, 1);
+  EXPECT_EQ(stats.stale_connection_retries, 0);
+}
+
+TEST_F(CurlHttpTransportRawServerTest,
+       ConnectionLostAfterTheRequestWasReadIsConnectionLost) {
+  for (const RawHttpServer::After after :
+       {RawHttpServer::After::kClose, RawHttpServer::After::kReset}) {
+    SCOPED_TRACE(after == RawHttpServer::After::kClose ? "FIN" : "RST");
+    auto transport = StartRaw([after](const RecordedRequest& request) {
+      RawHttpServer::Reply reply = Echo(request);
+      reply.respond = false;
+      reply.after = after;
+      return reply;
+    });
+    ASSERT_NE(transport, nullptr);
+    // A new connection: libcurl does not re-send, whatever the method.
+    HttpRequest read = Get("/order/1");
+    read.idempotent = true;
+    const HttpResult result = Call(*transport, std::move(read));
+    EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+        << result.status;
+    EXPECT_EQ(result.delivery, Delivery::kUnknown);
+    EXPECT_EQ(result.failure, FailureKind::kConnectionLost);
+    EXPECT_EQ(raw_->requests().size(), 1u);
+    transport.reset();
+    raw_.reset();
+  }
 }
 
 }  // namespace

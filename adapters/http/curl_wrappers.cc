@@ -143,6 +143,54 @@ absl::StatusCode CurlCodeToStatusCode(CURLcode code) {
   return StatusCode::kInternal;  // a value outside the enum
 }
 
+FailureKind CurlCodeToFailureKind(CURLcode code, bool request_started) {
+  // Network failures of the peer or the path to it. Before the request started
+  // they can only have happened while setting up a connection.
+  const FailureKind network =
+      request_started ? FailureKind::kConnectionLost : FailureKind::kConnect;
+  switch (code) {
+    case CURLE_OK:
+      return FailureKind::kNone;
+
+    case CURLE_OPERATION_TIMEDOUT:
+      return FailureKind::kDeadline;
+
+    // Setting up the connection: DNS, TCP, TLS handshake and verification.
+    // After the request started, these come from libcurl's retry on a new
+    // connection (the first one died), so the request may still have left.
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_QUIC_CONNECT_ERROR:
+    case CURLE_PROXY:
+    case CURLE_NO_CONNECTION_AVAILABLE:
+    // The connection failed under an exchange: reset, closed, nothing or only
+    // part of a response.
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_HTTP3:
+      return network;
+
+    case CURLE_FILESIZE_EXCEEDED:
+      return FailureKind::kResponseTooLarge;
+
+    default:
+      // A malformed reply, local misuse or configuration, out of memory, and
+      // codes a newer libcurl may add: nothing suggests another attempt helps.
+      return FailureKind::kOther;
+  }
+}
+
 absl::Status CurlCodeToStatus(CURLcode code, absl::string_view context,
                               absl::string_view detail) {
   const absl::StatusCode status_code = CurlCodeToStatusCode(code);

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "adapters/http/http_types.h"
 
 namespace clink_gateway::http {
 
@@ -55,6 +56,20 @@ inline CurlUrlPtr MakeCurlUrl() { return CurlUrlPtr(curl_url()); }
 //   ABORTED_BY_CALLBACK        -> kCancelled
 //   local misuse, configuration, protocols we never use -> kInternal
 absl::StatusCode CurlCodeToStatusCode(CURLcode code);
+
+// Why a transfer that ended with `code` failed (http::FailureKind).
+// `request_started` is whether libcurl began writing the request on an
+// established connection at some point during the transfer (the transport's
+// CURLOPT_PREREQFUNCTION); it separates "never got a usable connection" from
+// "lost the connection with the request possibly written":
+//   OK                                          -> kNone
+//   OPERATION_TIMEDOUT                          -> kDeadline (either side)
+//   DNS, connect, TLS handshake/verification    -> kConnect, or kConnectionLost
+//     and send/recv/empty/truncated errors         if the request had started
+//     (a failed retry on a new connection, after the first one died)
+//   FILESIZE_EXCEEDED                           -> kResponseTooLarge
+//   anything else (malformed reply, local misuse, out of memory) -> kOther
+FailureKind CurlCodeToFailureKind(CURLcode code, bool request_started);
 
 // CurlCodeToStatusCode(code) with the message "<context>: <curl_easy_strerror>
 // (curl error N)" and, when not empty, ": <detail>" (CURLOPT_ERRORBUFFER text).

@@ -2,13 +2,20 @@
 
 #include <curl/curl.h>
 
+#include <ostream>
 #include <string>
 
 #include "absl/status/status.h"
+#include "adapters/http/http_types.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace clink_gateway::http {
+
+void PrintTo(FailureKind kind, std::ostream* os) {
+  *os << FailureKindName(kind);
+}
+
 namespace {
 
 using ::testing::HasSubstr;
@@ -113,6 +120,78 @@ TEST(CurlCodeToStatusTest, DetailIsAppended) {
       status.message(),
       "POST /checkout/session: Couldn't connect to server (curl error 7): "
       "Failed to connect to 127.0.0.1 port 1: Connection refused");
+}
+
+struct KindCase {
+  CURLcode curl;
+  FailureKind before_sending;  // request_started = false
+  FailureKind after_starting;  // request_started = true
+};
+
+class CurlCodeToFailureKindTest : public ::testing::TestWithParam<KindCase> {};
+
+TEST_P(CurlCodeToFailureKindTest, MapsCode) {
+  const KindCase& c = GetParam();
+  EXPECT_EQ(CurlCodeToFailureKind(c.curl, /*request_started=*/false),
+            c.before_sending)
+      << curl_easy_strerror(c.curl);
+  EXPECT_EQ(CurlCodeToFailureKind(c.curl, /*request_started=*/true),
+            c.after_starting)
+      << curl_easy_strerror(c.curl);
+}
+
+constexpr FailureKind kConnect = FailureKind::kConnect;
+constexpr FailureKind kLost = FailureKind::kConnectionLost;
+constexpr FailureKind kOther = FailureKind::kOther;
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CurlCodeToFailureKindTest,
+    ::testing::Values(
+        KindCase{CURLE_OK, FailureKind::kNone, FailureKind::kNone},
+        KindCase{CURLE_OPERATION_TIMEDOUT, FailureKind::kDeadline,
+                 FailureKind::kDeadline},
+        // Connection setup; "lost" once the request had started (a failed
+        // retry after the first connection died).
+        KindCase{CURLE_COULDNT_RESOLVE_HOST, kConnect, kLost},
+        KindCase{CURLE_COULDNT_RESOLVE_PROXY, kConnect, kLost},
+        KindCase{CURLE_COULDNT_CONNECT, kConnect, kLost},
+        KindCase{CURLE_SSL_CONNECT_ERROR, kConnect, kLost},
+        KindCase{CURLE_PEER_FAILED_VERIFICATION, kConnect, kLost},
+        KindCase{CURLE_SSL_CIPHER, kConnect, kLost},
+        KindCase{CURLE_SSL_ISSUER_ERROR, kConnect, kLost},
+        KindCase{CURLE_SSL_PINNEDPUBKEYNOTMATCH, kConnect, kLost},
+        KindCase{CURLE_SSL_INVALIDCERTSTATUS, kConnect, kLost},
+        KindCase{CURLE_QUIC_CONNECT_ERROR, kConnect, kLost},
+        KindCase{CURLE_PROXY, kConnect, kLost},
+        KindCase{CURLE_NO_CONNECTION_AVAILABLE, kConnect, kLost},
+        // The connection failed under an exchange.
+        KindCase{CURLE_SEND_ERROR, kConnect, kLost},
+        KindCase{CURLE_RECV_ERROR, kConnect, kLost},
+        KindCase{CURLE_GOT_NOTHING, kConnect, kLost},
+        KindCase{CURLE_PARTIAL_FILE, kConnect, kLost},
+        KindCase{CURLE_HTTP2, kConnect, kLost},
+        KindCase{CURLE_HTTP2_STREAM, kConnect, kLost},
+        KindCase{CURLE_HTTP3, kConnect, kLost},
+        KindCase{CURLE_FILESIZE_EXCEEDED, FailureKind::kResponseTooLarge,
+                 FailureKind::kResponseTooLarge},
+        // Everything else.
+        KindCase{CURLE_WEIRD_SERVER_REPLY, kOther, kOther},
+        KindCase{CURLE_BAD_CONTENT_ENCODING, kOther, kOther},
+        KindCase{CURLE_AGAIN, kOther, kOther},
+        KindCase{CURLE_OUT_OF_MEMORY, kOther, kOther},
+        KindCase{CURLE_ABORTED_BY_CALLBACK, kOther, kOther},
+        KindCase{CURLE_WRITE_ERROR, kOther, kOther},
+        KindCase{CURLE_URL_MALFORMAT, kOther, kOther},
+        KindCase{CURLE_SSL_CACERT_BADFILE, kOther, kOther},
+        KindCase{CURLE_UNRECOVERABLE_POLL, kOther, kOther},
+        KindCase{CURL_LAST, kOther, kOther}));
+
+TEST(CurlCodeToFailureKindTest, EveryFailureHasAKind) {
+  for (int i = 1; i <= static_cast<int>(CURL_LAST) + 1; ++i) {
+    const auto code = static_cast<CURLcode>(i);
+    EXPECT_NE(CurlCodeToFailureKind(code, false), FailureKind::kNone) << i;
+    EXPECT_NE(CurlCodeToFailureKind(code, true), FailureKind::kNone) << i;
+  }
 }
 
 TEST(CurlMultiCodeToStatusTest, Maps) {

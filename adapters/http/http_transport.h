@@ -14,7 +14,7 @@ struct HttpResult {
   absl::Status status;  // OK iff `response` holds a complete response.
   Delivery delivery = Delivery::kNotSent;
   FailureKind failure = FailureKind::kNone;  // kNone iff status.ok().
-  HttpResponse response;  // Valid when status.ok().
+  HttpResponse response;                     // Valid when status.ok().
 };
 
 class HttpTransport {
@@ -23,15 +23,25 @@ class HttpTransport {
 
   virtual ~HttpTransport() = default;
 
-  // Starts `request` and returns at once; never blocks on the network. `done`
-  // runs exactly once, on a transport thread (or inline when the call fails
-  // before it starts, e.g. an invalid request or after Shutdown), and must not
-  // block. Failure statuses:
-  //   kDeadlineExceeded: the deadline passed (before sending: kNotSent).
-  //   kUnavailable: DNS, connect or TLS failure (kNotSent); reset; shutdown.
-  //   kInvalidArgument: malformed path or header bytes (kNotSent).
-  //   kInternal: anything else, e.g. a response larger than the cap.
-  //   A signer's failure keeps the signer's code (kNotSent).
+  // Starts `request` and returns at once; never blocks on the network, nor
+  // for options.not_before (the transport holds a delayed call itself and
+  // starts it when due; no thread sleeps). `done` runs exactly once, on a
+  // transport thread (or inline when the call fails before it starts, e.g. an
+  // invalid request or after Shutdown), and must not block. Failures (status,
+  // HttpResult::failure):
+  //   kDeadlineExceeded, kDeadline: the deadline passed (before sending, also
+  //     while waiting for not_before, or when not_before is not before the
+  //     deadline: kNotSent).
+  //   kUnavailable, kConnect: DNS, connect or TLS failure (always kNotSent).
+  //   kUnavailable, kConnectionLost: reset, closed or truncated once the
+  //     request may have been written (kUnknown).
+  //   kUnavailable, kShutdown: the transport shut down (kNotSent if the call
+  //     had not started, kUnknown if it was being sent).
+  //   kInvalidArgument, kInvalidRequest: malformed path or header bytes
+  //     (kNotSent). A signer's failure keeps the signer's code
+  //     (kInvalidRequest, kNotSent).
+  //   kInternal, kResponseTooLarge: a response larger than the cap.
+  //   Anything else: kOther.
   // Status messages name the method and path, never the query, headers or
   // body.
   virtual void Send(HttpRequest request, SendOptions options,

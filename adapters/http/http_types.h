@@ -31,6 +31,8 @@ struct HttpRequest {
   // upstream deduplicates). When false, the transport never lets it leave
   // twice: libcurl's silent resend on a reused connection that died before
   // answering is aborted, and the call fails with Delivery::kUnknown instead.
+  // (A resend is still allowed when no byte of the request was written: the
+  // pooled connection was already dead, so the upstream saw nothing.)
   bool idempotent = false;
 };
 

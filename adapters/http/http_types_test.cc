@@ -18,6 +18,18 @@ TEST(HttpTypesTest, DeliveryName) {
   EXPECT_EQ(DeliveryName(Delivery::kReceived), "received");
 }
 
+TEST(HttpTypesTest, FailureKindName) {
+  EXPECT_EQ(FailureKindName(FailureKind::kNone), "none");
+  EXPECT_EQ(FailureKindName(FailureKind::kInvalidRequest), "invalid_request");
+  EXPECT_EQ(FailureKindName(FailureKind::kDeadline), "deadline");
+  EXPECT_EQ(FailureKindName(FailureKind::kConnect), "connect");
+  EXPECT_EQ(FailureKindName(FailureKind::kConnectionLost), "connection_lost");
+  EXPECT_EQ(FailureKindName(FailureKind::kResponseTooLarge),
+            "response_too_large");
+  EXPECT_EQ(FailureKindName(FailureKind::kShutdown), "shutdown");
+  EXPECT_EQ(FailureKindName(FailureKind::kOther), "other");
+}
+
 TEST(HttpTypesTest, HeaderReturnsFirstMatchCaseInsensitively) {
   HttpResponse response;
   response.headers = {{"content-type", "application/json"},

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 
 namespace clink_gateway::http::testing {
 namespace {
@@ -174,6 +175,7 @@ int TestHttpServer::HandleRequest(mg_connection* conn) {
     if (n <= 0) break;
     request.body.append(buffer.data(), static_cast<size_t>(n));
   }
+  request.received_at = absl::Now();
   {
     absl::MutexLock lock(&mu_);
     requests_.push_back(request);

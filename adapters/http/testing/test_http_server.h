@@ -32,7 +32,8 @@ struct RecordedRequest {
       headers;  // as received, in order
   std::string body;
   int64_t connection_id =
-      0;  // 1, 2, ...: the accepted connection that carried it
+      0;                   // 1, 2, ...: the accepted connection that carried it
+  absl::Time received_at;  // real time (absl::Now()) when it had been read
 
   // First value of header `name` (case-insensitive). std::optional so gtest
   // prints it.
