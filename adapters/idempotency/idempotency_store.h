@@ -1,0 +1,141 @@
+// Where the gateway remembers idempotency keys: the first call with a key
+// claims it, and every later call with the same key gets the first call's
+// stored result instead of reaching Clink again.
+//
+// Two implementations: MemoryIdempotencyStore (one process, bounded, the
+// default) and RedisIdempotencyStore (shared by a fleet of replicas, so two
+// gateway pods never both send the same keyed payment).
+#ifndef CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENCY_STORE_H_
+#define CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENCY_STORE_H_
+
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace clink_gateway::idempotency {
+
+// The scope a key lives in: two callers, or two RPCs, never share a record.
+struct IdempotencyKey {
+  // The calling identity (see server/rpc_forwarder.h: `x-clink-caller`
+  // metadata); empty for anonymous callers, who share one scope.
+  std::string caller;
+  // Full gRPC method name, e.g.
+  // "clink.gateway.v1.PaymentService/CreatePayment".
+  std::string rpc;
+  // The caller's `idempotency-key` metadata: 1-255 printable ASCII.
+  std::string key;
+
+  // A fixed-length name for this scope + key (hex SHA-256 of the three parts,
+  // length-prefixed so that no two distinct keys collide), safe to use as a
+  // Redis key or map key and free of caller data.
+  std::string Digest() const;
+};
+
+// The final result of the first call, replayed to every later call.
+struct StoredResult {
+  // OK, or the error with its payloads (google.rpc details) exactly as the
+  // first caller got it.
+  absl::Status status;
+  // The serialized response message when `status` is OK; empty otherwise.
+  std::string response;
+};
+
+// Serialization used by stores that keep results outside the process: a
+// serialized google.rpc.Status whose code and message are the status's, whose
+// details are the status's payloads (Any.type_url = payload type URL,
+// Any.value = payload bytes, sorted by type URL) and whose last detail is
+// always the response bytes under kStoredResponseTypeUrl. Round-trips every
+// StoredResult exactly (absl::Status equality, response bytes).
+inline constexpr absl::string_view kStoredResponseTypeUrl =
+    "type.gateway.clink/response";
+[[nodiscard]] std::string SerializeStoredResult(const StoredResult& result);
+// kDataLoss when `bytes` is not what SerializeStoredResult writes.
+[[nodiscard]] absl::StatusOr<StoredResult> ParseStoredResult(
+    absl::string_view bytes);
+
+// google.rpc.ErrorInfo reason (domain gateway.clink) of AbandonedResult().
+inline constexpr absl::string_view kAbandonedReason =
+    "IDEMPOTENT_CALL_ABANDONED";
+
+// The result a key is settled with when its holder's lease expired: UNKNOWN,
+// with an ErrorInfo {reason IDEMPOTENT_CALL_ABANDONED, domain gateway.clink,
+// metadata outcome=unknown}, and no response.
+[[nodiscard]] StoredResult AbandonedResult();
+
+// A fresh, unguessable lease token (32 hex digits from OpenSSL's CSPRNG), for
+// store implementations.
+[[nodiscard]] std::string NewLeaseToken();
+
+struct BeginResult {
+  enum class Kind {
+    // No record existed: the caller now holds the key (an in-flight record
+    // was written) and must end it with exactly one Complete() or Release()
+    // using `lease_token`.
+    kClaimed,
+    // A final result is stored for this key and the same request: replay it.
+    kCompleted,
+    // The key is recorded for a different request (another body, or another
+    // request_hash): nothing may be sent.
+    kMismatch,
+    // Another call holds the key and did not finish before `wait_deadline`.
+    kInProgress,
+  };
+  Kind kind = Kind::kClaimed;
+  StoredResult result;      // kCompleted
+  std::string lease_token;  // kClaimed
+};
+
+// Thread-safe. Callbacks run exactly once, on a store thread or inline, and
+// must not block.
+class IdempotencyStore {
+ public:
+  using BeginCallback =
+      absl::AnyInvocable<void(absl::StatusOr<BeginResult>) &&>;
+  using DoneCallback = absl::AnyInvocable<void(absl::Status) &&>;
+
+  virtual ~IdempotencyStore() = default;
+
+  // Claims `key` for a request whose content hashes to `request_hash`, or finds
+  // what is recorded for it:
+  //  - no record: writes an in-flight record and returns kClaimed;
+  //  - a record with another request_hash (in flight or final): kMismatch;
+  //  - a final record with the same hash: kCompleted with its result;
+  //  - an in-flight record with the same hash: waits (without blocking a
+  //    thread) until it becomes final (kCompleted), is released (the waiter
+  //    claims it: kClaimed), or `wait_deadline` passes (kInProgress);
+  //  - an in-flight record whose holder vanished (its lease expired: the
+  //    process died mid-call) becomes final with an UNKNOWN result, outcome
+  //    "unknown", reason IDEMPOTENT_CALL_ABANDONED, and is returned as
+  //    kCompleted. It is never run again: the first attempt may have reached
+  //    Clink.
+  // Fails with kUnavailable when the store cannot be reached or answers
+  // wrongly (callers fail closed), or kResourceExhausted when a bounded store
+  // is full of live records.
+  virtual void Begin(const IdempotencyKey& key, absl::string_view request_hash,
+                     absl::Time wait_deadline, BeginCallback done) = 0;
+
+  // Makes a claimed key final with `result`, kept for the retention period
+  // (counted from now). kFailedPrecondition when `lease_token` no longer holds
+  // the key: it was completed or released already, or its lease expired (the
+  // key is then settled as abandoned, if nobody did so yet, and `result` is
+  // dropped); kUnavailable when the store cannot be reached (the record then
+  // stays in flight until its lease expires, and is settled as abandoned).
+  virtual void Complete(const IdempotencyKey& key,
+                        absl::string_view lease_token, StoredResult result,
+                        DoneCallback done) = 0;
+
+  // Forgets a claimed key whose call provably had no effect at Clink (never
+  // sent, or refused in a way worth retrying), so the next call with the key
+  // runs. Waiters on the key are woken and one of them claims it. Errors as
+  // for Complete().
+  virtual void Release(const IdempotencyKey& key, absl::string_view lease_token,
+                       DoneCallback done) = 0;
+};
+
+}  // namespace clink_gateway::idempotency
+
+#endif  // CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENCY_STORE_H_

@@ -1,0 +1,809 @@
+#include "adapters/idempotency/redis_idempotency_store.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/memory/memory.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "common/secret.h"
+
+namespace clink_gateway::idempotency {
+namespace internal {
+namespace {
+
+// Record layout (one Redis hash per key):
+//   h  request hash
+//   s  state: f (in flight), d (done), a (abandoned), r (released)
+//   t  lease token of the holder (kept after Complete/Release, so a retried
+//      command with the same token is recognised; removed when abandoned)
+//   l  lease expiry, Redis server time in ms (in flight only)
+//   r  SerializeStoredResult bytes (done only)
+//
+// Every script reads the time with TIME (allowed in scripts since Redis 5,
+// which replicate effects, not scripts), so leases follow one clock.
+//
+// ARGV[1] of every script is "1" when the worker resends the command after
+// its connection closed (the first attempt may have run), else "0".
+
+// KEYS[1] record. ARGV: resent, request hash, new lease token, lease ms, TTL
+// ms of an in-flight record.
+// Returns {"claimed"} | {"mismatch"} | {"done", result} | {"abandoned"} |
+// {"inflight"}.
+constexpr char kBeginScript[] = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rec = redis.call('HMGET', KEYS[1], 'h', 's', 't', 'l', 'r')
+if not rec[1] or rec[2] == 'r' then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'h', ARGV[2], 's', 'f', 't', ARGV[3],
+             'l', string.format('%.0f', now + tonumber(ARGV[4])))
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  return {'claimed'}
+end
+if rec[1] ~= ARGV[2] then return {'mismatch'} end
+if rec[2] == 'd' then return {'done', rec[5]} end
+if rec[2] == 'a' then return {'abandoned'} end
+if rec[2] ~= 'f' then return {'corrupt'} end
+if now >= tonumber(rec[4]) then
+  redis.call('HSET', KEYS[1], 's', 'a')
+  redis.call('HDEL', KEYS[1], 't', 'l')
+  return {'abandoned'}
+end
+if ARGV[1] == '1' and rec[3] == ARGV[3] then return {'claimed'} end
+return {'inflight'}
+)lua";
+
+// KEYS[1] record. ARGV: resent, lease token, serialized result, retention ms.
+// Returns 1 (completed) or 0 (the token does not hold the key).
+constexpr char kCompleteScript[] = R"lua(
+local rec = redis.call('HMGET', KEYS[1], 's', 't', 'l')
+if rec[2] ~= ARGV[2] then return 0 end
+if rec[1] == 'd' and ARGV[1] == '1' then return 1 end
+if rec[1] ~= 'f' then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now >= tonumber(rec[3]) then
+  redis.call('HSET', KEYS[1], 's', 'a')
+  redis.call('HDEL', KEYS[1], 't', 'l')
+  return 0
+end
+redis.call('HSET', KEYS[1], 's', 'd', 'r', ARGV[3])
+redis.call('HDEL', KEYS[1], 'l')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+)lua";
+
+// KEYS[1] record. ARGV: resent, lease token, TTL ms of the released record.
+// Returns 1 (released) or 0 (the token does not hold the key). A released
+// record is a tombstone that Begin treats as absent; it only lets a resent
+// Release recognise its own token.
+constexpr char kReleaseScript[] = R"lua(
+local rec = redis.call('HMGET', KEYS[1], 's', 't', 'l')
+if rec[2] ~= ARGV[2] then return 0 end
+if rec[1] == 'r' and ARGV[1] == '1' then return 1 end
+if rec[1] ~= 'f' then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now >= tonumber(rec[3]) then
+  redis.call('HSET', KEYS[1], 's', 'a')
+  redis.call('HDEL', KEYS[1], 't', 'l')
+  return 0
+end
+redis.call('HSET', KEYS[1], 's', 'r')
+redis.call('HDEL', KEYS[1], 'h', 'l', 'r')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+)lua";
+
+constexpr const char* kScripts[] = {kBeginScript, kCompleteScript,
+                                    kReleaseScript};
+constexpr size_t kScriptCount = sizeof(kScripts) / sizeof(kScripts[0]);
+
+// Commands sent in one pipelined round trip at most.
+constexpr size_t kMaxBatch = 128;
+
+timeval TimeoutTimeval(absl::Duration d) {
+  return absl::ToTimeval(std::max(d, absl::Milliseconds(1)));
+}
+
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const { freeReplyObject(reply); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+struct ContextDeleter {
+  void operator()(redisContext* context) const { redisFree(context); }
+};
+using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
+
+ReplyPtr CommandArgv(redisContext* context,
+                     const std::vector<absl::string_view>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (absl::string_view arg : args) {
+    argv.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  return ReplyPtr(static_cast<redisReply*>(redisCommandArgv(
+      context, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+}
+
+// The first word of a Redis error ("NOSCRIPT", "WRONGTYPE", "ERR"): enough to
+// diagnose, and never data.
+absl::string_view ErrorKind(const redisReply& reply) {
+  absl::string_view text(reply.str, reply.len);
+  return text.substr(0, std::min(text.find(' '), size_t{32}));
+}
+
+}  // namespace
+
+enum class Script { kBegin = 0, kComplete = 1, kRelease = 2 };
+
+using ReplyCallback =
+    absl::AnyInvocable<void(absl::StatusOr<const redisReply*>) &&>;
+using TimerCallback = absl::AnyInvocable<void(absl::Status) &&>;
+
+struct RedisAddress {
+  bool is_unix = false;
+  std::string path;  // unix
+  std::string host;  // tcp
+  int port = 0;
+};
+
+absl::StatusOr<RedisAddress> ParseRedisAddress(absl::string_view address) {
+  RedisAddress parsed;
+  if (absl::ConsumePrefix(&address, "unix:")) {
+    if (address.empty()) {
+      return absl::InvalidArgumentError("Redis address: empty unix path");
+    }
+    parsed.is_unix = true;
+    parsed.path = std::string(address);
+    return parsed;
+  }
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Redis address \"", address,
+                     "\": expected host:port, [ipv6]:port or unix:/path"));
+  }
+  absl::string_view host = address.substr(0, colon);
+  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Redis address \"", address, "\": unbalanced ["));
+  }
+  int port = 0;
+  if (host.empty() || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
+      port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Redis address \"", address, "\": bad host or port"));
+  }
+  parsed.host = std::string(host);
+  parsed.port = port;
+  return parsed;
+}
+
+// Owns the connection. hiredis' synchronous API on a worker thread is used
+// rather than its async API: hiredis 0.14's async API has no command timeout
+// (redisAsyncSetTimeout came in 1.0) and needs an event-loop adapter, while a
+// blocking context gets connect and per-read/write timeouts from the socket
+// (redisSetTimeout), and pipelining (append every queued command, then read
+// the replies in order) gives one round trip per batch. The caller's thread
+// only ever takes a mutex to queue a command.
+class RedisWorker {
+ public:
+  struct Config {
+    std::string address;  // As configured: for messages and logs.
+    RedisAddress parsed;
+    Secret password;
+    absl::Duration connect_timeout;
+    absl::Duration command_timeout;
+    absl::Duration initial_backoff;
+    absl::Duration max_backoff;
+    size_t max_pending;
+  };
+
+  explicit RedisWorker(Config config)
+      : config_(std::move(config)),
+        backoff_(config_.initial_backoff),
+        thread_([this] { Loop(); }) {}
+
+  ~RedisWorker() { Shutdown(); }
+
+  // Fails what is queued or waiting with kUnavailable and joins the thread.
+  // Callbacks run meanwhile may still call Submit() and After() (they are
+  // refused). Idempotent; not to be called from the worker thread.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+      cv_.Signal();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+  RedisWorker(const RedisWorker&) = delete;
+  RedisWorker& operator=(const RedisWorker&) = delete;
+
+  // Runs `script` with KEYS[1] = args[0] and ARGV = the rest, where args[1]
+  // is the "resent" flag ("0"; the worker sets "1" when it resends). `done`
+  // gets the reply (valid during the call only) on the worker thread, or
+  // kUnavailable (inline when the connection is down or the queue full).
+  void Submit(Script script, std::vector<std::string> args, ReplyCallback done)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::Status refused;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) {
+        refused = absl::UnavailableError("idempotency store shutting down");
+      } else if (state_ == State::kDisconnected) {
+        refused = Unavailable(last_error_);
+      } else if (queue_.size() >= config_.max_pending) {
+        refused = Unavailable("too many commands pending");
+      } else {
+        queue_.push_back(Command{script, std::move(args), std::move(done)});
+        if (queue_.size() == 1) cv_.Signal();
+        return;
+      }
+    }
+    std::move(done)(refused);
+  }
+
+  // Runs `fn(OkStatus())` on the worker thread after `delay`, or
+  // `fn(kUnavailable)` when the store shuts down first.
+  void After(absl::Duration delay, TimerCallback fn) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!stop_) {
+        const absl::Time when = absl::Now() + delay;
+        if (timers_.empty() || when < timers_.begin()->first) cv_.Signal();
+        timers_.emplace(when, std::move(fn));
+        return;
+      }
+    }
+    std::move(fn)(absl::UnavailableError("idempotency store shutting down"));
+  }
+
+  absl::Status Unavailable(absl::string_view why) const {
+    return absl::UnavailableError(absl::StrCat(
+        "Redis idempotency store at ", config_.address, " unavailable: ", why));
+  }
+
+ private:
+  enum class State {
+    kConnecting,    // A connection attempt is due: commands queue for it.
+    kConnected,     // Commands are sent.
+    kDisconnected,  // Waiting to retry: commands fail at once.
+  };
+  enum class Health { kUnknown, kHealthy, kUnhealthy };
+
+  struct Command {
+    Script script;
+    std::vector<std::string> args;
+    ReplyCallback done;
+    bool use_eval = false;  // After NOSCRIPT: send the script's text.
+    bool retried = false;   // Already resent once after a closed connection.
+  };
+
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_) {
+    // hiredis writes with write(2): a peer that closed the socket must turn
+    // into EPIPE, not a process-killing SIGPIPE (tests and embedders may not
+    // ignore it process-wide, as server/main.cc does).
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+
+    mu_.Lock();
+    while (!stop_) {
+      const absl::Time now = absl::Now();
+      if (context_ == nullptr &&
+          (state_ == State::kConnecting || now >= next_connect_at_)) {
+        mu_.Unlock();
+        absl::Status connected = Connect();
+        std::deque<Command> failed;
+        mu_.Lock();
+        if (connected.ok()) {
+          state_ = State::kConnected;
+          backoff_ = config_.initial_backoff;
+        } else {
+          state_ = State::kDisconnected;
+          last_error_ = std::string(connected.message());
+          next_connect_at_ = absl::Now() + backoff_;
+          backoff_ = std::min(backoff_ * 2, config_.max_backoff);
+          failed.swap(queue_);
+        }
+        if (!failed.empty()) {
+          mu_.Unlock();
+          for (Command& command : failed) {
+            std::move(command.done)(Unavailable(connected.message()));
+          }
+          mu_.Lock();
+        }
+        continue;
+      }
+      std::vector<TimerCallback> due;
+      while (!timers_.empty() && timers_.begin()->first <= now) {
+        due.push_back(std::move(timers_.begin()->second));
+        timers_.erase(timers_.begin());
+      }
+      std::vector<Command> batch;
+      if (context_ != nullptr) {
+        while (!queue_.empty() && batch.size() < kMaxBatch) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      if (!due.empty() || !batch.empty()) {
+        mu_.Unlock();
+        for (TimerCallback& fn : due) std::move(fn)(absl::OkStatus());
+        if (!batch.empty()) RunBatch(batch);
+        mu_.Lock();
+        continue;
+      }
+      absl::Time wake = absl::InfiniteFuture();
+      if (!timers_.empty()) wake = timers_.begin()->first;
+      if (context_ == nullptr) wake = std::min(wake, next_connect_at_);
+      cv_.WaitWithDeadline(&mu_, wake);
+    }
+    std::deque<Command> queue = std::move(queue_);
+    std::multimap<absl::Time, TimerCallback> timers = std::move(timers_);
+    queue_.clear();
+    timers_.clear();
+    mu_.Unlock();
+    context_.reset();
+    const absl::Status shutting_down =
+        absl::UnavailableError("idempotency store shutting down");
+    for (Command& command : queue) std::move(command.done)(shutting_down);
+    for (auto& [when, fn] : timers) std::move(fn)(shutting_down);
+  }
+
+  // Opens a connection, authenticates and loads the scripts. Worker thread.
+  absl::Status Connect() {
+    const timeval connect_timeout = TimeoutTimeval(config_.connect_timeout);
+    ContextPtr context(
+        config_.parsed.is_unix
+            ? redisConnectUnixWithTimeout(config_.parsed.path.c_str(),
+                                          connect_timeout)
+            : redisConnectWithTimeout(config_.parsed.host.c_str(),
+                                      config_.parsed.port, connect_timeout));
+    absl::Status status;
+    if (context == nullptr) {
+      status = absl::ResourceExhaustedError("cannot allocate a connection");
+    } else if (context->err != 0) {
+      status = absl::UnavailableError(context->errstr);
+    } else if (redisSetTimeout(context.get(),
+                               TimeoutTimeval(config_.command_timeout)) != 0 ||
+               (!config_.parsed.is_unix &&
+                redisEnableKeepAlive(context.get()) != 0)) {
+      status = absl::UnavailableError(context->errstr);
+    }
+    if (status.ok() && !config_.password.empty()) {
+      ReplyPtr reply =
+          CommandArgv(context.get(), {"AUTH", config_.password.Reveal()});
+      if (reply == nullptr) {
+        status = absl::UnavailableError(context->errstr);
+      } else if (reply->type == REDIS_REPLY_ERROR) {
+        status = absl::UnavailableError(
+            absl::StrCat("AUTH refused (", ErrorKind(*reply), ")"));
+      }
+    }
+    for (size_t i = 0; status.ok() && i < kScriptCount; ++i) {
+      ReplyPtr reply =
+          CommandArgv(context.get(), {"SCRIPT", "LOAD", kScripts[i]});
+      if (reply == nullptr) {
+        status = absl::UnavailableError(context->errstr);
+      } else if (reply->type != REDIS_REPLY_STRING) {
+        status = absl::UnavailableError(absl::StrCat(
+            "SCRIPT LOAD failed (",
+            reply->type == REDIS_REPLY_ERROR ? ErrorKind(*reply) : "reply",
+            ")"));
+      } else {
+        shas_[i] = std::string(reply->str, reply->len);
+      }
+    }
+    if (!status.ok()) {
+      if (health_ != Health::kUnhealthy) {
+        Log(LogLevel::kError,
+            health_ == Health::kUnknown ? "idempotency_redis_connect_failed"
+                                        : "idempotency_redis_connection_lost",
+            {{"address", config_.address}, {"error", status.message()}});
+        health_ = Health::kUnhealthy;
+      }
+      return status;
+    }
+    if (health_ != Health::kHealthy) {
+      Log(LogLevel::kInfo,
+          health_ == Health::kUnknown ? "idempotency_redis_connected"
+                                      : "idempotency_redis_connection_restored",
+          {{"address", config_.address}});
+      health_ = Health::kHealthy;
+    }
+    context_ = std::move(context);
+    return absl::OkStatus();
+  }
+
+  // Sends `batch` pipelined and answers each command. Worker thread, mu_ not
+  // held.
+  void RunBatch(std::vector<Command>& batch) ABSL_LOCKS_EXCLUDED(mu_) {
+    for (Command& command : batch) {
+      const size_t index = static_cast<size_t>(command.script);
+      std::vector<absl::string_view> argv = {
+          command.use_eval ? "EVAL" : "EVALSHA",
+          command.use_eval ? absl::string_view(kScripts[index])
+                           : absl::string_view(shas_[index]),
+          "1"};
+      argv.insert(argv.end(), command.args.begin(), command.args.end());
+      std::vector<const char*> pointers;
+      std::vector<size_t> lengths;
+      for (absl::string_view arg : argv) {
+        pointers.push_back(arg.data());
+        lengths.push_back(arg.size());
+      }
+      // Only fails when out of memory; the reply loop below then fails too.
+      redisAppendCommandArgv(context_.get(), static_cast<int>(pointers.size()),
+                             pointers.data(), lengths.data());
+    }
+    std::vector<Command> resend;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      void* raw = nullptr;
+      errno = 0;
+      if (redisGetReply(context_.get(), &raw) != REDIS_OK || raw == nullptr) {
+        OnConnectionError(batch, i, std::move(resend));
+        return;
+      }
+      ReplyPtr reply(static_cast<redisReply*>(raw));
+      Command& command = batch[i];
+      if (reply->type == REDIS_REPLY_ERROR && !command.use_eval &&
+          ErrorKind(*reply) == "NOSCRIPT") {
+        // The script cache was flushed behind our back: send the text.
+        command.use_eval = true;
+        resend.push_back(std::move(command));
+        continue;
+      }
+      std::move(command.done)(reply.get());
+    }
+    Requeue(std::move(resend));
+  }
+
+  // The connection failed while reading the reply to batch[failed_at].
+  void OnConnectionError(std::vector<Command>& batch, size_t failed_at,
+                         std::vector<Command> resend) ABSL_LOCKS_EXCLUDED(mu_) {
+    const int saved_errno = errno;
+    const std::string error =
+        context_->errstr[0] != '\0' ? context_->errstr : "connection failed";
+    // Closed under us (Redis restarted, idle connection dropped): resending
+    // once on a new connection is safe because the scripts recognise their
+    // own lease token. A timeout is not retried: the server is slow or hung.
+    const bool closed = context_->err == REDIS_ERR_EOF ||
+                        (context_->err == REDIS_ERR_IO &&
+                         (saved_errno == ECONNRESET || saved_errno == EPIPE));
+    context_.reset();
+    if (health_ == Health::kHealthy) {
+      Log(LogLevel::kError, "idempotency_redis_connection_lost",
+          {{"address", config_.address}, {"error", error}});
+      health_ = Health::kUnhealthy;
+    }
+    std::vector<Command> failed;
+    for (size_t i = failed_at; i < batch.size(); ++i) {
+      if (closed && !batch[i].retried) {
+        batch[i].retried = true;
+        batch[i].args[1] = "1";
+        resend.push_back(std::move(batch[i]));
+      } else {
+        failed.push_back(std::move(batch[i]));
+      }
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      // Reconnect at once; commands queue for that attempt.
+      state_ = State::kConnecting;
+    }
+    Requeue(std::move(resend));
+    for (Command& command : failed) {
+      std::move(command.done)(Unavailable(error));
+    }
+  }
+
+  // Puts `commands` back at the front of the queue, in order.
+  void Requeue(std::vector<Command> commands) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (commands.empty()) return;
+    absl::MutexLock lock(&mu_);
+    queue_.insert(queue_.begin(), std::make_move_iterator(commands.begin()),
+                  std::make_move_iterator(commands.end()));
+  }
+
+  const Config config_;
+
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  State state_ ABSL_GUARDED_BY(mu_) = State::kConnecting;
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_connect_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration backoff_ ABSL_GUARDED_BY(mu_);
+  std::deque<Command> queue_ ABSL_GUARDED_BY(mu_);
+  std::multimap<absl::Time, TimerCallback> timers_ ABSL_GUARDED_BY(mu_);
+
+  // Worker thread only.
+  ContextPtr context_;
+  std::string shas_[kScriptCount];
+  Health health_ = Health::kUnknown;
+
+  std::thread thread_;  // Last: starts once everything above exists.
+};
+
+}  // namespace internal
+
+namespace {
+
+using internal::RedisWorker;
+using internal::Script;
+
+BeginResult OfKind(BeginResult::Kind kind) {
+  BeginResult result;
+  result.kind = kind;
+  return result;
+}
+
+std::string Millis(absl::Duration d) {
+  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read Redis password file ", path));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  std::string password = contents.str();
+  while (!password.empty() &&
+         (password.back() == '\n' || password.back() == '\r')) {
+    password.pop_back();
+  }
+  if (password.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Redis password file ", path, " is empty"));
+  }
+  return password;
+}
+
+absl::Status ValidateDurations(const RedisIdempotencyStore::Options& options) {
+  const std::pair<absl::string_view, absl::Duration> durations[] = {
+      {"retention", options.retention},
+      {"in_flight_lease", options.in_flight_lease},
+      {"connect_timeout", options.connect_timeout},
+      {"command_timeout", options.command_timeout},
+      {"initial_poll_interval", options.initial_poll_interval},
+      {"max_poll_interval", options.max_poll_interval},
+      {"initial_reconnect_backoff", options.initial_reconnect_backoff},
+      {"max_reconnect_backoff", options.max_reconnect_backoff},
+  };
+  for (const auto& [name, value] : durations) {
+    if (value <= absl::ZeroDuration() || value == absl::InfiniteDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "RedisIdempotencyStore option ", name, " must be positive"));
+    }
+  }
+  if (options.max_pending_commands == 0) {
+    return absl::InvalidArgumentError(
+        "RedisIdempotencyStore option max_pending_commands must be positive");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct RedisIdempotencyStore::BeginOp {
+  std::string redis_key;
+  std::string request_hash;
+  absl::Time wait_deadline;
+  BeginCallback done;
+  absl::Duration next_poll;
+};
+
+absl::StatusOr<std::unique_ptr<RedisIdempotencyStore>>
+RedisIdempotencyStore::Create(Options options) {
+  absl::Status valid = ValidateDurations(options);
+  if (!valid.ok()) return valid;
+  absl::StatusOr<internal::RedisAddress> parsed =
+      internal::ParseRedisAddress(options.address);
+  if (!parsed.ok()) return parsed.status();
+  RedisWorker::Config config;
+  config.address = options.address;
+  config.parsed = *std::move(parsed);
+  if (!options.password_file.empty()) {
+    absl::StatusOr<std::string> password =
+        ReadPasswordFile(options.password_file);
+    if (!password.ok()) return password.status();
+    config.password = Secret(*std::move(password));
+  }
+  config.connect_timeout = options.connect_timeout;
+  config.command_timeout = options.command_timeout;
+  config.initial_backoff = options.initial_reconnect_backoff;
+  config.max_backoff = std::max(options.max_reconnect_backoff,
+                                options.initial_reconnect_backoff);
+  config.max_pending = options.max_pending_commands;
+  auto worker = std::make_unique<RedisWorker>(std::move(config));
+  return absl::WrapUnique(
+      new RedisIdempotencyStore(std::move(options), std::move(worker)));
+}
+
+RedisIdempotencyStore::RedisIdempotencyStore(
+    Options options, std::unique_ptr<internal::RedisWorker> worker)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock()),
+      worker_(std::move(worker)) {}
+
+RedisIdempotencyStore::~RedisIdempotencyStore() {
+  // Stops the worker while worker_ is still set: the callbacks it runs on the
+  // way out (the last replies, then kUnavailable for the rest) use it.
+  worker_->Shutdown();
+}
+
+void RedisIdempotencyStore::Begin(const IdempotencyKey& key,
+                                  absl::string_view request_hash,
+                                  absl::Time wait_deadline,
+                                  BeginCallback done) {
+  auto op = std::make_unique<BeginOp>();
+  op->redis_key = absl::StrCat(options_.key_prefix, key.Digest());
+  op->request_hash = std::string(request_hash);
+  op->wait_deadline = wait_deadline;
+  op->done = std::move(done);
+  op->next_poll = options_.initial_poll_interval;
+  RunBegin(std::move(op));
+}
+
+void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
+  std::string token = NewLeaseToken();
+  std::vector<std::string> args = {
+      op->redis_key,
+      "0",
+      op->request_hash,
+      token,
+      Millis(options_.in_flight_lease),
+      Millis(std::max(options_.retention, options_.in_flight_lease))};
+  worker_->Submit(
+      Script::kBegin, std::move(args),
+      [this, op = std::move(op), token = std::move(token)](
+          absl::StatusOr<const redisReply*> reply) mutable {
+        if (!reply.ok()) {
+          std::move(op->done)(reply.status());
+          return;
+        }
+        const redisReply& r = **reply;
+        absl::string_view kind;
+        if (r.type == REDIS_REPLY_ARRAY && r.elements >= 1 &&
+            r.element[0]->type == REDIS_REPLY_STRING) {
+          kind = absl::string_view(r.element[0]->str, r.element[0]->len);
+        }
+        if (kind == "claimed") {
+          BeginResult result;
+          result.kind = BeginResult::Kind::kClaimed;
+          result.lease_token = std::move(token);
+          std::move(op->done)(std::move(result));
+        } else if (kind == "mismatch") {
+          std::move(op->done)(OfKind(BeginResult::Kind::kMismatch));
+        } else if (kind == "abandoned") {
+          BeginResult result = OfKind(BeginResult::Kind::kCompleted);
+          result.result = AbandonedResult();
+          std::move(op->done)(std::move(result));
+        } else if (kind == "done" && r.elements == 2 &&
+                   r.element[1]->type == REDIS_REPLY_STRING) {
+          absl::StatusOr<StoredResult> stored = ParseStoredResult(
+              absl::string_view(r.element[1]->str, r.element[1]->len));
+          if (!stored.ok()) {
+            std::move(op->done)(
+                worker_->Unavailable("a stored result does not parse"));
+            return;
+          }
+          BeginResult result = OfKind(BeginResult::Kind::kCompleted);
+          result.result = *std::move(stored);
+          std::move(op->done)(std::move(result));
+        } else if (kind == "inflight") {
+          const absl::Time now = clock_.Now();
+          if (now >= op->wait_deadline) {
+            std::move(op->done)(OfKind(BeginResult::Kind::kInProgress));
+            return;
+          }
+          const absl::Duration delay =
+              std::min(op->next_poll, op->wait_deadline - now);
+          op->next_poll =
+              std::min(op->next_poll * 2, options_.max_poll_interval);
+          worker_->After(
+              delay, [this, op = std::move(op)](absl::Status status) mutable {
+                if (!status.ok()) {
+                  std::move(op->done)(std::move(status));
+                  return;
+                }
+                RunBegin(std::move(op));
+              });
+        } else if (r.type == REDIS_REPLY_ERROR) {
+          std::move(op->done)(worker_->Unavailable(
+              absl::StrCat("Begin failed (", internal::ErrorKind(r), ")")));
+        } else {
+          std::move(op->done)(worker_->Unavailable("unexpected Begin reply"));
+        }
+      });
+}
+
+void RedisIdempotencyStore::Complete(const IdempotencyKey& key,
+                                     absl::string_view lease_token,
+                                     StoredResult result, DoneCallback done) {
+  std::vector<std::string> args = {
+      absl::StrCat(options_.key_prefix, key.Digest()), "0",
+      std::string(lease_token), SerializeStoredResult(result),
+      Millis(options_.retention)};
+  worker_->Submit(
+      Script::kComplete, std::move(args),
+      [this, done = std::move(done)](
+          absl::StatusOr<const redisReply*> reply) mutable {
+        if (!reply.ok()) {
+          std::move(done)(reply.status());
+        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
+                   (*reply)->integer == 1) {
+          std::move(done)(absl::OkStatus());
+        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
+                   (*reply)->integer == 0) {
+          std::move(done)(absl::FailedPreconditionError(
+              "the lease token no longer holds this idempotency key (its "
+              "lease expired, or it was completed or released)"));
+        } else {
+          std::move(done)(worker_->Unavailable("unexpected Complete reply"));
+        }
+      });
+}
+
+void RedisIdempotencyStore::Release(const IdempotencyKey& key,
+                                    absl::string_view lease_token,
+                                    DoneCallback done) {
+  std::vector<std::string> args = {
+      absl::StrCat(options_.key_prefix, key.Digest()), "0",
+      std::string(lease_token), Millis(options_.in_flight_lease)};
+  worker_->Submit(
+      Script::kRelease, std::move(args),
+      [this, done = std::move(done)](
+          absl::StatusOr<const redisReply*> reply) mutable {
+        if (!reply.ok()) {
+          std::move(done)(reply.status());
+        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
+                   (*reply)->integer == 1) {
+          std::move(done)(absl::OkStatus());
+        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
+                   (*reply)->integer == 0) {
+          std::move(done)(absl::FailedPreconditionError(
+              "the lease token no longer holds this idempotency key (its "
+              "lease expired, or it was completed or released)"));
+        } else {
+          std::move(done)(worker_->Unavailable("unexpected Release reply"));
+        }
+      });
+}
+
+}  // namespace clink_gateway::idempotency
