@@ -177,6 +177,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   } else {
     idempotency::RedisIdempotencyStore::Options store_options;
     store_options.address = options.idempotency_redis;
+    store_options.password_file = options.idempotency_redis_password_file;
     store_options.retention = options.idempotency_retention;
     store_options.in_flight_lease = lease;
     store_options.clock = c->clock;

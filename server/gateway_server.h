@@ -46,6 +46,8 @@ struct GatewayOptions {
   // Redis across every replica (then two pods never both send a keyed
   // payment). Keyed writes fail closed (UNAVAILABLE) while the store is down.
   std::string idempotency_redis;
+  // File holding the Redis password (AUTH), if Redis requires one.
+  std::string idempotency_redis_password_file;
   // How long a key's result is replayed.
   absl::Duration idempotency_retention = absl::Hours(24);
   size_t idempotency_max_keys = 100000;

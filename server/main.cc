@@ -66,6 +66,9 @@ ABSL_FLAG(double, retry_budget_ratio, 0.1,
 ABSL_FLAG(std::string, idempotency_redis, "",
           "Redis (host:port or unix:/path) holding idempotency keys for every "
           "replica; empty keeps them in this process's memory.");
+ABSL_FLAG(std::string, idempotency_redis_password_file, "",
+          "File holding the password for --idempotency_redis (a mounted "
+          "Secret), if Redis requires AUTH.");
 ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(24),
           "How long an idempotency key's first result is replayed.");
 ABSL_FLAG(int, idempotency_max_keys, 100000,
@@ -180,6 +183,8 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_upstream_attempts);
   options.upstream.retry.budget_ratio = absl::GetFlag(FLAGS_retry_budget_ratio);
   options.idempotency_redis = absl::GetFlag(FLAGS_idempotency_redis);
+  options.idempotency_redis_password_file =
+      absl::GetFlag(FLAGS_idempotency_redis_password_file);
   options.idempotency_retention = absl::GetFlag(FLAGS_idempotency_retention);
   if (absl::GetFlag(FLAGS_idempotency_max_keys) <= 0) {
     return Fail("--idempotency_max_keys must be positive");

@@ -228,29 +228,33 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
        lease_token = std::move(lease_token)](CallResult result) mutable {
         // Answer the caller once the store knows, so an immediate retry finds
         // the result (or the key free again) rather than a stale claim.
+        const bool final_result = IsFinalForIdempotency(result.status);
+        idempotency::StoredResult stored;
+        if (final_result) {
+          stored.status = result.status;
+          if (result.status.ok()) {
+            stored.response = call->response->SerializeAsString();
+          }
+        }
+        const idempotency::IdempotencyKey key = call->key;
         auto finish = [this, call, result = std::move(result)](
-                          absl::Status stored) mutable {
-          if (!stored.ok()) {
+                          absl::Status written) mutable {
+          if (!written.ok()) {
             store_errors_.fetch_add(1, std::memory_order_relaxed);
             // The caller still gets the real result; the key stays claimed
             // until its lease runs out and is then settled as abandoned
             // (UNKNOWN), which never causes a second send.
             Log(LogLevel::kWarning, "idempotency_store_write_failed",
                 {{"endpoint", call->rest->endpoint},
-                 {"error", std::string(stored.message())}});
+                 {"error", std::string(written.message())}});
           }
           std::move(call->done)(std::move(result));
         };
-        if (IsFinalForIdempotency(result.status)) {
-          idempotency::StoredResult stored;
-          stored.status = result.status;
-          if (result.status.ok()) {
-            stored.response = call->response->SerializeAsString();
-          }
-          store_.Complete(call->key, lease_token, std::move(stored),
+        if (final_result) {
+          store_.Complete(key, lease_token, std::move(stored),
                           std::move(finish));
         } else {
-          store_.Release(call->key, lease_token, std::move(finish));
+          store_.Release(key, lease_token, std::move(finish));
         }
       });
 }

@@ -34,6 +34,7 @@ void GatewayFixture::SetUp() {
   options.api_key = Secret(kTestApiKey);
   options.ca_bundle = ca_.ca_cert_pem;
   options.max_upstream_connections = kPoolSize;
+  Configure(options);
   auto gateway = server::GatewayServer::BuildAndStart(std::move(options));
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   gateway_ = *std::move(gateway);

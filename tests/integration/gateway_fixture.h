@@ -31,6 +31,9 @@ class GatewayFixture : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
+  // Lets a test change the gateway's options before it starts.
+  virtual void Configure(server::GatewayOptions& options) {}
+
   // A context with a deadline `timeout` from now.
   static std::unique_ptr<grpc::ClientContext> Context(
       absl::Duration timeout = absl::Seconds(10));

@@ -331,8 +331,9 @@ TEST_F(GatewayIntegrationTest, RateLimitIsResourceExhaustedWithRetryInfo) {
   Fault fault;
   fault.kind = Fault::Kind::kRateLimit;
   fault.retry_after = "2";
+  fault.count = -1;  // Persistent: retries (see money_safety_test) run out.
   emulator_->SetFault(fault);
-  const grpc::Status status = GetBasicProduct();
+  const grpc::Status status = GetBasicProduct(absl::Seconds(1));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_TRUE(HasRetryInfo(status));
 }
@@ -341,6 +342,7 @@ TEST_F(GatewayIntegrationTest, ServerErrorOnReadIsUnavailable) {
   Fault fault;
   fault.kind = Fault::Kind::kHttpError;
   fault.http_status = 503;
+  fault.count = -1;  // Persistent: retries (see money_safety_test) run out.
   emulator_->SetFault(fault);
   const grpc::Status status = GetBasicProduct();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);

@@ -1,18 +1,12 @@
 // Runs the real clink_gateway binary, sends SIGTERM while calls are in flight,
 // and checks what callers see and that the process exits 0 in time.
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -25,8 +19,7 @@
 #include "tests/emulator/clink_emulator.h"
 #include "tests/emulator/merchant_api.h"
 #include "tests/emulator/test_ca.h"
-
-extern char** environ;
+#include "tests/integration/gateway_process.h"
 
 namespace clink_gateway::testing {
 namespace {
@@ -35,28 +28,6 @@ namespace v1 = ::clink::gateway::v1;
 
 constexpr char kKey[] = "sk_test_sigterm_0123456789";
 constexpr int kCalls = 20;
-
-// Reads the child's stdout until the JSON "started" line; returns grpc_port.
-int ReadPortFromLog(int fd) {
-  std::string buffer;
-  char chunk[512];
-  const absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < give_up) {
-    const ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n <= 0) return 0;
-    buffer.append(chunk, n);
-    const size_t at = buffer.find("\"grpc_port\":\"");
-    if (at == std::string::npos) continue;
-    const size_t start = at + 13;
-    const size_t end = buffer.find('"', start);
-    int port = 0;
-    if (end != std::string::npos &&
-        absl::SimpleAtoi(buffer.substr(start, end - start), &port)) {
-      return port;
-    }
-  }
-  return 0;
-}
 
 // What one finished call returned.
 struct Outcome {
@@ -102,42 +73,15 @@ class SigtermDrainTest : public ::testing::Test {
 
     const std::string key_file = absl::StrCat(dir, "/api-key");
     std::ofstream(key_file) << kKey << "\n";
-    int out[2];
-    ASSERT_EQ(pipe(out), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    const std::string binary = "server/clink_gateway";
-    std::vector<std::string> args = {
-        binary,
-        "--grpc_listen=127.0.0.1:0",
+    auto gateway = GatewayProcess::Start({
         absl::StrCat("--clink_base_url=", emulator_->base_url()),
         absl::StrCat("--api_key_file=", key_file),
         absl::StrCat("--ca_bundle=", ca->ca_cert_pem),
         absl::StrCat("--drain_timeout=", absl::FormatDuration(drain)),
-    };
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ASSERT_EQ(posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(),
-                          environ),
-              0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    stdout_fd_ = out[0];
-    const int port = ReadPortFromLog(stdout_fd_);
-    ASSERT_GT(port, 0) << "the gateway did not report its port";
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials());
-  }
-
-  void TearDown() override {
-    if (pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (stdout_fd_ >= 0) close(stdout_fd_);
+    });
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = *std::move(gateway);
+    channel_ = gateway_->NewChannel();
   }
 
   // Records a finished call.
@@ -152,12 +96,9 @@ class SigtermDrainTest : public ::testing::Test {
   absl::Duration TerminateWhenAllInFlight() {
     EXPECT_TRUE(emulator_->WaitForRequests(kCalls, absl::Seconds(20)));
     const absl::Time sigterm_at = absl::Now();
-    EXPECT_EQ(kill(pid_, SIGTERM), 0);
-    int wstatus = 0;
-    EXPECT_EQ(waitpid(pid_, &wstatus, 0), pid_);
+    const int wstatus = gateway_->Terminate();
     const absl::Duration took = absl::Now() - sigterm_at;
     EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << wstatus;
-    pid_ = 0;
     return took;
   }
 
@@ -171,8 +112,7 @@ class SigtermDrainTest : public ::testing::Test {
   }
 
   std::unique_ptr<emulator::ClinkEmulator> emulator_;
-  pid_t pid_ = 0;
-  int stdout_fd_ = -1;
+  std::unique_ptr<GatewayProcess> gateway_;
   std::shared_ptr<grpc::Channel> channel_;
   absl::Mutex mu_;
   std::vector<Outcome> outcomes_ ABSL_GUARDED_BY(mu_);

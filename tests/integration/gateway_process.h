@@ -1,0 +1,58 @@
+// The real clink_gateway binary as a child process, for tests that need a
+// separate process (SIGTERM handling, several replicas sharing Redis).
+#ifndef CLINK_GATEWAY_TESTS_INTEGRATION_GATEWAY_PROCESS_H_
+#define CLINK_GATEWAY_TESTS_INTEGRATION_GATEWAY_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+
+namespace clink_gateway::testing {
+
+class GatewayProcess {
+ public:
+  // Spawns server/clink_gateway (a data dependency of the test) with
+  // --grpc_listen=127.0.0.1:0 plus `flags`, and waits (bounded) for its
+  // "started" log line to learn the port. Its stdout is collected in the
+  // background (see output()).
+  static absl::StatusOr<std::unique_ptr<GatewayProcess>> Start(
+      const std::vector<std::string>& flags);
+
+  // Kills the process if it is still running.
+  ~GatewayProcess();
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::shared_ptr<grpc::Channel> NewChannel() const;
+
+  // Sends SIGTERM and waits for the exit; returns the wait status (-1 if the
+  // process was already reaped).
+  int Terminate();
+
+  // Everything the process wrote to stdout so far.
+  std::string output() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  GatewayProcess() = default;
+  void CollectOutput();
+
+  pid_t pid_ = 0;
+  int port_ = 0;
+  int stdout_fd_ = -1;
+  std::thread reader_;
+  mutable absl::Mutex mu_;
+  std::string output_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace clink_gateway::testing
+
+#endif  // CLINK_GATEWAY_TESTS_INTEGRATION_GATEWAY_PROCESS_H_

@@ -1,0 +1,213 @@
+// Two real gateway processes sharing one real Redis: a keyed payment reaches
+// Clink once whichever replica the retries land on, and while Redis is down
+// keyed writes fail closed while reads and unkeyed calls keep working.
+#include <sys/wait.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/time/clock.h"
+#include "clink/gateway/v1/payment.grpc.pb.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/emulator/clink_emulator.h"
+#include "tests/emulator/merchant_api.h"
+#include "tests/emulator/test_ca.h"
+#include "tests/integration/gateway_process.h"
+#include "tests/redis/redis_server.h"
+
+namespace clink_gateway::testing {
+namespace {
+
+namespace v1 = ::clink::gateway::v1;
+
+constexpr char kKey[] = "sk_test_fleet_0123456789abcdef";
+
+v1::CreatePaymentRequest CardPayment(const std::string& amount) {
+  v1::CreatePaymentRequest r;
+  r.set_customer_id(emulator::kSeedCustomerId);
+  r.set_payment_instrument_id(emulator::kSeedCardInstrumentId);
+  r.set_payment_method_type(v1::PAYMENT_METHOD_TYPE_CARD);
+  r.set_return_url("https://shop.example/return");
+  r.set_amount(amount);
+  r.set_currency("USD");
+  return r;
+}
+
+std::string ErrorReason(const grpc::Status& status) {
+  google::rpc::Status rich;
+  if (!rich.ParseFromString(status.error_details())) return "";
+  for (const auto& any : rich.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.type_url() == "type.googleapis.com/google.rpc.ErrorInfo" &&
+        info.ParseFromString(any.value())) {
+      return info.reason();
+    }
+  }
+  return "";
+}
+
+class RedisFleetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = absl::StrCat(::testing::TempDir(), "/fleetXXXXXX");
+    ASSERT_NE(mkdtemp(dir.data()), nullptr);
+    auto ca = emulator::GenerateTestCa(dir);
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    emulator::ClinkEmulator::Options emulator_options;
+    emulator_options.api_keys = {kKey};
+    emulator_options.tls_cert_pem_path = ca->server_pem;
+    auto emulator = emulator::ClinkEmulator::Start(emulator_options);
+    ASSERT_TRUE(emulator.ok()) << emulator.status();
+    emulator_ = *std::move(emulator);
+
+    // Persistent, as production Redis must be: a restart keeps the keys.
+    RedisServer::Options redis_options;
+    redis_options.extra_args = {"--appendonly", "yes", "--appendfsync",
+                                "always"};
+    auto redis = RedisServer::Create(redis_options);
+    ASSERT_TRUE(redis.ok()) << redis.status();
+    redis_ = *std::move(redis);
+
+    const std::string key_file = absl::StrCat(dir, "/api-key");
+    std::ofstream(key_file) << kKey << "\n";
+    for (int i = 0; i < 2; ++i) {
+      auto gateway = GatewayProcess::Start({
+          absl::StrCat("--clink_base_url=", emulator_->base_url()),
+          absl::StrCat("--api_key_file=", key_file),
+          absl::StrCat("--ca_bundle=", ca->ca_cert_pem),
+          absl::StrCat("--idempotency_redis=", redis_->address()),
+      });
+      ASSERT_TRUE(gateway.ok()) << gateway.status();
+      stubs_.push_back(v1::PaymentService::NewStub((*gateway)->NewChannel()));
+      gateways_.push_back(*std::move(gateway));
+    }
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Context(
+      const std::string& idempotency_key = "") {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    if (!idempotency_key.empty()) {
+      context->AddMetadata("idempotency-key", idempotency_key);
+      context->AddMetadata("x-clink-caller", "orders");
+    }
+    return context;
+  }
+
+  int PaymentsSent() {
+    int n = 0;
+    for (const auto& r : emulator_->requests()) {
+      n += r.method == "POST" && r.path == "/api/payment";
+    }
+    return n;
+  }
+
+  std::unique_ptr<emulator::ClinkEmulator> emulator_;
+  std::unique_ptr<RedisServer> redis_;
+  std::vector<std::unique_ptr<GatewayProcess>> gateways_;
+  std::vector<std::unique_ptr<v1::PaymentService::Stub>> stubs_;
+};
+
+TEST_F(RedisFleetTest, ConcurrentDuplicatesAcrossTwoReplicasReachClinkOnce) {
+  emulator::Fault slow;
+  slow.kind = emulator::Fault::Kind::kLatency;
+  slow.path_prefix = "/api/payment";
+  slow.latency = absl::Milliseconds(300);
+  slow.count = -1;
+  emulator_->SetFault(slow);
+
+  constexpr int kCalls = 50;
+  const v1::CreatePaymentRequest request = CardPayment("99.99");
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<v1::CreatePaymentResponse> responses(kCalls);
+  std::vector<grpc::Status> statuses(kCalls);
+  absl::BlockingCounter done(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    contexts.push_back(Context("fleet-pay-1"));
+    stubs_[i % 2]->async()->CreatePayment(
+        contexts.back().get(), &request, &responses[i],
+        [&statuses, &done, i](grpc::Status s) {
+          statuses[i] = std::move(s);
+          done.DecrementCount();
+        });
+  }
+  done.Wait();
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
+    EXPECT_EQ(responses[i].order_id(), responses[0].order_id()) << i;
+  }
+  EXPECT_EQ(PaymentsSent(), 1);
+
+  // A later retry on either replica replays the same payment.
+  for (auto& stub : stubs_) {
+    v1::CreatePaymentResponse again;
+    ASSERT_TRUE(
+        stub->CreatePayment(Context("fleet-pay-1").get(), request, &again)
+            .ok());
+    EXPECT_EQ(again.order_id(), responses[0].order_id());
+  }
+  EXPECT_EQ(PaymentsSent(), 1);
+}
+
+TEST_F(RedisFleetTest, RedisDownFailsKeyedWritesClosedAndNothingIsSentTwice) {
+  v1::CreatePaymentResponse first;
+  ASSERT_TRUE(stubs_[0]
+                  ->CreatePayment(Context("fleet-pay-2").get(),
+                                  CardPayment("5.00"), &first)
+                  .ok());
+  ASSERT_EQ(PaymentsSent(), 1);
+
+  ASSERT_TRUE(redis_->Stop().ok());
+  for (auto& stub : stubs_) {
+    // A keyed write cannot be deduplicated: refused, nothing sent.
+    v1::CreatePaymentResponse paid;
+    const grpc::Status keyed = stub->CreatePayment(
+        Context("fleet-pay-3").get(), CardPayment("6.00"), &paid);
+    EXPECT_EQ(keyed.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << keyed.error_message();
+    EXPECT_EQ(ErrorReason(keyed), "IDEMPOTENCY_STORE_UNAVAILABLE");
+    // The retry of the first payment is refused too, not re-sent.
+    const grpc::Status retry = stub->CreatePayment(
+        Context("fleet-pay-2").get(), CardPayment("5.00"), &paid);
+    EXPECT_EQ(retry.error_code(), grpc::StatusCode::UNAVAILABLE);
+    // Reads and unkeyed calls do not need the store.
+    v1::GetOrderRequest get;
+    get.set_order_id(first.order_id());
+    v1::GetOrderResponse order;
+    const grpc::Status read = stub->GetOrder(Context().get(), get, &order);
+    EXPECT_TRUE(read.ok()) << read.error_message();
+  }
+  EXPECT_EQ(PaymentsSent(), 1);
+  v1::CreatePaymentResponse unkeyed;
+  EXPECT_TRUE(
+      stubs_[1]->CreatePayment(Context().get(), CardPayment("7.00"), &unkeyed)
+          .ok());
+  EXPECT_EQ(PaymentsSent(), 2);
+
+  // Back up (with its data): the first payment's key replays, on either
+  // replica, once the store has reconnected by itself.
+  ASSERT_TRUE(redis_->Start().ok());
+  for (auto& stub : stubs_) {
+    v1::CreatePaymentResponse again;
+    grpc::Status status;
+    for (int attempt = 0; attempt < 100; ++attempt) {  // reconnect backoff
+      status = stub->CreatePayment(Context("fleet-pay-2").get(),
+                                   CardPayment("5.00"), &again);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      absl::SleepFor(absl::Milliseconds(50));  // polling an external process
+    }
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(again.order_id(), first.order_id());
+  }
+  EXPECT_EQ(PaymentsSent(), 2);
+}
+
+}  // namespace
+}  // namespace clink_gateway::testing
