@@ -28,6 +28,12 @@ bool IsPrintableAscii(absl::string_view s) {
                      [](char c) { return c >= 0x21 && c <= 0x7e; });
 }
 
+// Printable ASCII including the space (the idempotency key's alphabet).
+bool IsPrintableAsciiOrSpace(absl::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
 bool IsCallerChar(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
          absl::string_view("._:/@-").find(c) != absl::string_view::npos;
@@ -77,10 +83,10 @@ absl::Status ReadIdempotencyMetadata(const grpc::CallbackServerContext& context,
   std::vector<clink::FieldViolation> violations;
   if (const auto key = MetadataValue(context, kIdempotencyKeyMetadata)) {
     if (key->empty() || key->size() > kMaxIdempotencyKeyLength ||
-        !IsPrintableAscii(*key)) {
+        !IsPrintableAsciiOrSpace(*key)) {
       violations.push_back({std::string(kIdempotencyKeyMetadata),
                             "metadata must be 1-255 printable ASCII "
-                            "characters without spaces"});
+                            "characters"});
     } else {
       options.idempotency_key = std::string(*key);
     }

@@ -45,6 +45,8 @@ struct ClinkClient::CallState {
   std::string request_id;
   int attempts = 0;
   absl::Time attempt_start;
+  // An earlier attempt may have reached Clink (its outcome was unknown).
+  bool maybe_sent = false;
   CallResult last;  // The previous attempt's result, once there is one.
 };
 
@@ -180,6 +182,11 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   outcome.idempotent_upstream = rest.idempotent_upstream;
   outcome.transport_status = result.status;
   outcome.delivery = result.delivery;
+  // This attempt never left, but an earlier one may have: the call as a whole
+  // is not "not sent".
+  if (state->maybe_sent && outcome.delivery == http::Delivery::kNotSent) {
+    outcome.delivery = http::Delivery::kUnknown;
+  }
   outcome.now = now;
   CallResult call;
   call.endpoint = rest.endpoint;
@@ -208,6 +215,7 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     return;
   }
   state->response->Clear();
+  if (OutcomeOf(call.status) == Outcome::kUnknown) state->maybe_sent = true;
 
   if (state->attempts < options_.retry.max_attempts &&
       IsRetryable(rest.mutating(), rest.idempotent_upstream, result,

@@ -333,6 +333,20 @@ TEST_F(ClinkClientTest, RefundIsRetriedBecauseClinkDeduplicatesIt) {
   EXPECT_EQ(transport_.requests[0].body, transport_.requests[2].body);
 }
 
+TEST_F(ClinkClientTest, ARetryThatNeverLeftDoesNotHideAnEarlierUnknown) {
+  // The first attempt may have reached Clink; the later ones fail to connect.
+  // The caller must not be told "nothing was sent".
+  transport_.script.push_back(TransportFailure(
+      http::FailureKind::kConnectionLost, http::Delivery::kUnknown));
+  transport_.next = TransportFailure(http::FailureKind::kConnect,
+                                     http::Delivery::kNotSent);
+  v1::CreateRefundResponse response;
+  const CallResult result = Call(Refund(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown) << result.status;
+  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "unknown");
+  EXPECT_EQ(transport_.requests.size(), 4u);
+}
+
 TEST_F(ClinkClientTest, RetriesStopWhenTheDeadlineLeavesNoRoomForAnAttempt) {
   ClinkClientOptions options;
   options.retry.min_attempt_time = absl::Milliseconds(20);

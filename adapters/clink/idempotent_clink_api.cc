@@ -42,28 +42,34 @@ CallResult ResultOf(absl::string_view endpoint, absl::Status status) {
 
 }  // namespace
 
-bool IsFinalForIdempotency(const absl::Status& status) {
+bool IsFinalForIdempotency(const absl::Status& status,
+                           bool idempotent_upstream) {
   switch (OutcomeOf(status)) {
     case Outcome::kCommitted:
-    case Outcome::kUnknown:
       return true;
+    case Outcome::kUnknown:
+      // Clink deduplicates these calls itself (a refund's reference): running
+      // the retry is safe and finds out what happened; a stored UNKNOWN would
+      // not.
+      return !idempotent_upstream;
     case Outcome::kNotSent:
       return false;
     case Outcome::kRejected:
       break;
   }
-  // Clink answered and did nothing. Refusals that would repeat are the
-  // answer; transient ones (rate limit, a conflict, the gateway's own key or
-  // clock refused) are worth running again.
+  // Clink answered and did nothing. Only refusals that would repeat are the
+  // answer; anything else (rate limit, conflict, the gateway's own key or
+  // clock refused, codes the gateway does not know) is worth running again.
   switch (status.code()) {
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-      return false;
-    default:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kPermissionDenied:
       return true;
+    default:
+      return false;
   }
 }
 
@@ -161,16 +167,21 @@ void IdempotentClinkApi::OnBegin(
     }
     const bool full = begun.status().code() ==
                       absl::StatusCode::kResourceExhausted;
+    // The store's own message (its address, the client library's error) is
+    // for the operator's log, not for callers.
+    Log(LogLevel::kWarning, "idempotency_store_unavailable",
+        {{"endpoint", endpoint},
+         {"error", std::string(begun.status().message())}});
     absl::Status status = GatewayError(
         full ? absl::StatusCode::kResourceExhausted
              : absl::StatusCode::kUnavailable,
         endpoint,
         full ? "IDEMPOTENCY_STORE_FULL" : "IDEMPOTENCY_STORE_UNAVAILABLE",
         Outcome::kNotSent,
-        absl::StrCat("the idempotency store cannot take the key (",
-                     begun.status().message(),
-                     "); nothing was sent to Clink, retry with the same key"));
-    if (full) AttachRetryInfo(status, kInUseRetryDelay);
+        full ? "the gateway's idempotency store is full of live keys; "
+               "nothing was sent to Clink"
+             : "the gateway's idempotency store cannot be reached; nothing "
+               "was sent to Clink, retry with the same key");
     std::move(call->done)(ResultOf(endpoint, std::move(status)));
     return;
   }
@@ -228,7 +239,8 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
        lease_token = std::move(lease_token)](CallResult result) mutable {
         // Answer the caller once the store knows, so an immediate retry finds
         // the result (or the key free again) rather than a stale claim.
-        const bool final_result = IsFinalForIdempotency(result.status);
+        const bool final_result = IsFinalForIdempotency(
+            result.status, call->rest->idempotent_upstream);
         idempotency::StoredResult stored;
         if (final_result) {
           stored.status = result.status;

@@ -12,11 +12,13 @@
 //      together with a SHA-256 of the request (deterministic proto bytes).
 //   3. The first call runs. Its result is stored when it is final: success, a
 //      Clink refusal that would repeat (INVALID_ARGUMENT, FAILED_PRECONDITION,
-//      NOT_FOUND, ...), or an outcome that is unknown or committed (the
-//      request may have taken effect; a retry is told so, it never sends the
-//      payment again). A call that provably had no effect (outcome not_sent,
-//      or a transient refusal: 429, overload, the gateway's key refused)
-//      releases the key, so the retry runs.
+//      NOT_FOUND, ALREADY_EXISTS, OUT_OF_RANGE, PERMISSION_DENIED), or an
+//      outcome that is unknown or committed (the request may have taken
+//      effect; a retry is told so, it never sends the payment again). A call
+//      that provably had no effect (outcome not_sent, or any other refusal:
+//      429, 409, overload, the gateway's key refused) releases the key, so the
+//      retry runs; so does an unknown outcome of a call Clink deduplicates
+//      itself (CreateRefund), whose retry is safe and learns the outcome.
 //   4. Later calls with the same key and request get the stored result
 //      (CallResult.replayed) without calling Clink; concurrent ones wait for
 //      the first, up to their deadline.
@@ -30,8 +32,9 @@
 //                       reached; nothing sent (fail closed). Not for RPCs Clink
 //                       deduplicates itself (CreateRefund, by
 //                       refund_merchant_order_id): those go ahead.
-//   RESOURCE_EXHAUSTED  IDEMPOTENCY_STORE_FULL: a bounded store is full of
-//                       live keys; nothing sent.
+//   RESOURCE_EXHAUSTED  IDEMPOTENCY_STORE_FULL: the in-memory store is full
+//                       of live keys (size it to a day of keyed calls, or use
+//                       Redis); nothing sent.
 //   UNKNOWN             IDEMPOTENT_CALL_ABANDONED: the gateway that ran the
 //                       first call stopped before its outcome was known.
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_IDEMPOTENT_CLINK_API_H_
@@ -50,7 +53,8 @@ namespace clink_gateway::clink {
 
 // Whether `status` (a call's final status) is stored for replay (true) or the
 // key released so the next call runs (false). See step 3 above.
-bool IsFinalForIdempotency(const absl::Status& status);
+bool IsFinalForIdempotency(const absl::Status& status,
+                           bool idempotent_upstream);
 
 // Hex SHA-256 of the method's full name and the request's deterministic
 // serialization: what "the same request" means.

@@ -278,24 +278,39 @@ TEST_F(IdempotentClinkApiTest, StoreDownFailsKeyedPaymentsClosedButNotRefunds) {
 }
 
 TEST(IsFinalForIdempotencyTest, StoresWhatWouldRepeatAndReleasesTheRest) {
-  EXPECT_TRUE(IsFinalForIdempotency(absl::OkStatus()));
-  EXPECT_TRUE(IsFinalForIdempotency(
-      WithOutcome(absl::UnknownError(""), Outcome::kUnknown)));
-  EXPECT_TRUE(IsFinalForIdempotency(
-      WithOutcome(absl::InternalError(""), Outcome::kCommitted)));
-  EXPECT_TRUE(IsFinalForIdempotency(
-      WithOutcome(absl::FailedPreconditionError("declined"),
-                  Outcome::kRejected)));
-  EXPECT_TRUE(IsFinalForIdempotency(
-      WithOutcome(absl::InvalidArgumentError(""), Outcome::kRejected)));
-  EXPECT_FALSE(IsFinalForIdempotency(
-      WithOutcome(absl::UnavailableError(""), Outcome::kNotSent)));
-  EXPECT_FALSE(IsFinalForIdempotency(
-      WithOutcome(absl::ResourceExhaustedError("429"), Outcome::kRejected)));
-  EXPECT_FALSE(IsFinalForIdempotency(
-      WithOutcome(absl::InternalError("key refused"), Outcome::kRejected)));
-  // A status that says nothing is read as unknown: stored, never re-sent.
-  EXPECT_TRUE(IsFinalForIdempotency(absl::UnavailableError("?")));
+  struct Row {
+    absl::Status status;
+    bool idempotent_upstream;
+    bool final_result;
+  };
+  const Row rows[] = {
+      {absl::OkStatus(), false, true},
+      {WithOutcome(absl::UnknownError(""), Outcome::kUnknown), false, true},
+      // Clink deduplicates refunds: the retry learns the outcome.
+      {WithOutcome(absl::UnknownError(""), Outcome::kUnknown), true, false},
+      {WithOutcome(absl::InternalError(""), Outcome::kCommitted), false, true},
+      {WithOutcome(absl::FailedPreconditionError("declined"),
+                   Outcome::kRejected),
+       false, true},
+      {WithOutcome(absl::InvalidArgumentError(""), Outcome::kRejected), false,
+       true},
+      {WithOutcome(absl::NotFoundError(""), Outcome::kRejected), false, true},
+      {WithOutcome(absl::UnavailableError(""), Outcome::kNotSent), false,
+       false},
+      {WithOutcome(absl::ResourceExhaustedError("429"), Outcome::kRejected),
+       false, false},
+      {WithOutcome(absl::AbortedError("409"), Outcome::kRejected), false,
+       false},
+      {WithOutcome(absl::InternalError("key refused"), Outcome::kRejected),
+       false, false},
+      // A status that says nothing is read as unknown: stored, never re-sent.
+      {absl::UnavailableError("?"), false, true},
+  };
+  for (const Row& row : rows) {
+    EXPECT_EQ(IsFinalForIdempotency(row.status, row.idempotent_upstream),
+              row.final_result)
+        << row.status << " idempotent_upstream=" << row.idempotent_upstream;
+  }
 }
 
 }  // namespace

@@ -49,6 +49,9 @@ constexpr long kTcpKeepIntervalSeconds = 15;  // NOLINT(runtime/int)
 // on a new connection, which is only safe if the server never processed it).
 constexpr long kMaxIdleConnectionAgeSeconds = 50;  // NOLINT(runtime/int)
 
+// A timeout this much before the call's own timeout is the connect timeout.
+constexpr absl::Duration kConnectTimeoutSlack = absl::Milliseconds(5);
+
 // Set on the loop thread while it runs Loop(), so Shutdown() can tell it is
 // being called from a `done` callback (and must not join itself).
 thread_local const void* tls_running_loop = nullptr;
@@ -385,6 +388,9 @@ struct CurlHttpTransport::Call {
   CurlEasyPtr easy;
   CurlSlistPtr header_list;
   Transfer transfer;
+  // curl's whole-call timeout (CURLOPT_TIMEOUT_MS); a timeout well before it
+  // was the connect timeout.
+  absl::Duration timeout = absl::InfiniteDuration();
 };
 
 absl::StatusOr<std::unique_ptr<CurlHttpTransport>> CurlHttpTransport::Create(
@@ -672,6 +678,7 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
   const absl::Duration total =
       std::min(call.options.deadline - now, options_.max_call_timeout);
   const absl::Duration connect = std::min(options_.connect_timeout, total);
+  call.timeout = total;
 
   // Where and how.
   GATEWAY_RETURN_IF_ERROR(
@@ -862,6 +869,20 @@ void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
   } else {
     status = CurlCodeToStatus(code, call->context, transfer.error_buffer);
     failure = CurlCodeToFailureKind(code, transfer.request_started);
+    // The connect timeout fired with time left before the call's own timeout
+    // (e.g. a blackholed address): a connect failure, nothing sent, worth
+    // another attempt if the deadline still has room.
+    curl_off_t elapsed_us = 0;
+    if (code == CURLE_OPERATION_TIMEDOUT && !transfer.request_started &&
+        curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &elapsed_us) ==
+            CURLE_OK &&
+        absl::Microseconds(elapsed_us) + kConnectTimeoutSlack <
+            call->timeout) {
+      failure = FailureKind::kConnect;
+      status = absl::UnavailableError(
+          absl::StrCat(call->context, ": connecting timed out after ",
+                       absl::FormatDuration(options_.connect_timeout)));
+    }
   }
   Complete(std::move(call), Failure(std::move(status), delivery, failure),
            /*keep_handle=*/false);

@@ -53,9 +53,11 @@ namespace clink_gateway::http {
 //       OK, kReceived, kNone
 //   deadline passed before sending, or not_before not before the deadline:
 //       kDeadlineExceeded, kNotSent, kDeadline
-//   DNS / connect / TLS failure:
+//   DNS / connect / TLS failure, or the connect timeout firing before the
+//   call's own timeout:
 //       kUnavailable, kNotSent, kConnect
-//   timeout before the request was sent (e.g. while connecting):
+//   the call's timeout before the request was sent (e.g. while connecting or
+//   waiting for a pooled connection):
 //       kDeadlineExceeded, kNotSent, kDeadline
 //   timeout after it:
 //       kDeadlineExceeded, kUnknown, kDeadline

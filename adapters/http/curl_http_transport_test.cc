@@ -569,13 +569,23 @@ TEST_F(CurlHttpTransportTest, UpstreamThatNeverAnswersTimesOut) {
   options.connect_timeout = absl::Milliseconds(200);
 
   // https: the TLS handshake (part of connecting) never completes, so nothing
-  // was sent.
+  // was sent; the connect timeout fired with the deadline still far: a
+  // connect failure (UNAVAILABLE), which a retry may try again.
   options.base_url = absl::StrCat("https://127.0.0.1:", silent.port(), "/api");
   auto tls = Create(options);
   ASSERT_NE(tls, nullptr);
   SendOptions deadline;
   deadline.deadline = clock_.Now() + absl::Seconds(5);
   HttpResult result = Call(*tls, Post("/checkout/session", "{}"), deadline);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(result.failure, FailureKind::kConnect);
+
+  // The same with the deadline shorter than the connect timeout: the deadline
+  // ended it.
+  deadline.deadline = clock_.Now() + absl::Milliseconds(100);
+  result = Call(*tls, Post("/checkout/session", "{}"), deadline);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDeadlineExceeded)
       << result.status;
   EXPECT_EQ(result.delivery, Delivery::kNotSent);
