@@ -257,12 +257,17 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   std::thread enforcer([this, &drained, deadline] {
     if (!drained.WaitForNotificationWithDeadline(deadline)) {
       c_->transport->Shutdown();
+      // Keyed calls waiting for another call's key answer now (ABORTED
+      // IDEMPOTENCY_KEY_IN_USE, retry with the same key), not at their own
+      // wait deadline.
+      c_->idempotency_store->AbortWaits();
     }
   });
   c_->server->Shutdown(absl::ToChronoTime(deadline + kStatusFlushGrace));
   drained.Notify();
   enforcer.join();
   c_->transport->Shutdown();
+  c_->idempotency_store->AbortWaits();
   c_->server->Wait();
   Log(LogLevel::kInfo, "stopped");
 }

@@ -81,7 +81,8 @@ struct BeginResult {
     // The key is recorded for a different request (another body, or another
     // request_hash): nothing may be sent.
     kMismatch,
-    // Another call holds the key and did not finish before `wait_deadline`.
+    // Another call holds the key and did not finish before `wait_deadline`,
+    // or the store stopped waiting (IdempotencyStore::AbortWaits()).
     kInProgress,
   };
   Kind kind = Kind::kClaimed;
@@ -106,7 +107,8 @@ class IdempotencyStore {
   //  - a final record with the same hash: kCompleted with its result;
   //  - an in-flight record with the same hash: waits (without blocking a
   //    thread) until it becomes final (kCompleted), is released (the waiter
-  //    claims it: kClaimed), or `wait_deadline` passes (kInProgress);
+  //    claims it: kClaimed), or `wait_deadline` passes or AbortWaits() is
+  //    called (kInProgress); after AbortWaits(), kInProgress at once;
   //  - an in-flight record whose holder vanished (its lease expired: the
   //    process died mid-call) becomes final with an UNKNOWN result, outcome
   //    "unknown", reason IDEMPOTENT_CALL_ABANDONED, and is returned as
@@ -134,6 +136,22 @@ class IdempotencyStore {
   // for Complete().
   virtual void Release(const IdempotencyKey& key, absl::string_view lease_token,
                        DoneCallback done) = 0;
+
+  // Stops waiting for good, for a graceful shutdown whose drain deadline
+  // passed: every Begin now waiting on an in-flight key is answered promptly
+  // with kInProgress (the caller is told to retry with the same key; the
+  // holder's outcome is unknown to it), and every later Begin that finds an
+  // in-flight key gets kInProgress at once instead of waiting. Everything
+  // else keeps working: Begins still claim free keys and replay final
+  // results, and Complete and Release still record what in-flight calls did.
+  // Affects this store object only (other replicas sharing a Redis keep
+  // waiting). Idempotent and thread-safe; waiters' callbacks may run inline,
+  // so the caller must not hold a lock they take.
+  //
+  // The default does nothing, which is right only for a store whose Begin
+  // never waits (test fakes); a store that waits must override it, or a
+  // shutdown can overrun its drain by up to a wait_deadline.
+  virtual void AbortWaits() {}
 };
 
 }  // namespace clink_gateway::idempotency

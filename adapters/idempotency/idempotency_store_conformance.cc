@@ -485,6 +485,66 @@ TEST_P(IdempotencyStoreConformanceTest, DestroyingTheStoreFailsWaiters) {
             absl::StatusCode::kUnavailable);
 }
 
+TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAnswersWaitersAtOnce) {
+  const std::string token = Claim(*store_, FarDeadline());
+  BeginCollector waiters;
+  store_->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
+  store_->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
+  // A round trip on another key: the store has now seen both Begins find the
+  // key in flight (stores answer in order), so they are waiting.
+  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other"};
+  const std::string other_token = Claim(*store_, FarDeadline(), other);
+  EXPECT_TRUE(waiters.results().empty());
+
+  // The holder never finishes, and the deadline (an hour away) never passes:
+  // only AbortWaits can answer the waiters.
+  store_->AbortWaits();
+  ASSERT_TRUE(waiters.WaitForCount(2));
+  for (const auto& r : waiters.results()) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->kind, Kind::kInProgress);
+  }
+  // Idempotent.
+  store_->AbortWaits();
+
+  // A later Begin on an in-flight key does not wait either.
+  absl::StatusOr<BeginResult> later =
+      BeginAndWait(*store_, kKey, "hash-a", FarDeadline());
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(later->kind, Kind::kInProgress);
+  // Everything else works: mismatches, new claims, Complete, Release, replay.
+  absl::StatusOr<BeginResult> mismatch =
+      BeginAndWait(*store_, kKey, "hash-b", FarDeadline());
+  ASSERT_TRUE(mismatch.ok()) << mismatch.status();
+  EXPECT_EQ(mismatch->kind, Kind::kMismatch);
+  const IdempotencyKey fresh{kKey.caller, kKey.rpc, "key-fresh"};
+  const std::string fresh_token = Claim(*store_, FarDeadline(), fresh);
+  EXPECT_TRUE(ReleaseAndWait(*store_, fresh, fresh_token).ok());
+  EXPECT_TRUE(ReleaseAndWait(*store_, other, other_token).ok());
+  ASSERT_TRUE(CompleteAndWait(*store_, kKey, token, OkResponse("r")).ok());
+  absl::StatusOr<BeginResult> replay =
+      BeginAndWait(*store_, kKey, "hash-a", FarDeadline());
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  ASSERT_EQ(replay->kind, Kind::kCompleted);
+  EXPECT_EQ(replay->result.response, "r");
+  // Each waiter was answered exactly once.
+  EXPECT_EQ(waiters.results().size(), 2u);
+}
+
+TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAffectsOnlyThatStore) {
+  std::unique_ptr<IdempotencyStore> other = NewStore({});
+  ASSERT_NE(other, nullptr);
+  const std::string token = Claim(*other, FarDeadline());
+  BeginCollector waiter;
+  other->Begin(kKey, "hash-a", FarDeadline(), waiter.Callback());
+  store_->AbortWaits();
+  ASSERT_TRUE(CompleteAndWait(*other, kKey, token, OkResponse("r")).ok());
+  ASSERT_TRUE(waiter.WaitForCount(1));
+  ASSERT_TRUE(waiter.results()[0].ok()) << waiter.results()[0].status();
+  EXPECT_EQ(waiter.results()[0]->kind, Kind::kCompleted);
+  EXPECT_EQ(waiter.results()[0]->result.response, "r");
+}
+
 TEST_P(IdempotencyStoreConformanceTest, CallbacksMayCallTheStore) {
   absl::Notification completed;
   absl::Status complete_status;

@@ -106,7 +106,7 @@ void MemoryIdempotencyStore::Begin(const IdempotencyKey& key,
       ready.push_back({std::move(done), OfKind(BeginResult::Kind::kMismatch)});
     } else if (record.final) {
       ready.push_back({std::move(done), Completed(record.result)});
-    } else if (wait_deadline <= now) {
+    } else if (wait_deadline <= now || waits_aborted_) {
       ready.push_back(
           {std::move(done), OfKind(BeginResult::Kind::kInProgress)});
     } else {
@@ -166,6 +166,25 @@ void MemoryIdempotencyStore::Release(const IdempotencyKey& key,
   }
   RunReady(ready);
   std::move(done)(std::move(status));
+}
+
+void MemoryIdempotencyStore::AbortWaits() {
+  std::vector<Ready> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    waits_aborted_ = true;
+    // Every waiter has exactly one entry here.
+    for (const auto& [deadline, id, digest] : waiter_deadlines_) {
+      auto it = records_.find(digest);
+      if (it == records_.end()) continue;  // Cannot happen.
+      auto waiter = it->second.waiters.extract(id);
+      if (waiter.empty()) continue;  // Cannot happen.
+      ready.push_back({std::move(waiter.mapped().done),
+                       OfKind(BeginResult::Kind::kInProgress)});
+    }
+    waiter_deadlines_.clear();
+  }
+  RunReady(ready);
 }
 
 size_t MemoryIdempotencyStore::size() const {

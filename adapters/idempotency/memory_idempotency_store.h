@@ -36,11 +36,12 @@ namespace clink_gateway::idempotency {
 //
 // Threads: Begin never blocks a thread while it waits for an in-flight key;
 // its callback is kept and run when the holder completes or releases, when the
-// holder's lease expires, or when `wait_deadline` passes. One timer thread
-// (owned by the store, joined by the destructor) handles the last two.
-// Callbacks run inline (immediate answers), on the thread of the Complete or
-// Release that settled the key, or on the timer thread; never under the
-// store's lock, so they may call the store again.
+// holder's lease expires, when `wait_deadline` passes, or when AbortWaits()
+// is called. One timer thread (owned by the store, joined by the destructor)
+// handles expiring leases and deadlines. Callbacks run inline (immediate
+// answers), on the thread of the Complete, Release or AbortWaits that settled
+// the wait, or on the timer thread; never under the store's lock, so they may
+// call the store again.
 class MemoryIdempotencyStore final : public IdempotencyStore {
  public:
   struct Options {
@@ -75,6 +76,9 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
       ABSL_LOCKS_EXCLUDED(mu_);
   void Release(const IdempotencyKey& key, absl::string_view lease_token,
                DoneCallback done) override ABSL_LOCKS_EXCLUDED(mu_);
+  // Answers every waiting Begin with kInProgress on the calling thread
+  // before it returns; later Begins never wait.
+  void AbortWaits() override ABSL_LOCKS_EXCLUDED(mu_);
 
   // Records held now, expired ones not yet dropped included (tests, metrics).
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -152,6 +156,8 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
       ABSL_GUARDED_BY(mu_);
   uint64_t next_waiter_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by AbortWaits(): Begin answers kInProgress instead of waiting.
+  bool waits_aborted_ ABSL_GUARDED_BY(mu_) = false;
   // What the timer thread sleeps until (InfiniteFuture when idle).
   absl::Time timer_wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::CondVar timer_cv_;

@@ -6,6 +6,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <deque>
@@ -279,13 +280,28 @@ class RedisWorker {
     {
       absl::MutexLock lock(&mu_);
       if (!stop_) {
-        const absl::Time when = absl::Now() + delay;
+        const absl::Time when =
+            delays_stopped_ ? absl::InfinitePast() : absl::Now() + delay;
         if (timers_.empty() || when < timers_.begin()->first) cv_.Signal();
         timers_.emplace(when, std::move(fn));
         return;
       }
     }
     std::move(fn)(absl::UnavailableError("idempotency store shutting down"));
+  }
+
+  // Runs every pending After() callback now (on the worker thread, in order),
+  // and every later one without its delay. For good.
+  void StopDelaying() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (delays_stopped_) return;
+    delays_stopped_ = true;
+    std::multimap<absl::Time, TimerCallback> timers;
+    for (auto& [when, fn] : timers_) {
+      timers.emplace_hint(timers.end(), absl::InfinitePast(), std::move(fn));
+    }
+    timers_ = std::move(timers);
+    cv_.Signal();
   }
 
   absl::Status Unavailable(absl::string_view why) const {
@@ -426,6 +442,7 @@ class RedisWorker {
         shas_[i] = std::string(reply->str, reply->len);
       }
     }
+    if (status.ok()) status = CheckEvictionPolicy(context.get());
     if (!status.ok()) {
       if (health_ != Health::kUnhealthy) {
         Log(LogLevel::kError,
@@ -444,6 +461,44 @@ class RedisWorker {
       health_ = Health::kHealthy;
     }
     context_ = std::move(context);
+    return absl::OkStatus();
+  }
+
+  // Logs, once per connection, when Redis may evict keys: an evicted record is
+  // a forgotten key, so the retry of a call that reached Clink would be sent
+  // again. Never refuses the connection (a managed Redis may be set up that
+  // way on purpose; the operator must hear of it); only a failed connection
+  // fails it. Worker thread.
+  absl::Status CheckEvictionPolicy(redisContext* context) {
+    ReplyPtr reply =
+        CommandArgv(context, {"CONFIG", "GET", "maxmemory-policy"});
+    if (reply == nullptr) return absl::UnavailableError(context->errstr);
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+      const absl::string_view policy(reply->element[1]->str,
+                                     reply->element[1]->len);
+      if (policy != "noeviction") {
+        // Every record has a TTL, so the volatile-* policies evict them too.
+        Log(LogLevel::kWarning, "idempotency_redis_eviction_policy",
+            {{"address", config_.address},
+             {"maxmemory_policy", policy},
+             {"warning",
+              "Redis may evict idempotency records before their retention "
+              "ends (under memory pressure); a retry whose record was evicted "
+              "is sent to Clink again, so duplicate payments become "
+              "possible. Set maxmemory-policy noeviction on this Redis."}});
+      }
+      return absl::OkStatus();
+    }
+    // CONFIG renamed or disabled (managed Redis), or refused by an ACL.
+    Log(LogLevel::kInfo, "idempotency_redis_eviction_policy_unchecked",
+        {{"address", config_.address},
+         {"error", reply->type == REDIS_REPLY_ERROR ? ErrorKind(*reply)
+                                                    : "unexpected reply"},
+         {"note",
+          "CONFIG GET maxmemory-policy failed; make sure this Redis uses "
+          "maxmemory-policy noeviction, or records may be evicted and "
+          "duplicate payments become possible"}});
     return absl::OkStatus();
   }
 
@@ -548,6 +603,7 @@ class RedisWorker {
   absl::Duration backoff_ ABSL_GUARDED_BY(mu_);
   std::deque<Command> queue_ ABSL_GUARDED_BY(mu_);
   std::multimap<absl::Time, TimerCallback> timers_ ABSL_GUARDED_BY(mu_);
+  bool delays_stopped_ ABSL_GUARDED_BY(mu_) = false;
 
   // Worker thread only.
   ContextPtr context_;
@@ -694,6 +750,16 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
       [this, op = std::move(op), token = std::move(token)](
           absl::StatusOr<const redisReply*> reply) mutable {
         if (!reply.ok()) {
+          // The script may have run and claimed the key with `token` before
+          // its reply was lost (a timeout, or a failed resend). Nobody will
+          // ever hold that token (the caller is told nothing was sent), so
+          // free the key, best effort; otherwise it stays in flight until its
+          // lease runs out and is then settled as abandoned, and every retry
+          // of a call that was never sent is told its outcome is unknown.
+          worker_->Submit(
+              Script::kRelease,
+              {op->redis_key, "0", token, Millis(options_.in_flight_lease)},
+              [](absl::StatusOr<const redisReply*>) {});
           std::move(op->done)(reply.status());
           return;
         }
@@ -728,7 +794,7 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
           std::move(op->done)(std::move(result));
         } else if (kind == "inflight") {
           const absl::Time now = clock_.Now();
-          if (now >= op->wait_deadline) {
+          if (now >= op->wait_deadline || waits_aborted_.load()) {
             std::move(op->done)(OfKind(BeginResult::Kind::kInProgress));
             return;
           }
@@ -742,6 +808,10 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
                   std::move(op->done)(std::move(status));
                   return;
                 }
+                if (waits_aborted_.load()) {
+                  std::move(op->done)(OfKind(BeginResult::Kind::kInProgress));
+                  return;
+                }
                 RunBegin(std::move(op));
               });
         } else if (r.type == REDIS_REPLY_ERROR) {
@@ -751,6 +821,13 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
           std::move(op->done)(worker_->Unavailable("unexpected Begin reply"));
         }
       });
+}
+
+void RedisIdempotencyStore::AbortWaits() {
+  // Set first: a Begin whose reply comes after this does not start waiting,
+  // and a poll timer that fires after StopDelaying() (below) sees it.
+  waits_aborted_.store(true);
+  worker_->StopDelaying();
 }
 
 void RedisIdempotencyStore::Complete(const IdempotencyKey& key,

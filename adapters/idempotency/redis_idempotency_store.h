@@ -3,6 +3,7 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_REDIS_IDEMPOTENCY_STORE_H_
 #define CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_REDIS_IDEMPOTENCY_STORE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -32,7 +33,16 @@ class RedisWorker;
 // key in flight on another call (in this process or another) re-runs its
 // script on a schedule (initial_poll_interval, doubling up to
 // max_poll_interval) until the record is final or released, or wait_deadline
-// (read from `clock`) passes.
+// (read from `clock`) passes. AbortWaits() ends every such wait: a Begin
+// waiting between polls is answered kInProgress at once, one whose script is
+// with Redis when its reply comes (within command_timeout).
+//
+// On every (re)connection the store asks Redis for its maxmemory-policy and
+// logs a warning (event idempotency_redis_eviction_policy) when it is not
+// noeviction: Redis may then evict records early, and a retry whose record
+// was evicted reaches Clink again. When CONFIG is disabled or renamed
+// (managed Redis) it logs at info level that the policy was not checked. It
+// never refuses to work over the policy.
 //
 // When Redis cannot be reached, queued and new calls fail fast with
 // kUnavailable (the message names the address, never data); the worker
@@ -95,6 +105,8 @@ class RedisIdempotencyStore final : public IdempotencyStore {
                 StoredResult result, DoneCallback done) override;
   void Release(const IdempotencyKey& key, absl::string_view lease_token,
                DoneCallback done) override;
+  // Waiting Begins are answered on the worker thread, after this returns.
+  void AbortWaits() override;
 
  private:
   struct BeginOp;
@@ -106,6 +118,8 @@ class RedisIdempotencyStore final : public IdempotencyStore {
 
   const Options options_;
   const Clock& clock_;
+  // Set by AbortWaits(): Begins stop waiting.
+  std::atomic<bool> waits_aborted_{false};
   std::unique_ptr<internal::RedisWorker> worker_;
 };
 

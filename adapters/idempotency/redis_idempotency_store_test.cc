@@ -13,10 +13,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store_conformance.h"
+#include "common/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/redis/redis_server.h"
@@ -288,6 +290,23 @@ TEST_F(RedisIdempotencyStoreTest, HungRedisFailsWithinTheCommandTimeout) {
   EXPECT_TRUE(completed.ok()) << completed;
 }
 
+TEST_F(RedisIdempotencyStoreTest, BeginWhoseReplyTimedOutLeavesTheKeyFree) {
+  std::unique_ptr<RedisIdempotencyStore> store = MakeStore(Options());
+  ASSERT_TRUE(BeginAndWait(*store, {"c", kKey.rpc, "warm"}, "h", Far()).ok());
+  // Redis stalls past the command timeout: the Begin runs (and claims the
+  // key) once Redis resumes, but its reply is lost and the caller is told
+  // "unavailable, nothing sent, retry with the same key".
+  ASSERT_TRUE(server_->Pause().ok());
+  absl::StatusOr<BeginResult> hung = BeginAndWait(*store, kKey, "h", Far());
+  ASSERT_EQ(hung.status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(server_->Resume().ok());
+  // The retry claims the key; it is not stuck behind a claim nobody holds
+  // (in flight until the lease runs out, then "abandoned": unknown).
+  absl::StatusOr<BeginResult> retry = BeginUntilAvailable(*store, kKey);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->kind, Kind::kClaimed);
+}
+
 TEST_F(RedisIdempotencyStoreTest, ConnectionClosedUnderTheStoreIsRetried) {
   std::unique_ptr<RedisIdempotencyStore> store = MakeStore(Options());
   absl::StatusOr<BeginResult> held = BeginAndWait(*store, kKey, "h", Far());
@@ -367,6 +386,111 @@ TEST_F(RedisIdempotencyStoreTest, RejectsBadOptions) {
     options.connect_timeout = absl::Milliseconds(50);
     EXPECT_TRUE(RedisIdempotencyStore::Create(options).ok()) << address;
   }
+}
+
+// Log lines (common/logging.h writes them to stdout) whose text has
+// `needle`.
+int CountLines(absl::string_view out, absl::string_view needle) {
+  int count = 0;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (absl::StrContains(line, needle)) ++count;
+  }
+  return count;
+}
+
+constexpr char kEvictionWarning[] =
+    R"("event":"idempotency_redis_eviction_policy")";
+constexpr char kEvictionUnchecked[] =
+    R"("event":"idempotency_redis_eviction_policy_unchecked")";
+
+class RedisEvictionPolicyTest : public RedisIdempotencyStoreTest {
+ protected:
+  void SetUp() override {}
+
+  void StartServer(std::vector<std::string> extra_args) {
+    RedisServer::Options options;
+    options.extra_args = std::move(extra_args);
+    absl::StatusOr<std::unique_ptr<RedisServer>> server =
+        RedisServer::Create(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  // Makes a store, claims and completes a key, closes the store's connection
+  // under it and completes another (so the store connects twice); the log
+  // lines written meanwhile.
+  std::string RunTwoConnections() {
+    FlushLogs();
+    ::testing::internal::CaptureStdout();
+    {
+      std::unique_ptr<RedisIdempotencyStore> store = MakeStore(Options());
+      absl::StatusOr<BeginResult> first =
+          BeginAndWait(*store, kKey, "h", Far());
+      EXPECT_TRUE(first.ok()) << first.status();
+      absl::StatusOr<RespReply> killed = server_->Command(
+          {"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+      EXPECT_TRUE(killed.ok()) << killed.status();
+      // Resent on a new connection (see ConnectionClosedUnderTheStore...).
+      if (first.ok()) {
+        EXPECT_TRUE(
+            CompleteAndWait(*store, kKey, first->lease_token, Response("r"))
+                .ok());
+      }
+      absl::StatusOr<BeginResult> replay =
+          BeginAndWait(*store, kKey, "h", Far());
+      EXPECT_TRUE(replay.ok()) << replay.status();
+      if (replay.ok()) {
+        EXPECT_EQ(replay->kind, Kind::kCompleted);
+      }
+    }
+    FlushLogs();
+    return ::testing::internal::GetCapturedStdout();
+  }
+};
+
+TEST_F(RedisEvictionPolicyTest, WarnsOncePerConnectionWhenRedisMayEvict) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--maxmemory-policy", "allkeys-lru"}));
+  const std::string out = RunTwoConnections();
+  EXPECT_EQ(CountLines(out, kEvictionWarning), 2) << out;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (!absl::StrContains(line, kEvictionWarning)) continue;
+    EXPECT_THAT(std::string(line), HasSubstr(R"("level":"warning")"));
+    EXPECT_THAT(std::string(line),
+                HasSubstr(R"("maxmemory_policy":"allkeys-lru")"));
+    EXPECT_THAT(std::string(line), HasSubstr("duplicate payments"));
+    EXPECT_THAT(std::string(line), HasSubstr(server_->address()));
+  }
+  EXPECT_EQ(CountLines(out, kEvictionUnchecked), 0) << out;
+}
+
+TEST_F(RedisEvictionPolicyTest, VolatilePoliciesAlsoWarn) {
+  // Every record has a TTL, so volatile-* policies may evict them too.
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--maxmemory-policy", "volatile-ttl"}));
+  const std::string out = RunTwoConnections();
+  EXPECT_EQ(CountLines(out, kEvictionWarning), 2) << out;
+  EXPECT_EQ(CountLines(out, "volatile-ttl"), 2) << out;
+}
+
+TEST_F(RedisEvictionPolicyTest, NoevictionIsQuiet) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--maxmemory-policy", "noeviction"}));
+  const std::string out = RunTwoConnections();
+  EXPECT_EQ(CountLines(out, kEvictionWarning), 0) << out;
+  EXPECT_EQ(CountLines(out, kEvictionUnchecked), 0) << out;
+}
+
+TEST_F(RedisEvictionPolicyTest, DisabledConfigIsLoggedAtInfoAndIgnored) {
+  // As managed Redis services do: CONFIG is renamed away.
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--maxmemory-policy", "allkeys-lru", "--rename-command",
+                   "CONFIG", "clink-test-renamed-config"}));
+  // RunTwoConnections checks that the store works all the same.
+  const std::string out = RunTwoConnections();
+  EXPECT_EQ(CountLines(out, kEvictionUnchecked), 2) << out;
+  EXPECT_EQ(CountLines(out, R"("level":"info","event":"idempotency_redis_)"
+                            R"(eviction_policy_unchecked")"),
+            2)
+      << out;
+  EXPECT_EQ(CountLines(out, kEvictionWarning), 0) << out;
 }
 
 class RedisAuthTest : public RedisIdempotencyStoreTest {
