@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
 #include "google/rpc/error_details.pb.h"
@@ -75,19 +77,24 @@ class RedisFleetTest : public ::testing::Test {
     ASSERT_TRUE(redis.ok()) << redis.status();
     redis_ = *std::move(redis);
 
-    const std::string key_file = absl::StrCat(dir, "/api-key");
-    std::ofstream(key_file) << kKey << "\n";
-    for (int i = 0; i < 2; ++i) {
-      auto gateway = GatewayProcess::Start({
-          absl::StrCat("--clink_base_url=", emulator_->base_url()),
-          absl::StrCat("--api_key_file=", key_file),
-          absl::StrCat("--ca_bundle=", ca->ca_cert_pem),
-          absl::StrCat("--idempotency_redis=", redis_->address()),
-      });
-      ASSERT_TRUE(gateway.ok()) << gateway.status();
-      stubs_.push_back(v1::PaymentService::NewStub((*gateway)->NewChannel()));
-      gateways_.push_back(*std::move(gateway));
-    }
+    key_file_ = absl::StrCat(dir, "/api-key");
+    std::ofstream(key_file_) << kKey << "\n";
+    ca_bundle_ = ca->ca_cert_pem;
+    for (int i = 0; i < 2; ++i) StartGateway({});
+  }
+
+  void StartGateway(const std::vector<std::string>& extra_flags) {
+    std::vector<std::string> flags = {
+        absl::StrCat("--clink_base_url=", emulator_->base_url()),
+        absl::StrCat("--api_key_file=", key_file_),
+        absl::StrCat("--ca_bundle=", ca_bundle_),
+        absl::StrCat("--idempotency_redis=", redis_->address()),
+    };
+    flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
+    auto gateway = GatewayProcess::Start(flags);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    stubs_.push_back(v1::PaymentService::NewStub((*gateway)->NewChannel()));
+    gateways_.push_back(*std::move(gateway));
   }
 
   static std::unique_ptr<grpc::ClientContext> Context(
@@ -101,6 +108,26 @@ class RedisFleetTest : public ::testing::Test {
     return context;
   }
 
+  // Lua script runs (EVAL + EVALSHA) Redis has served so far.
+  int64_t ScriptCalls() {
+    auto reply = redis_->Command({"INFO", "commandstats"});
+    if (!reply.ok()) return -1;
+    int64_t total = 0;
+    for (absl::string_view name : {"cmdstat_evalsha:calls=",
+                                   "cmdstat_eval:calls="}) {
+      const size_t at = reply->text.find(std::string(name));
+      if (at == std::string::npos) continue;
+      const size_t start = at + name.size();
+      int64_t calls = 0;
+      if (absl::SimpleAtoi(reply->text.substr(
+                               start, reply->text.find(',', start) - start),
+                           &calls)) {
+        total += calls;
+      }
+    }
+    return total;
+  }
+
   int PaymentsSent() {
     int n = 0;
     for (const auto& r : emulator_->requests()) {
@@ -109,6 +136,8 @@ class RedisFleetTest : public ::testing::Test {
     return n;
   }
 
+  std::string key_file_;
+  std::string ca_bundle_;
   std::unique_ptr<emulator::ClinkEmulator> emulator_;
   std::unique_ptr<RedisServer> redis_;
   std::vector<std::unique_ptr<GatewayProcess>> gateways_;
@@ -207,6 +236,75 @@ TEST_F(RedisFleetTest, RedisDownFailsKeyedWritesClosedAndNothingIsSentTwice) {
     EXPECT_EQ(again.order_id(), first.order_id());
   }
   EXPECT_EQ(PaymentsSent(), 2);
+}
+
+TEST_F(RedisFleetTest, ADrainingReplicaStopsWaitingForAnotherReplicasKey) {
+  // Replica 0 holds the key while Clink takes 8 s; replica 2 (drain 1 s) has a
+  // duplicate waiting on it. SIGTERM must not wait for the holder: the waiting
+  // caller is told to retry with the same key, and the process exits within
+  // the drain plus its 2 s grace.
+  StartGateway({"--drain_timeout=1s"});
+  emulator::Fault slow;
+  slow.kind = emulator::Fault::Kind::kLatency;
+  slow.path_prefix = "/api/payment";
+  slow.latency = absl::Seconds(8);
+  slow.count = 1;
+  emulator_->SetFault(slow);
+  const v1::CreatePaymentRequest request = CardPayment("12.34");
+
+  auto holder_context = Context("fleet-pay-drain");
+  holder_context->set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::CreatePaymentResponse holder_response;
+  grpc::Status holder_status;
+  absl::Notification holder_done;
+  stubs_[0]->async()->CreatePayment(holder_context.get(), &request,
+                                    &holder_response, [&](grpc::Status s) {
+                                      holder_status = std::move(s);
+                                      holder_done.Notify();
+                                    });
+  ASSERT_TRUE(emulator_->WaitForRequests(1, absl::Seconds(10)));
+
+  auto waiter_context = Context("fleet-pay-drain");
+  waiter_context->set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::CreatePaymentResponse waiter_response;
+  grpc::Status waiter_status;
+  absl::Notification waiter_done;
+  stubs_[2]->async()->CreatePayment(waiter_context.get(), &request,
+                                    &waiter_response, [&](grpc::Status s) {
+                                      waiter_status = std::move(s);
+                                      waiter_done.Notify();
+                                    });
+  // The duplicate is waiting once its replica has asked Redis about the key
+  // at least twice (its Begin, then a poll).
+  const int64_t baseline = ScriptCalls();
+  bool waiting = false;
+  for (int i = 0; i < 200 && !waiting; ++i) {  // bounded: about 10 s
+    waiting = ScriptCalls() >= baseline + 2;
+    if (!waiting) absl::SleepFor(absl::Milliseconds(50));  // polling Redis
+  }
+  ASSERT_TRUE(waiting);
+  EXPECT_FALSE(waiter_done.HasBeenNotified());
+
+  const absl::Time sigterm_at = absl::Now();
+  const int wstatus = gateways_[2]->Terminate();
+  EXPECT_LT(absl::Now() - sigterm_at, absl::Seconds(3) + absl::Seconds(1));
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << wstatus;
+  ASSERT_TRUE(waiter_done.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_EQ(waiter_status.error_code(), grpc::StatusCode::ABORTED)
+      << waiter_status.error_message();
+  EXPECT_EQ(ErrorReason(waiter_status), "IDEMPOTENCY_KEY_IN_USE");
+
+  // The holder finishes normally, and the key then replays its payment.
+  ASSERT_TRUE(holder_done.WaitForNotificationWithTimeout(absl::Seconds(15)));
+  ASSERT_TRUE(holder_status.ok()) << holder_status.error_message();
+  v1::CreatePaymentResponse again;
+  ASSERT_TRUE(
+      stubs_[1]->CreatePayment(Context("fleet-pay-drain").get(), request, &again)
+          .ok());
+  EXPECT_EQ(again.order_id(), holder_response.order_id());
+  EXPECT_EQ(PaymentsSent(), 1);
 }
 
 }  // namespace
