@@ -20,7 +20,13 @@ APT_PACKAGES=(
   # Idempotency keys shared by a fleet of replicas: the hiredis client, and the Redis server
   # the tests start themselves (on a unix socket in the test's temp dir).
   libhiredis-dev redis-server
+  # Operations checks: promtool (metrics format, alert rules and their unit tests) and a real
+  # Prometheus server that scrapes a running gateway in a test.
+  prometheus
 )
+# `kubectl kustomize` renders k8s/ in the tests; any kubectl will do (Debian's, or one a cloud
+# SDK already installed, which Debian's package would conflict with).
+command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
 # buf (the proto linter) ships on npm; use the machine's Node.js when it has one.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
