@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -174,6 +176,74 @@ TEST_F(SigtermDrainTest, PaymentsOutlastingTheDrainAreReportedUnknown) {
     EXPECT_EQ(o.code, grpc::StatusCode::UNKNOWN) << o.message;
     EXPECT_EQ(o.error_info_outcome, "unknown") << o.message;
   }
+}
+
+TEST_F(SigtermDrainTest, UnderSteadyLoadEveryCallThatReachedClinkSucceeds) {
+  // 16 callers in a closed loop; SIGTERM arrives mid-stream. Whatever the
+  // gateway had forwarded to Clink by then must complete normally; calls it
+  // refused while shutting down never reached Clink (a client retries those on
+  // another replica).
+  Start(/*upstream_latency=*/absl::Milliseconds(100),
+        /*drain=*/absl::Seconds(10));
+  auto stub = v1::BillingService::NewStub(channel_);
+  struct Call {
+    std::string id;
+    grpc::ClientContext context;
+    v1::GetProductRequest request;
+    v1::GetProductResponse response;
+  };
+  absl::Mutex mu;
+  bool stop = false;
+  int outstanding = 0;
+  int next_id = 0;
+  std::map<std::string, grpc::StatusCode> finished;
+  std::function<void()> issue = [&]() {
+    auto call = std::make_shared<Call>();
+    {
+      absl::MutexLock lock(&mu);
+      if (stop) return;
+      ++outstanding;
+      call->id = absl::StrCat("load-", next_id++);
+    }
+    call->context.set_deadline(
+        absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    call->context.AddMetadata("x-request-id", call->id);
+    call->request.set_product_id(emulator::kSeedProductBasic);
+    stub->async()->GetProduct(&call->context, &call->request, &call->response,
+                              [&, call](grpc::Status status) {
+                                {
+                                  absl::MutexLock lock(&mu);
+                                  finished[call->id] = status.error_code();
+                                  --outstanding;
+                                }
+                                issue();
+                              });
+  };
+  constexpr int kCallers = 16;
+  for (int i = 0; i < kCallers; ++i) issue();
+  ASSERT_TRUE(emulator_->WaitForRequests(5 * kCallers, absl::Seconds(20)));
+
+  const absl::Time sigterm_at = absl::Now();
+  const int wstatus = gateway_->Terminate();
+  const absl::Duration took = absl::Now() - sigterm_at;
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << wstatus;
+  EXPECT_LT(took, absl::Seconds(10));
+  {
+    absl::MutexLock lock(&mu);
+    stop = true;
+    auto idle = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return outstanding == 0;
+    };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&idle), absl::Seconds(20)));
+  }
+  int reached_clink = 0;
+  for (const auto& request : emulator_->requests()) {
+    const auto it = finished.find(request.request_id);
+    ASSERT_NE(it, finished.end()) << request.request_id;
+    EXPECT_EQ(it->second, grpc::StatusCode::OK) << request.request_id;
+    ++reached_clink;
+  }
+  EXPECT_GE(reached_clink, 5 * kCallers);
 }
 
 }  // namespace
