@@ -56,6 +56,8 @@ ClinkClient::ClinkClient(const RestCodec& codec, http::HttpTransport& transport,
       transport_(transport),
       clock_(clock),
       options_(options),
+      observer_(options.observer != nullptr ? *options.observer
+                                            : NoUpstreamObserver()),
       budget_(options.retry),
       rate_limit_(options.rate_limit_per_second > 0
                       ? std::make_unique<TokenBucket>(
@@ -103,6 +105,7 @@ void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
           options_.max_in_flight) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     overload_rejections_.fetch_add(1, std::memory_order_relaxed);
+    observer_.OnRejected(*rest, RejectReason::kOverloaded);
     CallResult result;
     result.endpoint = rest->endpoint;
     result.status = NotSentRejection(
@@ -117,6 +120,7 @@ void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
     in_flight_.fetch_add(1, std::memory_order_relaxed);
   }
   calls_.fetch_add(1, std::memory_order_relaxed);
+  observer_.OnCallStarted(*rest);
   const absl::Time now = clock_.Now();
   budget_.RecordCall(now);
 
@@ -146,6 +150,7 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
         Finish(std::move(state), std::move(last));
         return;
       }
+      observer_.OnRejected(*state->rest, RejectReason::kRateLimited);
       CallResult result;
       result.endpoint = state->rest->endpoint;
       result.status = NotSentRejection(
@@ -208,7 +213,25 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
         envelope.payload_missing || stats.unreadable_amounts > 0;
     call.unknown_fields = stats.unknown_fields;
     unknown_fields_.fetch_add(stats.unknown_fields, std::memory_order_relaxed);
+    if (stats.unknown_fields > 0) {
+      observer_.OnUnknownFields(rest, stats.unknown_fields);
+    }
+    const AuthFailure auth = AuthFailureOf(
+        outcome.http_status, decoded.ok() && envelope.has_code, envelope_code);
+    if (auth != AuthFailure::kNone) observer_.OnAuthFailure(rest, auth);
   }
+  AttemptInfo attempt;
+  attempt.method = &rest;
+  attempt.http_status = call.http_status;
+  attempt.failure = result.failure;
+  attempt.sent = result.delivery != http::Delivery::kNotSent;
+  attempt.connections_opened = result.connections_opened;
+  attempt.response_bytes = result.response_bytes;
+  // Zero for an attempt that failed before its (delayed) start.
+  attempt.duration =
+      std::max(now - state->attempt_start, absl::ZeroDuration());
+  attempt.throttled = call.http_status == 429 || envelope_code == 429;
+  observer_.OnAttempt(attempt);
   call.status = MapUpstreamOutcome(outcome);
   if (call.status.ok()) {
     Finish(std::move(state), std::move(call));
@@ -236,10 +259,12 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     retry = retry && now + delay + attempt_time <= state->deadline;
     if (retry && !budget_.TryRetry(now)) {
       retries_denied_.fetch_add(1, std::memory_order_relaxed);
+      observer_.OnRetryDenied(rest);
       retry = false;
     }
     if (retry) {
       retries_.fetch_add(1, std::memory_order_relaxed);
+      observer_.OnRetry(rest);
       state->last = std::move(call);
       StartAttempt(std::move(state), now + delay);
       return;
@@ -250,8 +275,10 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
 
 void ClinkClient::Finish(std::unique_ptr<CallState> state, CallResult result) {
   Callback done = std::move(state->done);
+  const RestMethod& rest = *state->rest;
   state.reset();
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  observer_.OnCallFinished(rest);
   std::move(done)(std::move(result));
 }
 

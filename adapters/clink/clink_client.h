@@ -13,6 +13,7 @@
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/retry_policy.h"
 #include "adapters/clink/token_bucket.h"
+#include "adapters/clink/upstream_observer.h"
 #include "adapters/http/http_transport.h"
 #include "common/clock.h"
 
@@ -35,6 +36,9 @@ struct ClinkClientOptions {
   // caller's deadline). Longer: RESOURCE_EXHAUSTED, reason
   // UPSTREAM_RATE_LIMITED, outcome not_sent, with a RetryInfo.
   absl::Duration max_rate_limit_wait = absl::Milliseconds(250);
+  // Told about every call, attempt, retry and refusal (metrics). Null means
+  // none. Must outlive the client.
+  UpstreamObserver* observer = nullptr;
 };
 
 class ClinkClient final : public ClinkApi {
@@ -76,6 +80,7 @@ class ClinkClient final : public ClinkApi {
   http::HttpTransport& transport_;
   const Clock& clock_;
   const ClinkClientOptions options_;
+  UpstreamObserver& observer_;
   RetryBudget budget_;
   std::unique_ptr<TokenBucket> rate_limit_;  // Null when off.
 

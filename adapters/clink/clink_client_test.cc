@@ -69,6 +69,37 @@ http::HttpResult TransportFailure(http::FailureKind kind,
   return r;
 }
 
+// Records what the client reports (the scripted transport answers inline, so
+// everything happens on the test's thread).
+class RecordingObserver final : public UpstreamObserver {
+ public:
+  void OnCallStarted(const RestMethod& method) override { ++started; }
+  void OnCallFinished(const RestMethod& method) override { ++finished; }
+  void OnAttempt(const AttemptInfo& attempt) override {
+    attempts.push_back(attempt);
+  }
+  void OnRetry(const RestMethod& method) override { ++retries; }
+  void OnRetryDenied(const RestMethod& method) override { ++retries_denied; }
+  void OnRejected(const RestMethod& method, RejectReason reason) override {
+    rejected.push_back(reason);
+  }
+  void OnUnknownFields(const RestMethod& method, int count) override {
+    unknown_fields += count;
+  }
+  void OnAuthFailure(const RestMethod& method, AuthFailure reason) override {
+    auth_failures.push_back(reason);
+  }
+
+  int started = 0;
+  int finished = 0;
+  int retries = 0;
+  int retries_denied = 0;
+  int unknown_fields = 0;
+  std::vector<AttemptInfo> attempts;
+  std::vector<RejectReason> rejected;
+  std::vector<AuthFailure> auth_failures;
+};
+
 constexpr char kOrderJson[] =
     R"({"code":200,"msg":"success","data":{"orderId":"ord_1","status":1,)"
     R"("amount":"19.99","currency":"USD"}})";
@@ -448,6 +479,114 @@ TEST_F(ClinkClientTest, RateLimitSpacesRequestsOrRefusesBeyondTheWait) {
   EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(GetErrorInfo(refused.status)->reason(), "UPSTREAM_RATE_LIMITED");
   EXPECT_EQ(transport_.requests.size(), 2u);
+}
+
+TEST_F(ClinkClientTest, ObserverSeesEachAttemptTheRetryAndOneCall) {
+  RecordingObserver observer;
+  ClinkClientOptions options;
+  options.observer = &observer;
+  UseOptions(options);
+  http::HttpResult busy = Response(503, "busy");
+  busy.connections_opened = 1;  // The first attempt opened the connection.
+  busy.response_bytes = 70;
+  transport_.script.push_back(busy);
+  transport_.next = Response(
+      200,
+      R"({"code":200,"msg":"success","data":{"orderId":"ord_1","status":1,)"
+      R"("amount":"19.99","currency":"USD","brandNew":1}})");
+  transport_.next.response_bytes = 190;
+  v1::GetOrderResponse response;
+  const CallResult result = Call(GetOrder(), &response);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  EXPECT_EQ(observer.started, 1);
+  EXPECT_EQ(observer.finished, 1);
+  EXPECT_EQ(observer.retries, 1);
+  EXPECT_GT(result.unknown_fields, 0);
+  EXPECT_EQ(observer.unknown_fields, result.unknown_fields);
+  ASSERT_EQ(observer.attempts.size(), 2u);
+  const AttemptInfo& first = observer.attempts[0];
+  EXPECT_EQ(first.method->path_template, "/order/{order_id}");
+  EXPECT_EQ(first.http_status, 503);
+  EXPECT_TRUE(first.sent);
+  EXPECT_EQ(first.connections_opened, 1);
+  EXPECT_EQ(first.response_bytes, 70);
+  EXPECT_FALSE(first.throttled);
+  const AttemptInfo& second = observer.attempts[1];
+  EXPECT_EQ(second.http_status, 200);
+  EXPECT_EQ(second.failure, http::FailureKind::kNone);
+  EXPECT_EQ(second.connections_opened, 0);  // Reused.
+  EXPECT_EQ(second.response_bytes, 190);
+  // The fake transport answers before the backoff's not_before: no negative
+  // durations.
+  EXPECT_EQ(second.duration, absl::ZeroDuration());
+  EXPECT_TRUE(observer.rejected.empty());
+  EXPECT_TRUE(observer.auth_failures.empty());
+}
+
+TEST_F(ClinkClientTest, ObserverSeesTransportFailuresAuthFailuresAndThrottling) {
+  RecordingObserver observer;
+  ClinkClientOptions options;
+  options.observer = &observer;
+  options.retry.max_attempts = 1;
+  UseOptions(options);
+  v1::GetOrderResponse response;
+  transport_.next =
+      TransportFailure(http::FailureKind::kConnect, http::Delivery::kNotSent);
+  Call(GetOrder(), &response);
+  transport_.next = Response(401, R"({"code":401,"msg":"bad key"})");
+  Call(GetOrder(), &response);
+  transport_.next = Response(200, R"({"code":80102212,"msg":"expired"})");
+  Call(GetOrder(), &response);
+  transport_.next = Response(429, "slow down");
+  Call(GetOrder(), &response);
+
+  ASSERT_EQ(observer.attempts.size(), 4u);
+  EXPECT_EQ(observer.attempts[0].http_status, 0);
+  EXPECT_EQ(observer.attempts[0].failure, http::FailureKind::kConnect);
+  EXPECT_FALSE(observer.attempts[0].sent);
+  EXPECT_EQ(observer.attempts[1].http_status, 401);
+  EXPECT_TRUE(observer.attempts[3].throttled);
+  EXPECT_EQ(observer.auth_failures,
+            (std::vector<AuthFailure>{AuthFailure::kApiKey,
+                                      AuthFailure::kTimestamp}));
+  EXPECT_EQ(observer.started, 4);
+  EXPECT_EQ(observer.finished, 4);
+}
+
+TEST_F(ClinkClientTest, ObserverSeesRefusalsAndDeniedRetries) {
+  RecordingObserver observer;
+  ClinkClientOptions options;
+  options.observer = &observer;
+  options.max_in_flight = 1;
+  options.retry.budget_ratio = 0;
+  options.retry.budget_min_per_second = 1;  // 1 retry per 1 s window
+  options.retry.budget_window = absl::Seconds(1);
+  UseOptions(options);
+  transport_.hold = true;
+  transport_.next = Response(503, "busy");
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::GetOrderRequest::descriptor());
+  v1::GetOrderResponse held_response;
+  bool held_done = false;
+  client_->Call(*method->method, GetOrder(), {}, &held_response,
+                [&](CallResult) { held_done = true; });
+  v1::GetOrderResponse response;
+  EXPECT_EQ(Call(GetOrder(), &response).status.code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(observer.rejected,
+            std::vector<RejectReason>{RejectReason::kOverloaded});
+  EXPECT_EQ(observer.started, 1);  // The refused call never started.
+  // The held call: 503, one retry (the budget's only one), 503, denied.
+  transport_.AnswerHeld();
+  transport_.AnswerHeld();
+  ASSERT_TRUE(held_done);
+  EXPECT_EQ(observer.retries, 1);
+  EXPECT_EQ(observer.retries_denied, 1);
+  EXPECT_EQ(observer.finished, 1);
+  EXPECT_EQ(RejectReasonName(RejectReason::kOverloaded), "gateway_overloaded");
+  EXPECT_EQ(RejectReasonName(RejectReason::kRateLimited),
+            "upstream_rate_limited");
 }
 
 }  // namespace

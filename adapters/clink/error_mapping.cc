@@ -65,31 +65,29 @@ Verdict FromCode(const UpstreamOutcome& o, int64_t code, bool from_envelope) {
     return Verdict{status, reason, from_envelope, Outcome::kRejected,
                    std::string(detail)};
   };
-  switch (code) {
-    case 400:
-    case 422:
-      return rejected(absl::StatusCode::kInvalidArgument,
-                      "Clink rejected the request");
-    case 401:
-    case 403:
-    case 80102221:
-    case 80102222:
-    case 80102223: {
+  switch (AuthFailureOfCode(code)) {
+    case AuthFailure::kApiKey: {
       Verdict v = rejected(absl::StatusCode::kInternal,
                            "Clink refused the gateway's API key (a gateway "
                            "configuration problem, not the caller's)");
       v.pass_clink_msg = false;
       return v;
     }
-    case 80102203:
-    case 80102212:
-    case 80102213: {
+    case AuthFailure::kTimestamp: {
       Verdict v = rejected(absl::StatusCode::kInternal,
                            "Clink refused the gateway's request timestamp "
                            "(clock skew on the gateway)");
       v.pass_clink_msg = false;
       return v;
     }
+    case AuthFailure::kNone:
+      break;
+  }
+  switch (code) {
+    case 400:
+    case 422:
+      return rejected(absl::StatusCode::kInvalidArgument,
+                      "Clink rejected the request");
     case 404:
     case 71160007:
       return rejected(absl::StatusCode::kNotFound, "not found at Clink");
@@ -183,6 +181,45 @@ Outcome OutcomeOf(const absl::Status& status) {
     return Outcome::kNotSent;
   }
   return Outcome::kUnknown;
+}
+
+absl::string_view AuthFailureName(AuthFailure failure) {
+  switch (failure) {
+    case AuthFailure::kNone:
+      return "none";
+    case AuthFailure::kApiKey:
+      return "api_key";
+    case AuthFailure::kTimestamp:
+      return "timestamp";
+  }
+  return "none";
+}
+
+AuthFailure AuthFailureOfCode(int64_t code) {
+  switch (code) {
+    case 401:
+    case 403:
+    case 80102221:
+    case 80102222:
+    case 80102223:
+      return AuthFailure::kApiKey;
+    case 80102203:
+    case 80102212:
+    case 80102213:
+      return AuthFailure::kTimestamp;
+    default:
+      return AuthFailure::kNone;
+  }
+}
+
+AuthFailure AuthFailureOf(int http_status, bool has_envelope_code,
+                          int64_t envelope_code) {
+  if (has_envelope_code) {
+    const AuthFailure from_envelope = AuthFailureOfCode(envelope_code);
+    if (from_envelope != AuthFailure::kNone) return from_envelope;
+  }
+  if (http_status == 401 || http_status == 403) return AuthFailure::kApiKey;
+  return AuthFailure::kNone;
 }
 
 absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now) {

@@ -95,6 +95,27 @@ struct UpstreamOutcome {
 // bare resource where allowed) and a complete payload.
 absl::Status MapUpstreamOutcome(const UpstreamOutcome& outcome);
 
+// Whether Clink refused the gateway's own credentials (alerts and metrics:
+// these are operator problems, see (1) above).
+enum class AuthFailure {
+  kNone,
+  kApiKey,     // HTTP 401/403, or Clink code 401/403/80102221-3.
+  kTimestamp,  // Clink code 80102203/80102212/80102213: clock skew.
+};
+
+// "none", "api_key", "timestamp".
+absl::string_view AuthFailureName(AuthFailure failure);
+
+// Classifies one Clink code (an envelope code, or an HTTP status): the same
+// lists MapUpstreamOutcome maps to INTERNAL.
+AuthFailure AuthFailureOfCode(int64_t code);
+
+// Classifies a response: Clink's envelope code when it names a key or
+// timestamp refusal, else the HTTP status (401/403). `envelope_code` is read
+// only when `has_envelope_code`.
+AuthFailure AuthFailureOf(int http_status, bool has_envelope_code,
+                          int64_t envelope_code);
+
 // Parses Retry-After (delta-seconds or an HTTP-date) into a delay, at most 1 h;
 // 1 s when absent or invalid.
 absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now);

@@ -221,5 +221,34 @@ TEST(ErrorMappingTest, RateLimitCarriesRetryAfterAsRetryInfo) {
   EXPECT_EQ(retry->retry_delay().seconds(), 3);
 }
 
+TEST(ErrorMappingTest, AuthFailuresAreClassifiedFromTheSameCodeLists) {
+  EXPECT_EQ(AuthFailureOf(401, false, 0), AuthFailure::kApiKey);
+  EXPECT_EQ(AuthFailureOf(403, false, 0), AuthFailure::kApiKey);
+  EXPECT_EQ(AuthFailureOf(200, true, 80102222), AuthFailure::kApiKey);
+  EXPECT_EQ(AuthFailureOf(200, true, 80102212), AuthFailure::kTimestamp);
+  // The envelope's timestamp code says more than the HTTP 401 around it.
+  EXPECT_EQ(AuthFailureOf(401, true, 80102203), AuthFailure::kTimestamp);
+  EXPECT_EQ(AuthFailureOf(401, true, 400), AuthFailure::kApiKey);
+  EXPECT_EQ(AuthFailureOf(200, false, 80102203), AuthFailure::kNone);
+  EXPECT_EQ(AuthFailureOf(404, true, 404), AuthFailure::kNone);
+  EXPECT_EQ(AuthFailureOf(500, false, 0), AuthFailure::kNone);
+  EXPECT_EQ(AuthFailureName(AuthFailure::kApiKey), "api_key");
+  EXPECT_EQ(AuthFailureName(AuthFailure::kTimestamp), "timestamp");
+  // Every code the classifier names maps to INTERNAL / rejected.
+  for (const int64_t code : {401, 403, 80102221, 80102222, 80102223, 80102203,
+                             80102212, 80102213}) {
+    ASSERT_NE(AuthFailureOfCode(code), AuthFailure::kNone) << code;
+    UpstreamOutcome o;
+    o.endpoint = "GET /order";
+    o.delivery = Delivery::kReceived;
+    o.http_status = 200;
+    o.has_envelope_code = true;
+    o.envelope_code = code;
+    const absl::Status status = MapUpstreamOutcome(o);
+    EXPECT_EQ(status.code(), StatusCode::kInternal) << code;
+    EXPECT_EQ(OutcomeOf(status), Outcome::kRejected) << code;
+  }
+}
+
 }  // namespace
 }  // namespace clink_gateway::clink

@@ -105,8 +105,12 @@ struct IdempotentClinkApi::KeyedCall {
 };
 
 IdempotentClinkApi::IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
-                                       idempotency::IdempotencyStore& store)
-    : codec_(codec), inner_(inner), store_(store) {}
+                                       idempotency::IdempotencyStore& store,
+                                       UpstreamObserver* observer)
+    : codec_(codec),
+      inner_(inner),
+      store_(store),
+      observer_(observer != nullptr ? *observer : NoUpstreamObserver()) {}
 
 IdempotentClinkApi::Stats IdempotentClinkApi::stats() const {
   Stats s;
@@ -158,6 +162,10 @@ void IdempotentClinkApi::OnBegin(
   const std::string& endpoint = call->rest->endpoint;
   if (!begun.ok()) {
     store_errors_.fetch_add(1, std::memory_order_relaxed);
+    const bool full = begun.status().code() ==
+                      absl::StatusCode::kResourceExhausted;
+    observer_.OnIdempotency(*call->rest, full ? IdempotencyResult::kStoreFull
+                                              : IdempotencyResult::kStoreError);
     if (call->rest->idempotent_upstream) {
       // Clink deduplicates this call itself (a refund's
       // refund_merchant_order_id): going ahead cannot act twice.
@@ -165,8 +173,6 @@ void IdempotentClinkApi::OnBegin(
                   std::move(call->done));
       return;
     }
-    const bool full = begun.status().code() ==
-                      absl::StatusCode::kResourceExhausted;
     // The store's own message (its address, the client library's error) is
     // for the operator's log, not for callers.
     Log(LogLevel::kWarning, "idempotency_store_unavailable",
@@ -188,10 +194,12 @@ void IdempotentClinkApi::OnBegin(
   switch (begun->kind) {
     case idempotency::BeginResult::Kind::kClaimed:
       claimed_.fetch_add(1, std::memory_order_relaxed);
+      observer_.OnIdempotency(*call->rest, IdempotencyResult::kClaimed);
       RunClaimed(std::move(call), std::move(begun->lease_token));
       return;
     case idempotency::BeginResult::Kind::kCompleted: {
       replayed_.fetch_add(1, std::memory_order_relaxed);
+      observer_.OnIdempotency(*call->rest, IdempotencyResult::kReplayed);
       CallResult result = ResultOf(endpoint, std::move(begun->result.status));
       result.replayed = true;
       call->response->Clear();
@@ -208,6 +216,7 @@ void IdempotentClinkApi::OnBegin(
     }
     case idempotency::BeginResult::Kind::kMismatch:
       mismatched_.fetch_add(1, std::memory_order_relaxed);
+      observer_.OnIdempotency(*call->rest, IdempotencyResult::kKeyReused);
       std::move(call->done)(ResultOf(
           endpoint,
           GatewayError(absl::StatusCode::kAlreadyExists, endpoint,
@@ -218,6 +227,7 @@ void IdempotentClinkApi::OnBegin(
       return;
     case idempotency::BeginResult::Kind::kInProgress: {
       in_use_.fetch_add(1, std::memory_order_relaxed);
+      observer_.OnIdempotency(*call->rest, IdempotencyResult::kKeyInUse);
       absl::Status status = GatewayError(
           absl::StatusCode::kAborted, endpoint, "IDEMPOTENCY_KEY_IN_USE",
           Outcome::kUnknown,
@@ -253,6 +263,8 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
                           absl::Status written) mutable {
           if (!written.ok()) {
             store_errors_.fetch_add(1, std::memory_order_relaxed);
+            observer_.OnIdempotency(*call->rest,
+                                    IdempotencyResult::kStoreError);
             // The caller still gets the real result; the key stays claimed
             // until its lease runs out and is then settled as abandoned
             // (UNKNOWN), which never causes a second send.

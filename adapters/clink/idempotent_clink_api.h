@@ -47,6 +47,7 @@
 
 #include "adapters/clink/clink_api.h"
 #include "adapters/clink/rest_codec.h"
+#include "adapters/clink/upstream_observer.h"
 #include "adapters/idempotency/idempotency_store.h"
 
 namespace clink_gateway::clink {
@@ -71,9 +72,11 @@ class IdempotentClinkApi final : public ClinkApi {
     int64_t store_errors = 0;
   };
 
-  // All references must outlive this object.
+  // All references (and `observer`, told what happened to each keyed call;
+  // null means none) must outlive this object.
   IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
-                     idempotency::IdempotencyStore& store);
+                     idempotency::IdempotencyStore& store,
+                     UpstreamObserver* observer = nullptr);
 
   void Call(const google::protobuf::MethodDescriptor& method,
             const google::protobuf::Message& request,
@@ -92,6 +95,7 @@ class IdempotentClinkApi final : public ClinkApi {
   const RestCodec& codec_;
   ClinkApi& inner_;
   idempotency::IdempotencyStore& store_;
+  UpstreamObserver& observer_;
   std::atomic<int64_t> claimed_{0};
   std::atomic<int64_t> replayed_{0};
   std::atomic<int64_t> mismatched_{0};

@@ -313,5 +313,39 @@ TEST(IsFinalForIdempotencyTest, StoresWhatWouldRepeatAndReleasesTheRest) {
   }
 }
 
+TEST_F(IdempotentClinkApiTest, TheObserverSeesWhatHappenedToEachKeyedCall) {
+  class Recorder final : public UpstreamObserver {
+   public:
+    void OnIdempotency(const RestMethod& method,
+                       IdempotencyResult result) override {
+      results.push_back(std::string(IdempotencyResultName(result)));
+      endpoint = method.endpoint;
+    }
+    std::vector<std::string> results;
+    std::string endpoint;
+  } recorder;
+  api_ = std::make_unique<IdempotentClinkApi>(*codec_, inner_, *store_,
+                                              &recorder);
+  v1::CreatePaymentResponse r1, r2, r3, r4;
+  ASSERT_TRUE(Call(Payment(), &r1, Keyed("k1")).status.ok());
+  ASSERT_TRUE(Call(Payment(), &r2, Keyed("k1")).status.ok());
+  EXPECT_FALSE(Call(Payment("1.00"), &r3, Keyed("k1")).status.ok());
+  ASSERT_TRUE(Call(Payment(), &r4, CallOptions{}).status.ok());  // No key.
+  EXPECT_EQ(recorder.results,
+            (std::vector<std::string>{"claimed", "replayed", "key_reused"}));
+  EXPECT_EQ(recorder.endpoint, "POST /payment");
+
+  DownStore down;
+  IdempotentClinkApi api(*codec_, inner_, down, &recorder);
+  recorder.results.clear();
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  bool called = false;
+  api.Call(*method->method, Payment(), Keyed("k2"), &r1,
+           [&](CallResult) { called = true; });
+  EXPECT_TRUE(called);
+  EXPECT_EQ(recorder.results, std::vector<std::string>{"store_error"});
+}
+
 }  // namespace
 }  // namespace clink_gateway::clink

@@ -713,6 +713,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       GATEWAY_RETURN_IF_ERROR(CompilePath(*m, rule.path(), rest.get()));
       rest->endpoint =
           absl::StrCat(http::MethodName(rest->http_method), " ", rule.path());
+      rest->path_template = rule.path();
       rest->shape = rule.response_shape() == v1::RESPONSE_SHAPE_LIST
                         ? v1::RESPONSE_SHAPE_LIST
                         : v1::RESPONSE_SHAPE_OBJECT;

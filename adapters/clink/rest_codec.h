@@ -46,6 +46,9 @@ struct RestMethod {
   std::vector<PathSegment> path;
   // "GET /checkout/session/{session_id}": a bounded label for logs and metrics.
   std::string endpoint;
+  // "/checkout/session/{session_id}": the path template alone (the metrics'
+  // `endpoint` label; the HTTP method is a label of its own).
+  std::string path_template;
   v1::ResponseShape shape = v1::RESPONSE_SHAPE_OBJECT;
   // Receives the envelope payload; nullptr means the payload fills the whole
   // response.

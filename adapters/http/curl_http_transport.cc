@@ -821,7 +821,8 @@ void CurlHttpTransport::DrainFinished() {
   }
 }
 
-void CurlHttpTransport::RecordTransferStats(const Call& call) {
+CurlHttpTransport::TransferCounts CurlHttpTransport::RecordTransferStats(
+    const Call& call) {
   long connects = 0;  // NOLINT(runtime/int): curl's type
   if (curl_easy_getinfo(call.easy.get(), CURLINFO_NUM_CONNECTS, &connects) !=
           CURLE_OK ||
@@ -829,17 +830,21 @@ void CurlHttpTransport::RecordTransferStats(const Call& call) {
     connects = 0;
   }
   const Transfer& transfer = call.transfer;
-  absl::MutexLock lock(&mu_);
-  stats_.connections_opened += connects;
-  stats_.stale_connection_retries += transfer.stale_connection_retries;
-  stats_.idempotent_resends += transfer.idempotent_resends;
-  if (transfer.resend_blocked) ++stats_.resends_refused;
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.connections_opened += connects;
+    stats_.stale_connection_retries += transfer.stale_connection_retries;
+    stats_.idempotent_resends += transfer.idempotent_resends;
+    if (transfer.resend_blocked) ++stats_.resends_refused;
+  }
+  return {static_cast<int>(connects),
+          static_cast<int64_t>(transfer.received_bytes)};
 }
 
 void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
                                        CURLcode code) {
   CURL* easy = call->easy.get();
-  RecordTransferStats(*call);
+  const TransferCounts counts = RecordTransferStats(*call);
   Transfer& transfer = call->transfer;
   if (code == CURLE_OK) {
     long status_code = 0;  // NOLINT(runtime/int): curl's type
@@ -849,6 +854,8 @@ void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
     result.delivery = Delivery::kReceived;
     result.response = std::move(transfer.response);
     result.response.status_code = static_cast<int>(status_code);
+    result.connections_opened = counts.connections_opened;
+    result.response_bytes = counts.response_bytes;
     Complete(std::move(call), std::move(result), /*keep_handle=*/true);
     return;
   }
@@ -884,8 +891,10 @@ void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
                        absl::FormatDuration(options_.connect_timeout)));
     }
   }
-  Complete(std::move(call), Failure(std::move(status), delivery, failure),
-           /*keep_handle=*/false);
+  HttpResult result = Failure(std::move(status), delivery, failure);
+  result.connections_opened = counts.connections_opened;
+  result.response_bytes = counts.response_bytes;
+  Complete(std::move(call), std::move(result), /*keep_handle=*/false);
 }
 
 void CurlHttpTransport::AbortActive(const absl::Status& status,
@@ -894,14 +903,16 @@ void CurlHttpTransport::AbortActive(const absl::Status& status,
   active.swap(active_);
   for (auto& [easy, call] : active) {
     (void)curl_multi_remove_handle(multi_.get(), easy);
-    RecordTransferStats(*call);
+    const TransferCounts counts = RecordTransferStats(*call);
     const Delivery delivery = call->transfer.request_started
                                   ? Delivery::kUnknown
                                   : Delivery::kNotSent;
     absl::Status failure(status.code(),
                          absl::StrCat(call->context, ": ", status.message()));
-    Complete(std::move(call), Failure(std::move(failure), delivery, kind),
-             /*keep_handle=*/false);
+    HttpResult result = Failure(std::move(failure), delivery, kind);
+    result.connections_opened = counts.connections_opened;
+    result.response_bytes = counts.response_bytes;
+    Complete(std::move(call), std::move(result), /*keep_handle=*/false);
   }
 }
 

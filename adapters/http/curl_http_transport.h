@@ -197,8 +197,15 @@ class CurlHttpTransport final : public HttpTransport {
   void DrainFinished() ABSL_LOCKS_EXCLUDED(mu_);
   void FinishTransfer(std::unique_ptr<Call> call, CURLcode code)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Adds a finished transfer's connection and re-send counts to stats_.
-  void RecordTransferStats(const Call& call) ABSL_LOCKS_EXCLUDED(mu_);
+  // What one finished transfer used, for its HttpResult.
+  struct TransferCounts {
+    int connections_opened = 0;
+    int64_t response_bytes = 0;
+  };
+  // Adds a finished transfer's connection and re-send counts to stats_, and
+  // returns its own.
+  TransferCounts RecordTransferStats(const Call& call)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Removes every transfer from curl and fails it with `status` and `kind`.
   void AbortActive(const absl::Status& status, FailureKind kind)
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -627,6 +627,12 @@ TEST_F(CurlHttpTransportTest, HundredSequentialCallsUseOneConnection) {
         Call(*transport, Get(absl::StrCat("/order/ord_", i)));
     ASSERT_TRUE(result.status.ok()) << i << ": " << result.status;
     ASSERT_EQ(result.response.status_code, 200);
+    // Per call: only the first opened a connection; every call reports the
+    // bytes it received (status line and headers included).
+    EXPECT_EQ(result.connections_opened, i == 0 ? 1 : 0) << i;
+    EXPECT_GT(result.response_bytes,
+              static_cast<int64_t>(result.response.body.size()))
+        << i;
   }
   const CurlHttpTransport::Stats stats = transport->stats();
   EXPECT_EQ(stats.requests_started, 100);

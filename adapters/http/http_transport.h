@@ -2,6 +2,8 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TRANSPORT_H_
 #define CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TRANSPORT_H_
 
+#include <cstdint>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "adapters/http/http_types.h"
@@ -15,6 +17,12 @@ struct HttpResult {
   Delivery delivery = Delivery::kNotSent;
   FailureKind failure = FailureKind::kNone;  // kNone iff status.ok().
   HttpResponse response;                     // Valid when status.ok().
+  // New connections the call opened (CURLINFO_NUM_CONNECTS): 0 when it ran on
+  // a pooled connection or never got as far as connecting. For metrics.
+  int connections_opened = 0;
+  // Response bytes received (status line, headers and body), also when the
+  // call failed part way. For metrics.
+  int64_t response_bytes = 0;
 };
 
 class HttpTransport {

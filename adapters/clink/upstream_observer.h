@@ -1,0 +1,94 @@
+// What the Clink adapters report about their traffic, for metrics. The
+// adapters know nothing of Prometheus: server/metrics.cc implements this
+// interface, and tests can record the calls.
+//
+// Every method is called on the thread where the event happens (the HTTP
+// transport's loop thread, or the caller's thread for calls refused before
+// anything is sent), possibly from several threads at once. Implementations
+// must be thread-safe, cheap (a few atomic increments) and must never block.
+// The defaults do nothing.
+#ifndef CLINK_GATEWAY_ADAPTERS_CLINK_UPSTREAM_OBSERVER_H_
+#define CLINK_GATEWAY_ADAPTERS_CLINK_UPSTREAM_OBSERVER_H_
+
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "adapters/clink/error_mapping.h"
+#include "adapters/clink/rest_codec.h"
+#include "adapters/http/http_types.h"
+
+namespace clink_gateway::clink {
+
+// One HTTP attempt toward Clink (a call makes several when it is retried).
+struct AttemptInfo {
+  const RestMethod* method = nullptr;  // Never null.
+  // The HTTP status Clink answered with; 0 when no complete response arrived
+  // (then `failure` says why).
+  int http_status = 0;
+  http::FailureKind failure = http::FailureKind::kNone;
+  // The request (possibly) left the gateway: false for attempts that failed
+  // before sending (deadline, connect failure, shutdown, invalid request).
+  bool sent = false;
+  // New connections the attempt opened; 0 with `sent` means it reused a
+  // pooled connection.
+  int connections_opened = 0;
+  // Response bytes received (headers and body).
+  int64_t response_bytes = 0;
+  // From the attempt's start (after any backoff or rate-limit wait) to its
+  // result.
+  absl::Duration duration;
+  // Clink's own rate limit refused it (HTTP 429, or envelope code 429).
+  bool throttled = false;
+};
+
+// Why a call was refused before anything was sent to Clink. Names are the
+// ErrorInfo reasons, lower-cased.
+enum class RejectReason {
+  kOverloaded,   // ClinkClientOptions::max_in_flight: "gateway_overloaded".
+  kRateLimited,  // The client-side rate limit: "upstream_rate_limited".
+};
+absl::string_view RejectReasonName(RejectReason reason);
+
+// What the idempotency layer did with a keyed call.
+enum class IdempotencyResult {
+  kClaimed,     // First call with the key: it runs.      "claimed"
+  kReplayed,    // Answered from the store.               "replayed"
+  kKeyReused,   // Key already used for another request.  "key_reused"
+  kKeyInUse,    // The first call was still running.      "key_in_use"
+  kStoreFull,   // The in-memory store is full.           "store_full"
+  kStoreError,  // The store failed (begin or write).     "store_error"
+};
+absl::string_view IdempotencyResultName(IdempotencyResult result);
+
+class UpstreamObserver {
+ public:
+  virtual ~UpstreamObserver() = default;
+
+  // A call was admitted (counts toward the in-flight cap) / answered. Each
+  // admitted call gets exactly one OnCallFinished.
+  virtual void OnCallStarted(const RestMethod& method) {}
+  virtual void OnCallFinished(const RestMethod& method) {}
+  // Each HTTP attempt's result.
+  virtual void OnAttempt(const AttemptInfo& attempt) {}
+  // A further attempt is scheduled / the retry budget refused one.
+  virtual void OnRetry(const RestMethod& method) {}
+  virtual void OnRetryDenied(const RestMethod& method) {}
+  // The call was refused before anything was sent (RESOURCE_EXHAUSTED).
+  virtual void OnRejected(const RestMethod& method, RejectReason reason) {}
+  // A successful response had `count` (> 0) JSON members no proto field holds
+  // (Clink API drift).
+  virtual void OnUnknownFields(const RestMethod& method, int count) {}
+  // Clink refused the gateway's key or timestamp (never kNone).
+  virtual void OnAuthFailure(const RestMethod& method, AuthFailure reason) {}
+  // A keyed call went through the idempotency layer.
+  virtual void OnIdempotency(const RestMethod& method,
+                             IdempotencyResult result) {}
+};
+
+// An observer that does nothing (what the adapters use when given none).
+UpstreamObserver& NoUpstreamObserver();
+
+}  // namespace clink_gateway::clink
+
+#endif  // CLINK_GATEWAY_ADAPTERS_CLINK_UPSTREAM_OBSERVER_H_
