@@ -6,6 +6,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/clink/validation.h"
@@ -146,6 +147,7 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
     if (!reserved.has_value()) {
       rate_limited_.fetch_add(1, std::memory_order_relaxed);
       if (state->attempts > 0) {  // A retry: the caller gets the last answer.
+        observer_.OnRetryDenied(*state->rest, RetryDenial::kRateLimited);
         CallResult last = std::move(state->last);
         Finish(std::move(state), std::move(last));
         return;
@@ -163,6 +165,7 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
     }
     start = *reserved;
   }
+  if (state->attempts > 0) observer_.OnRetry(*state->rest);
   ++state->attempts;
   state->attempt_start = start;
   http::SendOptions send_options;
@@ -240,31 +243,39 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   state->response->Clear();
   if (OutcomeOf(call.status) == Outcome::kUnknown) state->maybe_sent = true;
 
-  if (state->attempts < options_.retry.max_attempts &&
-      IsRetryable(rest.mutating(), rest.idempotent_upstream, result,
+  if (IsRetryable(rest.mutating(), rest.idempotent_upstream, result,
                   envelope_code)) {
+    if (state->attempts >= options_.retry.max_attempts) {
+      observer_.OnRetryDenied(rest, RetryDenial::kMaxAttempts);
+      Finish(std::move(state), std::move(call));
+      return;
+    }
     thread_local absl::BitGen gen;
     absl::Duration delay = Backoff(options_.retry, state->attempts, gen);
-    bool retry = true;
+    absl::optional<RetryDenial> denial;
     if (!outcome.retry_after.empty()) {
       const absl::Duration retry_after =
           ParseRetryAfter(outcome.retry_after, now);
-      retry = retry_after <= options_.retry.max_retry_after;
+      if (retry_after > options_.retry.max_retry_after) {
+        denial = RetryDenial::kRetryAfter;
+      }
       delay = std::max(delay, retry_after);
     }
     // Room for the wait and a whole attempt (as long as the last one took, at
     // least min_attempt_time) before the deadline.
     const absl::Duration attempt_time = std::max(
         now - state->attempt_start, options_.retry.min_attempt_time);
-    retry = retry && now + delay + attempt_time <= state->deadline;
-    if (retry && !budget_.TryRetry(now)) {
-      retries_denied_.fetch_add(1, std::memory_order_relaxed);
-      observer_.OnRetryDenied(rest);
-      retry = false;
+    if (!denial.has_value() && now + delay + attempt_time > state->deadline) {
+      denial = RetryDenial::kDeadline;
     }
-    if (retry) {
+    if (!denial.has_value() && !budget_.TryRetry(now)) {
+      retries_denied_.fetch_add(1, std::memory_order_relaxed);
+      denial = RetryDenial::kBudget;
+    }
+    if (denial.has_value()) {
+      observer_.OnRetryDenied(rest, *denial);
+    } else {
       retries_.fetch_add(1, std::memory_order_relaxed);
-      observer_.OnRetry(rest);
       state->last = std::move(call);
       StartAttempt(std::move(state), now + delay);
       return;

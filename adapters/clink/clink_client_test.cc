@@ -79,7 +79,9 @@ class RecordingObserver final : public UpstreamObserver {
     attempts.push_back(attempt);
   }
   void OnRetry(const RestMethod& method) override { ++retries; }
-  void OnRetryDenied(const RestMethod& method) override { ++retries_denied; }
+  void OnRetryDenied(const RestMethod& method, RetryDenial reason) override {
+    denials.push_back(reason);
+  }
   void OnRejected(const RestMethod& method, RejectReason reason) override {
     rejected.push_back(reason);
   }
@@ -93,8 +95,8 @@ class RecordingObserver final : public UpstreamObserver {
   int started = 0;
   int finished = 0;
   int retries = 0;
-  int retries_denied = 0;
   int unknown_fields = 0;
+  std::vector<RetryDenial> denials;
   std::vector<AttemptInfo> attempts;
   std::vector<RejectReason> rejected;
   std::vector<AuthFailure> auth_failures;
@@ -582,11 +584,26 @@ TEST_F(ClinkClientTest, ObserverSeesRefusalsAndDeniedRetries) {
   transport_.AnswerHeld();
   ASSERT_TRUE(held_done);
   EXPECT_EQ(observer.retries, 1);
-  EXPECT_EQ(observer.retries_denied, 1);
+  EXPECT_EQ(observer.denials, std::vector<RetryDenial>{RetryDenial::kBudget});
   EXPECT_EQ(observer.finished, 1);
-  EXPECT_EQ(RejectReasonName(RejectReason::kOverloaded), "gateway_overloaded");
-  EXPECT_EQ(RejectReasonName(RejectReason::kRateLimited),
-            "upstream_rate_limited");
+  EXPECT_EQ(RejectReasonName(RejectReason::kOverloaded), "overloaded");
+  EXPECT_EQ(RejectReasonName(RejectReason::kRateLimited), "rate_limited");
+  EXPECT_EQ(RetryDenialName(RetryDenial::kBudget), "budget");
+
+  // Attempts running out, and a Retry-After too long to wait out.
+  observer.denials.clear();
+  transport_.hold = false;
+  options.retry.max_attempts = 1;
+  UseOptions(options);
+  EXPECT_FALSE(Call(GetOrder(), &response).status.ok());
+  transport_.next = Response(429, "slow down");
+  transport_.next.response.headers.push_back({"retry-after", "60"});
+  options.retry.max_attempts = 4;
+  UseOptions(options);
+  EXPECT_FALSE(Call(GetOrder(), &response).status.ok());
+  EXPECT_EQ(observer.denials,
+            (std::vector<RetryDenial>{RetryDenial::kMaxAttempts,
+                                      RetryDenial::kRetryAfter}));
 }
 
 }  // namespace

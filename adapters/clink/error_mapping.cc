@@ -188,7 +188,7 @@ absl::string_view AuthFailureName(AuthFailure failure) {
     case AuthFailure::kNone:
       return "none";
     case AuthFailure::kApiKey:
-      return "api_key";
+      return "key";
     case AuthFailure::kTimestamp:
       return "timestamp";
   }

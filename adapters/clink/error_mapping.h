@@ -103,7 +103,7 @@ enum class AuthFailure {
   kTimestamp,  // Clink code 80102203/80102212/80102213: clock skew.
 };
 
-// "none", "api_key", "timestamp".
+// "none", "key", "timestamp".
 absl::string_view AuthFailureName(AuthFailure failure);
 
 // Classifies one Clink code (an envelope code, or an HTTP status): the same

@@ -232,7 +232,7 @@ TEST(ErrorMappingTest, AuthFailuresAreClassifiedFromTheSameCodeLists) {
   EXPECT_EQ(AuthFailureOf(200, false, 80102203), AuthFailure::kNone);
   EXPECT_EQ(AuthFailureOf(404, true, 404), AuthFailure::kNone);
   EXPECT_EQ(AuthFailureOf(500, false, 0), AuthFailure::kNone);
-  EXPECT_EQ(AuthFailureName(AuthFailure::kApiKey), "api_key");
+  EXPECT_EQ(AuthFailureName(AuthFailure::kApiKey), "key");
   EXPECT_EQ(AuthFailureName(AuthFailure::kTimestamp), "timestamp");
   // Every code the classifier names maps to INTERNAL / rejected.
   for (const int64_t code : {401, 403, 80102221, 80102222, 80102223, 80102203,

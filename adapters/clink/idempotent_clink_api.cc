@@ -162,10 +162,7 @@ void IdempotentClinkApi::OnBegin(
   const std::string& endpoint = call->rest->endpoint;
   if (!begun.ok()) {
     store_errors_.fetch_add(1, std::memory_order_relaxed);
-    const bool full = begun.status().code() ==
-                      absl::StatusCode::kResourceExhausted;
-    observer_.OnIdempotency(*call->rest, full ? IdempotencyResult::kStoreFull
-                                              : IdempotencyResult::kStoreError);
+    observer_.OnIdempotency(*call->rest, IdempotencyResult::kStoreError);
     if (call->rest->idempotent_upstream) {
       // Clink deduplicates this call itself (a refund's
       // refund_merchant_order_id): going ahead cannot act twice.
@@ -173,6 +170,8 @@ void IdempotentClinkApi::OnBegin(
                   std::move(call->done));
       return;
     }
+    const bool full = begun.status().code() ==
+                      absl::StatusCode::kResourceExhausted;
     // The store's own message (its address, the client library's error) is
     // for the operator's log, not for callers.
     Log(LogLevel::kWarning, "idempotency_store_unavailable",
@@ -216,7 +215,7 @@ void IdempotentClinkApi::OnBegin(
     }
     case idempotency::BeginResult::Kind::kMismatch:
       mismatched_.fetch_add(1, std::memory_order_relaxed);
-      observer_.OnIdempotency(*call->rest, IdempotencyResult::kKeyReused);
+      observer_.OnIdempotency(*call->rest, IdempotencyResult::kMismatched);
       std::move(call->done)(ResultOf(
           endpoint,
           GatewayError(absl::StatusCode::kAlreadyExists, endpoint,
@@ -227,7 +226,7 @@ void IdempotentClinkApi::OnBegin(
       return;
     case idempotency::BeginResult::Kind::kInProgress: {
       in_use_.fetch_add(1, std::memory_order_relaxed);
-      observer_.OnIdempotency(*call->rest, IdempotencyResult::kKeyInUse);
+      observer_.OnIdempotency(*call->rest, IdempotencyResult::kInUse);
       absl::Status status = GatewayError(
           absl::StatusCode::kAborted, endpoint, "IDEMPOTENCY_KEY_IN_USE",
           Outcome::kUnknown,

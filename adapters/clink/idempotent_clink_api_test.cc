@@ -332,7 +332,7 @@ TEST_F(IdempotentClinkApiTest, TheObserverSeesWhatHappenedToEachKeyedCall) {
   EXPECT_FALSE(Call(Payment("1.00"), &r3, Keyed("k1")).status.ok());
   ASSERT_TRUE(Call(Payment(), &r4, CallOptions{}).status.ok());  // No key.
   EXPECT_EQ(recorder.results,
-            (std::vector<std::string>{"claimed", "replayed", "key_reused"}));
+            (std::vector<std::string>{"claimed", "replayed", "mismatched"}));
   EXPECT_EQ(recorder.endpoint, "POST /payment");
 
   DownStore down;

@@ -5,11 +5,27 @@ namespace clink_gateway::clink {
 absl::string_view RejectReasonName(RejectReason reason) {
   switch (reason) {
     case RejectReason::kOverloaded:
-      return "gateway_overloaded";
+      return "overloaded";
     case RejectReason::kRateLimited:
-      return "upstream_rate_limited";
+      return "rate_limited";
   }
-  return "gateway_overloaded";
+  return "overloaded";
+}
+
+absl::string_view RetryDenialName(RetryDenial denial) {
+  switch (denial) {
+    case RetryDenial::kBudget:
+      return "budget";
+    case RetryDenial::kDeadline:
+      return "deadline";
+    case RetryDenial::kMaxAttempts:
+      return "max_attempts";
+    case RetryDenial::kRetryAfter:
+      return "retry_after";
+    case RetryDenial::kRateLimited:
+      return "rate_limited";
+  }
+  return "budget";
 }
 
 absl::string_view IdempotencyResultName(IdempotencyResult result) {
@@ -18,12 +34,10 @@ absl::string_view IdempotencyResultName(IdempotencyResult result) {
       return "claimed";
     case IdempotencyResult::kReplayed:
       return "replayed";
-    case IdempotencyResult::kKeyReused:
-      return "key_reused";
-    case IdempotencyResult::kKeyInUse:
-      return "key_in_use";
-    case IdempotencyResult::kStoreFull:
-      return "store_full";
+    case IdempotencyResult::kMismatched:
+      return "mismatched";
+    case IdempotencyResult::kInUse:
+      return "in_use";
     case IdempotencyResult::kStoreError:
       return "store_error";
   }

@@ -42,22 +42,32 @@ struct AttemptInfo {
   bool throttled = false;
 };
 
-// Why a call was refused before anything was sent to Clink. Names are the
-// ErrorInfo reasons, lower-cased.
+// Why a call was refused before anything was sent to Clink
+// (RESOURCE_EXHAUSTED; ErrorInfo reason GATEWAY_OVERLOADED or
+// UPSTREAM_RATE_LIMITED).
 enum class RejectReason {
-  kOverloaded,   // ClinkClientOptions::max_in_flight: "gateway_overloaded".
-  kRateLimited,  // The client-side rate limit: "upstream_rate_limited".
+  kOverloaded,   // ClinkClientOptions::max_in_flight reached: "overloaded".
+  kRateLimited,  // The client-side rate limit had no room: "rate_limited".
 };
 absl::string_view RejectReasonName(RejectReason reason);
 
+// Why a retryable failure was not retried.
+enum class RetryDenial {
+  kBudget,       // The retry budget is spent.                    "budget"
+  kDeadline,     // No room for the wait and an attempt.          "deadline"
+  kMaxAttempts,  // RetryOptions::max_attempts reached.           "max_attempts"
+  kRetryAfter,   // Clink's Retry-After exceeds max_retry_after.  "retry_after"
+  kRateLimited,  // The client-side rate limit had no room.       "rate_limited"
+};
+absl::string_view RetryDenialName(RetryDenial denial);
+
 // What the idempotency layer did with a keyed call.
 enum class IdempotencyResult {
-  kClaimed,     // First call with the key: it runs.      "claimed"
-  kReplayed,    // Answered from the store.               "replayed"
-  kKeyReused,   // Key already used for another request.  "key_reused"
-  kKeyInUse,    // The first call was still running.      "key_in_use"
-  kStoreFull,   // The in-memory store is full.           "store_full"
-  kStoreError,  // The store failed (begin or write).     "store_error"
+  kClaimed,     // First call with the key: it runs.          "claimed"
+  kReplayed,    // Answered from the store.                   "replayed"
+  kMismatched,  // Key already used for another request.      "mismatched"
+  kInUse,       // The first call was still running.          "in_use"
+  kStoreError,  // The store failed or is full (begin, write). "store_error"
 };
 absl::string_view IdempotencyResultName(IdempotencyResult result);
 
@@ -71,9 +81,9 @@ class UpstreamObserver {
   virtual void OnCallFinished(const RestMethod& method) {}
   // Each HTTP attempt's result.
   virtual void OnAttempt(const AttemptInfo& attempt) {}
-  // A further attempt is scheduled / the retry budget refused one.
+  // A further attempt is being sent / a retryable failure is not retried.
   virtual void OnRetry(const RestMethod& method) {}
-  virtual void OnRetryDenied(const RestMethod& method) {}
+  virtual void OnRetryDenied(const RestMethod& method, RetryDenial reason) {}
   // The call was refused before anything was sent (RESOURCE_EXHAUSTED).
   virtual void OnRejected(const RestMethod& method, RejectReason reason) {}
   // A successful response had `count` (> 0) JSON members no proto field holds
