@@ -21,6 +21,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/metrics.h"
 #include "server/rpc_forwarder.h"
 #include "server/services.h"
 
@@ -36,14 +37,16 @@ constexpr absl::Duration kStatusFlushGrace = absl::Seconds(2);
 // The longest an RPC's upstream call may take (see ValidateOptions).
 constexpr absl::Duration kMaxRpcTimeout = absl::Seconds(60);
 
-absl::Status ValidateListenAddress(absl::string_view listen) {
+absl::Status ValidateListenAddress(absl::string_view flag,
+                                   absl::string_view example,
+                                   absl::string_view listen) {
   const size_t colon = listen.rfind(':');
   int port = -1;
   if (colon == absl::string_view::npos || colon == 0 ||
       !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
       port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--grpc_listen must be host:port (e.g. [::]:50051), got \"", listen,
+        "--", flag, " must be host:port (e.g. ", example, "), got \"", listen,
         "\""));
   }
   return absl::OkStatus();
@@ -52,7 +55,12 @@ absl::Status ValidateListenAddress(absl::string_view listen) {
 }  // namespace
 
 absl::Status ValidateOptions(const GatewayOptions& o) {
-  GATEWAY_RETURN_IF_ERROR(ValidateListenAddress(o.grpc_listen));
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateListenAddress("grpc_listen", "[::]:50051", o.grpc_listen));
+  if (!o.metrics_listen.empty()) {
+    GATEWAY_RETURN_IF_ERROR(ValidateListenAddress(
+        "metrics_listen", "0.0.0.0:9464", o.metrics_listen));
+  }
   if (o.api_key.empty()) {
     return absl::InvalidArgumentError(
         "no Clink API key: pass --api_key_file or set CLINK_API_KEY");
@@ -113,6 +121,9 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
 }
 
 struct GatewayServer::Components {
+  // First: outlives everything that reports to it.
+  std::unique_ptr<GatewayMetrics> metrics;
+  int metrics_port = 0;
   const Clock* clock = nullptr;
   std::unique_ptr<http::ApiKeySigner> signer;
   std::unique_ptr<http::CurlHttpTransport> transport;
@@ -138,11 +149,30 @@ GatewayServer::~GatewayServer() { Shutdown(absl::ZeroDuration()); }
 
 int GatewayServer::port() const { return c_->port; }
 
+int GatewayServer::metrics_port() const { return c_->metrics_port; }
+
+std::string GatewayServer::MetricsText() const {
+  return c_->metrics->ExpositionText();
+}
+
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     GatewayOptions options) {
   GATEWAY_RETURN_IF_ERROR(ValidateOptions(options));
   auto c = std::make_unique<Components>();
   c->clock = options.clock != nullptr ? options.clock : &SystemClock();
+
+  GATEWAY_ASSIGN_OR_RETURN(c->codec, clink::RestCodec::CreateForServices(
+                                         clink::GatewayServiceNames()));
+  BuildInfo build;
+  build.version = std::string(kVersion);
+  build.git_commit = options.git_commit;
+  GATEWAY_ASSIGN_OR_RETURN(c->metrics,
+                           GatewayMetrics::Create(c->codec->methods(), build));
+  // Bound before anything starts, so a taken port fails startup cleanly.
+  if (!options.metrics_listen.empty()) {
+    GATEWAY_ASSIGN_OR_RETURN(c->metrics_port,
+                             c->metrics->Serve(options.metrics_listen));
+  }
 
   c->signer = std::make_unique<http::ApiKeySigner>(std::move(options.api_key),
                                                    *c->clock);
@@ -160,8 +190,6 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   GATEWAY_ASSIGN_OR_RETURN(c->transport,
                            http::CurlHttpTransport::Create(transport_options));
 
-  GATEWAY_ASSIGN_OR_RETURN(c->codec, clink::RestCodec::CreateForServices(
-                                         clink::GatewayServiceNames()));
   // A claimed key whose holder vanishes is settled as abandoned after this;
   // it must outlast any call (and the drain), or a slow first call could be
   // declared abandoned while it still runs.
@@ -185,12 +213,16 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
         c->idempotency_store,
         idempotency::RedisIdempotencyStore::Create(store_options));
   }
+  clink::ClinkClientOptions client_options = options.upstream;
+  client_options.observer = c->metrics.get();
   c->client = std::make_unique<clink::ClinkClient>(
-      *c->codec, *c->transport, *c->clock, options.upstream);
+      *c->codec, *c->transport, *c->clock, client_options);
   c->idempotent_client = std::make_unique<clink::IdempotentClinkApi>(
-      *c->codec, *c->client, *c->idempotency_store);
+      *c->codec, *c->client, *c->idempotency_store, c->metrics.get());
   ForwarderOptions forwarder_options;
   forwarder_options.max_rpc_timeout = options.max_rpc_timeout;
+  forwarder_options.observer = c->metrics.get();
+  forwarder_options.key_fingerprint = c->signer->KeyFingerprint();
   c->forwarder = std::make_unique<RpcForwarder>(
       *c->codec, *c->idempotent_client, *c->clock, forwarder_options);
   c->checkout = std::make_unique<CheckoutServiceImpl>(*c->forwarder);
@@ -228,11 +260,13 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   health->SetServingStatus(true);
   Log(LogLevel::kInfo, "started",
       {{"grpc_port", absl::StrCat(c->port)},
+       {"metrics_port", absl::StrCat(c->metrics_port)},
        {"clink_base_url", options.clink_base_url},
        {"key_fingerprint", c->signer->KeyFingerprint()},
        {"idempotency_store",
         options.idempotency_redis.empty() ? "memory" : "redis"},
-       {"version", kVersion}});
+       {"version", kVersion},
+       {"git_commit", options.git_commit}});
   return std::unique_ptr<GatewayServer>(new GatewayServer(std::move(c)));
 }
 

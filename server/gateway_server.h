@@ -20,6 +20,15 @@ struct GatewayOptions {
   // gRPC listen address, host:port. Port 0 picks a free port (see
   // GatewayServer::port()).
   std::string grpc_listen = "[::]:50051";
+  // Prometheus metrics (GET /metrics, server/metrics.h) on their own port,
+  // host:port; port 0 picks a free one (see GatewayServer::metrics_port()).
+  // Empty turns the endpoint off (the metrics are still kept). Off by default
+  // here so that embedders and tests opt in; the binary's --metrics_listen
+  // defaults to 0.0.0.0:9464.
+  std::string metrics_listen;
+  // The git commit for clink_gateway_build_info (main.cc passes the stamped
+  // one).
+  std::string git_commit = "unknown";
   // Clink's API base URL; request paths such as /checkout/session are appended
   // to it.
   std::string clink_base_url = "https://uat-api.clinkbill.com/api";
@@ -56,7 +65,7 @@ struct GatewayOptions {
 };
 
 // Rejects invalid combinations before anything is built: an empty key, a
-// malformed listen address, a base URL that is not https:// (or http:// with
+// malformed listen address (gRPC or metrics), a base URL that is not https:// (or http:// with
 // allow_plaintext_upstream), a missing CA bundle file, non-positive sizes or
 // timeouts, out-of-range retry, overload or rate-limit settings.
 absl::Status ValidateOptions(const GatewayOptions& options);
@@ -74,6 +83,11 @@ class GatewayServer {
 
   // The bound gRPC port.
   int port() const;
+  // The bound metrics port, or 0 when GatewayOptions::metrics_listen is empty.
+  int metrics_port() const;
+  // The metrics in the text exposition format, as /metrics serves them
+  // (without the HTTP server's own series).
+  std::string MetricsText() const;
 
   // Graceful stop: health goes NOT_SERVING and new RPCs are refused; in-flight
   // RPCs get up to `drain` to finish. Then the Clink transport is shut down, so

@@ -24,10 +24,14 @@
 #include "common/secret.h"
 #include "curl/curl.h"
 #include "openssl/crypto.h"
+#include "server/build_stamp.h"
 #include "server/gateway_server.h"
 
 ABSL_FLAG(std::string, grpc_listen, "[::]:50051",
           "gRPC listen address (host:port).");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
+          "Prometheus metrics address (host:port), served at /metrics on its "
+          "own port; empty turns it off.");
 ABSL_FLAG(std::string, clink_base_url, "https://uat-api.clinkbill.com/api",
           "Clink API base URL (production: https://api.clinkbill.com/api).");
 ABSL_FLAG(
@@ -165,6 +169,8 @@ int main(int argc, char** argv) {
 
   clink_gateway::server::GatewayOptions options;
   options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.git_commit = std::string(clink_gateway::server::GitCommit());
   options.clink_base_url = absl::GetFlag(FLAGS_clink_base_url);
   options.allow_plaintext_upstream =
       absl::GetFlag(FLAGS_allow_plaintext_upstream);
@@ -222,6 +228,10 @@ int main(int argc, char** argv) {
   if (!server.ok()) return Fail(server.status().message());
   std::fprintf(stderr, "clink_gateway: serving gRPC on port %d\n",
                (*server)->port());
+  if ((*server)->metrics_port() != 0) {
+    std::fprintf(stderr, "clink_gateway: serving metrics on port %d\n",
+                 (*server)->metrics_port());
+  }
 
   int received = 0;
   sigwait(&signals, &received);

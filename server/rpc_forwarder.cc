@@ -105,14 +105,25 @@ absl::Status ReadIdempotencyMetadata(const grpc::CallbackServerContext& context,
   return clink::InvalidArgumentWithViolations(violations);
 }
 
+RpcObserver& NoRpcObserver() {
+  static RpcObserver* const observer = new RpcObserver();
+  return *observer;
+}
+
 RpcForwarder::RpcForwarder(const clink::RestCodec& codec, clink::ClinkApi& api,
                            const Clock& clock, ForwarderOptions options)
-    : codec_(codec), api_(api), clock_(clock), options_(options) {}
+    : codec_(codec),
+      api_(api),
+      clock_(clock),
+      options_(std::move(options)),
+      observer_(options_.observer != nullptr ? *options_.observer
+                                             : NoRpcObserver()) {}
 
 grpc::ServerUnaryReactor* RpcForwarder::Forward(
     grpc::CallbackServerContext* context,
     const google::protobuf::Message& request,
     google::protobuf::Message* response) {
+  const absl::Time start = clock_.Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const clink::RestMethod* method =
       codec_.FindByRequestType(*request.GetDescriptor());
@@ -122,7 +133,7 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
         grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no Clink mapping"));
     return reactor;
   }
-  const absl::Time start = clock_.Now();
+  observer_.OnRpcStarted(*method);
   clink::CallOptions options;
   options.request_id = RequestIdFrom(*context);
   context->AddInitialMetadata("x-request-id", options.request_id);
@@ -130,45 +141,65 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
                                       start, options_.max_rpc_timeout);
   if (absl::Status metadata = ReadIdempotencyMetadata(*context, options);
       !metadata.ok()) {
-    reactor->Finish(ToGrpcStatus(metadata));
+    clink::CallResult result;
+    result.status = std::move(metadata);
+    result.endpoint = method->endpoint;
+    Complete(*method, reactor, start, /*keyed=*/false, options.request_id,
+             std::move(result));
     return reactor;
   }
   const bool keyed = !options.idempotency_key.empty();
 
-  api_.Call(
-      *method->method, request, options, response,
-      [this, reactor, start, descriptor = method->method,
-       endpoint = method->endpoint, keyed,
-       request_id = options.request_id](clink::CallResult result) {
-        // Answer the caller first; the log line is queued, never awaited. Once
-        // the RPC is finished nothing owned by the server may be touched (it
-        // may be shutting down): the log uses only the copies captured above
-        // and `descriptor`, which lives in the generated pool.
-        const absl::Duration latency = clock_.Now() - start;
-        const absl::StatusCode code = result.status.code();
-        const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
-                               : code == absl::StatusCode::kInternal ||
-                                       code == absl::StatusCode::kUnknown
-                                   ? LogLevel::kError
-                                   : LogLevel::kWarning;
-        reactor->Finish(ToGrpcStatus(result.status));
-        if (!LogEnabled(level)) return;
-        // unknown_fields: JSON members Clink sent that no proto field holds
-        // (API drift worth a look).
-        Log(level, "rpc",
-            {{"method", descriptor->full_name()},
-             {"code", absl::StatusCodeToString(code)},
-             {"latency_ms",
-              absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))},
-             {"endpoint", endpoint},
-             {"upstream_status", absl::StrCat(result.http_status)},
-             {"unknown_fields", absl::StrCat(result.unknown_fields)},
-             {"attempts", absl::StrCat(result.attempts)},
-             {"idempotency_key", keyed ? "present" : "absent"},
-             {"replayed", result.replayed ? "true" : "false"},
-             {"request_id", request_id}});
-      });
+  api_.Call(*method->method, request, options, response,
+            [this, reactor, start, method, keyed,
+             request_id = options.request_id](clink::CallResult result) {
+              Complete(*method, reactor, start, keyed, request_id,
+                       std::move(result));
+            });
   return reactor;
+}
+
+void RpcForwarder::Complete(const clink::RestMethod& method,
+                            grpc::ServerUnaryReactor* reactor,
+                            absl::Time start, bool keyed,
+                            const std::string& request_id,
+                            clink::CallResult result) {
+  const absl::Duration latency = clock_.Now() - start;
+  const absl::StatusCode code = result.status.code();
+  // Metrics before Finish: once the RPC is finished the server may shut down
+  // and destroy the observer.
+  observer_.OnRpcHandled(method, code, latency);
+  const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
+                         : code == absl::StatusCode::kInternal ||
+                                 code == absl::StatusCode::kUnknown
+                             ? LogLevel::kError
+                             : LogLevel::kWarning;
+  // Copied while the forwarder surely exists: after Finish nothing owned by
+  // the server may be touched. `method.method` lives in the generated pool,
+  // but `method` itself belongs to the codec: copy what the log needs.
+  const bool log = LogEnabled(level);
+  const google::protobuf::MethodDescriptor* descriptor = method.method;
+  std::string endpoint = log ? method.endpoint : std::string();
+  std::string key_fingerprint = log ? options_.key_fingerprint : std::string();
+  // Answer the caller first; the log line is queued, never awaited.
+  reactor->Finish(ToGrpcStatus(result.status));
+  if (!log) return;
+  // unknown_fields: JSON members Clink sent that no proto field holds (API
+  // drift worth a look). The key is logged by fingerprint only; request and
+  // response contents (ids, emails, amounts, card data) never are.
+  Log(level, "rpc",
+      {{"method", descriptor->full_name()},
+       {"code", absl::StatusCodeToString(code)},
+       {"latency_ms",
+        absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))},
+       {"endpoint", endpoint},
+       {"upstream_status", absl::StrCat(result.http_status)},
+       {"unknown_fields", absl::StrCat(result.unknown_fields)},
+       {"attempts", absl::StrCat(result.attempts)},
+       {"idempotency_key", keyed ? "present" : "absent"},
+       {"replayed", result.replayed ? "true" : "false"},
+       {"request_id", request_id},
+       {"key_fingerprint", key_fingerprint}});
 }
 
 }  // namespace clink_gateway::server

@@ -12,6 +12,7 @@
 #include "google/protobuf/message.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
+#include "server/rpc_observer.h"
 
 namespace clink_gateway::server {
 
@@ -19,6 +20,12 @@ struct ForwarderOptions {
   // Upper bound on an RPC's upstream time when the caller set no deadline (or a
   // longer one).
   absl::Duration max_rpc_timeout = absl::Seconds(30);
+  // Told when each RPC starts and finishes (the gRPC server metrics); null
+  // means none. Must outlive the forwarder.
+  RpcObserver* observer = nullptr;
+  // The fingerprint of the gateway's Clink key (Secret::Fingerprint()), for
+  // the per-RPC log line: which key (so which merchant account) served it.
+  std::string key_fingerprint;
 };
 
 class RpcForwarder {
@@ -31,16 +38,27 @@ class RpcForwarder {
   // takes the request id from `x-request-id` metadata (or makes one, and
   // returns it in initial metadata), bounds the upstream call by the caller's
   // deadline, and calls Finish exactly once when Clink's answer (or the
-  // validation failure) arrives. Never blocks; returns at once.
+  // validation failure) arrives. Never blocks; returns at once. Tells the
+  // observer when the RPC starts and, just before Finish, how it ended; logs
+  // one JSON line per RPC ("rpc": method, code, latency, endpoint, upstream
+  // status, attempts, request id, key fingerprint, ...; never request or
+  // response contents).
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
                                     const google::protobuf::Message& request,
                                     google::protobuf::Message* response);
 
  private:
+  // Reports the end of an RPC, finishes it and logs its line.
+  void Complete(const clink::RestMethod& method,
+                grpc::ServerUnaryReactor* reactor, absl::Time start,
+                bool keyed, const std::string& request_id,
+                clink::CallResult result);
+
   const clink::RestCodec& codec_;
   clink::ClinkApi& api_;
   const Clock& clock_;
   const ForwarderOptions options_;
+  RpcObserver& observer_;
 };
 
 // When the upstream call must end: shortly before the caller's deadline (so the

@@ -787,6 +787,8 @@ int Run() {
   const std::string binary = FindGatewayBinary();
   const std::vector<std::string> gateway_args = {
       "--grpc_listen=127.0.0.1:0",
+      // Served (as in production) but on a free port.
+      "--metrics_listen=127.0.0.1:0",
       absl::StrCat("--clink_base_url=", (*emulator)->base_url()),
       absl::StrCat("--api_key_file=", key_file),
       absl::StrCat("--ca_bundle=", ca->ca_cert_pem),

@@ -29,7 +29,8 @@ struct GatewayRun {
 // Runs the gateway with `flags` and an environment without CLINK_API_KEY.
 GatewayRun RunGateway(const std::vector<std::string>& flags) {
   const std::string binary = "server/clink_gateway";
-  std::vector<std::string> args = {binary};
+  // Not the default 9464: tests run side by side (`flags` may override).
+  std::vector<std::string> args = {binary, "--metrics_listen=127.0.0.1:0"};
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -149,6 +150,35 @@ TEST(GatewayMainTest, PortAlreadyInUseIsRefused) {
   close(fd);
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("cannot listen"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, MetricsPortAlreadyInUseIsRefused) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const GatewayRun run = RunGateway(
+      {"--grpc_listen=127.0.0.1:0",
+       absl::StrCat("--metrics_listen=127.0.0.1:", ntohs(addr.sin_port)),
+       "--api_key_file=" + KeyFile()});
+  close(fd);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("cannot serve metrics"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, BadMetricsAddressIsRefused) {
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--metrics_listen=9464",
+                  "--api_key_file=" + KeyFile()});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.stderr_text.find("--metrics_listen"), std::string::npos)
       << run.stderr_text;
 }
 

@@ -18,11 +18,13 @@ namespace {
 constexpr char kBinary[] = "server/clink_gateway";
 constexpr absl::Duration kStartTimeout = absl::Seconds(30);
 
-// The grpc_port of the "started" log line in `output`, or 0.
-int PortIn(const std::string& output) {
-  const size_t at = output.find("\"grpc_port\":\"");
+// The port named `field` ("grpc_port", "metrics_port") in the "started" log
+// line in `output`, or 0.
+int PortIn(const std::string& output, absl::string_view field = "grpc_port") {
+  const std::string key = absl::StrCat("\"", field, "\":\"");
+  const size_t at = output.find(key);
   if (at == std::string::npos) return 0;
-  const size_t start = at + 13;
+  const size_t start = at + key.size();
   const size_t end = output.find('"', start);
   int port = 0;
   if (end == std::string::npos ||
@@ -43,7 +45,10 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_addclose(&actions, out[0]);
-  std::vector<std::string> args = {kBinary, "--grpc_listen=127.0.0.1:0"};
+  // Metrics on a free port too (flags may override): replicas and tests
+  // running side by side must not all take the default 9464.
+  std::vector<std::string> args = {kBinary, "--grpc_listen=127.0.0.1:0",
+                                   "--metrics_listen=127.0.0.1:0"};
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -70,6 +75,7 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
     return absl::DeadlineExceededError("the gateway did not report its port");
   }
   process->port_ = PortIn(process->output_);
+  process->metrics_port_ = PortIn(process->output_, "metrics_port");
   if (process->port_ == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("the gateway failed to start: ", process->output_));

@@ -21,9 +21,9 @@ namespace clink_gateway::testing {
 class GatewayProcess {
  public:
   // Spawns server/clink_gateway (a data dependency of the test) with
-  // --grpc_listen=127.0.0.1:0 plus `flags`, and waits (bounded) for its
-  // "started" log line to learn the port. Its stdout is collected in the
-  // background (see output()).
+  // --grpc_listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 plus `flags`, and
+  // waits (bounded) for its "started" log line to learn the ports. Its stdout
+  // is collected in the background (see output()).
   static absl::StatusOr<std::unique_ptr<GatewayProcess>> Start(
       const std::vector<std::string>& flags);
 
@@ -31,6 +31,8 @@ class GatewayProcess {
   ~GatewayProcess();
 
   int port() const { return port_; }
+  // The Prometheus /metrics port; 0 when started with --metrics_listen= (off).
+  int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
   std::shared_ptr<grpc::Channel> NewChannel() const;
 
@@ -47,6 +49,7 @@ class GatewayProcess {
 
   pid_t pid_ = 0;
   int port_ = 0;
+  int metrics_port_ = 0;
   int stdout_fd_ = -1;
   std::thread reader_;
   mutable absl::Mutex mu_;

@@ -1,0 +1,511 @@
+#include "server/metrics.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <exception>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+
+namespace clink_gateway::server {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Histogram;
+
+// absl::StatusCode values 0..16, in Go's spelling (codes.Code.String()).
+constexpr absl::string_view kGrpcCodeNames[] = {
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+};
+
+// Index 0 is "no response"; 1..5 are 1xx..5xx.
+constexpr absl::string_view kStatusClassNames[] = {"error", "1xx", "2xx",
+                                                   "3xx",   "4xx", "5xx"};
+
+int StatusClassIndex(int http_status) {
+  if (http_status >= 100 && http_status <= 599) return http_status / 100;
+  return 0;
+}
+
+int CodeIndex(absl::StatusCode code) {
+  const int index = static_cast<int>(code);
+  return index >= 0 && index < static_cast<int>(std::size(kGrpcCodeNames))
+             ? index
+             : static_cast<int>(absl::StatusCode::kUnknown);
+}
+
+// Clamps an enum's value into an array's range (the arrays are sized from the
+// enums; this only guards against a value added to an enum and not here).
+template <typename E, size_t N>
+Counter* At(const std::array<Counter*, N>& counters, E value) {
+  const size_t index = static_cast<size_t>(value);
+  return index < N ? counters[index] : nullptr;
+}
+
+void Add(Counter* counter, double value = 1) {
+  if (counter != nullptr) counter->Increment(value);
+}
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help,
+                                     double value) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Gauge;
+  family.metric.emplace_back();
+  family.metric.back().gauge.value = value;
+  return family;
+}
+
+// The standard process_* metrics, read from procfs at each scrape.
+class ProcessCollector final : public prometheus::Collectable {
+ public:
+  explicit ProcessCollector(ProcfsPaths paths) : paths_(std::move(paths)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> families;
+    const absl::StatusOr<ProcessStats> stats = ReadProcessStats(paths_);
+    if (!stats.ok()) return families;  // Nothing rather than wrong values.
+    prometheus::MetricFamily cpu;
+    cpu.name = "process_cpu_seconds_total";
+    cpu.help = "Total user and system CPU time spent in seconds.";
+    cpu.type = prometheus::MetricType::Counter;
+    cpu.metric.emplace_back();
+    cpu.metric.back().counter.value = stats->cpu_seconds;
+    families.push_back(std::move(cpu));
+    families.push_back(GaugeFamily("process_resident_memory_bytes",
+                                   "Resident memory size in bytes.",
+                                   stats->resident_memory_bytes));
+    families.push_back(GaugeFamily("process_virtual_memory_bytes",
+                                   "Virtual memory size in bytes.",
+                                   stats->virtual_memory_bytes));
+    families.push_back(GaugeFamily(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        stats->start_time_seconds));
+    families.push_back(GaugeFamily("process_threads", "Number of OS threads.",
+                                   static_cast<double>(stats->threads)));
+    if (stats->open_fds.has_value()) {
+      families.push_back(GaugeFamily("process_open_fds",
+                                     "Number of open file descriptors.",
+                                     static_cast<double>(*stats->open_fds)));
+    }
+    if (stats->max_fds.has_value()) {
+      families.push_back(
+          GaugeFamily("process_max_fds",
+                      "Maximum number of open file descriptors.",
+                      static_cast<double>(*stats->max_fds)));
+    }
+    return families;
+  }
+
+ private:
+  const ProcfsPaths paths_;
+};
+
+// Opens and closes a TCP connection to host:port (best effort, no wait
+// beyond the connect itself: the host is this machine).
+void Knock(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), absl::StrCat(port).c_str(), &hints, &found) !=
+      0) {
+    return;
+  }
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+                          a->ai_protocol);
+    if (fd < 0) continue;
+    const bool connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    close(fd);
+    if (connected) break;
+  }
+  freeaddrinfo(found);
+}
+
+// The host to connect to for a listen address: the wildcard addresses mean
+// this machine's loopback.
+std::string KnockHost(absl::string_view listen) {
+  absl::string_view host = listen.substr(0, listen.rfind(':'));
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  if (host.empty() || host == "0.0.0.0" || host == "*") return "127.0.0.1";
+  if (host == "::") return "::1";
+  return std::string(host);
+}
+
+}  // namespace
+
+const std::vector<double>& LatencyBuckets() {
+  static const auto* const buckets = new std::vector<double>{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+      0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30};
+  return *buckets;
+}
+
+absl::string_view GrpcCodeLabel(absl::StatusCode code) {
+  return kGrpcCodeNames[CodeIndex(code)];
+}
+
+GatewayMetrics::GatewayMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()) {}
+
+GatewayMetrics::~GatewayMetrics() { StopServing(); }
+
+void GatewayMetrics::StopServing() {
+  if (exposer_ == nullptr) return;
+  // civetweb's listener thread polls its sockets with a 2 s timeout and only
+  // then sees the stop flag, so stopping would take up to 2 s (added to every
+  // shutdown). A connection to the listening port wakes it at once; keep
+  // knocking until the Exposer is gone (the first knock may come before the
+  // stop flag is set).
+  absl::Notification stopped;
+  std::thread waker([this, &stopped] {
+    do {
+      Knock(serving_host_, serving_port_);
+    } while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(20)));
+  });
+  exposer_.reset();
+  stopped.Notify();
+  waker.join();
+}
+
+absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(
+    const std::vector<const clink::RestMethod*>& methods,
+    const BuildInfo& build, const ProcfsPaths& procfs) {
+  std::unique_ptr<GatewayMetrics> metrics(new GatewayMetrics());
+  try {
+    metrics->Register(methods, build, procfs);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("cannot register the metrics: ", e.what()));
+  }
+  return metrics;
+}
+
+void GatewayMetrics::Register(
+    const std::vector<const clink::RestMethod*>& methods,
+    const BuildInfo& build, const ProcfsPaths& procfs) {
+  prometheus::Registry& r = *registry_;
+
+  // gRPC server (go-grpc-prometheus).
+  auto& started = BuildCounter()
+                      .Name("grpc_server_started_total")
+                      .Help("Total number of RPCs started on the server.")
+                      .Register(r);
+  auto& handled = BuildCounter()
+                      .Name("grpc_server_handled_total")
+                      .Help("Total number of RPCs completed on the server, "
+                            "regardless of success or failure.")
+                      .Register(r);
+  auto& handling = BuildHistogram()
+                       .Name("grpc_server_handling_seconds")
+                       .Help("Histogram of response latency (seconds) of gRPC "
+                             "that had been application-level handled by the "
+                             "server.")
+                       .Register(r);
+  auto& received = BuildCounter()
+                       .Name("grpc_server_msg_received_total")
+                       .Help("Total number of RPC stream messages received on "
+                             "the server.")
+                       .Register(r);
+  auto& sent = BuildCounter()
+                   .Name("grpc_server_msg_sent_total")
+                   .Help("Total number of gRPC stream messages sent by the "
+                         "server.")
+                   .Register(r);
+
+  // Clink.
+  auto& upstream_requests =
+      BuildCounter()
+          .Name("clink_gateway_upstream_requests_total")
+          .Help("HTTP attempts sent to Clink, by endpoint (path template), "
+                "method and status class (error: no response).")
+          .Register(r);
+  auto& upstream_duration =
+      BuildHistogram()
+          .Name("clink_gateway_upstream_request_duration_seconds")
+          .Help("Duration of HTTP attempts to Clink, by endpoint.")
+          .Register(r);
+  auto& response_bytes =
+      BuildCounter()
+          .Name("clink_gateway_upstream_response_bytes_total")
+          .Help("Response bytes (headers and body) received from Clink.")
+          .Register(r);
+  auto& unknown_fields =
+      BuildCounter()
+          .Name("clink_gateway_upstream_unknown_fields_total")
+          .Help("JSON members in Clink's successful responses that no proto "
+                "field holds (API drift).")
+          .Register(r);
+  auto& throttled = BuildCounter()
+                        .Name("clink_gateway_upstream_throttled_total")
+                        .Help("Attempts Clink refused with its rate limit "
+                              "(HTTP or code 429).")
+                        .Register(r);
+  auto& retries = BuildCounter()
+                      .Name("clink_gateway_upstream_retries_total")
+                      .Help("Further attempts sent after a retryable failure.")
+                      .Register(r);
+  connections_opened_ = &BuildCounter()
+                             .Name("clink_gateway_upstream_connections_opened_"
+                                   "total")
+                             .Help("New connections (TCP and TLS) opened to "
+                                   "Clink.")
+                             .Register(r)
+                             .Add({});
+  connections_reused_ =
+      &BuildCounter()
+           .Name("clink_gateway_upstream_connections_reused_total")
+           .Help("Attempts sent on an already open (pooled) connection.")
+           .Register(r)
+           .Add({});
+  in_flight_ = &BuildGauge()
+                    .Name("clink_gateway_upstream_in_flight_requests")
+                    .Help("Calls to Clink in progress (retries and their "
+                          "waits included).")
+                    .Register(r)
+                    .Add({});
+  auto& transport_errors =
+      BuildCounter()
+          .Name("clink_gateway_upstream_transport_errors_total")
+          .Help("Attempts that got no complete HTTP response, by kind.")
+          .Register(r);
+  for (int i = 0; i < kFailureKinds; ++i) {
+    const auto kind = static_cast<http::FailureKind>(i);
+    if (kind == http::FailureKind::kNone) continue;
+    transport_errors_[i] = &transport_errors.Add(
+        {{"kind", std::string(http::FailureKindName(kind))}});
+  }
+  auto& denied = BuildCounter()
+                     .Name("clink_gateway_upstream_retries_denied_total")
+                     .Help("Retryable failures not retried, by reason.")
+                     .Register(r);
+  for (int i = 0; i < kRetryDenials; ++i) {
+    retries_denied_[i] = &denied.Add(
+        {{"reason", std::string(clink::RetryDenialName(
+                        static_cast<clink::RetryDenial>(i)))}});
+  }
+  auto& auth = BuildCounter()
+                   .Name("clink_gateway_upstream_auth_failures_total")
+                   .Help("Clink refused the gateway's own API key (reason=key) "
+                         "or request timestamp (reason=timestamp).")
+                   .Register(r);
+  for (int i = 0; i < kAuthFailures; ++i) {
+    const auto reason = static_cast<clink::AuthFailure>(i);
+    if (reason == clink::AuthFailure::kNone) continue;
+    auth_failures_[i] =
+        &auth.Add({{"reason", std::string(clink::AuthFailureName(reason))}});
+  }
+  auto& rejections = BuildCounter()
+                         .Name("clink_gateway_rejections_total")
+                         .Help("Calls refused with RESOURCE_EXHAUSTED before "
+                               "anything was sent to Clink, by reason.")
+                         .Register(r);
+  for (int i = 0; i < kRejectReasons; ++i) {
+    rejections_[i] = &rejections.Add(
+        {{"reason", std::string(clink::RejectReasonName(
+                        static_cast<clink::RejectReason>(i)))}});
+  }
+  auto& idempotency = BuildCounter()
+                          .Name("clink_gateway_idempotency_requests_total")
+                          .Help("Calls with an idempotency key, by what the "
+                                "idempotency layer did.")
+                          .Register(r);
+  for (int i = 0; i < kIdempotencyResults; ++i) {
+    idempotency_[i] = &idempotency.Add(
+        {{"result", std::string(clink::IdempotencyResultName(
+                        static_cast<clink::IdempotencyResult>(i)))}});
+  }
+  BuildGauge()
+      .Name("clink_gateway_build_info")
+      .Help("The gateway's version and git commit (value 1).")
+      .Register(r)
+      .Add({{"version", build.version}, {"git_commit", build.git_commit}})
+      .Set(1);
+
+  for (const clink::RestMethod* method : methods) {
+    const prometheus::Labels rpc = {
+        {"grpc_service", method->method->service()->full_name()},
+        {"grpc_method", method->method->name()},
+        {"grpc_type", "unary"}};
+    const std::string endpoint = method->path_template;
+    MethodSeries& s = methods_[method];
+    s.started = &started.Add(rpc);
+    s.msg_received = &received.Add(rpc);
+    s.msg_sent = &sent.Add(rpc);
+    for (int code = 0; code < kGrpcCodes; ++code) {
+      prometheus::Labels labels = rpc;
+      labels["grpc_code"] = std::string(kGrpcCodeNames[code]);
+      s.handled[code] = &handled.Add(labels);
+    }
+    s.handling_seconds = &handling.Add(rpc, LatencyBuckets());
+    for (int c = 0; c < kStatusClasses; ++c) {
+      s.upstream_requests[c] = &upstream_requests.Add(
+          {{"endpoint", endpoint},
+           {"method", std::string(http::MethodName(method->http_method))},
+           {"status_class", std::string(kStatusClassNames[c])}});
+    }
+    s.upstream_duration =
+        &upstream_duration.Add({{"endpoint", endpoint}}, LatencyBuckets());
+    s.response_bytes = &response_bytes.Add({{"endpoint", endpoint}});
+    s.unknown_fields = &unknown_fields.Add({{"endpoint", endpoint}});
+    s.throttled = &throttled.Add({{"endpoint", endpoint}});
+    s.retries = &retries.Add({{"endpoint", endpoint}});
+  }
+  process_collector_ = std::make_shared<ProcessCollector>(procfs);
+}
+
+absl::StatusOr<int> GatewayMetrics::Serve(const std::string& listen) {
+  if (exposer_ != nullptr) {
+    return absl::FailedPreconditionError("metrics are already served");
+  }
+  std::vector<int> ports;
+  try {
+    auto exposer = std::make_unique<prometheus::Exposer>(listen,
+                                                         /*num_threads=*/2);
+    exposer->RegisterCollectable(registry_);
+    exposer->RegisterCollectable(process_collector_);
+    ports = exposer->GetListeningPorts();
+    exposer_ = std::move(exposer);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", listen,
+                     " (address in use or invalid?): ", e.what()));
+  }
+  if (ports.empty()) {
+    exposer_.reset();
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", listen, ": no port bound"));
+  }
+  serving_host_ = KnockHost(listen);
+  serving_port_ = ports.front();
+  return ports.front();
+}
+
+std::string GatewayMetrics::ExpositionText() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& family : process_collector_->Collect()) {
+    families.push_back(std::move(family));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+const GatewayMetrics::MethodSeries* GatewayMetrics::Find(
+    const clink::RestMethod& method) const {
+  const auto it = methods_.find(&method);
+  return it == methods_.end() ? nullptr : &it->second;
+}
+
+void GatewayMetrics::OnRpcStarted(const clink::RestMethod& method) {
+  const MethodSeries* s = Find(method);
+  if (s == nullptr) return;
+  s->started->Increment();
+  s->msg_received->Increment();
+}
+
+void GatewayMetrics::OnRpcHandled(const clink::RestMethod& method,
+                                  absl::StatusCode code,
+                                  absl::Duration latency) {
+  const MethodSeries* s = Find(method);
+  if (s == nullptr) return;
+  s->handled[CodeIndex(code)]->Increment();
+  s->handling_seconds->Observe(absl::ToDoubleSeconds(latency));
+  if (code == absl::StatusCode::kOk) s->msg_sent->Increment();
+}
+
+void GatewayMetrics::OnCallStarted(const clink::RestMethod& method) {
+  in_flight_->Increment();
+}
+
+void GatewayMetrics::OnCallFinished(const clink::RestMethod& method) {
+  in_flight_->Decrement();
+}
+
+void GatewayMetrics::OnAttempt(const clink::AttemptInfo& attempt) {
+  const MethodSeries* s = Find(*attempt.method);
+  if (s == nullptr) return;
+  s->upstream_requests[StatusClassIndex(attempt.http_status)]->Increment();
+  s->upstream_duration->Observe(absl::ToDoubleSeconds(attempt.duration));
+  if (attempt.response_bytes > 0) {
+    s->response_bytes->Increment(static_cast<double>(attempt.response_bytes));
+  }
+  if (attempt.throttled) s->throttled->Increment();
+  if (attempt.failure != http::FailureKind::kNone) {
+    Add(At(transport_errors_, attempt.failure));
+  }
+  if (attempt.connections_opened > 0) {
+    connections_opened_->Increment(attempt.connections_opened);
+  } else if (attempt.sent) {
+    connections_reused_->Increment();
+  }
+}
+
+void GatewayMetrics::OnRetry(const clink::RestMethod& method) {
+  if (const MethodSeries* s = Find(method)) s->retries->Increment();
+}
+
+void GatewayMetrics::OnRetryDenied(const clink::RestMethod& method,
+                                   clink::RetryDenial reason) {
+  Add(At(retries_denied_, reason));
+}
+
+void GatewayMetrics::OnRejected(const clink::RestMethod& method,
+                                clink::RejectReason reason) {
+  Add(At(rejections_, reason));
+}
+
+void GatewayMetrics::OnUnknownFields(const clink::RestMethod& method,
+                                     int count) {
+  if (const MethodSeries* s = Find(method)) s->unknown_fields->Increment(count);
+}
+
+void GatewayMetrics::OnAuthFailure(const clink::RestMethod& method,
+                                   clink::AuthFailure reason) {
+  Add(At(auth_failures_, reason));
+}
+
+void GatewayMetrics::OnIdempotency(const clink::RestMethod& method,
+                                   clink::IdempotencyResult result) {
+  Add(At(idempotency_, result));
+}
+
+}  // namespace clink_gateway::server

@@ -1,0 +1,194 @@
+// The gateway's Prometheus metrics: the only code that uses prometheus-cpp.
+// It observes the RPC forwarder (RpcObserver) and the Clink adapters
+// (clink::UpstreamObserver), and serves the text exposition format on its own
+// port with prometheus-cpp's pull Exposer (--metrics_listen).
+//
+// Every series is created at startup: per RPC and per Clink endpoint from the
+// REST codec's methods, and every bounded label value (gRPC codes, status
+// classes, reasons, kinds), so all of them are exported from the first scrape
+// (at 0) and the hot path only increments pre-resolved counters (a lock-free
+// lookup by method, then atomic adds; histograms take a per-series mutex).
+// Label values come from those bounded sets only: never ids, emails, amounts
+// or anything else from a request.
+//
+// gRPC server metrics, go-grpc-prometheus names and labels, grpc_type="unary",
+// grpc_code as Go spells it ("OK", "InvalidArgument", "Unavailable", ...),
+// for the clink.gateway.v1 services (the health and reflection services are
+// not counted):
+//   grpc_server_started_total{grpc_service,grpc_method,grpc_type}
+//   grpc_server_handled_total{grpc_service,grpc_method,grpc_type,grpc_code}
+//   grpc_server_handling_seconds{grpc_service,grpc_method,grpc_type}
+//       histogram, from the handler's start to Finish
+//   grpc_server_msg_received_total{grpc_service,grpc_method,grpc_type}
+//   grpc_server_msg_sent_total{grpc_service,grpc_method,grpc_type}
+// Toward Clink (endpoint = the path template, e.g. "/order/{order_id}";
+// method = GET/POST/...), per HTTP attempt unless said otherwise:
+//   clink_gateway_upstream_requests_total{endpoint,method,status_class}
+//       status_class 1xx..5xx, or "error" when no response arrived
+//   clink_gateway_upstream_request_duration_seconds{endpoint}   histogram
+//   clink_gateway_upstream_response_bytes_total{endpoint}
+//   clink_gateway_upstream_connections_opened_total
+//   clink_gateway_upstream_connections_reused_total   sent on a pooled one
+//   clink_gateway_upstream_in_flight_requests         gauge, calls (not
+//                                                      attempts) in progress
+//   clink_gateway_upstream_transport_errors_total{kind}
+//       connect, deadline, connection_lost, response_too_large, shutdown,
+//       invalid_request, other
+//   clink_gateway_upstream_unknown_fields_total{endpoint}   Clink API drift
+//   clink_gateway_upstream_throttled_total{endpoint}   Clink answered 429
+//   clink_gateway_upstream_retries_total{endpoint}     further attempts sent
+//   clink_gateway_upstream_retries_denied_total{reason}
+//       budget, deadline, max_attempts, retry_after, rate_limited
+//   clink_gateway_upstream_auth_failures_total{reason}   key, timestamp
+//   clink_gateway_rejections_total{reason}   overloaded, rate_limited (calls
+//       refused with RESOURCE_EXHAUSTED before anything was sent)
+//   clink_gateway_idempotency_requests_total{result}
+//       claimed, replayed, mismatched, in_use, store_error
+// The process:
+//   clink_gateway_build_info{version,git_commit}   gauge, always 1
+//   process_cpu_seconds_total, process_resident_memory_bytes,
+//   process_virtual_memory_bytes, process_open_fds, process_max_fds,
+//   process_threads, process_start_time_seconds   (from /proc at each scrape)
+// prometheus-cpp's Exposer adds its own exposer_* series.
+//
+// Latency histograms (server and upstream) share buckets that resolve 100 µs
+// to 30 s: 0.0001 0.00025 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25
+// 0.5 1 2.5 5 10 30 (+Inf).
+#ifndef CLINK_GATEWAY_SERVER_METRICS_H_
+#define CLINK_GATEWAY_SERVER_METRICS_H_
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "adapters/clink/rest_codec.h"
+#include "adapters/clink/upstream_observer.h"
+#include "server/process_stats.h"
+#include "server/rpc_observer.h"
+
+namespace prometheus {
+class Collectable;
+class Counter;
+class Exposer;
+class Gauge;
+class Histogram;
+class Registry;
+}  // namespace prometheus
+
+namespace clink_gateway::server {
+
+struct BuildInfo {
+  std::string version;
+  std::string git_commit = "unknown";
+};
+
+// The latency histograms' bucket upper bounds, in seconds.
+const std::vector<double>& LatencyBuckets();
+
+// Go's name of a gRPC status code ("OK", "Canceled", "DeadlineExceeded",
+// ...): the grpc_code label value existing dashboards match on.
+absl::string_view GrpcCodeLabel(absl::StatusCode code);
+
+class GatewayMetrics final : public clink::UpstreamObserver,
+                             public RpcObserver {
+ public:
+  // Registers every family and creates every series for `methods` (the REST
+  // codec's; they must outlive this object). prometheus-cpp reports invalid
+  // names by throwing: that becomes INTERNAL here. `procfs` is where the
+  // process metrics are read from.
+  static absl::StatusOr<std::unique_ptr<GatewayMetrics>> Create(
+      const std::vector<const clink::RestMethod*>& methods,
+      const BuildInfo& build, const ProcfsPaths& procfs = {});
+
+  ~GatewayMetrics() override;
+  GatewayMetrics(const GatewayMetrics&) = delete;
+  GatewayMetrics& operator=(const GatewayMetrics&) = delete;
+
+  // Serves GET /metrics on `listen` ("host:port"; port 0 picks a free one)
+  // from a small civetweb thread pool, and returns the bound port.
+  // UNAVAILABLE when the address cannot be bound (prometheus-cpp throws; this
+  // catches it). Call once.
+  absl::StatusOr<int> Serve(const std::string& listen);
+
+  // Stops serving /metrics (joins the HTTP threads) within milliseconds.
+  // Idempotent; the destructor calls it.
+  void StopServing();
+
+  // Everything a scrape of /metrics returns except the Exposer's own series,
+  // in the text format (tests).
+  std::string ExpositionText() const;
+
+  // RpcObserver.
+  void OnRpcStarted(const clink::RestMethod& method) override;
+  void OnRpcHandled(const clink::RestMethod& method, absl::StatusCode code,
+                    absl::Duration latency) override;
+
+  // clink::UpstreamObserver.
+  void OnCallStarted(const clink::RestMethod& method) override;
+  void OnCallFinished(const clink::RestMethod& method) override;
+  void OnAttempt(const clink::AttemptInfo& attempt) override;
+  void OnRetry(const clink::RestMethod& method) override;
+  void OnRetryDenied(const clink::RestMethod& method,
+                     clink::RetryDenial reason) override;
+  void OnRejected(const clink::RestMethod& method,
+                  clink::RejectReason reason) override;
+  void OnUnknownFields(const clink::RestMethod& method, int count) override;
+  void OnAuthFailure(const clink::RestMethod& method,
+                     clink::AuthFailure reason) override;
+  void OnIdempotency(const clink::RestMethod& method,
+                     clink::IdempotencyResult result) override;
+
+ private:
+  static constexpr int kGrpcCodes = 17;       // OK .. UNAUTHENTICATED
+  static constexpr int kStatusClasses = 6;    // error, 1xx .. 5xx
+  static constexpr int kFailureKinds = 8;     // http::FailureKind
+  static constexpr int kRetryDenials = 5;     // clink::RetryDenial
+  static constexpr int kRejectReasons = 2;    // clink::RejectReason
+  static constexpr int kAuthFailures = 3;     // clink::AuthFailure
+  static constexpr int kIdempotencyResults = 5;
+
+  // The series of one RPC and of its Clink endpoint.
+  struct MethodSeries {
+    prometheus::Counter* started = nullptr;
+    prometheus::Counter* msg_received = nullptr;
+    prometheus::Counter* msg_sent = nullptr;
+    std::array<prometheus::Counter*, kGrpcCodes> handled{};
+    prometheus::Histogram* handling_seconds = nullptr;
+    std::array<prometheus::Counter*, kStatusClasses> upstream_requests{};
+    prometheus::Histogram* upstream_duration = nullptr;
+    prometheus::Counter* response_bytes = nullptr;
+    prometheus::Counter* unknown_fields = nullptr;
+    prometheus::Counter* throttled = nullptr;
+    prometheus::Counter* retries = nullptr;
+  };
+
+  GatewayMetrics();
+  void Register(const std::vector<const clink::RestMethod*>& methods,
+                const BuildInfo& build, const ProcfsPaths& procfs);
+  // The method's series, or null for a method not given to Create (ignored).
+  const MethodSeries* Find(const clink::RestMethod& method) const;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> process_collector_;
+  // Read-only after Create: lookups need no lock.
+  absl::flat_hash_map<const clink::RestMethod*, MethodSeries> methods_;
+  prometheus::Counter* connections_opened_ = nullptr;
+  prometheus::Counter* connections_reused_ = nullptr;
+  prometheus::Gauge* in_flight_ = nullptr;
+  std::array<prometheus::Counter*, kFailureKinds> transport_errors_{};
+  std::array<prometheus::Counter*, kRetryDenials> retries_denied_{};
+  std::array<prometheus::Counter*, kRejectReasons> rejections_{};
+  std::array<prometheus::Counter*, kAuthFailures> auth_failures_{};
+  std::array<prometheus::Counter*, kIdempotencyResults> idempotency_{};
+  // Last: stopped (its threads joined) before the series go.
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string serving_host_;  // Of the listen address, to wake civetweb.
+  int serving_port_ = 0;
+};
+
+}  // namespace clink_gateway::server
+
+#endif  // CLINK_GATEWAY_SERVER_METRICS_H_
