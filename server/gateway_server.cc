@@ -60,6 +60,13 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
   if (!o.metrics_listen.empty()) {
     GATEWAY_RETURN_IF_ERROR(ValidateListenAddress(
         "metrics_listen", "0.0.0.0:9464", o.metrics_listen));
+    // prometheus-cpp serves through Debian's civetweb, built without IPv6.
+    if (absl::StartsWith(o.metrics_listen, "[")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--metrics_listen must be an IPv4 address or a host name (the "
+          "metrics server has no IPv6), e.g. 0.0.0.0:9464, got \"",
+          o.metrics_listen, "\""));
+    }
   }
   if (o.api_key.empty()) {
     return absl::InvalidArgumentError(

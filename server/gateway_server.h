@@ -21,7 +21,9 @@ struct GatewayOptions {
   // GatewayServer::port()).
   std::string grpc_listen = "[::]:50051";
   // Prometheus metrics (GET /metrics, server/metrics.h) on their own port,
-  // host:port; port 0 picks a free one (see GatewayServer::metrics_port()).
+  // host:port with an IPv4 address or host name (Debian's civetweb, which
+  // serves them, has no IPv6); port 0 picks a free one (see
+  // GatewayServer::metrics_port()).
   // Empty turns the endpoint off (the metrics are still kept). Off by default
   // here so that embedders and tests opt in; the binary's --metrics_listen
   // defaults to 0.0.0.0:9464.

@@ -30,8 +30,8 @@
 ABSL_FLAG(std::string, grpc_listen, "[::]:50051",
           "gRPC listen address (host:port).");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
-          "Prometheus metrics address (host:port), served at /metrics on its "
-          "own port; empty turns it off.");
+          "Prometheus metrics address (IPv4 host:port), served at /metrics "
+          "on its own port; empty turns it off.");
 ABSL_FLAG(std::string, clink_base_url, "https://uat-api.clinkbill.com/api",
           "Clink API base URL (production: https://api.clinkbill.com/api).");
 ABSL_FLAG(

@@ -174,12 +174,14 @@ TEST(GatewayMainTest, MetricsPortAlreadyInUseIsRefused) {
 }
 
 TEST(GatewayMainTest, BadMetricsAddressIsRefused) {
-  const GatewayRun run =
-      RunGateway({"--grpc_listen=127.0.0.1:0", "--metrics_listen=9464",
-                  "--api_key_file=" + KeyFile()});
-  EXPECT_NE(run.exit_code, 0);
-  EXPECT_NE(run.stderr_text.find("--metrics_listen"), std::string::npos)
-      << run.stderr_text;
+  for (const char* listen : {"9464", "[::]:9464"}) {
+    const GatewayRun run = RunGateway(
+        {"--grpc_listen=127.0.0.1:0", absl::StrCat("--metrics_listen=", listen),
+         "--api_key_file=" + KeyFile()});
+    EXPECT_NE(run.exit_code, 0) << listen;
+    EXPECT_NE(run.stderr_text.find("--metrics_listen"), std::string::npos)
+        << run.stderr_text;
+  }
 }
 
 TEST(GatewayMainTest, UnknownFlagIsRefused) {
