@@ -43,9 +43,49 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# buf, pinned, installed into the repo-local tools/node_modules (ignored by git).
+# npm tooling, pinned, installed into the repo-local tools/node_modules (ignored by git):
+# buf (the proto linter) and, for //k8s:manifests_test, the Kubernetes and prometheus-operator
+# JSON schemas (kubernetes-models 4.x: runs on Debian 12's Node.js 18; 5.x needs Node 22) and a
+# YAML parser.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-if [ ! -x "$here/node_modules/.bin/buf" ]; then
-  echo "install_deps: installing @bufbuild/buf from npm" >&2
-  (cd "$here" && npm install --no-audit --no-fund --silent --prefix "$here" @bufbuild/buf@1.47.2 >/dev/null)
+NPM_PACKAGES=(
+  @bufbuild/buf@1.47.2
+  kubernetes-models@4.5.1
+  @kubernetes-models/prometheus-operator@4.4.4
+  js-yaml@4.1.0
+)
+npm_missing=()
+for spec in "${NPM_PACKAGES[@]}"; do
+  name="${spec%@*}"
+  want="${spec##*@}"
+  manifest="$here/node_modules/$name/package.json"
+  have="$(node -p "require(process.argv[1]).version" "$manifest" 2>/dev/null || true)"
+  [ "$have" = "$want" ] || npm_missing+=("$spec")
+done
+if [ ! -x "$here/node_modules/.bin/buf" ] && [ "${#npm_missing[@]}" -eq 0 ]; then
+  npm_missing+=(@bufbuild/buf@1.47.2)
+fi
+if [ "${#npm_missing[@]}" -gt 0 ]; then
+  echo "install_deps: installing ${npm_missing[*]} from npm" >&2
+  # All of them in one call, so that package.json lists every package and none is pruned.
+  (cd "$here" && npm install --no-audit --no-fund --silent --save-exact --prefix "$here" "${NPM_PACKAGES[@]}" >/dev/null)
+fi
+
+# Debian 12's kubectl (1.20, with kustomize v2.0.3) is what renders k8s/ on a machine that got
+# kubectl from Debian. Where another kubectl is on PATH (a cloud SDK's, which Debian's package
+# would conflict with), //k8s:manifests_test also renders with Debian's, unpacked (not installed)
+# here, so the manifests keep working with both kustomize versions.
+LEGACY_KUBECTL_DIR=/usr/local/lib/clink-gateway/kubernetes-client
+kubectl_version="$(kubectl version --client 2>/dev/null || true)"
+if [[ "$kubectl_version" != *'"v1.20.'* ]] && [ ! -x "$LEGACY_KUBECTL_DIR/usr/bin/kubectl" ]; then
+  echo "install_deps: unpacking Debian's kubernetes-client (kubectl 1.20) into $LEGACY_KUBECTL_DIR" >&2
+  download="$(mktemp -d)"
+  chmod 0755 "$download"
+  if ! (cd "$download" && $SUDO apt-get download -qq kubernetes-client >/dev/null 2>&1); then
+    $SUDO apt-get update -qq
+    (cd "$download" && $SUDO apt-get download -qq kubernetes-client >/dev/null)
+  fi
+  $SUDO mkdir -p "$LEGACY_KUBECTL_DIR"
+  $SUDO dpkg-deb -x "$download"/kubernetes-client_*.deb "$LEGACY_KUBECTL_DIR"
+  $SUDO rm -rf "$download"
 fi

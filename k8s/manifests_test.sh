@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Renders the kustomize targets under k8s/ and validates them offline (see k8s/validate.js):
+#   1. `kubectl kustomize` of base/ and overlays/* with the kubectl on PATH, and with Debian 12's
+#      kubectl 1.20 (kustomize v2.0.3) as well when the one on PATH is another version
+#      (tools/install_deps.sh unpacks it); both must succeed and produce the same objects.
+#      Any other kustomization under k8s/ (e.g. monitoring/) is rendered and schema-checked.
+#   2. validate.js: schemas (kubernetes-models), unknown fields, the policy rules, and a self-test
+#      that breaks the manifests once per rule and expects the rule to fail.
+#   3. Each environment's container args, $(VARS) resolved from its ConfigMap, go through the real
+#      gateway's flag parsing: every value must parse (it stops at the empty key file we pass,
+#      before listening on anything).
+# Usage (from Bazel): manifests_test.sh <path to clink_gateway>
+set -euo pipefail
+
+gateway="$(readlink -f "$1")"
+# Unsandboxed: follow a runfile's symlink back to the real checkout.
+workspace="$(dirname "$(dirname "$(readlink -f k8s/validate.js)")")"
+work="${TEST_TMPDIR:-$(mktemp -d)}/manifests"
+rm -rf "$work" && mkdir -p "$work"
+
+node="$(command -v node || echo /usr/bin/node)"
+for module in kubernetes-models @kubernetes-models/prometheus-operator js-yaml; do
+  if [ ! -f "$workspace/tools/node_modules/$module/package.json" ]; then
+    echo "npm package $module is not installed in tools/node_modules: run tools/install_deps.sh" >&2
+    exit 1
+  fi
+done
+
+kubectls=()
+if command -v kubectl >/dev/null 2>&1; then kubectls+=("$(command -v kubectl)"); fi
+legacy_kubectl="${CLINK_LEGACY_KUBECTL:-/usr/local/lib/clink-gateway/kubernetes-client/usr/bin/kubectl}"
+version_of() { "$1" version --client 2>/dev/null | grep -oE 'v1\.[0-9]+\.[0-9]+' | head -n1 || true; }
+primary_version=""
+if [ "${#kubectls[@]}" -gt 0 ]; then primary_version="$(version_of "${kubectls[0]}")"; fi
+case "$primary_version" in
+  v1.20.*) ;;  # Debian's own kubectl: kustomize v2.0.3 is the one on PATH.
+  *)
+    if [ ! -x "$legacy_kubectl" ]; then
+      echo "Debian's kubectl 1.20 (kustomize v2.0.3) is missing at $legacy_kubectl: run tools/install_deps.sh" >&2
+      exit 1
+    fi
+    kubectls+=("$legacy_kubectl")
+    ;;
+esac
+if [ "${#kubectls[@]}" -eq 0 ]; then
+  echo "no kubectl: run tools/install_deps.sh" >&2
+  exit 1
+fi
+
+# Targets: base and every overlay get the policy; any other kustomization is schema-checked only.
+declare -a policy_targets=() other_targets=()
+declare -A target_dir=()
+target_dir[base]="$workspace/k8s/base"
+policy_targets+=(base)
+for dir in "$workspace"/k8s/overlays/*/; do
+  name="$(basename "$dir")"
+  target_dir[$name]="${dir%/}"
+  policy_targets+=("$name")
+done
+while IFS= read -r file; do
+  dir="$(dirname "$file")"
+  case "$dir" in
+    "$workspace/k8s/base" | "$workspace/k8s/overlays/"*) continue ;;
+  esac
+  name="$(realpath --relative-to="$workspace/k8s" "$dir" | tr '/' '-')"
+  target_dir[$name]="$dir"
+  other_targets+=("$name")
+done < <(find "$workspace/k8s" -name kustomization.yaml -o -name kustomization.yml -o -name Kustomization | sort)
+
+args=()
+for name in "${policy_targets[@]}" "${other_targets[@]}"; do
+  for i in "${!kubectls[@]}"; do
+    k="${kubectls[$i]}"
+    out="$work/$name.$i.yaml"
+    if ! "$k" kustomize "${target_dir[$name]}" >"$out" 2>"$work/$name.$i.err"; then
+      echo "FAIL: $k ($(version_of "$k")) kustomize ${target_dir[$name]}:" >&2
+      cat "$work/$name.$i.err" >&2
+      exit 1
+    fi
+    echo "rendered $name with kubectl $(version_of "$k") ($(grep -c '^kind:' "$out") objects)"
+    if [ "$i" -eq 0 ]; then
+      args+=("$name=$out")
+    else
+      args+=("--legacy=$name=$out")
+    fi
+  done
+done
+for name in "${policy_targets[@]}"; do args+=("--policy=$name"); done
+
+# The flags the binary really has.
+"$gateway" --helpfull >"$work/helpfull.txt" 2>&1 || true
+args+=("--flags=$work/helpfull.txt")
+
+"$node" "$workspace/k8s/validate.js" "${args[@]}" --self-test
+
+# Every environment's flag values through the gateway's own parser.
+: >"$work/empty-key"
+for name in "${policy_targets[@]}"; do
+  mapfile -t flags < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
+    "--print-args=$name" "$name=$work/$name.0.yaml")
+  if [ "${#flags[@]}" -lt 3 ]; then
+    echo "FAIL: no container args for $name" >&2
+    exit 1
+  fi
+  set +e
+  timeout 10 "$gateway" "${flags[@]}" --api_key_file="$work/empty-key" >"$work/$name.out" 2>"$work/$name.flags.err"
+  rc=$?
+  set -e
+  if [ "$rc" -ne 2 ] || ! grep -q "api_key_file $work/empty-key is empty" "$work/$name.flags.err"; then
+    echo "FAIL: clink_gateway rejected $name's flags (exit $rc):" >&2
+    cat "$work/$name.flags.err" >&2
+    printf '  %s\n' "${flags[@]}" >&2
+    exit 1
+  fi
+  echo "flags of $name: ${#flags[@]} accepted by clink_gateway's parser"
+done
+echo "manifests: ok"

@@ -1,0 +1,968 @@
+#!/usr/bin/env node
+// Validates rendered Kubernetes manifests (the output of `kubectl kustomize`) offline:
+//
+//  1. Schemas. Every object is checked against its Kubernetes or prometheus-operator JSON schema
+//     with the npm `kubernetes-models` family (tools/install_deps.sh installs it in
+//     tools/node_modules). An apiVersion/kind the models do not know is an error, and so is a field
+//     the schema does not know (a typo such as `readinesProbe` would otherwise pass: the generated
+//     validators do not reject unknown properties, so the fields each validator reads are
+//     recorded and the rest reported).
+//  2. Policy, for the targets that deploy the gateway (`--policy`): what the schemas cannot
+//     express (security context, probes, drain arithmetic, Secret handling, flags the binary
+//     really has, network policy, cross-references between objects, per-environment settings).
+//     Every rule is listed in RULES; `--self-test` breaks the manifests once per rule and checks
+//     that the rule notices.
+//
+// Usage:
+//   node k8s/validate.js [--flags=FILE] [--legacy=NAME=FILE ...] [--policy=NAME ...]
+//                        [--self-test] [--print-args=NAME] NAME=FILE ...
+//   NAME=FILE      a rendered target (e.g. prod=/tmp/prod.yaml); NAME picks the per-environment
+//                  expectations (base, uat, prod).
+//   --flags=FILE   the output of `clink_gateway --helpfull`: the flags the container may pass.
+//   --policy=NAME  apply the policy rules to target NAME (default: base, uat and prod if given).
+//   --legacy=NAME=FILE  the same target rendered by another kustomize (kubectl 1.20's v2.0.3):
+//                  must hold the same objects (generated names' hash suffixes aside).
+//   --print-args=NAME   print the container's args for NAME with $(VARS) resolved, one per line.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { createRequire } = require('module');
+
+const toolsRequire = createRequire(
+  path.join(process.env.CLINK_TOOLS_DIR || path.resolve(__dirname, '..', 'tools'), 'noop.js'));
+const yaml = toolsRequire('js-yaml');
+
+// ---------------------------------------------------------------------------------------------
+// Constants of the deployment, shared with the manifests and the Dockerfile.
+
+const GATEWAY = 'clink-gateway';
+const GRPC_PORT = 50051;
+const DEFAULT_METRICS_PORT = 9464; // --metrics_listen's default, 0.0.0.0:9464
+const DEFAULT_DRAIN_SECONDS = 20; // --drain_timeout's default
+const EXIT_GRACE_SECONDS = 2; // the gateway exits within drain + 2 s
+const SANDBOX_URL = 'https://uat-api.clinkbill.com/api';
+const PRODUCTION_URL = 'https://api.clinkbill.com/api';
+const CLIENT_NAMESPACE_LABEL = ['clink-gateway/client', 'true'];
+const MONITORING_NAMESPACE = 'monitoring';
+// Binaries a preStop exec may run: coreutils is Essential in Debian, so in the runtime image.
+const RUNTIME_IMAGE_BINARIES = new Set(['/bin/sleep', '/usr/bin/sleep']);
+// Egress the gateway needs: DNS, Clink over HTTPS, Redis for shared idempotency keys.
+const ALLOWED_EGRESS = new Set(['53/UDP', '53/TCP', '443/TCP', '6379/TCP']);
+// Per-environment expectations.
+const TARGETS = {
+  base: { baseUrl: SANDBOX_URL },
+  uat: { baseUrl: SANDBOX_URL, namespace: true },
+  prod: { baseUrl: PRODUCTION_URL, namespace: true },
+};
+
+const RULES = {
+  'kind-known': 'every apiVersion/kind has a schema',
+  schema: 'every object validates against its schema',
+  'strict-fields': 'no field the schema does not define',
+  deployment: 'one Deployment clink-gateway with a clink-gateway container',
+  replicas: 'at least 2 replicas',
+  hpa: 'an autoscaling/v2 HorizontalPodAutoscaler on CPU for the Deployment, minReplicas >= 2',
+  pdb: 'a PodDisruptionBudget that keeps a pod up and still lets a drain evict one',
+  'pod-security': 'runAsNonRoot, fixed non-root UID/GID, seccomp RuntimeDefault, no host namespaces, no token',
+  'container-security': 'no privilege escalation, read-only root, all capabilities dropped',
+  resources: 'cpu and memory requests and limits, requests <= limits',
+  probes: 'startup, readiness and liveness probes, all native gRPC on the gRPC port',
+  'liveness-window': 'liveness tolerates a drain (period x failures > drain + 2 s)',
+  prestop: 'a preStop pause with a binary the image has (no shell)',
+  'grace-period': 'terminationGracePeriodSeconds > preStop + drain + 2 s',
+  drain: 'the drain covers the longest upstream call (--drain_timeout >= --max_rpc_timeout)',
+  'secret-mount': 'key files come from Secret volumes mounted as directories, read-only, no subPath',
+  'no-secrets': 'no Secret objects and no secret-looking values in the manifests',
+  flags: 'every container flag is one the gateway binary defines',
+  config: 'every $(VAR) resolves from the ConfigMap; https upstream; no plaintext override',
+  service: 'a ClusterIP Service with ports grpc (appProtocol grpc) and http-metrics',
+  networkpolicy: 'ingress only from client namespaces (gRPC) and monitoring (metrics); egress only 53/443/6379',
+  servicemonitor: 'a ServiceMonitor scraping the Service http-metrics port at /metrics',
+  spread: 'replicas spread over nodes',
+  rollout: 'rolling updates never go below capacity (maxUnavailable 0)',
+  image: 'the image has a tag or digest, not latest',
+  namespace: 'an overlay puts every object in one namespace',
+  environment: 'the environment talks to its Clink (sandbox or production)',
+  redis: 'with production money, idempotency keys are in Redis and egress to it is allowed',
+  'cross-env': 'production runs more replicas, with more CPU and memory each, than UAT',
+  legacy: 'kustomize v2.0.3 (kubectl 1.20) renders the same objects',
+};
+
+// ---------------------------------------------------------------------------------------------
+// Schema validation.
+
+const MODEL_PACKAGES = ['kubernetes-models', '@kubernetes-models/prometheus-operator'];
+
+function modelFor(apiVersion, kind) {
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string') return null;
+  const groupVersion = apiVersion.includes('/') ? apiVersion : `${apiVersion}`;
+  for (const pkg of MODEL_PACKAGES) {
+    let mod;
+    try {
+      mod = toolsRequire(`${pkg}/${groupVersion}`);
+    } catch (e) {
+      if (e.code !== 'MODULE_NOT_FOUND' && e.code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e;
+      continue;
+    }
+    const Model = mod[kind];
+    if (typeof Model === 'function' && Model.apiVersion === apiVersion && Model.kind === kind) {
+      return Model;
+    }
+  }
+  return null;
+}
+
+// Runs the model's validator over a copy of `obj` whose every object is a Proxy recording the
+// properties the validator reads. A struct-like object (one the validator read at least one
+// property of, without enumerating it as a map) with a key the validator never read has a field
+// the schema does not define. Objects the schema leaves free-form are never read and never
+// reported.
+function unknownFields(Model, obj) {
+  const records = [];
+  function wrap(value, at) {
+    if (Array.isArray(value)) return value.map((v, i) => wrap(v, `${at}[${i}]`));
+    if (value === null || typeof value !== 'object') return value;
+    const target = {};
+    for (const [k, v] of Object.entries(value)) target[k] = wrap(v, at ? `${at}.${k}` : k);
+    const record = { at, keys: Object.keys(value), read: new Set(), enumerated: false };
+    records.push(record);
+    return new Proxy(target, {
+      get(t, key, receiver) {
+        if (typeof key === 'string') record.read.add(key);
+        return Reflect.get(t, key, receiver);
+      },
+      has(t, key) {
+        if (typeof key === 'string') record.read.add(key);
+        return Reflect.has(t, key);
+      },
+      ownKeys(t) {
+        record.enumerated = true;
+        return Reflect.ownKeys(t);
+      },
+    });
+  }
+  try {
+    Model.prototype.validate.call(wrap(obj, ''));
+  } catch (e) {
+    // Schema errors are reported by the plain validation.
+  }
+  const unknown = [];
+  for (const r of records) {
+    if (r.enumerated || r.read.size === 0) continue;
+    for (const k of r.keys) {
+      if (!r.read.has(k)) unknown.push(r.at ? `${r.at}.${k}` : k);
+    }
+  }
+  return unknown;
+}
+
+function validateSchemas(objs, fail) {
+  for (const obj of objs) {
+    const id = describe(obj);
+    const Model = modelFor(obj && obj.apiVersion, obj && obj.kind);
+    if (!Model) {
+      fail('kind-known', `${id}: no schema for apiVersion ${obj && obj.apiVersion} kind ${obj && obj.kind}`);
+      continue;
+    }
+    try {
+      new Model(obj).validate();
+    } catch (e) {
+      const details = (e.errors || []).map((x) => `${x.instancePath || '/'} ${x.message}`).join('; ');
+      fail('schema', `${id}: ${details || e.message}`);
+    }
+    for (const field of unknownFields(Model, obj)) {
+      fail('strict-fields', `${id}: unknown field ${field}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+function describe(obj) {
+  if (!obj || typeof obj !== 'object') return String(obj);
+  const ns = obj.metadata && obj.metadata.namespace ? `${obj.metadata.namespace}/` : '';
+  return `${obj.kind}/${ns}${obj.metadata && obj.metadata.name}`;
+}
+
+function ofKind(objs, kind) {
+  return objs.filter((o) => o && o.kind === kind);
+}
+
+function named(objs, kind, name) {
+  return objs.find((o) => o && o.kind === kind && o.metadata && o.metadata.name === name);
+}
+
+function selectorMatches(selector, labels) {
+  if (!selector) return false;
+  labels = labels || {};
+  const ml = selector.matchLabels || {};
+  const me = selector.matchExpressions || [];
+  if (Object.keys(ml).length === 0 && me.length === 0) return true;
+  for (const [k, v] of Object.entries(ml)) if (labels[k] !== v) return false;
+  for (const e of me) {
+    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+    const values = e.values || [];
+    if (e.operator === 'In' && !(has && values.includes(labels[e.key]))) return false;
+    if (e.operator === 'NotIn' && has && values.includes(labels[e.key])) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+
+// Kubernetes quantities (cpu "250m", "1"; memory "512Mi", "1G") as numbers.
+function quantity(q) {
+  if (typeof q === 'number') return q;
+  const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(String(q));
+  if (!m) return NaN;
+  const units = {
+    '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12,
+    Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4,
+  };
+  return m[2] in units ? parseFloat(m[1]) * units[m[2]] : NaN;
+}
+
+// absl::Duration flag syntax: "20s", "1m30s", "500ms", "0", "inf".
+function durationSeconds(text) {
+  if (text === '0') return 0;
+  if (text === 'inf') return Infinity;
+  const units = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, ns: 1e-9 };
+  const re = /([0-9]*\.?[0-9]+)(ms|us|ns|h|m|s)/gy;
+  let total = 0;
+  let end = 0;
+  let m;
+  while ((m = re.exec(text)) !== null) {
+    total += parseFloat(m[1]) * units[m[2]];
+    end = re.lastIndex;
+  }
+  return end === text.length && end > 0 ? total : NaN;
+}
+
+// Kubernetes' $(VAR) expansion in command/args: $$ escapes, unknown references stay literal.
+function expand(text, env, unresolved) {
+  return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (all, name) => {
+    if (all === '$$') return '$';
+    if (Object.prototype.hasOwnProperty.call(env, name)) return env[name];
+    unresolved.push(name);
+    return all;
+  });
+}
+
+function portOf(address) {
+  const m = /:([0-9]+)$/.exec(address || '');
+  return m ? Number(m[1]) : NaN;
+}
+
+function allStrings(value, visit, at = '') {
+  if (typeof value === 'string') visit(value, at);
+  else if (Array.isArray(value)) value.forEach((v, i) => allStrings(v, visit, `${at}[${i}]`));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      visit(k, `${at}.${k}(key)`);
+      allStrings(v, visit, `${at}.${k}`);
+    }
+  }
+}
+
+const SECRET_PATTERNS = [
+  /\bsk_(live|prod|test)_[A-Za-z0-9]/,
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
+];
+
+// ---------------------------------------------------------------------------------------------
+// Policy for one rendered target. Returns facts other checks (cross-env) use.
+
+function checkPolicy(name, objs, ctx, fail) {
+  const facts = {};
+  const expect = TARGETS[name] || {};
+
+  const deployments = ofKind(objs, 'Deployment').filter((d) => d.metadata.name === GATEWAY);
+  if (deployments.length !== 1) {
+    fail('deployment', `expected exactly one Deployment ${GATEWAY}, found ${deployments.length}`);
+    return facts;
+  }
+  const deploy = deployments[0];
+  const spec = deploy.spec || {};
+  const template = spec.template || {};
+  const pod = template.spec || {};
+  const podLabels = (template.metadata && template.metadata.labels) || {};
+  const containers = pod.containers || [];
+  const c = containers.find((x) => x.name === GATEWAY);
+  if (!c) {
+    fail('deployment', `Deployment ${GATEWAY} has no container named ${GATEWAY}`);
+    return facts;
+  }
+  if (!selectorMatches(spec.selector, podLabels)) {
+    fail('deployment', 'the Deployment selector does not match its pod template labels');
+  }
+
+  // --- Replicas, autoscaler, disruption budget.
+  const replicas = spec.replicas === undefined ? 1 : spec.replicas;
+  if (!(replicas >= 2)) fail('replicas', `Deployment replicas is ${replicas}, must be >= 2`);
+  const hpas = ofKind(objs, 'HorizontalPodAutoscaler').filter(
+    (h) => h.spec && h.spec.scaleTargetRef && h.spec.scaleTargetRef.kind === 'Deployment' &&
+      h.spec.scaleTargetRef.name === GATEWAY);
+  let minReplicas = replicas;
+  if (hpas.length !== 1) {
+    fail('hpa', `expected one HorizontalPodAutoscaler for Deployment ${GATEWAY}, found ${hpas.length}`);
+  } else {
+    const h = hpas[0];
+    minReplicas = h.spec.minReplicas === undefined ? 1 : h.spec.minReplicas;
+    if (h.apiVersion !== 'autoscaling/v2') fail('hpa', `HPA apiVersion is ${h.apiVersion}, want autoscaling/v2`);
+    if (!(minReplicas >= 2)) fail('hpa', `HPA minReplicas ${minReplicas} < 2`);
+    if (!(h.spec.maxReplicas >= minReplicas)) fail('hpa', 'HPA maxReplicas < minReplicas');
+    if (replicas < minReplicas || replicas > h.spec.maxReplicas) {
+      fail('hpa', `Deployment replicas ${replicas} outside the HPA's [${minReplicas}, ${h.spec.maxReplicas}]`);
+    }
+    const cpu = (h.spec.metrics || []).some(
+      (m) => m.type === 'Resource' && m.resource && m.resource.name === 'cpu' &&
+        m.resource.target && m.resource.target.type === 'Utilization' &&
+        m.resource.target.averageUtilization > 0 && m.resource.target.averageUtilization <= 90);
+    if (!cpu) fail('hpa', 'HPA has no CPU Utilization target (1-90%)');
+    facts.minReplicas = minReplicas;
+  }
+  const pdbs = ofKind(objs, 'PodDisruptionBudget').filter((p) => selectorMatches(p.spec && p.spec.selector, podLabels));
+  if (pdbs.length !== 1) {
+    fail('pdb', `expected one PodDisruptionBudget selecting the gateway pods, found ${pdbs.length}`);
+  } else {
+    const p = pdbs[0].spec;
+    const pct = (v) => (typeof v === 'string' && v.endsWith('%') ? Math.ceil((parseFloat(v) / 100) * minReplicas) : v);
+    if (p.minAvailable !== undefined) {
+      const min = pct(p.minAvailable);
+      if (!(min >= 1)) fail('pdb', `PDB minAvailable ${p.minAvailable} protects nothing`);
+      if (!(min < minReplicas)) fail('pdb', `PDB minAvailable ${p.minAvailable} >= minReplicas ${minReplicas}: no pod could ever be evicted`);
+    } else if (p.maxUnavailable !== undefined) {
+      const max = pct(p.maxUnavailable);
+      if (!(max >= 1 && max < minReplicas)) fail('pdb', `PDB maxUnavailable ${p.maxUnavailable} must be >= 1 and < ${minReplicas}`);
+    } else {
+      fail('pdb', 'PDB sets neither minAvailable nor maxUnavailable');
+    }
+  }
+
+  // --- Pod and container security.
+  const psc = pod.securityContext || {};
+  const csc = c.securityContext || {};
+  const runAsUser = csc.runAsUser !== undefined ? csc.runAsUser : psc.runAsUser;
+  const runAsGroup = csc.runAsGroup !== undefined ? csc.runAsGroup : psc.runAsGroup;
+  const runAsNonRoot = csc.runAsNonRoot !== undefined ? csc.runAsNonRoot : psc.runAsNonRoot;
+  if (runAsNonRoot !== true) fail('pod-security', 'runAsNonRoot is not true');
+  if (!(Number.isInteger(runAsUser) && runAsUser > 0)) fail('pod-security', `runAsUser ${runAsUser} is not a fixed non-root UID`);
+  if (!(Number.isInteger(runAsGroup) && runAsGroup > 0)) fail('pod-security', `runAsGroup ${runAsGroup} is not a fixed non-root GID`);
+  const seccomp = (csc.seccompProfile || psc.seccompProfile || {}).type;
+  if (seccomp !== 'RuntimeDefault') fail('pod-security', `seccomp profile is ${seccomp}, want RuntimeDefault`);
+  for (const f of ['hostNetwork', 'hostPID', 'hostIPC']) if (pod[f]) fail('pod-security', `${f} is set`);
+  if (pod.automountServiceAccountToken !== false) fail('pod-security', 'automountServiceAccountToken is not false');
+  facts.runAsUser = runAsUser;
+  facts.runAsGroup = runAsGroup;
+  for (const x of [...containers, ...(pod.initContainers || [])]) {
+    const s = x.securityContext || {};
+    const who = `container ${x.name}`;
+    if (s.allowPrivilegeEscalation !== false) fail('container-security', `${who}: allowPrivilegeEscalation is not false`);
+    if (s.readOnlyRootFilesystem !== true) fail('container-security', `${who}: readOnlyRootFilesystem is not true`);
+    if (s.privileged) fail('container-security', `${who}: privileged`);
+    const caps = s.capabilities || {};
+    if (!(caps.drop || []).includes('ALL')) fail('container-security', `${who}: capabilities.drop lacks ALL`);
+    if ((caps.add || []).length) fail('container-security', `${who}: adds capabilities ${caps.add}`);
+    if (s.runAsUser === 0) fail('container-security', `${who}: runAsUser 0`);
+  }
+
+  // --- Resources.
+  const res = c.resources || {};
+  for (const r of ['cpu', 'memory']) {
+    const req = res.requests && res.requests[r];
+    const lim = res.limits && res.limits[r];
+    if (req === undefined || lim === undefined) {
+      fail('resources', `${r}: request ${req}, limit ${lim}; both are required`);
+    } else if (!(quantity(req) <= quantity(lim))) {
+      fail('resources', `${r}: request ${req} exceeds limit ${lim}`);
+    }
+  }
+  facts.requests = res.requests || {};
+
+  // --- Config: args, env, flags.
+  const env = {};
+  for (const ef of c.envFrom || []) {
+    if (ef.configMapRef) {
+      const cm = named(objs, 'ConfigMap', ef.configMapRef.name);
+      if (!cm) {
+        fail('config', `envFrom ConfigMap ${ef.configMapRef.name} is not in the manifests`);
+        continue;
+      }
+      for (const [k, v] of Object.entries(cm.data || {})) env[(ef.prefix || '') + k] = v;
+    } else if (ef.secretRef) {
+      fail('config', `envFrom Secret ${ef.secretRef.name}: keys must come from files (--*_file flags)`);
+    }
+  }
+  for (const e of c.env || []) {
+    if (e.valueFrom && e.valueFrom.secretKeyRef) {
+      fail('no-secrets', `env ${e.name} comes from a Secret; mount it as a file instead`);
+    }
+    if (e.valueFrom && e.valueFrom.configMapKeyRef) {
+      const cm = named(objs, 'ConfigMap', e.valueFrom.configMapKeyRef.name);
+      const v = cm && cm.data && cm.data[e.valueFrom.configMapKeyRef.key];
+      if (v === undefined) fail('config', `env ${e.name}: ConfigMap key not in the manifests`);
+      else env[e.name] = v;
+    } else if (e.value !== undefined) {
+      env[e.name] = expand(e.value, env, []);
+    }
+    if (e.name === 'CLINK_API_KEY') fail('no-secrets', 'CLINK_API_KEY set in the environment; use --api_key_file');
+  }
+  if (c.command) fail('config', 'command overrides the image ENTRYPOINT; pass flags in args');
+  const flags = {};
+  for (const arg of c.args || []) {
+    const unresolved = [];
+    const resolved = expand(arg, env, unresolved);
+    if (unresolved.length) fail('config', `${arg}: $(${unresolved.join('), $(')}) not defined by env or the ConfigMap`);
+    const m = /^--?([A-Za-z0-9_]+)(?:=(.*))?$/s.exec(resolved);
+    if (!m) {
+      fail('flags', `argument ${arg} is not a --flag=value`);
+      continue;
+    }
+    const [, flag, value] = m;
+    if (ctx.flags && !ctx.flags.has(flag)) fail('flags', `--${flag} is not a flag of clink_gateway`);
+    flags[flag] = value === undefined ? 'true' : value;
+  }
+  facts.args = (c.args || []).map((a) => expand(a, env, []));
+  facts.flags = flags;
+  // Flags left out take the binary's defaults (from --helpfull, else the documented ones).
+  const defaults = ctx.defaults || {};
+  const baseUrl = flags.clink_base_url === undefined ? (defaults.clink_base_url || SANDBOX_URL) : flags.clink_base_url;
+  if (!baseUrl.startsWith('https://')) fail('config', `--clink_base_url ${baseUrl} is not https`);
+  if (flags.allow_plaintext_upstream !== undefined && !/^(false|0|no)$/i.test(flags.allow_plaintext_upstream)) {
+    fail('config', '--allow_plaintext_upstream is for the emulator only');
+  }
+  if (expect.baseUrl && baseUrl !== expect.baseUrl) {
+    fail('environment', `${name} talks to ${baseUrl}, expected ${expect.baseUrl}`);
+  }
+  const flagOr = (f, fallback) => (flags[f] !== undefined ? flags[f] : defaults[f] !== undefined ? defaults[f] : fallback);
+  const grpcListen = flagOr('grpc_listen', `[::]:${GRPC_PORT}`);
+  const metricsListen = flagOr('metrics_listen', `0.0.0.0:${DEFAULT_METRICS_PORT}`);
+  const metricsPort = portOf(metricsListen);
+  if (metricsListen === '') fail('config', '--metrics_listen is empty: the gateway would export no metrics');
+  const drain = durationSeconds(flagOr('drain_timeout', `${DEFAULT_DRAIN_SECONDS}s`));
+  if (!Number.isFinite(drain)) fail('config', `--drain_timeout ${flagOr('drain_timeout')} is not a finite duration`);
+  const maxRpc = durationSeconds(flagOr('max_rpc_timeout', '30s'));
+  if (!(drain >= maxRpc)) {
+    fail('drain', `--drain_timeout ${drain} s < --max_rpc_timeout ${maxRpc} s: a rollout would cut payments still waiting on Clink (UNKNOWN outcomes)`);
+  }
+  if (portOf(grpcListen) !== GRPC_PORT) fail('config', `--grpc_listen ${grpcListen} is not port ${GRPC_PORT}`);
+
+  // --- Container ports.
+  const cports = {};
+  for (const p of c.ports || []) cports[p.name] = p.containerPort;
+  if (cports.grpc !== GRPC_PORT) fail('service', `container port grpc is ${cports.grpc}, want ${GRPC_PORT}`);
+  if (cports['http-metrics'] !== metricsPort) {
+    fail('service', `container port http-metrics is ${cports['http-metrics']}, the gateway serves metrics on ${metricsPort}`);
+  }
+  const resolvePort = (p) => (typeof p === 'string' ? cports[p] : p);
+
+  // --- Probes.
+  for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+    const probe = c[kind];
+    if (!probe) {
+      fail('probes', `${kind} is missing`);
+      continue;
+    }
+    const handlers = ['grpc', 'httpGet', 'tcpSocket', 'exec'].filter((h) => probe[h]);
+    if (handlers.length !== 1 || handlers[0] !== 'grpc') {
+      fail('probes', `${kind} uses ${handlers.join('+') || 'nothing'}, want grpc (grpc.health.v1)`);
+    } else if (probe.grpc.port !== GRPC_PORT) {
+      fail('probes', `${kind} probes port ${probe.grpc.port}, the gateway listens on ${GRPC_PORT}`);
+    }
+  }
+  if (c.livenessProbe) {
+    const window = (c.livenessProbe.periodSeconds || 10) * (c.livenessProbe.failureThreshold || 3);
+    if (!(window > drain + EXIT_GRACE_SECONDS)) {
+      fail('liveness-window', `liveness fails a pod after ${window} s of NOT_SERVING, not more than drain ${drain} s + ${EXIT_GRACE_SECONDS} s: it would kill draining pods`);
+    }
+  }
+
+  // --- Shutdown: preStop and grace period.
+  const preStop = c.lifecycle && c.lifecycle.preStop;
+  let preStopSeconds = NaN;
+  if (!preStop) {
+    fail('prestop', 'no preStop hook');
+  } else if (preStop.exec) {
+    const cmd = preStop.exec.command || [];
+    if (!RUNTIME_IMAGE_BINARIES.has(cmd[0]) || cmd.length !== 2 || !/^[0-9]+$/.test(cmd[1])) {
+      fail('prestop', `preStop exec ${JSON.stringify(cmd)}: want ["/bin/sleep", "<seconds>"] (the image has no shell)`);
+    } else {
+      preStopSeconds = Number(cmd[1]);
+    }
+  } else if (preStop.sleep) {
+    preStopSeconds = preStop.sleep.seconds;
+  } else {
+    fail('prestop', 'preStop is neither an exec sleep nor a sleep action');
+  }
+  if (!(preStopSeconds >= 1)) fail('prestop', `preStop pauses ${preStopSeconds} s`);
+  const grace = pod.terminationGracePeriodSeconds === undefined ? 30 : pod.terminationGracePeriodSeconds;
+  const needed = (preStopSeconds || 0) + drain + EXIT_GRACE_SECONDS;
+  if (!(grace > needed)) {
+    fail('grace-period', `terminationGracePeriodSeconds ${grace} <= preStop ${preStopSeconds} + drain ${drain} + ${EXIT_GRACE_SECONDS}`);
+  }
+  facts.shutdown = { preStopSeconds, drain, grace };
+
+  // --- Secrets as files.
+  const volumes = {};
+  for (const v of pod.volumes || []) volumes[v.name] = v;
+  for (const x of [...containers, ...(pod.initContainers || [])]) {
+    for (const m of x.volumeMounts || []) {
+      if (m.subPath !== undefined || m.subPathExpr !== undefined) {
+        fail('secret-mount', `container ${x.name} mounts ${m.name} with subPath (never updated)`);
+      }
+    }
+  }
+  const secretFile = (flag, required) => {
+    const file = flags[flag];
+    if (file === undefined || file === '') {
+      if (required) fail('secret-mount', `--${flag} is not set`);
+      return;
+    }
+    const mount = (c.volumeMounts || []).find((m) => path.posix.dirname(file) === m.mountPath.replace(/\/$/, ''));
+    if (!mount) {
+      fail('secret-mount', `--${flag}=${file} is not directly inside a mounted directory`);
+      return;
+    }
+    const vol = volumes[mount.name];
+    if (!vol || !vol.secret) {
+      fail('secret-mount', `--${flag}=${file}: volume ${mount.name} is not a Secret`);
+      return;
+    }
+    if (mount.readOnly !== true) fail('secret-mount', `volume ${mount.name} is not mounted readOnly`);
+    const key = path.posix.basename(file);
+    const items = vol.secret.items;
+    if (items && !items.some((i) => i.path === key)) fail('secret-mount', `Secret volume ${mount.name} has no item ${key}`);
+    const mode = vol.secret.defaultMode === undefined ? 0o644 : vol.secret.defaultMode;
+    if (mode & 0o007) fail('secret-mount', `Secret volume ${mount.name} is world-readable (mode ${mode.toString(8)})`);
+    if (!(mode & 0o040) && !(mode & 0o400 && runAsUser === 0)) {
+      fail('secret-mount', `Secret volume ${mount.name} mode ${mode.toString(8)} is not group-readable (the gateway reads it through fsGroup)`);
+    }
+    if (!(psc.fsGroup > 0)) fail('secret-mount', 'no fsGroup: the non-root gateway cannot read the Secret files');
+  };
+  secretFile('api_key_file', true);
+  secretFile('idempotency_redis_password_file', false);
+  secretFile('ca_bundle', false);
+
+  // --- No secret material in the repository.
+  for (const s of ofKind(objs, 'Secret')) {
+    fail('no-secrets', `${describe(s)} is in the manifests: Secrets are created outside the repository`);
+  }
+  for (const o of ofKind(objs, 'ConfigMap')) {
+    for (const [k, v] of Object.entries(o.data || {})) {
+      if (/(PASSWORD|SECRET|TOKEN|API_?KEY)$/i.test(k) && v !== '') {
+        fail('no-secrets', `${describe(o)} key ${k} holds a value: secrets go in Secrets, passed as files`);
+      }
+    }
+  }
+  for (const o of objs) {
+    allStrings(o, (text, at) => {
+      const decoded = [text];
+      if (o.kind === 'Secret' && /^[A-Za-z0-9+/=\s]+$/.test(text)) decoded.push(Buffer.from(text, 'base64').toString('latin1'));
+      for (const t of decoded) {
+        if (SECRET_PATTERNS.some((re) => re.test(t))) fail('no-secrets', `${describe(o)} ${at} holds a secret-looking value`);
+      }
+    });
+  }
+
+  // --- Services.
+  const services = ofKind(objs, 'Service').filter((s) => s.spec && selectorMatches(s.spec.selector, podLabels) && s.spec.selector && Object.keys(s.spec.selector).length);
+  const svc = services.find((s) => s.metadata.name === GATEWAY);
+  if (!svc) fail('service', `no Service ${GATEWAY} selecting the gateway pods`);
+  for (const s of services) {
+    const type = s.spec.type || 'ClusterIP';
+    if (type !== 'ClusterIP') fail('service', `${describe(s)} is ${type}: the unauthenticated gRPC port must stay inside the cluster`);
+    for (const p of s.spec.ports || []) {
+      const target = resolvePort(p.targetPort === undefined ? p.port : p.targetPort);
+      if (p.name === 'grpc') {
+        if (p.appProtocol !== 'grpc') fail('service', `${describe(s)} port grpc lacks appProtocol grpc`);
+        if (target !== GRPC_PORT) fail('service', `${describe(s)} port grpc targets ${p.targetPort}`);
+      } else if (p.name === 'http-metrics') {
+        if (target !== metricsPort) fail('service', `${describe(s)} port http-metrics targets ${p.targetPort}`);
+      } else {
+        fail('service', `${describe(s)} port ${p.name}: ports are named grpc and http-metrics (protocol detection)`);
+      }
+      if (target === undefined) fail('service', `${describe(s)} port ${p.name} targets no container port`);
+    }
+  }
+  if (svc) {
+    const names = (svc.spec.ports || []).map((p) => p.name);
+    if (!names.includes('grpc') || !names.includes('http-metrics')) {
+      fail('service', `Service ${GATEWAY} ports are ${names}, want grpc and http-metrics`);
+    }
+  }
+
+  // --- ServiceMonitor.
+  const monitors = ofKind(objs, 'ServiceMonitor');
+  const sm = monitors.find((m) => svc && selectorMatches(m.spec && m.spec.selector, svc.metadata.labels));
+  if (!sm) {
+    fail('servicemonitor', `no ServiceMonitor selecting Service ${GATEWAY}`);
+  } else {
+    const eps = sm.spec.endpoints || [];
+    const ok = eps.some((e) => e.port === 'http-metrics' && (e.path || '/metrics') === '/metrics');
+    if (!ok) fail('servicemonitor', `${describe(sm)} does not scrape port http-metrics at /metrics`);
+    if (sm.spec.namespaceSelector && !sm.spec.namespaceSelector.any && sm.metadata.namespace &&
+        !(sm.spec.namespaceSelector.matchNames || []).includes(sm.metadata.namespace)) {
+      fail('servicemonitor', `${describe(sm)} looks in other namespaces than its own`);
+    }
+  }
+
+  // --- NetworkPolicy.
+  const policies = ofKind(objs, 'NetworkPolicy').filter((p) => selectorMatches(p.spec && p.spec.podSelector, podLabels));
+  const types = new Set(policies.flatMap((p) => p.spec.policyTypes || ['Ingress']));
+  if (!types.has('Ingress') || !types.has('Egress')) {
+    fail('networkpolicy', `the gateway pods are not isolated for ${['Ingress', 'Egress'].filter((t) => !types.has(t))}`);
+  }
+  const egressPorts = new Set();
+  const peerIs = (peer, key, value) => {
+    const ns = peer.namespaceSelector;
+    return ns && !peer.ipBlock && ns.matchLabels && ns.matchLabels[key] === value;
+  };
+  for (const p of policies) {
+    for (const rule of p.spec.ingress || []) {
+      const ports = rule.ports || [];
+      const from = rule.from || [];
+      if (!ports.length || !from.length) {
+        fail('networkpolicy', `${describe(p)}: an ingress rule without ports or without from allows everything`);
+        continue;
+      }
+      for (const port of ports) {
+        const n = resolvePort(port.port);
+        const peers = n === GRPC_PORT ? from.every((f) => peerIs(f, ...CLIENT_NAMESPACE_LABEL))
+          : n === metricsPort ? from.every((f) => peerIs(f, 'kubernetes.io/metadata.name', MONITORING_NAMESPACE))
+            : false;
+        if (!peers) {
+          fail('networkpolicy', `${describe(p)}: ingress to port ${port.port} from ${JSON.stringify(from)}; gRPC only from namespaces labelled ${CLIENT_NAMESPACE_LABEL.join('=')}, metrics only from ${MONITORING_NAMESPACE}`);
+        }
+      }
+    }
+    for (const rule of p.spec.egress || []) {
+      const ports = rule.ports || [];
+      if (!ports.length) {
+        fail('networkpolicy', `${describe(p)}: an egress rule without ports allows every port`);
+        continue;
+      }
+      for (const port of ports) {
+        const key = `${port.port}/${port.protocol || 'TCP'}`;
+        if (!ALLOWED_EGRESS.has(key) || port.endPort !== undefined) {
+          fail('networkpolicy', `${describe(p)}: egress to ${key}${port.endPort ? `-${port.endPort}` : ''}; only DNS (53), HTTPS (443) and Redis (6379)`);
+        }
+        egressPorts.add(key);
+        if (port.port === 6379) {
+          const to = rule.to || [];
+          if (!to.length || to.some((t) => t.ipBlock && /\/0$/.test(t.ipBlock.cidr))) {
+            fail('networkpolicy', `${describe(p)}: Redis egress must name the Redis (selector or its address), not everything`);
+          }
+        }
+      }
+    }
+  }
+  for (const k of ['53/UDP', '53/TCP', '443/TCP']) {
+    if (!egressPorts.has(k)) fail('networkpolicy', `no egress to ${k}`);
+  }
+
+  // --- Spread, rollout, image.
+  const spreads = (pod.topologySpreadConstraints || []).some(
+    (t) => t.topologyKey === 'kubernetes.io/hostname' && t.whenUnsatisfiable === 'DoNotSchedule' &&
+      t.maxSkew === 1 && selectorMatches(t.labelSelector, podLabels));
+  const anti = ((((pod.affinity || {}).podAntiAffinity || {}).requiredDuringSchedulingIgnoredDuringExecution) || []).some(
+    (t) => t.topologyKey === 'kubernetes.io/hostname' && selectorMatches(t.labelSelector, podLabels));
+  if (!spreads && !anti) fail('spread', 'no hard spread of the replicas over nodes (kubernetes.io/hostname)');
+  const strategy = spec.strategy || {};
+  const ru = strategy.rollingUpdate || {};
+  if (strategy.type === 'Recreate' || !(ru.maxUnavailable === 0 || ru.maxUnavailable === '0%')) {
+    fail('rollout', `rolling update maxUnavailable is ${ru.maxUnavailable}, want 0`);
+  }
+  const image = c.image || '';
+  const tagged = /@sha256:[0-9a-f]{64}$/.test(image) || /:[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(image.split('/').pop());
+  if (!tagged || /:latest$/.test(image)) fail('image', `image ${image} has no fixed tag or digest`);
+
+  // --- Namespace.
+  if (expect.namespace) {
+    const namespaces = new Set(objs.map((o) => o.metadata && o.metadata.namespace));
+    if (namespaces.size !== 1 || namespaces.has(undefined) || namespaces.has('')) {
+      fail('namespace', `objects are in namespaces ${[...namespaces]}; an overlay sets one`);
+    }
+  }
+
+  // --- Production money needs a shared idempotency store.
+  const redis = flags.idempotency_redis || '';
+  facts.redis = redis;
+  if (baseUrl === PRODUCTION_URL && redis === '') {
+    fail('redis', 'production with the in-memory idempotency store: replicas do not share keys (double charges on retries)');
+  }
+  if (redis && !redis.startsWith('unix:')) {
+    const port = portOf(redis);
+    if (!egressPorts.has(`${port}/TCP`)) fail('redis', `no egress allowed to Redis port ${port}`);
+  }
+  return facts;
+}
+
+function checkCrossEnv(facts, fail) {
+  const uat = facts.uat;
+  const prod = facts.prod;
+  if (!uat || !prod || !uat.requests || !prod.requests) return;
+  if (!(prod.minReplicas > uat.minReplicas)) {
+    fail('cross-env', `prod minReplicas ${prod.minReplicas} is not above uat's ${uat.minReplicas}`);
+  }
+  for (const r of ['cpu', 'memory']) {
+    if (!(quantity(prod.requests[r]) > quantity(uat.requests[r]))) {
+      fail('cross-env', `prod requests ${r} ${prod.requests[r]}, not above uat's ${uat.requests[r]}`);
+    }
+  }
+}
+
+// The same objects, whatever the kustomize: keyed by kind/namespace/name with generated names'
+// hash suffixes removed (the two versions hash differently), empty metadata maps dropped.
+function normalize(objs) {
+  const out = {};
+  const strip = (s) => (typeof s === 'string' ? s.replace(/-[a-z0-9]{10}$/, '-<hash>') : s);
+  const clean = (v) => {
+    if (Array.isArray(v)) return v.map(clean);
+    if (v && typeof v === 'object') {
+      const r = {};
+      for (const k of Object.keys(v).sort()) {
+        const x = clean(v[k]);
+        if ((k === 'annotations' || k === 'labels') && x && typeof x === 'object' && !Object.keys(x).length) continue;
+        r[k] = x;
+      }
+      return r;
+    }
+    return v;
+  };
+  for (const o of objs) {
+    const copy = clean(o);
+    if (o.kind === 'ConfigMap') copy.metadata.name = strip(copy.metadata.name);
+    const text = JSON.stringify(copy).replace(/("name":")(clink-gateway-config)-[a-z0-9]{10}"/g, '$1$2-<hash>"');
+    out[`${o.kind}/${(o.metadata && o.metadata.namespace) || ''}/${copy.metadata.name}`] = text;
+  }
+  return out;
+}
+
+function checkLegacy(name, objs, legacyObjs, fail) {
+  const a = normalize(objs);
+  const b = normalize(legacyObjs);
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (!(k in a)) fail('legacy', `${name}: only the legacy kustomize renders ${k}`);
+    else if (!(k in b)) fail('legacy', `${name}: the legacy kustomize does not render ${k}`);
+    else if (a[k] !== b[k]) fail('legacy', `${name}: ${k} differs between the two kustomize versions`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running everything.
+
+function loadAll(file) {
+  return yaml.loadAll(fs.readFileSync(file, 'utf8')).filter((o) => o !== null && o !== undefined);
+}
+
+function runAll(targets, opts) {
+  const failures = [];
+  const facts = {};
+  for (const [name, objs] of Object.entries(targets)) {
+    const fail = (rule, message) => {
+      if (!RULES[rule]) throw new Error(`unknown rule ${rule}`);
+      failures.push({ target: name, rule, message });
+    };
+    validateSchemas(objs, fail);
+    if (opts.policy.includes(name)) facts[name] = checkPolicy(name, objs, opts, fail);
+    if (opts.legacy && opts.legacy[name]) checkLegacy(name, objs, opts.legacy[name], fail);
+  }
+  checkCrossEnv(facts, (rule, message) => failures.push({ target: 'uat+prod', rule, message }));
+  return { failures, facts };
+}
+
+// Each mutation breaks one thing; the rule named must notice it. Run on a copy of each target.
+const MUTATIONS = [
+  ['kind-known', 'prod', (o) => o.push({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'x' } })],
+  ['schema', 'prod', (o) => { dep(o).spec.template.spec.containers[0].ports[0].containerPort = 'fifty'; }],
+  ['strict-fields', 'prod', (o) => { const c = ctr(o); c.readinesProbe = c.readinessProbe; delete c.readinessProbe; }],
+  ['strict-fields', 'uat', (o) => { dep(o).spec.template.spec.securityContext.runAsNonroot = true; }],
+  ['deployment', 'prod', (o) => { o.splice(o.indexOf(dep(o)), 1); }],
+  ['replicas', 'uat', (o) => { dep(o).spec.replicas = 1; }],
+  ['hpa', 'uat', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 1; }],
+  ['hpa', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.scaleTargetRef.name = 'other'; }],
+  ['pdb', 'prod', (o) => { kind(o, 'PodDisruptionBudget').spec.minAvailable = 3; }],
+  ['pdb', 'uat', (o) => { kind(o, 'PodDisruptionBudget').spec.selector.matchLabels = { app: 'other' }; }],
+  ['pod-security', 'prod', (o) => { delete dep(o).spec.template.spec.securityContext.runAsNonRoot; delete ctr(o).securityContext.runAsNonRoot; }],
+  ['pod-security', 'uat', (o) => { dep(o).spec.template.spec.securityContext.runAsUser = 0; }],
+  ['pod-security', 'prod', (o) => { delete dep(o).spec.template.spec.securityContext.seccompProfile; delete ctr(o).securityContext.seccompProfile; }],
+  ['pod-security', 'uat', (o) => { delete dep(o).spec.template.spec.automountServiceAccountToken; }],
+  ['container-security', 'prod', (o) => { ctr(o).securityContext.allowPrivilegeEscalation = true; }],
+  ['container-security', 'uat', (o) => { ctr(o).securityContext.readOnlyRootFilesystem = false; }],
+  ['container-security', 'prod', (o) => { ctr(o).securityContext.capabilities = { drop: ['NET_RAW'] }; }],
+  ['resources', 'prod', (o) => { delete ctr(o).resources.limits; }],
+  ['resources', 'uat', (o) => { ctr(o).resources.requests.memory = '2Gi'; }],
+  ['probes', 'prod', (o) => { delete ctr(o).startupProbe; }],
+  ['probes', 'uat', (o) => { ctr(o).readinessProbe = { tcpSocket: { port: 50051 } }; }],
+  ['probes', 'prod', (o) => { ctr(o).livenessProbe.grpc.port = 9464; }],
+  ['liveness-window', 'prod', (o) => { ctr(o).livenessProbe.failureThreshold = 1; }],
+  ['prestop', 'prod', (o) => { delete ctr(o).lifecycle; }],
+  ['prestop', 'uat', (o) => { ctr(o).lifecycle.preStop.exec.command = ['sh', '-c', 'sleep 5']; }],
+  ['grace-period', 'prod', (o) => { dep(o).spec.template.spec.terminationGracePeriodSeconds = 37; }],
+  ['grace-period', 'uat', (o) => { cm(o).data.DRAIN_TIMEOUT = '60s'; }],
+  ['drain', 'prod', (o) => { cm(o).data.DRAIN_TIMEOUT = '20s'; }],
+  ['secret-mount', 'prod', (o) => { const m = ctr(o).volumeMounts.find((x) => x.name === 'api-key'); m.mountPath = '/var/run/secrets/clink/api-key'; m.subPath = 'api-key'; }],
+  ['secret-mount', 'uat', (o) => { ctr(o).args = ctr(o).args.map((a) => a.replace('/var/run/secrets/clink/', '/etc/')); }],
+  ['secret-mount', 'prod', (o) => { dep(o).spec.template.spec.volumes.find((v) => v.name === 'redis-auth').emptyDir = {}; delete dep(o).spec.template.spec.volumes.find((v) => v.name === 'redis-auth').secret; }],
+  ['secret-mount', 'uat', (o) => { dep(o).spec.template.spec.volumes.find((v) => v.name === 'api-key').secret.defaultMode = 0o644; }],
+  ['no-secrets', 'prod', (o) => o.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'clink-gateway-api-key' }, stringData: { 'api-key': 'REPLACE_ME' } })],
+  ['no-secrets', 'uat', (o) => { cm(o).data.NOTE = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'; }],
+  ['no-secrets', 'prod', (o) => { cm(o).data.REDIS_PASSWORD = 'hunter2'; }],
+  ['no-secrets', 'prod', (o) => { ctr(o).env = [{ name: 'CLINK_API_KEY', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }]; }],
+  ['flags', 'prod', (o) => { ctr(o).args.push('--max_upstream_conections=8'); }],
+  ['config', 'uat', (o) => { delete cm(o).data.LOG_LEVEL; }],
+  ['config', 'prod', (o) => { ctr(o).args.push('--allow_plaintext_upstream=true'); }],
+  ['config', 'uat', (o) => { ctr(o).envFrom[0].configMapRef.name = 'missing'; }],
+  ['service', 'prod', (o) => { svcOf(o).spec.ports[0].name = 'api'; }],
+  ['service', 'uat', (o) => { delete svcOf(o).spec.ports[0].appProtocol; }],
+  ['service', 'prod', (o) => { svcOf(o).spec.type = 'LoadBalancer'; }],
+  ['service', 'uat', (o) => { svcOf(o).spec.ports = svcOf(o).spec.ports.filter((p) => p.name !== 'http-metrics'); }],
+  ['service', 'prod', (o) => { ctr(o).args.push('--metrics_listen=0.0.0.0:9100'); }],
+  ['cross-env', 'prod', (o) => { ctr(o).resources.requests.memory = '256Mi'; }],
+  ['networkpolicy', 'prod', (o) => { np(o).spec.ingress[0].from = [{ namespaceSelector: {} }]; }],
+  ['networkpolicy', 'uat', (o) => { np(o).spec.egress.push({ ports: [{ port: 5432, protocol: 'TCP' }] }); }],
+  ['networkpolicy', 'prod', (o) => { np(o).spec.egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }); }],
+  ['networkpolicy', 'uat', (o) => { np(o).spec.policyTypes = ['Ingress']; }],
+  ['networkpolicy', 'prod', (o) => { np(o).spec.ingress[1].from = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'default' } } }]; }],
+  ['servicemonitor', 'prod', (o) => { kind(o, 'ServiceMonitor').spec.endpoints[0].port = 'metrics'; }],
+  ['servicemonitor', 'uat', (o) => { kind(o, 'ServiceMonitor').spec.selector.matchLabels = { app: 'x' }; }],
+  ['spread', 'prod', (o) => { delete dep(o).spec.template.spec.topologySpreadConstraints; }],
+  ['rollout', 'prod', (o) => { dep(o).spec.strategy.rollingUpdate.maxUnavailable = 1; }],
+  ['image', 'uat', (o) => { ctr(o).image = 'registry.example.com/payments/clink-gateway:latest'; }],
+  ['namespace', 'prod', (o) => { delete kind(o, 'ServiceMonitor').metadata.namespace; }],
+  ['environment', 'uat', (o) => { cm(o).data.CLINK_BASE_URL = PRODUCTION_URL; }],
+  ['redis', 'prod', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
+  ['redis', 'prod', (o) => { o.splice(o.indexOf(named(o, 'NetworkPolicy', 'clink-gateway-redis')), 1); }],
+  ['cross-env', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 2; dep(o).spec.replicas = 2; kind(o, 'PodDisruptionBudget').spec.minAvailable = 1; }],
+];
+function dep(o) { return named(o, 'Deployment', GATEWAY); }
+function ctr(o) { return dep(o).spec.template.spec.containers.find((c) => c.name === GATEWAY); }
+function kind(o, k) { return o.find((x) => x.kind === k); }
+function cm(o) { return named(o, 'ConfigMap', ctr(o).envFrom[0].configMapRef.name); }
+function svcOf(o) { return named(o, 'Service', GATEWAY); }
+function np(o) { return named(o, 'NetworkPolicy', GATEWAY); }
+
+function selfTest(targets, opts) {
+  let bad = 0;
+  const covered = new Set();
+  for (const [rule, target, mutate] of MUTATIONS) {
+    if (!targets[target]) continue;
+    const copy = JSON.parse(JSON.stringify(targets));
+    mutate(copy[target]);
+    const { failures } = runAll(copy, { ...opts, legacy: null });
+    const hit = failures.filter((f) => f.rule === rule);
+    covered.add(rule);
+    if (hit.length === 0) {
+      bad++;
+      console.log(`SELF-TEST FAIL  ${rule} on ${target}: breaking it went unnoticed (${mutate.toString().slice(0, 120)})`);
+    } else {
+      console.log(`self-test ok    ${rule.padEnd(18)} ${target.padEnd(5)} ${hit[0].message.slice(0, 110)}`);
+    }
+  }
+  // The legacy comparison: a different object must be noticed.
+  if (opts.legacy && Object.keys(opts.legacy).length) {
+    const name = Object.keys(opts.legacy)[0];
+    const legacy = JSON.parse(JSON.stringify(opts.legacy[name]));
+    const d = named(legacy, 'Deployment', GATEWAY);
+    if (d) d.spec.replicas += 1;
+    const failures = [];
+    checkLegacy(name, targets[name], legacy, (rule, message) => failures.push({ rule, message }));
+    if (!failures.some((f) => f.rule === 'legacy')) {
+      bad++;
+      console.log('SELF-TEST FAIL  legacy: a differing legacy render went unnoticed');
+    } else {
+      console.log(`self-test ok    legacy             ${name.padEnd(5)} ${failures[0].message}`);
+    }
+    covered.add('legacy');
+  }
+  for (const rule of Object.keys(RULES)) {
+    if (!covered.has(rule)) {
+      bad++;
+      console.log(`SELF-TEST FAIL  rule ${rule} has no mutation exercising it`);
+    }
+  }
+  return bad;
+}
+
+// `clink_gateway --helpfull`: "    --name (help...); default: VALUE;" entries, help over several
+// lines. Returns {name: default value (unquoted)}.
+function parseHelpfull(text) {
+  const flags = {};
+  const entries = text.split(/^(?=    --[A-Za-z0-9_]+ \()/m);
+  for (const e of entries) {
+    const m = /^    --([A-Za-z0-9_]+) \(/.exec(e);
+    if (!m) continue;
+    const d = /default: ([\s\S]*?);\s*$/.exec(e.replace(/\n\n[\s\S]*$/, ''));
+    let value = d ? d[1].trim() : undefined;
+    if (value && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    flags[m[1]] = value;
+  }
+  return flags;
+}
+
+function main(argv) {
+  const opts = { policy: [], legacy: {}, flags: null };
+  const targets = {};
+  let selfTestRequested = false;
+  let printArgs = null;
+  for (const a of argv) {
+    let m;
+    if ((m = /^--flags=(.+)$/.exec(a))) {
+      const parsed = parseHelpfull(fs.readFileSync(m[1], 'utf8'));
+      opts.flags = new Set(Object.keys(parsed));
+      opts.defaults = parsed;
+      if (opts.flags.size < 5) throw new Error(`${m[1]} does not look like --helpfull output`);
+    } else if ((m = /^--policy=(.+)$/.exec(a))) {
+      opts.policy.push(m[1]);
+    } else if ((m = /^--legacy=([^=]+)=(.+)$/.exec(a))) {
+      opts.legacy[m[1]] = loadAll(m[2]);
+    } else if (a === '--self-test') {
+      selfTestRequested = true;
+    } else if ((m = /^--print-args=(.+)$/.exec(a))) {
+      printArgs = m[1];
+    } else if ((m = /^([^-][^=]*)=(.+)$/.exec(a))) {
+      targets[m[1]] = loadAll(m[2]);
+    } else {
+      throw new Error(`bad argument ${a}`);
+    }
+  }
+  if (!opts.policy.length) opts.policy = ['base', 'uat', 'prod'].filter((t) => targets[t]);
+
+  if (printArgs) {
+    const { facts } = runAll({ [printArgs]: targets[printArgs] }, { ...opts, policy: [printArgs], legacy: null });
+    for (const arg of (facts[printArgs] || {}).args || []) console.log(arg);
+    return 0;
+  }
+
+  const { failures } = runAll(targets, opts);
+  for (const [name, objs] of Object.entries(targets)) {
+    const kinds = {};
+    for (const o of objs) kinds[o.kind] = (kinds[o.kind] || 0) + 1;
+    const mine = failures.filter((f) => f.target === name).length;
+    console.log(`${name}: ${objs.length} objects (${Object.entries(kinds).map(([k, n]) => `${n} ${k}`).join(', ')}), ` +
+      `schemas${opts.policy.includes(name) ? ' + policy' : ''}${opts.legacy[name] ? ' + legacy render' : ''}: ${mine ? `${mine} problem(s)` : 'ok'}`);
+  }
+  for (const f of failures) console.log(`FAIL [${f.target}] ${f.rule}: ${f.message}`);
+  let bad = failures.length;
+  if (selfTestRequested) {
+    if (failures.length) {
+      console.log('self-test skipped: the manifests themselves fail');
+    } else {
+      bad += selfTest(targets, opts);
+    }
+  }
+  return bad ? 1 : 0;
+}
+
+if (require.main === module) {
+  try {
+    process.exitCode = main(process.argv.slice(2));
+  } catch (e) {
+    console.error(`validate.js: ${e.stack || e}`);
+    process.exitCode = 2;
+  }
+}
+
+module.exports = { RULES, durationSeconds, quantity, selectorMatches, expand };
