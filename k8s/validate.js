@@ -602,6 +602,13 @@ function checkPolicy(name, objs, ctx, fail) {
     const eps = sm.spec.endpoints || [];
     const ok = eps.some((e) => e.port === 'http-metrics' && (e.path || '/metrics') === '/metrics');
     if (!ok) fail('servicemonitor', `${describe(sm)} does not scrape port http-metrics at /metrics`);
+    // The gateway labels its upstream series `endpoint`; the operator's own `endpoint` target label
+    // must be dropped or Prometheus renames the gateway's to `exported_endpoint`.
+    const dropsEndpoint = eps.every((e) => (e.relabelings || []).some(
+        (r) => r.action === 'labeldrop' && new RegExp(`^(?:${r.regex})$`).test('endpoint')));
+    if (!dropsEndpoint) {
+      fail('servicemonitor', `${describe(sm)} keeps the operator's endpoint label, which shadows the gateway's`);
+    }
     if (sm.spec.namespaceSelector && !sm.spec.namespaceSelector.any && sm.metadata.namespace &&
         !(sm.spec.namespaceSelector.matchNames || []).includes(sm.metadata.namespace)) {
       fail('servicemonitor', `${describe(sm)} looks in other namespaces than its own`);
@@ -828,6 +835,7 @@ const MUTATIONS = [
   ['networkpolicy', 'prod', (o) => { np(o).spec.ingress[1].from = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'default' } } }]; }],
   ['servicemonitor', 'prod', (o) => { kind(o, 'ServiceMonitor').spec.endpoints[0].port = 'metrics'; }],
   ['servicemonitor', 'uat', (o) => { kind(o, 'ServiceMonitor').spec.selector.matchLabels = { app: 'x' }; }],
+  ['servicemonitor', 'uat', (o) => { delete kind(o, 'ServiceMonitor').spec.endpoints[0].relabelings; }],
   ['spread', 'prod', (o) => { delete dep(o).spec.template.spec.topologySpreadConstraints; }],
   ['rollout', 'prod', (o) => { dep(o).spec.strategy.rollingUpdate.maxUnavailable = 1; }],
   ['image', 'uat', (o) => { ctr(o).image = 'registry.example.com/payments/clink-gateway:latest'; }],
