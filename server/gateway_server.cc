@@ -158,10 +158,6 @@ int GatewayServer::port() const { return c_->port; }
 
 int GatewayServer::metrics_port() const { return c_->metrics_port; }
 
-std::string GatewayServer::MetricsText() const {
-  return c_->metrics->ExpositionText();
-}
-
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     GatewayOptions options) {
   GATEWAY_RETURN_IF_ERROR(ValidateOptions(options));

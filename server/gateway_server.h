@@ -87,9 +87,6 @@ class GatewayServer {
   int port() const;
   // The bound metrics port, or 0 when GatewayOptions::metrics_listen is empty.
   int metrics_port() const;
-  // The metrics in the text exposition format, as /metrics serves them
-  // (without the HTTP server's own series).
-  std::string MetricsText() const;
 
   // Graceful stop: health goes NOT_SERVING and new RPCs are refused; in-flight
   // RPCs get up to `drain` to finish. Then the Clink transport is shut down, so
