@@ -9,6 +9,7 @@ tools/install_deps.sh
 bazel build //server:clink_gateway //tests/emulator:clink_emulator_server //tools:clink_cli
 
 grpc_port="${GRPC_PORT:-50051}"
+metrics_port="${METRICS_PORT:-9464}"
 work="$(mktemp -d)"
 key="sk_test_local_emulator_key"
 printf '%s\n' "$key" > "$work/api-key"
@@ -28,7 +29,7 @@ emulator_port="$(cat "$work/emulator.port")"
 
 bazel-bin/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
   --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
-  --api_key_file="$work/api-key" &
+  --api_key_file="$work/api-key" --metrics_listen="127.0.0.1:$metrics_port" &
 pids+=($!)
 
 cli=bazel-bin/tools/clink_cli
@@ -39,13 +40,20 @@ for _ in $(seq 100); do
 done
 
 echo
-echo "== A real call through the gateway: PaymentService.CreatePayment"
-(set -x; "$cli" --target="localhost:$grpc_port" PaymentService.CreatePayment \
-  '{"customer_id":"cus_emu_test","payment_instrument_id":"pi_emu_card_visa",
-    "payment_method_type":"PAYMENT_METHOD_TYPE_CARD","amount":"19.99","currency":"USD",
-    "return_url":"https://shop.example/return","merchant_reference_id":"demo-1"}')
+echo "== A real call through the gateway: PaymentService.CreatePayment, with an idempotency key"
+payment='{"customer_id":"cus_emu_test","payment_instrument_id":"pi_emu_card_visa",
+  "payment_method_type":"PAYMENT_METHOD_TYPE_CARD","amount":"19.99","currency":"USD",
+  "return_url":"https://shop.example/return","merchant_reference_id":"demo-1"}'
+key="demo-$(date +%s)-$$"
+(set -x; "$cli" --target="localhost:$grpc_port" --metadata="idempotency-key=$key" \
+  PaymentService.CreatePayment "$payment")
+echo
+echo "== The same call retried with the same key: the first result again, Clink is not called twice"
+(set -x; "$cli" --target="localhost:$grpc_port" --metadata="idempotency-key=$key" \
+  PaymentService.CreatePayment "$payment")
 echo
 echo "Gateway: localhost:$grpc_port (gRPC, plaintext)   Emulator: https://127.0.0.1:$emulator_port/api"
+echo "Metrics: http://127.0.0.1:$metrics_port/metrics"
 echo "Try:  $cli --target=localhost:$grpc_port --list"
 echo "Ctrl-C stops both."
 wait
