@@ -199,6 +199,8 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
        {"idempotency_key", keyed ? "present" : "absent"},
        {"replayed", result.replayed ? "true" : "false"},
        {"request_id", request_id},
+       // One merchant (one key) per gateway until x-clink-merchant exists.
+       {"merchant", "default"},
        {"key_fingerprint", key_fingerprint}});
 }
 
