@@ -190,6 +190,8 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   outcome.idempotent_upstream = rest.idempotent_upstream;
   outcome.transport_status = result.status;
   outcome.delivery = result.delivery;
+  outcome.failure = result.failure;
+  outcome.egress_reason = result.egress_reason;
   // This attempt never left, but an earlier one may have: the call as a whole
   // is not "not sent".
   if (state->maybe_sent && outcome.delivery == http::Delivery::kNotSent) {

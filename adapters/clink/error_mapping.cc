@@ -42,6 +42,17 @@ Verdict Unknown(const UpstreamOutcome& o, absl::StatusCode read_code,
 
 Verdict FromTransport(const UpstreamOutcome& o) {
   const absl::StatusCode code = o.transport_status.code();
+  if (o.failure == http::FailureKind::kEgressDenied) {
+    if (o.delivery == http::Delivery::kNotSent) {
+      return {absl::StatusCode::kPermissionDenied, "EGRESS_DENIED", false,
+              Outcome::kNotSent,
+              "nothing was sent to Clink: the gateway's egress policy refused "
+              "the address; retrying will not help"};
+    }
+    // An earlier attempt may have reached Clink.
+    return Unknown(o, absl::StatusCode::kPermissionDenied, "EGRESS_DENIED",
+                   false);
+  }
   if (o.delivery == http::Delivery::kNotSent) {
     if (code == absl::StatusCode::kDeadlineExceeded) {
       return {code, "DEADLINE_BEFORE_SEND", false, Outcome::kNotSent,
@@ -269,6 +280,9 @@ absl::Status MapUpstreamOutcome(const UpstreamOutcome& o) {
   if (o.transport_status.ok())
     metadata["http_status"] = absl::StrCat(o.http_status);
   if (o.idempotent_upstream) metadata["idempotent_upstream"] = "true";
+  if (v.reason == "EGRESS_DENIED" && !o.egress_reason.empty()) {
+    metadata["egress_reason"] = o.egress_reason;
+  }
   AttachErrorInfo(status, info);
   if (v.code == absl::StatusCode::kResourceExhausted) {
     AttachRetryInfo(status, ParseRetryAfter(o.retry_after, o.now));

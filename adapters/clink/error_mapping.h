@@ -23,12 +23,22 @@
 // | 2xx, body unreadable (not JSON, no envelope), POST  | UNKNOWN             | unknown   |
 // | 2xx, code 200, payload missing or amount unreadable | INTERNAL            | committed |
 // | gateway shutting down                               | UNAVAILABLE / UNKNOWN | not_sent / unknown |
+// | egress policy refused the address (3)               | PERMISSION_DENIED   | not_sent  |
 // clang-format on
 //
 // (1) The gateway's own key or clock was refused: an operator problem, never
 //     UNAUTHENTICATED (the caller's credentials are fine). Clink's message is
 //     not passed on for these.
 // (2) With a google.rpc.RetryInfo from Retry-After (1 s when absent).
+// (3) Reason EGRESS_DENIED (domain gateway.clink), metadata `egress_reason` =
+//     the address class (egress_policy.h AddressClassName: "loopback",
+//     "private", "link_local", ...). Every address Clink's host resolved to (or
+//     the pooled connection, or the proxy) is one the gateway may not connect
+//     to: a configuration or DNS problem (or an SSRF attempt), never retried.
+//     PERMISSION_DENIED rather than FAILED_PRECONDITION: the gateway's policy
+//     refused, and retrying cannot help until the policy or DNS changes. After
+//     an earlier attempt that may have reached Clink, a write is UNKNOWN
+//     (outcome "unknown") as usual.
 //
 // Every error carries a google.rpc.ErrorInfo. `reason` is Clink's own code when
 // Clink sent one (domain "clinkbill.com"), otherwise a gateway reason such as
@@ -77,6 +87,9 @@ struct UpstreamOutcome {
   // Transport result: non-OK when no complete response arrived.
   absl::Status transport_status;
   http::Delivery delivery = http::Delivery::kNotSent;
+  http::FailureKind failure = http::FailureKind::kNone;
+  // failure == kEgressDenied: HttpResult::egress_reason.
+  std::string egress_reason;
   // When a response arrived:
   int http_status = 0;
   // The body read as a Clink response (a JSON object with an envelope code, or

@@ -189,6 +189,48 @@ TEST(ErrorMappingTest, UnknownPostOutcomeSaysSo) {
       << status;
 }
 
+TEST(ErrorMappingTest, EgressDeniedIsPermissionDeniedNotSent) {
+  for (const bool mutating : {false, true}) {
+    UpstreamOutcome o;
+    o.endpoint = mutating ? "POST /payment" : "GET /order/{order_id}";
+    o.mutating = mutating;
+    o.transport_status = absl::PermissionDeniedError(
+        "POST /payment: egress denied: 127.0.0.2 is a loopback address");
+    o.delivery = Delivery::kNotSent;
+    o.failure = http::FailureKind::kEgressDenied;
+    o.egress_reason = "loopback";
+    const absl::Status status = MapUpstreamOutcome(o);
+    EXPECT_EQ(status.code(), StatusCode::kPermissionDenied) << status;
+    EXPECT_NE(status.message().find("127.0.0.2 is a loopback address"),
+              absl::string_view::npos)
+        << status;
+    const auto info = GetErrorInfo(status);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->reason(), "EGRESS_DENIED");
+    EXPECT_EQ(info->domain(), "gateway.clink");
+    EXPECT_EQ(info->metadata().at("outcome"), "not_sent");
+    EXPECT_EQ(info->metadata().at("egress_reason"), "loopback");
+    EXPECT_EQ(OutcomeOf(status), Outcome::kNotSent);
+  }
+}
+
+TEST(ErrorMappingTest, EgressDeniedAfterAPossiblySentWriteIsUnknown) {
+  UpstreamOutcome o;
+  o.endpoint = "POST /payment";
+  o.mutating = true;
+  o.transport_status = absl::PermissionDeniedError("egress denied");
+  o.delivery = Delivery::kUnknown;  // An earlier attempt may have left.
+  o.failure = http::FailureKind::kEgressDenied;
+  o.egress_reason = "private";
+  const absl::Status status = MapUpstreamOutcome(o);
+  EXPECT_EQ(status.code(), StatusCode::kUnknown) << status;
+  const auto info = GetErrorInfo(status);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "EGRESS_DENIED");
+  EXPECT_EQ(info->metadata().at("outcome"), "unknown");
+  EXPECT_EQ(info->metadata().at("egress_reason"), "private");
+}
+
 TEST(ErrorMappingTest, Utf8PrefixNeverSplitsACharacter) {
   EXPECT_EQ(Utf8Prefix("abc", 10), "abc");
   EXPECT_EQ(Utf8Prefix("abc", 2), "ab");

@@ -29,6 +29,8 @@ bool IsRetryable(bool mutating, bool idempotent_upstream,
       case FailureKind::kResponseTooLarge:
       case FailureKind::kShutdown:
       case FailureKind::kOther:
+      // A policy decision: another attempt would be refused the same way.
+      case FailureKind::kEgressDenied:
         return false;
     }
     return false;

@@ -63,6 +63,11 @@ TEST(IsRetryableTest, FollowsThePolicyTable) {
        Failure(FailureKind::kResponseTooLarge, Delivery::kUnknown), 0, false},
       {"other GET", false, false,
        Failure(FailureKind::kOther, Delivery::kUnknown), 0, false},
+      // Egress denied: nothing was sent, but the policy would refuse again.
+      {"egress denied GET", false, false,
+       Failure(FailureKind::kEgressDenied, Delivery::kNotSent), 0, false},
+      {"egress denied POST", true, false,
+       Failure(FailureKind::kEgressDenied, Delivery::kNotSent), 0, false},
       // Responses.
       {"503 GET", false, false, Response(503), 0, true},
       {"500 GET", false, false, Response(500), 0, true},

@@ -3,6 +3,7 @@
 #define CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TRANSPORT_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -23,6 +24,9 @@ struct HttpResult {
   // Response bytes received (status line, headers and body), also when the
   // call failed part way. For metrics.
   int64_t response_bytes = 0;
+  // FailureKind::kEgressDenied only: why the address was refused, the egress
+  // policy's AddressClassName ("loopback", "private", ...).
+  std::string egress_reason;
 };
 
 class HttpTransport {
@@ -49,6 +53,8 @@ class HttpTransport {
   //     (kNotSent). A signer's failure keeps the signer's code
   //     (kInvalidRequest, kNotSent).
   //   kInternal, kResponseTooLarge: a response larger than the cap.
+  //   kPermissionDenied, kEgressDenied: the egress policy refused the address
+  //     (kNotSent; HttpResult::egress_reason says why). Never retried.
   //   Anything else: kOther.
   // Status messages name the method and path, never the query, headers or
   // body.

@@ -48,6 +48,8 @@ absl::string_view FailureKindName(FailureKind kind) {
       return "shutdown";
     case FailureKind::kOther:
       return "other";
+    case FailureKind::kEgressDenied:
+      return "egress_denied";
   }
   return "invalid";
 }

@@ -87,6 +87,9 @@ enum class FailureKind {
   kResponseTooLarge,
   kShutdown,        // The transport was shutting down.
   kOther,           // Any other libcurl error.
+  kEgressDenied,    // The egress policy refused every address (or the pooled
+                    // connection) the call would have used; nothing sent.
+                    // Never retried.
 };
 
 absl::string_view FailureKindName(FailureKind kind);

@@ -28,6 +28,7 @@ TEST(HttpTypesTest, FailureKindName) {
             "response_too_large");
   EXPECT_EQ(FailureKindName(FailureKind::kShutdown), "shutdown");
   EXPECT_EQ(FailureKindName(FailureKind::kOther), "other");
+  EXPECT_EQ(FailureKindName(FailureKind::kEgressDenied), "egress_denied");
 }
 
 TEST(HttpTypesTest, HeaderReturnsFirstMatchCaseInsensitively) {
