@@ -1,6 +1,9 @@
 #include "adapters/http/curl_http_transport.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,13 +21,17 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "adapters/http/curl_wrappers.h"
+#include "adapters/http/egress_observer.h"
+#include "adapters/http/egress_policy.h"
 #include "adapters/http/http_types.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace clink_gateway::http {
@@ -74,6 +81,23 @@ struct Transfer {
   int idempotent_resends = 0;
   HttpResponse response;
   char error_buffer[CURL_ERROR_SIZE] = {};
+
+  // Egress: the transport's policy and observer (may be null).
+  const EgressPolicy* policy = nullptr;
+  EgressObserver* observer = nullptr;
+  // The policy refused an address for this transfer (the first one is kept
+  // for the error message).
+  bool egress_denied = false;
+  AddressClass egress_reason = AddressClass::kNone;
+  std::string egress_address;
+  // Addresses already logged and reported in this transfer (a new connection
+  // is checked when it opens and again before the request is written).
+  std::vector<std::string> egress_reported;
+
+  // Applies the egress policy to `address` (the peer of a connection about to
+  // be opened, or of a pooled one: `where`). False when it is refused. Logs
+  // and reports a refusal, or a report-only "would deny", once per address.
+  bool CheckEgress(const sockaddr* address, absl::string_view where);
 
   // Counts `n` more response bytes; false once the cap is exceeded.
   bool Account(size_t n) {
@@ -128,6 +152,121 @@ extern "C" size_t CurlWriteHeader(char* data, size_t size, size_t count,
   return n;
 }
 
+// "a loopback address", ...: what the error message says about a refused
+// address.
+absl::string_view DescribeAddressClass(AddressClass c) {
+  switch (c) {
+    case AddressClass::kNone:
+      return "a public address";
+    case AddressClass::kUnspecified:
+      return "an unspecified address";
+    case AddressClass::kLoopback:
+      return "a loopback address";
+    case AddressClass::kPrivate:
+      return "a private (RFC 1918) address";
+    case AddressClass::kLinkLocal:
+      return "a link-local address";
+    case AddressClass::kCarrierGradeNat:
+      return "a carrier-grade NAT (100.64.0.0/10) address";
+    case AddressClass::kMulticast:
+      return "a multicast address";
+    case AddressClass::kBroadcast:
+      return "a broadcast address";
+    case AddressClass::kReserved:
+      return "a reserved address";
+    case AddressClass::kDocumentation:
+      return "a documentation address";
+    case AddressClass::kUniqueLocal:
+      return "a unique local (IPv6) address";
+    case AddressClass::kNotAllowedHost:
+      return "not on the allow-list";
+  }
+  return "denied";
+}
+
+// The text form of an IPv4 / IPv6 socket address ("127.0.0.2", "::1"), or
+// "(family N)".
+std::string FormatSockaddr(const sockaddr* address) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(address);
+    if (inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) != nullptr) {
+      return text;
+    }
+  } else if (address->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
+    if (inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text)) != nullptr) {
+      return text;
+    }
+  }
+  return absl::StrCat("(family ", address->sa_family, ")");
+}
+
+// Parses libcurl's primary IP ("127.0.0.1", "::1") into `storage`; false when
+// it is neither.
+bool ParseIpText(const char* text, sockaddr_storage* storage) {
+  *storage = {};
+  if (text == nullptr) return false;
+  auto* in = reinterpret_cast<sockaddr_in*>(storage);
+  if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    return true;
+  }
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(storage);
+  if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    return true;
+  }
+  return false;
+}
+
+bool Transfer::CheckEgress(const sockaddr* address, absl::string_view where) {
+  const EgressDecision decision = policy->CheckAddress(address);
+  if (decision.allowed && !decision.would_deny) return true;
+  std::string text = FormatSockaddr(address);
+  if (!decision.allowed && !egress_denied) {
+    egress_denied = true;
+    egress_reason = decision.reason;
+    egress_address = text;
+  }
+  if (std::find(egress_reported.begin(), egress_reported.end(), text) ==
+      egress_reported.end()) {
+    const absl::string_view reason = AddressClassName(decision.reason);
+    if (decision.allowed) {
+      Log(LogLevel::kWarning, "egress_would_deny",
+          {{"reason", reason},
+           {"address", text},
+           {"where", where},
+           {"report_only", "true"}});
+      if (observer != nullptr) observer->OnEgressWouldDeny(decision.reason);
+    } else {
+      Log(LogLevel::kWarning, "egress_denied",
+          {{"reason", reason}, {"address", text}, {"where", where}});
+      if (observer != nullptr) observer->OnEgressDenied(decision.reason);
+    }
+    egress_reported.push_back(std::move(text));
+  }
+  return decision.allowed;
+}
+
+// CURLOPT_OPENSOCKETFUNCTION: every connection libcurl opens (to Clink, or to
+// the proxy) starts here, with the address it is about to connect() to. A
+// refused address gets no socket: libcurl then tries the next address the name
+// resolved to, and fails with CURLE_COULDNT_CONNECT when none is left.
+extern "C" curl_socket_t CurlOpenSocket(void* userdata, curlsocktype purpose,
+                                        curl_sockaddr* address) {
+  auto* transfer = static_cast<Transfer*>(userdata);
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  const size_t need = address->family == AF_INET6 ? sizeof(sockaddr_in6)
+                                                  : sizeof(sockaddr_in);
+  if (address->addrlen < need ||
+      !transfer->CheckEgress(&address->addr, "connect")) {
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC,
+                address->protocol);
+}
+
 // What to do when libcurl wants to send a request again (see CurlPrereq).
 enum class Resend {
   kNothingWritten,  // allowed: no byte of it ever left, any method
@@ -172,10 +311,25 @@ Resend DecideResend(long bytes_written,  // NOLINT(runtime/int): curl's type
 // a pooled connection, whose send queue is empty (the server answered the
 // previous request, so every byte of it was acknowledged) and so takes at
 // least part of the first write.
-extern "C" int CurlPrereq(void* userdata, char* /*primary_ip*/,
+//
+// The egress policy is applied here too, to the connection's peer (a pooled
+// connection skipped CurlOpenSocket for this transfer): a refused peer aborts
+// the transfer before any byte of the request is written.
+extern "C" int CurlPrereq(void* userdata, char* primary_ip,
                           char* /*local_ip*/, int /*primary_port*/,
                           int /*local_port*/) {
   auto* transfer = static_cast<Transfer*>(userdata);
+  sockaddr_storage peer;
+  if (!ParseIpText(primary_ip, &peer)) {
+    // Not an IP address: nothing the policy can vouch for (fail closed,
+    // classified as "reserved" like any unknown family).
+    peer = {};
+    peer.ss_family = AF_UNSPEC;
+  }
+  if (!transfer->CheckEgress(reinterpret_cast<const sockaddr*>(&peer),
+                             "before_request")) {
+    return CURL_PREREQFUNC_ABORT;
+  }
   if (!transfer->request_started) {
     transfer->request_started = true;
     return CURL_PREREQFUNC_OK;
@@ -280,9 +434,12 @@ long ToCurlMillis(absl::Duration d) {  // NOLINT(runtime/int): curl's type
 }
 
 // Returns base_url without a trailing '/', after checking it is an absolute
-// http(s) URL with a host and without credentials, query or fragment.
+// http(s) URL with a host and without credentials, query or fragment. `host`
+// gets its host as libcurl reads it (lower case; IPv6 in brackets; IPv4 in
+// any numeric form normalised to dotted decimal).
 absl::StatusOr<std::string> NormalizeBaseUrl(absl::string_view base_url,
-                                             bool allow_plaintext) {
+                                             bool allow_plaintext,
+                                             std::string* host_out) {
   if (base_url.find_first_of("?#") != absl::string_view::npos) {
     return absl::InvalidArgumentError(
         "base_url must not have a query or fragment");
@@ -322,9 +479,113 @@ absl::StatusOr<std::string> NormalizeBaseUrl(absl::string_view base_url,
       get_part(CURLUPART_PASSWORD).has_value()) {
     return absl::InvalidArgumentError("base_url must not contain credentials");
   }
+  *host_out = absl::AsciiStrToLower(*host);
   std::string normalized(base_url);
   while (!normalized.empty() && normalized.back() == '/') normalized.pop_back();
   return normalized;
+}
+
+// Checks an Options::proxy URL: http:// or https://, a host and an explicit
+// port, nothing else. Returns its host (as NormalizeBaseUrl does).
+absl::StatusOr<std::string> ProxyHost(absl::string_view proxy) {
+  CurlUrlPtr url = MakeCurlUrl();
+  if (url == nullptr)
+    return absl::ResourceExhaustedError("curl_url: out of memory");
+  const std::string text(proxy);
+  if (CURLUcode rc = curl_url_set(url.get(), CURLUPART_URL, text.c_str(), 0);
+      rc != CURLUE_OK) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "proxy (--egress_proxy) is not a valid URL: ", curl_url_strerror(rc)));
+  }
+  auto get_part = [&url](CURLUPart part) -> absl::optional<std::string> {
+    char* value = nullptr;
+    if (curl_url_get(url.get(), part, &value, 0) != CURLUE_OK ||
+        value == nullptr) {
+      return absl::nullopt;
+    }
+    std::string result(value);
+    curl_free(value);
+    return result;
+  };
+  const absl::optional<std::string> scheme = get_part(CURLUPART_SCHEME);
+  const absl::optional<std::string> host = get_part(CURLUPART_HOST);
+  const absl::optional<std::string> path = get_part(CURLUPART_PATH);
+  if (!scheme.has_value() || (*scheme != "http" && *scheme != "https") ||
+      !host.has_value() || host->empty() ||
+      !get_part(CURLUPART_PORT).has_value() ||
+      get_part(CURLUPART_USER).has_value() ||
+      get_part(CURLUPART_QUERY).has_value() ||
+      get_part(CURLUPART_FRAGMENT).has_value() ||
+      (path.has_value() && *path != "/" && !path->empty()) ||
+      text.find_first_of(" \t\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "proxy (--egress_proxy) must be http://host:port or "
+        "https://host:port, got \"",
+        absl::CHexEscape(text.substr(0, 200)), "\""));
+  }
+  return absl::AsciiStrToLower(*host);
+}
+
+// "sha256//<44 base64 chars>" entries separated by ';'.
+bool IsValidPinnedKey(absl::string_view pins) {
+  if (pins.empty()) return false;
+  for (absl::string_view pin : absl::StrSplit(pins, ';')) {
+    if (!absl::ConsumePrefix(&pin, "sha256//") || pin.size() != 44) {
+      return false;
+    }
+    std::string raw;
+    if (!absl::Base64Unescape(pin, &raw) || raw.size() != 32) return false;
+  }
+  return true;
+}
+
+// The range to suggest exempting for a denied IP literal host: the loopback
+// range for loopback (any 127/8 address is local), else the address itself.
+std::string SuggestedCidr(absl::string_view host, AddressClass reason) {
+  int family = 0;
+  uint8_t bytes[16] = {};
+  if (!ParseHostLiteral(host, &family, bytes)) return std::string(host);
+  char text[INET6_ADDRSTRLEN] = {};
+  if (inet_ntop(family, bytes, text, sizeof(text)) == nullptr) {
+    return std::string(host);
+  }
+  if (family == AF_INET) {
+    if (reason == AddressClass::kLoopback) return "127.0.0.0/8";
+    return absl::StrCat(text, "/32");
+  }
+  return absl::StrCat(text, "/128");
+}
+
+// The host check at Create(), for the base URL's host and the proxy's.
+absl::Status CheckHostAtCreate(const EgressPolicy& policy,
+                               absl::string_view host, absl::string_view what,
+                               absl::string_view flag,
+                               EgressObserver* observer) {
+  const EgressDecision decision = policy.CheckHost(host);
+  if (decision.allowed && !decision.would_deny) return absl::OkStatus();
+  std::string message;
+  if (decision.reason == AddressClass::kNotAllowedHost) {
+    message = absl::StrCat(flag, " host ", host,
+                           " is not on the egress allow-list; add it to "
+                           "--egress_allow_hosts");
+  } else {
+    message = absl::StrCat(
+        flag, " points at ", DescribeAddressClass(decision.reason), " (",
+        host, "), which the egress policy denies; pass --egress_allow_cidrs=",
+        SuggestedCidr(host, decision.reason),
+        " to allow it (tests/emulator only)");
+  }
+  if (decision.allowed) {  // report-only
+    Log(LogLevel::kWarning, "egress_would_deny",
+        {{"reason", AddressClassName(decision.reason)},
+         {"host", host},
+         {"where", what},
+         {"report_only", "true"},
+         {"warning", message}});
+    if (observer != nullptr) observer->OnEgressWouldDeny(decision.reason);
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(message);
 }
 
 absl::Status ValidateOptions(const CurlHttpTransport::Options& options) {
@@ -350,6 +611,22 @@ absl::Status ValidateOptions(const CurlHttpTransport::Options& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ca_bundle_path ", options.ca_bundle_path, " is not readable"));
   }
+  if (!options.source_address.empty() &&
+      (options.source_address.size() > 255 ||
+       !std::all_of(options.source_address.begin(),
+                    options.source_address.end(), [](char c) {
+                      return absl::ascii_isgraph(static_cast<unsigned char>(c));
+                    }))) {
+    return absl::InvalidArgumentError(
+        "source_address (--egress_source_address) must be an interface or "
+        "address: \"if!eth0\", \"host!10.0.0.5\" or \"10.0.0.5\"");
+  }
+  if (!options.pinned_public_key.empty() &&
+      !IsValidPinnedKey(options.pinned_public_key)) {
+    return absl::InvalidArgumentError(
+        "pinned_public_key (--clink_pinned_public_key) must be "
+        "\"sha256//<base64 of 32 bytes>\" entries separated by ';'");
+  }
   const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
   if (info == nullptr || info->version_num < kMinCurlVersion) {
     return absl::FailedPreconditionError("libcurl 7.85.0 or newer is required");
@@ -357,6 +634,11 @@ absl::Status ValidateOptions(const CurlHttpTransport::Options& options) {
   if ((info->features & CURL_VERSION_SSL) == 0) {
     return absl::FailedPreconditionError(
         "libcurl was built without TLS support");
+  }
+  if (absl::StartsWith(options.proxy, "https:") &&
+      (info->features & CURL_VERSION_HTTPS_PROXY) == 0) {
+    return absl::FailedPreconditionError(
+        "libcurl was built without HTTPS proxy support");
   }
   return absl::OkStatus();
 }
@@ -387,6 +669,7 @@ struct CurlHttpTransport::Call {
   std::string url;
   CurlEasyPtr easy;
   CurlSlistPtr header_list;
+  CurlSlistPtr resolve_list;  // Options::resolve_overrides (tests)
   Transfer transfer;
   // curl's whole-call timeout (CURLOPT_TIMEOUT_MS); a timeout well before it
   // was the connect timeout.
@@ -396,10 +679,32 @@ struct CurlHttpTransport::Call {
 absl::StatusOr<std::unique_ptr<CurlHttpTransport>> CurlHttpTransport::Create(
     Options options) {
   GATEWAY_RETURN_IF_ERROR(ValidateOptions(options));
+  std::string host;
   GATEWAY_ASSIGN_OR_RETURN(
       std::string base_url,
-      NormalizeBaseUrl(options.base_url, options.allow_plaintext));
+      NormalizeBaseUrl(options.base_url, options.allow_plaintext, &host));
   std::string protocols = options.allow_plaintext ? "http,https" : "https";
+
+  // The egress policy: the base URL's host is always allowed.
+  EgressPolicyOptions egress = options.egress;
+  for (std::string& allowed : egress.allowed_hosts) {
+    allowed = absl::AsciiStrToLower(allowed);
+  }
+  if (std::find(egress.allowed_hosts.begin(), egress.allowed_hosts.end(),
+                host) == egress.allowed_hosts.end()) {
+    egress.allowed_hosts.push_back(host);
+  }
+  EgressPolicy policy(std::move(egress));
+  GATEWAY_RETURN_IF_ERROR(CheckHostAtCreate(policy, host, "base_url",
+                                            "--clink_base_url",
+                                            options.egress_observer));
+  if (!options.proxy.empty()) {
+    GATEWAY_ASSIGN_OR_RETURN(const std::string proxy_host,
+                             ProxyHost(options.proxy));
+    GATEWAY_RETURN_IF_ERROR(CheckHostAtCreate(policy, proxy_host, "proxy",
+                                              "--egress_proxy",
+                                              options.egress_observer));
+  }
 
   CurlSharePtr share = MakeCurlShare();
   CurlMultiPtr multi = MakeCurlMulti();
@@ -427,7 +732,7 @@ absl::StatusOr<std::unique_ptr<CurlHttpTransport>> CurlHttpTransport::Create(
 
   std::unique_ptr<CurlHttpTransport> transport(new CurlHttpTransport(
       std::move(options), std::move(base_url), std::move(protocols),
-      std::move(multi), std::move(share)));
+      std::move(policy), std::move(multi), std::move(share)));
   {
     CurlHttpTransport* self = transport.get();
     absl::MutexLock lock(&self->thread_mu_);
@@ -437,12 +742,13 @@ absl::StatusOr<std::unique_ptr<CurlHttpTransport>> CurlHttpTransport::Create(
 }
 
 CurlHttpTransport::CurlHttpTransport(Options options, std::string base_url,
-                                     std::string protocols, CurlMultiPtr multi,
-                                     CurlSharePtr share)
+                                     std::string protocols, EgressPolicy policy,
+                                     CurlMultiPtr multi, CurlSharePtr share)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : SystemClock()),
       base_url_(std::move(base_url)),
       protocols_(std::move(protocols)),
+      policy_(std::move(policy)),
       share_(std::move(share)),
       multi_(std::move(multi)) {}
 
@@ -674,6 +980,8 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
   transfer.easy = h;
   transfer.max_bytes = options_.max_response_bytes;
   transfer.resend_allowed = call.request.idempotent;
+  transfer.policy = &policy_;
+  transfer.observer = options_.egress_observer;
 
   const absl::Duration total =
       std::min(call.options.deadline - now, options_.max_call_timeout);
@@ -691,9 +999,47 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_FOLLOWLOCATION, 0L));
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_NOSIGNAL, 1L));
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_SHARE, share_.get()));
-  // Never a proxy, whatever http(s)_proxy / ALL_PROXY say.
-  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_PROXY, ""));
-  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_NOPROXY, "*"));
+  // Every connection's address goes through the egress policy first.
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_OPENSOCKETFUNCTION, &CurlOpenSocket));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_OPENSOCKETDATA, static_cast<void*>(&transfer)));
+  // The configured proxy or none, whatever http(s)_proxy / ALL_PROXY /
+  // NO_PROXY say (an explicit CURLOPT_PROXY and CURLOPT_NOPROXY make libcurl
+  // ignore them).
+  if (options_.proxy.empty()) {
+    GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_PROXY, ""));
+    GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_NOPROXY, "*"));
+  } else {
+    GATEWAY_RETURN_IF_ERROR(
+        SetCurlOption(h, CURLOPT_PROXY, options_.proxy.c_str()));
+    GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_NOPROXY, ""));
+    GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_HTTPPROXYTUNNEL, 1L));
+    GATEWAY_RETURN_IF_ERROR(
+        SetCurlOption(h, CURLOPT_PROXY_SSL_VERIFYPEER, 1L));
+    GATEWAY_RETURN_IF_ERROR(
+        SetCurlOption(h, CURLOPT_PROXY_SSL_VERIFYHOST, 2L));
+    if (!options_.ca_bundle_path.empty()) {
+      GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_PROXY_CAINFO,
+                                            options_.ca_bundle_path.c_str()));
+    }
+  }
+  if (!options_.source_address.empty()) {
+    GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_INTERFACE,
+                                          options_.source_address.c_str()));
+  }
+  if (!options_.pinned_public_key.empty()) {
+    GATEWAY_RETURN_IF_ERROR(SetCurlOption(
+        h, CURLOPT_PINNEDPUBLICKEY, options_.pinned_public_key.c_str()));
+  }
+  if (options_.resolve_overrides) {
+    for (const std::string& entry : options_.resolve_overrides()) {
+      GATEWAY_RETURN_IF_ERROR(
+          AppendHeaderLine(call.resolve_list, entry.c_str()));
+    }
+    GATEWAY_RETURN_IF_ERROR(
+        SetCurlOption(h, CURLOPT_RESOLVE, call.resolve_list.get()));
+  }
   // TLS: verification is always on; there is deliberately no option to turn it
   // off.
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_SSL_VERIFYPEER, 1L));
@@ -863,11 +1209,30 @@ void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
       transfer.request_started ? Delivery::kUnknown : Delivery::kNotSent;
   absl::Status status;
   FailureKind failure = FailureKind::kOther;
+  std::string egress_reason;
   if (transfer.resend_blocked) {
     status = absl::UnavailableError(absl::StrCat(
         call->context,
         ": connection lost after the request was sent; not resent"));
     failure = FailureKind::kConnectionLost;
+  } else if (transfer.egress_denied && (code == CURLE_COULDNT_CONNECT ||
+                                         code == CURLE_ABORTED_BY_CALLBACK)) {
+    // Every address was refused (or the pooled connection's peer was).
+    status = absl::PermissionDeniedError(absl::StrCat(
+        call->context, ": egress denied: ", transfer.egress_address, " is ",
+        DescribeAddressClass(transfer.egress_reason)));
+    failure = FailureKind::kEgressDenied;
+    egress_reason = std::string(AddressClassName(transfer.egress_reason));
+  } else if (code == CURLE_INTERFACE_FAILED) {
+    status = absl::UnavailableError(absl::StrCat(
+        call->context, ": cannot bind the source address \"",
+        options_.source_address, "\" (--egress_source_address); not sent: ",
+        transfer.error_buffer));
+  } else if (code == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
+    status = absl::UnavailableError(absl::StrCat(
+        call->context,
+        ": the server's TLS public key does not match the pinned key "
+        "(--clink_pinned_public_key); not sent"));
   } else if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED) {
     status = absl::InternalError(
         absl::StrCat(call->context, ": response larger than ",
@@ -894,6 +1259,7 @@ void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
   HttpResult result = Failure(std::move(status), delivery, failure);
   result.connections_opened = counts.connections_opened;
   result.response_bytes = counts.response_bytes;
+  result.egress_reason = std::move(egress_reason);
   Complete(std::move(call), std::move(result), /*keep_handle=*/false);
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +20,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/http/curl_wrappers.h"
+#include "adapters/http/egress_observer.h"
+#include "adapters/http/egress_policy.h"
 #include "adapters/http/http_transport.h"
 #include "adapters/http/http_types.h"
 #include "adapters/http/request_signer.h"
@@ -44,9 +47,28 @@ namespace clink_gateway::http {
 // Options::max_connections), easy handles are recycled, and DNS results and TLS
 // sessions are shared, so steady-state calls make no new TCP or TLS handshake.
 //
-// Egress policy is fixed: https only (unless allow_plaintext), TLS 1.2+ with
-// peer and host verification always on, no redirects, no proxies (proxy
-// environment variables are ignored), response size capped.
+// Egress (see egress_policy.h): https only (unless allow_plaintext), TLS 1.2+
+// with peer and host verification always on (optionally a pinned public key),
+// no redirects, response size capped, and no proxy unless Options::proxy names
+// one (proxy environment variables are always ignored). Every transport has an
+// EgressPolicy, built from Options::egress; the base URL's host is always on
+// its allow-list. The policy is applied:
+//   - at Create(): the base URL's host (and the proxy's) must pass CheckHost,
+//     so a base URL that is a denied IP literal (127.0.0.1 without an
+//     allow_cidrs exemption) fails Create() with kFailedPrecondition;
+//   - to every address libcurl is about to connect to
+//     (CURLOPT_OPENSOCKETFUNCTION), after DNS: a denied address gets no socket,
+//     libcurl tries the next resolved address, and the connection goes to the
+//     address that was checked (no second lookup, so DNS rebinding cannot
+//     switch it). With a proxy these are the proxy's addresses (the proxy
+//     resolves the destination; the destination host check still applies);
+//   - to the peer of a pooled connection before a request is written on it
+//     (CURLOPT_PREREQFUNCTION).
+// A refusal fails the call with kPermissionDenied / kNotSent / kEgressDenied
+// (HttpResult::egress_reason names the address class), logs one warning line
+// per refused address and reports it to Options::egress_observer. In
+// report-only mode (EgressPolicyOptions::report_only) the connection goes
+// ahead; the warning line and OnEgressWouldDeny still happen.
 //
 // Outcomes (HttpResult status, delivery, failure):
 //   complete response, any HTTP status:
@@ -76,6 +98,11 @@ namespace clink_gateway::http {
 //       kUnavailable, kNotSent, kShutdown
 //   Shutdown() with the call being sent:
 //       kUnavailable, kUnknown, kShutdown
+//   the egress policy refused every address the call could use (see above):
+//       kPermissionDenied, kNotSent, kEgressDenied
+//   source_address cannot be bound, or the server's key does not match
+//   pinned_public_key:
+//       kUnavailable, kNotSent, kOther (not retried: configuration)
 //   anything else (curl setup, out of memory, malformed response):
 //       CurlCodeToStatus's code, kNotSent or kUnknown, kOther
 // (* = `done` runs inline, on the caller's thread.)
@@ -123,6 +150,38 @@ class CurlHttpTransport final : public HttpTransport {
     // Used for deadlines and not_before (and nothing else); null means
     // SystemClock(). Must outlive the transport.
     const Clock* clock = nullptr;
+
+    // Where the transport may connect. The base URL's host is always added to
+    // egress.allowed_hosts; list more hosts there (e.g. the proxy's).
+    // Addresses in egress.allow_cidrs are exempt from the deny list (tests:
+    // 127.0.0.0/8 for a local server).
+    EgressPolicyOptions egress;
+    // Receives every refusal (and report-only "would deny"); null: none. Must
+    // outlive the transport.
+    EgressObserver* egress_observer = nullptr;
+    // An HTTPS CONNECT proxy, "http://host:port" or "https://host:port"
+    // (CURLOPT_PROXY + CURLOPT_HTTPPROXYTUNNEL): the request is tunnelled, TLS
+    // to Clink runs end to end through it. Its host must be on
+    // egress.allowed_hosts, and the addresses checked before connecting are
+    // the proxy's. Empty: connect directly (proxy environment variables are
+    // ignored either way).
+    std::string proxy;
+    // Binds outbound connections (CURLOPT_INTERFACE): "if!eth0" (an
+    // interface), "host!10.0.0.5" (an address or host name), or a bare
+    // interface name or address. When it cannot be bound the connect fails
+    // (no other source is used). Empty: the kernel's choice.
+    std::string source_address;
+    // CURLOPT_PINNEDPUBLICKEY: "sha256//<base64>" entries separated by ';'
+    // (base64 of the SHA-256 of the server's DER SubjectPublicKeyInfo). The
+    // connection is refused when the server's key matches none. Empty: no
+    // pinning (the chain and host name are verified either way).
+    std::string pinned_public_key;
+    // TEST ONLY (no flag sets it): called on the loop thread before each
+    // transfer; its entries go to CURLOPT_RESOLVE ("host:port:addr[,addr]"),
+    // as if DNS had answered them (they replace earlier answers for the same
+    // host:port in the shared DNS cache). The egress checks apply to these
+    // addresses like to any DNS answer. Null: real DNS only.
+    std::function<std::vector<std::string>()> resolve_overrides;
   };
 
   struct Stats {
@@ -145,8 +204,9 @@ class CurlHttpTransport final : public HttpTransport {
     int64_t resends_refused = 0;
   };
 
-  // Validates `options` (kInvalidArgument), sets up curl (kInternal) and starts
-  // the loop thread.
+  // Validates `options` (kInvalidArgument; kFailedPrecondition when the egress
+  // policy denies the base URL's or the proxy's host), sets up curl
+  // (kInternal) and starts the loop thread.
   static absl::StatusOr<std::unique_ptr<CurlHttpTransport>> Create(
       Options options);
 
@@ -174,8 +234,8 @@ class CurlHttpTransport final : public HttpTransport {
   struct Call;
 
   CurlHttpTransport(Options options, std::string base_url,
-                    std::string protocols, CurlMultiPtr multi,
-                    CurlSharePtr share);
+                    std::string protocols, EgressPolicy policy,
+                    CurlMultiPtr multi, CurlSharePtr share);
 
   // Everything below marked "loop thread" is touched only by Loop() and what it
   // calls (and by the constructor/destructor, when the loop is not running), so
@@ -219,6 +279,7 @@ class CurlHttpTransport final : public HttpTransport {
   const Clock& clock_;
   const std::string base_url_;   // without a trailing '/'
   const std::string protocols_;  // "https" or "http,https"
+  const EgressPolicy policy_;
 
   // curl_multi_wakeup() is the only call made on multi_ from other threads (it
   // is thread-safe); everything else is the loop thread's. Declared before the

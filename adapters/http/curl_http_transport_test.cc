@@ -27,6 +27,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/http/api_key_signer.h"
+#include "adapters/http/egress_observer.h"
+#include "adapters/http/egress_policy.h"
 #include "adapters/http/http_transport.h"
 #include "adapters/http/http_types.h"
 #include "adapters/http/request_signer.h"
@@ -310,6 +312,8 @@ class CurlHttpTransportTest : public ::testing::Test {
     options.user_agent = kUserAgent;
     options.signer = signer != nullptr ? signer : &signer_;
     options.clock = &clock_;
+    // The test servers listen on loopback, which the egress policy denies.
+    options.egress.allow_cidrs = *ParseCidrList("127.0.0.0/8,::1/128");
     return options;
   }
 
@@ -989,6 +993,171 @@ TEST_F(CurlHttpTransportTest, BaseUrlWithTrailingSlashIsJoinedCleanly) {
   ASSERT_NE(transport, nullptr);
   ASSERT_TRUE(Call(*transport, Get("/order/ord_1")).status.ok());
   EXPECT_EQ(server_->requests()[0].path, "/api/order/ord_1");
+}
+
+// ---------------------------------------------------------------------------
+// Egress policy wiring (the classifier itself: egress_policy_test.cc; real
+// canary listeners: tests/integration/egress_test.cc).
+
+class RecordingEgressObserver : public EgressObserver {
+ public:
+  void OnEgressDenied(AddressClass reason) override {
+    absl::MutexLock lock(&mu_);
+    denied_.push_back(reason);
+  }
+  void OnEgressWouldDeny(AddressClass reason) override {
+    absl::MutexLock lock(&mu_);
+    would_deny_.push_back(reason);
+  }
+  std::vector<AddressClass> denied() const {
+    absl::MutexLock lock(&mu_);
+    return denied_;
+  }
+  std::vector<AddressClass> would_deny() const {
+    absl::MutexLock lock(&mu_);
+    return would_deny_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<AddressClass> denied_ ABSL_GUARDED_BY(mu_);
+  std::vector<AddressClass> would_deny_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(CurlHttpTransportTest, LoopbackBaseUrlNeedsAnExemption) {
+  CurlHttpTransport::Options options = Options();
+  options.egress.allow_cidrs.clear();
+  const absl::Status status = CurlHttpTransport::Create(options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(), HasSubstr("loopback"));
+  EXPECT_THAT(status.message(),
+              HasSubstr("--egress_allow_cidrs=127.0.0.0/8"));
+  // A disguised literal is the same address.
+  options.base_url = "https://0x7f.1/api";
+  EXPECT_EQ(CurlHttpTransport::Create(options).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// The test server listens on 127.0.0.1 only; the name resolves to 127.0.0.2
+// first, which only 127.0.0.1/32 exempts.
+TEST_F(CurlHttpTransportTest, DeniedAddressIsRefusedBeforeConnecting) {
+  RecordingEgressObserver observer;
+  CurlHttpTransport::Options options = Options();
+  options.egress.allow_cidrs = *ParseCidrList("127.0.0.1/32");
+  options.egress_observer = &observer;
+  options.base_url = absl::StrCat("http://clink.test:", server_->port(), "/api");
+  options.resolve_overrides = [port = server_->port()] {
+    return std::vector<std::string>{
+        absl::StrCat("clink.test:", port, ":127.0.0.2")};
+  };
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result = Call(*transport, Post("/payment", "{}"));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kPermissionDenied)
+      << result.status;
+  EXPECT_THAT(result.status.message(),
+              HasSubstr("egress denied: 127.0.0.2 is a loopback address"));
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(result.failure, FailureKind::kEgressDenied);
+  EXPECT_EQ(result.egress_reason, "loopback");
+  EXPECT_EQ(result.connections_opened, 0);
+  EXPECT_EQ(server_->request_count(), 0u);
+  EXPECT_THAT(observer.denied(), ::testing::ElementsAre(AddressClass::kLoopback));
+}
+
+TEST_F(CurlHttpTransportTest, MixedAnswersConnectOnlyToTheAllowedAddress) {
+  RecordingEgressObserver observer;
+  CurlHttpTransport::Options options = Options();
+  options.egress.allow_cidrs = *ParseCidrList("127.0.0.1/32");
+  options.egress_observer = &observer;
+  options.base_url = absl::StrCat("http://clink.test:", server_->port(), "/api");
+  options.resolve_overrides = [port = server_->port()] {
+    return std::vector<std::string>{
+        absl::StrCat("clink.test:", port, ":127.0.0.2,127.0.0.1")};
+  };
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result = Call(*transport, Get("/order/ord_1"));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.response.status_code, 200);
+  EXPECT_EQ(server_->request_count(), 1u);
+  EXPECT_THAT(observer.denied(), ::testing::ElementsAre(AddressClass::kLoopback));
+}
+
+TEST_F(CurlHttpTransportTest, ReportOnlyLetsADeniedAddressThroughAndSaysSo) {
+  RecordingEgressObserver observer;
+  CurlHttpTransport::Options options = Options();
+  options.egress.allow_cidrs.clear();
+  options.egress.report_only = true;
+  options.egress_observer = &observer;
+  auto transport = Create(options);  // 127.0.0.1: would be denied at Create
+  ASSERT_NE(transport, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    const HttpResult result = Call(*transport, Get("/order/ord_1"));
+    ASSERT_TRUE(result.status.ok()) << result.status;
+  }
+  EXPECT_EQ(server_->request_count(), 2u);
+  EXPECT_TRUE(observer.denied().empty());
+  // Create's host check, then once per call (the second on the pooled
+  // connection, re-checked before the request is written).
+  EXPECT_THAT(observer.would_deny(),
+              ::testing::ElementsAre(AddressClass::kLoopback,
+                                     AddressClass::kLoopback,
+                                     AddressClass::kLoopback));
+}
+
+TEST_F(CurlHttpTransportTest, EgressOptionsAreValidated) {
+  const auto status = [](const CurlHttpTransport::Options& options) {
+    return CurlHttpTransport::Create(options).status();
+  };
+  CurlHttpTransport::Options options = Options();
+  options.proxy = "http://proxy.internal:3128";  // not on the allow-list
+  EXPECT_EQ(status(options).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status(options).message(), HasSubstr("--egress_allow_hosts"));
+  options.egress.allowed_hosts = {"PROXY.internal"};
+  EXPECT_TRUE(status(options).ok()) << status(options);
+  for (const char* proxy :
+       {"socks5://proxy.internal:1080", "http://proxy.internal",
+        "http://u:p@proxy.internal:3128", "http://proxy.internal:3128/x",
+        "not a url"}) {
+    options.proxy = proxy;
+    EXPECT_EQ(status(options).code(), absl::StatusCode::kInvalidArgument)
+        << proxy;
+  }
+  // A proxy on a denied address needs its address exempted too.
+  options = Options();
+  options.egress.allow_cidrs.clear();
+  options.base_url = "https://uat-api.clinkbill.com/api";
+  options.allow_plaintext = false;
+  options.egress.allowed_hosts = {"10.1.2.3"};
+  options.proxy = "http://10.1.2.3:3128";
+  EXPECT_EQ(status(options).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status(options).message(), HasSubstr("private"));
+
+  options = Options();
+  options.pinned_public_key = "sha256//not-base64";
+  EXPECT_EQ(status(options).code(), absl::StatusCode::kInvalidArgument);
+  options.pinned_public_key =
+      "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=;"
+      "sha256//BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=";
+  EXPECT_TRUE(status(options).ok()) << status(options);
+  options = Options();
+  options.source_address = "host!10.0.0.5 extra";
+  EXPECT_EQ(status(options).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CurlHttpTransportTest, MissingSourceAddressFailsClosed) {
+  CurlHttpTransport::Options options = Options();
+  options.source_address = "host!192.0.2.1";  // TEST-NET-1: not on this host
+  auto transport = Create(options);
+  ASSERT_NE(transport, nullptr);
+  const HttpResult result = Call(*transport, Post("/payment", "{}"));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+      << result.status;
+  EXPECT_THAT(result.status.message(), HasSubstr("cannot bind the source"));
+  EXPECT_EQ(result.delivery, Delivery::kNotSent);
+  EXPECT_EQ(server_->request_count(), 0u);
+  EXPECT_EQ(server_->connections_accepted(), 0);
 }
 
 // ---------------------------------------------------------------------------
