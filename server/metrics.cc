@@ -355,6 +355,25 @@ void GatewayMetrics::Register(
         {{"result", std::string(clink::IdempotencyResultName(
                         static_cast<clink::IdempotencyResult>(i)))}});
   }
+  auto& egress_denied =
+      BuildCounter()
+          .Name("clink_gateway_egress_denied_total")
+          .Help("Addresses the egress policy refused to connect to (or to "
+                "send on, for a pooled connection), by address class.")
+          .Register(r);
+  auto& egress_would_deny =
+      BuildCounter()
+          .Name("clink_gateway_egress_would_deny_total")
+          .Help("Report-only mode: addresses the egress policy would have "
+                "refused, and let through, by address class.")
+          .Register(r);
+  for (int i = 0; i < kAddressClasses; ++i) {
+    const auto reason = static_cast<http::AddressClass>(i);
+    if (reason == http::AddressClass::kNone) continue;
+    const std::string name(http::AddressClassName(reason));
+    egress_denied_[i] = &egress_denied.Add({{"reason", name}});
+    egress_would_deny_[i] = &egress_would_deny.Add({{"reason", name}});
+  }
   BuildGauge()
       .Name("clink_gateway_build_info")
       .Help("The gateway's version and git commit (value 1).")
@@ -506,6 +525,14 @@ void GatewayMetrics::OnAuthFailure(const clink::RestMethod& method,
 void GatewayMetrics::OnIdempotency(const clink::RestMethod& method,
                                    clink::IdempotencyResult result) {
   Add(At(idempotency_, result));
+}
+
+void GatewayMetrics::OnEgressDenied(http::AddressClass reason) {
+  Add(At(egress_denied_, reason));
+}
+
+void GatewayMetrics::OnEgressWouldDeny(http::AddressClass reason) {
+  Add(At(egress_would_deny_, reason));
 }
 
 }  // namespace clink_gateway::server

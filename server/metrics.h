@@ -44,6 +44,13 @@
 //       refused with RESOURCE_EXHAUSTED before anything was sent)
 //   clink_gateway_idempotency_requests_total{result}
 //       claimed, replayed, mismatched, in_use, store_error
+// Egress policy (adapters/http/egress_policy.h), reason = the address class:
+// unspecified, loopback, private, link_local, carrier_grade_nat, multicast,
+// broadcast, reserved, documentation, unique_local, not_allowed_host (the
+// AddressClassName values):
+//   clink_gateway_egress_denied_total{reason}      addresses refused
+//   clink_gateway_egress_would_deny_total{reason}  report-only: would have
+//       been refused, let through
 // The process:
 //   clink_gateway_build_info{version,git_commit}   gauge, always 1
 //   process_cpu_seconds_total, process_resident_memory_bytes,
@@ -66,6 +73,8 @@
 #include "absl/status/statusor.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/upstream_observer.h"
+#include "adapters/http/egress_observer.h"
+#include "adapters/http/egress_policy.h"
 #include "server/process_stats.h"
 #include "server/rpc_observer.h"
 
@@ -93,6 +102,7 @@ const std::vector<double>& LatencyBuckets();
 absl::string_view GrpcCodeLabel(absl::StatusCode code);
 
 class GatewayMetrics final : public clink::UpstreamObserver,
+                             public http::EgressObserver,
                              public RpcObserver {
  public:
   // Registers every family and creates every series for `methods` (the REST
@@ -183,6 +193,8 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   std::array<prometheus::Counter*, kRejectReasons> rejections_{};
   std::array<prometheus::Counter*, kAuthFailures> auth_failures_{};
   std::array<prometheus::Counter*, kIdempotencyResults> idempotency_{};
+  std::array<prometheus::Counter*, kAddressClasses> egress_denied_{};
+  std::array<prometheus::Counter*, kAddressClasses> egress_would_deny_{};
   // Last: stopped (its threads joined) before the series go.
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string serving_host_;  // Of the listen address, to wake civetweb.

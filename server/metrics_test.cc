@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/upstream_observer.h"
+#include "adapters/http/egress_policy.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
 #include "common/testing/exposition.h"
@@ -277,6 +278,38 @@ TEST_F(GatewayMetricsTest, UpstreamAttemptsConnectionsAndRefusals) {
   EXPECT_EQ(Sum(samples, "clink_gateway_idempotency_requests_total",
                 {{"result", "replayed"}}),
             1);
+}
+
+TEST_F(GatewayMetricsTest, EgressDecisionsAreCountedByReasonFromZero) {
+  std::vector<Sample> samples = Samples();
+  // Every reason but "none" exists at 0 in both families.
+  for (const char* family : {"clink_gateway_egress_denied_total",
+                             "clink_gateway_egress_would_deny_total"}) {
+    EXPECT_EQ(Select(samples, family).size(), 11u) << family;
+    for (const char* reason :
+         {"unspecified", "loopback", "private", "link_local",
+          "carrier_grade_nat", "multicast", "broadcast", "reserved",
+          "documentation", "unique_local", "not_allowed_host"}) {
+      EXPECT_EQ(Select(samples, family, {{"reason", reason}}).size(), 1u)
+          << family << " " << reason;
+    }
+    EXPECT_EQ(Sum(samples, family), 0) << family;
+  }
+  metrics_->OnEgressDenied(http::AddressClass::kLoopback);
+  metrics_->OnEgressDenied(http::AddressClass::kLoopback);
+  metrics_->OnEgressDenied(http::AddressClass::kLinkLocal);
+  metrics_->OnEgressWouldDeny(http::AddressClass::kPrivate);
+  samples = Samples();
+  EXPECT_EQ(Sum(samples, "clink_gateway_egress_denied_total",
+                {{"reason", "loopback"}}),
+            2);
+  EXPECT_EQ(Sum(samples, "clink_gateway_egress_denied_total",
+                {{"reason", "link_local"}}),
+            1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_egress_would_deny_total",
+                {{"reason", "private"}}),
+            1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_egress_would_deny_total"), 1);
 }
 
 TEST_F(GatewayMetricsTest, MethodsItWasNotBuiltForAreIgnored) {
