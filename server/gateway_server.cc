@@ -16,6 +16,7 @@
 #include "adapters/clink/rest_codec.h"
 #include "adapters/http/api_key_signer.h"
 #include "adapters/http/curl_http_transport.h"
+#include "adapters/http/egress_policy.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -118,6 +119,28 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
         "--upstream_rate_limit must not be negative and "
         "--upstream_rate_limit_burst must be at least 1");
   }
+  if (absl::StatusOr<std::vector<http::Cidr>> cidrs =
+          http::ParseCidrList(o.egress_allow_cidrs);
+      !cidrs.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--egress_allow_cidrs must be comma-separated CIDR ranges (e.g. "
+        "127.0.0.0/8): ",
+        cidrs.status().message()));
+  }
+  for (const std::string& host : o.egress_allow_hosts) {
+    // A name or an IP literal; IPv6 in brackets ("[2001:db8::1]"), the way
+    // the URL spells it.
+    const bool bracketed =
+        absl::StartsWith(host, "[") && absl::EndsWith(host, "]");
+    if (host.empty() ||
+        host.find_first_of(" \t\r\n/@?#") != std::string::npos ||
+        (!bracketed && host.find(':') != std::string::npos)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--egress_allow_hosts must be comma-separated host names or IP "
+          "literals (no scheme, port or path; IPv6 in brackets), got \"",
+          host, "\""));
+    }
+  }
   if (o.idempotency_retention < absl::Minutes(1) ||
       o.idempotency_max_keys == 0) {
     return absl::InvalidArgumentError(
@@ -190,6 +213,16 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   transport_options.max_response_bytes = options.max_response_bytes;
   transport_options.signer = c->signer.get();
   transport_options.clock = c->clock;
+  transport_options.egress.allowed_hosts = options.egress_allow_hosts;
+  GATEWAY_ASSIGN_OR_RETURN(transport_options.egress.allow_cidrs,
+                           http::ParseCidrList(options.egress_allow_cidrs));
+  transport_options.egress.report_only = options.egress_report_only;
+  transport_options.egress_observer = c->metrics.get();
+  transport_options.proxy = options.egress_proxy;
+  transport_options.source_address = options.egress_source_address;
+  transport_options.pinned_public_key = options.clink_pinned_public_key;
+  transport_options.resolve_overrides =
+      options.egress_resolve_overrides_for_test;
   GATEWAY_ASSIGN_OR_RETURN(c->transport,
                            http::CurlHttpTransport::Create(transport_options));
 
@@ -268,6 +301,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
        {"key_fingerprint", c->signer->KeyFingerprint()},
        {"idempotency_store",
         options.idempotency_redis.empty() ? "memory" : "redis"},
+       {"egress_allow_cidrs", options.egress_allow_cidrs},
+       {"egress_proxy", options.egress_proxy},
+       {"egress_source_address", options.egress_source_address},
+       {"egress_report_only", options.egress_report_only ? "true" : "false"},
        {"version", kVersion},
        {"git_commit", options.git_commit}});
   return std::unique_ptr<GatewayServer>(new GatewayServer(std::move(c)));

@@ -4,8 +4,10 @@
 #ifndef CLINK_GATEWAY_SERVER_GATEWAY_SERVER_H_
 #define CLINK_GATEWAY_SERVER_GATEWAY_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -64,12 +66,36 @@ struct GatewayOptions {
   size_t idempotency_max_keys = 100000;
   // Clock for signing and deadlines; nullptr means the system clock.
   const Clock* clock = nullptr;
+
+  // Egress (adapters/http/egress_policy.h, curl_http_transport.h). The host of
+  // clink_base_url is always allowed; these hosts are allowed too (e.g. the
+  // proxy's). Names or IP literals, compared exactly.
+  std::vector<std::string> egress_allow_hosts;
+  // Comma-separated CIDR ranges exempt from the deny list (loopback, private,
+  // link-local, ...). Tests and the emulator on 127.0.0.1 need "127.0.0.0/8";
+  // production needs none.
+  std::string egress_allow_cidrs;
+  // Bind outbound connections to this interface or address ("if!eth0",
+  // "host!10.0.0.5", "10.0.0.5"); the call fails if it cannot be bound.
+  std::string egress_source_address;
+  // HTTPS CONNECT proxy ("http://host:port" / "https://host:port"); its host
+  // must be in egress_allow_hosts (and its address exempt if it is private).
+  std::string egress_proxy;
+  // CURLOPT_PINNEDPUBLICKEY for Clink: "sha256//<base64>[;sha256//...]".
+  std::string clink_pinned_public_key;
+  // Log and count what the egress policy would deny, without denying it.
+  bool egress_report_only = false;
+  // TEST ONLY (no flag): CurlHttpTransport::Options::resolve_overrides.
+  std::function<std::vector<std::string>()> egress_resolve_overrides_for_test;
 };
 
 // Rejects invalid combinations before anything is built: an empty key, a
 // malformed listen address (gRPC or metrics), a base URL that is not https:// (or http:// with
 // allow_plaintext_upstream), a missing CA bundle file, non-positive sizes or
-// timeouts, out-of-range retry, overload or rate-limit settings.
+// timeouts, out-of-range retry, overload or rate-limit settings, malformed
+// egress settings. (Whether the egress policy allows the base URL's and the
+// proxy's hosts is checked when the transport is built: BuildAndStart fails
+// with FAILED_PRECONDITION.)
 absl::Status ValidateOptions(const GatewayOptions& options);
 
 class GatewayServer {

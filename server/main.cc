@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -78,6 +79,27 @@ ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(24),
 ABSL_FLAG(int, idempotency_max_keys, 100000,
           "Keys the in-memory idempotency store holds; when full of live keys "
           "new keyed calls are refused (never evicted early).");
+ABSL_FLAG(std::vector<std::string>, egress_allow_hosts, {},
+          "Hosts the gateway may connect to besides --clink_base_url's, "
+          "comma-separated (e.g. --egress_proxy's host). Compared exactly.");
+ABSL_FLAG(std::string, egress_allow_cidrs, "",
+          "CIDR ranges exempt from the egress deny list (loopback, private, "
+          "link-local, ...), comma-separated. For the emulator and tests on "
+          "127.0.0.1: 127.0.0.0/8. Production needs none.");
+ABSL_FLAG(std::string, egress_source_address, "",
+          "Bind outbound connections to this interface or address: if!eth0, "
+          "host!10.0.0.5 or a bare name/address. Calls fail (no other source "
+          "is used) when it cannot be bound.");
+ABSL_FLAG(std::string, egress_proxy, "",
+          "HTTPS CONNECT proxy for calls to Clink, http://host:port or "
+          "https://host:port. Its host must be in --egress_allow_hosts. "
+          "Proxy environment variables are ignored either way.");
+ABSL_FLAG(std::string, clink_pinned_public_key, "",
+          "Pin Clink's TLS public key: sha256//<base64 SHA-256 of the "
+          "SubjectPublicKeyInfo>, several separated by ';'.");
+ABSL_FLAG(bool, egress_report_only, false,
+          "Log and count (clink_gateway_egress_would_deny_total) what the "
+          "egress policy would deny, without denying it. For roll-out only.");
 
 namespace {
 
@@ -197,6 +219,15 @@ int main(int argc, char** argv) {
   }
   options.idempotency_max_keys =
       static_cast<size_t>(absl::GetFlag(FLAGS_idempotency_max_keys));
+  for (const std::string& host : absl::GetFlag(FLAGS_egress_allow_hosts)) {
+    if (!host.empty()) options.egress_allow_hosts.push_back(host);
+  }
+  options.egress_allow_cidrs = absl::GetFlag(FLAGS_egress_allow_cidrs);
+  options.egress_source_address = absl::GetFlag(FLAGS_egress_source_address);
+  options.egress_proxy = absl::GetFlag(FLAGS_egress_proxy);
+  options.clink_pinned_public_key =
+      absl::GetFlag(FLAGS_clink_pinned_public_key);
+  options.egress_report_only = absl::GetFlag(FLAGS_egress_report_only);
   absl::StatusOr<clink_gateway::Secret> key =
       LoadApiKey(absl::GetFlag(FLAGS_api_key_file));
   if (!key.ok()) return Fail(key.status().message());
@@ -219,6 +250,13 @@ int main(int argc, char** argv) {
                  "clink_gateway: WARNING: --allow_plaintext_upstream is ON; "
                  "for the emulator "
                  "and tests only\n");
+  }
+
+  if (options.egress_report_only) {
+    Log(LogLevel::kWarning, "egress_report_only",
+        {{"warning",
+          "--egress_report_only is ON: addresses the egress policy denies are "
+          "only logged and counted, not refused. For roll-out only."}});
   }
 
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

@@ -29,6 +29,7 @@ emulator_port="$(cat "$work/emulator.port")"
 
 bazel-bin/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
   --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
+  --egress_allow_cidrs=127.0.0.0/8 \
   --api_key_file="$work/api-key" --metrics_listen="127.0.0.1:$metrics_port" &
 pids+=($!)
 

@@ -68,6 +68,7 @@
 #include "absl/time/time.h"
 #include "adapters/http/api_key_signer.h"
 #include "adapters/http/curl_http_transport.h"
+#include "adapters/http/egress_policy.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "common/clock.h"
 #include "common/secret.h"
@@ -778,6 +779,8 @@ int Run() {
   transport_options.user_agent = kUserAgent;
   transport_options.max_connections = concurrency;
   transport_options.signer = &signer;
+  // The emulator is on loopback, which the egress policy denies.
+  transport_options.egress.allow_cidrs = *http::ParseCidrList("127.0.0.0/8");
   auto transport = http::CurlHttpTransport::Create(transport_options);
   if (!transport.ok()) return Fail("transport", transport.status());
 
@@ -790,6 +793,7 @@ int Run() {
       // Served (as in production) but on a free port.
       "--metrics_listen=127.0.0.1:0",
       absl::StrCat("--clink_base_url=", (*emulator)->base_url()),
+      "--egress_allow_cidrs=127.0.0.0/8",
       absl::StrCat("--api_key_file=", key_file),
       absl::StrCat("--ca_bundle=", ca->ca_cert_pem),
       absl::StrCat("--max_upstream_connections=", concurrency),

@@ -31,6 +31,8 @@ void GatewayFixture::SetUp() {
   server::GatewayOptions options;
   options.grpc_listen = "127.0.0.1:0";
   options.clink_base_url = emulator_->base_url();
+  // The emulator listens on loopback, which the egress policy denies.
+  options.egress_allow_cidrs = "127.0.0.0/8";
   options.api_key = Secret(kTestApiKey);
   options.ca_bundle = ca_.ca_cert_pem;
   options.max_upstream_connections = kPoolSize;

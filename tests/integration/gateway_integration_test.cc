@@ -464,6 +464,7 @@ TEST_F(GatewayIntegrationTest, KeyNeverAppearsInLogsErrorsOrDetails) {
     server::GatewayOptions options;
     options.grpc_listen = "127.0.0.1:0";
     options.clink_base_url = emulator_->base_url();
+    options.egress_allow_cidrs = "127.0.0.0/8";
     options.api_key = Secret(kTestApiKey);
     options.ca_bundle = ca_.ca_cert_pem;
     auto gateway = server::GatewayServer::BuildAndStart(std::move(options));

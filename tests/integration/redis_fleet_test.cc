@@ -86,6 +86,7 @@ class RedisFleetTest : public ::testing::Test {
   void StartGateway(const std::vector<std::string>& extra_flags) {
     std::vector<std::string> flags = {
         absl::StrCat("--clink_base_url=", emulator_->base_url()),
+        "--egress_allow_cidrs=127.0.0.0/8",
         absl::StrCat("--api_key_file=", key_file_),
         absl::StrCat("--ca_bundle=", ca_bundle_),
         absl::StrCat("--idempotency_redis=", redis_->address()),
