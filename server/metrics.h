@@ -151,6 +151,10 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   void OnIdempotency(const clink::RestMethod& method,
                      clink::IdempotencyResult result) override;
 
+  // http::EgressObserver.
+  void OnEgressDenied(http::AddressClass reason) override;
+  void OnEgressWouldDeny(http::AddressClass reason) override;
+
  private:
   static constexpr int kGrpcCodes = 17;       // OK .. UNAUTHENTICATED
   static constexpr int kStatusClasses = 6;    // error, 1xx .. 5xx
@@ -159,6 +163,9 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   static constexpr int kRejectReasons = 2;    // clink::RejectReason
   static constexpr int kAuthFailures = 3;     // clink::AuthFailure
   static constexpr int kIdempotencyResults = 5;
+  // http::AddressClass: kNone .. kNotAllowedHost.
+  static constexpr int kAddressClasses =
+      static_cast<int>(http::AddressClass::kNotAllowedHost) + 1;
 
   // The series of one RPC and of its Clink endpoint.
   struct MethodSeries {

@@ -32,6 +32,7 @@ mutations=(
   's/reason="key"/reason="api_key"/'                           # wrong label value
   's/\[15m\])) > 0/[15m])) >= 0/'                              # no-traffic never fires
   's/result="store_error"}\[2m\]/result="store_error"}[10m]/'  # a store blip would page
+  's/le=~"1|1\[\.\]0"/le="1"/g'                                # blind to Prometheus 3's le="1.0"
 )
 # One directory per mutation, run in parallel (each run replays the 26-hour case).
 pids=()
