@@ -61,7 +61,7 @@ const RULES = {
   schema: 'every object validates against its schema',
   'strict-fields': 'no field the schema does not define',
   deployment: 'one Deployment clink-gateway with a clink-gateway container',
-  replicas: 'at least 2 replicas',
+  replicas: 'at least 2 replicas (the HPA\'s minReplicas), and no spec.replicas an apply would reset the HPA\'s count with',
   hpa: 'an autoscaling/v2 HorizontalPodAutoscaler on CPU for the Deployment, minReplicas >= 2',
   pdb: 'a PodDisruptionBudget that keeps a pod up and still lets a drain evict one',
   'pod-security': 'runAsNonRoot, fixed non-root UID/GID, seccomp RuntimeDefault, no host namespaces, no token',
@@ -299,11 +299,17 @@ function checkPolicy(name, objs, ctx, fail) {
   }
 
   // --- Replicas, autoscaler, disruption budget.
-  const replicas = spec.replicas === undefined ? 1 : spec.replicas;
-  if (!(replicas >= 2)) fail('replicas', `Deployment replicas is ${replicas}, must be >= 2`);
   const hpas = ofKind(objs, 'HorizontalPodAutoscaler').filter(
     (h) => h.spec && h.spec.scaleTargetRef && h.spec.scaleTargetRef.kind === 'Deployment' &&
       h.spec.scaleTargetRef.name === GATEWAY);
+  // With an HPA the Deployment leaves spec.replicas out: every `kubectl apply` (or GitOps sync)
+  // of a manifest that sets it would scale the fleet back to that number, whatever the HPA chose.
+  if (spec.replicas !== undefined && hpas.length > 0) {
+    fail('replicas', `Deployment sets replicas: ${spec.replicas} next to its HorizontalPodAutoscaler: each apply would reset the HPA's count (leave spec.replicas out)`);
+  }
+  const hpaMin = hpas.length === 1 && hpas[0].spec.minReplicas !== undefined ? hpas[0].spec.minReplicas : 1;
+  const replicas = spec.replicas !== undefined ? spec.replicas : hpaMin;
+  if (!(replicas >= 2)) fail('replicas', `Deployment runs ${replicas} replica(s), must be >= 2`);
   let minReplicas = replicas;
   if (hpas.length !== 1) {
     fail('hpa', `expected one HorizontalPodAutoscaler for Deployment ${GATEWAY}, found ${hpas.length}`);
@@ -788,6 +794,7 @@ const MUTATIONS = [
   ['strict-fields', 'uat', (o) => { dep(o).spec.template.spec.securityContext.runAsNonroot = true; }],
   ['deployment', 'prod', (o) => { o.splice(o.indexOf(dep(o)), 1); }],
   ['replicas', 'uat', (o) => { dep(o).spec.replicas = 1; }],
+  ['replicas', 'prod', (o) => { dep(o).spec.replicas = 3; }],
   ['hpa', 'uat', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 1; }],
   ['hpa', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.scaleTargetRef.name = 'other'; }],
   ['pdb', 'prod', (o) => { kind(o, 'PodDisruptionBudget').spec.minAvailable = 3; }],
@@ -843,7 +850,7 @@ const MUTATIONS = [
   ['environment', 'uat', (o) => { cm(o).data.CLINK_BASE_URL = PRODUCTION_URL; }],
   ['redis', 'prod', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
   ['redis', 'prod', (o) => { o.splice(o.indexOf(named(o, 'NetworkPolicy', 'clink-gateway-redis')), 1); }],
-  ['cross-env', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 2; dep(o).spec.replicas = 2; kind(o, 'PodDisruptionBudget').spec.minAvailable = 1; }],
+  ['cross-env', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 2; kind(o, 'PodDisruptionBudget').spec.minAvailable = 1; }],
 ];
 function dep(o) { return named(o, 'Deployment', GATEWAY); }
 function ctr(o) { return dep(o).spec.template.spec.containers.find((c) => c.name === GATEWAY); }
@@ -874,7 +881,7 @@ function selfTest(targets, opts) {
     const name = Object.keys(opts.legacy)[0];
     const legacy = JSON.parse(JSON.stringify(opts.legacy[name]));
     const d = named(legacy, 'Deployment', GATEWAY);
-    if (d) d.spec.replicas += 1;
+    if (d) d.spec.revisionHistoryLimit += 1;
     const failures = [];
     checkLegacy(name, targets[name], legacy, (rule, message) => failures.push({ rule, message }));
     if (!failures.some((f) => f.rule === 'legacy')) {
