@@ -312,8 +312,10 @@ void GatewayMetrics::Register(
   for (int i = 0; i < kFailureKinds; ++i) {
     const auto kind = static_cast<http::FailureKind>(i);
     if (kind == http::FailureKind::kNone) continue;
-    transport_errors_[i] = &transport_errors.Add(
-        {{"kind", std::string(http::FailureKindName(kind))}});
+    const absl::string_view name = http::FailureKindName(kind);
+    if (name == "invalid") break;  // Past the enum's last value.
+    transport_errors_[i] =
+        &transport_errors.Add({{"kind", std::string(name)}});
   }
   auto& denied = BuildCounter()
                      .Name("clink_gateway_upstream_retries_denied_total")

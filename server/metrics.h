@@ -32,8 +32,8 @@
 //   clink_gateway_upstream_in_flight_requests         gauge, calls (not
 //                                                      attempts) in progress
 //   clink_gateway_upstream_transport_errors_total{kind}
-//       connect, deadline, connection_lost, response_too_large, shutdown,
-//       invalid_request, other
+//       one per http::FailureKind (FailureKindName): connect, deadline,
+//       connection_lost, response_too_large, shutdown, invalid_request, other
 //   clink_gateway_upstream_unknown_fields_total{endpoint}   Clink API drift
 //   clink_gateway_upstream_throttled_total{endpoint}   Clink answered 429
 //   clink_gateway_upstream_retries_total{endpoint}     further attempts sent
@@ -158,7 +158,10 @@ class GatewayMetrics final : public clink::UpstreamObserver,
  private:
   static constexpr int kGrpcCodes = 17;       // OK .. UNAUTHENTICATED
   static constexpr int kStatusClasses = 6;    // error, 1xx .. 5xx
-  static constexpr int kFailureKinds = 8;     // http::FailureKind
+  // Room for every http::FailureKind: Register() creates a series for each
+  // value FailureKindName() knows (it says "invalid" past the last one), so
+  // a kind added to the enum is exported without a change here.
+  static constexpr int kFailureKinds = 32;    // http::FailureKind
   static constexpr int kRetryDenials = 5;     // clink::RetryDenial
   static constexpr int kRejectReasons = 2;    // clink::RejectReason
   static constexpr int kAuthFailures = 3;     // clink::AuthFailure

@@ -10,6 +10,7 @@
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/upstream_observer.h"
 #include "adapters/http/egress_policy.h"
+#include "adapters/http/http_types.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
 #include "common/testing/exposition.h"
@@ -119,9 +120,24 @@ TEST_F(GatewayMetricsTest, EverySeriesExistsAtZeroBeforeAnyTraffic) {
   EXPECT_EQ(Select(samples, "clink_gateway_upstream_retries_denied_total")
                 .size(),
             5u);
+  // One series per http::FailureKind but kNone (FailureKindName says
+  // "invalid" past the last), including kinds added to the enum later.
+  size_t kinds = 0;
+  for (int i = 1;; ++i) {
+    const absl::string_view name =
+        http::FailureKindName(static_cast<http::FailureKind>(i));
+    if (name == "invalid") break;
+    ++kinds;
+    EXPECT_EQ(Select(samples, "clink_gateway_upstream_transport_errors_total",
+                     {{"kind", std::string(name)}})
+                  .size(),
+              1u)
+        << name;
+  }
+  EXPECT_GE(kinds, 7u);
   EXPECT_EQ(Select(samples, "clink_gateway_upstream_transport_errors_total")
                 .size(),
-            7u);
+            kinds);
   // Histogram buckets from 100 µs to 30 s, then +Inf.
   const std::vector<Sample> buckets =
       Select(samples, "grpc_server_handling_seconds_bucket", kGetProduct);
