@@ -215,12 +215,16 @@ TEST_F(SigtermDrainTest, UnderSteadyLoadEveryCallThatReachedClinkSucceeds) {
                                 {
                                   absl::MutexLock lock(&mu);
                                   finished[call->id] = status.error_code();
-                                  --outstanding;
                                 }
                                 // A caller stops at its first refusal (the
                                 // gateway is shutting down): no busy loop of
                                 // instantly failing calls.
                                 if (status.ok()) issue();
+                                // Last: once `outstanding` is 0 the test may
+                                // return and destroy mu, issue and finished,
+                                // so nothing of them is touched after this.
+                                absl::MutexLock lock(&mu);
+                                --outstanding;
                               });
   };
   constexpr int kCallers = 16;
