@@ -263,7 +263,8 @@ void GatewayMetrics::Register(
   auto& upstream_duration =
       BuildHistogram()
           .Name("clink_gateway_upstream_request_duration_seconds")
-          .Help("Duration of HTTP attempts to Clink, by endpoint.")
+          .Help("Duration of HTTP attempts to Clink that were sent, by "
+                "endpoint.")
           .Register(r);
   auto& response_bytes =
       BuildCounter()
@@ -485,7 +486,12 @@ void GatewayMetrics::OnAttempt(const clink::AttemptInfo& attempt) {
   const MethodSeries* s = Find(*attempt.method);
   if (s == nullptr) return;
   s->upstream_requests[StatusClassIndex(attempt.http_status)]->Increment();
-  s->upstream_duration->Observe(absl::ToDoubleSeconds(attempt.duration));
+  // Only requests that reached the wire: an attempt refused before sending
+  // (connect failure, egress denial, shutdown) has no upstream latency, and
+  // counting it as ~0 s would make Clink look faster during an outage.
+  if (attempt.sent) {
+    s->upstream_duration->Observe(absl::ToDoubleSeconds(attempt.duration));
+  }
   if (attempt.response_bytes > 0) {
     s->response_bytes->Increment(static_cast<double>(attempt.response_bytes));
   }
