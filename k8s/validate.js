@@ -75,7 +75,7 @@ const RULES = {
   'secret-mount': 'key files come from Secret volumes mounted as directories, read-only, no subPath',
   'no-secrets': 'no Secret objects and no secret-looking values in the manifests',
   flags: 'every container flag is one the gateway binary defines',
-  config: 'every $(VAR) resolves from the ConfigMap; https upstream; no plaintext override',
+  config: 'every $(VAR) resolves from the ConfigMap; https upstream; no plaintext or egress overrides',
   service: 'a ClusterIP Service with ports grpc (appProtocol grpc) and http-metrics',
   networkpolicy: 'ingress only from client namespaces (gRPC) and monitoring (metrics); egress only 53/443/6379',
   servicemonitor: 'a ServiceMonitor scraping the Service http-metrics port at /metrics',
@@ -438,6 +438,13 @@ function checkPolicy(name, objs, ctx, fail) {
   if (!baseUrl.startsWith('https://')) fail('config', `--clink_base_url ${baseUrl} is not https`);
   if (flags.allow_plaintext_upstream !== undefined && !/^(false|0|no)$/i.test(flags.allow_plaintext_upstream)) {
     fail('config', '--allow_plaintext_upstream is for the emulator only');
+  }
+  // The egress policy's escape hatches are for tests and roll-outs, never a deployed gateway.
+  if (flags.egress_allow_cidrs !== undefined && flags.egress_allow_cidrs !== '') {
+    fail('config', '--egress_allow_cidrs exempts internal ranges from the egress policy (tests only)');
+  }
+  if (flags.egress_report_only !== undefined && !/^(false|0|no)$/i.test(flags.egress_report_only)) {
+    fail('config', '--egress_report_only turns the egress policy off (roll-out only)');
   }
   if (expect.baseUrl && baseUrl !== expect.baseUrl) {
     fail('environment', `${name} talks to ${baseUrl}, expected ${expect.baseUrl}`);
@@ -828,6 +835,8 @@ const MUTATIONS = [
   ['flags', 'prod', (o) => { ctr(o).args.push('--max_upstream_conections=8'); }],
   ['config', 'uat', (o) => { delete cm(o).data.LOG_LEVEL; }],
   ['config', 'prod', (o) => { ctr(o).args.push('--allow_plaintext_upstream=true'); }],
+  ['config', 'prod', (o) => { ctr(o).args.push('--egress_allow_cidrs=10.0.0.0/8'); }],
+  ['config', 'uat', (o) => { ctr(o).args.push('--egress_report_only'); }],
   ['config', 'uat', (o) => { ctr(o).envFrom[0].configMapRef.name = 'missing'; }],
   ['service', 'prod', (o) => { svcOf(o).spec.ports[0].name = 'api'; }],
   ['service', 'uat', (o) => { delete svcOf(o).spec.ports[0].appProtocol; }],
