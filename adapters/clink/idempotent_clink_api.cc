@@ -1,15 +1,13 @@
 #include "adapters/clink/idempotent_clink_api.h"
 
-#include <openssl/sha.h>
-
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/clink/validation.h"
 #include "common/logging.h"
+#include "common/sha256.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/rpc/error_details.pb.h"
@@ -82,16 +80,9 @@ std::string RequestHash(const google::protobuf::MethodDescriptor& method,
     coded.SetSerializationDeterministic(true);
     request.SerializeToCodedStream(&coded);
   }
-  const std::string& name = method.full_name();
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
-  SHA256_Update(&ctx, name.data(), name.size());
-  SHA256_Update(&ctx, "\0", 1);
-  SHA256_Update(&ctx, bytes.data(), bytes.size());
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256_Final(digest, &ctx);
-  return absl::BytesToHexString(absl::string_view(
-      reinterpret_cast<const char*>(digest), sizeof(digest)));
+  // The method name, a NUL (never in a name), then the request bytes.
+  return Sha256Hex(absl::StrCat(method.full_name(), absl::string_view("\0", 1),
+                                bytes));
 }
 
 struct IdempotentClinkApi::KeyedCall {

@@ -1,6 +1,5 @@
 #include "adapters/idempotency/idempotency_store.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/error_details.h"
+#include "common/sha256.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 
@@ -43,17 +43,7 @@ std::string IdempotencyKey::Digest() const {
   AppendLengthPrefixed(caller, &input);
   AppendLengthPrefixed(rpc, &input);
   AppendLengthPrefixed(key, &input);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_size = 0;
-  // EVP_Digest with SHA-256 cannot fail for in-memory input short of
-  // allocation failure; an empty digest would then make every key collide, so
-  // treat that as fatal rather than continue.
-  if (EVP_Digest(input.data(), input.size(), digest, &digest_size, EVP_sha256(),
-                 nullptr) != 1) {
-    abort();
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), digest_size));
+  return Sha256Hex(input);
 }
 
 std::string SerializeStoredResult(const StoredResult& result) {
