@@ -69,6 +69,11 @@ void Secret::Wipe() noexcept {
   size_ = 0;
 }
 
+bool Secret::Equals(const Secret& other) const {
+  return size_ == other.size_ &&
+         (size_ == 0 || CRYPTO_memcmp(data_.get(), other.data_.get(), size_) == 0);
+}
+
 std::string Secret::Fingerprint() const {
   if (empty()) return "<empty>";
   const absl::string_view value = Reveal();

@@ -39,6 +39,11 @@ class Secret {
     return absl::string_view(data_.get(), size_);
   }
 
+  // Whether both hold the same value; the comparison takes the same time
+  // wherever the values differ (CRYPTO_memcmp), so it leaks nothing but the
+  // lengths.
+  bool Equals(const Secret& other) const;
+
   // A short identifier that is safe to log, e.g. "sk_test_…a1b2#3f9c1e2a": the
   // prefix up to the second '_', an ellipsis, the last 4 characters, '#', and
   // the first 8 hex digits of the value's SHA-256. Values shorter than 12

@@ -68,6 +68,14 @@ TEST(SecretTest, DebugOutputNeverContainsTheValue) {
   EXPECT_EQ(printed, secret.DebugString());
 }
 
+TEST(SecretTest, EqualsComparesValues) {
+  EXPECT_TRUE(Secret("sk_test_abc").Equals(Secret("sk_test_abc")));
+  EXPECT_FALSE(Secret("sk_test_abc").Equals(Secret("sk_test_abd")));
+  EXPECT_FALSE(Secret("sk_test_abc").Equals(Secret("sk_test_abcd")));
+  EXPECT_TRUE(Secret().Equals(Secret()));
+  EXPECT_FALSE(Secret().Equals(Secret("x")));
+}
+
 TEST(SecretTest, MoveTransfersTheValue) {
   Secret a(kKey);
   Secret b(std::move(a));

@@ -91,6 +91,13 @@ class UpstreamObserver {
   virtual void OnUnknownFields(const RestMethod& method, int count) {}
   // Clink refused the gateway's key or timestamp (never kNone).
   virtual void OnAuthFailure(const RestMethod& method, AuthFailure reason) {}
+  // Clink refused key `key_fingerprint` (Secret::Fingerprint()) of
+  // `merchant`: HTTP 401/403 or a key envelope code (AuthFailure::kApiKey).
+  virtual void OnKeyRefused(absl::string_view merchant,
+                            absl::string_view key_fingerprint) {}
+  // A call whose key Clink refused was sent once more with the merchant's
+  // other configured key (see ClinkClient); `recovered`: Clink accepted it.
+  virtual void OnKeyFallback(absl::string_view merchant, bool recovered) {}
   // A keyed call went through the idempotency layer.
   virtual void OnIdempotency(const RestMethod& method,
                              IdempotencyResult result) {}

@@ -34,6 +34,11 @@ class ApiKeySigner final : public RequestSigner {
   // characters, which could inject headers). The message never shows the key.
   static absl::Status CheckKey(const Secret& key);
 
+  // Whether `other` signs with the same key (constant-time comparison).
+  bool SameKey(const ApiKeySigner& other) const {
+    return key_.Equals(other.key_);
+  }
+
   // The key's Secret::Fingerprint(), safe to log.
   std::string KeyFingerprint() const { return key_.Fingerprint(); }
 
