@@ -1,0 +1,201 @@
+#include "adapters/credentials/key_watcher.h"
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "adapters/credentials/testing/secret_volume.h"
+#include "adapters/http/http_types.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "gtest/gtest.h"
+
+namespace clink_gateway::credentials {
+namespace {
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+std::string TempDir(absl::string_view name) {
+  static int counter = 0;
+  return absl::StrCat(getenv("TEST_TMPDIR"), "/", name, "-", ++counter);
+}
+
+std::string SignedKey(const KeySet& keys, size_t index) {
+  http::HttpRequest request;
+  EXPECT_TRUE(keys.signer(index).Sign(request).ok());
+  for (const auto& [name, value] : request.headers) {
+    if (name == "X-API-KEY") return value;
+  }
+  return "";
+}
+
+// Records what the watcher reports; tests wait on it.
+class RecordingObserver : public CredentialObserver {
+ public:
+  void OnKeyReload(absl::string_view merchant, ReloadOutcome outcome,
+                   absl::Time when) override {
+    absl::MutexLock lock(&mu_);
+    ++outcomes_[outcome];
+  }
+  void OnKeysInUse(absl::string_view merchant, const KeySet& keys,
+                   const KeySet* replaced) override {
+    absl::MutexLock lock(&mu_);
+    in_use_.push_back(keys.fingerprint(0));
+  }
+  // Waits until `outcome` was reported at least `n` times.
+  bool WaitFor(ReloadOutcome outcome, int n) {
+    absl::MutexLock lock(&mu_);
+    wanted_ = outcome;
+    wanted_count_ = n;
+    return mu_.AwaitWithTimeout(
+        absl::Condition(this, &RecordingObserver::Reached), kWait);
+  }
+  std::vector<std::string> in_use() {
+    absl::MutexLock lock(&mu_);
+    return in_use_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<ReloadOutcome, int> outcomes_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> in_use_ ABSL_GUARDED_BY(mu_);
+  ReloadOutcome wanted_ ABSL_GUARDED_BY(mu_) = ReloadOutcome::kApplied;
+  int wanted_count_ ABSL_GUARDED_BY(mu_) = 0;
+
+  bool Reached() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const auto it = outcomes_.find(wanted_);
+    return it != outcomes_.end() && it->second >= wanted_count_;
+  }
+};
+
+struct Fixture {
+  explicit Fixture(std::map<std::string, std::string> files,
+                   KeyWatcher::Options options = {})
+      : volume(TempDir("watch")) {
+    volume.Write(files);
+    ring = *KeyRing::Load("acme", volume.dir(), SystemClock());
+    options.observer = &observer;
+    watcher = *KeyWatcher::Start({ring.get()}, options);
+  }
+  testing::SecretVolume volume;
+  RecordingObserver observer;
+  std::unique_ptr<KeyRing> ring;
+  std::unique_ptr<KeyWatcher> watcher;
+};
+
+KeyWatcher::Options NoPolling() {
+  KeyWatcher::Options options;
+  options.poll_interval = absl::Hours(1);
+  return options;
+}
+
+TEST(KeyWatcherTest, FollowsTheKubeletsDataSwapThroughInotify) {
+  Fixture f({{"api-key", "sk_test_first_0123456789"}}, NoPolling());
+  EXPECT_EQ(f.observer.in_use(),
+            std::vector<std::string>{
+                Secret("sk_test_first_0123456789").Fingerprint()});
+  f.volume.Write({{"api-key", "sk_test_second_0123456789"},
+                  {"api-key-previous", "sk_test_first_0123456789"}});
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kApplied, 1));
+  std::shared_ptr<const KeySet> keys = f.ring->Current();
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ(SignedKey(*keys, 0), "sk_test_second_0123456789");
+  EXPECT_EQ(SignedKey(*keys, 1), "sk_test_first_0123456789");
+}
+
+TEST(KeyWatcherTest, PeriodicReReadCatchesChangesWithoutEvents) {
+  KeyWatcher::Options options;
+  options.use_inotify = false;
+  options.poll_interval = absl::Milliseconds(20);
+  Fixture f({{"api-key", "sk_test_first_0123456789"}}, options);
+  f.volume.Write({{"api-key", "sk_test_second_0123456789"}});
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kApplied, 1));
+  EXPECT_EQ(SignedKey(*f.ring->Current(), 0), "sk_test_second_0123456789");
+}
+
+TEST(KeyWatcherTest, BadUpdatesKeepTheKeysAndAreLoggedByFingerprint) {
+  Fixture f({{"api-key", "sk_test_good_0123456789"}}, NoPolling());
+  ::testing::internal::CaptureStdout();
+  f.volume.Write({{"api-key", ""}});
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kEmpty, 1));
+  f.volume.Write({{"api-key", "pk_test_not_a_secret_key_0123"}});
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kInvalid, 1));
+  f.volume.Write({{"other", "x"}});
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kMissing, 1));
+  FlushLogs();
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(SignedKey(*f.ring->Current(), 0), "sk_test_good_0123456789");
+  EXPECT_TRUE(absl::StrContains(out, "keys_reload_failed")) << out;
+  EXPECT_TRUE(absl::StrContains(
+      out, Secret("sk_test_good_0123456789").Fingerprint()))
+      << out;
+  EXPECT_FALSE(absl::StrContains(out, "sk_test_good_0123456789")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "pk_test_not_a_secret")) << out;
+
+  // A good update after bad ones is applied.
+  f.volume.Write({{"api-key", "sk_test_fixed_0123456789"}});
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kApplied, 1));
+  EXPECT_EQ(SignedKey(*f.ring->Current(), 0), "sk_test_fixed_0123456789");
+}
+
+// The generation number in "sk_test_g<N>_<role>_pad".
+int Generation(const std::string& key) {
+  int n = -1;
+  const size_t start = key.find("_g") + 2;
+  (void)absl::SimpleAtoi(key.substr(start, key.find('_', start) - start), &n);
+  return n;
+}
+
+std::string KeyOf(int generation, absl::string_view role) {
+  return absl::StrCat("sk_test_g", generation, "_", role, "_0123456789");
+}
+
+// 1000 swaps while signers run: every signature pair comes from one version
+// (ASan/-Wthread-safety cover the memory side; see the README for TSan).
+TEST(KeyWatcherTest, RapidSwapsNeverMixTwoVersions) {
+  constexpr int kSwaps = 1000;
+  Fixture f({{"api-key", KeyOf(0, "new")}, {"api-key-previous", KeyOf(0, "old")}},
+            NoPolling());
+  std::atomic<bool> done{false};
+  std::atomic<int> mixed{0};
+  std::atomic<int64_t> signed_pairs{0};
+  std::vector<std::thread> signers;
+  for (int t = 0; t < 4; ++t) {
+    signers.emplace_back([&] {
+      int last = 0;
+      while (!done.load()) {
+        std::shared_ptr<const KeySet> keys = f.ring->Current();
+        const int g0 = Generation(SignedKey(*keys, 0));
+        const int g1 =
+            keys->size() > 1 ? Generation(SignedKey(*keys, 1)) : -2;
+        if (g0 != g1 || g0 < last) mixed.fetch_add(1);
+        last = g0;
+        signed_pairs.fetch_add(1);
+      }
+    });
+  }
+  for (int g = 1; g <= kSwaps; ++g) {
+    f.volume.Write(
+        {{"api-key", KeyOf(g, "new")}, {"api-key-previous", KeyOf(g, "old")}});
+    if (g % 100 == 0) f.watcher->ReloadNow(*f.ring);  // A second reloader.
+  }
+  f.watcher->ReloadNow(*f.ring);
+  done.store(true);
+  for (std::thread& t : signers) t.join();
+  EXPECT_EQ(mixed.load(), 0);
+  EXPECT_GT(signed_pairs.load(), 0);
+  EXPECT_EQ(SignedKey(*f.ring->Current(), 0), KeyOf(kSwaps, "new"));
+  EXPECT_EQ(SignedKey(*f.ring->Current(), 1), KeyOf(kSwaps, "old"));
+}
+
+}  // namespace
+}  // namespace clink_gateway::credentials
