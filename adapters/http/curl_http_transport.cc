@@ -589,8 +589,6 @@ absl::Status CheckHostAtCreate(const EgressPolicy& policy,
 }
 
 absl::Status ValidateOptions(const CurlHttpTransport::Options& options) {
-  if (options.signer == nullptr)
-    return absl::InvalidArgumentError("signer is required");
   if (options.max_connections < 1) {
     return absl::InvalidArgumentError("max_connections must be at least 1");
   }
@@ -927,7 +925,13 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
              /*keep_handle=*/false);
     return;
   }
-  if (absl::Status status = options_.signer->Sign(call->request);
+  const RequestSigner* signer = call->options.signer != nullptr
+                                    ? call->options.signer
+                                    : options_.signer;
+  if (absl::Status status =
+          signer != nullptr
+              ? signer->Sign(call->request)
+              : absl::FailedPreconditionError("no signer for this call");
       !status.ok()) {
     absl::Status failure(
         status.code(),

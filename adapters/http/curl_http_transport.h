@@ -145,7 +145,8 @@ class CurlHttpTransport final : public HttpTransport {
     // Response headers plus body; larger responses fail with kInternal /
     // kUnknown.
     size_t max_response_bytes = 4 << 20;
-    // Required; must outlive the transport.
+    // Signs calls whose SendOptions name no signer; null means every call
+    // must name one. Must outlive the transport.
     const RequestSigner* signer = nullptr;
     // Used for deadlines and not_before (and nothing else); null means
     // SystemClock(). Must outlive the transport.

@@ -45,6 +45,8 @@ struct HttpResponse {
   absl::string_view Header(absl::string_view name) const;
 };
 
+class RequestSigner;  // request_signer.h
+
 // Per-call options.
 struct SendOptions {
   // The call must complete by this time; a call whose deadline has already
@@ -57,6 +59,10 @@ struct SendOptions {
   // for the client-side rate limit). The deadline still applies: a call whose
   // deadline passes while it waits fails with kDeadlineExceeded / kNotSent.
   absl::Time not_before = absl::InfinitePast();
+  // Signs this call instead of the transport's own signer (a merchant's key
+  // set chooses the key per attempt); null uses the transport's. Must stay
+  // valid until the call completes.
+  const RequestSigner* signer = nullptr;
 };
 
 // Whether a failed call may have reached the upstream. Drives error mapping: a
