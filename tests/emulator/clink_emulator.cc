@@ -11,10 +11,13 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/civil_time.h"
 #include "civetweb.h"
 #include "common/status_macros.h"
 #include "rapidjson/document.h"
@@ -38,9 +41,30 @@ struct Reply {
   std::string retry_after;  // Sent as Retry-After when not empty.
 };
 
-// Sends `reply` and returns its status, as civetweb request handlers do.
-int Send(mg_connection* conn, const Reply& reply) {
+// `time` as an RFC 7231 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+// Written out by hand: strftime's %a and %b follow the process's locale.
+std::string HttpDate(absl::Time time) {
+  static constexpr const char* kWeekdays[] = {"Mon", "Tue", "Wed", "Thu",
+                                              "Fri", "Sat", "Sun"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr",
+                                            "May", "Jun", "Jul", "Aug",
+                                            "Sep", "Oct", "Nov", "Dec"};
+  const absl::CivilSecond civil =
+      absl::ToCivilSecond(time, absl::UTCTimeZone());
+  const int weekday = static_cast<int>(absl::GetWeekday(civil));  // Mon = 0.
+  return absl::StrFormat("%s, %02d %s %04d %02d:%02d:%02d GMT",
+                         kWeekdays[weekday], civil.day(),
+                         kMonths[civil.month() - 1], civil.year(), civil.hour(),
+                         civil.minute(), civil.second());
+}
+
+// Sends `reply`, dated `now`, and returns its status, as civetweb request
+// handlers do. civetweb adds a Date header from the system clock only when the
+// handler has not added one, so this is the response's only Date.
+int Send(mg_connection* conn, absl::Time now, const Reply& reply) {
   mg_response_header_start(conn, reply.status);
+  const std::string date = HttpDate(now);
+  mg_response_header_add(conn, "Date", date.c_str(), -1);
   mg_response_header_add(conn, "Content-Type", reply.content_type.c_str(), -1);
   mg_response_header_add(conn, "Content-Length",
                          std::to_string(reply.body.size()).c_str(), -1);
@@ -185,6 +209,51 @@ bool IsIpv6(const std::string& address) {
   return address.find(':') != std::string::npos;
 }
 
+constexpr char kDefaultAccount[] = "default";
+
+// The accounts `options` describes (merchants, then "default" for api_keys),
+// checked. Error messages never contain key values.
+absl::StatusOr<std::vector<MerchantAccount>> CheckAccounts(
+    const ClinkEmulator::Options& options) {
+  std::vector<MerchantAccount> accounts = options.merchants;
+  if (!options.api_keys.empty()) {
+    accounts.push_back(MerchantAccount{kDefaultAccount, options.api_keys});
+  }
+  absl::flat_hash_map<std::string, std::string> owner_by_key;
+  absl::flat_hash_set<std::string> names;
+  for (const MerchantAccount& account : accounts) {
+    if (account.name.empty()) {
+      return absl::InvalidArgumentError("merchant account names must be set");
+    }
+    if (!names.insert(account.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("two merchant accounts are named \"", account.name, "\"",
+                       account.name == kDefaultAccount
+                           ? " (Options::api_keys is \"default\")"
+                           : ""));
+    }
+    for (size_t i = 0; i < account.api_keys.size(); ++i) {
+      const std::string& key = account.api_keys[i];
+      if (key.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("API key #", i + 1, " of merchant \"", account.name,
+                         "\" is empty"));
+      }
+      const auto [it, inserted] = owner_by_key.emplace(key, account.name);
+      if (!inserted && it->second != account.name) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("API key #", i + 1, " of merchant \"", account.name,
+                         "\" is also a key of merchant \"", it->second, "\""));
+      }
+    }
+  }
+  if (owner_by_key.empty()) {
+    return absl::InvalidArgumentError(
+        "ClinkEmulator needs at least one API key");
+  }
+  return accounts;
+}
+
 }  // namespace
 
 struct ClinkEmulator::FaultPlan {
@@ -192,16 +261,12 @@ struct ClinkEmulator::FaultPlan {
   std::optional<Fault> fault;  // The first matching non-latency fault.
 };
 
-ClinkEmulator::ClinkEmulator(Options options)
-    : options_(std::move(options)),
-      api_(MerchantApi::Options{options_.clock, options_.http_status_errors}) {}
+ClinkEmulator::ClinkEmulator(Options options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<ClinkEmulator>> ClinkEmulator::Start(
     Options options) {
-  if (options.api_keys.empty()) {
-    return absl::InvalidArgumentError(
-        "ClinkEmulator needs at least one API key");
-  }
+  GATEWAY_ASSIGN_OR_RETURN(std::vector<MerchantAccount> accounts,
+                           CheckAccounts(options));
   if (options.num_threads < 1)
     return absl::InvalidArgumentError("num_threads must be >= 1");
   if (options.port < 0 || options.port > 65535) {
@@ -217,6 +282,20 @@ absl::StatusOr<std::unique_ptr<ClinkEmulator>> ClinkEmulator::Start(
   std::unique_ptr<ClinkEmulator> emulator(
       new ClinkEmulator(std::move(options)));
   const Options& opts = emulator->options_;
+  {
+    ClinkEmulator* raw = emulator.get();
+    absl::MutexLock lock(&emulator->keys_mu_);
+    for (MerchantAccount& account : accounts) {
+      const int index = static_cast<int>(emulator->accounts_.size());
+      emulator->accounts_.push_back(
+          Account{std::move(account.name),
+                  std::make_unique<MerchantApi>(MerchantApi::Options{
+                      [raw] { return raw->Now(); }, opts.http_status_errors})});
+      for (std::string& key : account.api_keys) {
+        emulator->account_by_key_.emplace(std::move(key), index);
+      }
+    }
+  }
 
   // With TLS, civetweb listens on loopback behind the TLS frontend (see
   // tls_frontend.h).
@@ -293,6 +372,43 @@ void ClinkEmulator::ClearFaults() {
   faults_.clear();
 }
 
+absl::Status ClinkEmulator::SetApiKeys(absl::string_view merchant,
+                                       std::vector<std::string> keys) {
+  int index = -1;
+  for (size_t i = 0; i < accounts_.size(); ++i) {
+    if (accounts_[i].name == merchant) index = static_cast<int>(i);
+  }
+  if (index < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("no merchant account named \"", merchant, "\""));
+  }
+  absl::MutexLock lock(&keys_mu_);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "API key #", i + 1, " for merchant \"", merchant, "\" is empty"));
+    }
+    const auto it = account_by_key_.find(keys[i]);
+    if (it != account_by_key_.end() && it->second != index) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "API key #", i + 1, " for merchant \"", merchant,
+          "\" is a key of merchant \"", accounts_[it->second].name, "\""));
+    }
+  }
+  absl::erase_if(account_by_key_,
+                 [index](const auto& entry) { return entry.second == index; });
+  for (std::string& key : keys) account_by_key_.emplace(std::move(key), index);
+  return absl::OkStatus();
+}
+
+void ClinkEmulator::SetClockOffset(absl::Duration offset) {
+  clock_offset_ns_.store(absl::ToInt64Nanoseconds(offset));
+}
+
+absl::Time ClinkEmulator::Now() const {
+  return options_.clock() + absl::Nanoseconds(clock_offset_ns_.load());
+}
+
 std::vector<RecordedRequest> ClinkEmulator::requests() const {
   absl::MutexLock lock(&mu_);
   return std::vector<RecordedRequest>(requests_.begin(), requests_.end());
@@ -302,6 +418,13 @@ void ClinkEmulator::ClearRequests() {
   absl::MutexLock lock(&mu_);
   requests_.clear();
   request_count_ = 0;
+  requests_by_key_.clear();
+}
+
+int64_t ClinkEmulator::requests_with_key(absl::string_view api_key) const {
+  absl::MutexLock lock(&mu_);
+  const auto it = requests_by_key_.find(api_key);
+  return it == requests_by_key_.end() ? 0 : it->second;
 }
 
 bool ClinkEmulator::WaitForRequests(int64_t n, absl::Duration timeout) const {
@@ -356,17 +479,25 @@ ClinkEmulator::FaultPlan ClinkEmulator::TakeFaults(const std::string& path) {
 void ClinkEmulator::Record(RecordedRequest request) {
   absl::MutexLock lock(&mu_);
   ++request_count_;
+  ++requests_by_key_[request.api_key];
   requests_.push_back(std::move(request));
   while (requests_.size() > options_.max_recorded_requests)
     requests_.pop_front();
 }
 
-std::string ClinkEmulator::AuthError(const RecordedRequest& request) const {
+int ClinkEmulator::AccountOf(const std::string& api_key) const {
+  absl::MutexLock lock(&keys_mu_);
+  const auto it = account_by_key_.find(api_key);
+  return it == account_by_key_.end() ? -1 : it->second;
+}
+
+std::string ClinkEmulator::AuthError(const RecordedRequest& request,
+                                     int* account) const {
   if (request.api_key.empty()) return "Unauthorized: missing X-API-KEY header";
-  bool known = false;
-  for (const std::string& key : options_.api_keys)
-    known = known || key == request.api_key;
-  if (!known) return "Unauthorized: invalid API key";
+  // Looked up again rather than taken from request.merchant: a latency fault
+  // may have let a key change take effect since the request arrived.
+  *account = AccountOf(request.api_key);
+  if (*account < 0) return "Unauthorized: invalid API key";
   if (request.timestamp.empty())
     return "Unauthorized: missing X-Timestamp header";
   int64_t timestamp_ms = 0;
@@ -374,7 +505,7 @@ std::string ClinkEmulator::AuthError(const RecordedRequest& request) const {
     return "Unauthorized: X-Timestamp must be Unix time in milliseconds";
   }
   const absl::Duration skew =
-      absl::AbsDuration(options_.clock() - absl::FromUnixMillis(timestamp_ms));
+      absl::AbsDuration(Now() - absl::FromUnixMillis(timestamp_ms));
   if (skew > options_.timestamp_tolerance) {
     return absl::StrCat(
         "Unauthorized: X-Timestamp is outside the allowed window of ",
@@ -390,12 +521,13 @@ int ClinkEmulator::HandleRequest(mg_connection* conn) {
   const std::string path = info->local_uri != nullptr ? info->local_uri : "/";
   absl::StatusOr<std::string> body = ReadBody(conn);
   if (!body.ok())
-    return Send(conn, TextReply(413, std::string(body.status().message())));
+    return Send(conn, Now(),
+                TextReply(413, std::string(body.status().message())));
   if (absl::StartsWith(path, kAdminPrefix))
     return HandleAdmin(conn, method, path, *body);
   if (path != kApiPrefix &&
       !absl::StartsWith(path, absl::StrCat(kApiPrefix, "/"))) {
-    return Send(conn, TextReply(404, "Not Found"));
+    return Send(conn, Now(), TextReply(404, "Not Found"));
   }
 
   RecordedRequest request;
@@ -409,6 +541,11 @@ int ClinkEmulator::HandleRequest(mg_connection* conn) {
   request.content_type = Header(conn, "Content-Type");
   request.user_agent = Header(conn, "User-Agent");
   request.request_id = Header(conn, "X-Request-Id");
+  if (!request.api_key.empty()) {
+    if (const int account = AccountOf(request.api_key); account >= 0) {
+      request.merchant = accounts_[account].name;
+    }
+  }
   Record(request);
 
   const FaultPlan plan = TakeFaults(path);
@@ -419,13 +556,14 @@ int ClinkEmulator::HandleRequest(mg_connection* conn) {
     const Fault& fault = *plan.fault;
     switch (fault.kind) {
       case Fault::Kind::kHttpError:
-        return Send(conn, TextReply(fault.http_status,
-                                    absl::StrCat("emulated fault: HTTP ",
-                                                 fault.http_status)));
+        return Send(
+            conn, Now(),
+            TextReply(fault.http_status, absl::StrCat("emulated fault: HTTP ",
+                                                      fault.http_status)));
       case Fault::Kind::kRateLimit: {
         Reply reply = TextReply(429, "Too Many Requests");
         reply.retry_after = fault.retry_after;
-        return Send(conn, reply);
+        return Send(conn, Now(), reply);
       }
       case Fault::Kind::kResetConnection:
         ResetConnection(
@@ -438,21 +576,24 @@ int ClinkEmulator::HandleRequest(mg_connection* conn) {
         mg_disable_connection_keep_alive(conn);
         return 499;
       case Fault::Kind::kMalformedJson:
-        return Send(conn,
+        return Send(conn, Now(),
                     Reply{200, "application/json", kMalformedJsonBody, ""});
       case Fault::Kind::kLatency:
         break;  // Never stored in plan.fault.
     }
   }
 
-  if (const std::string auth_error = AuthError(request); !auth_error.empty()) {
-    return Send(conn, TextReply(401, auth_error));
+  int account = -1;
+  if (const std::string auth_error = AuthError(request, &account);
+      !auth_error.empty()) {
+    return Send(conn, Now(), TextReply(401, auth_error));
   }
-  const ApiResponse response =
-      api_.Handle(ApiRequest{method, path.substr(sizeof(kApiPrefix) - 1),
-                             request.query_string, request.body});
+  const ApiResponse response = accounts_[account].api->Handle(
+      ApiRequest{method, path.substr(sizeof(kApiPrefix) - 1),
+                 request.query_string, request.body});
   return Send(
-      conn, Reply{response.http_status, "application/json", response.body, ""});
+      conn, Now(),
+      Reply{response.http_status, "application/json", response.body, ""});
 }
 
 int ClinkEmulator::HandleAdmin(mg_connection* conn, const std::string& method,
@@ -462,15 +603,18 @@ int ClinkEmulator::HandleAdmin(mg_connection* conn, const std::string& method,
   if (endpoint == "faults" && method == "POST") {
     absl::StatusOr<Fault> fault = ParseFault(body);
     if (!fault.ok())
-      return Send(conn, TextReply(400, std::string(fault.status().message())));
+      return Send(conn, Now(),
+                  TextReply(400, std::string(fault.status().message())));
     SetFault(*fault);
-    return Send(conn, Reply{200, "application/json",
-                            "{\"code\":200,\"msg\":\"success\"}", ""});
+    return Send(conn, Now(),
+                Reply{200, "application/json",
+                      "{\"code\":200,\"msg\":\"success\"}", ""});
   }
   if (endpoint == "faults" && method == "DELETE") {
     ClearFaults();
-    return Send(conn, Reply{200, "application/json",
-                            "{\"code\":200,\"msg\":\"success\"}", ""});
+    return Send(conn, Now(),
+                Reply{200, "application/json",
+                      "{\"code\":200,\"msg\":\"success\"}", ""});
   }
   if (endpoint == "stats" && method == "GET") {
     int64_t request_count = 0;
@@ -479,13 +623,13 @@ int ClinkEmulator::HandleAdmin(mg_connection* conn, const std::string& method,
       request_count = request_count_;
     }
     return Send(
-        conn,
+        conn, Now(),
         Reply{200, "application/json",
               absl::StrCat("{\"connectionsAccepted\":", connections_accepted(),
                            ",\"requests\":", request_count, "}"),
               ""});
   }
-  return Send(conn, TextReply(404, "Not Found"));
+  return Send(conn, Now(), TextReply(404, "Not Found"));
 }
 
 }  // namespace clink_gateway::emulator

@@ -5,17 +5,34 @@
 // same thing standalone.
 //
 //   ClinkEmulator::Options options;
-//   options.api_keys = {"sk_test_emulator"};
-//   options.tls_cert_pem_path = ca.server_pem;            // Or empty for plain
-//   HTTP. GATEWAY_ASSIGN_OR_RETURN(auto emulator,
-//   ClinkEmulator::Start(options)); Fault fault;                      // The
-//   next request gets HTTP 503. fault.kind = Fault::Kind::kHttpError;
+//   options.api_keys = {"sk_test_emulator"};    // Account "default".
+//   options.merchants = {{"acme", {"sk_test_acme_1", "sk_test_acme_2"}}};
+//   options.tls_cert_pem_path = ca.server_pem;  // Or empty for plain HTTP.
+//   GATEWAY_ASSIGN_OR_RETURN(auto emulator, ClinkEmulator::Start(options));
+//   Fault fault;                                // The next request gets 503.
+//   fault.kind = Fault::Kind::kHttpError;
 //   emulator->SetFault(fault);
+//   emulator->SetApiKeys("acme", {"sk_test_acme_2"});  // Revokes ..._acme_1.
+//   emulator->SetClockOffset(absl::Seconds(100));      // Clink's clock runs
+//                                                       // 100 s ahead.
 //
 // What it emulates (clink-api.md): every endpoint under /api listed in
 // merchant_api.h, with X-API-KEY + X-Timestamp authentication (HTTP 401 with a
 // plain-text body on failure), Clink's envelopes, consistent in-memory state
 // and a seeded catalog (ids in merchant_api.h).
+//
+// Merchant accounts: like real Clink, every merchant account has its own
+// objects and its own secret keys (two during a key roll). The X-API-KEY of a
+// request selects the account; each account is a separate MerchantApi, so an
+// order created with one merchant's key is "not found" with another's, while
+// the seeded catalog exists in every account.
+//
+// Clock: the emulator's "now" is Options::clock() + SetClockOffset(). It dates
+// entities, bounds the X-Timestamp check, and fills the Date header (RFC 7231
+// IMF-fixdate) of every response the emulator writes, so a test can model a
+// gateway whose clock is skewed relative to Clink's. (civetweb would add a
+// Date header from the system clock; it leaves it out when the handler sets
+// one, so every response carries exactly one Date, the emulator's.)
 //
 // Connection faults: civetweb exposes no socket, so kResetConnection finds the
 // connection's descriptor by matching its addresses among the process's sockets
@@ -28,17 +45,22 @@
 // connection fault on a keep-alive connection can be invisible to a curl client
 // (but the request is then received twice).
 //
-// Test hooks: injected faults, a connection counter and a log of received /api
-// requests, in C++ and over admin endpoints that need no API key (for
-// out-of-process tests and scripts):
-//   POST   /__emulator/faults   body:
-//   {"kind":"http_error","count":1,"pathPrefix":"/api/refund",
-//                                      "httpStatus":503,"latencyMs":0,"retryAfter":"1"}
+// Test hooks: injected faults, a connection counter, per-key request counters
+// and a log of received /api requests, in C++ and over admin endpoints that
+// need no API key (for out-of-process tests and scripts):
+//   POST   /__emulator/faults   body: {"kind":"http_error","count":1,
+//                                      "pathPrefix":"/api/refund",
+//                                      "httpStatus":503,"latencyMs":0,
+//                                      "retryAfter":"1"}
 //                               kind: latency | http_error | rate_limit |
-//                               drop_connection |
-//                                     reset_connection | malformed_json
+//                                     drop_connection | reset_connection |
+//                                     malformed_json
 //   DELETE /__emulator/faults   clears all faults
 //   GET    /__emulator/stats    {"connectionsAccepted":N,"requests":N}
+//
+// Thread-safety: every public method may be called from any thread while the
+// emulator serves requests; changes (faults, keys, clock offset) apply from
+// the next request on.
 #ifndef CLINK_GATEWAY_TESTS_EMULATOR_CLINK_EMULATOR_H_
 #define CLINK_GATEWAY_TESTS_EMULATOR_CLINK_EMULATOR_H_
 
@@ -51,7 +73,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -106,6 +131,19 @@ struct RecordedRequest {
   std::string content_type;
   std::string user_agent;
   std::string request_id;  // X-Request-Id
+  // The name of the merchant account `api_key` belonged to when the request
+  // arrived; empty when the key was missing or unknown.
+  std::string merchant;
+};
+
+// One merchant account: its own objects (orders, customers, sessions, ...) and
+// the secret keys that act on it.
+struct MerchantAccount {
+  std::string name;  // Unique among the accounts, not empty.
+  // Accepted X-API-KEY values; none may be empty or belong to another
+  // account. May be empty (every request for it is then 401) if another
+  // account has a key.
+  std::vector<std::string> api_keys;
 };
 
 class ClinkEmulator {
@@ -115,14 +153,23 @@ class ClinkEmulator {
     // also works).
     std::string listen_address = "127.0.0.1";
     int port = 0;  // 0 picks a free port; see port().
-    std::vector<std::string>
-        api_keys;  // Accepted X-API-KEY values; at least one.
+    // Shorthand for one more merchant account named "default" with these
+    // keys (ignored when empty). Options must hold at least one key overall,
+    // here or in `merchants`.
+    std::vector<std::string> api_keys;
+    // Merchant accounts, each with its own objects and keys (see
+    // MerchantAccount). With `api_keys` as well, "default" is an extra
+    // account, so no entry here may be named "default".
+    std::vector<MerchantAccount> merchants;
     // Server certificate followed by its private key, PEM (see test_ca.h);
     // empty = plain HTTP.
     std::string tls_cert_pem_path;
-    // Largest accepted |clock() - X-Timestamp|.
+    // Largest accepted |now - X-Timestamp|, where now is clock() plus the
+    // SetClockOffset() offset.
     absl::Duration timestamp_tolerance = absl::Seconds(120);
-    // The emulator's "now", for auth and entity times; default absl::Now.
+    // The emulator's "now" (before SetClockOffset()), for auth, entity times
+    // and the Date response header; default absl::Now. Called from civetweb's
+    // threads, so it must be thread-safe.
     std::function<absl::Time()> clock;
     int num_threads =
         32;  // civetweb worker threads; each serves one connection at a time.
@@ -135,6 +182,9 @@ class ClinkEmulator {
     size_t max_recorded_requests = 10000;
   };
 
+  // Validates `options` (InvalidArgument: no key at all, an empty key or
+  // account name, two accounts with one name, a key in two accounts, ...) and
+  // starts serving.
   static absl::StatusOr<std::unique_ptr<ClinkEmulator>> Start(Options options);
 
   // Stops serving: in-flight latency faults end early, open connections are
@@ -153,12 +203,35 @@ class ClinkEmulator {
   void SetFault(const Fault& fault);
   void ClearFaults();
 
+  // Replaces the accepted keys of the merchant account `merchant` (a key roll
+  // or revocation); an empty `keys` revokes all of them. The account keeps its
+  // objects. Requests read after this returns see the new keys. NotFound when
+  // there is no such account; InvalidArgument when a key is empty or belongs
+  // to another account (nothing changes then). Thread-safe.
+  absl::Status SetApiKeys(absl::string_view merchant,
+                          std::vector<std::string> keys);
+
+  // Shifts the emulator's clock: from the next request on, "now" is
+  // Options::clock() + offset, for the Date header, the X-Timestamp check and
+  // entity times. Not cumulative (each call replaces the previous offset);
+  // models a gateway whose clock is skewed by -offset relative to Clink's.
+  // Thread-safe.
+  void SetClockOffset(absl::Duration offset);
+  // Options::clock() + the current offset.
+  absl::Time Now() const;
+
   // TCP connections accepted so far (a keep-alive connection counts once).
   int64_t connections_accepted() const { return connections_accepted_.load(); }
   // /api requests received since start or the last ClearRequests(), oldest
   // first.
   std::vector<RecordedRequest> requests() const;
+  // Resets requests(), the count WaitForRequests() waits for, and
+  // requests_with_key().
   void ClearRequests();
+  // /api requests received with exactly this X-API-KEY (whether or not it was
+  // accepted) since start or the last ClearRequests(); counted independently of
+  // max_recorded_requests. An empty `api_key` counts requests without one.
+  int64_t requests_with_key(absl::string_view api_key) const;
   // Blocks until at least `n` /api requests have been received since start or
   // the last ClearRequests() (recorded when read, before any latency fault);
   // false on timeout.
@@ -179,11 +252,21 @@ class ClinkEmulator {
   // Consumes the faults that apply to a request for `path`.
   FaultPlan TakeFaults(const std::string& path);
   void Record(RecordedRequest request);
-  // Empty when the request is authenticated, else the 401 body.
-  std::string AuthError(const RecordedRequest& request) const;
+  // Index into accounts_ of the account `api_key` belongs to, or -1.
+  int AccountOf(const std::string& api_key) const;
+  // Empty when the request is authenticated, else the 401 body; on success
+  // sets *account to the index of the request's account.
+  std::string AuthError(const RecordedRequest& request, int* account) const;
+
+  struct Account {
+    std::string name;
+    std::unique_ptr<MerchantApi> api;
+  };
 
   const Options options_;
-  MerchantApi api_;
+  // One per merchant account; fixed after Start.
+  std::vector<Account> accounts_;
+  std::atomic<int64_t> clock_offset_ns_{0};
   mg_context* civetweb_ = nullptr;
   int civetweb_port_ = 0;
   std::unique_ptr<TlsFrontend> tls_;  // Null for plain HTTP.
@@ -191,10 +274,18 @@ class ClinkEmulator {
   absl::Notification stopping_;
   std::atomic<int64_t> connections_accepted_{0};
 
+  // Guards only the key table, so the request path holds it briefly.
+  mutable absl::Mutex keys_mu_;
+  // Accepted X-API-KEY -> index into accounts_.
+  absl::flat_hash_map<std::string, int> account_by_key_
+      ABSL_GUARDED_BY(keys_mu_);
+
   mutable absl::Mutex mu_;
   std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
   std::deque<RecordedRequest> requests_ ABSL_GUARDED_BY(mu_);
   int64_t request_count_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, int64_t> requests_by_key_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace clink_gateway::emulator

@@ -1,6 +1,10 @@
 #include "tests/emulator/clink_emulator.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <map>
@@ -12,6 +16,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/testing/fake_clock.h"
 #include "curl/curl.h"
@@ -25,6 +31,10 @@ namespace clink_gateway::emulator {
 namespace {
 
 constexpr char kApiKey[] = "sk_test_emulator_key";
+// Keys of the merchant accounts in the multi-merchant tests.
+constexpr char kAcmeKey1[] = "sk_test_acme_1";
+constexpr char kAcmeKey2[] = "sk_test_acme_2";
+constexpr char kGlobexKey[] = "sk_test_globex";
 
 class CurlEnvironment : public ::testing::Environment {
  public:
@@ -151,6 +161,70 @@ int64_t Int(const std::string& text) {
   return value;
 }
 
+// A response read off a raw socket, so repeated headers stay visible.
+struct RawResponse {
+  std::string status_line;
+  std::vector<std::string> dates;  // Values of every Date header.
+  std::string body;
+};
+
+// Sends `request` over a new TCP connection to 127.0.0.1:`port` and parses
+// everything the server writes until it closes the connection.
+RawResponse RawExchange(int port, const std::string& request) {
+  RawResponse response;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ADD_FAILURE() << "socket() failed";
+    return response;
+  }
+  timeval timeout{20, 0};  // A guard against a hang, not synchronisation.
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string text;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&address),
+              sizeof(address)) != 0 ||
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+          static_cast<ssize_t>(request.size())) {
+    ADD_FAILURE() << "cannot send the request to port " << port;
+  } else {
+    char buffer[4096];
+    for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;) {
+      text.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  const size_t head_end = text.find("\r\n\r\n");
+  EXPECT_NE(head_end, std::string::npos) << text;
+  if (head_end == std::string::npos) return response;
+  response.body = text.substr(head_end + 4);
+  const std::vector<std::string> lines =
+      absl::StrSplit(text.substr(0, head_end), "\r\n");
+  response.status_line = lines[0];
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const size_t colon = lines[i].find(':');
+    if (colon != std::string::npos &&
+        absl::EqualsIgnoreCase(lines[i].substr(0, colon), "date")) {
+      response.dates.emplace_back(
+          absl::StripAsciiWhitespace(lines[i].substr(colon + 1)));
+    }
+  }
+  return response;
+}
+
+// Parses an RFC 7231 IMF-fixdate such as "Sun, 06 Nov 1994 08:49:37 GMT".
+absl::Time ParseHttpDate(const std::string& text) {
+  absl::Time time = absl::InfinitePast();
+  std::string error;
+  EXPECT_EQ(text.size(), 29u) << text;
+  EXPECT_TRUE(absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", text,
+                              absl::UTCTimeZone(), &time, &error))
+      << text << ": " << error;
+  return time;
+}
+
 std::string TempDir() {
   const char* base = getenv("TEST_TMPDIR");
   std::string path =
@@ -167,7 +241,9 @@ class ClinkEmulatorTest : public ::testing::Test {
                      const std::string& ca_file = "") {
     client_.reset();
     emulator_.reset();
-    options.api_keys = {"sk_test_other", kApiKey};
+    if (options.api_keys.empty() && options.merchants.empty()) {
+      options.api_keys = {"sk_test_other", kApiKey};
+    }
     options.clock = [this] { return clock_.Now(); };
     absl::StatusOr<std::unique_ptr<ClinkEmulator>> emulator =
         ClinkEmulator::Start(options);
@@ -183,9 +259,10 @@ class ClinkEmulatorTest : public ::testing::Test {
   }
 
   std::vector<std::string> AuthHeaders(
-      absl::Duration skew = absl::ZeroDuration()) const {
+      absl::Duration skew = absl::ZeroDuration(),
+      const std::string& api_key = kApiKey) const {
     return {
-        absl::StrCat("X-API-KEY: ", kApiKey),
+        absl::StrCat("X-API-KEY: ", api_key),
         absl::StrCat("X-Timestamp: ", absl::ToUnixMillis(clock_.Now() + skew)),
         "Content-Type: application/json", "User-Agent: emulator-test/1.0",
         "X-Request-Id: req-123"};
@@ -197,10 +274,22 @@ class ClinkEmulatorTest : public ::testing::Test {
                          AuthHeaders(), fresh_connection);
   }
 
+  // Call() with `api_key` as X-API-KEY.
+  HttpResult CallAs(const std::string& api_key, const std::string& method,
+                    const std::string& path, const std::string& body = "") {
+    return client_->Send(method, absl::StrCat("/api", path), body,
+                         AuthHeaders(absl::ZeroDuration(), api_key));
+  }
+
   // Calls the API and expects HTTP 200 with envelope code 200.
   Json Ok(const std::string& method, const std::string& path,
           const std::string& body = "") {
-    const HttpResult result = Call(method, path, body);
+    return OkAs(kApiKey, method, path, body);
+  }
+
+  Json OkAs(const std::string& api_key, const std::string& method,
+            const std::string& path, const std::string& body = "") {
+    const HttpResult result = CallAs(api_key, method, path, body);
     EXPECT_EQ(result.curl_code, CURLE_OK);
     EXPECT_EQ(result.status, 200) << result.body;
     Json json(result.body);
@@ -211,14 +300,15 @@ class ClinkEmulatorTest : public ::testing::Test {
   }
 
   // Pays `amount` USD with the seeded card; returns the order id.
-  std::string Pay(const std::string& amount) {
-    const Json payment = Ok("POST", "/payment",
-                            absl::StrCat(R"({"customerId":"cus_emu_test",
+  std::string Pay(const std::string& amount,
+                  const std::string& api_key = kApiKey) {
+    const Json payment = OkAs(api_key, "POST", "/payment",
+                              absl::StrCat(R"({"customerId":"cus_emu_test",
                                              "paymentInstrumentId":"pi_emu_card_visa",
                                              "paymentMethodType":"CARD",
                                              "returnUrl":"https://shop.example/return",
                                              "amount":)",
-                                         amount, R"(,"currency":"USD"})"));
+                                           amount, R"(,"currency":"USD"})"));
     EXPECT_EQ(payment["/data/status"], "1");
     return payment["/data/orderId"];
   }
@@ -233,6 +323,27 @@ class ClinkEmulatorTest : public ::testing::Test {
                           R"(,"refundReasonType":2})"));
     EXPECT_EQ(result.status, 200);
     return Json(result.body);
+  }
+
+  // GET `path` over a new plain-HTTP connection with `headers` (lines
+  // without CRLF), read off the raw socket.
+  RawResponse RawGet(const std::string& path,
+                     const std::vector<std::string>& headers) const {
+    std::string request =
+        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                     "Connection: close\r\n");
+    for (const std::string& header : headers) {
+      absl::StrAppend(&request, header, "\r\n");
+    }
+    absl::StrAppend(&request, "\r\n");
+    return RawExchange(emulator_->port(), request);
+  }
+
+  // Starts the emulator with the accounts acme (two keys) and globex.
+  void StartMultiMerchant(ClinkEmulator::Options options = {}) {
+    options.merchants = {{"acme", {kAcmeKey1, kAcmeKey2}},
+                         {"globex", {kGlobexKey}}};
+    StartEmulator(options);
   }
 
   FakeClock clock_;
@@ -953,6 +1064,234 @@ TEST_F(ClinkEmulatorTest, RecordsRequests) {
   EXPECT_TRUE(emulator_->requests().empty());
 }
 
+// --- Merchant accounts and keys
+// -------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, MerchantAccountsHaveSeparateObjects) {
+  StartMultiMerchant();
+  const std::string order_id = Pay("10.00", kAcmeKey1);
+
+  // Another merchant's key does not see acme's order...
+  const HttpResult other = CallAs(kGlobexKey, "GET", "/order/" + order_id);
+  EXPECT_EQ(other.status, 200);
+  const Json not_found(other.body);
+  EXPECT_EQ(not_found["/code"], "404") << other.body;
+  EXPECT_EQ(not_found["/msg"], absl::StrCat("order ", order_id, " not found"));
+  // ... nor can it refund it.
+  EXPECT_EQ(
+      Json(CallAs(kGlobexKey, "POST", "/refund",
+                  absl::StrCat(R"({"orderId":")", order_id,
+                               R"(","refundMerchantOrderId":"r1",)",
+                               R"("refundAmount":1,"refundReasonType":2})"))
+               .body)["/code"],
+      "404");
+  // acme's second key is the same account.
+  EXPECT_EQ(OkAs(kAcmeKey2, "GET", "/order/" + order_id)["/data/orderId"],
+            order_id);
+
+  // Checkout sessions too, in the other direction.
+  const std::string session_id =
+      OkAs(kGlobexKey, "POST", "/checkout/session",
+           R"({"originalAmount":5,"originalCurrency":"USD",
+               "customerId":"cus_emu_test"})")["/data/sessionId"];
+  EXPECT_EQ(Json(CallAs(kAcmeKey1, "GET", "/checkout/session/" + session_id)
+                     .body)["/code"],
+            "404");
+  EXPECT_EQ(OkAs(kGlobexKey, "GET",
+                 "/checkout/session/" + session_id)["/data/sessionId"],
+            session_id);
+
+  // Every account has the seeded catalog and fixtures.
+  for (const char* key : {kAcmeKey1, kGlobexKey}) {
+    EXPECT_EQ(OkAs(key, "GET", "/product/prd_emu_basic")["/data/productId"],
+              "prd_emu_basic");
+  }
+  EXPECT_FALSE(Pay("1.00", kGlobexKey).empty());
+}
+
+TEST_F(ClinkEmulatorTest, ApiKeysAreTheDefaultAccountNextToMerchants) {
+  ClinkEmulator::Options options;
+  options.api_keys = {kApiKey};
+  StartMultiMerchant(options);
+  const std::string order_id = Pay("3.00");  // With kApiKey.
+  EXPECT_EQ(Ok("GET", "/order/" + order_id)["/data/orderId"], order_id);
+  EXPECT_EQ(Json(CallAs(kAcmeKey1, "GET", "/order/" + order_id).body)["/code"],
+            "404");
+  ASSERT_FALSE(emulator_->requests().empty());
+  EXPECT_EQ(emulator_->requests().front().merchant, "default");
+}
+
+TEST_F(ClinkEmulatorTest, SetApiKeysRotatesAndRevokesKeys) {
+  ClinkEmulator::Options options;
+  options.merchants = {{"acme", {kAcmeKey1}}, {"globex", {kGlobexKey}}};
+  StartEmulator(options);
+  const std::string order_id = Pay("7.00", kAcmeKey1);
+  EXPECT_EQ(CallAs(kAcmeKey2, "GET", "/product").status, 401);
+
+  // Roll: the new key works at once and sees the account's objects; the old
+  // key is revoked.
+  ASSERT_TRUE(emulator_->SetApiKeys("acme", {kAcmeKey2}).ok());
+  EXPECT_EQ(OkAs(kAcmeKey2, "GET", "/order/" + order_id)["/data/orderId"],
+            order_id);
+  const HttpResult revoked = CallAs(kAcmeKey1, "GET", "/order/" + order_id);
+  EXPECT_EQ(revoked.status, 401);
+  EXPECT_EQ(revoked.body, "Unauthorized: invalid API key");
+  EXPECT_EQ(emulator_->requests().back().merchant, "");
+  EXPECT_EQ(CallAs(kGlobexKey, "GET", "/product").status, 200);  // Untouched.
+
+  // Both keys during a roll.
+  ASSERT_TRUE(emulator_->SetApiKeys("acme", {kAcmeKey1, kAcmeKey2}).ok());
+  EXPECT_EQ(CallAs(kAcmeKey1, "GET", "/product").status, 200);
+  EXPECT_EQ(CallAs(kAcmeKey2, "GET", "/product").status, 200);
+
+  // Rejected changes change nothing.
+  const absl::Status stolen = emulator_->SetApiKeys("acme", {kGlobexKey});
+  EXPECT_EQ(stolen.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(absl::StrContains(stolen.message(), kGlobexKey));
+  EXPECT_EQ(emulator_->SetApiKeys("acme", {kAcmeKey1, ""}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(emulator_->SetApiKeys("initech", {"sk_test_new"}).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(CallAs(kAcmeKey1, "GET", "/product").status, 200);
+  EXPECT_EQ(CallAs(kGlobexKey, "GET", "/product").status, 200);
+  EXPECT_EQ(CallAs("sk_test_new", "GET", "/product").status, 401);
+
+  // Revoking every key of an account.
+  ASSERT_TRUE(emulator_->SetApiKeys("acme", {}).ok());
+  EXPECT_EQ(CallAs(kAcmeKey1, "GET", "/product").status, 401);
+  EXPECT_EQ(CallAs(kAcmeKey2, "GET", "/product").status, 401);
+  // A key freed by one account can be given to another.
+  ASSERT_TRUE(emulator_->SetApiKeys("globex", {kGlobexKey, kAcmeKey1}).ok());
+  EXPECT_EQ(Json(CallAs(kAcmeKey1, "GET", "/order/" + order_id).body)["/code"],
+            "404");  // Now globex's, which has no such order.
+  EXPECT_EQ(emulator_->requests().back().merchant, "globex");
+}
+
+TEST_F(ClinkEmulatorTest, RecordsMerchantAndCountsRequestsPerKey) {
+  ClinkEmulator::Options options;
+  options.max_recorded_requests = 2;  // The counters are not limited by it.
+  StartMultiMerchant(options);
+  CallAs(kAcmeKey1, "GET", "/product");
+  CallAs(kAcmeKey2, "GET", "/product");
+  CallAs(kGlobexKey, "GET", "/product");
+  CallAs(kAcmeKey2, "GET", "/product");
+  CallAs("sk_test_unknown", "GET", "/product");
+  client_->Send("GET", "/api/product", "", {});       // No key.
+  client_->Send("GET", "/__emulator/stats", "", {});  // Not an /api request.
+
+  EXPECT_EQ(emulator_->requests_with_key(kAcmeKey1), 1);
+  EXPECT_EQ(emulator_->requests_with_key(kAcmeKey2), 2);
+  EXPECT_EQ(emulator_->requests_with_key(kGlobexKey), 1);
+  EXPECT_EQ(emulator_->requests_with_key("sk_test_unknown"), 1);
+  EXPECT_EQ(emulator_->requests_with_key(""), 1);
+  EXPECT_EQ(emulator_->requests_with_key("sk_test_acme"), 0);  // Exact match.
+  const std::vector<RecordedRequest> recorded = emulator_->requests();
+  ASSERT_EQ(recorded.size(), 2u);
+  EXPECT_EQ(recorded[0].api_key, "sk_test_unknown");
+  EXPECT_EQ(recorded[0].merchant, "");
+  EXPECT_EQ(recorded[1].merchant, "");
+
+  emulator_->ClearRequests();
+  EXPECT_EQ(emulator_->requests_with_key(kAcmeKey2), 0);
+  CallAs(kAcmeKey2, "GET", "/product");
+  CallAs(kGlobexKey, "GET", "/product");
+  EXPECT_EQ(emulator_->requests_with_key(kAcmeKey2), 1);
+  ASSERT_EQ(emulator_->requests().size(), 2u);
+  EXPECT_EQ(emulator_->requests()[0].merchant, "acme");
+  EXPECT_EQ(emulator_->requests()[0].api_key, kAcmeKey2);
+  EXPECT_EQ(emulator_->requests()[1].merchant, "globex");
+}
+
+TEST_F(ClinkEmulatorTest, RequestsAreCountedPerKeyEvenWhenAFaultAnswers) {
+  Fault fault;
+  fault.kind = Fault::Kind::kHttpError;
+  emulator_->SetFault(fault);
+  EXPECT_EQ(Call("GET", "/product").status, 503);
+  EXPECT_EQ(emulator_->requests_with_key(kApiKey), 1);
+  EXPECT_EQ(emulator_->requests().back().merchant, "default");
+}
+
+// --- Date header and clock offset
+// -------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, EveryResponseHasExactlyOneDateFromTheEmulatorClock) {
+  // RFC 7231's own example instant: a Sunday, a day below 10.
+  clock_.SetTime(absl::FromUnixSeconds(784111777));
+  constexpr char kDate[] = "Sun, 06 Nov 1994 08:49:37 GMT";
+  const auto expect_date = [&](const RawResponse& response,
+                               absl::string_view status) {
+    EXPECT_TRUE(absl::StartsWith(response.status_line,
+                                 absl::StrCat("HTTP/1.1 ", status)))
+        << response.status_line;
+    // One Date, the emulator's: civetweb adds its own (from the system clock)
+    // only to responses that lack one.
+    ASSERT_EQ(response.dates.size(), 1u)
+        << absl::StrJoin(response.dates, " | ");
+    EXPECT_EQ(response.dates[0], kDate);
+    EXPECT_EQ(ParseHttpDate(response.dates[0]), clock_.Now());
+  };
+  expect_date(RawGet("/api/product", AuthHeaders()), "200");
+  expect_date(RawGet("/api/order/ord_missing", AuthHeaders()), "200");
+  expect_date(RawGet("/api/product", {"X-API-KEY: sk_test_wrong"}), "401");
+  expect_date(RawGet("/api/product", {}), "401");
+  expect_date(RawGet("/api/product", AuthHeaders(absl::Minutes(5))), "401");
+  expect_date(RawGet("/elsewhere", {}), "404");
+  expect_date(RawGet("/__emulator/stats", {}), "200");
+
+  Fault fault;
+  fault.kind = Fault::Kind::kHttpError;
+  emulator_->SetFault(fault);
+  expect_date(RawGet("/api/product", AuthHeaders()), "503");
+  fault.kind = Fault::Kind::kRateLimit;
+  emulator_->SetFault(fault);
+  expect_date(RawGet("/api/product", AuthHeaders()), "429");
+  fault.kind = Fault::Kind::kMalformedJson;
+  emulator_->SetFault(fault);
+  expect_date(RawGet("/api/product", AuthHeaders()), "200");
+}
+
+TEST_F(ClinkEmulatorTest, ClockOffsetMovesDateAndTheTimestampWindow) {
+  const absl::Time gateway_now = clock_.Now();  // 2023-11-14T22:13:20Z.
+  // Clink's clock 100 s ahead of the gateway's: the gateway's timestamps are
+  // 100 s stale, within the 120 s tolerance.
+  emulator_->SetClockOffset(absl::Seconds(100));
+  EXPECT_EQ(emulator_->Now(), gateway_now + absl::Seconds(100));
+  HttpResult result = Call("GET", "/product");
+  EXPECT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(result.header("date"), "Tue, 14 Nov 2023 22:15:00 GMT");
+  EXPECT_EQ(ParseHttpDate(result.header("date")) - gateway_now,
+            absl::Seconds(100));
+  // Entity times follow the emulator's clock too (expiry = now + 30 min).
+  EXPECT_EQ(Ok("POST", "/order/payment-session",
+               R"({"customerEmail":"a@example.com","amount":1,
+                   "currency":"USD"})")["/data/expireTime"],
+            "2023-11-14T22:45:00Z");
+  // A gateway that corrects for the skew is accepted too.
+  EXPECT_EQ(
+      client_->Send("GET", "/api/product", "", AuthHeaders(absl::Seconds(100)))
+          .status,
+      200);
+
+  // 130 s is beyond the tolerance, whichever way.
+  emulator_->SetClockOffset(absl::Seconds(130));
+  result = Call("GET", "/product");
+  EXPECT_EQ(result.status, 401);
+  EXPECT_TRUE(absl::StrContains(result.body, "X-Timestamp")) << result.body;
+  EXPECT_EQ(ParseHttpDate(result.header("date")) - gateway_now,
+            absl::Seconds(130));
+  emulator_->SetClockOffset(-absl::Seconds(130));
+  result = Call("GET", "/product");
+  EXPECT_EQ(result.status, 401);
+  EXPECT_EQ(ParseHttpDate(result.header("date")) - gateway_now,
+            -absl::Seconds(130));
+
+  // Offsets replace each other rather than add up.
+  emulator_->SetClockOffset(absl::ZeroDuration());
+  result = Call("GET", "/product");
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(ParseHttpDate(result.header("date")), gateway_now);
+}
+
 // --- HTTPS
 // -----------------------------------------------------------------------------------
 
@@ -999,6 +1338,33 @@ TEST_F(ClinkEmulatorTlsTest, ConnectionFaultsWorkOverTls) {
   EXPECT_EQ(Call("GET", "/product").status, 200);
 }
 
+TEST_F(ClinkEmulatorTlsTest, DateHeaderOverTls) {
+  emulator_->SetClockOffset(absl::Seconds(100));
+  const HttpResult result = Call("GET", "/product");
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.header("date"), "Tue, 14 Nov 2023 22:15:00 GMT");
+}
+
+// With the default clock, Date is the real time.
+TEST(ClinkEmulatorClockTest, DateHeaderFollowsTheRealClockByDefault) {
+  ClinkEmulator::Options options;
+  options.api_keys = {kApiKey};
+  absl::StatusOr<std::unique_ptr<ClinkEmulator>> emulator =
+      ClinkEmulator::Start(options);
+  ASSERT_TRUE(emulator.ok()) << emulator.status();
+  const RawResponse response = RawExchange(
+      (*emulator)->port(),
+      absl::StrCat("GET /api/product HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Connection: close\r\nX-API-KEY: ",
+                   kApiKey, "\r\nX-Timestamp: ",
+                   absl::ToUnixMillis(absl::Now()), "\r\n\r\n"));
+  EXPECT_TRUE(absl::StartsWith(response.status_line, "HTTP/1.1 200"))
+      << response.status_line;
+  ASSERT_EQ(response.dates.size(), 1u);
+  EXPECT_LT(absl::AbsDuration(ParseHttpDate(response.dates[0]) - absl::Now()),
+            absl::Seconds(5));
+}
+
 TEST(ClinkEmulatorStartTest, RejectsInvalidOptions) {
   ClinkEmulator::Options options;
   EXPECT_EQ(ClinkEmulator::Start(options).status().code(),
@@ -1006,6 +1372,35 @@ TEST(ClinkEmulatorStartTest, RejectsInvalidOptions) {
   options.api_keys = {"k"};
   options.tls_cert_pem_path = "/nonexistent/server.pem";
   EXPECT_FALSE(ClinkEmulator::Start(options).ok());
+}
+
+TEST(ClinkEmulatorStartTest, ValidatesMerchantAccounts) {
+  const auto start = [](std::vector<std::string> api_keys,
+                        std::vector<MerchantAccount> merchants) {
+    ClinkEmulator::Options options;
+    options.api_keys = std::move(api_keys);
+    options.merchants = std::move(merchants);
+    return ClinkEmulator::Start(options).status();
+  };
+  constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
+  // No key at all.
+  EXPECT_EQ(start({}, {{"acme", {}}}).code(), kInvalid);
+  // Empty keys and names.
+  EXPECT_EQ(start({""}, {}).code(), kInvalid);
+  EXPECT_EQ(start({}, {{"acme", {"a", ""}}}).code(), kInvalid);
+  EXPECT_EQ(start({}, {{"", {"a"}}}).code(), kInvalid);
+  // Names are unique, and api_keys is the account "default".
+  EXPECT_EQ(start({}, {{"acme", {"a"}}, {"acme", {"b"}}}).code(), kInvalid);
+  EXPECT_EQ(start({"k"}, {{"default", {"a"}}}).code(), kInvalid);
+  // A key belongs to one account; the message does not reveal it.
+  const absl::Status shared =
+      start({}, {{"acme", {"sk_test_shared"}}, {"globex", {"sk_test_shared"}}});
+  EXPECT_EQ(shared.code(), kInvalid);
+  EXPECT_FALSE(absl::StrContains(shared.message(), "sk_test_shared"));
+  EXPECT_EQ(start({"a"}, {{"acme", {"a"}}}).code(), kInvalid);
+
+  EXPECT_TRUE(start({"k"}, {{"acme", {"a", "a2"}}, {"globex", {}}}).ok());
+  EXPECT_TRUE(start({}, {{"default", {"a"}}}).ok());
 }
 
 }  // namespace

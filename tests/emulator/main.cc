@@ -2,11 +2,17 @@
 // SIGINT.
 //
 //   clink_emulator_server --tls_dir=/tmp/clink-ca
-//   --api_key_file=/run/secrets/clink_api_key clink_emulator_server --plaintext
-//   --listen=127.0.0.1:0 --port_file=/tmp/emu.port
+//       --api_key_file=/run/secrets/clink_api_key
+//   clink_emulator_server --plaintext --listen=127.0.0.1:0
+//       --port_file=/tmp/emu.port
+//       --merchant_keys=acme=sk_test_a1|sk_test_a2,globex=sk_test_b1
+//
+// --api_key_file / --api_keys / $CLINK_API_KEY give the keys of the merchant
+// account "default"; --merchant_keys adds more accounts, each with its own
+// objects (see clink_emulator.h).
 //
 // Prints exactly one line on success, "clink-emulator listening on <base_url>".
-// API key values are never printed.
+// API key values are never printed, not even in error messages.
 #include <signal.h>
 #include <stdio.h>
 
@@ -41,7 +47,14 @@ ABSL_FLAG(
 ABSL_FLAG(
     std::vector<std::string>, api_keys, {},
     "Comma-separated accepted API keys. Without this and --api_key_file, the "
-    "CLINK_API_KEY environment variable is used");
+    "CLINK_API_KEY environment variable is used. These keys (from any of the "
+    "three sources) belong to the merchant account \"default\"");
+ABSL_FLAG(std::vector<std::string>, merchant_keys, {},
+          "More merchant accounts, each with its own orders, customers and "
+          "sessions: comma-separated NAME=KEY1|KEY2 entries, e.g. "
+          "acme=sk_test_a1|sk_test_a2,globex=sk_test_b1 (two keys model a key "
+          "roll). Names must be unique and not \"default\" when default keys "
+          "are given; a key may belong to one account only");
 ABSL_FLAG(std::string, tls_dir, "",
           "Generate a throwaway CA into DIR and serve HTTPS with a certificate "
           "it signs; "
@@ -102,11 +115,39 @@ absl::StatusOr<std::vector<std::string>> LoadApiKeys() {
       keys.emplace_back(absl::StripAsciiWhitespace(env));
     }
   }
-  if (keys.empty()) {
-    return absl::InvalidArgumentError(
-        "no API key: pass --api_key_file or --api_keys, or set CLINK_API_KEY");
-  }
   return keys;
+}
+
+// Parses --merchant_keys. Errors name the entry by position and the merchant,
+// never a key.
+absl::StatusOr<std::vector<MerchantAccount>> ParseMerchantKeys(
+    const std::vector<std::string>& entries) {
+  std::vector<MerchantAccount> accounts;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const absl::string_view entry = absl::StripAsciiWhitespace(entries[i]);
+    if (entry.empty()) continue;
+    const size_t equals = entry.find('=');
+    if (equals == absl::string_view::npos || equals == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--merchant_keys entry #", i + 1,
+                       " must be NAME=KEY1|KEY2 with a non-empty NAME"));
+    }
+    MerchantAccount account;
+    account.name =
+        std::string(absl::StripAsciiWhitespace(entry.substr(0, equals)));
+    for (absl::string_view key :
+         absl::StrSplit(entry.substr(equals + 1), '|')) {
+      key = absl::StripAsciiWhitespace(key);
+      if (key.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--merchant_keys entry #", i + 1, " (merchant \"",
+                         account.name, "\") has an empty key"));
+      }
+      account.api_keys.emplace_back(key);
+    }
+    accounts.push_back(std::move(account));
+  }
+  return accounts;
 }
 
 // Writes `port` to `path` through a temporary file, so readers never see a
@@ -140,6 +181,13 @@ absl::Status Run() {
   options.port = listen.port;
   options.http_status_errors = absl::GetFlag(FLAGS_http_status_errors);
   GATEWAY_ASSIGN_OR_RETURN(options.api_keys, LoadApiKeys());
+  GATEWAY_ASSIGN_OR_RETURN(
+      options.merchants, ParseMerchantKeys(absl::GetFlag(FLAGS_merchant_keys)));
+  if (options.api_keys.empty() && options.merchants.empty()) {
+    return absl::InvalidArgumentError(
+        "no API key: pass --api_key_file, --api_keys or --merchant_keys, or "
+        "set CLINK_API_KEY");
+  }
   if (!tls_dir.empty()) {
     GATEWAY_ASSIGN_OR_RETURN(TestCaFiles ca, GenerateTestCa(tls_dir));
     options.tls_cert_pem_path = ca.server_pem;
