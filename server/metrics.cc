@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <exception>
 #include <iterator>
 #include <string>
@@ -11,9 +12,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
@@ -210,10 +215,21 @@ void GatewayMetrics::StopServing() {
 
 absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(
     const std::vector<const clink::RestMethod*>& methods,
-    const BuildInfo& build, const ProcfsPaths& procfs) {
+    const BuildInfo& build, const std::vector<std::string>& merchants,
+    const ProcfsPaths& procfs) {
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const std::string& merchant : merchants) {
+    if (merchant.empty()) {
+      return absl::InvalidArgumentError("metrics: an empty merchant name");
+    }
+    if (!seen.insert(merchant).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics: merchant \"", merchant, "\" given twice"));
+    }
+  }
   std::unique_ptr<GatewayMetrics> metrics(new GatewayMetrics());
   try {
-    metrics->Register(methods, build, procfs);
+    metrics->Register(methods, build, merchants, procfs);
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("cannot register the metrics: ", e.what()));
@@ -223,7 +239,8 @@ absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(
 
 void GatewayMetrics::Register(
     const std::vector<const clink::RestMethod*>& methods,
-    const BuildInfo& build, const ProcfsPaths& procfs) {
+    const BuildInfo& build, const std::vector<std::string>& merchants,
+    const ProcfsPaths& procfs) {
   prometheus::Registry& r = *registry_;
 
   // gRPC server (go-grpc-prometheus).
@@ -377,6 +394,71 @@ void GatewayMetrics::Register(
     egress_denied_[i] = &egress_denied.Add({{"reason", name}});
     egress_would_deny_[i] = &egress_would_deny.Add({{"reason", name}});
   }
+  // Credentials and clock, per merchant.
+  static_assert(static_cast<int>(credentials::ReloadOutcome::kUnreadable) + 1 ==
+                    kReloadOutcomes,
+                "a series per credentials::ReloadOutcome");
+  auto& reloads = BuildCounter()
+                      .Name("clink_gateway_key_reloads_total")
+                      .Help("Re-reads of a merchant's key directory, by "
+                            "outcome (applied: new keys in use; unchanged; "
+                            "else a bad update, rejected: the keys in use "
+                            "are kept).")
+                      .Register(r);
+  last_reload_success_family_ =
+      &BuildGauge()
+           .Name("clink_gateway_key_last_reload_success_timestamp_seconds")
+           .Help("Unix time of the last successful read of a merchant's key "
+                 "directory (the load at startup, then reloads that were "
+                 "applied or unchanged).")
+           .Register(r);
+  key_info_family_ =
+      &BuildGauge()
+           .Name("clink_gateway_key_info")
+           .Help("The keys in use (value 1), by merchant, slot (signing, or "
+                 "previous during a key roll) and key fingerprint.")
+           .Register(r);
+  key_refusals_family_ =
+      &BuildCounter()
+           .Name("clink_gateway_upstream_key_refusals_total")
+           .Help("Clink refused a key in use (HTTP 401/403 or a key code), "
+                 "by merchant and key fingerprint.")
+           .Register(r);
+  auto& fallbacks =
+      BuildCounter()
+          .Name("clink_gateway_key_fallbacks_total")
+          .Help("Calls whose key Clink refused, sent again with the "
+                "merchant's other key: recovered (accepted) or refused.")
+          .Register(r);
+  clock_offset_family_ =
+      &BuildGauge()
+           .Name("clink_gateway_clock_offset_seconds")
+           .Help("Clink's clock minus the gateway's (from Clink's Date "
+                 "headers; positive: the gateway is behind).")
+           .Register(r);
+  auto& skew_critical =
+      BuildGauge()
+          .Name("clink_gateway_clock_skew_critical")
+          .Help("1 while the clock offset to Clink is critical (the gateway "
+                "reports NOT_SERVING), else 0.")
+          .Register(r);
+  for (const std::string& name : merchants) {
+    auto series = std::make_unique<MerchantSeries>();
+    series->name = name;
+    for (int i = 0; i < kReloadOutcomes; ++i) {
+      series->reloads[i] = &reloads.Add(
+          {{"merchant", name},
+           {"outcome", std::string(credentials::ReloadOutcomeName(
+                           static_cast<credentials::ReloadOutcome>(i)))}});
+    }
+    series->fallback_recovered =
+        &fallbacks.Add({{"merchant", name}, {"result", "recovered"}});
+    series->fallback_refused =
+        &fallbacks.Add({{"merchant", name}, {"result", "refused"}});
+    series->skew_critical = &skew_critical.Add({{"merchant", name}});
+    merchants_[name] = std::move(series);
+  }
+
   BuildGauge()
       .Name("clink_gateway_build_info")
       .Help("The gateway's version and git commit (value 1).")
@@ -455,6 +537,12 @@ const GatewayMetrics::MethodSeries* GatewayMetrics::Find(
     const clink::RestMethod& method) const {
   const auto it = methods_.find(&method);
   return it == methods_.end() ? nullptr : &it->second;
+}
+
+GatewayMetrics::MerchantSeries* GatewayMetrics::FindMerchant(
+    absl::string_view merchant) const {
+  const auto it = merchants_.find(merchant);
+  return it == merchants_.end() ? nullptr : it->second.get();
 }
 
 void GatewayMetrics::OnRpcStarted(const clink::RestMethod& method) {
@@ -541,6 +629,128 @@ void GatewayMetrics::OnEgressDenied(http::AddressClass reason) {
 
 void GatewayMetrics::OnEgressWouldDeny(http::AddressClass reason) {
   Add(At(egress_would_deny_, reason));
+}
+
+void GatewayMetrics::OnKeyRefused(absl::string_view merchant,
+                                  absl::string_view key_fingerprint) {
+  MerchantSeries* m = FindMerchant(merchant);
+  if (m == nullptr) return;
+  absl::MutexLock lock(&m->mu);
+  // Incremented under the lock: OnKeysInUse may remove the series meanwhile.
+  for (const KeySeries& key : m->keys) {
+    if (key.fingerprint == key_fingerprint) {
+      key.refusals->Increment();
+      return;
+    }
+  }
+  // Not a key in use (a call that started before a roll): no series, so
+  // that label values stay the keys configured now.
+}
+
+void GatewayMetrics::OnKeyFallback(absl::string_view merchant,
+                                   bool recovered) {
+  const MerchantSeries* m = FindMerchant(merchant);
+  if (m == nullptr) return;
+  (recovered ? m->fallback_recovered : m->fallback_refused)->Increment();
+}
+
+void GatewayMetrics::OnClockOffset(absl::string_view merchant,
+                                   absl::Duration offset,
+                                   clink::ClockSkewLevel level) {
+  MerchantSeries* m = FindMerchant(merchant);
+  if (m == nullptr) return;
+  m->skew_critical->Set(level == clink::ClockSkewLevel::kCritical ? 1 : 0);
+  absl::MutexLock lock(&m->mu);
+  if (m->clock_offset == nullptr) {
+    m->clock_offset = &clock_offset_family_->Add({{"merchant", m->name}});
+  }
+  m->clock_offset->Set(absl::ToDoubleSeconds(offset));
+}
+
+void GatewayMetrics::SetLastReloadSuccess(MerchantSeries& m, absl::Time when) {
+  if (m.last_reload_success == nullptr) {
+    m.last_reload_success =
+        &last_reload_success_family_->Add({{"merchant", m.name}});
+  }
+  m.last_reload_success->Set(absl::ToDoubleSeconds(when - absl::UnixEpoch()));
+}
+
+void GatewayMetrics::OnKeyReload(absl::string_view merchant,
+                                 credentials::ReloadOutcome outcome,
+                                 absl::Time when) {
+  MerchantSeries* m = FindMerchant(merchant);
+  if (m == nullptr) return;
+  Add(At(m->reloads, outcome));
+  if (outcome == credentials::ReloadOutcome::kApplied ||
+      outcome == credentials::ReloadOutcome::kUnchanged) {
+    absl::MutexLock lock(&m->mu);
+    SetLastReloadSuccess(*m, when);
+  }
+}
+
+void GatewayMetrics::OnKeysInUse(absl::string_view merchant,
+                                 const credentials::KeySet& keys,
+                                 const credentials::KeySet* replaced) {
+  MerchantSeries* m = FindMerchant(merchant);
+  if (m == nullptr) return;
+  const size_t n = std::min<size_t>(keys.size(), kKeySlots);
+  absl::MutexLock lock(&m->mu);
+  // The first set reported (KeyWatcher::Start: what KeyRing::Load has just
+  // read) is the first successful read of the directory.
+  if (m->last_reload_success == nullptr) {
+    SetLastReloadSuccess(*m, SystemClock().Now());
+  }
+  auto in_new_set = [&keys, n](const std::string& fingerprint,
+                               size_t* slot) {
+    for (size_t i = 0; i < n; ++i) {
+      if (keys.fingerprint(i) == fingerprint) {
+        *slot = i;
+        return true;
+      }
+    }
+    return false;
+  };
+  // Diff against what is exported (not against `replaced`), so the series
+  // always match the last set reported, even if the reports were not a
+  // chain. A key that stays keeps its refusals counter; one that changes
+  // slot gets a new info series.
+  std::vector<KeySeries> kept;
+  for (KeySeries& old : m->keys) {
+    size_t slot = 0;
+    if (in_new_set(old.fingerprint, &slot)) {
+      if (slot != old.slot) {
+        key_info_family_->Remove(old.info);
+        old.info = nullptr;
+      }
+      kept.push_back(std::move(old));
+    } else {
+      key_info_family_->Remove(old.info);
+      key_refusals_family_->Remove(old.refusals);
+    }
+  }
+  std::vector<KeySeries> now;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& fingerprint = keys.fingerprint(i);
+    KeySeries series;
+    for (KeySeries& k : kept) {
+      if (k.fingerprint == fingerprint) series = std::move(k);
+    }
+    series.fingerprint = fingerprint;
+    series.slot = i;
+    if (series.info == nullptr) {
+      series.info = &key_info_family_->Add(
+          {{"merchant", m->name},
+           {"slot", i == 0 ? "signing" : "previous"},
+           {"key_fingerprint", fingerprint}});
+      series.info->Set(1);
+    }
+    if (series.refusals == nullptr) {
+      series.refusals = &key_refusals_family_->Add(
+          {{"merchant", m->name}, {"key_fingerprint", fingerprint}});
+    }
+    now.push_back(std::move(series));
+  }
+  m->keys = std::move(now);
 }
 
 }  // namespace clink_gateway::server

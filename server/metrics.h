@@ -1,15 +1,21 @@
 // The gateway's Prometheus metrics: the only code that uses prometheus-cpp.
-// It observes the RPC forwarder (RpcObserver) and the Clink adapters
-// (clink::UpstreamObserver), and serves the text exposition format on its own
-// port with prometheus-cpp's pull Exposer (--metrics_listen).
+// It observes the RPC forwarder (RpcObserver), the Clink adapters
+// (clink::UpstreamObserver, clink::ClockSkewObserver) and the key watcher
+// (credentials::CredentialObserver), and serves the text exposition format on
+// its own port with prometheus-cpp's pull Exposer (--metrics_listen).
 //
 // Every series is created at startup: per RPC and per Clink endpoint from the
-// REST codec's methods, and every bounded label value (gRPC codes, status
-// classes, reasons, kinds), so all of them are exported from the first scrape
-// (at 0) and the hot path only increments pre-resolved counters (a lock-free
-// lookup by method, then atomic adds; histograms take a per-series mutex).
-// Label values come from those bounded sets only: never ids, emails, amounts
-// or anything else from a request.
+// REST codec's methods, per merchant from the configured merchant names, and
+// every bounded label value (gRPC codes, status classes, reasons, kinds,
+// outcomes), so all of them are exported from the first scrape (at 0) and the
+// hot path only increments pre-resolved counters (a lock-free lookup by
+// method or merchant, then atomic adds; histograms take a per-series mutex).
+// The exceptions follow state that is not known up front: the keys in use
+// (their series come and go with the keys), the measured clock offset and the
+// last successful key read (created with the first measurement or read). Those
+// take a per-merchant mutex, on rare paths only. Label values come from
+// bounded sets only: never ids, emails, amounts or anything else from a
+// request, and keys only as fingerprints of the keys configured now.
 //
 // gRPC server metrics, go-grpc-prometheus names and labels, grpc_type="unary",
 // grpc_code as Go spells it ("OK", "InvalidArgument", "Unavailable", ...),
@@ -51,6 +57,38 @@
 //   clink_gateway_egress_denied_total{reason}      addresses refused
 //   clink_gateway_egress_would_deny_total{reason}  report-only: would have
 //       been refused, let through
+// Credentials and clock, per merchant (the names given to Create: merchants
+// not given there are ignored, so label values stay bounded):
+//   clink_gateway_key_reloads_total{merchant,outcome}
+//       every re-read of the merchant's key directory (KeyWatcher), outcome
+//       applied, unchanged, missing, empty, invalid, unreadable
+//       (ReloadOutcomeName); all six exist from the start
+//   clink_gateway_key_last_reload_success_timestamp_seconds{merchant}
+//       gauge, Unix seconds of the last successful read of the directory
+//       (outcome applied or unchanged). The first key set reported for the
+//       merchant (KeyWatcher::Start reports the set KeyRing::Load just read)
+//       sets it to that moment if no reload has yet; until then it does not
+//       exist (no fake 1970)
+//   clink_gateway_key_info{merchant,slot,key_fingerprint}
+//       gauge, 1 per key in use: slot "signing" (KeySet index 0) or
+//       "previous" (index 1, during a key roll); the key's
+//       Secret::Fingerprint(), never the key. A key leaving the set takes
+//       its series with it
+//   clink_gateway_upstream_key_refusals_total{merchant,key_fingerprint}
+//       Clink refused that key (401/403, key codes); one series per key in
+//       use, created at 0 when the key comes into use and removed when it
+//       leaves. A refusal of a key not (or no longer) in use, e.g. a call
+//       that started before a roll, is not counted here (it has no series;
+//       OnAuthFailure still counts it under reason="key")
+//   clink_gateway_key_fallbacks_total{merchant,result}
+//       a refused call sent again with the merchant's other key: result
+//       "recovered" (Clink accepted it) or "refused"
+//   clink_gateway_clock_offset_seconds{merchant}
+//       gauge, Clink's clock minus the gateway's (ClockSkewMonitor's
+//       estimate); created with the first measurement, absent before
+//   clink_gateway_clock_skew_critical{merchant}
+//       gauge, 1 while the offset is critical (|offset| above the critical
+//       threshold, 90 s by default: the gateway reports NOT_SERVING), else 0
 // The process:
 //   clink_gateway_build_info{version,git_commit}   gauge, always 1
 //   process_cpu_seconds_total, process_resident_memory_bytes,
@@ -69,10 +107,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "adapters/clink/clock_skew_monitor.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/upstream_observer.h"
+#include "adapters/credentials/key_set.h"
+#include "adapters/credentials/key_watcher.h"
 #include "adapters/http/egress_observer.h"
 #include "adapters/http/egress_policy.h"
 #include "server/process_stats.h"
@@ -82,6 +127,8 @@ namespace prometheus {
 class Collectable;
 class Counter;
 class Exposer;
+template <typename T>
+class Family;
 class Gauge;
 class Histogram;
 class Registry;
@@ -102,16 +149,22 @@ const std::vector<double>& LatencyBuckets();
 absl::string_view GrpcCodeLabel(absl::StatusCode code);
 
 class GatewayMetrics final : public clink::UpstreamObserver,
+                             public clink::ClockSkewObserver,
+                             public credentials::CredentialObserver,
                              public http::EgressObserver,
                              public RpcObserver {
  public:
   // Registers every family and creates every series for `methods` (the REST
-  // codec's; they must outlive this object). prometheus-cpp reports invalid
-  // names by throwing: that becomes INTERNAL here. `procfs` is where the
-  // process metrics are read from.
+  // codec's; they must outlive this object) and `merchants` (the configured
+  // merchant names: the only merchant label values; INVALID_ARGUMENT for an
+  // empty or repeated name). prometheus-cpp reports invalid names by
+  // throwing: that becomes INTERNAL here. `procfs` is where the process
+  // metrics are read from.
   static absl::StatusOr<std::unique_ptr<GatewayMetrics>> Create(
       const std::vector<const clink::RestMethod*>& methods,
-      const BuildInfo& build, const ProcfsPaths& procfs = {});
+      const BuildInfo& build,
+      const std::vector<std::string>& merchants = {"default"},
+      const ProcfsPaths& procfs = {});
 
   ~GatewayMetrics() override;
   GatewayMetrics(const GatewayMetrics&) = delete;
@@ -150,6 +203,23 @@ class GatewayMetrics final : public clink::UpstreamObserver,
                      clink::AuthFailure reason) override;
   void OnIdempotency(const clink::RestMethod& method,
                      clink::IdempotencyResult result) override;
+  void OnKeyRefused(absl::string_view merchant,
+                    absl::string_view key_fingerprint) override;
+  void OnKeyFallback(absl::string_view merchant, bool recovered) override;
+
+  // clink::ClockSkewObserver.
+  void OnClockOffset(absl::string_view merchant, absl::Duration offset,
+                     clink::ClockSkewLevel level) override;
+
+  // credentials::CredentialObserver. The key series follow what OnKeysInUse
+  // last reported for the merchant: keys no longer in the set lose their
+  // series (whatever `replaced` says), new ones get theirs.
+  void OnKeyReload(absl::string_view merchant,
+                   credentials::ReloadOutcome outcome,
+                   absl::Time when) override;
+  void OnKeysInUse(absl::string_view merchant,
+                   const credentials::KeySet& keys,
+                   const credentials::KeySet* replaced) override;
 
   // http::EgressObserver.
   void OnEgressDenied(http::AddressClass reason) override;
@@ -185,11 +255,45 @@ class GatewayMetrics final : public clink::UpstreamObserver,
     prometheus::Counter* retries = nullptr;
   };
 
+  static constexpr int kReloadOutcomes = 6;   // credentials::ReloadOutcome
+  static constexpr int kKeySlots = 2;         // signing, previous
+
+  // The series of one key in use.
+  struct KeySeries {
+    std::string fingerprint;
+    size_t slot = 0;
+    prometheus::Gauge* info = nullptr;
+    prometheus::Counter* refusals = nullptr;
+  };
+
+  // The series of one merchant. The fixed ones are resolved in Create; the
+  // ones that come and go are guarded by `mu` (their callers are rare: key
+  // sets change, refusals, at most one clock sample a second).
+  struct MerchantSeries {
+    std::string name;
+    std::array<prometheus::Counter*, kReloadOutcomes> reloads{};
+    prometheus::Counter* fallback_recovered = nullptr;
+    prometheus::Counter* fallback_refused = nullptr;
+    prometheus::Gauge* skew_critical = nullptr;
+    absl::Mutex mu;
+    prometheus::Gauge* last_reload_success ABSL_GUARDED_BY(mu) = nullptr;
+    prometheus::Gauge* clock_offset ABSL_GUARDED_BY(mu) = nullptr;
+    std::vector<KeySeries> keys ABSL_GUARDED_BY(mu);
+  };
+
   GatewayMetrics();
   void Register(const std::vector<const clink::RestMethod*>& methods,
-                const BuildInfo& build, const ProcfsPaths& procfs);
+                const BuildInfo& build,
+                const std::vector<std::string>& merchants,
+                const ProcfsPaths& procfs);
   // The method's series, or null for a method not given to Create (ignored).
   const MethodSeries* Find(const clink::RestMethod& method) const;
+  // The merchant's series, or null for a merchant not given to Create
+  // (ignored).
+  MerchantSeries* FindMerchant(absl::string_view merchant) const;
+  // Sets the merchant's last-successful-read gauge (creating it) to `when`.
+  void SetLastReloadSuccess(MerchantSeries& m, absl::Time when)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(m.mu);
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
@@ -205,6 +309,15 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   std::array<prometheus::Counter*, kIdempotencyResults> idempotency_{};
   std::array<prometheus::Counter*, kAddressClasses> egress_denied_{};
   std::array<prometheus::Counter*, kAddressClasses> egress_would_deny_{};
+  // Families whose children come and go (key sets, the clock offset).
+  prometheus::Family<prometheus::Gauge>* last_reload_success_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* key_info_family_ = nullptr;
+  prometheus::Family<prometheus::Counter>* key_refusals_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* clock_offset_family_ = nullptr;
+  // The map is read-only after Create (lookups need no lock); each merchant's
+  // changing series are guarded by its own mutex.
+  absl::flat_hash_map<std::string, std::unique_ptr<MerchantSeries>>
+      merchants_;
   // Last: stopped (its threads joined) before the series go.
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string serving_host_;  // Of the listen address, to wake civetweb.

@@ -3,16 +3,24 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "adapters/clink/clock_skew_monitor.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/upstream_observer.h"
+#include "adapters/credentials/key_set.h"
 #include "adapters/http/egress_policy.h"
 #include "adapters/http/http_types.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
+#include "common/clock.h"
+#include "common/secret.h"
 #include "common/testing/exposition.h"
 #include "common/testing/http_get.h"
 #include "gtest/gtest.h"
@@ -390,6 +398,364 @@ TEST_F(GatewayMetricsTest, ServesTheTextFormatOverHttpAndReportsATakenPort) {
   metrics_->StopServing();
   EXPECT_LT(absl::Now() - before, absl::Milliseconds(500));
   EXPECT_FALSE(::clink_gateway::testing::HttpGet(*port, "/metrics").ok());
+}
+
+// --- Credentials and clock, per merchant --------------------------------------
+
+constexpr char kKeyA[] = "sk_test_alpha_0123456789abcdef";
+constexpr char kKeyB[] = "sk_test_bravo_0123456789abcdef";
+constexpr char kKeyC[] = "sk_test_charlie_0123456789abcdef";
+
+// A key set: the signing key, then optionally the previous key.
+std::shared_ptr<const credentials::KeySet> Keys(
+    std::vector<std::string> values) {
+  std::vector<Secret> keys;
+  for (std::string& value : values) keys.emplace_back(std::move(value));
+  auto set = credentials::KeySet::Create(std::move(keys), SystemClock());
+  EXPECT_TRUE(set.ok()) << set.status();
+  return set.ok() ? *std::move(set) : nullptr;
+}
+
+std::string FingerprintOf(const char* key) { return Secret(key).Fingerprint(); }
+
+class MerchantMetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto codec = clink::RestCodec::CreateForServices(
+        clink::GatewayServiceNames());
+    ASSERT_TRUE(codec.ok()) << codec.status();
+    codec_ = *std::move(codec);
+    auto metrics = GatewayMetrics::Create(codec_->methods(), BuildInfo{},
+                                          {"acme", "globex"});
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    metrics_ = *std::move(metrics);
+  }
+
+  std::vector<Sample> Samples() const {
+    std::vector<Sample> samples = ParseExposition(metrics_->ExpositionText());
+    for (const Sample& s : samples) EXPECT_FALSE(s.name.empty());
+    return samples;
+  }
+
+  // The key_info series of `merchant` as slot -> fingerprint (value 1 each).
+  std::multimap<std::string, std::string> KeyInfo(
+      const std::string& merchant) const {
+    std::multimap<std::string, std::string> info;
+    for (const Sample& s :
+         Select(Samples(), "clink_gateway_key_info", {{"merchant", merchant}})) {
+      EXPECT_EQ(s.value, 1);
+      info.emplace(s.labels.at("slot"), s.labels.at("key_fingerprint"));
+    }
+    return info;
+  }
+
+  // key_fingerprint -> refusals of `merchant`.
+  std::map<std::string, double> Refusals(const std::string& merchant) const {
+    std::map<std::string, double> refusals;
+    for (const Sample& s :
+         Select(Samples(), "clink_gateway_upstream_key_refusals_total",
+                {{"merchant", merchant}})) {
+      refusals[s.labels.at("key_fingerprint")] = s.value;
+    }
+    return refusals;
+  }
+
+  std::unique_ptr<clink::RestCodec> codec_;
+  std::unique_ptr<GatewayMetrics> metrics_;
+};
+
+TEST_F(MerchantMetricsTest, FixedSeriesExistAtZeroPerMerchantFromTheStart) {
+  const std::vector<Sample> samples = Samples();
+  for (const char* merchant : {"acme", "globex"}) {
+    for (const char* outcome : {"applied", "unchanged", "missing", "empty",
+                                "invalid", "unreadable"}) {
+      EXPECT_EQ(Select(samples, "clink_gateway_key_reloads_total",
+                       {{"merchant", merchant}, {"outcome", outcome}})
+                    .size(),
+                1u)
+          << merchant << " " << outcome;
+    }
+    for (const char* result : {"recovered", "refused"}) {
+      EXPECT_EQ(Select(samples, "clink_gateway_key_fallbacks_total",
+                       {{"merchant", merchant}, {"result", result}})
+                    .size(),
+                1u)
+          << merchant << " " << result;
+    }
+    EXPECT_EQ(Select(samples, "clink_gateway_clock_skew_critical",
+                     {{"merchant", merchant}})
+                  .size(),
+              1u);
+  }
+  EXPECT_EQ(Select(samples, "clink_gateway_key_reloads_total").size(), 12u);
+  EXPECT_EQ(Sum(samples, "clink_gateway_key_reloads_total"), 0);
+  EXPECT_EQ(Select(samples, "clink_gateway_key_fallbacks_total").size(), 4u);
+  EXPECT_EQ(Sum(samples, "clink_gateway_key_fallbacks_total"), 0);
+  EXPECT_EQ(Sum(samples, "clink_gateway_clock_skew_critical"), 0);
+  // Nothing measured or loaded yet: no made-up offset, timestamp or keys.
+  EXPECT_TRUE(Select(samples, "clink_gateway_clock_offset_seconds").empty());
+  EXPECT_TRUE(
+      Select(samples, "clink_gateway_key_last_reload_success_timestamp_seconds")
+          .empty());
+  EXPECT_TRUE(Select(samples, "clink_gateway_key_info").empty());
+  EXPECT_TRUE(
+      Select(samples, "clink_gateway_upstream_key_refusals_total").empty());
+}
+
+TEST_F(MerchantMetricsTest, WithoutMerchantsThereIsOneNamedDefault) {
+  auto metrics = GatewayMetrics::Create(codec_->methods(), BuildInfo{});
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const std::vector<Sample> samples =
+      ParseExposition((*metrics)->ExpositionText());
+  EXPECT_EQ(Select(samples, "clink_gateway_key_reloads_total",
+                   {{"merchant", "default"}})
+                .size(),
+            6u);
+  EXPECT_EQ(Select(samples, "clink_gateway_key_reloads_total").size(), 6u);
+}
+
+TEST_F(MerchantMetricsTest, EmptyOrRepeatedMerchantNamesAreRefused) {
+  EXPECT_EQ(GatewayMetrics::Create(codec_->methods(), BuildInfo{},
+                                   {"acme", "acme"})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      GatewayMetrics::Create(codec_->methods(), BuildInfo{}, {"acme", ""})
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(MerchantMetricsTest, ReloadsAreCountedByOutcomeAndStampOnlySuccesses) {
+  const absl::Time t1 = absl::FromUnixSeconds(1700000000);
+  const absl::Time t2 = t1 + absl::Seconds(10);
+  const absl::Time t3 = t1 + absl::Milliseconds(20500);
+  const std::map<std::string, std::string> acme = {{"merchant", "acme"}};
+  auto stamp = [&](const std::string& merchant) {
+    return Select(Samples(),
+                  "clink_gateway_key_last_reload_success_timestamp_seconds",
+                  {{"merchant", merchant}});
+  };
+
+  metrics_->OnKeyReload("acme", credentials::ReloadOutcome::kApplied, t1);
+  ASSERT_EQ(stamp("acme").size(), 1u);
+  EXPECT_EQ(stamp("acme")[0].value, 1700000000);
+  // A rejected update counts but is not a successful read.
+  metrics_->OnKeyReload("acme", credentials::ReloadOutcome::kInvalid, t2);
+  metrics_->OnKeyReload("acme", credentials::ReloadOutcome::kMissing, t2);
+  EXPECT_EQ(stamp("acme")[0].value, 1700000000);
+  metrics_->OnKeyReload("acme", credentials::ReloadOutcome::kUnchanged, t3);
+  EXPECT_EQ(stamp("acme")[0].value, 1700000020.5);
+  // Another merchant's own series; unknown merchants are ignored.
+  metrics_->OnKeyReload("globex", credentials::ReloadOutcome::kUnreadable, t3);
+  metrics_->OnKeyReload("initech", credentials::ReloadOutcome::kApplied, t3);
+
+  const std::vector<Sample> samples = Samples();
+  auto reloads = [&](const std::string& merchant, const std::string& outcome) {
+    return Sum(samples, "clink_gateway_key_reloads_total",
+               {{"merchant", merchant}, {"outcome", outcome}});
+  };
+  EXPECT_EQ(reloads("acme", "applied"), 1);
+  EXPECT_EQ(reloads("acme", "invalid"), 1);
+  EXPECT_EQ(reloads("acme", "missing"), 1);
+  EXPECT_EQ(reloads("acme", "unchanged"), 1);
+  EXPECT_EQ(reloads("globex", "unreadable"), 1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_key_reloads_total"), 5);
+  EXPECT_TRUE(stamp("globex").empty());
+  for (const Sample& s : samples) {
+    auto it = s.labels.find("merchant");
+    EXPECT_TRUE(it == s.labels.end() || it->second != "initech") << s.name;
+  }
+}
+
+TEST_F(MerchantMetricsTest, FirstKeySetStampsTheStartupRead) {
+  const double before = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+  metrics_->OnKeysInUse("acme", *Keys({kKeyA}), nullptr);
+  const double after = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+  const std::vector<Sample> stamp =
+      Select(Samples(), "clink_gateway_key_last_reload_success_timestamp_seconds",
+             {{"merchant", "acme"}});
+  ASSERT_EQ(stamp.size(), 1u);
+  EXPECT_GE(stamp[0].value, before - 0.001);
+  EXPECT_LE(stamp[0].value, after + 0.001);
+  // Later key sets come with their own OnKeyReload(kApplied, when): a set
+  // reported again does not make an old read look fresh.
+  metrics_->OnKeyReload("acme", credentials::ReloadOutcome::kApplied,
+                        absl::FromUnixSeconds(1000));
+  metrics_->OnKeysInUse("acme", *Keys({kKeyB}), nullptr);
+  EXPECT_EQ(Sum(Samples(),
+                "clink_gateway_key_last_reload_success_timestamp_seconds",
+                {{"merchant", "acme"}}),
+            1000);
+}
+
+TEST_F(MerchantMetricsTest, KeyRotationReplacesTheFingerprintSeries) {
+  const std::string a = FingerprintOf(kKeyA);
+  const std::string b = FingerprintOf(kKeyB);
+  const std::string c = FingerprintOf(kKeyC);
+  using Info = std::multimap<std::string, std::string>;
+
+  // Startup: A signs.
+  auto first = Keys({kKeyA});
+  metrics_->OnKeysInUse("acme", *first, nullptr);
+  EXPECT_EQ(KeyInfo("acme"), (Info{{"signing", a}}));
+  EXPECT_EQ(Refusals("acme"), (std::map<std::string, double>{{a, 0}}));
+  metrics_->OnKeyRefused("acme", a);
+  metrics_->OnKeyRefused("acme", a);
+
+  // The roll: B signs, A is the previous key. A keeps its refusals.
+  auto rolled = Keys({kKeyB, kKeyA});
+  metrics_->OnKeysInUse("acme", *rolled, first.get());
+  EXPECT_EQ(KeyInfo("acme"), (Info{{"previous", a}, {"signing", b}}));
+  EXPECT_EQ(Refusals("acme"), (std::map<std::string, double>{{a, 2}, {b, 0}}));
+  metrics_->OnKeyRefused("acme", b);
+
+  // A expired and was removed from the Secret: its series go.
+  auto done = Keys({kKeyB});
+  metrics_->OnKeysInUse("acme", *done, rolled.get());
+  EXPECT_EQ(KeyInfo("acme"), (Info{{"signing", b}}));
+  EXPECT_EQ(Refusals("acme"), (std::map<std::string, double>{{b, 1}}));
+
+  // A straight replacement (no previous key): B's series go, C's come.
+  metrics_->OnKeysInUse("acme", *Keys({kKeyC}), done.get());
+  EXPECT_EQ(KeyInfo("acme"), (Info{{"signing", c}}));
+  EXPECT_EQ(Refusals("acme"), (std::map<std::string, double>{{c, 0}}));
+  // The other merchant is untouched.
+  EXPECT_TRUE(KeyInfo("globex").empty());
+  // No key value in the exposition, only fingerprints.
+  const std::string text = metrics_->ExpositionText();
+  for (const char* key : {kKeyA, kKeyB, kKeyC}) {
+    EXPECT_FALSE(absl::StrContains(text, key)) << key;
+  }
+}
+
+TEST_F(MerchantMetricsTest, SeriesFollowTheLastSetEvenWithoutReplaced) {
+  // Two reports that both claim to be the first (e.g. a watcher restarted):
+  // the first set's series still go.
+  metrics_->OnKeysInUse("acme", *Keys({kKeyA}), nullptr);
+  metrics_->OnKeysInUse("acme", *Keys({kKeyB}), nullptr);
+  EXPECT_EQ(KeyInfo("acme"),
+            (std::multimap<std::string, std::string>{
+                {"signing", FingerprintOf(kKeyB)}}));
+  EXPECT_EQ(Refusals("acme").size(), 1u);
+}
+
+TEST_F(MerchantMetricsTest, RefusalsOfKeysNotInUseAddNoSeries) {
+  metrics_->OnKeysInUse("acme", *Keys({kKeyA}), nullptr);
+  // A key rolled out while a call signed with it was in flight, a made-up
+  // fingerprint, a merchant not configured, a merchant without keys yet.
+  metrics_->OnKeyRefused("acme", FingerprintOf(kKeyB));
+  metrics_->OnKeyRefused("acme", "sk_test_…ffff#00000000");
+  metrics_->OnKeyRefused("initech", FingerprintOf(kKeyA));
+  metrics_->OnKeyRefused("globex", FingerprintOf(kKeyA));
+  const std::vector<Sample> samples = Samples();
+  const std::vector<Sample> refusals =
+      Select(samples, "clink_gateway_upstream_key_refusals_total");
+  ASSERT_EQ(refusals.size(), 1u);
+  EXPECT_EQ(refusals[0].labels.at("key_fingerprint"), FingerprintOf(kKeyA));
+  EXPECT_EQ(refusals[0].value, 0);
+}
+
+TEST_F(MerchantMetricsTest, FallbacksAreCountedByResult) {
+  metrics_->OnKeyFallback("acme", /*recovered=*/true);
+  metrics_->OnKeyFallback("acme", /*recovered=*/true);
+  metrics_->OnKeyFallback("acme", /*recovered=*/false);
+  metrics_->OnKeyFallback("globex", /*recovered=*/false);
+  metrics_->OnKeyFallback("initech", /*recovered=*/true);
+  const std::vector<Sample> samples = Samples();
+  auto fallbacks = [&](const std::string& merchant, const std::string& result) {
+    return Sum(samples, "clink_gateway_key_fallbacks_total",
+               {{"merchant", merchant}, {"result", result}});
+  };
+  EXPECT_EQ(fallbacks("acme", "recovered"), 2);
+  EXPECT_EQ(fallbacks("acme", "refused"), 1);
+  EXPECT_EQ(fallbacks("globex", "recovered"), 0);
+  EXPECT_EQ(fallbacks("globex", "refused"), 1);
+  EXPECT_EQ(Select(samples, "clink_gateway_key_fallbacks_total").size(), 4u);
+}
+
+TEST_F(MerchantMetricsTest, ClockOffsetAppearsWithTheFirstMeasurement) {
+  using clink::ClockSkewLevel;
+  auto offset = [&](const std::string& merchant) {
+    return Select(Samples(), "clink_gateway_clock_offset_seconds",
+                  {{"merchant", merchant}});
+  };
+  auto critical = [&](const std::string& merchant) {
+    return Sum(Samples(), "clink_gateway_clock_skew_critical",
+               {{"merchant", merchant}});
+  };
+  metrics_->OnClockOffset("acme", absl::Milliseconds(-42500),
+                          ClockSkewLevel::kWarning);
+  ASSERT_EQ(offset("acme").size(), 1u);
+  EXPECT_EQ(offset("acme")[0].value, -42.5);
+  EXPECT_EQ(critical("acme"), 0);
+  EXPECT_TRUE(offset("globex").empty());
+
+  metrics_->OnClockOffset("acme", absl::Seconds(95), ClockSkewLevel::kCritical);
+  EXPECT_EQ(offset("acme")[0].value, 95);
+  EXPECT_EQ(critical("acme"), 1);
+  EXPECT_EQ(critical("globex"), 0);
+
+  metrics_->OnClockOffset("acme", absl::Milliseconds(250), ClockSkewLevel::kOk);
+  EXPECT_EQ(offset("acme")[0].value, 0.25);
+  EXPECT_EQ(critical("acme"), 0);
+
+  metrics_->OnClockOffset("initech", absl::Seconds(200),
+                          ClockSkewLevel::kCritical);
+  EXPECT_EQ(Select(Samples(), "clink_gateway_clock_offset_seconds").size(), 1u);
+  EXPECT_EQ(Sum(Samples(), "clink_gateway_clock_skew_critical"), 0);
+}
+
+// Rolls key sets back and forth while other threads report refusals and
+// scrape: the key that stays in every set keeps one counter that sees every
+// refusal, and the exported key series always match one set.
+TEST_F(MerchantMetricsTest, ConcurrentRollsRefusalsAndScrapes) {
+  const std::string a = FingerprintOf(kKeyA);
+  const std::string b = FingerprintOf(kKeyB);
+  const std::string c = FingerprintOf(kKeyC);
+  auto ab = Keys({kKeyA, kKeyB});
+  auto ca = Keys({kKeyC, kKeyA});
+  metrics_->OnKeysInUse("acme", *ab, nullptr);
+  constexpr int kRolls = 300;
+  constexpr int kRefusers = 3;
+  constexpr int kRefusalsEach = 2000;
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    for (int i = 0; i < kRolls; ++i) {
+      metrics_->OnKeysInUse("acme", i % 2 == 0 ? *ca : *ab,
+                            i % 2 == 0 ? ab.get() : ca.get());
+    }
+  });
+  for (int t = 0; t < kRefusers; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRefusalsEach; ++i) {
+        metrics_->OnKeyRefused("acme", a);
+        metrics_->OnKeyRefused("acme", b);
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < 50; ++i) {
+      const std::vector<Sample> samples =
+          ParseExposition(metrics_->ExpositionText());
+      // Old series go before new ones come: never more than two slots.
+      const std::vector<Sample> info =
+          Select(samples, "clink_gateway_key_info");
+      EXPECT_LE(info.size(), 2u);
+      for (const Sample& s : info) {
+        EXPECT_TRUE(s.labels.at("key_fingerprint") == a ||
+                    s.labels.at("key_fingerprint") == b ||
+                    s.labels.at("key_fingerprint") == c);
+      }
+    }
+  });
+  for (std::thread& t : threads) t.join();
+  // kRolls is even: the last set is {A, B} again.
+  EXPECT_EQ(KeyInfo("acme"),
+            (std::multimap<std::string, std::string>{{"previous", b},
+                                                      {"signing", a}}));
+  EXPECT_EQ(Refusals("acme").at(a), kRefusers * kRefusalsEach);
 }
 
 }  // namespace

@@ -33,6 +33,11 @@ mutations=(
   's/\[15m\])) > 0/[15m])) >= 0/'                              # no-traffic never fires
   's/result="store_error"}\[2m\]/result="store_error"}[10m]/'  # a store blip would page
   's/le=~"1|1\[\.\]0"/le="1"/g'                                # blind to Prometheus 3's le="1.0"
+  's/{result="recovered"}\[5m\])) >= on/{result="refused"}[5m])) >= on/'  # a rescued refusal would page
+  's/clink_gateway_clock_skew_critical == 1/clink_gateway_clock_skew_critical == 0/'  # pages the healthy pods
+  's/outcome=~"applied|unchanged"}\[5m\]/outcome=~"applied"}[5m]/'  # one failed read among good ones would alert
+  's/{result="recovered"}\[10m\])) > 0/{result="recovered"}[30m])) > 0/'  # a single fallback would alert
+  's/outcome=~"missing|empty|invalid|unreadable"}\[10m\])) > 0/outcome=~"missing"}[10m])) > 0/'  # failing reads also as "stopped"
 )
 # One directory per mutation, run in parallel (each run replays the 26-hour case).
 pids=()
