@@ -1,10 +1,14 @@
 #include "server/gateway_server.h"
 
 #include <fstream>
+#include <set>
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -14,7 +18,8 @@
 #include "adapters/idempotency/memory_idempotency_store.h"
 #include "adapters/idempotency/redis_idempotency_store.h"
 #include "adapters/clink/rest_codec.h"
-#include "adapters/http/api_key_signer.h"
+#include "adapters/credentials/key_set.h"
+#include "adapters/credentials/key_watcher.h"
 #include "adapters/http/curl_http_transport.h"
 #include "adapters/http/egress_policy.h"
 #include "common/logging.h"
@@ -22,6 +27,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/merchant_router.h"
 #include "server/metrics.h"
 #include "server/rpc_forwarder.h"
 #include "server/services.h"
@@ -53,6 +59,77 @@ absl::Status ValidateListenAddress(absl::string_view flag,
   return absl::OkStatus();
 }
 
+absl::Status ValidateBaseUrl(absl::string_view url, bool allow_plaintext) {
+  const bool https = absl::StartsWith(url, "https://");
+  const bool http = absl::StartsWith(url, "http://");
+  if (!https && !(http && allow_plaintext)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--clink_base_url must be https:// (http:// only with "
+                     "--allow_plaintext_upstream), got \"",
+                     url, "\""));
+  }
+  return absl::OkStatus();
+}
+
+bool IsMerchantName(absl::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!absl::ascii_islower(name[0]) && !absl::ascii_isdigit(name[0])) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' ||
+           c == '-';
+  });
+}
+
+absl::Status ValidateMerchants(const GatewayOptions& o) {
+  if (o.merchants.empty()) {
+    return absl::InvalidArgumentError(
+        "no Clink merchant: pass --api_key_dir or --merchants_config");
+  }
+  absl::flat_hash_set<std::string> names;
+  for (const MerchantOptions& m : o.merchants) {
+    if (!IsMerchantName(m.name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "merchant name must be 1-63 characters from [a-z0-9_-] starting "
+          "with a letter or digit, got \"",
+          m.name, "\""));
+    }
+    if (!names.insert(m.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("merchant \"", m.name, "\" is configured twice"));
+    }
+    if (m.key_dir.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("merchant \"", m.name, "\" has no key_dir"));
+    }
+    if (!m.clink_base_url.empty()) {
+      if (absl::Status s =
+              ValidateBaseUrl(m.clink_base_url, o.allow_plaintext_upstream);
+          !s.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("merchant \"", m.name, "\": ", s.message()));
+      }
+    }
+  }
+  if (!o.default_merchant.empty() && !names.contains(o.default_merchant)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("default merchant \"", o.default_merchant,
+                     "\" is not a configured merchant"));
+  }
+  if (o.key_reload_interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        "--key_reload_interval must be at least 1s");
+  }
+  const clink::ClockSkewOptions& skew = o.clock_skew;
+  if (skew.warning_threshold <= absl::ZeroDuration() ||
+      skew.critical_threshold < skew.warning_threshold) {
+    return absl::InvalidArgumentError(
+        "the clock-skew thresholds must be positive, warning <= critical");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateOptions(const GatewayOptions& o) {
@@ -69,19 +146,9 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
           o.metrics_listen, "\""));
     }
   }
-  if (o.api_key.empty()) {
-    return absl::InvalidArgumentError(
-        "no Clink API key: pass --api_key_file or set CLINK_API_KEY");
-  }
-  GATEWAY_RETURN_IF_ERROR(http::ApiKeySigner::CheckKey(o.api_key));
-  const bool https = absl::StartsWith(o.clink_base_url, "https://");
-  const bool http = absl::StartsWith(o.clink_base_url, "http://");
-  if (!https && !(http && o.allow_plaintext_upstream)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--clink_base_url must be https:// (http:// only with "
-                     "--allow_plaintext_upstream), got \"",
-                     o.clink_base_url, "\""));
-  }
+  GATEWAY_RETURN_IF_ERROR(ValidateMerchants(o));
+  GATEWAY_RETURN_IF_ERROR(
+      ValidateBaseUrl(o.clink_base_url, o.allow_plaintext_upstream));
   if (!o.ca_bundle.empty() && !std::ifstream(o.ca_bundle).good()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--ca_bundle file cannot be read: ", o.ca_bundle));
@@ -150,17 +217,103 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Readiness follows the clock-skew guard: NOT_SERVING while any merchant's
+// Clink clock is critically far from ours (Clink would soon refuse every
+// request's X-Timestamp). Forwards every measurement to the metrics.
+class ClockSkewReadiness final : public clink::ClockSkewObserver {
+ public:
+  explicit ClockSkewReadiness(clink::ClockSkewObserver& metrics)
+      : metrics_(metrics) {}
+
+  // Called once the server exists; before that, readiness is set at start.
+  void SetHealth(grpc::HealthCheckServiceInterface* health) {
+    absl::MutexLock lock(&mu_);
+    health_ = health;
+    Publish();
+  }
+
+  void OnClockOffset(absl::string_view merchant, absl::Duration offset,
+                     clink::ClockSkewLevel level) override {
+    metrics_.OnClockOffset(merchant, offset, level);
+    absl::MutexLock lock(&mu_);
+    const bool changed =
+        level == clink::ClockSkewLevel::kCritical
+            ? critical_.insert(std::string(merchant)).second
+            : critical_.erase(std::string(merchant)) > 0;
+    if (changed) Publish();
+  }
+
+ private:
+  void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Ignored by gRPC once the health service is shut down (draining).
+    if (health_ != nullptr) {
+      health_->SetServingStatus(GatewayServer::kReadinessService,
+                                critical_.empty());
+    }
+  }
+
+  clink::ClockSkewObserver& metrics_;
+  absl::Mutex mu_;
+  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::set<std::string> critical_ ABSL_GUARDED_BY(mu_);
+};
+
+// One merchant's transport: its own connection pool toward `base_url`, the
+// gateway-wide egress policy. Calls are signed per call (SendOptions::signer)
+// from the merchant's key ring, so the transport has no signer of its own.
+absl::StatusOr<std::unique_ptr<http::CurlHttpTransport>> BuildTransport(
+    const GatewayOptions& options, const std::string& base_url,
+    const Clock& clock, GatewayMetrics& metrics) {
+  http::CurlHttpTransport::Options transport_options;
+  transport_options.base_url = base_url;
+  transport_options.allow_plaintext = options.allow_plaintext_upstream;
+  transport_options.ca_bundle_path = options.ca_bundle;
+  transport_options.user_agent = absl::StrCat("clink-gateway/", kVersion);
+  transport_options.max_connections = options.max_upstream_connections;
+  transport_options.connect_timeout = options.upstream_connect_timeout;
+  transport_options.max_call_timeout = options.max_rpc_timeout;
+  transport_options.max_response_bytes = options.max_response_bytes;
+  transport_options.clock = &clock;
+  transport_options.egress.allowed_hosts = options.egress_allow_hosts;
+  GATEWAY_ASSIGN_OR_RETURN(transport_options.egress.allow_cidrs,
+                           http::ParseCidrList(options.egress_allow_cidrs));
+  transport_options.egress.report_only = options.egress_report_only;
+  transport_options.egress_observer = &metrics;
+  transport_options.proxy = options.egress_proxy;
+  transport_options.source_address = options.egress_source_address;
+  transport_options.pinned_public_key = options.clink_pinned_public_key;
+  transport_options.resolve_overrides =
+      options.egress_resolve_overrides_for_test;
+  return http::CurlHttpTransport::Create(transport_options);
+}
+
+}  // namespace
+
+// One merchant account's path to Clink. Destroyed client first, keys last.
+struct MerchantChannel {
+  std::string name;
+  std::string base_url;
+  std::unique_ptr<credentials::KeyRing> keys;
+  std::unique_ptr<clink::ClockSkewMonitor> clock_skew;
+  std::unique_ptr<http::CurlHttpTransport> transport;
+  std::unique_ptr<clink::ClinkClient> client;
+};
+
 struct GatewayServer::Components {
   // First: outlives everything that reports to it.
   std::unique_ptr<GatewayMetrics> metrics;
+  std::unique_ptr<ClockSkewReadiness> readiness;
   int metrics_port = 0;
   const Clock* clock = nullptr;
-  std::unique_ptr<http::ApiKeySigner> signer;
-  std::unique_ptr<http::CurlHttpTransport> transport;
+  std::unique_ptr<clink::RestCodec> codec;
   // Outlives the clients: their last store writes finish before it goes.
   std::unique_ptr<idempotency::IdempotencyStore> idempotency_store;
-  std::unique_ptr<clink::RestCodec> codec;
-  std::unique_ptr<clink::ClinkClient> client;
+  std::vector<std::unique_ptr<MerchantChannel>> merchants;
+  // Stopped before the key rings it reloads go.
+  std::unique_ptr<credentials::KeyWatcher> key_watcher;
+  std::unique_ptr<MerchantRouter> router;
   std::unique_ptr<clink::IdempotentClinkApi> idempotent_client;
   std::unique_ptr<RpcForwarder> forwarder;
   std::unique_ptr<CheckoutServiceImpl> checkout;
@@ -170,6 +323,12 @@ struct GatewayServer::Components {
   int port = 0;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
+
+  // Every merchant's transport: in-flight calls finish now with the
+  // gateway's own status.
+  void ShutdownTransports() {
+    for (auto& merchant : merchants) merchant->transport->Shutdown();
+  }
 };
 
 GatewayServer::GatewayServer(std::unique_ptr<Components> components)
@@ -192,39 +351,37 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   BuildInfo build;
   build.version = std::string(kVersion);
   build.git_commit = options.git_commit;
-  GATEWAY_ASSIGN_OR_RETURN(c->metrics,
-                           GatewayMetrics::Create(c->codec->methods(), build));
+  std::vector<std::string> merchant_names;
+  for (const MerchantOptions& m : options.merchants) {
+    merchant_names.push_back(m.name);
+  }
+  GATEWAY_ASSIGN_OR_RETURN(
+      c->metrics,
+      GatewayMetrics::Create(c->codec->methods(), build, merchant_names));
   // Bound before anything starts, so a taken port fails startup cleanly.
   if (!options.metrics_listen.empty()) {
     GATEWAY_ASSIGN_OR_RETURN(c->metrics_port,
                              c->metrics->Serve(options.metrics_listen));
   }
 
-  c->signer = std::make_unique<http::ApiKeySigner>(std::move(options.api_key),
-                                                   *c->clock);
-  http::CurlHttpTransport::Options transport_options;
-  transport_options.base_url = options.clink_base_url;
-  transport_options.allow_plaintext = options.allow_plaintext_upstream;
-  transport_options.ca_bundle_path = options.ca_bundle;
-  transport_options.user_agent = absl::StrCat("clink-gateway/", kVersion);
-  transport_options.max_connections = options.max_upstream_connections;
-  transport_options.connect_timeout = options.upstream_connect_timeout;
-  transport_options.max_call_timeout = options.max_rpc_timeout;
-  transport_options.max_response_bytes = options.max_response_bytes;
-  transport_options.signer = c->signer.get();
-  transport_options.clock = c->clock;
-  transport_options.egress.allowed_hosts = options.egress_allow_hosts;
-  GATEWAY_ASSIGN_OR_RETURN(transport_options.egress.allow_cidrs,
-                           http::ParseCidrList(options.egress_allow_cidrs));
-  transport_options.egress.report_only = options.egress_report_only;
-  transport_options.egress_observer = c->metrics.get();
-  transport_options.proxy = options.egress_proxy;
-  transport_options.source_address = options.egress_source_address;
-  transport_options.pinned_public_key = options.clink_pinned_public_key;
-  transport_options.resolve_overrides =
-      options.egress_resolve_overrides_for_test;
-  GATEWAY_ASSIGN_OR_RETURN(c->transport,
-                           http::CurlHttpTransport::Create(transport_options));
+  c->readiness = std::make_unique<ClockSkewReadiness>(*c->metrics);
+  std::vector<credentials::KeyRing*> rings;
+  for (const MerchantOptions& merchant : options.merchants) {
+    auto m = std::make_unique<MerchantChannel>();
+    m->name = merchant.name;
+    m->base_url = merchant.clink_base_url.empty() ? options.clink_base_url
+                                                  : merchant.clink_base_url;
+    GATEWAY_ASSIGN_OR_RETURN(
+        m->keys,
+        credentials::KeyRing::Load(merchant.name, merchant.key_dir, *c->clock));
+    m->clock_skew = std::make_unique<clink::ClockSkewMonitor>(
+        merchant.name, *c->clock, options.clock_skew, c->readiness.get());
+    GATEWAY_ASSIGN_OR_RETURN(m->transport,
+                             BuildTransport(options, m->base_url, *c->clock,
+                                            *c->metrics));
+    rings.push_back(m->keys.get());
+    c->merchants.push_back(std::move(m));
+  }
 
   // A claimed key whose holder vanishes is settled as abandoned after this;
   // it must outlast any call (and the drain), or a slow first call could be
@@ -249,16 +406,34 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
         c->idempotency_store,
         idempotency::RedisIdempotencyStore::Create(store_options));
   }
-  clink::ClinkClientOptions client_options = options.upstream;
-  client_options.observer = c->metrics.get();
-  c->client = std::make_unique<clink::ClinkClient>(
-      *c->codec, *c->transport, *c->clock, client_options);
+  c->router = std::make_unique<MerchantRouter>();
+  for (auto& m : c->merchants) {
+    clink::ClinkClientOptions client_options = options.upstream;
+    client_options.observer = c->metrics.get();
+    client_options.merchant = m->name;
+    client_options.keys = m->keys.get();
+    client_options.clock_skew = m->clock_skew.get();
+    m->client = std::make_unique<clink::ClinkClient>(
+        *c->codec, *m->transport, *c->clock, client_options);
+    c->router->Add(m->name, m->client.get());
+  }
+  credentials::KeyWatcher::Options watcher_options;
+  watcher_options.poll_interval = options.key_reload_interval;
+  watcher_options.clock = c->clock;
+  watcher_options.observer = c->metrics.get();
+  GATEWAY_ASSIGN_OR_RETURN(
+      c->key_watcher,
+      credentials::KeyWatcher::Start(std::move(rings), watcher_options));
   c->idempotent_client = std::make_unique<clink::IdempotentClinkApi>(
-      *c->codec, *c->client, *c->idempotency_store, c->metrics.get());
+      *c->codec, *c->router, *c->idempotency_store, c->metrics.get());
   ForwarderOptions forwarder_options;
   forwarder_options.max_rpc_timeout = options.max_rpc_timeout;
   forwarder_options.observer = c->metrics.get();
-  forwarder_options.key_fingerprint = c->signer->KeyFingerprint();
+  forwarder_options.merchants = merchant_names;
+  forwarder_options.default_merchant =
+      !options.default_merchant.empty() ? options.default_merchant
+      : merchant_names.size() == 1      ? merchant_names[0]
+                                        : std::string();
   c->forwarder = std::make_unique<RpcForwarder>(
       *c->codec, *c->idempotent_client, *c->clock, forwarder_options);
   c->checkout = std::make_unique<CheckoutServiceImpl>(*c->forwarder);
@@ -286,7 +461,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   c->server = builder.BuildAndStart();
   if (c->server == nullptr || c->port == 0) {
-    c->transport->Shutdown();
+    c->ShutdownTransports();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.grpc_listen,
                      " (address in use or invalid?)"));
@@ -294,11 +469,25 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   grpc::HealthCheckServiceInterface* health =
       c->server->GetHealthCheckService();
   health->SetServingStatus(true);
+  health->SetServingStatus(kLivenessService, true);
+  c->readiness->SetHealth(health);
+  for (const auto& m : c->merchants) {
+    std::shared_ptr<const credentials::KeySet> keys = m->keys->Current();
+    std::vector<std::string> fingerprints;
+    for (size_t i = 0; i < keys->size(); ++i) {
+      fingerprints.push_back(keys->fingerprint(i));
+    }
+    Log(LogLevel::kInfo, "merchant",
+        {{"merchant", m->name},
+         {"clink_base_url", m->base_url},
+         {"key_fingerprints", absl::StrJoin(fingerprints, ",")},
+         {"default", m->name == forwarder_options.default_merchant ? "true"
+                                                                   : "false"}});
+  }
   Log(LogLevel::kInfo, "started",
       {{"grpc_port", absl::StrCat(c->port)},
        {"metrics_port", absl::StrCat(c->metrics_port)},
-       {"clink_base_url", options.clink_base_url},
-       {"key_fingerprint", c->signer->KeyFingerprint()},
+       {"merchants", absl::StrJoin(merchant_names, ",")},
        {"idempotency_store",
         options.idempotency_redis.empty() ? "memory" : "redis"},
        {"egress_allow_cidrs", options.egress_allow_cidrs},
@@ -330,7 +519,7 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   absl::Notification drained;
   std::thread enforcer([this, &drained, deadline] {
     if (!drained.WaitForNotificationWithDeadline(deadline)) {
-      c_->transport->Shutdown();
+      c_->ShutdownTransports();
       // Keyed calls waiting for another call's key answer now (ABORTED
       // IDEMPOTENCY_KEY_IN_USE, retry with the same key), not at their own
       // wait deadline.
@@ -340,7 +529,7 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   c_->server->Shutdown(absl::ToChronoTime(deadline + kStatusFlushGrace));
   drained.Notify();
   enforcer.join();
-  c_->transport->Shutdown();
+  c_->ShutdownTransports();
   c_->idempotency_store->AbortWaits();
   c_->server->Wait();
   Log(LogLevel::kInfo, "stopped");

@@ -13,10 +13,25 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "adapters/clink/clink_client.h"
+#include "adapters/clink/clock_skew_monitor.h"
 #include "common/clock.h"
 #include "common/secret.h"
 
 namespace clink_gateway::server {
+
+// One Clink merchant account the gateway calls for.
+struct MerchantOptions {
+  // What callers send as `x-clink-merchant`: 1-63 characters from [a-z0-9_-],
+  // starting with a letter or digit (a log field and a metrics label too).
+  std::string name;
+  // The merchant's key directory (a Kubernetes Secret volume): `api-key` and,
+  // during a key roll, `api-key-previous` (adapters/credentials/key_set.h).
+  // Followed while the gateway runs: a changed Secret is in use within
+  // GatewayOptions::key_reload_interval, usually at once.
+  std::string key_dir;
+  // This merchant's Clink base URL; empty means GatewayOptions::clink_base_url.
+  std::string clink_base_url;
+};
 
 struct GatewayOptions {
   // gRPC listen address, host:port. Port 0 picks a free port (see
@@ -36,9 +51,19 @@ struct GatewayOptions {
   // Clink's API base URL; request paths such as /checkout/session are appended
   // to it.
   std::string clink_base_url = "https://uat-api.clinkbill.com/api";
-  // The merchant's secret key (sk_test_… / sk_prod_…); logged only by
-  // fingerprint.
-  Secret api_key;
+  // The merchant accounts (at least one; names unique). Each gets its own keys,
+  // connection pool (transport thread), in-flight cap, rate limit and
+  // idempotency scope; keys are logged and exported only by fingerprint.
+  std::vector<MerchantOptions> merchants;
+  // Where calls without `x-clink-merchant` go. Empty: the only merchant when
+  // there is one; with several, such calls fail with INVALID_ARGUMENT.
+  std::string default_merchant;
+  // Every key directory is re-read at least this often, whatever inotify says.
+  absl::Duration key_reload_interval = absl::Seconds(10);
+  // Clock-skew guard, from the Date header of Clink's responses: past the
+  // warning threshold a warning is logged; past the critical one the gateway
+  // reports NOT_SERVING (readiness) until the offset is back under it.
+  clink::ClockSkewOptions clock_skew;
   // Permit an http:// base URL (the emulator and tests only).
   bool allow_plaintext_upstream = false;
   // PEM CA bundle to verify Clink's certificate with; empty uses the system
@@ -89,7 +114,8 @@ struct GatewayOptions {
   std::function<std::vector<std::string>()> egress_resolve_overrides_for_test;
 };
 
-// Rejects invalid combinations before anything is built: an empty key, a
+// Rejects invalid combinations before anything is built: no merchant, a bad
+// or duplicate merchant name, a default that names no merchant, a
 // malformed listen address (gRPC or metrics), a base URL that is not https:// (or http:// with
 // allow_plaintext_upstream), a missing CA bundle file, non-positive sizes or
 // timeouts, out-of-range retry, overload or rate-limit settings, malformed
@@ -113,6 +139,14 @@ class GatewayServer {
   int port() const;
   // The bound metrics port, or 0 when GatewayOptions::metrics_listen is empty.
   int metrics_port() const;
+
+  // gRPC health service names. kReadinessService ("", the server's overall
+  // status) is SERVING while the gateway should get traffic: not while
+  // draining, nor while the clock is critically skewed against Clink's.
+  // kLivenessService ("liveness") stays SERVING until shutdown: a skewed clock
+  // is not cured by a restart.
+  static constexpr char kReadinessService[] = "";
+  static constexpr char kLivenessService[] = "liveness";
 
   // Graceful stop: health goes NOT_SERVING and new RPCs are refused; in-flight
   // RPCs get up to `drain` to finish. Then the Clink transport is shut down, so

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,10 +23,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "clink/gateway/config/v1/merchants.pb.h"
 #include "common/logging.h"
-#include "common/secret.h"
+#include "google/protobuf/text_format.h"
 #include "curl/curl.h"
-#include "openssl/crypto.h"
 #include "server/build_stamp.h"
 #include "server/gateway_server.h"
 
@@ -35,10 +37,19 @@ ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "on its own port; empty turns it off.");
 ABSL_FLAG(std::string, clink_base_url, "https://uat-api.clinkbill.com/api",
           "Clink API base URL (production: https://api.clinkbill.com/api).");
-ABSL_FLAG(
-    std::string, api_key_file, "",
-    "File holding the Clink secret key (a mounted Secret). Falls back to the "
-    "CLINK_API_KEY environment variable.");
+ABSL_FLAG(std::string, api_key_dir, "",
+          "Directory holding the Clink secret key as the file api-key and, "
+          "during a key roll, the older key as api-key-previous (a mounted "
+          "Kubernetes Secret). Re-read when it changes. One merchant, named "
+          "\"default\"; for several use --merchants_config instead.");
+ABSL_FLAG(std::string, merchants_config, "",
+          "Text-format clink.gateway.config.v1.MerchantsConfig file naming "
+          "several merchant accounts, each with its key directory and "
+          "optionally its own base URL (callers pick one with "
+          "x-clink-merchant metadata).");
+ABSL_FLAG(absl::Duration, key_reload_interval, absl::Seconds(10),
+          "Key directories are re-read at least this often (changes are "
+          "normally seen at once through inotify).");
 ABSL_FLAG(
     bool, allow_plaintext_upstream, false,
     "Permit an http:// --clink_base_url. For the emulator and tests only.");
@@ -114,47 +125,40 @@ int Fail(absl::string_view message) {
   return 2;
 }
 
-// The key from --api_key_file, else CLINK_API_KEY. Never logged. The file is
-// read into a stack buffer and the environment variable's bytes are wiped
-// (then the variable removed), so the only copy left is the Secret.
-absl::StatusOr<clink_gateway::Secret> LoadApiKey(const std::string& path) {
-  constexpr size_t kMaxKeyFileBytes = 4096;
-  char buffer[kMaxKeyFileBytes];
-  size_t size = 0;
-  if (!path.empty()) {
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot read --api_key_file ", path));
-    }
-    ssize_t n;
-    while (size < sizeof(buffer) &&
-           (n = read(fd, buffer + size, sizeof(buffer) - size)) > 0) {
-      size += static_cast<size_t>(n);
-    }
-    close(fd);
-    if (size == sizeof(buffer)) {
-      OPENSSL_cleanse(buffer, sizeof(buffer));
-      return absl::InvalidArgumentError(
-          absl::StrCat("--api_key_file ", path, " is too large for a key"));
-    }
-  } else if (char* env = std::getenv("CLINK_API_KEY"); env != nullptr) {
-    size = std::min(strlen(env), sizeof(buffer));
-    memcpy(buffer, env, size);
-    OPENSSL_cleanse(env, strlen(env));
-    unsetenv("CLINK_API_KEY");
-  }
-  const absl::string_view key =
-      absl::StripAsciiWhitespace(absl::string_view(buffer, size));
-  clink_gateway::Secret secret{std::string(key)};
-  OPENSSL_cleanse(buffer, sizeof(buffer));
-  if (secret.empty()) {
+// The merchants from --api_key_dir or --merchants_config (exactly one).
+absl::Status LoadMerchants(clink_gateway::server::GatewayOptions& options) {
+  const std::string dir = absl::GetFlag(FLAGS_api_key_dir);
+  const std::string config_path = absl::GetFlag(FLAGS_merchants_config);
+  if (dir.empty() == config_path.empty()) {
     return absl::InvalidArgumentError(
-        path.empty()
-            ? "no Clink API key: pass --api_key_file or set CLINK_API_KEY"
-            : absl::StrCat("--api_key_file ", path, " is empty"));
+        "pass exactly one of --api_key_dir (one merchant) and "
+        "--merchants_config (several)");
   }
-  return secret;
+  if (!dir.empty()) {
+    options.merchants.push_back({"default", dir, ""});
+    return absl::OkStatus();
+  }
+  std::ifstream file(config_path);
+  std::stringstream text;
+  text << file.rdbuf();
+  if (!file.good() && !file.eof()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read --merchants_config ", config_path));
+  }
+  clink::gateway::config::v1::MerchantsConfig config;
+  // TextFormat reports the line and column of a syntax error on stderr.
+  if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--merchants_config ", config_path,
+        " is not a text-format clink.gateway.config.v1.MerchantsConfig (see "
+        "the error above)"));
+  }
+  for (const auto& merchant : config.merchants()) {
+    options.merchants.push_back(
+        {merchant.name(), merchant.key_dir(), merchant.clink_base_url()});
+  }
+  options.default_merchant = config.default_merchant();
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -163,8 +167,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves clink.gateway.v1 over gRPC, forwarding each call to Clink's REST "
       "API.\n"
-      "Usage: clink_gateway --api_key_file=/var/run/secrets/clink/api-key "
-      "[flags]");
+      "Usage: clink_gateway --api_key_dir=/var/run/secrets/clink [flags]");
   absl::ParseCommandLine(argc, argv);
   // The process holds the payment key: no core dumps, no ptrace by other
   // unprivileged processes.
@@ -228,10 +231,10 @@ int main(int argc, char** argv) {
   options.clink_pinned_public_key =
       absl::GetFlag(FLAGS_clink_pinned_public_key);
   options.egress_report_only = absl::GetFlag(FLAGS_egress_report_only);
-  absl::StatusOr<clink_gateway::Secret> key =
-      LoadApiKey(absl::GetFlag(FLAGS_api_key_file));
-  if (!key.ok()) return Fail(key.status().message());
-  options.api_key = *std::move(key);
+  if (absl::Status merchants = LoadMerchants(options); !merchants.ok()) {
+    return Fail(merchants.message());
+  }
+  options.key_reload_interval = absl::GetFlag(FLAGS_key_reload_interval);
   if (const absl::Status valid =
           clink_gateway::server::ValidateOptions(options);
       !valid.ok()) {

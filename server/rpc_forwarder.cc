@@ -78,8 +78,10 @@ std::string RequestIdFrom(const grpc::CallbackServerContext& context) {
                          absl::Uniform<uint64_t>(gen));
 }
 
-absl::Status ReadIdempotencyMetadata(const grpc::CallbackServerContext& context,
-                                     clink::CallOptions& options) {
+absl::Status ReadCallMetadata(const grpc::CallbackServerContext& context,
+                              const absl::flat_hash_set<std::string>& merchants,
+                              absl::string_view default_merchant,
+                              clink::CallOptions& options) {
   std::vector<clink::FieldViolation> violations;
   if (const auto key = MetadataValue(context, kIdempotencyKeyMetadata)) {
     if (key->empty() || key->size() > kMaxIdempotencyKeyLength ||
@@ -101,6 +103,20 @@ absl::Status ReadIdempotencyMetadata(const grpc::CallbackServerContext& context,
       options.caller = std::string(*caller);
     }
   }
+  const auto merchant = MetadataValue(context, kMerchantMetadata);
+  if (!merchant.has_value() && default_merchant.empty()) {
+    violations.push_back({std::string(kMerchantMetadata),
+                          "metadata is required: this gateway serves several "
+                          "merchants and has no default"});
+  } else if (merchant.has_value() &&
+             !merchants.contains(std::string(*merchant))) {
+    // Not echoed: it may be anything the caller sent.
+    violations.push_back({std::string(kMerchantMetadata),
+                          "names no merchant this gateway serves"});
+  } else {
+    options.merchant =
+        std::string(merchant.has_value() ? *merchant : default_merchant);
+  }
   if (violations.empty()) return absl::OkStatus();
   return clink::InvalidArgumentWithViolations(violations);
 }
@@ -116,6 +132,7 @@ RpcForwarder::RpcForwarder(const clink::RestCodec& codec, clink::ClinkApi& api,
       api_(api),
       clock_(clock),
       options_(std::move(options)),
+      merchants_(options_.merchants.begin(), options_.merchants.end()),
       observer_(options_.observer != nullptr ? *options_.observer
                                              : NoRpcObserver()) {}
 
@@ -139,12 +156,13 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
   context->AddInitialMetadata("x-request-id", options.request_id);
   options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()),
                                       start, options_.max_rpc_timeout);
-  if (absl::Status metadata = ReadIdempotencyMetadata(*context, options);
+  if (absl::Status metadata = ReadCallMetadata(
+          *context, merchants_, options_.default_merchant, options);
       !metadata.ok()) {
     clink::CallResult result;
     result.status = std::move(metadata);
     result.endpoint = method->endpoint;
-    Complete(*method, reactor, start, /*keyed=*/false, options.request_id,
+    Complete(*method, reactor, start, /*keyed=*/false, options,
              std::move(result));
     return reactor;
   }
@@ -152,8 +170,8 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
 
   api_.Call(*method->method, request, options, response,
             [this, reactor, start, method, keyed,
-             request_id = options.request_id](clink::CallResult result) {
-              Complete(*method, reactor, start, keyed, request_id,
+             options](clink::CallResult result) {
+              Complete(*method, reactor, start, keyed, options,
                        std::move(result));
             });
   return reactor;
@@ -162,7 +180,7 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
 void RpcForwarder::Complete(const clink::RestMethod& method,
                             grpc::ServerUnaryReactor* reactor,
                             absl::Time start, bool keyed,
-                            const std::string& request_id,
+                            const clink::CallOptions& options,
                             clink::CallResult result) {
   const absl::Duration latency = clock_.Now() - start;
   const absl::StatusCode code = result.status.code();
@@ -180,7 +198,6 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
   const bool log = LogEnabled(level);
   const google::protobuf::MethodDescriptor* descriptor = method.method;
   std::string endpoint = log ? method.endpoint : std::string();
-  std::string key_fingerprint = log ? options_.key_fingerprint : std::string();
   // Answer the caller first; the log line is queued, never awaited.
   reactor->Finish(ToGrpcStatus(result.status));
   if (!log) return;
@@ -198,10 +215,13 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
        {"attempts", absl::StrCat(result.attempts)},
        {"idempotency_key", keyed ? "present" : "absent"},
        {"replayed", result.replayed ? "true" : "false"},
-       {"request_id", request_id},
-       // One merchant (one key) per gateway until x-clink-merchant exists.
-       {"merchant", "default"},
-       {"key_fingerprint", key_fingerprint}});
+       {"request_id", options.request_id},
+       {"merchant", options.merchant},
+       // The key the last attempt was signed with; "none" when nothing was
+       // sent (a refusal, a replay).
+       {"key_fingerprint", result.key_fingerprint.empty()
+                               ? std::string("none")
+                               : result.key_fingerprint}});
 }
 
 }  // namespace clink_gateway::server

@@ -5,6 +5,9 @@
 #define CLINK_GATEWAY_SERVER_RPC_FORWARDER_H_
 
 #include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
 
 #include "adapters/clink/clink_api.h"
 #include "adapters/clink/rest_codec.h"
@@ -23,9 +26,10 @@ struct ForwarderOptions {
   // Told when each RPC starts and finishes (the gRPC server metrics); null
   // means none. Must outlive the forwarder.
   RpcObserver* observer = nullptr;
-  // The fingerprint of the gateway's Clink key (Secret::Fingerprint()), for
-  // the per-RPC log line: which key (so which merchant account) served it.
-  std::string key_fingerprint;
+  // The merchant accounts callers may name with `x-clink-merchant`, and the
+  // one calls without it go to (empty: such calls are refused).
+  std::vector<std::string> merchants = {"default"};
+  std::string default_merchant = "default";
 };
 
 class RpcForwarder {
@@ -41,8 +45,8 @@ class RpcForwarder {
   // validation failure) arrives. Never blocks; returns at once. Tells the
   // observer when the RPC starts and, just before Finish, how it ended; logs
   // one JSON line per RPC ("rpc": method, code, latency, endpoint, upstream
-  // status, attempts, request id, key fingerprint, ...; never request or
-  // response contents).
+  // status, attempts, request id, merchant, key fingerprint, ...; never
+  // request or response contents).
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
                                     const google::protobuf::Message& request,
                                     google::protobuf::Message* response);
@@ -51,13 +55,14 @@ class RpcForwarder {
   // Reports the end of an RPC, finishes it and logs its line.
   void Complete(const clink::RestMethod& method,
                 grpc::ServerUnaryReactor* reactor, absl::Time start,
-                bool keyed, const std::string& request_id,
+                bool keyed, const clink::CallOptions& options,
                 clink::CallResult result);
 
   const clink::RestCodec& codec_;
   clink::ClinkApi& api_;
   const Clock& clock_;
   const ForwarderOptions options_;
+  const absl::flat_hash_set<std::string> merchants_;
   RpcObserver& observer_;
 };
 
@@ -84,10 +89,19 @@ inline constexpr absl::string_view kIdempotencyKeyMetadata = "idempotency-key";
 // it from the authenticated peer identity.
 inline constexpr absl::string_view kCallerMetadata = "x-clink-caller";
 
-// Reads the two headers above into `options`; INVALID_ARGUMENT (with a
-// BadRequest naming the metadata key) when either is present but malformed.
-absl::Status ReadIdempotencyMetadata(const grpc::CallbackServerContext& context,
-                                     clink::CallOptions& options);
+// gRPC metadata choosing the Clink merchant account a call goes to (a name
+// from the gateway's merchant configuration). Without it the configured
+// default merchant is used. Idempotency keys are scoped by merchant.
+inline constexpr absl::string_view kMerchantMetadata = "x-clink-merchant";
+
+// Reads the three headers above into `options`, resolving the merchant
+// (`merchants`, `default_merchant` as in ForwarderOptions). INVALID_ARGUMENT
+// (with a BadRequest naming the metadata key) when a header is malformed, the
+// merchant is not configured, or there is neither a header nor a default.
+absl::Status ReadCallMetadata(const grpc::CallbackServerContext& context,
+                              const absl::flat_hash_set<std::string>& merchants,
+                              absl::string_view default_merchant,
+                              clink::CallOptions& options);
 
 }  // namespace clink_gateway::server
 

@@ -26,6 +26,10 @@ struct CallOptions {
   // The calling identity the key is scoped to (gRPC metadata `x-clink-caller`),
   // or empty for anonymous callers.
   std::string caller;
+  // The merchant account to call Clink as (gRPC metadata `x-clink-merchant`,
+  // resolved to the configured default when absent). Idempotency keys are
+  // scoped by it too.
+  std::string merchant;
 };
 
 // How one call went, for the per-RPC log line and metrics.
@@ -46,6 +50,9 @@ struct CallResult {
   int attempts = 0;
   // The result was replayed from the idempotency store: Clink was not called.
   bool replayed = false;
+  // Secret::Fingerprint() of the key the last attempt was signed with; empty
+  // when nothing was signed.
+  std::string key_fingerprint;
 };
 
 class ClinkApi {

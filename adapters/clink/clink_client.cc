@@ -49,6 +49,13 @@ struct ClinkClient::CallState {
   // An earlier attempt may have reached Clink (its outcome was unknown).
   bool maybe_sent = false;
   CallResult last;  // The previous attempt's result, once there is one.
+  // The merchant's keys when the call started (null without a KeyRing): every
+  // attempt signs from this one set.
+  std::shared_ptr<const credentials::KeySet> keys;
+  size_t key_index = 0;  // The key the current attempt is signed with.
+  // The one resend with the other key: not yet, awaiting Clink's verdict on
+  // that key, or judged.
+  enum class Fallback { kNone, kPending, kJudged } fallback = Fallback::kNone;
 };
 
 ClinkClient::ClinkClient(const RestCodec& codec, http::HttpTransport& transport,
@@ -132,11 +139,15 @@ void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
   state->request = *std::move(http_request);
   state->deadline = options.deadline;
   state->request_id = options.request_id;
+  if (options_.keys != nullptr) {
+    state->keys = options_.keys->Current();
+    state->key_index = state->keys->preferred(now);
+  }
   StartAttempt(std::move(state), now);
 }
 
 void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
-                               absl::Time earliest) {
+                               absl::Time earliest, bool retry) {
   absl::Time start = earliest;
   if (rate_limit_ != nullptr) {
     const absl::Time latest =
@@ -165,13 +176,16 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
     }
     start = *reserved;
   }
-  if (state->attempts > 0) observer_.OnRetry(*state->rest);
+  if (retry && state->attempts > 0) observer_.OnRetry(*state->rest);
   ++state->attempts;
   state->attempt_start = start;
   http::SendOptions send_options;
   send_options.deadline = state->deadline;
   send_options.request_id = state->request_id;
   send_options.not_before = start;
+  if (state->keys != nullptr) {
+    send_options.signer = &state->keys->signer(state->key_index);
+  }
   http::HttpRequest request = state->request;
   transport_.Send(std::move(request), std::move(send_options),
                   [this, state = std::move(state)](
@@ -202,7 +216,12 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   call.endpoint = rest.endpoint;
   call.attempts = state->attempts;
   int64_t envelope_code = 0;
+  AuthFailure auth = AuthFailure::kNone;
   if (result.status.ok()) {
+    if (options_.clock_skew != nullptr) {
+      options_.clock_skew->OnResponse(result.response.Header("date"),
+                                      state->attempt_start, now);
+    }
     call.http_status = outcome.http_status = result.response.status_code;
     outcome.retry_after = std::string(result.response.Header("retry-after"));
     Envelope envelope;
@@ -221,8 +240,8 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     if (stats.unknown_fields > 0) {
       observer_.OnUnknownFields(rest, stats.unknown_fields);
     }
-    const AuthFailure auth = AuthFailureOf(
-        outcome.http_status, decoded.ok() && envelope.has_code, envelope_code);
+    auth = AuthFailureOf(outcome.http_status, decoded.ok() && envelope.has_code,
+                         envelope_code);
     if (auth != AuthFailure::kNone) observer_.OnAuthFailure(rest, auth);
   }
   AttemptInfo attempt;
@@ -238,6 +257,7 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   attempt.throttled = call.http_status == 429 || envelope_code == 429;
   observer_.OnAttempt(attempt);
   call.status = MapUpstreamOutcome(outcome);
+  if (state->keys != nullptr && TryOtherKey(state, call, auth, now)) return;
   if (call.status.ok()) {
     Finish(std::move(state), std::move(call));
     return;
@@ -284,6 +304,38 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     }
   }
   Finish(std::move(state), std::move(call));
+}
+
+bool ClinkClient::TryOtherKey(std::unique_ptr<CallState>& state,
+                              CallResult& call, AuthFailure auth,
+                              absl::Time now) {
+  const credentials::KeySet& keys = *state->keys;
+  const std::string& fingerprint = keys.fingerprint(state->key_index);
+  call.key_fingerprint = fingerprint;
+  const bool refused = auth == AuthFailure::kApiKey;
+  if (refused) observer_.OnKeyRefused(options_.merchant, fingerprint);
+  if (state->fallback == CallState::Fallback::kPending &&
+      call.http_status != 0) {
+    // Clink's verdict on the other key.
+    state->fallback = CallState::Fallback::kJudged;
+    observer_.OnKeyFallback(options_.merchant, !refused);
+    if (!refused) {
+      keys.Prefer(state->key_index, now + options_.key_preference);
+    }
+  }
+  if (!refused || state->fallback != CallState::Fallback::kNone ||
+      keys.size() < 2 ||
+      now + options_.retry.min_attempt_time > state->deadline) {
+    return false;
+  }
+  // Clink refused the key, so it did not process the request: the same
+  // request goes again at once, signed with the other key.
+  state->fallback = CallState::Fallback::kPending;
+  state->key_index = 1 - state->key_index;
+  state->response->Clear();
+  state->last = std::move(call);
+  StartAttempt(std::move(state), now, /*retry=*/false);
+  return true;
 }
 
 void ClinkClient::Finish(std::unique_ptr<CallState> state, CallResult result) {

@@ -10,10 +10,12 @@
 #include <memory>
 
 #include "adapters/clink/clink_api.h"
+#include "adapters/clink/clock_skew_monitor.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/retry_policy.h"
 #include "adapters/clink/token_bucket.h"
 #include "adapters/clink/upstream_observer.h"
+#include "adapters/credentials/key_set.h"
 #include "adapters/http/http_transport.h"
 #include "common/clock.h"
 
@@ -39,6 +41,23 @@ struct ClinkClientOptions {
   // Told about every call, attempt, retry and refusal (metrics). Null means
   // none. Must outlive the client.
   UpstreamObserver* observer = nullptr;
+
+  // The merchant account this client calls Clink for (logs and metrics).
+  std::string merchant = "default";
+  // The merchant's keys. Each call signs every attempt from one snapshot
+  // (KeyRing::Current() when the call starts). When Clink refuses a key (HTTP
+  // 401/403 or a key envelope code: Clink did not process the request) and the
+  // snapshot has another key, the same request is sent once more, at once,
+  // with that key (OnKeyFallback; no retry budget or backoff, it still needs
+  // room before the deadline). Null: the transport's own signer, no fallback.
+  // Must outlive the client.
+  const credentials::KeyRing* keys = nullptr;
+  // After a fallback succeeded, new calls start with the key that worked for
+  // this long (saving a refused attempt each), then try the signing key again.
+  absl::Duration key_preference = absl::Seconds(60);
+  // Fed the Date header of each Clink response; null means none. Must outlive
+  // the client.
+  ClockSkewMonitor* clock_skew = nullptr;
 };
 
 class ClinkClient final : public ClinkApi {
@@ -72,8 +91,16 @@ class ClinkClient final : public ClinkApi {
  private:
   struct CallState;
 
-  void StartAttempt(std::unique_ptr<CallState> state, absl::Time earliest);
+  // `retry`: counted as a retry (OnRetry) when it is not the first attempt;
+  // false for the resend with the other key.
+  void StartAttempt(std::unique_ptr<CallState> state, absl::Time earliest,
+                    bool retry = true);
   void OnAttemptDone(std::unique_ptr<CallState> state, http::HttpResult result);
+  // Notes the attempt's key (refusal metrics, the preference after a
+  // fallback) and, when Clink refused it and the call's key set has another
+  // key, resends with that key and returns true (`state` is then moved).
+  bool TryOtherKey(std::unique_ptr<CallState>& state, CallResult& call,
+                   AuthFailure auth, absl::Time now);
   void Finish(std::unique_ptr<CallState> state, CallResult result);
 
   const RestCodec& codec_;

@@ -1,12 +1,18 @@
 #include "adapters/clink/clink_client.h"
 
+#include <stdlib.h>
+
 #include <deque>
+#include <optional>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "adapters/clink/error_details.h"
+#include "adapters/credentials/testing/secret_volume.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/checkout.grpc.pb.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
@@ -25,6 +31,18 @@ class ScriptedTransport final : public http::HttpTransport {
  public:
   void Send(http::HttpRequest request, http::SendOptions options,
             DoneCallback done) override {
+    if (options.signer != nullptr) {
+      EXPECT_TRUE(options.signer->Sign(request).ok());
+      for (const auto& [name, value] : request.headers) {
+        if (name == "X-API-KEY") keys_seen.push_back(value);
+      }
+      if (accepted_keys.has_value() &&
+          accepted_keys->count(keys_seen.back()) == 0) {
+        requests.push_back(std::move(request));
+        std::move(done)(Refused());
+        return;
+      }
+    }
     requests.push_back(std::move(request));
     options_seen.push_back(std::move(options));
     if (hold) {
@@ -44,8 +62,20 @@ class ScriptedTransport final : public http::HttpTransport {
     callbacks.swap(held);
     for (auto& done : callbacks) std::move(done)(next);
   }
+  static http::HttpResult Refused() {
+    http::HttpResult r;
+    r.delivery = http::Delivery::kReceived;
+    r.response.status_code = 401;
+    r.response.body = "Unauthorized: invalid API key";
+    return r;
+  }
+
   std::vector<http::HttpRequest> requests;
   std::vector<http::SendOptions> options_seen;
+  // With a per-call signer: the X-API-KEY of each request, and (when set) the
+  // keys "Clink" accepts; others get a 401.
+  std::vector<std::string> keys_seen;
+  std::optional<std::set<std::string>> accepted_keys;
   std::deque<http::HttpResult> script;
   http::HttpResult next;
   bool hold = false;
@@ -91,6 +121,13 @@ class RecordingObserver final : public UpstreamObserver {
   void OnAuthFailure(const RestMethod& method, AuthFailure reason) override {
     auth_failures.push_back(reason);
   }
+  void OnKeyRefused(absl::string_view merchant,
+                    absl::string_view key_fingerprint) override {
+    refused_keys.push_back(absl::StrCat(merchant, "/", key_fingerprint));
+  }
+  void OnKeyFallback(absl::string_view merchant, bool recovered) override {
+    fallbacks.push_back(recovered);
+  }
 
   int started = 0;
   int finished = 0;
@@ -100,6 +137,8 @@ class RecordingObserver final : public UpstreamObserver {
   std::vector<AttemptInfo> attempts;
   std::vector<RejectReason> rejected;
   std::vector<AuthFailure> auth_failures;
+  std::vector<std::string> refused_keys;
+  std::vector<bool> fallbacks;
 };
 
 constexpr char kOrderJson[] =
@@ -605,6 +644,141 @@ TEST_F(ClinkClientTest, ObserverSeesRefusalsAndDeniedRetries) {
             (std::vector<RetryDenial>{RetryDenial::kMaxAttempts,
                                       RetryDenial::kRetryAfter}));
 }
+
+
+namespace key_rotation {
+
+constexpr char kNewKey[] = "sk_test_new_0123456789abcdef";
+constexpr char kOldKey[] = "sk_test_old_0123456789abcdef";
+
+// A client whose merchant "acme" has a signing and a previous key.
+class KeyFallbackTest : public ClinkClientTest {
+ protected:
+  void SetUp() override {
+    ClinkClientTest::SetUp();
+    static int counter = 0;
+    volume_ = std::make_unique<credentials::testing::SecretVolume>(
+        absl::StrCat(getenv("TEST_TMPDIR"), "/keys-", ++counter));
+    volume_->Write({{"api-key", kNewKey}, {"api-key-previous", kOldKey}});
+    ring_ = *credentials::KeyRing::Load("acme", volume_->dir(), clock_);
+    ClinkClientOptions options;
+    options.observer = &observer_;
+    options.merchant = "acme";
+    options.keys = ring_.get();
+    options.retry.max_attempts = 1;  // Fallbacks are not retries.
+    UseOptions(options);
+    transport_.next = Response(200, kOrderJson);
+  }
+
+  static std::string Refused(const char* key) {
+    return absl::StrCat("acme/", Secret(key).Fingerprint());
+  }
+
+  RecordingObserver observer_;
+  std::unique_ptr<credentials::testing::SecretVolume> volume_;
+  std::unique_ptr<credentials::KeyRing> ring_;
+};
+
+TEST_F(KeyFallbackTest, NewKeyRefusedTheSamePaymentGoesOnceWithThePreviousKey) {
+  transport_.accepted_keys = std::set<std::string>{kOldKey};
+  v1::CreatePaymentResponse response;
+  transport_.next = Response(
+      200, R"({"code":200,"msg":"ok","data":{"orderId":"ord_9","status":1}})");
+  const CallResult result = Call(Payment(), &response);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(response.order_id(), "ord_9");
+  EXPECT_EQ(transport_.keys_seen,
+            (std::vector<std::string>{kNewKey, kOldKey}));
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  EXPECT_EQ(transport_.requests[0].body, transport_.requests[1].body);
+  EXPECT_EQ(result.attempts, 2);
+  EXPECT_EQ(result.key_fingerprint, Secret(kOldKey).Fingerprint());
+  EXPECT_EQ(observer_.refused_keys, std::vector<std::string>{Refused(kNewKey)});
+  EXPECT_EQ(observer_.fallbacks, std::vector<bool>{true});
+  EXPECT_EQ(observer_.retries, 0);
+
+  // Later calls start with the key that worked, then try the new one again.
+  v1::GetOrderResponse order;
+  ASSERT_TRUE(Call(GetOrder(), &order).status.ok());
+  EXPECT_EQ(transport_.keys_seen.back(), kOldKey);
+  EXPECT_EQ(transport_.keys_seen.size(), 3u);
+  clock_.Advance(absl::Seconds(61));
+  ASSERT_TRUE(Call(GetOrder(), &order).status.ok());
+  EXPECT_EQ(transport_.keys_seen,
+            (std::vector<std::string>{kNewKey, kOldKey, kOldKey, kNewKey,
+                                      kOldKey}));
+}
+
+TEST_F(KeyFallbackTest, OldKeyRevokedWhileInUseFallsBackToTheNewKey) {
+  // The gateway is living on the previous key (an earlier fallback)...
+  transport_.accepted_keys = std::set<std::string>{kOldKey};
+  v1::GetOrderResponse order;
+  ASSERT_TRUE(Call(GetOrder(), &order).status.ok());
+  // ...when Clink activates the new key and revokes the old one.
+  transport_.accepted_keys = std::set<std::string>{kNewKey};
+  transport_.keys_seen.clear();
+  const CallResult result = Call(GetOrder(), &order);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(transport_.keys_seen,
+            (std::vector<std::string>{kOldKey, kNewKey}));
+  EXPECT_EQ(result.key_fingerprint, Secret(kNewKey).Fingerprint());
+  EXPECT_EQ(observer_.fallbacks, (std::vector<bool>{true, true}));
+  // The new key is preferred again at once.
+  ASSERT_TRUE(Call(GetOrder(), &order).status.ok());
+  EXPECT_EQ(transport_.keys_seen.back(), kNewKey);
+  EXPECT_EQ(transport_.keys_seen.size(), 3u);
+}
+
+TEST_F(KeyFallbackTest, BothKeysRefusedFailsAfterExactlyTwoAttempts) {
+  transport_.accepted_keys = std::set<std::string>{};
+  v1::CreatePaymentResponse response;
+  const CallResult result = Call(Payment(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal) << result.status;
+  EXPECT_EQ(transport_.keys_seen,
+            (std::vector<std::string>{kNewKey, kOldKey}));
+  EXPECT_EQ(observer_.refused_keys,
+            (std::vector<std::string>{Refused(kNewKey), Refused(kOldKey)}));
+  EXPECT_EQ(observer_.fallbacks, std::vector<bool>{false});
+  // No preference was learnt: the next call starts with the new key.
+  Call(Payment(), &response);
+  EXPECT_EQ(transport_.keys_seen[2], kNewKey);
+}
+
+TEST_F(KeyFallbackTest, OtherFailuresNeverSwitchKeys) {
+  transport_.next = Response(500, "oops");
+  v1::CreatePaymentResponse response;
+  Call(Payment(), &response);
+  EXPECT_EQ(transport_.keys_seen, std::vector<std::string>{kNewKey});
+  EXPECT_TRUE(observer_.fallbacks.empty());
+}
+
+TEST_F(KeyFallbackTest, ASingleKeyHasNothingToFallBackTo) {
+  volume_->Write({{"api-key", kNewKey}});
+  ASSERT_EQ(ring_->Reload().outcome, credentials::ReloadOutcome::kApplied);
+  transport_.accepted_keys = std::set<std::string>{kOldKey};
+  v1::GetOrderResponse order;
+  EXPECT_FALSE(Call(GetOrder(), &order).status.ok());
+  EXPECT_EQ(transport_.keys_seen, std::vector<std::string>{kNewKey});
+  EXPECT_EQ(observer_.refused_keys, std::vector<std::string>{Refused(kNewKey)});
+}
+
+TEST_F(ClinkClientTest, DateHeadersFeedTheClockSkewMonitor) {
+  ClockSkewMonitor skew("acme", clock_);
+  ClinkClientOptions options;
+  options.clock_skew = &skew;
+  UseOptions(options);
+  transport_.next = Response(200, kOrderJson);
+  transport_.next.response.headers = {
+      {"date", absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT",
+                                clock_.Now() + absl::Seconds(100),
+                                absl::UTCTimeZone())}};
+  v1::GetOrderResponse order;
+  ASSERT_TRUE(Call(GetOrder(), &order).status.ok());
+  ASSERT_TRUE(skew.offset().has_value());
+  EXPECT_NEAR(absl::ToDoubleSeconds(*skew.offset()), 100.5, 1.0);
+}
+
+}  // namespace key_rotation
 
 }  // namespace
 }  // namespace clink_gateway::clink

@@ -140,6 +140,7 @@ void IdempotentClinkApi::Call(const google::protobuf::MethodDescriptor& method,
   call->key.caller = options.caller;
   call->key.rpc = method.full_name();
   call->key.key = options.idempotency_key;
+  call->key.merchant = options.merchant;
   const std::string hash = RequestHash(method, request);
   store_.Begin(call->key, hash, options.deadline,
                [this, call](absl::StatusOr<idempotency::BeginResult> begun) {

@@ -8,7 +8,7 @@
 // endpoint is a POST/PUT/DELETE (reads ignore the key: they are safe to
 // repeat):
 //   1. The request is validated first (INVALID_ARGUMENT touches nothing).
-//   2. The key, scoped by (caller, RPC), is claimed in the IdempotencyStore
+//   2. The key, scoped by (caller, RPC, merchant), is claimed in the IdempotencyStore
 //      together with a SHA-256 of the request (deterministic proto bytes).
 //   3. The first call runs. Its result is stored when it is final: success, a
 //      Clink refusal that would repeat (INVALID_ARGUMENT, FAILED_PRECONDITION,

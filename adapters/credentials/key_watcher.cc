@@ -101,8 +101,10 @@ void KeyWatcher::ReloadNow(KeyRing& ring) {
   }
   switch (result.outcome) {
     case ReloadOutcome::kUnchanged:
+      ForgetProblem(ring);
       return;
     case ReloadOutcome::kApplied: {
+      ForgetProblem(ring);
       std::shared_ptr<const KeySet> keys = ring.Current();
       Log(LogLevel::kInfo, "keys_reloaded",
           {{"merchant", ring.merchant()},
@@ -116,6 +118,9 @@ void KeyWatcher::ReloadNow(KeyRing& ring) {
       return;
     }
     default:
+      // One warning per problem, not one per event or re-read while the
+      // directory stays broken (the metric counts every reload).
+      if (!NewProblem(ring, result.problem)) return;
       Log(LogLevel::kWarning, "keys_reload_failed",
           {{"merchant", ring.merchant()},
            {"dir", ring.dir()},
@@ -124,6 +129,21 @@ void KeyWatcher::ReloadNow(KeyRing& ring) {
            {"kept_key_fingerprints", Fingerprints(*ring.Current())}});
       return;
   }
+}
+
+bool KeyWatcher::NewProblem(const KeyRing& ring,
+                            const absl::Status& problem) {
+  absl::MutexLock lock(&mu_);
+  std::string& last = last_problem_[&ring];
+  const std::string text = problem.ToString();
+  if (last == text) return false;
+  last = text;
+  return true;
+}
+
+void KeyWatcher::ForgetProblem(const KeyRing& ring) {
+  absl::MutexLock lock(&mu_);
+  last_problem_.erase(&ring);
 }
 
 void KeyWatcher::Run() {

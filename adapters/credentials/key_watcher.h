@@ -9,7 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/credentials/key_set.h"
@@ -48,7 +50,8 @@ class KeyWatcher {
   // ring's directory on one thread until destroyed. Each change is logged
   // ("keys_reloaded" with the merchant and the fingerprints before and after;
   // a bad update as "keys_reload_failed", a warning naming the file and the
-  // problem, keeping the keys in use). The rings must outlive the watcher.
+  // problem, keeping the keys in use, logged once until the problem changes
+  // or a good read clears it). The rings must outlive the watcher.
   // Fails only when inotify cannot be set up at all.
   static absl::StatusOr<std::unique_ptr<KeyWatcher>> Start(
       std::vector<KeyRing*> rings, Options options);
@@ -68,6 +71,10 @@ class KeyWatcher {
   void Run();
   // (Re-)adds inotify watches for directories that have none.
   void AddMissingWatches();
+  // Whether `problem` differs from the last one logged for `ring` (and
+  // remembers it) / forgets it after a good read.
+  bool NewProblem(const KeyRing& ring, const absl::Status& problem);
+  void ForgetProblem(const KeyRing& ring);
 
   const Options options_;
   const Clock& clock_;
@@ -75,6 +82,9 @@ class KeyWatcher {
   int inotify_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: the destructor's stop signal.
   std::thread thread_;
+  absl::Mutex mu_;  // ReloadNow may run on any thread.
+  absl::flat_hash_map<const KeyRing*, std::string> last_problem_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace clink_gateway::credentials

@@ -127,6 +127,9 @@ TEST(KeyWatcherTest, BadUpdatesKeepTheKeysAndAreLoggedByFingerprint) {
   ::testing::internal::CaptureStdout();
   f.volume.Write({{"api-key", ""}});
   ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kEmpty, 1));
+  f.watcher->ReloadNow(*f.ring);  // Still broken: counted, not logged again.
+  f.watcher->ReloadNow(*f.ring);
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kEmpty, 3));
   f.volume.Write({{"api-key", "pk_test_not_a_secret_key_0123"}});
   ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kInvalid, 1));
   f.volume.Write({{"other", "x"}});
@@ -135,6 +138,12 @@ TEST(KeyWatcherTest, BadUpdatesKeepTheKeysAndAreLoggedByFingerprint) {
   const std::string out = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(SignedKey(*f.ring->Current(), 0), "sk_test_good_0123456789");
   EXPECT_TRUE(absl::StrContains(out, "keys_reload_failed")) << out;
+  int empty_warnings = 0;
+  for (size_t at = out.find("\"outcome\":\"empty\""); at != std::string::npos;
+       at = out.find("\"outcome\":\"empty\"", at + 1)) {
+    ++empty_warnings;
+  }
+  EXPECT_EQ(empty_warnings, 1) << out;
   EXPECT_TRUE(absl::StrContains(
       out, Secret("sk_test_good_0123456789").Fingerprint()))
       << out;

@@ -39,10 +39,11 @@ absl::Status DataLoss(absl::string_view what) {
 
 std::string IdempotencyKey::Digest() const {
   std::string input;
-  input.reserve(24 + caller.size() + rpc.size() + key.size());
+  input.reserve(32 + caller.size() + rpc.size() + key.size() + merchant.size());
   AppendLengthPrefixed(caller, &input);
   AppendLengthPrefixed(rpc, &input);
   AppendLengthPrefixed(key, &input);
+  AppendLengthPrefixed(merchant, &input);
   return Sha256Hex(input);
 }
 

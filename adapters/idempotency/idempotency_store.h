@@ -18,7 +18,8 @@
 
 namespace clink_gateway::idempotency {
 
-// The scope a key lives in: two callers, or two RPCs, never share a record.
+// The scope a key lives in: two callers, two RPCs or two merchant accounts
+// never share a record.
 struct IdempotencyKey {
   // The calling identity (see server/rpc_forwarder.h: `x-clink-caller`
   // metadata); empty for anonymous callers, who share one scope.
@@ -28,8 +29,10 @@ struct IdempotencyKey {
   std::string rpc;
   // The caller's `idempotency-key` metadata: 1-255 printable ASCII.
   std::string key;
+  // The merchant account the call goes to (`x-clink-merchant`, resolved).
+  std::string merchant;
 
-  // A fixed-length name for this scope + key (hex SHA-256 of the three parts,
+  // A fixed-length name for this scope + key (hex SHA-256 of the four parts,
   // length-prefixed so that no two distinct keys collide), safe to use as a
   // Redis key or map key and free of caller data.
   std::string Digest() const;

@@ -28,10 +28,10 @@ TEST(DigestTest, IsHexSha256AndStable) {
 }
 
 TEST(DigestTest, KnownValue) {
-  // sha256(00..01 "a" 00..01 "b" 00..01 "c"), 8-byte big-endian lengths;
-  // computed independently with Python's hashlib.
-  EXPECT_EQ((IdempotencyKey{"a", "b", "c"}.Digest()),
-            "bd735517dea8b04bba91d58ed956ea9ce3296d2f39b4a6e1103884815dd71d0d");
+  // sha256(00..01 "a" 00..01 "b" 00..01 "c" 00..01 "d"), 8-byte big-endian
+  // lengths; computed independently with Python's hashlib.
+  EXPECT_EQ((IdempotencyKey{"a", "b", "c", "d"}.Digest()),
+            "d576b8b53d6d1c38b59c0423b12c72bedf55396feef884636d6dfb373f09a757");
 }
 
 TEST(DigestTest, LengthPrefixPreventsBoundaryCollisions) {
@@ -42,8 +42,11 @@ TEST(DigestTest, LengthPrefixPreventsBoundaryCollisions) {
       IdempotencyKey{"", "abc", "d"}.Digest(),
       IdempotencyKey{"abc", "", "d"}.Digest(),
       IdempotencyKey{"", "", "abcd"}.Digest(),
+      IdempotencyKey{"", "", "abc", "d"}.Digest(),
+      IdempotencyKey{"a", "b", "c", "acme"}.Digest(),
+      IdempotencyKey{"a", "b", "c", "globex"}.Digest(),
   };
-  EXPECT_EQ(digests.size(), 6u);
+  EXPECT_EQ(digests.size(), 9u);
 }
 
 TEST(DigestTest, ContainsNoCallerData) {

@@ -794,7 +794,7 @@ int Run() {
       "--metrics_listen=127.0.0.1:0",
       absl::StrCat("--clink_base_url=", (*emulator)->base_url()),
       "--egress_allow_cidrs=127.0.0.0/8",
-      absl::StrCat("--api_key_file=", key_file),
+      absl::StrCat("--api_key_dir=", dir),
       absl::StrCat("--ca_bundle=", ca->ca_cert_pem),
       absl::StrCat("--max_upstream_connections=", concurrency),
       "--log_level=warning",

@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "adapters/credentials/testing/secret_volume.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "common/secret.h"
 #include "common/testing/exposition.h"
@@ -94,6 +95,9 @@ class EgressTest : public ::testing::Test {
     auto emulator = emulator::ClinkEmulator::Start(emulator_options);
     ASSERT_TRUE(emulator.ok()) << emulator.status();
     emulator_ = *std::move(emulator);
+    keys_ = std::make_unique<credentials::testing::SecretVolume>(
+        absl::StrCat(pattern, "/clink-key"));
+    keys_->Write({{"api-key", kApiKey}});
   }
 
   void TearDown() override {
@@ -109,7 +113,7 @@ class EgressTest : public ::testing::Test {
     options.grpc_listen = "127.0.0.1:0";
     options.metrics_listen = "127.0.0.1:0";
     options.clink_base_url = emulator_->base_url();
-    options.api_key = Secret(kApiKey);
+    options.merchants = {{"default", keys_->dir(), ""}};
     options.ca_bundle = ca_.ca_cert_pem;
     options.upstream_connect_timeout = absl::Seconds(2);
     options.egress_allow_cidrs = "127.0.0.1/32";
@@ -206,6 +210,7 @@ class EgressTest : public ::testing::Test {
 
   emulator::TestCaFiles ca_;
   std::unique_ptr<emulator::ClinkEmulator> emulator_;
+  std::unique_ptr<credentials::testing::SecretVolume> keys_;
   std::unique_ptr<server::GatewayServer> gateway_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::BillingService::Stub> billing_;

@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "google/rpc/status.pb.h"
 
 namespace clink_gateway::testing {
@@ -33,7 +35,11 @@ void GatewayFixture::SetUp() {
   options.clink_base_url = emulator_->base_url();
   // The emulator listens on loopback, which the egress policy denies.
   options.egress_allow_cidrs = "127.0.0.0/8";
-  options.api_key = Secret(kTestApiKey);
+  // The key as the kubelet mounts a Secret; tests may rotate it.
+  key_volume_ = std::make_unique<credentials::testing::SecretVolume>(
+      absl::StrCat(temp_dir_, "/clink-key"));
+  key_volume_->Write({{"api-key", kTestApiKey}});
+  options.merchants = {{"default", key_volume_->dir(), ""}};
   options.ca_bundle = ca_.ca_cert_pem;
   options.max_upstream_connections = kPoolSize;
   Configure(options);
@@ -52,6 +58,39 @@ void GatewayFixture::TearDown() {
   if (gateway_ != nullptr) gateway_->Shutdown(absl::Seconds(5));
   gateway_.reset();
   emulator_.reset();
+}
+
+int GatewayFixture::HealthStatus(const std::string& service) const {
+  grpc::GenericStub stub(channel_);
+  // grpc.health.v1.HealthCheckRequest{service}: field 1, length-delimited.
+  std::string request_bytes;
+  if (!service.empty()) {
+    request_bytes = absl::StrCat("\x0a", std::string(1, static_cast<char>(
+                                                            service.size())),
+                                 service);
+  }
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &request, &response, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) return -1;
+  std::string bytes;
+  for (const auto& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  // HealthCheckResponse{status}: field 1, varint; absent means UNKNOWN (0).
+  return bytes.size() == 2 && bytes[0] == '\x08' ? bytes[1] : 0;
 }
 
 std::unique_ptr<grpc::ClientContext> GatewayFixture::Context(

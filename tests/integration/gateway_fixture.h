@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "adapters/credentials/testing/secret_volume.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/checkout.grpc.pb.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
@@ -43,9 +44,16 @@ class GatewayFixture : public ::testing::Test {
   static bool HasRetryInfo(const grpc::Status& status);
   static google::rpc::BadRequest BadRequestOf(const grpc::Status& status);
 
+  // grpc.health.v1 Check of `service` on the gateway: 1 (SERVING),
+  // 2 (NOT_SERVING), or -1 when the call fails.
+  int HealthStatus(const std::string& service = "") const;
+
   static constexpr int kPoolSize = 4;
 
   std::string temp_dir_;
+  // The "default" merchant's key directory (a Secret volume holding
+  // kTestApiKey), created before Configure().
+  std::unique_ptr<credentials::testing::SecretVolume> key_volume_;
   emulator::TestCaFiles ca_;
   std::unique_ptr<emulator::ClinkEmulator> emulator_;
   std::unique_ptr<server::GatewayServer> gateway_;

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,24 +70,32 @@ GatewayRun RunGateway(const std::vector<std::string>& flags) {
   return run;
 }
 
-std::string KeyFile() {
-  const std::string path = absl::StrCat(::testing::TempDir(), "/key");
-  std::ofstream(path) << "sk_test_main_0123456789\n";
+// A key directory named `name` under the test's temp dir whose api-key holds
+// `key`.
+std::string KeyDir(absl::string_view name = "keys",
+                   absl::string_view key = "sk_test_main_0123456789\n") {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/", name);
+  mkdir(dir.c_str(), 0700);
+  std::ofstream(absl::StrCat(dir, "/api-key")) << key;
+  return dir;
+}
+
+std::string WriteFile(absl::string_view name, absl::string_view contents) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/", name);
+  std::ofstream(path) << contents;
   return path;
 }
 
 TEST(GatewayMainTest, MissingKeyExitsWithAClearMessage) {
   const GatewayRun run = RunGateway({"--grpc_listen=127.0.0.1:0"});
   EXPECT_NE(run.exit_code, 0);
-  EXPECT_NE(run.stderr_text.find("no Clink API key"), std::string::npos)
+  EXPECT_NE(run.stderr_text.find("--api_key_dir"), std::string::npos)
       << run.stderr_text;
 }
 
 TEST(GatewayMainTest, EmptyKeyFileIsRefused) {
-  const std::string path = absl::StrCat(::testing::TempDir(), "/empty-key");
-  std::ofstream(path) << "\n";
-  const GatewayRun run =
-      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_file=" + path});
+  const GatewayRun run = RunGateway(
+      {"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir("empty", "\n")});
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("is empty"), std::string::npos)
       << run.stderr_text;
@@ -94,7 +103,7 @@ TEST(GatewayMainTest, EmptyKeyFileIsRefused) {
 
 TEST(GatewayMainTest, PlaintextUpstreamNeedsTheFlag) {
   const GatewayRun run =
-      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_file=" + KeyFile(),
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir(),
                   "--clink_base_url=http://127.0.0.1:1/api"});
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("--allow_plaintext_upstream"),
@@ -104,7 +113,7 @@ TEST(GatewayMainTest, PlaintextUpstreamNeedsTheFlag) {
 
 TEST(GatewayMainTest, BadListenAddressIsRefused) {
   const GatewayRun run = RunGateway(
-      {"--grpc_listen=not-an-address", "--api_key_file=" + KeyFile()});
+      {"--grpc_listen=not-an-address", "--api_key_dir=" + KeyDir()});
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("--grpc_listen"), std::string::npos)
       << run.stderr_text;
@@ -112,7 +121,7 @@ TEST(GatewayMainTest, BadListenAddressIsRefused) {
 
 TEST(GatewayMainTest, UpstreamTimeoutBeyondTheTimestampWindowIsRefused) {
   const GatewayRun run =
-      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_file=" + KeyFile(),
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir(),
                   "--max_rpc_timeout=10m"});
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("--max_rpc_timeout"), std::string::npos)
@@ -120,14 +129,59 @@ TEST(GatewayMainTest, UpstreamTimeoutBeyondTheTimestampWindowIsRefused) {
 }
 
 TEST(GatewayMainTest, KeyWithAControlCharacterIsRefused) {
-  const std::string path = absl::StrCat(::testing::TempDir(), "/bad-key");
-  std::ofstream(path) << "sk_test_abc\r\nX-Injected: 1\n";
-  const GatewayRun run =
-      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_file=" + path});
+  const GatewayRun run = RunGateway(
+      {"--grpc_listen=127.0.0.1:0",
+       "--api_key_dir=" + KeyDir("bad", "sk_test_abc\r\nX-Injected: 1\n")});
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("API key"), std::string::npos)
       << run.stderr_text;
   EXPECT_EQ(run.stderr_text.find("sk_test_abc"), std::string::npos);
+}
+
+TEST(GatewayMainTest, KeyDirAndMerchantsConfigAreExclusive) {
+  const GatewayRun run = RunGateway(
+      {"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir(),
+       "--merchants_config=" + WriteFile("both.textproto", "")});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("exactly one of --api_key_dir"),
+            std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, MerchantsConfigIsParsedAndChecked) {
+  const std::string acme = KeyDir("acme");
+  const GatewayRun syntax = RunGateway(
+      {"--grpc_listen=127.0.0.1:0",
+       "--merchants_config=" +
+           WriteFile("syntax.textproto", "merchants { name: \"acme\" ")});
+  EXPECT_EQ(syntax.exit_code, 2);
+  EXPECT_NE(syntax.stderr_text.find("not a text-format"), std::string::npos)
+      << syntax.stderr_text;
+
+  // Parsed: the default names no configured merchant.
+  const GatewayRun default_missing = RunGateway(
+      {"--grpc_listen=127.0.0.1:0",
+       "--merchants_config=" +
+           WriteFile("default.textproto",
+                     absl::StrCat("default_merchant: \"globex\"\n"
+                                  "merchants { name: \"acme\" key_dir: \"",
+                                  acme, "\" }\n"))});
+  EXPECT_EQ(default_missing.exit_code, 2);
+  EXPECT_NE(default_missing.stderr_text.find(
+                "default merchant \"globex\" is not a configured merchant"),
+            std::string::npos)
+      << default_missing.stderr_text;
+
+  const GatewayRun duplicate = RunGateway(
+      {"--grpc_listen=127.0.0.1:0",
+       "--merchants_config=" +
+           WriteFile("dup.textproto",
+                     absl::StrCat("merchants { name: \"acme\" key_dir: \"",
+                                  acme, "\" }\nmerchants { name: \"acme\" "
+                                  "key_dir: \"", acme, "\" }\n"))});
+  EXPECT_EQ(duplicate.exit_code, 2);
+  EXPECT_NE(duplicate.stderr_text.find("configured twice"), std::string::npos)
+      << duplicate.stderr_text;
 }
 
 TEST(GatewayMainTest, PortAlreadyInUseIsRefused) {
@@ -146,7 +200,7 @@ TEST(GatewayMainTest, PortAlreadyInUseIsRefused) {
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   const GatewayRun run = RunGateway(
       {absl::StrCat("--grpc_listen=127.0.0.1:", ntohs(addr.sin_port)),
-       "--api_key_file=" + KeyFile()});
+       "--api_key_dir=" + KeyDir()});
   close(fd);
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("cannot listen"), std::string::npos)
@@ -166,7 +220,7 @@ TEST(GatewayMainTest, MetricsPortAlreadyInUseIsRefused) {
   const GatewayRun run = RunGateway(
       {"--grpc_listen=127.0.0.1:0",
        absl::StrCat("--metrics_listen=127.0.0.1:", ntohs(addr.sin_port)),
-       "--api_key_file=" + KeyFile()});
+       "--api_key_dir=" + KeyDir()});
   close(fd);
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("cannot serve metrics"), std::string::npos)
@@ -177,7 +231,7 @@ TEST(GatewayMainTest, BadMetricsAddressIsRefused) {
   for (const char* listen : {"9464", "[::]:9464"}) {
     const GatewayRun run = RunGateway(
         {"--grpc_listen=127.0.0.1:0", absl::StrCat("--metrics_listen=", listen),
-         "--api_key_file=" + KeyFile()});
+         "--api_key_dir=" + KeyDir()});
     EXPECT_NE(run.exit_code, 0) << listen;
     EXPECT_NE(run.stderr_text.find("--metrics_listen"), std::string::npos)
         << run.stderr_text;

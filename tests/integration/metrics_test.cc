@@ -312,12 +312,17 @@ TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
     }
   }
 
-  // One log line per RPC, with the key's fingerprint and the request id, and
-  // never the email, the key or the idempotency key.
+  // One log line per RPC, with the merchant, the fingerprint of the key that
+  // signed its last attempt ("none" when nothing was sent) and the request
+  // id, and never the email, the key or the idempotency key.
   EXPECT_EQ(rpc_lines(logs), kRpcs);
   for (absl::string_view line : absl::StrSplit(logs, '\n')) {
     if (!absl::StrContains(line, "\"event\":\"rpc\"")) continue;
-    EXPECT_TRUE(absl::StrContains(line, "\"key_fingerprint\":\"sk_test_"))
+    EXPECT_TRUE(absl::StrContains(line, "\"merchant\":\"default\""))
+        << line;
+    EXPECT_TRUE(absl::StrContains(line, "\"attempts\":\"0\"")
+                    ? absl::StrContains(line, "\"key_fingerprint\":\"none\"")
+                    : absl::StrContains(line, "\"key_fingerprint\":\"sk_test_"))
         << line;
   }
   EXPECT_TRUE(absl::StrContains(logs, absl::StrCat("\"request_id\":\"",

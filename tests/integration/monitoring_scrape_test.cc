@@ -446,7 +446,7 @@ class MonitoringScrapeTest : public ::testing::Test {
     auto gateway = GatewayProcess::Start({
         absl::StrCat("--clink_base_url=", emulator_->base_url()),
         "--egress_allow_cidrs=127.0.0.0/8",
-        absl::StrCat("--api_key_file=", key_file),
+        absl::StrCat("--api_key_dir=", dir_),
         absl::StrCat("--ca_bundle=", ca->ca_cert_pem),
         "--metrics_listen=127.0.0.1:0",  // GatewayProcess's default too.
     });

@@ -77,8 +77,8 @@ class RedisFleetTest : public ::testing::Test {
     ASSERT_TRUE(redis.ok()) << redis.status();
     redis_ = *std::move(redis);
 
-    key_file_ = absl::StrCat(dir, "/api-key");
-    std::ofstream(key_file_) << kKey << "\n";
+    key_dir_ = dir;
+    std::ofstream(absl::StrCat(dir, "/api-key")) << kKey << "\n";
     ca_bundle_ = ca->ca_cert_pem;
     for (int i = 0; i < 2; ++i) StartGateway({});
   }
@@ -87,7 +87,7 @@ class RedisFleetTest : public ::testing::Test {
     std::vector<std::string> flags = {
         absl::StrCat("--clink_base_url=", emulator_->base_url()),
         "--egress_allow_cidrs=127.0.0.0/8",
-        absl::StrCat("--api_key_file=", key_file_),
+        absl::StrCat("--api_key_dir=", key_dir_),
         absl::StrCat("--ca_bundle=", ca_bundle_),
         absl::StrCat("--idempotency_redis=", redis_->address()),
     };
@@ -137,7 +137,7 @@ class RedisFleetTest : public ::testing::Test {
     return n;
   }
 
-  std::string key_file_;
+  std::string key_dir_;  // Holds api-key.
   std::string ca_bundle_;
   std::unique_ptr<emulator::ClinkEmulator> emulator_;
   std::unique_ptr<RedisServer> redis_;
