@@ -121,6 +121,10 @@ absl::Status ValidateMerchants(const GatewayOptions& o) {
     return absl::InvalidArgumentError(
         "--key_reload_interval must be at least 1s");
   }
+  if (o.clock_skew_probe_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "the clock-skew probe interval must be positive");
+  }
   const clink::ClockSkewOptions& skew = o.clock_skew;
   if (skew.warning_threshold <= absl::ZeroDuration() ||
       skew.critical_threshold < skew.warning_threshold) {
@@ -301,6 +305,72 @@ struct MerchantChannel {
   std::unique_ptr<clink::ClinkClient> client;
 };
 
+namespace {
+
+// Signs nothing: the clock probe sends no key.
+class NoSigner final : public http::RequestSigner {
+ public:
+  absl::Status Sign(http::HttpRequest& request) const override {
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+// See GatewayOptions::clock_skew_probe_interval. One thread that waits on a
+// timer and only ever hands requests to the transports.
+class ClockProbe {
+ public:
+  ClockProbe(std::vector<MerchantChannel*> merchants, const Clock& clock,
+             absl::Duration interval)
+      : merchants_(std::move(merchants)),
+        clock_(clock),
+        interval_(interval),
+        thread_([this] { Run(); }) {}
+
+  ~ClockProbe() { Stop(); }
+
+  void Stop() {
+    if (!stop_.HasBeenNotified()) stop_.Notify();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    while (!stop_.WaitForNotificationWithTimeout(interval_)) {
+      for (MerchantChannel* m : merchants_) {
+        if (m->clock_skew->level() != clink::ClockSkewLevel::kCritical) {
+          continue;
+        }
+        http::HttpRequest request;
+        request.method = http::Method::kGet;
+        request.path_and_query = "/";
+        request.idempotent = true;
+        http::SendOptions options;
+        const absl::Time sent = clock_.Now();
+        options.deadline = sent + absl::Seconds(5);
+        options.signer = &no_signer_;
+        clink::ClockSkewMonitor* monitor = m->clock_skew.get();
+        const Clock* clock = &clock_;
+        m->transport->Send(std::move(request), std::move(options),
+                           [monitor, clock, sent](http::HttpResult result) {
+                             if (!result.status.ok()) return;
+                             monitor->OnResponse(
+                                 result.response.Header("date"), sent,
+                                 clock->Now());
+                           });
+      }
+    }
+  }
+
+  const std::vector<MerchantChannel*> merchants_;
+  const Clock& clock_;
+  const absl::Duration interval_;
+  const NoSigner no_signer_;
+  absl::Notification stop_;
+  std::thread thread_;  // Last: starts once the rest is set.
+};
+
 struct GatewayServer::Components {
   // First: outlives everything that reports to it.
   std::unique_ptr<GatewayMetrics> metrics;
@@ -313,6 +383,8 @@ struct GatewayServer::Components {
   std::vector<std::unique_ptr<MerchantChannel>> merchants;
   // Stopped before the key rings it reloads go.
   std::unique_ptr<credentials::KeyWatcher> key_watcher;
+  // Stopped before the merchants' transports and monitors go.
+  std::unique_ptr<ClockProbe> clock_probe;
   std::unique_ptr<MerchantRouter> router;
   std::unique_ptr<clink::IdempotentClinkApi> idempotent_client;
   std::unique_ptr<RpcForwarder> forwarder;
@@ -424,6 +496,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   GATEWAY_ASSIGN_OR_RETURN(
       c->key_watcher,
       credentials::KeyWatcher::Start(std::move(rings), watcher_options));
+  std::vector<MerchantChannel*> channels;
+  for (auto& m : c->merchants) channels.push_back(m.get());
+  c->clock_probe = std::make_unique<ClockProbe>(
+      std::move(channels), *c->clock, options.clock_skew_probe_interval);
   c->idempotent_client = std::make_unique<clink::IdempotentClinkApi>(
       *c->codec, *c->router, *c->idempotency_store, c->metrics.get());
   ForwarderOptions forwarder_options;
@@ -461,6 +537,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   c->server = builder.BuildAndStart();
   if (c->server == nullptr || c->port == 0) {
+    c->clock_probe->Stop();
     c->ShutdownTransports();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.grpc_listen,
@@ -510,6 +587,7 @@ void GatewayServer::Shutdown(absl::Duration drain) {
       {{"drain_ms", absl::StrCat(absl::ToInt64Milliseconds(drain))}});
   // Every service reports NOT_SERVING from now on.
   c_->server->GetHealthCheckService()->Shutdown();
+  c_->clock_probe->Stop();
   // In-flight RPCs finish when Clink answers. At the drain deadline the
   // transport is shut down first, so every RPC still waiting on Clink finishes
   // with the gateway's own status (UNKNOWN with outcome "unknown" for a write

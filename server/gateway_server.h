@@ -64,6 +64,10 @@ struct GatewayOptions {
   // warning threshold a warning is logged; past the critical one the gateway
   // reports NOT_SERVING (readiness) until the offset is back under it.
   clink::ClockSkewOptions clock_skew;
+  // While the skew is critical the gateway gets no traffic (NOT_SERVING), so
+  // it asks Clink for the time itself this often: an unsigned GET of the base
+  // URL, which Clink refuses (401) with a Date header and processes nothing.
+  absl::Duration clock_skew_probe_interval = absl::Seconds(5);
   // Permit an http:// base URL (the emulator and tests only).
   bool allow_plaintext_upstream = false;
   // PEM CA bundle to verify Clink's certificate with; empty uses the system

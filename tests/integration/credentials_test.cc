@@ -41,6 +41,7 @@ class CredentialsTest : public GatewayFixture {
     // emulator's clock directly.
     options.clock_skew.min_sample_interval = absl::ZeroDuration();
     options.clock_skew.window = 1;
+    options.clock_skew_probe_interval = absl::Milliseconds(20);
   }
 
   // A read of the seeded catalog, as `merchant` (or the default).
@@ -283,9 +284,22 @@ TEST_F(CredentialsTest, ClockSkewDrivesTheMetricAndReadiness) {
                 {{"merchant", "default"}}),
             1);
 
-  EXPECT_NEAR(offset_after_call(absl::Seconds(2)), 2, 1.5);
-  EXPECT_EQ(HealthStatus(), 1);
-  EXPECT_EQ(Sum(Scrape(), "clink_gateway_clock_skew_critical",
+  // The clock is fixed. A NOT_SERVING pod gets no calls; the gateway asks
+  // Clink for the time itself (an unsigned request) and becomes ready again.
+  const int64_t unsigned_before = emulator_->requests_with_key("");
+  emulator_->SetClockOffset(absl::Seconds(2));
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (HealthStatus() != 1) {
+    ASSERT_LT(absl::Now(), deadline) << "readiness did not come back";
+    emulator_->WaitForRequests(emulator_->requests().size() + 1,
+                               absl::Milliseconds(100));
+  }
+  EXPECT_GT(emulator_->requests_with_key(""), unsigned_before);
+  const std::vector<Sample> metrics = Scrape();
+  EXPECT_NEAR(Sum(metrics, "clink_gateway_clock_offset_seconds",
+                  {{"merchant", "default"}}),
+              2, 1.5);
+  EXPECT_EQ(Sum(metrics, "clink_gateway_clock_skew_critical",
                 {{"merchant", "default"}}),
             0);
   FlushLogs();
