@@ -7,8 +7,9 @@
 #   2. validate.js: schemas (kubernetes-models), unknown fields, the policy rules, and a self-test
 #      that breaks the manifests once per rule and expects the rule to fail.
 #   3. Each environment's container args, $(VARS) resolved from its ConfigMap, go through the real
-#      gateway's flag parsing: every value must parse (it stops at the empty key file we pass,
-#      before listening on anything).
+#      gateway's flag parsing: every value must parse. The key directory (--api_key_dir, or every
+#      key_dir of a --merchants_config, whose text comes from its ConfigMap) is replaced by a local
+#      one holding an empty `api-key`, where the gateway stops, before listening on anything.
 # Usage (from Bazel): manifests_test.sh <path to clink_gateway>
 set -euo pipefail
 
@@ -93,8 +94,10 @@ args+=("--flags=$work/helpfull.txt")
 
 "$node" "$workspace/k8s/validate.js" "${args[@]}" --self-test
 
-# Every environment's flag values through the gateway's own parser.
-: >"$work/empty-key"
+# Every environment's flag values through the gateway's own parser, with a key directory whose
+# `api-key` is empty (and no `api-key-previous`) in place of the Secret volume.
+keys="$work/keys"
+mkdir -p "$keys" && : >"$keys/api-key"
 for name in "${policy_targets[@]}"; do
   mapfile -t flags < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
     "--print-args=$name" "$name=$work/$name.0.yaml")
@@ -102,11 +105,27 @@ for name in "${policy_targets[@]}"; do
     echo "FAIL: no container args for $name" >&2
     exit 1
   fi
+  for i in "${!flags[@]}"; do
+    case "${flags[$i]}" in
+      --api_key_dir=*) flags[$i]="--api_key_dir=$keys" ;;
+      --merchants_config=*)
+        # The ConfigMap's text, every key_dir pointed at $keys: the gateway's own text-format
+        # parser reads it, then stops at the first merchant's empty key.
+        "$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
+          "--print-merchants-config=$name" "$name=$work/$name.0.yaml" |
+          sed -E "s#(key_dir[[:space:]]*:[[:space:]]*)(\"[^\"]*\"|'[^']*')#\\1\"$keys\"#g" \
+            >"$work/$name.merchants.txtpb"
+        flags[$i]="--merchants_config=$work/$name.merchants.txtpb"
+        ;;
+    esac
+  done
   set +e
-  timeout 10 "$gateway" "${flags[@]}" --api_key_file="$work/empty-key" >"$work/$name.out" 2>"$work/$name.flags.err"
+  timeout 10 "$gateway" "${flags[@]}" >"$work/$name.out" 2>"$work/$name.flags.err"
   rc=$?
   set -e
-  if [ "$rc" -ne 2 ] || ! grep -q "api_key_file $work/empty-key is empty" "$work/$name.flags.err"; then
+  # e.g. "merchant default: no usable key in DIR: DIR/api-key is empty"
+  if [ "$rc" -ne 2 ] ||
+    ! grep -qE "merchant [a-z0-9_-]+: no usable key in $keys: $keys/api-key is empty" "$work/$name.flags.err"; then
     echo "FAIL: clink_gateway rejected $name's flags (exit $rc):" >&2
     cat "$work/$name.flags.err" >&2
     printf '  %s\n' "${flags[@]}" >&2

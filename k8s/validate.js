@@ -15,7 +15,8 @@
 //
 // Usage:
 //   node k8s/validate.js [--flags=FILE] [--legacy=NAME=FILE ...] [--policy=NAME ...]
-//                        [--self-test] [--print-args=NAME] NAME=FILE ...
+//                        [--self-test] [--print-args=NAME] [--print-merchants-config=NAME]
+//                        NAME=FILE ...
 //   NAME=FILE      a rendered target (e.g. prod=/tmp/prod.yaml); NAME picks the per-environment
 //                  expectations (base, uat, prod).
 //   --flags=FILE   the output of `clink_gateway --helpfull`: the flags the container may pass.
@@ -23,6 +24,8 @@
 //   --legacy=NAME=FILE  the same target rendered by another kustomize (kubectl 1.20's v2.0.3):
 //                  must hold the same objects (generated names' hash suffixes aside).
 //   --print-args=NAME   print the container's args for NAME with $(VARS) resolved, one per line.
+//   --print-merchants-config=NAME  print the text of NAME's --merchants_config file (from its
+//                  ConfigMap), or nothing when NAME uses --api_key_dir.
 'use strict';
 
 const fs = require('fs');
@@ -38,6 +41,13 @@ const yaml = toolsRequire('js-yaml');
 
 const GATEWAY = 'clink-gateway';
 const GRPC_PORT = 50051;
+// gRPC health services: "" (readiness) is NOT_SERVING while draining and while the clock is
+// critically skewed against Clink's; "liveness" stays SERVING until shutdown.
+const READINESS_SERVICE = '';
+const LIVENESS_SERVICE = 'liveness';
+// The files of a key directory (--api_key_dir, a merchant's key_dir).
+const KEY_FILE = 'api-key';
+const PREVIOUS_KEY_FILE = 'api-key-previous';
 const DEFAULT_METRICS_PORT = 9464; // --metrics_listen's default, 0.0.0.0:9464
 const DEFAULT_DRAIN_SECONDS = 20; // --drain_timeout's default
 const EXIT_GRACE_SECONDS = 2; // the gateway exits within drain + 2 s
@@ -68,11 +78,13 @@ const RULES = {
   'container-security': 'no privilege escalation, read-only root, all capabilities dropped',
   resources: 'cpu and memory requests and limits, requests <= limits',
   probes: 'startup, readiness and liveness probes, all native gRPC on the gRPC port',
+  'liveness-service': 'liveness and startup probes ask health service "liveness", readiness the default "" (a skewed clock must not restart pods)',
   'liveness-window': 'liveness tolerates a drain (period x failures > drain + 2 s)',
   prestop: 'a preStop pause with a binary the image has (no shell)',
   'grace-period': 'terminationGracePeriodSeconds > preStop + drain + 2 s',
   drain: 'the drain covers the longest upstream call (--drain_timeout >= --max_rpc_timeout)',
-  'secret-mount': 'key files come from Secret volumes mounted as directories, read-only, no subPath',
+  'secret-mount': 'keys come from whole Secret volumes mounted as directories (--api_key_dir, every merchant key_dir, key files): read-only, no subPath, no items, not world-readable',
+  merchants: 'a --merchants_config file comes from a ConfigMap in the manifests, and excludes --api_key_dir',
   'no-secrets': 'no Secret objects and no secret-looking values in the manifests',
   flags: 'every container flag is one the gateway binary defines',
   config: 'every $(VAR) resolves from the ConfigMap; https upstream; no plaintext or egress overrides',
@@ -266,6 +278,19 @@ function allStrings(value, visit, at = '') {
   }
 }
 
+// The string fields of a text-format clink.gateway.config.v1.MerchantsConfig (merchants.proto),
+// by field name: {name: [...], key_dir: [...], clink_base_url: [...], default_merchant: [...]}.
+// Enough to cross-check the manifests; the gateway's own parser is the real one.
+function parseMerchantsConfig(text) {
+  const str = String.raw`"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'`;
+  const code = text.replace(new RegExp(String.raw`(${str})|#[^\n]*`, 'g'), (all, quoted) => quoted || '');
+  const fields = { name: [], key_dir: [], clink_base_url: [], default_merchant: [] };
+  for (const m of code.matchAll(new RegExp(String.raw`\b([a-z_]+)\s*:\s*(${str})`, 'g'))) {
+    if (fields[m[1]]) fields[m[1]].push(m[2].slice(1, -1).replace(/\\(.)/g, '$1'));
+  }
+  return fields;
+}
+
 const SECRET_PATTERNS = [
   /\bsk_(live|prod|test)_[A-Za-z0-9]/,
   /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
@@ -413,7 +438,9 @@ function checkPolicy(name, objs, ctx, fail) {
     } else if (e.value !== undefined) {
       env[e.name] = expand(e.value, env, []);
     }
-    if (e.name === 'CLINK_API_KEY') fail('no-secrets', 'CLINK_API_KEY set in the environment; use --api_key_file');
+    // The gateway no longer reads CLINK_API_KEY: such a variable only puts the key in the pod's
+    // environment (and `kubectl describe`, /proc/<pid>/environ) for nothing.
+    if (/^CLINK_API_KEY/.test(e.name)) fail('no-secrets', `${e.name} set in the environment: the gateway reads keys only from --api_key_dir (a Secret volume)`);
   }
   if (c.command) fail('config', 'command overrides the image ENTRYPOINT; pass flags in args');
   const flags = {};
@@ -485,6 +512,20 @@ function checkPolicy(name, objs, ctx, fail) {
       fail('probes', `${kind} probes port ${probe.grpc.port}, the gateway listens on ${GRPC_PORT}`);
     }
   }
+  // Which health service each probe asks. A probe whose failure restarts the container (liveness,
+  // and startup, which kills it just the same) must ask "liveness": on "" a node whose clock is
+  // critically skewed would get its pods restarted in a loop, which cures nothing.
+  const serviceOf = (probe) => (probe && probe.grpc ? probe.grpc.service || '' : undefined);
+  for (const [kind, want, why] of [
+    ['livenessProbe', LIVENESS_SERVICE, 'a skewed clock would get the pod restarted in a loop'],
+    ['startupProbe', LIVENESS_SERVICE, 'a failing startup probe kills the container like liveness does'],
+    ['readinessProbe', READINESS_SERVICE, 'only "" follows draining and clock skew'],
+  ]) {
+    const service = serviceOf(c[kind]);
+    if (service !== undefined && service !== want) {
+      fail('liveness-service', `${kind} asks health service "${service}", want "${want}": ${why}`);
+    }
+  }
   if (c.livenessProbe) {
     const window = (c.livenessProbe.periodSeconds || 10) * (c.livenessProbe.failureThreshold || 3);
     if (!(window > drain + EXIT_GRACE_SECONDS)) {
@@ -517,46 +558,129 @@ function checkPolicy(name, objs, ctx, fail) {
   }
   facts.shutdown = { preStopSeconds, drain, grace };
 
-  // --- Secrets as files.
+  // --- Secrets as files and directories.
   const volumes = {};
   for (const v of pod.volumes || []) volumes[v.name] = v;
   for (const x of [...containers, ...(pod.initContainers || [])]) {
     for (const m of x.volumeMounts || []) {
       if (m.subPath !== undefined || m.subPathExpr !== undefined) {
-        fail('secret-mount', `container ${x.name} mounts ${m.name} with subPath (never updated)`);
+        fail('secret-mount', `container ${x.name} mounts ${m.name} with subPath: a subPath mount never receives updates (a key roll would not reach the pod)`);
       }
     }
   }
+  const dirOf = (p) => path.posix.normalize(String(p)).replace(/(.)\/+$/, '$1');
+  // The Secret volume behind `mount`, checked; null when it is not a Secret.
+  const secretVolume = (what, mount) => {
+    const vol = volumes[mount.name];
+    if (!vol || !vol.secret) {
+      fail('secret-mount', `${what}: volume ${mount.name} is not a Secret`);
+      return null;
+    }
+    if (mount.readOnly !== true) fail('secret-mount', `volume ${mount.name} is not mounted readOnly`);
+    const mode = vol.secret.defaultMode === undefined ? 0o644 : vol.secret.defaultMode;
+    if (mode & 0o007) fail('secret-mount', `Secret volume ${mount.name} is world-readable (mode ${mode.toString(8)})`);
+    if (mode & 0o222) fail('secret-mount', `Secret volume ${mount.name} mode ${mode.toString(8)} is writable (want 0440)`);
+    if (!(mode & 0o040) && !(mode & 0o400 && runAsUser === 0)) {
+      fail('secret-mount', `Secret volume ${mount.name} mode ${mode.toString(8)} is not group-readable (the gateway reads it through fsGroup)`);
+    }
+    if (!(psc.fsGroup > 0)) fail('secret-mount', 'no fsGroup: the non-root gateway cannot read the Secret files');
+    return vol;
+  };
+  // A key directory (--api_key_dir, a merchant's key_dir): exactly a whole Secret's mountPath.
+  const keyDirs = [];
+  const keyDir = (what, dir) => {
+    keyDirs.push(dir);
+    if (!String(dir).startsWith('/')) {
+      fail('secret-mount', `${what} ${dir} is not an absolute path`);
+      return;
+    }
+    const mount = (c.volumeMounts || []).find((m) => dirOf(m.mountPath) === dirOf(dir));
+    if (!mount) {
+      fail('secret-mount', `${what} ${dir} is not the mountPath of a volume: mount the key Secret as that directory`);
+      return;
+    }
+    const vol = secretVolume(`${what} ${dir}`, mount);
+    if (!vol) return;
+    // Secret volume `items` either leave api-key-previous out (it never arrives during a key
+    // roll) or name it (then the mount fails whenever the Secret has no previous key).
+    if (vol.secret.items) {
+      fail('secret-mount', `${what} ${dir}: Secret volume ${mount.name} lists items (${vol.secret.items.map((i) => i.key)}): mount the whole Secret, so that ${PREVIOUS_KEY_FILE} comes and goes with it`);
+    }
+    if (vol.secret.optional === true) {
+      fail('secret-mount', `${what} ${dir}: Secret volume ${mount.name} is optional: without the Secret the pod would start with an empty key directory`);
+    }
+  };
+  // A key file (password, CA bundle): directly inside a Secret volume's directory.
   const secretFile = (flag, required) => {
     const file = flags[flag];
     if (file === undefined || file === '') {
       if (required) fail('secret-mount', `--${flag} is not set`);
       return;
     }
-    const mount = (c.volumeMounts || []).find((m) => path.posix.dirname(file) === m.mountPath.replace(/\/$/, ''));
+    const mount = (c.volumeMounts || []).find((m) => path.posix.dirname(file) === dirOf(m.mountPath));
     if (!mount) {
       fail('secret-mount', `--${flag}=${file} is not directly inside a mounted directory`);
       return;
     }
-    const vol = volumes[mount.name];
-    if (!vol || !vol.secret) {
-      fail('secret-mount', `--${flag}=${file}: volume ${mount.name} is not a Secret`);
-      return;
-    }
-    if (mount.readOnly !== true) fail('secret-mount', `volume ${mount.name} is not mounted readOnly`);
+    const vol = secretVolume(`--${flag}=${file}`, mount);
+    if (!vol) return;
     const key = path.posix.basename(file);
     const items = vol.secret.items;
     if (items && !items.some((i) => i.path === key)) fail('secret-mount', `Secret volume ${mount.name} has no item ${key}`);
-    const mode = vol.secret.defaultMode === undefined ? 0o644 : vol.secret.defaultMode;
-    if (mode & 0o007) fail('secret-mount', `Secret volume ${mount.name} is world-readable (mode ${mode.toString(8)})`);
-    if (!(mode & 0o040) && !(mode & 0o400 && runAsUser === 0)) {
-      fail('secret-mount', `Secret volume ${mount.name} mode ${mode.toString(8)} is not group-readable (the gateway reads it through fsGroup)`);
-    }
-    if (!(psc.fsGroup > 0)) fail('secret-mount', 'no fsGroup: the non-root gateway cannot read the Secret files');
   };
-  secretFile('api_key_file', true);
+  const apiKeyDir = flags.api_key_dir || '';
+  const merchantsConfig = flags.merchants_config || '';
+  const merchantUrls = [];
+  if (apiKeyDir && merchantsConfig) {
+    fail('merchants', 'both --api_key_dir and --merchants_config: the gateway refuses to start (one merchant, or several)');
+  } else if (!apiKeyDir && !merchantsConfig) {
+    fail('secret-mount', 'neither --api_key_dir nor --merchants_config: the gateway has no Clink key');
+  }
+  if (apiKeyDir) keyDir('--api_key_dir', apiKeyDir);
+  if (merchantsConfig) {
+    // The file comes from a ConfigMap in these manifests (generated, so that a change rolls the
+    // pods: the gateway reads it at start), and every merchant's key_dir is a key directory.
+    const mount = (c.volumeMounts || []).find((m) => path.posix.dirname(merchantsConfig) === dirOf(m.mountPath));
+    const vol = mount && volumes[mount.name];
+    if (!mount) {
+      fail('merchants', `--merchants_config=${merchantsConfig} is not directly inside a mounted directory`);
+    } else if (!vol || !vol.configMap) {
+      fail('merchants', `--merchants_config=${merchantsConfig}: volume ${mount.name} is not a ConfigMap`);
+    } else {
+      const cmName = vol.configMap.name;
+      const cmObj = named(objs, 'ConfigMap', cmName);
+      const base = path.posix.basename(merchantsConfig);
+      const item = (vol.configMap.items || []).find((i) => i.path === base);
+      const key = vol.configMap.items ? item && item.key : base;
+      const text = cmObj && key !== undefined ? (cmObj.data || {})[key] : undefined;
+      if (!cmObj) {
+        fail('merchants', `--merchants_config: ConfigMap ${cmName} is not in the manifests (generate it with configMapGenerator)`);
+      } else if (text === undefined) {
+        fail('merchants', `--merchants_config=${merchantsConfig}: ConfigMap ${cmName} has no such file`);
+      } else {
+        facts.merchantsConfig = text;
+        const config = parseMerchantsConfig(text);
+        if (!config.key_dir.length) fail('merchants', `--merchants_config=${merchantsConfig} names no merchant key_dir`);
+        if (config.key_dir.length !== config.name.length) {
+          fail('merchants', `--merchants_config=${merchantsConfig}: ${config.name.length} merchant name(s) for ${config.key_dir.length} key_dir(s)`);
+        }
+        for (const dir of config.key_dir) {
+          if (keyDirs.includes(dir)) fail('merchants', `key_dir ${dir} is shared by two merchants`);
+          keyDir('merchant key_dir', dir);
+        }
+        for (const url of config.clink_base_url) {
+          merchantUrls.push(url);
+          if (!url.startsWith('https://')) fail('config', `merchant clink_base_url ${url} is not https`);
+          if (expect.baseUrl && url !== expect.baseUrl) {
+            fail('environment', `${name} has a merchant on ${url}, expected ${expect.baseUrl}`);
+          }
+        }
+      }
+    }
+  }
   secretFile('idempotency_redis_password_file', false);
   secretFile('ca_bundle', false);
+  facts.keyDirs = keyDirs;
 
   // --- No secret material in the repository.
   for (const s of ofKind(objs, 'Secret')) {
@@ -709,7 +833,7 @@ function checkPolicy(name, objs, ctx, fail) {
   // --- Production money needs a shared idempotency store.
   const redis = flags.idempotency_redis || '';
   facts.redis = redis;
-  if (baseUrl === PRODUCTION_URL && redis === '') {
+  if ([baseUrl, ...merchantUrls].includes(PRODUCTION_URL) && redis === '') {
     fail('redis', 'production with the in-memory idempotency store: replicas do not share keys (double charges on retries)');
   }
   if (redis && !redis.startsWith('unix:')) {
@@ -751,10 +875,18 @@ function normalize(objs) {
     }
     return v;
   };
+  // Generated ConfigMaps (clink-gateway-config, a merchants config): their names and every
+  // reference to them (envFrom, volumes).
+  const generated = new Set(ofKind(objs, 'ConfigMap').map((o) => o.metadata && o.metadata.name)
+    .filter((n) => typeof n === 'string' && /-[a-z0-9]{10}$/.test(n)).map((n) => n.slice(0, -11)));
+  const escape = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const references = generated.size
+    ? new RegExp(`("name":")(${[...generated].map(escape).join('|')})-[a-z0-9]{10}"`, 'g') : null;
   for (const o of objs) {
     const copy = clean(o);
     if (o.kind === 'ConfigMap') copy.metadata.name = strip(copy.metadata.name);
-    const text = JSON.stringify(copy).replace(/("name":")(clink-gateway-config)-[a-z0-9]{10}"/g, '$1$2-<hash>"');
+    let text = JSON.stringify(copy);
+    if (references) text = text.replace(references, '$1$2-<hash>"');
     out[`${o.kind}/${(o.metadata && o.metadata.namespace) || ''}/${copy.metadata.name}`] = text;
   }
   return out;
@@ -818,6 +950,9 @@ const MUTATIONS = [
   ['probes', 'prod', (o) => { delete ctr(o).startupProbe; }],
   ['probes', 'uat', (o) => { ctr(o).readinessProbe = { tcpSocket: { port: 50051 } }; }],
   ['probes', 'prod', (o) => { ctr(o).livenessProbe.grpc.port = 9464; }],
+  ['liveness-service', 'prod', (o) => { delete ctr(o).livenessProbe.grpc.service; }],
+  ['liveness-service', 'uat', (o) => { delete ctr(o).startupProbe.grpc.service; }],
+  ['liveness-service', 'prod', (o) => { ctr(o).readinessProbe.grpc.service = LIVENESS_SERVICE; }],
   ['liveness-window', 'prod', (o) => { ctr(o).livenessProbe.failureThreshold = 1; }],
   ['prestop', 'prod', (o) => { delete ctr(o).lifecycle; }],
   ['prestop', 'uat', (o) => { ctr(o).lifecycle.preStop.exec.command = ['sh', '-c', 'sleep 5']; }],
@@ -825,13 +960,28 @@ const MUTATIONS = [
   ['grace-period', 'uat', (o) => { cm(o).data.DRAIN_TIMEOUT = '60s'; }],
   ['drain', 'prod', (o) => { cm(o).data.DRAIN_TIMEOUT = '20s'; }],
   ['secret-mount', 'prod', (o) => { const m = ctr(o).volumeMounts.find((x) => x.name === 'api-key'); m.mountPath = '/var/run/secrets/clink/api-key'; m.subPath = 'api-key'; }],
-  ['secret-mount', 'uat', (o) => { ctr(o).args = ctr(o).args.map((a) => a.replace('/var/run/secrets/clink/', '/etc/')); }],
-  ['secret-mount', 'prod', (o) => { dep(o).spec.template.spec.volumes.find((v) => v.name === 'redis-auth').emptyDir = {}; delete dep(o).spec.template.spec.volumes.find((v) => v.name === 'redis-auth').secret; }],
-  ['secret-mount', 'uat', (o) => { dep(o).spec.template.spec.volumes.find((v) => v.name === 'api-key').secret.defaultMode = 0o644; }],
+  ['secret-mount', 'uat', (o) => { ctr(o).volumeMounts.find((x) => x.name === 'api-key').subPath = KEY_FILE; }],
+  ['secret-mount', 'uat', (o) => { ctr(o).args = ctr(o).args.map((a) => a.replace(/^--api_key_dir=.*/, '--api_key_dir=/etc/clink')); }],
+  ['secret-mount', 'prod', (o) => { ctr(o).args = ctr(o).args.filter((a) => !a.startsWith('--api_key_dir=')); }],
+  ['secret-mount', 'prod', (o) => { const v = vol(o, 'api-key'); v.emptyDir = {}; delete v.secret; }],
+  ['secret-mount', 'prod', (o) => { vol(o, 'api-key').secret.items = [{ key: KEY_FILE, path: KEY_FILE }]; }],
+  ['secret-mount', 'uat', (o) => { vol(o, 'api-key').secret.optional = true; }],
+  ['secret-mount', 'uat', (o) => { ctr(o).volumeMounts.find((x) => x.name === 'api-key').readOnly = false; }],
+  ['secret-mount', 'prod', (o) => { const v = vol(o, 'redis-auth'); v.emptyDir = {}; delete v.secret; }],
+  ['secret-mount', 'uat', (o) => { vol(o, 'api-key').secret.defaultMode = 0o644; }],
+  ['secret-mount', 'prod', (o) => { vol(o, 'api-key').secret.defaultMode = 0o660; }],
+  ['secret-mount', 'prod', (o) => { severalMerchants(o); ctr(o).volumeMounts = ctr(o).volumeMounts.filter((m) => m.name !== 'key-globex'); }],
+  ['secret-mount', 'uat', (o) => { severalMerchants(o); vol(o, 'key-acme').secret.items = [{ key: KEY_FILE, path: KEY_FILE }, { key: PREVIOUS_KEY_FILE, path: PREVIOUS_KEY_FILE }]; }],
+  ['merchants', 'prod', (o) => { severalMerchants(o); ctr(o).args.push('--api_key_dir=/var/run/secrets/clink/acme'); }],
+  ['merchants', 'uat', (o) => { severalMerchants(o); const v = vol(o, 'merchants'); v.emptyDir = {}; delete v.configMap; }],
+  ['merchants', 'prod', (o) => { severalMerchants(o); o.splice(o.indexOf(named(o, 'ConfigMap', vol(o, 'merchants').configMap.name)), 1); }],
+  ['merchants', 'uat', (o) => { severalMerchants(o); editMerchants(o, (t) => t.replace('/var/run/secrets/clink/globex', '/var/run/secrets/clink/acme')); }],
+  ['merchants', 'prod', (o) => { severalMerchants(o); ctr(o).args = ctr(o).args.map((a) => a.replace(/^--merchants_config=.*/, '--merchants_config=/etc/clink-gateway/merchants.textproto')); }],
   ['no-secrets', 'prod', (o) => o.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'clink-gateway-api-key' }, stringData: { 'api-key': 'REPLACE_ME' } })],
   ['no-secrets', 'uat', (o) => { cm(o).data.NOTE = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'; }],
   ['no-secrets', 'prod', (o) => { cm(o).data.REDIS_PASSWORD = 'hunter2'; }],
   ['no-secrets', 'prod', (o) => { ctr(o).env = [{ name: 'CLINK_API_KEY', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }]; }],
+  ['no-secrets', 'uat', (o) => { ctr(o).env = [{ name: 'CLINK_API_KEY', value: '$(LOG_LEVEL)' }]; }],
   ['flags', 'prod', (o) => { ctr(o).args.push('--max_upstream_conections=8'); }],
   ['config', 'uat', (o) => { delete cm(o).data.LOG_LEVEL; }],
   ['config', 'prod', (o) => { ctr(o).args.push('--allow_plaintext_upstream=true'); }],
@@ -857,6 +1007,8 @@ const MUTATIONS = [
   ['image', 'uat', (o) => { ctr(o).image = 'registry.example.com/payments/clink-gateway:latest'; }],
   ['namespace', 'prod', (o) => { delete kind(o, 'ServiceMonitor').metadata.namespace; }],
   ['environment', 'uat', (o) => { cm(o).data.CLINK_BASE_URL = PRODUCTION_URL; }],
+  ['environment', 'uat', (o) => { severalMerchants(o); editMerchants(o, (t) => t.replace(SANDBOX_URL, PRODUCTION_URL)); }],
+  ['config', 'prod', (o) => { severalMerchants(o); editMerchants(o, (t) => t.replace(PRODUCTION_URL, 'http://api.clinkbill.com/api')); }],
   ['redis', 'prod', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
   ['redis', 'prod', (o) => { o.splice(o.indexOf(named(o, 'NetworkPolicy', 'clink-gateway-redis')), 1); }],
   ['cross-env', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 2; kind(o, 'PodDisruptionBudget').spec.minAvailable = 1; }],
@@ -867,10 +1019,72 @@ function kind(o, k) { return o.find((x) => x.kind === k); }
 function cm(o) { return named(o, 'ConfigMap', ctr(o).envFrom[0].configMapRef.name); }
 function svcOf(o) { return named(o, 'Service', GATEWAY); }
 function np(o) { return named(o, 'NetworkPolicy', GATEWAY); }
+function vol(o, name) { return dep(o).spec.template.spec.volumes.find((v) => v.name === name); }
+function editMerchants(o, edit) {
+  const data = named(o, 'ConfigMap', vol(o, 'merchants').configMap.name).data;
+  data['merchants.txtpb'] = edit(data['merchants.txtpb']);
+}
+
+// A valid alternative to --api_key_dir: two merchants (acme, globex) named by --merchants_config
+// in a ConfigMap, each with its own key Secret mounted as a directory. The self-test requires it
+// to pass, and the merchants mutations break it.
+function severalMerchants(o) {
+  const d = dep(o);
+  const pod = d.spec.template.spec;
+  const c = ctr(o);
+  const keys = vol(o, 'api-key');
+  const config = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'clink-gateway-merchants-5g7h8k9m2t', labels: { ...d.metadata.labels } },
+    data: {
+      'merchants.txtpb': [
+        '# Callers pick a merchant with x-clink-merchant metadata.',
+        'default_merchant: "acme"',
+        'merchants { name: "acme" key_dir: "/var/run/secrets/clink/acme" }',
+        'merchants {',
+        '  name: "globex"',
+        '  key_dir: "/var/run/secrets/clink/globex"',
+        `  clink_base_url: "${cm(o).data.CLINK_BASE_URL}"`,
+        '}',
+        '',
+      ].join('\n'),
+    },
+  };
+  if (d.metadata.namespace) config.metadata.namespace = d.metadata.namespace;
+  o.push(config);
+  c.args = c.args.filter((a) => !a.startsWith('--api_key_dir='));
+  c.args.push('--merchants_config=/etc/clink-gateway/merchants.txtpb');
+  pod.volumes = pod.volumes.filter((v) => v !== keys);
+  c.volumeMounts = c.volumeMounts.filter((m) => m.name !== 'api-key');
+  for (const m of ['acme', 'globex']) {
+    pod.volumes.push({ name: `key-${m}`, secret: { ...keys.secret, secretName: `clink-gateway-api-key-${m}` } });
+    c.volumeMounts.push({ name: `key-${m}`, mountPath: `/var/run/secrets/clink/${m}`, readOnly: true });
+  }
+  pod.volumes.push({ name: 'merchants', configMap: { name: config.metadata.name } });
+  c.volumeMounts.push({ name: 'merchants', mountPath: '/etc/clink-gateway', readOnly: true });
+}
+// Valid alternatives of the manifests: each must pass every rule.
+const VARIANTS = [
+  ['several merchants', 'prod', severalMerchants],
+  ['several merchants', 'uat', severalMerchants],
+];
 
 function selfTest(targets, opts) {
   let bad = 0;
   const covered = new Set();
+  for (const [what, target, change] of VARIANTS) {
+    if (!targets[target]) continue;
+    const copy = JSON.parse(JSON.stringify(targets));
+    change(copy[target]);
+    const { failures } = runAll(copy, { ...opts, legacy: null });
+    if (failures.length) {
+      bad++;
+      for (const f of failures) console.log(`SELF-TEST FAIL  variant ${what} on ${target} must pass: [${f.target}] ${f.rule}: ${f.message}`);
+    } else {
+      console.log(`self-test ok    variant ${what} on ${target} passes every rule`);
+    }
+  }
   for (const [rule, target, mutate] of MUTATIONS) {
     if (!targets[target]) continue;
     const copy = JSON.parse(JSON.stringify(targets));
@@ -931,6 +1145,7 @@ function main(argv) {
   const targets = {};
   let selfTestRequested = false;
   let printArgs = null;
+  let printMerchantsConfig = null;
   for (const a of argv) {
     let m;
     if ((m = /^--flags=(.+)$/.exec(a))) {
@@ -946,6 +1161,8 @@ function main(argv) {
       selfTestRequested = true;
     } else if ((m = /^--print-args=(.+)$/.exec(a))) {
       printArgs = m[1];
+    } else if ((m = /^--print-merchants-config=(.+)$/.exec(a))) {
+      printMerchantsConfig = m[1];
     } else if ((m = /^([^-][^=]*)=(.+)$/.exec(a))) {
       targets[m[1]] = loadAll(m[2]);
     } else {
@@ -957,6 +1174,12 @@ function main(argv) {
   if (printArgs) {
     const { facts } = runAll({ [printArgs]: targets[printArgs] }, { ...opts, policy: [printArgs], legacy: null });
     for (const arg of (facts[printArgs] || {}).args || []) console.log(arg);
+    return 0;
+  }
+  if (printMerchantsConfig) {
+    const name = printMerchantsConfig;
+    const { facts } = runAll({ [name]: targets[name] }, { ...opts, policy: [name], legacy: null });
+    process.stdout.write((facts[name] || {}).merchantsConfig || '');
     return 0;
   }
 
@@ -989,4 +1212,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { RULES, durationSeconds, quantity, selectorMatches, expand };
+module.exports = { RULES, durationSeconds, quantity, selectorMatches, expand, parseMerchantsConfig };

@@ -11,8 +11,14 @@ bazel build //server:clink_gateway //tests/emulator:clink_emulator_server //tool
 grpc_port="${GRPC_PORT:-50051}"
 metrics_port="${METRICS_PORT:-9464}"
 work="$(mktemp -d)"
+# The gateway's --api_key_dir, laid out like the Secret volume in k8s/: the key as `api-key` (and,
+# during a key roll, the older one as `api-key-previous`). A directory of its own, so that nothing
+# else lands in it (the emulator writes its TLS files to $work). The gateway re-reads it when it
+# changes: no restart after editing the key.
+keys="$work/keys"
+mkdir "$keys"
 key="sk_test_local_emulator_key"
-printf '%s\n' "$key" > "$work/api-key"
+printf '%s\n' "$key" > "$keys/api-key"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -22,7 +28,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 bazel-bin/tests/emulator/clink_emulator_server --listen=127.0.0.1:0 --tls_dir="$work" \
-  --api_key_file="$work/api-key" --port_file="$work/emulator.port" &
+  --api_key_file="$keys/api-key" --port_file="$work/emulator.port" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/emulator.port" ] && break; sleep 0.1; done
 emulator_port="$(cat "$work/emulator.port")"
@@ -30,7 +36,7 @@ emulator_port="$(cat "$work/emulator.port")"
 bazel-bin/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
   --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
   --egress_allow_cidrs=127.0.0.0/8 \
-  --api_key_file="$work/api-key" --metrics_listen="127.0.0.1:$metrics_port" &
+  --api_key_dir="$keys" --metrics_listen="127.0.0.1:$metrics_port" &
 pids+=($!)
 
 cli=bazel-bin/tools/clink_cli
