@@ -121,8 +121,8 @@ absl::StatusOr<std::vector<Secret>> ReadVersion(const std::string& base) {
 }  // namespace
 
 // ReadKeyDirectory + KeySet::Create.
-absl::StatusOr<std::shared_ptr<const KeySet>> LoadKeySet(
-    const std::string& dir, const Clock& clock) {
+absl::StatusOr<std::shared_ptr<const KeySet>> LoadKeySet(const std::string& dir,
+                                                         const Clock& clock) {
   absl::StatusOr<std::vector<Secret>> keys = ReadKeyDirectory(dir);
   if (!keys.ok()) return keys.status();
   return KeySet::Create(*std::move(keys), clock);
@@ -144,14 +144,14 @@ absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::Create(
     }
     const absl::string_view key_mode = SecretKeyMode(keys[i].Reveal());
     if (key_mode.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kNames[i], " (", keys[i].Fingerprint(),
-          ") is not a Clink secret key (sk_test_… or sk_prod_…)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(kNames[i], " (", keys[i].Fingerprint(),
+                       ") is not a Clink secret key (sk_test_… or sk_prod_…)"));
     }
     if (i > 0 && key_mode != mode) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kNames[0], " and ", kNames[1],
-          " are keys of different modes (test vs prod)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(kNames[0], " and ", kNames[1],
+                       " are keys of different modes (test vs prod)"));
     }
     mode = key_mode;
   }
@@ -242,12 +242,13 @@ absl::StatusOr<std::unique_ptr<KeyRing>> KeyRing::Load(std::string merchant,
                                                        const Clock& clock) {
   absl::StatusOr<std::shared_ptr<const KeySet>> set = LoadKeySet(dir, clock);
   if (!set.ok()) {
-    return absl::Status(set.status().code(),
-                        absl::StrCat("merchant ", merchant, ": no usable key in ",
-                                     dir, ": ", set.status().message()));
+    return absl::Status(
+        set.status().code(),
+        absl::StrCat("merchant ", merchant, ": no usable key in ", dir, ": ",
+                     set.status().message()));
   }
-  return std::unique_ptr<KeyRing>(new KeyRing(
-      std::move(merchant), std::move(dir), clock, *std::move(set)));
+  return std::unique_ptr<KeyRing>(
+      new KeyRing(std::move(merchant), std::move(dir), clock, *std::move(set)));
 }
 
 KeyRing::KeyRing(std::string merchant, std::string dir, const Clock& clock,

@@ -110,8 +110,8 @@ absl::string_view ReloadOutcomeName(ReloadOutcome outcome);
 absl::StatusOr<std::vector<Secret>> ReadKeyDirectory(const std::string& dir);
 
 // ReadKeyDirectory, then KeySet::Create.
-absl::StatusOr<std::shared_ptr<const KeySet>> LoadKeySet(
-    const std::string& dir, const Clock& clock);
+absl::StatusOr<std::shared_ptr<const KeySet>> LoadKeySet(const std::string& dir,
+                                                         const Clock& clock);
 
 // The ReloadOutcome for a LoadKeySet error.
 ReloadOutcome FailureOutcome(const absl::Status& status);

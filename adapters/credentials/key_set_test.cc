@@ -48,8 +48,8 @@ std::vector<std::string> Values(absl::StatusOr<std::vector<Secret>> keys) {
 
 TEST(ReadKeyDirectoryTest, ReadsASecretVolume) {
   testing::SecretVolume volume(TempDir("volume"));
-  volume.Write({{"api-key", absl::StrCat(kNew, "\n")},
-                {"api-key-previous", kOld}});
+  volume.Write(
+      {{"api-key", absl::StrCat(kNew, "\n")}, {"api-key-previous", kOld}});
   EXPECT_THAT(Values(ReadKeyDirectory(volume.dir())),
               ::testing::ElementsAre(kNew, kOld));
   volume.Write({{"api-key", kOld}});
@@ -81,8 +81,7 @@ TEST_P(BadUpdateTest, IsClassifiedAndNeverShowsTheKey) {
   absl::StatusOr<std::shared_ptr<const KeySet>> keys =
       LoadKeySet(volume.dir(), SystemClock());
   ASSERT_FALSE(keys.ok());
-  EXPECT_EQ(FailureOutcome(keys.status()), GetParam().outcome)
-      << keys.status();
+  EXPECT_EQ(FailureOutcome(keys.status()), GetParam().outcome) << keys.status();
   for (const auto& [name, contents] : GetParam().files) {
     if (contents.size() > 12) {
       EXPECT_THAT(std::string(keys.status().message()),
@@ -109,9 +108,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadUpdate{"header_injection",
                   {{"api-key", "sk_test_abc\r\nX-Injected: 1"}},
                   ReloadOutcome::kInvalid},
-        BadUpdate{"too_large",
-                  {{"api-key", absl::StrCat("sk_test_", std::string(5000, 'a'))}},
-                  ReloadOutcome::kInvalid},
+        BadUpdate{
+            "too_large",
+            {{"api-key", absl::StrCat("sk_test_", std::string(5000, 'a'))}},
+            ReloadOutcome::kInvalid},
         BadUpdate{"mixed_modes",
                   {{"api-key", "sk_prod_0123456789abcdef"},
                    {"api-key-previous", kOld}},

@@ -28,7 +28,8 @@ constexpr uint32_t kWatchMask = IN_CREATE | IN_DELETE | IN_MOVED_TO |
 
 std::string Fingerprints(const KeySet& keys) {
   std::vector<std::string> prints;
-  for (size_t i = 0; i < keys.size(); ++i) prints.push_back(keys.fingerprint(i));
+  for (size_t i = 0; i < keys.size(); ++i)
+    prints.push_back(keys.fingerprint(i));
   return absl::StrJoin(prints, ",");
 }
 
@@ -45,8 +46,7 @@ absl::StatusOr<std::unique_ptr<KeyWatcher>> KeyWatcher::Start(
       new KeyWatcher(std::move(rings), options));
   watcher->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (watcher->wake_fd_ < 0) {
-    return absl::InternalError(
-        absl::StrCat("eventfd: ", std::strerror(errno)));
+    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   }
   if (options.use_inotify) {
     watcher->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
@@ -131,8 +131,7 @@ void KeyWatcher::ReloadNow(KeyRing& ring) {
   }
 }
 
-bool KeyWatcher::NewProblem(const KeyRing& ring,
-                            const absl::Status& problem) {
+bool KeyWatcher::NewProblem(const KeyRing& ring, const absl::Status& problem) {
   absl::MutexLock lock(&mu_);
   std::string& last = last_problem_[&ring];
   const std::string text = problem.ToString();

@@ -144,8 +144,8 @@ TEST(KeyWatcherTest, BadUpdatesKeepTheKeysAndAreLoggedByFingerprint) {
     ++empty_warnings;
   }
   EXPECT_EQ(empty_warnings, 1) << out;
-  EXPECT_TRUE(absl::StrContains(
-      out, Secret("sk_test_good_0123456789").Fingerprint()))
+  EXPECT_TRUE(
+      absl::StrContains(out, Secret("sk_test_good_0123456789").Fingerprint()))
       << out;
   EXPECT_FALSE(absl::StrContains(out, "sk_test_good_0123456789")) << out;
   EXPECT_FALSE(absl::StrContains(out, "pk_test_not_a_secret")) << out;
@@ -172,8 +172,9 @@ std::string KeyOf(int generation, absl::string_view role) {
 // (ASan/-Wthread-safety cover the memory side; see the README for TSan).
 TEST(KeyWatcherTest, RapidSwapsNeverMixTwoVersions) {
   constexpr int kSwaps = 1000;
-  Fixture f({{"api-key", KeyOf(0, "new")}, {"api-key-previous", KeyOf(0, "old")}},
-            NoPolling());
+  Fixture f(
+      {{"api-key", KeyOf(0, "new")}, {"api-key-previous", KeyOf(0, "old")}},
+      NoPolling());
   std::atomic<bool> done{false};
   std::atomic<int> mixed{0};
   std::atomic<int64_t> signed_pairs{0};
@@ -184,8 +185,7 @@ TEST(KeyWatcherTest, RapidSwapsNeverMixTwoVersions) {
       while (!done.load()) {
         std::shared_ptr<const KeySet> keys = f.ring->Current();
         const int g0 = Generation(SignedKey(*keys, 0));
-        const int g1 =
-            keys->size() > 1 ? Generation(SignedKey(*keys, 1)) : -2;
+        const int g1 = keys->size() > 1 ? Generation(SignedKey(*keys, 1)) : -2;
         if (g0 != g1 || g0 < last) mixed.fetch_add(1);
         last = g0;
         signed_pairs.fetch_add(1);

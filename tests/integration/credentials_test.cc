@@ -78,8 +78,8 @@ class SteadyLoad {
           if (!status.ok()) {
             failures_.fetch_add(1);
             absl::MutexLock lock(&mu_);
-            first_failure_ = absl::StrCat(status.error_code(), " ",
-                                          status.error_message());
+            first_failure_ =
+                absl::StrCat(status.error_code(), " ", status.error_message());
           }
         }
       });
@@ -132,8 +132,8 @@ TEST_F(CredentialsTest, RotationUnderSteadyLoadFailsNoCall) {
   slow.count = 8;
   emulator_->SetFault(slow);
   SteadyLoad load([this] { return GetProduct(); }, 4);
-  ASSERT_TRUE(WaitForKey(*emulator_, kTestApiKey, 50,
-                         absl::Now() + absl::Seconds(10)));
+  ASSERT_TRUE(
+      WaitForKey(*emulator_, kTestApiKey, 50, absl::Now() + absl::Seconds(10)));
 
   // The kubelet publishes the new Secret version.
   const absl::Time swapped = absl::Now();
@@ -144,8 +144,8 @@ TEST_F(CredentialsTest, RotationUnderSteadyLoadFailsNoCall) {
   const absl::Duration pickup = absl::Now() - swapped;
 
   // The old key expires at Clink; the gateway no longer needs it.
-  ASSERT_TRUE(WaitForKey(*emulator_, kNewKey, 200,
-                         absl::Now() + absl::Seconds(10)));
+  ASSERT_TRUE(
+      WaitForKey(*emulator_, kNewKey, 200, absl::Now() + absl::Seconds(10)));
   ASSERT_TRUE(emulator_->SetApiKeys("default", {kNewKey}).ok());
   const int64_t before = emulator_->requests_with_key(kNewKey);
   ASSERT_TRUE(WaitForKey(*emulator_, kNewKey, before + 200,
@@ -153,10 +153,11 @@ TEST_F(CredentialsTest, RotationUnderSteadyLoadFailsNoCall) {
   load.Stop();
 
   EXPECT_EQ(load.failures(), 0) << load.first_failure();
-  std::printf("key rotation: %lld calls, 0 failed, new key seen at Clink %s "
-              "after the Secret swap\n",
-              static_cast<long long>(load.calls()),
-              absl::FormatDuration(pickup).c_str());
+  std::printf(
+      "key rotation: %lld calls, 0 failed, new key seen at Clink %s "
+      "after the Secret swap\n",
+      static_cast<long long>(load.calls()),
+      absl::FormatDuration(pickup).c_str());
   const std::vector<Sample> metrics = Scrape();
   EXPECT_EQ(Sum(metrics, "clink_gateway_key_reloads_total",
                 {{"merchant", "default"}, {"outcome", "applied"}}),
@@ -218,8 +219,7 @@ TEST_F(CredentialsTest, FallbackRecoversInBothDirectionsWithoutAFailedCall) {
 
 TEST_F(CredentialsTest, BrokenUpdatesKeepTheKeyInUseAndReadiness) {
   ::testing::internal::CaptureStdout();
-  const std::vector<std::pair<std::map<std::string, std::string>,
-                              std::string>>
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>>
       broken = {
           {{{"api-key", ""}}, "empty"},
           {{{"api-key", "pk_test_publishable_0123456789"}}, "invalid"},
@@ -355,9 +355,8 @@ TEST_F(TwoMerchantsTest, EachCallReachesClinkWithItsMerchantsKey) {
   EXPECT_EQ(globex_->requests().size(), 1u);
 
   const std::vector<Sample> metrics = Scrape();
-  for (const auto& [merchant, key] :
-       std::map<std::string, std::string>{{"acme", kTestApiKey},
-                                          {"globex", kGlobexKey}}) {
+  for (const auto& [merchant, key] : std::map<std::string, std::string>{
+           {"acme", kTestApiKey}, {"globex", kGlobexKey}}) {
     EXPECT_EQ(Sum(metrics, "clink_gateway_key_info",
                   {{"merchant", merchant},
                    {"key_fingerprint", Secret(key).Fingerprint()}}),

@@ -33,7 +33,8 @@ void SecretVolume::Write(const std::map<std::string, std::string>& files) {
   // The kubelet names versions by time; the generation keeps rapid writes
   // distinct.
   const std::string version = absl::StrCat(
-      "..", absl::FormatTime("%Y_%m_%d_%H_%M_%S", absl::Now(), absl::UTCTimeZone()),
+      "..",
+      absl::FormatTime("%Y_%m_%d_%H_%M_%S", absl::Now(), absl::UTCTimeZone()),
       absl::StrFormat(".%09d", ++generation_));
   const std::string version_path = absl::StrCat(dir_, "/", version);
   Check(mkdir(version_path.c_str(), 0755) == 0, version_path);
