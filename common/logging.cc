@@ -1,16 +1,17 @@
 #include "common/logging.h"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -103,6 +104,9 @@ namespace {
 
 // The queue between Log and the writer thread. Never destroyed (a
 // function-local static pointer), so logging works until the process exits.
+// std::mutex rather than absl::Mutex: every component logs, and Debian's
+// Abseil is not built for ThreadSanitizer, which would report false races on
+// the queue in every TSan run.
 class LogQueue {
  public:
   static LogQueue& Get() {
@@ -110,28 +114,29 @@ class LogQueue {
     return *queue;
   }
 
-  void Push(std::string line) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    if (lines_.size() >= kMaxQueuedLogLines) {
-      ++dropped_;
-      return;
+  void Push(std::string line) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (lines_.size() >= kMaxQueuedLogLines) {
+        ++dropped_;
+        return;
+      }
+      lines_.push_back(std::move(line));
+      ++queued_;
     }
-    lines_.push_back(std::move(line));
-    ++queued_;
+    not_empty_.notify_one();
   }
 
-  void Flush() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+  void Flush() {
+    std::unique_lock<std::mutex> lock(mu_);
     const int64_t target = queued_;
-    auto written = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return written_ >= target;
-    };
     // Bounded: with a stdout nobody reads, exiting beats hanging.
-    mu_.AwaitWithTimeout(absl::Condition(&written), absl::Seconds(2));
+    written_cv_.wait_for(lock, std::chrono::seconds(2),
+                         [&] { return written_ >= target; });
   }
 
-  int64_t dropped() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+  int64_t dropped() {
+    std::lock_guard<std::mutex> lock(mu_);
     return dropped_;
   }
 
@@ -140,15 +145,12 @@ class LogQueue {
     std::thread([this] { Run(); }).detach();
   }
 
-  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
+  void Run() {
     std::deque<std::string> batch;
     while (true) {
       {
-        absl::MutexLock lock(&mu_);
-        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return !lines_.empty();
-        };
-        mu_.Await(absl::Condition(&ready));
+        std::unique_lock<std::mutex> lock(mu_);
+        not_empty_.wait(lock, [&] { return !lines_.empty(); });
         batch.swap(lines_);
       }
       for (const std::string& line : batch) {
@@ -157,16 +159,22 @@ class LogQueue {
       std::fflush(stdout);
       const int64_t n = static_cast<int64_t>(batch.size());
       batch.clear();
-      absl::MutexLock lock(&mu_);
-      written_ += n;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        written_ += n;
+      }
+      written_cv_.notify_all();
     }
   }
 
-  absl::Mutex mu_;
-  std::deque<std::string> lines_ ABSL_GUARDED_BY(mu_);
-  int64_t queued_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t written_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable written_cv_;
+  // Guarded by mu_:
+  std::deque<std::string> lines_;
+  int64_t queued_ = 0;
+  int64_t written_ = 0;
+  int64_t dropped_ = 0;
 };
 
 }  // namespace

@@ -259,12 +259,12 @@ KeyRing::KeyRing(std::string merchant, std::string dir, const Clock& clock,
       keys_(std::move(keys)) {}
 
 std::shared_ptr<const KeySet> KeyRing::Current() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return keys_;
 }
 
 KeyRing::ReloadResult KeyRing::Reload() {
-  absl::MutexLock reload_lock(&reload_mu_);
+  std::lock_guard<std::mutex> reload_lock(reload_mu_);
   ReloadResult result;
   absl::StatusOr<std::shared_ptr<const KeySet>> set = LoadKeySet(dir_, clock_);
   if (!set.ok()) {
@@ -275,7 +275,7 @@ KeyRing::ReloadResult KeyRing::Reload() {
   std::shared_ptr<const KeySet> current = Current();
   if ((*set)->SameKeys(*current)) return result;  // kUnchanged.
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     keys_ = *std::move(set);
   }
   result.outcome = ReloadOutcome::kApplied;

@@ -24,14 +24,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/http/api_key_signer.h"
 #include "adapters/http/request_signer.h"
@@ -153,9 +152,13 @@ class KeyRing {
   const std::string merchant_;
   const std::string dir_;
   const Clock& clock_;
-  absl::Mutex reload_mu_;  // Serialises Reload(); never held by Current().
-  mutable absl::Mutex mu_;
-  std::shared_ptr<const KeySet> keys_ ABSL_GUARDED_BY(mu_);
+  // std::mutex rather than absl::Mutex: Debian's Abseil is not built for
+  // ThreadSanitizer, which then cannot see absl::Mutex's happens-before and
+  // reports false races; this class is what the TSan run of
+  // key_watcher_test checks.
+  std::mutex reload_mu_;  // Serialises Reload(); never held by Current().
+  mutable std::mutex mu_;
+  std::shared_ptr<const KeySet> keys_;  // Guarded by mu_.
 };
 
 }  // namespace clink_gateway::credentials

@@ -132,7 +132,7 @@ void KeyWatcher::ReloadNow(KeyRing& ring) {
 }
 
 bool KeyWatcher::NewProblem(const KeyRing& ring, const absl::Status& problem) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::string& last = last_problem_[&ring];
   const std::string text = problem.ToString();
   if (last == text) return false;
@@ -141,7 +141,7 @@ bool KeyWatcher::NewProblem(const KeyRing& ring, const absl::Status& problem) {
 }
 
 void KeyWatcher::ForgetProblem(const KeyRing& ring) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   last_problem_.erase(&ring);
 }
 

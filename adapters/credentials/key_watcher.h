@@ -6,13 +6,13 @@
 #define CLINK_GATEWAY_ADAPTERS_CREDENTIALS_KEY_WATCHER_H_
 
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/credentials/key_set.h"
 #include "common/clock.h"
@@ -82,9 +82,10 @@ class KeyWatcher {
   int inotify_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: the destructor's stop signal.
   std::thread thread_;
-  absl::Mutex mu_;  // ReloadNow may run on any thread.
-  absl::flat_hash_map<const KeyRing*, std::string> last_problem_
-      ABSL_GUARDED_BY(mu_);
+  // ReloadNow may run on any thread. std::mutex for ThreadSanitizer (see
+  // KeyRing).
+  std::mutex mu_;
+  absl::flat_hash_map<const KeyRing*, std::string> last_problem_;  // mu_
 };
 
 }  // namespace clink_gateway::credentials
