@@ -163,8 +163,8 @@ std::string KeyOf(int generation, absl::string_view role) {
   return absl::StrCat("sk_test_g", generation, "_", role, "_0123456789");
 }
 
-// 1000 swaps while signers run: every signature pair comes from one version
-// (ASan/-Wthread-safety cover the memory side; see the README for TSan).
+// 1000 swaps while signers run: every signature pair comes from one version.
+// tools/test.sh also runs this under --config=tsan (no reports).
 TEST(KeyWatcherTest, RapidSwapsNeverMixTwoVersions) {
   constexpr int kSwaps = 1000;
   // A line per swap would only slow this down (and the logger's absl::Mutex
