@@ -116,7 +116,7 @@ namespace {
 using Kind = BeginResult::Kind;
 
 const IdempotencyKey kKey{"caller-1", "clink.gateway.v1.PaymentService/Create",
-                          "key-1"};
+                          "key-1", "acme"};
 
 StoredResult RichError() {
   StoredResult result;
@@ -384,15 +384,22 @@ TEST_P(IdempotencyStoreConformanceTest, ExpiredLeaseIsSettledByTheNextBegin) {
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_P(IdempotencyStoreConformanceTest, CallerAndRpcScopeTheKey) {
-  const IdempotencyKey other_caller{"caller-2", kKey.rpc, kKey.key};
+TEST_P(IdempotencyStoreConformanceTest, CallerRpcAndMerchantScopeTheKey) {
+  const IdempotencyKey other_caller{"caller-2", kKey.rpc, kKey.key,
+                                    kKey.merchant};
   const IdempotencyKey other_rpc{kKey.caller, "clink.gateway.v1.X/Other",
-                                 kKey.key};
-  const IdempotencyKey anonymous{"", kKey.rpc, kKey.key};
+                                 kKey.key, kKey.merchant};
+  const IdempotencyKey anonymous{"", kKey.rpc, kKey.key, kKey.merchant};
+  const IdempotencyKey other_merchant{kKey.caller, kKey.rpc, kKey.key,
+                                      "globex"};
   const std::string token = Claim(*store_, FarDeadline());
   const std::string token2 = Claim(*store_, FarDeadline(), other_caller);
   const std::string token3 = Claim(*store_, FarDeadline(), other_rpc);
   const std::string token4 = Claim(*store_, FarDeadline(), anonymous);
+  const std::string token5 = Claim(*store_, FarDeadline(), other_merchant);
+  ASSERT_TRUE(
+      CompleteAndWait(*store_, other_merchant, token5, OkResponse("five"))
+          .ok());
 
   ASSERT_TRUE(CompleteAndWait(*store_, kKey, token, OkResponse("one")).ok());
   ASSERT_TRUE(
@@ -417,6 +424,10 @@ TEST_P(IdempotencyStoreConformanceTest, CallerAndRpcScopeTheKey) {
   EXPECT_EQ(four->kind, Kind::kInProgress);
   EXPECT_TRUE(
       CompleteAndWait(*store_, anonymous, token4, OkResponse("four")).ok());
+  absl::StatusOr<BeginResult> five =
+      BeginAndWait(*store_, other_merchant, "hash-a", FarDeadline());
+  ASSERT_TRUE(five.ok()) << five.status();
+  EXPECT_EQ(five->result.response, "five");
 }
 
 TEST_P(IdempotencyStoreConformanceTest, ResultsAreForgottenAfterRetention) {
@@ -492,7 +503,8 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAnswersWaitersAtOnce) {
   store_->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
   // A round trip on another key: the store has now seen both Begins find the
   // key in flight (stores answer in order), so they are waiting.
-  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other"};
+  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other",
+                             kKey.merchant};
   const std::string other_token = Claim(*store_, FarDeadline(), other);
   EXPECT_TRUE(waiters.results().empty());
 
@@ -517,7 +529,8 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAnswersWaitersAtOnce) {
       BeginAndWait(*store_, kKey, "hash-b", FarDeadline());
   ASSERT_TRUE(mismatch.ok()) << mismatch.status();
   EXPECT_EQ(mismatch->kind, Kind::kMismatch);
-  const IdempotencyKey fresh{kKey.caller, kKey.rpc, "key-fresh"};
+  const IdempotencyKey fresh{kKey.caller, kKey.rpc, "key-fresh",
+                             kKey.merchant};
   const std::string fresh_token = Claim(*store_, FarDeadline(), fresh);
   EXPECT_TRUE(ReleaseAndWait(*store_, fresh, fresh_token).ok());
   EXPECT_TRUE(ReleaseAndWait(*store_, other, other_token).ok());

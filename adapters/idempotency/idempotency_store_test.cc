@@ -18,13 +18,14 @@ using ::testing::MatchesRegex;
 using ::testing::Not;
 
 TEST(DigestTest, IsHexSha256AndStable) {
-  const IdempotencyKey key{"caller-a", "pkg.Service/Method", "key-1"};
+  const IdempotencyKey key{"caller-a", "pkg.Service/Method", "key-1", "m"};
   const std::string digest = key.Digest();
   EXPECT_THAT(digest, MatchesRegex("[0-9a-f]{64}"));
   EXPECT_EQ(digest, key.Digest());
   EXPECT_EQ(
       digest,
-      (IdempotencyKey{"caller-a", "pkg.Service/Method", "key-1"}.Digest()));
+      (IdempotencyKey{"caller-a", "pkg.Service/Method", "key-1", "m"}
+           .Digest()));
 }
 
 TEST(DigestTest, KnownValue) {
@@ -36,12 +37,12 @@ TEST(DigestTest, KnownValue) {
 
 TEST(DigestTest, LengthPrefixPreventsBoundaryCollisions) {
   std::set<std::string> digests = {
-      IdempotencyKey{"ab", "c", "d"}.Digest(),
-      IdempotencyKey{"a", "bc", "d"}.Digest(),
-      IdempotencyKey{"a", "b", "cd"}.Digest(),
-      IdempotencyKey{"", "abc", "d"}.Digest(),
-      IdempotencyKey{"abc", "", "d"}.Digest(),
-      IdempotencyKey{"", "", "abcd"}.Digest(),
+      IdempotencyKey{"ab", "c", "d", ""}.Digest(),
+      IdempotencyKey{"a", "bc", "d", ""}.Digest(),
+      IdempotencyKey{"a", "b", "cd", ""}.Digest(),
+      IdempotencyKey{"", "abc", "d", ""}.Digest(),
+      IdempotencyKey{"abc", "", "d", ""}.Digest(),
+      IdempotencyKey{"", "", "abcd", ""}.Digest(),
       IdempotencyKey{"", "", "abc", "d"}.Digest(),
       IdempotencyKey{"a", "b", "c", "acme"}.Digest(),
       IdempotencyKey{"a", "b", "c", "globex"}.Digest(),
@@ -50,7 +51,7 @@ TEST(DigestTest, LengthPrefixPreventsBoundaryCollisions) {
 }
 
 TEST(DigestTest, ContainsNoCallerData) {
-  const IdempotencyKey key{"merchant-7", "pkg.S/CreatePayment", "order-12345"};
+  const IdempotencyKey key{"merchant-7", "pkg.S/CreatePayment", "order-12345", "m"};
   const std::string digest = key.Digest();
   EXPECT_THAT(digest, Not(HasSubstr("merchant")));
   EXPECT_THAT(digest, Not(HasSubstr("12345")));

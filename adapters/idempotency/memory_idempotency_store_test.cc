@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 IdempotencyKey Key(int i) {
-  return IdempotencyKey{"caller", "svc/Rpc", absl::StrCat("key-", i)};
+  return IdempotencyKey{"caller", "svc/Rpc", absl::StrCat("key-", i), "m"};
 }
 
 StoredResult Response(absl::string_view bytes) {
@@ -166,7 +166,7 @@ TEST_F(MemoryIdempotencyStoreTest, AnsweredWaitersAreForgotten) {
 
 TEST(MemoryIdempotencyStoreRealClockTest, TimerAnswersAWaitDeadline) {
   MemoryIdempotencyStore store;  // SystemClock.
-  const IdempotencyKey key{"c", "svc/Rpc", "k"};
+  const IdempotencyKey key{"c", "svc/Rpc", "k", "m"};
   absl::StatusOr<BeginResult> a =
       BeginAndWait(store, key, "h", absl::InfiniteFuture());
   ASSERT_TRUE(a.ok());
@@ -183,7 +183,7 @@ TEST(MemoryIdempotencyStoreRealClockTest, TimerSettlesAnExpiredLease) {
   MemoryIdempotencyStore::Options options;
   options.in_flight_lease = absl::Milliseconds(50);
   MemoryIdempotencyStore store(options);
-  const IdempotencyKey key{"c", "svc/Rpc", "k"};
+  const IdempotencyKey key{"c", "svc/Rpc", "k", "m"};
   absl::StatusOr<BeginResult> a =
       BeginAndWait(store, key, "h", absl::InfiniteFuture());
   ASSERT_TRUE(a.ok());
