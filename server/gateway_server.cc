@@ -41,6 +41,10 @@ constexpr absl::string_view kVersion = "0.1.0";
 // RPCs the transport shutdown completed, before it cancels what is left.
 constexpr absl::Duration kStatusFlushGrace = absl::Seconds(2);
 
+// How long a client connection is kept before the server asks the client to
+// reconnect (gRPC adds ±10% jitter).
+constexpr absl::Duration kMaxConnectionAge = absl::Minutes(5);
+
 // The longest an RPC's upstream call may take (see ValidateOptions).
 constexpr absl::Duration kMaxRpcTimeout = absl::Seconds(60);
 
@@ -366,10 +370,12 @@ class ClockProbe {
   const std::vector<MerchantChannel*> merchants_;
   const Clock& clock_;
   const absl::Duration interval_;
-  const NoSigner no_signer_;
+  static const NoSigner no_signer_;
   absl::Notification stop_;
   std::thread thread_;  // Last: starts once the rest is set.
 };
+
+const NoSigner ClockProbe::no_signer_;
 
 struct GatewayServer::Components {
   // First: outlives everything that reports to it.
@@ -531,6 +537,17 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Recycle client connections (GOAWAY, then reconnect through the Service)
+  // so traffic follows readiness: a pod that reports NOT_SERVING (clock
+  // skew) stops getting calls from long-lived connections too, and new pods
+  // get their share. Calls in progress get the longest call time to finish.
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_AGE_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(kMaxConnectionAge)));
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.max_rpc_timeout +
+                                                 absl::Seconds(5))));
   builder.SetMaxReceiveMessageSize(1 << 20);
   // gRPC allows SO_REUSEPORT by default: a second gateway on the same port
   // would then start "successfully" and split the traffic. Fail instead.
@@ -549,15 +566,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   health->SetServingStatus(kLivenessService, true);
   c->readiness->SetHealth(health);
   for (const auto& m : c->merchants) {
-    std::shared_ptr<const credentials::KeySet> keys = m->keys->Current();
-    std::vector<std::string> fingerprints;
-    for (size_t i = 0; i < keys->size(); ++i) {
-      fingerprints.push_back(keys->fingerprint(i));
-    }
     Log(LogLevel::kInfo, "merchant",
         {{"merchant", m->name},
          {"clink_base_url", m->base_url},
-         {"key_fingerprints", absl::StrJoin(fingerprints, ",")},
+         {"key_fingerprints", m->keys->Current()->Fingerprints()},
          {"default", m->name == forwarder_options.default_merchant ? "true"
                                                                    : "false"}});
   }
@@ -585,7 +597,9 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   const absl::Time deadline = absl::Now() + drain;
   Log(LogLevel::kInfo, "draining",
       {{"drain_ms", absl::StrCat(absl::ToInt64Milliseconds(drain))}});
-  // Every service reports NOT_SERVING from now on.
+  // Every service reports NOT_SERVING from now on; clock-skew changes no
+  // longer touch the health service (which goes with the server).
+  c_->readiness->SetHealth(nullptr);
   c_->server->GetHealthCheckService()->Shutdown();
   c_->clock_probe->Stop();
   // In-flight RPCs finish when Clink answers. At the drain deadline the

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "clink/gateway/config/v1/merchants.pb.h"
 #include "common/logging.h"
+#include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "curl/curl.h"
 #include "server/build_stamp.h"
@@ -125,6 +126,28 @@ int Fail(absl::string_view message) {
   return 2;
 }
 
+// Keeps where the merchants config stopped parsing, not what the parser saw
+// there: a key pasted into the file (or the file being a key) would otherwise
+// be printed in the message.
+class PositionOnlyErrors final : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (line_ < 0) {
+      line_ = line;
+      column_ = column;
+    }
+  }
+  // "line L, column C" (1-based) of the first error.
+  std::string Where() const {
+    return absl::StrCat("line ", line_ + 1, ", column ", column_ + 1);
+  }
+
+ private:
+  int line_ = -1;
+  int column_ = -1;
+};
+
 // The merchants from --api_key_dir or --merchants_config (exactly one).
 absl::Status LoadMerchants(clink_gateway::server::GatewayOptions& options) {
   const std::string dir = absl::GetFlag(FLAGS_api_key_dir);
@@ -146,12 +169,15 @@ absl::Status LoadMerchants(clink_gateway::server::GatewayOptions& options) {
         absl::StrCat("cannot read --merchants_config ", config_path));
   }
   clink::gateway::config::v1::MerchantsConfig config;
-  // TextFormat reports the line and column of a syntax error on stderr.
-  if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
+  google::protobuf::TextFormat::Parser parser;
+  PositionOnlyErrors errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text.str(), &config)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--merchants_config ", config_path,
-        " is not a text-format clink.gateway.config.v1.MerchantsConfig (see "
-        "the error above)"));
+        " is not a text-format clink.gateway.config.v1.MerchantsConfig "
+        "(proto/clink/gateway/config/v1/merchants.proto): error at ",
+        errors.Where()));
   }
   for (const auto& merchant : config.merchants()) {
     options.merchants.push_back(

@@ -257,7 +257,13 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   attempt.throttled = call.http_status == 429 || envelope_code == 429;
   observer_.OnAttempt(attempt);
   call.status = MapUpstreamOutcome(outcome);
-  if (state->keys != nullptr && TryOtherKey(state, call, auth, now)) return;
+  // 401 (or a key-refused envelope code): Clink refused the key itself. A 403
+  // (the key lacks a permission) is no reason to try another key.
+  const bool key_refused = auth == AuthFailure::kApiKey &&
+                           call.http_status != 403 && envelope_code != 403;
+  if (state->keys != nullptr && TryOtherKey(state, call, key_refused, now)) {
+    return;
+  }
   if (call.status.ok()) {
     Finish(std::move(state), std::move(call));
     return;
@@ -307,12 +313,10 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
 }
 
 bool ClinkClient::TryOtherKey(std::unique_ptr<CallState>& state,
-                              CallResult& call, AuthFailure auth,
-                              absl::Time now) {
+                              CallResult& call, bool refused, absl::Time now) {
   const credentials::KeySet& keys = *state->keys;
   const std::string& fingerprint = keys.fingerprint(state->key_index);
   call.key_fingerprint = fingerprint;
-  const bool refused = auth == AuthFailure::kApiKey;
   if (refused) observer_.OnKeyRefused(options_.merchant, fingerprint);
   if (state->fallback == CallState::Fallback::kPending &&
       call.http_status != 0) {

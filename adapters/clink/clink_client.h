@@ -46,7 +46,7 @@ struct ClinkClientOptions {
   std::string merchant = "default";
   // The merchant's keys. Each call signs every attempt from one snapshot
   // (KeyRing::Current() when the call starts). When Clink refuses a key (HTTP
-  // 401/403 or a key envelope code: Clink did not process the request) and the
+  // 401 or a key envelope code: Clink did not process the request) and the
   // snapshot has another key, the same request is sent once more, at once,
   // with that key (OnKeyFallback; no retry budget or backoff, it still needs
   // room before the deadline). Null: the transport's own signer, no fallback.
@@ -97,10 +97,10 @@ class ClinkClient final : public ClinkApi {
                     bool retry = true);
   void OnAttemptDone(std::unique_ptr<CallState> state, http::HttpResult result);
   // Notes the attempt's key (refusal metrics, the preference after a
-  // fallback) and, when Clink refused it and the call's key set has another
+  // fallback) and, when Clink `refused` it and the call's key set has another
   // key, resends with that key and returns true (`state` is then moved).
   bool TryOtherKey(std::unique_ptr<CallState>& state, CallResult& call,
-                   AuthFailure auth, absl::Time now);
+                   bool refused, absl::Time now);
   void Finish(std::unique_ptr<CallState> state, CallResult result);
 
   const RestCodec& codec_;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/credentials/testing/secret_volume.h"
@@ -745,11 +746,22 @@ TEST_F(KeyFallbackTest, BothKeysRefusedFailsAfterExactlyTwoAttempts) {
 }
 
 TEST_F(KeyFallbackTest, OtherFailuresNeverSwitchKeys) {
-  transport_.next = Response(500, "oops");
   v1::CreatePaymentResponse response;
-  Call(Payment(), &response);
-  EXPECT_EQ(transport_.keys_seen, std::vector<std::string>{kNewKey});
+  // 403: the key is valid but lacks a permission; the other key must not be
+  // used to get around that.
+  for (const char* status_and_body :
+       {"500 oops", "403 Forbidden", "200 {\"code\":403,\"msg\":\"no\"}"}) {
+    transport_.keys_seen.clear();
+    const absl::string_view text(status_and_body);
+    int status = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(text.substr(0, 3), &status));
+    transport_.next = Response(status, std::string(text.substr(4)));
+    Call(Payment(), &response);
+    EXPECT_EQ(transport_.keys_seen, std::vector<std::string>{kNewKey})
+        << status_and_body;
+  }
   EXPECT_TRUE(observer_.fallbacks.empty());
+  EXPECT_TRUE(observer_.refused_keys.empty());
 }
 
 TEST_F(KeyFallbackTest, ASingleKeyHasNothingToFallBackTo) {

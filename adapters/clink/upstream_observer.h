@@ -92,7 +92,7 @@ class UpstreamObserver {
   // Clink refused the gateway's key or timestamp (never kNone).
   virtual void OnAuthFailure(const RestMethod& method, AuthFailure reason) {}
   // Clink refused key `key_fingerprint` (Secret::Fingerprint()) of
-  // `merchant`: HTTP 401/403 or a key envelope code (AuthFailure::kApiKey).
+  // `merchant`: HTTP 401 or a key envelope code (401, 80102221-3); not 403.
   virtual void OnKeyRefused(absl::string_view merchant,
                             absl::string_view key_fingerprint) {}
   // A call whose key Clink refused was sent once more with the merchant's

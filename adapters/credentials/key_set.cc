@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/types/optional.h"
 
 namespace clink_gateway::credentials {
@@ -144,9 +145,10 @@ absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::Create(
     }
     const absl::string_view key_mode = SecretKeyMode(keys[i].Reveal());
     if (key_mode.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kNames[i], " (", keys[i].Fingerprint(),
-                       ") is not a Clink secret key (sk_test_… or sk_prod_…)"));
+      // Not even its fingerprint: for a value of unknown shape, its prefix
+      // and tail may be the secret part.
+      return absl::InvalidArgumentError(absl::StrCat(
+          kNames[i], " is not a Clink secret key (sk_test_… or sk_prod_…)"));
     }
     if (i > 0 && key_mode != mode) {
       return absl::InvalidArgumentError(
@@ -165,7 +167,7 @@ absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::Create(
 }
 
 size_t KeySet::preferred(absl::Time now) const {
-  const size_t index = preferred_index_.load(std::memory_order_relaxed);
+  const size_t index = preferred_index_.load(std::memory_order_acquire);
   if (index == 0) return 0;
   return absl::ToUnixNanos(now) <
                  preferred_until_ns_.load(std::memory_order_relaxed)
@@ -175,11 +177,15 @@ size_t KeySet::preferred(absl::Time now) const {
 
 void KeySet::Prefer(size_t index, absl::Time until) const {
   if (index >= size()) return;
-  // Until first: a reader that sees the new index also sees a valid window
-  // (or the previous one, which is harmless).
+  // Until first, then the index with release: a reader that sees the new
+  // index also sees its window.
   preferred_until_ns_.store(absl::ToUnixNanos(until),
                             std::memory_order_relaxed);
-  preferred_index_.store(index, std::memory_order_relaxed);
+  preferred_index_.store(index, std::memory_order_release);
+}
+
+std::string KeySet::Fingerprints() const {
+  return absl::StrJoin(fingerprints_, ",");
 }
 
 bool KeySet::SameKeys(const KeySet& other) const {
@@ -222,19 +228,20 @@ ReloadOutcome FailureOutcome(const absl::Status& status) {
 }
 
 absl::StatusOr<std::vector<Secret>> ReadKeyDirectory(const std::string& dir) {
-  absl::StatusOr<std::vector<Secret>> keys =
-      absl::NotFoundError(absl::StrCat(dir, " does not exist"));
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     absl::StatusOr<absl::optional<std::string>> data = ResolveDataDir(dir);
     if (!data.ok()) return data.status();
     if (!data->has_value()) return ReadVersion(dir);
-    keys = ReadVersion(**data);
+    absl::StatusOr<std::vector<Secret>> keys = ReadVersion(**data);
     // The kubelet may have swapped `..data` (and deleted the version read)
     // meanwhile: read again so the result is one whole, current version.
     absl::StatusOr<absl::optional<std::string>> after = ResolveDataDir(dir);
     if (after.ok() && *after == *data) return keys;
   }
-  return keys;
+  // Never a possibly torn read: the next reload (an event or the periodic
+  // re-read) tries again.
+  return absl::UnavailableError(
+      absl::StrCat(dir, "/..data kept changing while it was read"));
 }
 
 absl::StatusOr<std::unique_ptr<KeyRing>> KeyRing::Load(std::string merchant,

@@ -77,6 +77,9 @@ class KeySet {
   // Same key values in the same order (compared in constant time).
   bool SameKeys(const KeySet& other) const;
 
+  // The fingerprints, signing key first, comma-separated (for logs).
+  std::string Fingerprints() const;
+
  private:
   KeySet() = default;
 

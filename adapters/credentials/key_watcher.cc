@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/logging.h"
 
 namespace clink_gateway::credentials {
@@ -25,13 +25,6 @@ namespace {
 constexpr uint32_t kWatchMask = IN_CREATE | IN_DELETE | IN_MOVED_TO |
                                 IN_MOVED_FROM | IN_CLOSE_WRITE | IN_ATTRIB |
                                 IN_DELETE_SELF | IN_MOVE_SELF;
-
-std::string Fingerprints(const KeySet& keys) {
-  std::vector<std::string> prints;
-  for (size_t i = 0; i < keys.size(); ++i)
-    prints.push_back(keys.fingerprint(i));
-  return absl::StrJoin(prints, ",");
-}
 
 }  // namespace
 
@@ -51,8 +44,11 @@ absl::StatusOr<std::unique_ptr<KeyWatcher>> KeyWatcher::Start(
   if (options.use_inotify) {
     watcher->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (watcher->inotify_fd_ < 0) {
-      return absl::InternalError(
-          absl::StrCat("inotify_init1: ", std::strerror(errno)));
+      // E.g. the node's fs.inotify.max_user_instances is used up: keys still
+      // follow the directory, through the periodic re-read.
+      Log(LogLevel::kWarning, "key_watcher_no_inotify",
+          {{"error", std::strerror(errno)},
+           {"poll_interval", absl::FormatDuration(options.poll_interval)}});
     }
     watcher->AddMissingWatches();
   }
@@ -109,8 +105,8 @@ void KeyWatcher::ReloadNow(KeyRing& ring) {
       Log(LogLevel::kInfo, "keys_reloaded",
           {{"merchant", ring.merchant()},
            {"dir", ring.dir()},
-           {"key_fingerprints", Fingerprints(*keys)},
-           {"replaced_key_fingerprints", Fingerprints(*result.replaced)}});
+           {"key_fingerprints", keys->Fingerprints()},
+           {"replaced_key_fingerprints", result.replaced->Fingerprints()}});
       if (options_.observer != nullptr) {
         options_.observer->OnKeysInUse(ring.merchant(), *keys,
                                        result.replaced.get());
@@ -126,7 +122,7 @@ void KeyWatcher::ReloadNow(KeyRing& ring) {
            {"dir", ring.dir()},
            {"outcome", ReloadOutcomeName(result.outcome)},
            {"error", result.problem.message()},
-           {"kept_key_fingerprints", Fingerprints(*ring.Current())}});
+           {"kept_key_fingerprints", ring.Current()->Fingerprints()}});
       return;
   }
 }
@@ -156,9 +152,15 @@ void KeyWatcher::Run() {
         0, 60 * 1000));
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
     const int ready = poll(fds, inotify_fd_ >= 0 ? 2 : 1, timeout_ms);
-    if (ready < 0 && errno != EINTR) {
+    if (ready < 0 && errno != EINTR && inotify_fd_ >= 0) {
+      // Not expected; carry on with the periodic re-read alone rather than
+      // spin on a broken descriptor.
       Log(LogLevel::kError, "key_watcher_poll_failed",
           {{"error", std::strerror(errno)}});
+      close(inotify_fd_);
+      inotify_fd_ = -1;
+      for (Watch& watch : watches_) watch.wd = -1;
+      continue;
     }
     if (ready > 0 && (fds[0].revents & POLLIN) != 0) return;
     std::vector<bool> changed(watches_.size(), false);
@@ -168,10 +170,22 @@ void KeyWatcher::Run() {
         for (char* p = events; p < events + n;) {
           const auto* event = reinterpret_cast<const inotify_event*>(p);
           for (size_t i = 0; i < watches_.size(); ++i) {
-            if (watches_[i].wd != event->wd) continue;
+            // Events were lost: re-read everything.
+            if ((event->mask & IN_Q_OVERFLOW) != 0) {
+              changed[i] = true;
+              continue;
+            }
+            if (watches_[i].wd < 0 || watches_[i].wd != event->wd) continue;
             changed[i] = true;
-            // The directory itself went away: watch it again once it exists.
-            if ((event->mask & IN_IGNORED) != 0) watches_[i].wd = -1;
+            // The directory itself was moved or deleted: the watch follows
+            // the old inode, so drop it and watch the path again once it
+            // exists (the next periodic re-read).
+            if ((event->mask & (IN_MOVE_SELF | IN_DELETE_SELF)) != 0) {
+              inotify_rm_watch(inotify_fd_, watches_[i].wd);
+              watches_[i].wd = -1;
+            } else if ((event->mask & IN_IGNORED) != 0) {
+              watches_[i].wd = -1;
+            }
           }
           p += sizeof(inotify_event) + event->len;
         }

@@ -51,8 +51,9 @@ class KeyWatcher {
   // ("keys_reloaded" with the merchant and the fingerprints before and after;
   // a bad update as "keys_reload_failed", a warning naming the file and the
   // problem, keeping the keys in use, logged once until the problem changes
-  // or a good read clears it). The rings must outlive the watcher.
-  // Fails only when inotify cannot be set up at all.
+  // or a good read clears it). The rings must outlive the watcher. Without
+  // inotify (none left on the node) it logs a warning and relies on the
+  // periodic re-read. Fails only when its wake-up eventfd cannot be made.
   static absl::StatusOr<std::unique_ptr<KeyWatcher>> Start(
       std::vector<KeyRing*> rings, Options options);
 

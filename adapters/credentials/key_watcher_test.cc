@@ -1,5 +1,6 @@
 #include "adapters/credentials/key_watcher.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -115,6 +116,22 @@ TEST(KeyWatcherTest, PeriodicReReadCatchesChangesWithoutEvents) {
   f.volume.Write({{"api-key", "sk_test_second_0123456789"}});
   ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kApplied, 1));
   EXPECT_EQ(SignedKey(*f.ring->Current(), 0), "sk_test_second_0123456789");
+}
+
+TEST(KeyWatcherTest, FollowsADirectoryThatIsReplacedWhole) {
+  KeyWatcher::Options options;
+  options.poll_interval = absl::Milliseconds(20);
+  Fixture f({{"api-key", "sk_test_first_0123456789"}}, options);
+  const std::string dir = f.volume.dir();
+  ASSERT_EQ(rename(dir.c_str(), absl::StrCat(dir, ".old").c_str()), 0);
+  testing::SecretVolume replacement(dir);
+  replacement.Write({{"api-key", "sk_test_second_0123456789"}});
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kApplied, 1));
+  EXPECT_EQ(SignedKey(*f.ring->Current(), 0), "sk_test_second_0123456789");
+  // Watched again: a later swap in the new directory is seen too.
+  replacement.Write({{"api-key", "sk_test_third_0123456789"}});
+  ASSERT_TRUE(f.observer.WaitFor(ReloadOutcome::kApplied, 2));
+  EXPECT_EQ(SignedKey(*f.ring->Current(), 0), "sk_test_third_0123456789");
 }
 
 TEST(KeyWatcherTest, BadUpdatesKeepTheKeysAndAreLoggedByFingerprint) {

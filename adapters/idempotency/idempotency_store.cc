@@ -43,7 +43,9 @@ std::string IdempotencyKey::Digest() const {
   AppendLengthPrefixed(caller, &input);
   AppendLengthPrefixed(rpc, &input);
   AppendLengthPrefixed(key, &input);
-  AppendLengthPrefixed(merchant, &input);
+  if (!merchant.empty() && merchant != kLegacyMerchant) {
+    AppendLengthPrefixed(merchant, &input);
+  }
   return Sha256Hex(input);
 }
 

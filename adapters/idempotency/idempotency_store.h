@@ -18,6 +18,10 @@
 
 namespace clink_gateway::idempotency {
 
+// The merchant of a gateway configured with --api_key_dir: its keys digest
+// exactly as they did before the gateway served several merchants.
+inline constexpr absl::string_view kLegacyMerchant = "default";
+
 // The scope a key lives in: two callers, two RPCs or two merchant accounts
 // never share a record.
 struct IdempotencyKey {
@@ -32,9 +36,12 @@ struct IdempotencyKey {
   // The merchant account the call goes to (`x-clink-merchant`, resolved).
   std::string merchant;
 
-  // A fixed-length name for this scope + key (hex SHA-256 of the four parts,
+  // A fixed-length name for this scope + key (hex SHA-256 of the parts,
   // length-prefixed so that no two distinct keys collide), safe to use as a
-  // Redis key or map key and free of caller data.
+  // Redis key or map key and free of caller data. The merchant is left out
+  // when it is empty or kLegacyMerchant, so keys stored before merchants
+  // existed (Redis keeps them for the retention period) are still found after
+  // an upgrade: a retry across a rolling update never runs twice.
   std::string Digest() const;
 };
 

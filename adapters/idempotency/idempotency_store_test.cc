@@ -28,6 +28,16 @@ TEST(DigestTest, IsHexSha256AndStable) {
            .Digest()));
 }
 
+TEST(DigestTest, KnownValueBeforeMerchantsIsKept) {
+  // sha256(00..01 "a" 00..01 "b" 00..01 "c"): the three-part digest issue 3
+  // stored in Redis; the single --api_key_dir merchant still produces it.
+  for (const char* merchant : {"", "default"}) {
+    EXPECT_EQ((IdempotencyKey{"a", "b", "c", merchant}.Digest()),
+              "bd735517dea8b04bba91d58ed956ea9ce3296d2f39b4a6e1103884815dd71d0d")
+        << merchant;
+  }
+}
+
 TEST(DigestTest, KnownValue) {
   // sha256(00..01 "a" 00..01 "b" 00..01 "c" 00..01 "d"), 8-byte big-endian
   // lengths; computed independently with Python's hashlib.

@@ -158,6 +158,21 @@ TEST(GatewayMainTest, MerchantsConfigIsParsedAndChecked) {
   EXPECT_NE(syntax.stderr_text.find("not a text-format"), std::string::npos)
       << syntax.stderr_text;
 
+  // A key where a quoted path belongs, or a key file given as the config:
+  // the message says where, never what.
+  for (const char* text : {"merchants { key_dir: sk_prod_pasted_0123456789 }",
+                           "sk_prod_pasted_0123456789\n"}) {
+    const GatewayRun pasted = RunGateway(
+        {"--grpc_listen=127.0.0.1:0",
+         "--merchants_config=" + WriteFile("pasted.textproto", text)});
+    EXPECT_EQ(pasted.exit_code, 2);
+    EXPECT_NE(pasted.stderr_text.find("error at line "),
+              std::string::npos)
+        << pasted.stderr_text;
+    EXPECT_EQ(pasted.stderr_text.find("sk_prod_pasted"), std::string::npos)
+        << pasted.stderr_text;
+  }
+
   // Parsed: the default names no configured merchant.
   const GatewayRun default_missing = RunGateway(
       {"--grpc_listen=127.0.0.1:0",
