@@ -421,7 +421,7 @@ void GatewayMetrics::Register(
   key_refusals_family_ =
       &BuildCounter()
            .Name("clink_gateway_upstream_key_refusals_total")
-           .Help("Clink refused a key in use (HTTP 401/403 or a key code), "
+           .Help("Clink refused a key in use (HTTP 401 or a key envelope code), "
                  "by merchant and key fingerprint.")
            .Register(r);
   auto& fallbacks =
