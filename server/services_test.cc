@@ -30,7 +30,11 @@ class FakeClinkApi final : public clink::ClinkApi {
     request_type = request.GetDescriptor()->full_name();
     worker = std::thread([this, response, done = std::move(done)]() mutable {
       if (fill) fill(response);
-      std::move(done)(clink::CallResult{result, "POST /payment", 200, 0});
+      clink::CallResult call;
+      call.status = result;
+      call.endpoint = "POST /payment";
+      call.http_status = 200;
+      std::move(done)(std::move(call));
     });
   }
   ~FakeClinkApi() override {
