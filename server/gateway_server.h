@@ -15,7 +15,6 @@
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/clock_skew_monitor.h"
 #include "common/clock.h"
-#include "common/secret.h"
 
 namespace clink_gateway::server {
 
