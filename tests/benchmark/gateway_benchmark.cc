@@ -767,6 +767,11 @@ int Run() {
                                      ? absl::GetFlag(FLAGS_emulator_threads)
                                      : std::max(64, 2 * concurrency + 8);
   emulator_options.max_recorded_requests = 0;  // Counted, not kept.
+  // Longer than any phase: one path's pool sits idle while the other path is
+  // measured, and a connection the emulator closed meanwhile would be counted
+  // as a new connection of the next phase (production load balancers keep
+  // idle connections 60 s or more).
+  emulator_options.keep_alive_timeout = absl::Seconds(120);
   auto emulator = emulator::ClinkEmulator::Start(emulator_options);
   if (!emulator.ok()) return Fail("emulator", emulator.status());
 

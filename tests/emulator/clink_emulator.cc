@@ -29,7 +29,6 @@ namespace {
 constexpr size_t kMaxBodyBytes = 1 << 20;
 constexpr char kApiPrefix[] = "/api";
 constexpr char kAdminPrefix[] = "/__emulator/";
-constexpr char kKeepAliveTimeoutMs[] = "10000";
 // What kMalformedJson answers: a success envelope cut off in the middle.
 constexpr char kMalformedJsonBody[] =
     "{\"code\":200,\"msg\":\"success\",\"data\":{\"orderId\":\"ord_";
@@ -302,12 +301,14 @@ absl::StatusOr<std::unique_ptr<ClinkEmulator>> ClinkEmulator::Start(
   const std::string listening_ports =
       tls ? "127.0.0.1:0" : absl::StrCat(opts.listen_address, ":", opts.port);
   const std::string num_threads = std::to_string(opts.num_threads);
+  const std::string keep_alive_ms =
+      std::to_string(absl::ToInt64Milliseconds(opts.keep_alive_timeout));
   // clang-format off
   const char* civetweb_options[] = {
       "listening_ports", listening_ports.c_str(),
       "num_threads", num_threads.c_str(),
       "enable_keep_alive", "yes",
-      "keep_alive_timeout_ms", kKeepAliveTimeoutMs,
+      "keep_alive_timeout_ms", keep_alive_ms.c_str(),
       "tcp_nodelay", "1",  // Headers and body go out in separate writes.
       nullptr};
   // clang-format on

@@ -180,6 +180,9 @@ class ClinkEmulator {
     // Oldest requests are forgotten beyond this many (the counters keep
     // counting).
     size_t max_recorded_requests = 10000;
+    // An idle keep-alive connection is closed after this long, like a real
+    // server or load balancer would (then clients must reconnect).
+    absl::Duration keep_alive_timeout = absl::Seconds(10);
   };
 
   // Validates `options` (InvalidArgument: no key at all, an empty key or
