@@ -206,6 +206,9 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   outcome.delivery = result.delivery;
   outcome.failure = result.failure;
   outcome.egress_reason = result.egress_reason;
+  if (state->keys != nullptr) {
+    outcome.key_fingerprint = state->keys->fingerprint(state->key_index);
+  }
   // This attempt never left, but an earlier one may have: the call as a whole
   // is not "not sent".
   if (state->maybe_sent && outcome.delivery == http::Delivery::kNotSent) {

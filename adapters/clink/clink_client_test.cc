@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/error_details.h"
@@ -737,6 +738,12 @@ TEST_F(KeyFallbackTest, BothKeysRefusedFailsAfterExactlyTwoAttempts) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal) << result.status;
   EXPECT_EQ(transport_.keys_seen,
             (std::vector<std::string>{kNewKey, kOldKey}));
+  // The error names the last key refused, by fingerprint only.
+  EXPECT_TRUE(absl::StrContains(result.status.message(),
+                                Secret(kOldKey).Fingerprint()))
+      << result.status;
+  EXPECT_FALSE(absl::StrContains(result.status.ToString(), kOldKey));
+  EXPECT_FALSE(absl::StrContains(result.status.ToString(), kNewKey));
   EXPECT_EQ(observer_.refused_keys,
             (std::vector<std::string>{Refused(kNewKey), Refused(kOldKey)}));
   EXPECT_EQ(observer_.fallbacks, std::vector<bool>{false});

@@ -78,9 +78,12 @@ Verdict FromCode(const UpstreamOutcome& o, int64_t code, bool from_envelope) {
   };
   switch (AuthFailureOfCode(code)) {
     case AuthFailure::kApiKey: {
-      Verdict v = rejected(absl::StatusCode::kInternal,
-                           "Clink refused the gateway's API key (a gateway "
-                           "configuration problem, not the caller's)");
+      Verdict v = rejected(
+          absl::StatusCode::kInternal,
+          absl::StrCat("Clink refused the gateway's API key",
+                       o.key_fingerprint.empty() ? "" : " ",
+                       o.key_fingerprint,
+                       " (a gateway configuration problem, not the caller's)"));
       v.pass_clink_msg = false;
       return v;
     }

@@ -90,6 +90,9 @@ struct UpstreamOutcome {
   http::FailureKind failure = http::FailureKind::kNone;
   // failure == kEgressDenied: HttpResult::egress_reason.
   std::string egress_reason;
+  // Secret::Fingerprint() of the key the attempt was signed with, named in the
+  // message when Clink refuses it; empty when unknown.
+  std::string key_fingerprint;
   // When a response arrived:
   int http_status = 0;
   // The body read as a Clink response (a JSON object with an envelope code, or
