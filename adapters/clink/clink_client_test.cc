@@ -658,9 +658,8 @@ class KeyFallbackTest : public ClinkClientTest {
  protected:
   void SetUp() override {
     ClinkClientTest::SetUp();
-    static int counter = 0;
     volume_ = std::make_unique<credentials::testing::SecretVolume>(
-        absl::StrCat(getenv("TEST_TMPDIR"), "/keys-", ++counter));
+        credentials::testing::NewTempPath("keys"));
     volume_->Write({{"api-key", kNewKey}, {"api-key-previous", kOldKey}});
     ring_ = *credentials::KeyRing::Load("acme", volume_->dir(), clock_);
     ClinkClientOptions options;

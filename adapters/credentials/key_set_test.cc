@@ -28,19 +28,9 @@ using ::testing::Not;
 constexpr char kNew[] = "sk_test_new_0123456789abcdef";
 constexpr char kOld[] = "sk_test_old_0123456789abcdef";
 
-std::string TempDir(absl::string_view name) {
-  static int counter = 0;
-  return absl::StrCat(getenv("TEST_TMPDIR"), "/", name, "-", ++counter);
-}
-
 // The X-API-KEY `keys.signer(index)` sends.
 std::string SignedKey(const KeySet& keys, size_t index) {
-  http::HttpRequest request;
-  EXPECT_TRUE(keys.signer(index).Sign(request).ok());
-  for (const auto& [name, value] : request.headers) {
-    if (name == "X-API-KEY") return value;
-  }
-  return "";
+  return testing::SignedApiKey(keys.signer(index));
 }
 
 std::vector<std::string> Values(absl::StatusOr<std::vector<Secret>> keys) {
@@ -51,7 +41,7 @@ std::vector<std::string> Values(absl::StatusOr<std::vector<Secret>> keys) {
 }
 
 TEST(ReadKeyDirectoryTest, ReadsASecretVolume) {
-  testing::SecretVolume volume(TempDir("volume"));
+  testing::SecretVolume volume(testing::NewTempPath("volume"));
   volume.Write(
       {{"api-key", absl::StrCat(kNew, "\n")}, {"api-key-previous", kOld}});
   EXPECT_THAT(Values(ReadKeyDirectory(volume.dir())),
@@ -62,7 +52,7 @@ TEST(ReadKeyDirectoryTest, ReadsASecretVolume) {
 }
 
 TEST(ReadKeyDirectoryTest, ReadsAPlainDirectory) {
-  const std::string dir = TempDir("plain");
+  const std::string dir = testing::NewTempPath("plain");
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   FILE* f = fopen(absl::StrCat(dir, "/api-key").c_str(), "w");
   fputs("  sk_test_plain_0123456789\r\n", f);
@@ -80,7 +70,7 @@ struct BadUpdate {
 class BadUpdateTest : public ::testing::TestWithParam<BadUpdate> {};
 
 TEST_P(BadUpdateTest, IsClassifiedAndNeverShowsTheKey) {
-  testing::SecretVolume volume(TempDir("bad"));
+  testing::SecretVolume volume(testing::NewTempPath("bad"));
   volume.Write(GetParam().files);
   absl::StatusOr<std::shared_ptr<const KeySet>> keys =
       LoadKeySet(volume.dir(), SystemClock());
@@ -123,13 +113,13 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return info.param.name; });
 
 TEST(ReadKeyDirectoryTest, MissingDirectoryIsMissing) {
-  EXPECT_EQ(FailureOutcome(ReadKeyDirectory(TempDir("absent")).status()),
+  EXPECT_EQ(FailureOutcome(ReadKeyDirectory(testing::NewTempPath("absent")).status()),
             ReloadOutcome::kMissing);
 }
 
 TEST(ReadKeyDirectoryTest, UnreadableFileIsUnreadable) {
   if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
-  testing::SecretVolume volume(TempDir("unreadable"));
+  testing::SecretVolume volume(testing::NewTempPath("unreadable"));
   volume.Write({{"api-key", kNew}});
   ASSERT_EQ(chmod(absl::StrCat(volume.dir(), "/api-key").c_str(), 0), 0);
   EXPECT_EQ(FailureOutcome(ReadKeyDirectory(volume.dir()).status()),
@@ -172,7 +162,7 @@ TEST(KeySetTest, PreferenceExpires) {
 }
 
 TEST(KeyRingTest, ReloadAppliesChangesAndKeepsKeysOnBadUpdates) {
-  testing::SecretVolume volume(TempDir("ring"));
+  testing::SecretVolume volume(testing::NewTempPath("ring"));
   volume.Write({{"api-key", kOld}});
   absl::StatusOr<std::unique_ptr<KeyRing>> ring =
       KeyRing::Load("acme", volume.dir(), SystemClock());
@@ -196,7 +186,7 @@ TEST(KeyRingTest, ReloadAppliesChangesAndKeepsKeysOnBadUpdates) {
 }
 
 TEST(KeyRingTest, LoadFailsWithoutAValidKey) {
-  testing::SecretVolume volume(TempDir("noload"));
+  testing::SecretVolume volume(testing::NewTempPath("noload"));
   volume.Write({{"api-key", "hunter2"}});
   absl::StatusOr<std::unique_ptr<KeyRing>> ring =
       KeyRing::Load("acme", volume.dir(), SystemClock());

@@ -26,18 +26,9 @@ namespace {
 
 constexpr absl::Duration kWait = absl::Seconds(10);
 
-std::string TempDir(absl::string_view name) {
-  static int counter = 0;
-  return absl::StrCat(getenv("TEST_TMPDIR"), "/", name, "-", ++counter);
-}
-
+// The X-API-KEY `keys.signer(index)` sends.
 std::string SignedKey(const KeySet& keys, size_t index) {
-  http::HttpRequest request;
-  EXPECT_TRUE(keys.signer(index).Sign(request).ok());
-  for (const auto& [name, value] : request.headers) {
-    if (name == "X-API-KEY") return value;
-  }
-  return "";
+  return testing::SignedApiKey(keys.signer(index));
 }
 
 // Records what the watcher reports; tests wait on it. (std::mutex, like the
@@ -76,7 +67,7 @@ class RecordingObserver : public CredentialObserver {
 struct Fixture {
   explicit Fixture(std::map<std::string, std::string> files,
                    KeyWatcher::Options options = {})
-      : volume(TempDir("watch")) {
+      : volume(testing::NewTempPath("watch")) {
     volume.Write(files);
     ring = *KeyRing::Load("acme", volume.dir(), SystemClock());
     options.observer = &observer;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -63,6 +64,22 @@ void SecretVolume::Write(const std::map<std::string, std::string>& files) {
   }
   version_ = version;
   files_ = files;
+}
+
+std::string NewTempPath(absl::string_view name) {
+  static std::atomic<int> counter{0};
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  return absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", name, "-",
+                      ++counter);
+}
+
+std::string SignedApiKey(const http::RequestSigner& signer) {
+  http::HttpRequest request;
+  if (!signer.Sign(request).ok()) return "";
+  for (const auto& [name, value] : request.headers) {
+    if (name == "X-API-KEY") return value;
+  }
+  return "";
 }
 
 }  // namespace clink_gateway::credentials::testing

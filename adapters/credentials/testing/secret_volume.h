@@ -6,6 +6,9 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/string_view.h"
+#include "adapters/http/request_signer.h"
+
 namespace clink_gateway::credentials::testing {
 
 class SecretVolume {
@@ -29,6 +32,13 @@ class SecretVolume {
   std::map<std::string, std::string> files_;
   int generation_ = 0;
 };
+
+// A path under the test's temporary directory (TEST_TMPDIR) that no earlier
+// call returned: "<tmp>/<name>-<n>". Nothing is created.
+std::string NewTempPath(absl::string_view name);
+
+// The X-API-KEY value `signer` adds to a request (empty if none).
+std::string SignedApiKey(const http::RequestSigner& signer);
 
 }  // namespace clink_gateway::credentials::testing
 
