@@ -109,7 +109,7 @@ absl::Status ReadCallMetadata(const grpc::CallbackServerContext& context,
                           "metadata is required: this gateway serves several "
                           "merchants and has no default"});
   } else if (merchant.has_value() &&
-             !merchants.contains(std::string(*merchant))) {
+             !merchants.contains(*merchant)) {
     // Not echoed: it may be anything the caller sent.
     violations.push_back({std::string(kMerchantMetadata),
                           "names no merchant this gateway serves"});
@@ -162,16 +162,17 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
     clink::CallResult result;
     result.status = std::move(metadata);
     result.endpoint = method->endpoint;
-    Complete(*method, reactor, start, /*keyed=*/false, options,
-             std::move(result));
+    Complete(*method, reactor, start, /*keyed=*/false, options.request_id,
+             options.merchant, std::move(result));
     return reactor;
   }
   const bool keyed = !options.idempotency_key.empty();
 
   api_.Call(*method->method, request, options, response,
             [this, reactor, start, method, keyed,
-             options](clink::CallResult result) {
-              Complete(*method, reactor, start, keyed, options,
+             request_id = options.request_id,
+             merchant = options.merchant](clink::CallResult result) {
+              Complete(*method, reactor, start, keyed, request_id, merchant,
                        std::move(result));
             });
   return reactor;
@@ -180,7 +181,8 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
 void RpcForwarder::Complete(const clink::RestMethod& method,
                             grpc::ServerUnaryReactor* reactor,
                             absl::Time start, bool keyed,
-                            const clink::CallOptions& options,
+                            const std::string& request_id,
+                            const std::string& merchant,
                             clink::CallResult result) {
   const absl::Duration latency = clock_.Now() - start;
   const absl::StatusCode code = result.status.code();
@@ -215,8 +217,8 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
        {"attempts", absl::StrCat(result.attempts)},
        {"idempotency_key", keyed ? "present" : "absent"},
        {"replayed", result.replayed ? "true" : "false"},
-       {"request_id", options.request_id},
-       {"merchant", options.merchant},
+       {"request_id", request_id},
+       {"merchant", merchant},
        // The key the last attempt was signed with; "none" when nothing was
        // sent (a refusal, a replay).
        {"key_fingerprint", result.key_fingerprint.empty()

@@ -55,8 +55,8 @@ class RpcForwarder {
   // Reports the end of an RPC, finishes it and logs its line.
   void Complete(const clink::RestMethod& method,
                 grpc::ServerUnaryReactor* reactor, absl::Time start,
-                bool keyed, const clink::CallOptions& options,
-                clink::CallResult result);
+                bool keyed, const std::string& request_id,
+                const std::string& merchant, clink::CallResult result);
 
   const clink::RestCodec& codec_;
   clink::ClinkApi& api_;
