@@ -67,11 +67,11 @@ ClinkClient::ClinkClient(const RestCodec& codec, http::HttpTransport& transport,
       observer_(options.observer != nullptr ? *options.observer
                                             : NoUpstreamObserver()),
       budget_(options.retry),
-      rate_limit_(options.rate_limit_per_second > 0
-                      ? std::make_unique<TokenBucket>(
-                            options.rate_limit_per_second,
-                            options.rate_limit_burst)
-                      : nullptr) {}
+      rate_limit_(
+          options.rate_limit_per_second > 0
+              ? std::make_unique<TokenBucket>(options.rate_limit_per_second,
+                                              options.rate_limit_burst)
+              : nullptr) {}
 
 ClinkClient::Stats ClinkClient::stats() const {
   Stats s;
@@ -187,11 +187,11 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
     send_options.signer = &state->keys->signer(state->key_index);
   }
   http::HttpRequest request = state->request;
-  transport_.Send(std::move(request), std::move(send_options),
-                  [this, state = std::move(state)](
-                      http::HttpResult result) mutable {
-                    OnAttemptDone(std::move(state), std::move(result));
-                  });
+  transport_.Send(
+      std::move(request), std::move(send_options),
+      [this, state = std::move(state)](http::HttpResult result) mutable {
+        OnAttemptDone(std::move(state), std::move(result));
+      });
 }
 
 void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
@@ -236,8 +236,9 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     outcome.envelope_code = envelope.code;
     if (envelope.has_code) envelope_code = envelope.code;
     outcome.envelope_msg = std::move(envelope.msg);
-    outcome.incomplete =
-        envelope.payload_missing || stats.unreadable_amounts > 0;
+    outcome.incomplete = envelope.payload_missing ||
+                         stats.unreadable_amounts > 0 ||
+                         stats.values_too_deep > 0;
     call.unknown_fields = stats.unknown_fields;
     unknown_fields_.fetch_add(stats.unknown_fields, std::memory_order_relaxed);
     if (stats.unknown_fields > 0) {
@@ -255,8 +256,7 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   attempt.connections_opened = result.connections_opened;
   attempt.response_bytes = result.response_bytes;
   // Zero for an attempt that failed before its (delayed) start.
-  attempt.duration =
-      std::max(now - state->attempt_start, absl::ZeroDuration());
+  attempt.duration = std::max(now - state->attempt_start, absl::ZeroDuration());
   attempt.throttled = call.http_status == 429 || envelope_code == 429;
   observer_.OnAttempt(attempt);
   call.status = MapUpstreamOutcome(outcome);
@@ -264,7 +264,12 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   // (the key lacks a permission) is no reason to try another key.
   const bool key_refused = auth == AuthFailure::kApiKey &&
                            call.http_status != 403 && envelope_code != 403;
-  if (state->keys != nullptr && TryOtherKey(state, call, key_refused, now)) {
+  // Only an HTTP 401 proves that Clink processed nothing. A key-refused
+  // envelope code inside a 5xx (or any other status) leaves the outcome open:
+  // resending a payment then could charge it twice.
+  const bool nothing_processed = key_refused && call.http_status == 401;
+  if (state->keys != nullptr &&
+      TryOtherKey(state, call, key_refused, nothing_processed, now)) {
     return;
   }
   if (call.status.ok()) {
@@ -294,8 +299,8 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     }
     // Room for the wait and a whole attempt (as long as the last one took, at
     // least min_attempt_time) before the deadline.
-    const absl::Duration attempt_time = std::max(
-        now - state->attempt_start, options_.retry.min_attempt_time);
+    const absl::Duration attempt_time =
+        std::max(now - state->attempt_start, options_.retry.min_attempt_time);
     if (!denial.has_value() && now + delay + attempt_time > state->deadline) {
       denial = RetryDenial::kDeadline;
     }
@@ -316,7 +321,8 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
 }
 
 bool ClinkClient::TryOtherKey(std::unique_ptr<CallState>& state,
-                              CallResult& call, bool refused, absl::Time now) {
+                              CallResult& call, bool refused,
+                              bool nothing_processed, absl::Time now) {
   const credentials::KeySet& keys = *state->keys;
   const std::string& fingerprint = keys.fingerprint(state->key_index);
   call.key_fingerprint = fingerprint;
@@ -330,7 +336,7 @@ bool ClinkClient::TryOtherKey(std::unique_ptr<CallState>& state,
       keys.Prefer(state->key_index, now + options_.key_preference);
     }
   }
-  if (!refused || state->fallback != CallState::Fallback::kNone ||
+  if (!nothing_processed || state->fallback != CallState::Fallback::kNone ||
       keys.size() < 2 ||
       now + options_.retry.min_attempt_time > state->deadline) {
     return false;

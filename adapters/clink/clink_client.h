@@ -45,8 +45,10 @@ struct ClinkClientOptions {
   // The merchant account this client calls Clink for (logs and metrics).
   std::string merchant = "default";
   // The merchant's keys. Each call signs every attempt from one snapshot
-  // (KeyRing::Current() when the call starts). When Clink refuses a key (HTTP
-  // 401 or a key envelope code: Clink did not process the request) and the
+  // (KeyRing::Current() when the call starts). When Clink refuses a key with
+  // HTTP 401 (proof that Clink did not process the request; a key envelope
+  // code under any other status, e.g. a 5xx, is counted as a refusal but
+  // leaves the outcome open, so it never triggers a resend) and the
   // snapshot has another key, the same request is sent once more, at once,
   // with that key (OnKeyFallback; no retry budget or backoff, it still needs
   // room before the deadline). Null: the transport's own signer, no fallback.
@@ -63,8 +65,8 @@ struct ClinkClientOptions {
 class ClinkClient final : public ClinkApi {
  public:
   struct Stats {
-    int64_t calls = 0;     // Calls admitted (first attempts).
-    int64_t retries = 0;   // Further attempts sent.
+    int64_t calls = 0;    // Calls admitted (first attempts).
+    int64_t retries = 0;  // Further attempts sent.
     int64_t retries_denied_by_budget = 0;
     int64_t overload_rejections = 0;  // Refused by max_in_flight.
     int64_t rate_limited = 0;         // Refused by the rate limit.
@@ -97,10 +99,11 @@ class ClinkClient final : public ClinkApi {
                     bool retry = true);
   void OnAttemptDone(std::unique_ptr<CallState> state, http::HttpResult result);
   // Notes the attempt's key (refusal metrics, the preference after a
-  // fallback) and, when Clink `refused` it and the call's key set has another
-  // key, resends with that key and returns true (`state` is then moved).
+  // fallback) and, when Clink `refused` it with an answer that proves
+  // `nothing_processed` (HTTP 401) and the call's key set has another key,
+  // resends with that key and returns true (`state` is then moved).
   bool TryOtherKey(std::unique_ptr<CallState>& state, CallResult& call,
-                   bool refused, absl::Time now);
+                   bool refused, bool nothing_processed, absl::Time now);
   void Finish(std::unique_ptr<CallState> state, CallResult result);
 
   const RestCodec& codec_;

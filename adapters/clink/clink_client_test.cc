@@ -266,6 +266,23 @@ TEST_F(ClinkClientTest, UnreadableAmountInASuccessIsNotOk) {
   EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "committed");
 }
 
+TEST_F(ClinkClientTest, RefundAnsweredWithDeeplyNestedMetadataIsCommitted) {
+  // Clink took the refund (code 200) but part of its answer is nested too
+  // deep to decode: an error, never a crash, and the refund happened.
+  transport_.next = Response(
+      200, absl::StrCat(R"({"code":200,"msg":"success","data":{"refundId":)"
+                        R"("rfd_1","metadata":{"deep":)",
+                        std::string(200000, '['), std::string(200000, ']'),
+                        "}}}"));
+  v1::CreateRefundResponse response;
+  const CallResult result = Call(Refund(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(GetErrorInfo(result.status)->reason(),
+            "UPSTREAM_INCOMPLETE_RESPONSE");
+  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "committed");
+  EXPECT_EQ(transport_.requests.size(), 1u);
+}
+
 TEST_F(ClinkClientTest, TwoHundredWithoutEnvelopeOnAPaymentIsUnknown) {
   transport_.next =
       Response(200, R"({"error":"gateway timeout","status":504})");
@@ -768,6 +785,28 @@ TEST_F(KeyFallbackTest, OtherFailuresNeverSwitchKeys) {
   }
   EXPECT_TRUE(observer_.fallbacks.empty());
   EXPECT_TRUE(observer_.refused_keys.empty());
+}
+
+TEST_F(KeyFallbackTest, KeyCodeInsideA5xxNeverResendsThePayment) {
+  // A 5xx leaves the payment's outcome open, whatever envelope code it
+  // carries: a resend with the other key could charge it twice.
+  v1::CreatePaymentResponse response;
+  for (const char* body : {R"({"code":401,"msg":"key invalid"})",
+                           R"({"code":80102221,"msg":"key expired"})"}) {
+    for (int status : {500, 502, 503}) {
+      transport_.keys_seen.clear();
+      transport_.next = Response(status, body);
+      const CallResult result = Call(Payment(), &response);
+      EXPECT_EQ(transport_.keys_seen, std::vector<std::string>{kNewKey})
+          << status << " " << body;
+      EXPECT_EQ(result.attempts, 1);
+      EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown)
+          << result.status;
+      EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"),
+                "unknown");
+    }
+  }
+  EXPECT_TRUE(observer_.fallbacks.empty());
 }
 
 TEST_F(KeyFallbackTest, ASingleKeyHasNothingToFallBackTo) {

@@ -81,8 +81,7 @@ Verdict FromCode(const UpstreamOutcome& o, int64_t code, bool from_envelope) {
       Verdict v = rejected(
           absl::StatusCode::kInternal,
           absl::StrCat("Clink refused the gateway's API key",
-                       o.key_fingerprint.empty() ? "" : " ",
-                       o.key_fingerprint,
+                       o.key_fingerprint.empty() ? "" : " ", o.key_fingerprint,
                        " (a gateway configuration problem, not the caller's)"));
       v.pass_clink_msg = false;
       return v;
@@ -145,7 +144,17 @@ Verdict Classify(const UpstreamOutcome& o) {
     return {absl::StatusCode::kInternal, "UPSTREAM_INCOMPLETE_RESPONSE", false,
             Outcome::kCommitted,
             "Clink accepted the request but its answer is incomplete (missing "
-            "payload or unreadable amount); do not retry, look it up"};
+            "payload, unreadable amount or a value nested too deep); do not "
+            "retry, look it up"};
+  }
+  if (!envelope_error && o.http_status == 408) {
+    // Request Timeout, from Clink's web server or a proxy or load balancer in
+    // front of it: the request was not received whole, so nothing was
+    // processed. Safe to send again.
+    return {absl::StatusCode::kUnavailable, "HTTP_408", false,
+            Outcome::kNotSent,
+            "Clink (or a proxy in front of it) timed out receiving the "
+            "request, so it was not processed; safe to retry"};
   }
   if (!envelope_error) return FromCode(o, o.http_status, false);
   Verdict v = FromCode(o, o.envelope_code, /*from_envelope=*/true);

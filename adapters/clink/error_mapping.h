@@ -101,7 +101,8 @@ struct UpstreamOutcome {
   bool has_envelope_code = false;
   int64_t envelope_code = 0;
   std::string envelope_msg;  // Clink's msg; cut to 200 bytes in messages.
-  // A success whose payload is missing or has an amount that could not be read.
+  // A success whose payload is missing, has an amount that could not be read,
+  // or a value nested too deep to decode safely.
   bool incomplete = false;
   std::string retry_after;             // Retry-After header value, if any.
   absl::Time now = absl::UnixEpoch();  // For an HTTP-date Retry-After.

@@ -107,6 +107,12 @@ const Row kRows[] = {
     {"business_rejection", POST, false, kOk, Delivery::kReceived, 200, true,
      true, 90101401, StatusCode::kFailedPrecondition, "90101401",
      "clinkbill.com", "rejected"},
+    // 408 Request Timeout (Clink's web server, or a proxy in front of it):
+    // the request was not received whole, nothing was processed.
+    {"post_http_408", POST, false, kOk, Delivery::kReceived, 408, false, false,
+     0, StatusCode::kUnavailable, "HTTP_408", "gateway.clink", "not_sent"},
+    {"get_http_408", GET, false, kOk, Delivery::kReceived, 408, false, false,
+     0, StatusCode::kUnavailable, "HTTP_408", "gateway.clink", "not_sent"},
     {"other_http_4xx", GET, false, kOk, Delivery::kReceived, 418, false, false,
      0, StatusCode::kFailedPrecondition, "HTTP_418", "gateway.clink",
      "rejected"},

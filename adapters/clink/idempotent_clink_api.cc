@@ -55,6 +55,13 @@ bool IsFinalForIdempotency(const absl::Status& status,
     case Outcome::kRejected:
       break;
   }
+  // Refused without a Clink envelope code: a bare HTTP 4xx from a proxy, a
+  // load balancer or Clink's web server, before any of Clink's own logic.
+  // Nothing was processed and it is not Clink's verdict on the request, so
+  // the key is freed rather than holding that answer for the retention
+  // period.
+  const absl::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
+  if (info.has_value() && info->domain() == kGatewayDomain) return false;
   // Clink answered and did nothing. Only refusals that would repeat are the
   // answer; anything else (rate limit, conflict, the gateway's own key or
   // clock refused, codes the gateway does not know) is worth running again.
@@ -81,8 +88,8 @@ std::string RequestHash(const google::protobuf::MethodDescriptor& method,
     request.SerializeToCodedStream(&coded);
   }
   // The method name, a NUL (never in a name), then the request bytes.
-  return Sha256Hex(absl::StrCat(method.full_name(), absl::string_view("\0", 1),
-                                bytes));
+  return Sha256Hex(
+      absl::StrCat(method.full_name(), absl::string_view("\0", 1), bytes));
 }
 
 struct IdempotentClinkApi::KeyedCall {
@@ -119,8 +126,7 @@ void IdempotentClinkApi::Call(const google::protobuf::MethodDescriptor& method,
                               google::protobuf::Message* response,
                               Callback done) {
   const RestMethod* rest = codec_.Find(method);
-  if (options.idempotency_key.empty() || rest == nullptr ||
-      !rest->mutating()) {
+  if (options.idempotency_key.empty() || rest == nullptr || !rest->mutating()) {
     inner_.Call(method, request, options, response, std::move(done));
     return;
   }
@@ -162,8 +168,8 @@ void IdempotentClinkApi::OnBegin(
                   std::move(call->done));
       return;
     }
-    const bool full = begun.status().code() ==
-                      absl::StatusCode::kResourceExhausted;
+    const bool full =
+        begun.status().code() == absl::StatusCode::kResourceExhausted;
     // The store's own message (its address, the client library's error) is
     // for the operator's log, not for callers.
     Log(LogLevel::kWarning, "idempotency_store_unavailable",

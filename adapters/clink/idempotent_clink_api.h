@@ -15,8 +15,10 @@
 //      NOT_FOUND, ALREADY_EXISTS, OUT_OF_RANGE, PERMISSION_DENIED), or an
 //      outcome that is unknown or committed (the request may have taken
 //      effect; a retry is told so, it never sends the payment again). A call
-//      that provably had no effect (outcome not_sent, or any other refusal:
-//      429, 409, overload, the gateway's key refused) releases the key, so the
+//      that provably had no effect (outcome not_sent, e.g. an HTTP 408; any
+//      other refusal: 429, 409, overload, the gateway's key refused; or a bare
+//      HTTP 4xx without a Clink envelope code, from a proxy or load balancer in
+//      front of Clink, which is not Clink's verdict) releases the key, so the
 //      retry runs; so does an unknown outcome of a call Clink deduplicates
 //      itself (CreateRefund), whose retry is safe and learns the outcome.
 //   4. Later calls with the same key and request get the stored result

@@ -313,6 +313,31 @@ TEST(IsFinalForIdempotencyTest, StoresWhatWouldRepeatAndReleasesTheRest) {
   }
 }
 
+TEST(IsFinalForIdempotencyTest, AnswersWithoutAClinkEnvelopeReleaseTheKey) {
+  // What MapUpstreamOutcome makes of a POST /payment answered with `status`
+  // and, when `envelope_code` is set, a Clink envelope.
+  auto answered = [](int status, int64_t envelope_code) {
+    UpstreamOutcome o;
+    o.endpoint = "POST /payment";
+    o.mutating = true;
+    o.delivery = http::Delivery::kReceived;
+    o.http_status = status;
+    o.has_envelope_code = envelope_code != 0;
+    o.envelope_code = envelope_code;
+    return MapUpstreamOutcome(o);
+  };
+  // A proxy or load balancer in front of Clink answered: nothing was
+  // processed, and it is not Clink's verdict. The retry must run.
+  for (int status : {408, 400, 404, 405, 413, 418, 431}) {
+    EXPECT_FALSE(IsFinalForIdempotency(answered(status, 0), false)) << status;
+  }
+  EXPECT_EQ(OutcomeOf(answered(408, 0)), Outcome::kNotSent);
+  // Clink's own refusals would repeat: stored.
+  EXPECT_TRUE(IsFinalForIdempotency(answered(200, 400), false));
+  EXPECT_TRUE(IsFinalForIdempotency(answered(404, 404), false));
+  EXPECT_TRUE(IsFinalForIdempotency(answered(200, 90101401), false));
+}
+
 TEST_F(IdempotentClinkApiTest, TheObserverSeesWhatHappenedToEachKeyedCall) {
   class Recorder final : public UpstreamObserver {
    public:

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -40,6 +41,10 @@ constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
                                  rapidjson::kParseNumbersAsStringsFlag |
                                  rapidjson::kParseValidateEncodingFlag;
 constexpr size_t kMaxUnknownExamples = 4;
+// The deepest JSON value (arrays and objects inside a metadata value) kept as
+// JSON text. Clink's metadata values are strings; a little structure is kept
+// as is, a pathological nesting is refused (see JsonText).
+constexpr int kMaxJsonValueDepth = 32;
 
 const v1::FieldRule& RuleOf(const FieldDescriptor& field) {
   return field.options().GetExtension(v1::field);
@@ -146,15 +151,114 @@ bool ParseTimestamp(absl::string_view text, v1::ValueEncoding encoding,
   return false;
 }
 
+// True when `value` nests arrays and objects at most `max_depth` levels deep (a
+// scalar is 0, `{"a":[1]}` is 2). Iterative, so the check itself cannot
+// overflow the stack whatever the input; it stops at the first value too deep.
+bool NestsAtMost(const rapidjson::Value& value, int max_depth) {
+  struct Pending {
+    const rapidjson::Value* value;
+    int depth;  // Of the container `value` is in.
+  };
+  std::vector<Pending> pending = {{&value, 0}};
+  while (!pending.empty()) {
+    const Pending next = pending.back();
+    pending.pop_back();
+    if (next.value->IsObject()) {
+      if (next.depth + 1 > max_depth) return false;
+      for (auto it = next.value->MemberBegin(); it != next.value->MemberEnd();
+           ++it) {
+        if (it->value.IsObject() || it->value.IsArray()) {
+          pending.push_back({&it->value, next.depth + 1});
+        }
+      }
+    } else if (next.value->IsArray()) {
+      if (next.depth + 1 > max_depth) return false;
+      for (const rapidjson::Value& item : next.value->GetArray()) {
+        if (item.IsObject() || item.IsArray()) {
+          pending.push_back({&item, next.depth + 1});
+        }
+      }
+    }
+  }
+  return true;
+}
+
 // A JSON scalar rendered as text (strings as-is, numbers as their digits thanks
 // to kParseNumbersAsStringsFlag), or the serialized JSON of anything else.
-std::string JsonText(const rapidjson::Value& value) {
-  if (value.IsString())
-    return std::string(value.GetString(), value.GetStringLength());
+// False, with `*out` untouched, for a value nested deeper than
+// kMaxJsonValueDepth: rapidjson's writer recurses once per level, so an
+// unbounded value from Clink could overflow the stack.
+bool JsonText(const rapidjson::Value& value, std::string* out) {
+  if (value.IsString()) {
+    out->assign(value.GetString(), value.GetStringLength());
+    return true;
+  }
+  if (!NestsAtMost(value, kMaxJsonValueDepth)) return false;
   rapidjson::StringBuffer buffer;
   JsonWriter writer(buffer);
   value.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
+  out->assign(buffer.GetString(), buffer.GetSize());
+  return true;
+}
+
+// The message types `d` holds directly: message fields and map values, but not
+// Timestamps (decoded as scalars).
+std::vector<const Descriptor*> NestedMessageTypes(const Descriptor* d) {
+  std::vector<const Descriptor*> out;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || IsTimestamp(*f)) {
+      continue;
+    }
+    const Descriptor* nested = f->message_type();
+    if (f->is_map()) {
+      const FieldDescriptor* value = nested->map_value();
+      if (value->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE ||
+          IsTimestamp(*value)) {
+        continue;
+      }
+      nested = value->message_type();
+    }
+    out.push_back(nested);
+  }
+  return out;
+}
+
+// A message type among the keys of `types` that contains itself, directly or
+// through other messages; null when there is none. Iterative depth-first
+// search.
+template <typename Map>
+const Descriptor* FindRecursiveType(const Map& types) {
+  enum class Mark { kOnPath, kDone };
+  absl::flat_hash_map<const Descriptor*, Mark> marks;
+  struct Frame {
+    const Descriptor* type;
+    std::vector<const Descriptor*> children;
+    size_t next = 0;
+  };
+  for (const auto& [root, unused] : types) {
+    if (marks.contains(root)) continue;
+    std::vector<Frame> path;
+    path.push_back({root, NestedMessageTypes(root)});
+    marks[root] = Mark::kOnPath;
+    while (!path.empty()) {
+      Frame& top = path.back();
+      if (top.next == top.children.size()) {
+        marks[top.type] = Mark::kDone;
+        path.pop_back();
+        continue;
+      }
+      const Descriptor* child = top.children[top.next++];
+      const auto it = marks.find(child);
+      if (it != marks.end()) {
+        if (it->second == Mark::kOnPath) return child;
+        continue;
+      }
+      marks[child] = Mark::kOnPath;
+      path.push_back({child, NestedMessageTypes(child)});
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -546,16 +650,23 @@ class RestCodec::Impl {
       const std::string key(it->name.GetString(), it->name.GetStringLength());
       const std::string item = absl::StrCat(path, ".", key);
       if (it->value.IsNull()) continue;
-      Message* entry = r->AddMessage(message, &f);
-      entry->GetReflection()->SetString(entry, key_field, key);
       bool ok;
       if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
         // Clink says metadata values are strings; keep any other JSON value as
-        // its JSON text.
-        entry->GetReflection()->SetString(entry, value_field,
-                                          JsonText(it->value));
+        // its JSON text, unless it is nested too deep to walk safely.
+        std::string text;
+        if (!JsonText(it->value, &text)) {
+          ++stats->values_too_deep;
+          Unknown(item, stats);
+          continue;
+        }
+        Message* entry = r->AddMessage(message, &f);
+        entry->GetReflection()->SetString(entry, key_field, key);
+        entry->GetReflection()->SetString(entry, value_field, std::move(text));
         ok = true;
       } else {
+        Message* entry = r->AddMessage(message, &f);
+        entry->GetReflection()->SetString(entry, key_field, key);
         ok = DecodeField(it->value, *value_field, entry, item, stats);
       }
       if (!ok) {
@@ -825,6 +936,12 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
         }
       }
     }
+  }
+  if (const Descriptor* d = FindRecursiveType(codec->fields_); d != nullptr) {
+    return ProtoBug(d->full_name(),
+                    "contains itself; decoding follows the message schema, "
+                    "so a recursive type would let Clink's JSON nest (and the "
+                    "decoder recurse) without bound");
   }
   return codec;
 }

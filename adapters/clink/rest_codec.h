@@ -78,6 +78,10 @@ struct DecodeStats {
   // Never tolerated: the caller must not see a blank amount as if it were
   // Clink's answer.
   int unreadable_amounts = 0;
+  // Map values nested deeper than the codec walks (32 levels of arrays and
+  // objects inside one metadata value), left out. Like an unreadable amount,
+  // never tolerated: the response is not what Clink sent.
+  int values_too_deep = 0;
 };
 
 // Clink's envelope: `{code, msg, data}` or `{total, rows, code, msg}`.
@@ -151,7 +155,11 @@ class RestCodec {
   // INTERNAL for a body that is not a JSON object, or that has no envelope
   // code unless RestRule.unwrapped_response_ok. A JSON member the response has
   // no field for is counted in `stats`, never an error; a money value that
-  // cannot be read exactly is counted in stats->unreadable_amounts.
+  // cannot be read exactly is counted in stats->unreadable_amounts, and a
+  // map value nested deeper than 32 levels in stats->values_too_deep. Never
+  // recurses once per level of the body: the parse is iterative and the walk
+  // follows the (acyclic, checked by Create) message schema, so no body under
+  // the transport's size cap can exhaust the stack.
   absl::Status DecodeResponse(const RestMethod& method, absl::string_view body,
                               google::protobuf::Message* response,
                               Envelope* envelope, DecodeStats* stats) const;

@@ -1330,6 +1330,65 @@ TEST(MoneyTest, AmountThatIsNotANumberIsCountedAsUnreadable) {
   }
 }
 
+// `depth` nested JSON arrays around `inner`: "[[[inner]]]".
+std::string Nested(int depth, const std::string& inner = "1") {
+  return absl::StrCat(std::string(depth, '['), inner, std::string(depth, ']'));
+}
+
+TEST(DeepJsonTest, MetadataNestedTwoHundredThousandLevelsIsLeftOutNotWalked) {
+  // ~400 KB, under the transport's response cap: once crashed the process
+  // (stack overflow in the recursive serialisation of the map value).
+  const std::string deep = Nested(200000);
+  for (const std::string& metadata :
+       {absl::StrCat(R"({"arn":"8377","deep":)", deep, "}"),
+        // Clink may send the metadata as a JSON-encoded string.
+        absl::StrCat(R"("{\"arn\":\"8377\",\"deep\":)", deep, R"(}")")}) {
+    const Decoded got =
+        Decode("PaymentService.CreateRefund",
+               Ok(absl::StrCat(R"({"refundId":"rfd_1","refundAmount":1.50,)",
+                               R"("metadata":)", metadata, "}")));
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    const auto& refund =
+        static_cast<const v1::CreateRefundResponse&>(*got.response).refund();
+    EXPECT_EQ(refund.refund_id(), "rfd_1");
+    EXPECT_EQ(refund.refund_amount(), "1.50");
+    EXPECT_EQ(refund.metadata().at("arn"), "8377");
+    EXPECT_FALSE(refund.metadata().contains("deep"));
+    EXPECT_EQ(got.stats.values_too_deep, 1);
+    EXPECT_THAT(got.stats.unknown_examples,
+                ElementsAre("data.metadata.deep"));
+  }
+}
+
+TEST(DeepJsonTest, MetadataValuesUpToThirtyTwoLevelsAreKeptAsJsonText) {
+  const Decoded got = Decode(
+      "PaymentService.CreateRefund",
+      Ok(absl::StrCat(R"({"refundId":"rfd_1","metadata":{"ok":)",
+                      Nested(32, R"("x")"), R"(,"over":)", Nested(33), "}}")));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  const auto& metadata = static_cast<const v1::CreateRefundResponse&>(
+                             *got.response)
+                             .refund()
+                             .metadata();
+  EXPECT_EQ(metadata.at("ok"), Nested(32, R"("x")"));
+  EXPECT_FALSE(metadata.contains("over"));
+  EXPECT_EQ(got.stats.values_too_deep, 1);
+}
+
+TEST(DeepJsonTest, DeepValuesUnderUnknownMembersAndWholeBodiesAreHarmless) {
+  // Ignored members are never walked; a body that is one deep array is not
+  // an object. Neither recurses per level.
+  const Decoded unknown =
+      Decode("PaymentService.GetOrder",
+             Ok(absl::StrCat(R"({"orderId":"ord_1","x":)", Nested(200000),
+                             "}")));
+  ASSERT_TRUE(unknown.status.ok()) << unknown.status;
+  EXPECT_EQ(unknown.stats.values_too_deep, 0);
+  EXPECT_THAT(unknown.stats.unknown_examples, ElementsAre("data.x"));
+  const Decoded array = Decode("PaymentService.GetOrder", Nested(200000));
+  EXPECT_EQ(array.status.code(), absl::StatusCode::kInternal);
+}
+
 TEST(RestCodecEnvelopeTest, MissingEnvelopeCodeIsAnErrorUnlessAllowed) {
   // A 2xx body without `code` is no success for a payment (only GetProduct
   // may answer with the bare resource).
@@ -2404,7 +2463,28 @@ INSTANTIATE_TEST_SUITE_P(
         BrokenCase{
             "duplicate_wire_value", "", kColorField,
             ColorEnum(R"(options { [clink.gateway.v1.wire_value]: "red" })"),
-            kGoodOptions, "duplicate wire_value"}),
+            kGoodOptions, "duplicate wire_value"},
+        // Resp.node: Node, Node.children: repeated Node. Decoding follows the
+        // schema, so a recursive type would let Clink's JSON set the depth.
+        BrokenCase{"recursive_message", "",
+                   R"pb(field {
+                          name: "node"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_MESSAGE
+                          type_name: ".broken.Node"
+                        })pb",
+                   R"pb(message_type {
+                          name: "Node"
+                          field {
+                            name: "children"
+                            number: 1
+                            label: LABEL_REPEATED
+                            type: TYPE_MESSAGE
+                            type_name: ".broken.Node"
+                          }
+                        })pb",
+                   kGoodOptions, "contains itself"}),
     [](const ::testing::TestParamInfo<BrokenCase>& info) {
       return info.param.name;
     });

@@ -188,6 +188,33 @@ TEST_F(MoneySafetyTest, WriteResetAnd5xxAreSentOnceWithTheirOutcome) {
   }
 }
 
+TEST_F(MoneySafetyTest, KeyedPaymentAnswered408IsNotSentAndTheRetryRuns) {
+  // A 408 from Clink's web server or a proxy in front of it: the payment was
+  // not processed, so the key is freed (not stored as a final refusal) and the
+  // caller's retry with the same key pays.
+  Fail(Fault::Kind::kHttpError, "/api/payment", 1, /*http_status=*/408);
+  v1::CreatePaymentResponse paid;
+  const grpc::Status refused = payment_->CreatePayment(
+      Keyed("pay-408").get(), CardPayment("9.00"), &paid);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << refused.error_message();
+  EXPECT_EQ(ErrorInfoOf(refused).metadata().at("outcome"), "not_sent");
+  EXPECT_EQ(ErrorInfoOf(refused).reason(), "HTTP_408");
+  const grpc::Status retried = payment_->CreatePayment(
+      Keyed("pay-408").get(), CardPayment("9.00"), &paid);
+  ASSERT_TRUE(retried.ok()) << retried.error_message();
+  EXPECT_EQ(paid.amount(), "9.00");
+  EXPECT_EQ(RequestsTo("POST", "/api/payment"), 2);
+  // And now it is stored: a third call replays without reaching Clink.
+  v1::CreatePaymentResponse replayed;
+  ASSERT_TRUE(payment_
+                  ->CreatePayment(Keyed("pay-408").get(), CardPayment("9.00"),
+                                  &replayed)
+                  .ok());
+  EXPECT_EQ(replayed.order_id(), paid.order_id());
+  EXPECT_EQ(RequestsTo("POST", "/api/payment"), 2);
+}
+
 TEST_F(MoneySafetyTest, RefundIsRetriedBecauseClinkDeduplicatesIt) {
   const std::string order = MakeOrder();
   Fail(Fault::Kind::kHttpError, "/api/refund", 1);
