@@ -9,7 +9,10 @@
 #   3. Each environment's container args, $(VARS) resolved from its ConfigMap, go through the real
 #      gateway's flag parsing: every value must parse. The key directory (--api_key_dir, or every
 #      key_dir of a --merchants_config, whose text comes from its ConfigMap) is replaced by a local
-#      one holding an empty `api-key`, where the gateway stops, before listening on anything.
+#      one holding an empty `api-key`, where the gateway stops. The listen addresses keep their
+#      hosts but get port 0: a test never binds the deployment's fixed ports (50051, 9464), which
+#      tools/run_local.sh or another test may hold. To prove it, this test holds those ports
+#      itself (where they are free) while the gateway runs.
 # Usage (from Bazel): manifests_test.sh <path to clink_gateway>
 set -euo pipefail
 
@@ -98,6 +101,45 @@ args+=("--flags=$work/helpfull.txt")
 # `api-key` is empty (and no `api-key-previous`) in place of the Secret volume.
 keys="$work/keys"
 mkdir -p "$keys" && : >"$keys/api-key"
+
+# The ports the deployed pods bind (50051, 9464): this test must never bind them, or it fails
+# whenever tools/run_local.sh (or anything else) runs beside it. Hold each one on 127.0.0.1
+# while the gateway runs, so that a run which binds one fails here too; a port that is already
+# taken (by tools/run_local.sh, or this test running in another checkout) is left to its
+# holder: it is just as unavailable, and holding is never a reason for this test to fail.
+declare -A fixed_ports=()
+for name in "${policy_targets[@]}"; do
+  while IFS= read -r listen; do
+    port="${listen##*:}"
+    if [[ "$port" =~ ^[1-9][0-9]*$ ]]; then fixed_ports[$port]=1; fi
+  done < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
+    "--print-listen=$name" "$name=$work/$name.0.yaml")
+done
+if [ "${#fixed_ports[@]}" -lt 2 ]; then
+  echo "FAIL: no gRPC and metrics ports found in the manifests (validate.js --print-listen)" >&2
+  exit 1
+fi
+holder_pid=""
+cleanup_holder() { if [ -n "$holder_pid" ]; then kill "$holder_pid" 2>/dev/null || true; fi; }
+trap cleanup_holder EXIT
+exec {holder}< <(exec "$node" -e '
+  const net = require("net");
+  const ports = process.argv.slice(1).map(Number);
+  const held = [];
+  const busy = [];
+  let pending = ports.length;
+  const settle = () => {
+    if (--pending === 0) console.log(`held ${held.join(" ") || "-"}; already taken ${busy.join(" ") || "-"}`);
+  };
+  for (const port of ports) {
+    const server = net.createServer((socket) => socket.destroy());
+    server.once("error", () => { busy.push(port); settle(); });
+    server.listen({ port, host: "127.0.0.1" }, () => { held.push(port); settle(); });
+  }' "${!fixed_ports[@]}")
+holder_pid=$!
+IFS= read -r -u "$holder" held_line || held_line="(the port holder did not start)"
+echo "deployment ports while the gateway runs: $held_line"
+
 for name in "${policy_targets[@]}"; do
   mapfile -t flags < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
     "--print-args=$name" "$name=$work/$name.0.yaml")
@@ -105,6 +147,19 @@ for name in "${policy_targets[@]}"; do
     echo "FAIL: no container args for $name" >&2
     exit 1
   fi
+  # The listen addresses the pod would use (its args, or the binary's defaults), on port 0.
+  mapfile -t listen < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
+    "--print-listen=$name" "$name=$work/$name.0.yaml")
+  for i in "${!flags[@]}"; do
+    case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=*) unset 'flags[i]' ;; esac
+  done
+  flags=("${flags[@]}")
+  for flag in "${listen[@]}"; do
+    case "$flag" in
+      *=) flags+=("$flag") ;;  # empty: off (validate.js has already failed it)
+      *) flags+=("${flag%:*}:0") ;;
+    esac
+  done
   for i in "${!flags[@]}"; do
     case "${flags[$i]}" in
       --api_key_dir=*) flags[$i]="--api_key_dir=$keys" ;;

@@ -15,7 +15,8 @@
 //
 // Usage:
 //   node k8s/validate.js [--flags=FILE] [--legacy=NAME=FILE ...] [--policy=NAME ...]
-//                        [--self-test] [--print-args=NAME] [--print-merchants-config=NAME]
+//                        [--self-test] [--print-args=NAME] [--print-listen=NAME]
+//                        [--print-merchants-config=NAME]
 //                        NAME=FILE ...
 //   NAME=FILE      a rendered target (e.g. prod=/tmp/prod.yaml); NAME picks the per-environment
 //                  expectations (base, uat, prod).
@@ -24,6 +25,8 @@
 //   --legacy=NAME=FILE  the same target rendered by another kustomize (kubectl 1.20's v2.0.3):
 //                  must hold the same objects (generated names' hash suffixes aside).
 //   --print-args=NAME   print the container's args for NAME with $(VARS) resolved, one per line.
+//   --print-listen=NAME print NAME's --grpc_listen and --metrics_listen (the binary's defaults
+//                  where the args leave them out), one per line: the ports a deployed pod binds.
 //   --print-merchants-config=NAME  print the text of NAME's --merchants_config file (from its
 //                  ConfigMap), or nothing when NAME uses --api_key_dir.
 'use strict';
@@ -480,6 +483,9 @@ function checkPolicy(name, objs, ctx, fail) {
   const grpcListen = flagOr('grpc_listen', `[::]:${GRPC_PORT}`);
   const metricsListen = flagOr('metrics_listen', `0.0.0.0:${DEFAULT_METRICS_PORT}`);
   const metricsPort = portOf(metricsListen);
+  // What the gateway would bind, defaults resolved: manifests_test.sh runs the binary with the
+  // same hosts on port 0 (a test never binds the deployment's fixed ports).
+  facts.listen = { grpc_listen: grpcListen, metrics_listen: metricsListen };
   if (metricsListen === '') fail('config', '--metrics_listen is empty: the gateway would export no metrics');
   const drain = durationSeconds(flagOr('drain_timeout', `${DEFAULT_DRAIN_SECONDS}s`));
   if (!Number.isFinite(drain)) fail('config', `--drain_timeout ${flagOr('drain_timeout')} is not a finite duration`);
@@ -1146,6 +1152,7 @@ function main(argv) {
   let selfTestRequested = false;
   let printArgs = null;
   let printMerchantsConfig = null;
+  let printListen = null;
   for (const a of argv) {
     let m;
     if ((m = /^--flags=(.+)$/.exec(a))) {
@@ -1161,6 +1168,8 @@ function main(argv) {
       selfTestRequested = true;
     } else if ((m = /^--print-args=(.+)$/.exec(a))) {
       printArgs = m[1];
+    } else if ((m = /^--print-listen=(.+)$/.exec(a))) {
+      printListen = m[1];
     } else if ((m = /^--print-merchants-config=(.+)$/.exec(a))) {
       printMerchantsConfig = m[1];
     } else if ((m = /^([^-][^=]*)=(.+)$/.exec(a))) {
@@ -1174,6 +1183,12 @@ function main(argv) {
   if (printArgs) {
     const { facts } = runAll({ [printArgs]: targets[printArgs] }, { ...opts, policy: [printArgs], legacy: null });
     for (const arg of (facts[printArgs] || {}).args || []) console.log(arg);
+    return 0;
+  }
+  if (printListen) {
+    // `--grpc_listen=HOST:PORT` and `--metrics_listen=HOST:PORT`, the binary's defaults filled in.
+    const { facts } = runAll({ [printListen]: targets[printListen] }, { ...opts, policy: [printListen], legacy: null });
+    for (const [flag, value] of Object.entries((facts[printListen] || {}).listen || {})) console.log(`--${flag}=${value}`);
     return 0;
   }
   if (printMerchantsConfig) {
