@@ -760,7 +760,11 @@ function checkPolicy(name, objs, ctx, fail) {
 
   // --- NetworkPolicy.
   const policies = ofKind(objs, 'NetworkPolicy').filter((p) => selectorMatches(p.spec && p.spec.podSelector, podLabels));
-  const types = new Set(policies.flatMap((p) => p.spec.policyTypes || ['Ingress']));
+  // A policy's rules apply only for the types it lists (unset: Ingress, plus Egress when it has
+  // egress rules). Egress rules of a policy typed [Ingress] allow nothing: with another policy
+  // isolating egress (the Redis one), such a pod could reach neither DNS nor Clink.
+  const typesOf = (p) => new Set(p.spec.policyTypes || (p.spec.egress ? ['Ingress', 'Egress'] : ['Ingress']));
+  const types = new Set(policies.flatMap((p) => [...typesOf(p)]));
   if (!types.has('Ingress') || !types.has('Egress')) {
     fail('networkpolicy', `the gateway pods are not isolated for ${['Ingress', 'Egress'].filter((t) => !types.has(t))}`);
   }
@@ -770,7 +774,7 @@ function checkPolicy(name, objs, ctx, fail) {
     return ns && !peer.ipBlock && ns.matchLabels && ns.matchLabels[key] === value;
   };
   for (const p of policies) {
-    for (const rule of p.spec.ingress || []) {
+    for (const rule of typesOf(p).has('Ingress') ? p.spec.ingress || [] : []) {
       const ports = rule.ports || [];
       const from = rule.from || [];
       if (!ports.length || !from.length) {
@@ -787,7 +791,7 @@ function checkPolicy(name, objs, ctx, fail) {
         }
       }
     }
-    for (const rule of p.spec.egress || []) {
+    for (const rule of typesOf(p).has('Egress') ? p.spec.egress || [] : []) {
       const ports = rule.ports || [];
       if (!ports.length) {
         fail('networkpolicy', `${describe(p)}: an egress rule without ports allows every port`);
@@ -1004,6 +1008,8 @@ const MUTATIONS = [
   ['networkpolicy', 'uat', (o) => { np(o).spec.egress.push({ ports: [{ port: 5432, protocol: 'TCP' }] }); }],
   ['networkpolicy', 'prod', (o) => { np(o).spec.egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }); }],
   ['networkpolicy', 'uat', (o) => { np(o).spec.policyTypes = ['Ingress']; }],
+  // The Redis policy still isolates egress: the base policy's egress rules (DNS, 443) are void.
+  ['networkpolicy', 'prod', (o) => { np(o).spec.policyTypes = ['Ingress']; }],
   ['networkpolicy', 'prod', (o) => { np(o).spec.ingress[1].from = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'default' } } }]; }],
   ['servicemonitor', 'prod', (o) => { kind(o, 'ServiceMonitor').spec.endpoints[0].port = 'metrics'; }],
   ['servicemonitor', 'uat', (o) => { kind(o, 'ServiceMonitor').spec.selector.matchLabels = { app: 'x' }; }],
