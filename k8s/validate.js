@@ -100,6 +100,7 @@ const RULES = {
   namespace: 'an overlay puts every object in one namespace',
   environment: 'the environment talks to its Clink (sandbox or production)',
   redis: 'with production money, idempotency keys are in Redis and egress to it is allowed',
+  'shared-store': 'an overlay that can run more than one pod (replicas, HPA minReplicas or maxReplicas > 1) keeps idempotency keys in a shared Redis over TCP (--idempotency_redis), not in a per-pod store',
   'cross-env': 'production runs more replicas, with more CPU and memory each, than UAT',
   legacy: 'kustomize v2.0.3 (kubectl 1.20) renders the same objects',
 };
@@ -357,6 +358,9 @@ function checkPolicy(name, objs, ctx, fail) {
     if (!cpu) fail('hpa', 'HPA has no CPU Utilization target (1-90%)');
     facts.minReplicas = minReplicas;
   }
+  // The most pods that can serve at once: spec.replicas and every HPA bound (shared-store).
+  facts.maxPods = Math.max(spec.replicas !== undefined ? spec.replicas : 1,
+    ...hpas.map((h) => Math.max(h.spec.minReplicas || 1, h.spec.maxReplicas || 1)));
   const pdbs = ofKind(objs, 'PodDisruptionBudget').filter((p) => selectorMatches(p.spec && p.spec.selector, podLabels));
   if (pdbs.length !== 1) {
     fail('pdb', `expected one PodDisruptionBudget selecting the gateway pods, found ${pdbs.length}`);
@@ -850,6 +854,15 @@ function checkPolicy(name, objs, ctx, fail) {
     const port = portOf(redis);
     if (!egressPorts.has(`${port}/TCP`)) fail('redis', `no egress allowed to Redis port ${port}`);
   }
+  // An idempotency key protects a payment only if every pod that can receive the retry sees it.
+  // A per-pod store (memory, a local file, a Redis on a unix socket in the pod) does not: the
+  // retry that lands on another replica is sent to Clink again. Any Deployment that can run two
+  // pods at once therefore needs the shared Redis, sandbox or not (base/ itself is not deployed:
+  // it has no namespace and no registry image; every overlay is checked).
+  if (name !== 'base' && facts.maxPods > 1 && (redis === '' || redis.startsWith('unix:'))) {
+    const store = redis === '' ? 'the default per-pod idempotency store' : `a per-pod Redis (${redis})`;
+    fail('shared-store', `${name} can run ${facts.maxPods} pods with ${store}: a retry that lands on another pod is sent to Clink again (set IDEMPOTENCY_REDIS to the shared Redis, as overlays/prod does)`);
+  }
   return facts;
 }
 
@@ -1023,6 +1036,12 @@ const MUTATIONS = [
   ['config', 'prod', (o) => { severalMerchants(o); editMerchants(o, (t) => t.replace(PRODUCTION_URL, 'http://api.clinkbill.com/api')); }],
   ['redis', 'prod', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
   ['redis', 'prod', (o) => { o.splice(o.indexOf(named(o, 'NetworkPolicy', 'clink-gateway-redis')), 1); }],
+  ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
+  ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = 'unix:/var/run/redis/redis.sock'; }],
+  ['shared-store', 'prod', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
+  // More pods than the HPA's floor count too: a fixed replica count, or only maxReplicas > 1.
+  ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; o.splice(o.indexOf(kind(o, 'HorizontalPodAutoscaler')), 1); dep(o).spec.replicas = 2; }],
+  ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; Object.assign(kind(o, 'HorizontalPodAutoscaler').spec, { minReplicas: 1, maxReplicas: 2 }); }],
   ['cross-env', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 2; kind(o, 'PodDisruptionBudget').spec.minAvailable = 1; }],
 ];
 function dep(o) { return named(o, 'Deployment', GATEWAY); }
