@@ -6,12 +6,20 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tools/install_deps.sh
-bazel build //server:clink_gateway //tests/emulator:clink_emulator_server //tools:clink_cli
-# The output directory of this build's configuration, not the bazel-bin symlink: a tools/test.sh
-# running meanwhile re-points bazel-bin (its ThreadSanitizer pass builds another configuration),
-# and the binaries below would be missing there, or stale. (One Bazel server per checkout: while
-# tools/test.sh's Bazel command runs, the build above waits for it.)
-bin="$(bazel info bazel-bin 2>/dev/null)"
+# The binaries are run from the paths this build reports (its build events), not through the
+# bazel-bin symlink: a tools/test.sh running meanwhile re-points bazel-bin (its ThreadSanitizer
+# pass builds another configuration), where they would be missing, or stale. (One Bazel server
+# per checkout: while tools/test.sh is in a Bazel command, this build waits for it.)
+events="$(mktemp)"
+bazel build --build_event_json_file="$events" \
+  //server:clink_gateway //tests/emulator:clink_emulator_server //tools:clink_cli
+bin="$(grep -o '"uri":"file://[^"]*/server/clink_gateway"' "$events" | head -n1 |
+  sed -e 's#^"uri":"file://##' -e 's#/server/clink_gateway"$##')"
+rm -f "$events"
+if [ ! -x "$bin/server/clink_gateway" ]; then
+  echo "run_local: the build reported no server/clink_gateway" >&2
+  exit 1
+fi
 
 grpc_port="${GRPC_PORT:-50051}"
 metrics_port="${METRICS_PORT:-9464}"
