@@ -9,10 +9,10 @@
 #   3. Each environment's container args, $(VARS) resolved from its ConfigMap, go through the real
 #      gateway's flag parsing: every value must parse. The key directory (--api_key_dir, or every
 #      key_dir of a --merchants_config, whose text comes from its ConfigMap) is replaced by a local
-#      one holding an empty `api-key`, where the gateway stops. The listen addresses keep their
-#      hosts but get port 0: a test never binds the deployment's fixed ports (50051, 9464), which
-#      tools/run_local.sh or another test may hold. To prove it, this test holds those ports
-#      itself (where they are free) while the gateway runs.
+#      one holding an empty `api-key`, where the gateway stops; a --state_dir by a directory of
+#      this test's own. The listen addresses keep their hosts but get port 0: a test never binds
+#      the deployment's fixed ports (50051, 9464), which tools/run_local.sh or another test may
+#      hold. To prove it, this test holds those ports itself (where free) while the gateway runs.
 # Usage (from Bazel): manifests_test.sh <path to clink_gateway>
 set -euo pipefail
 
@@ -131,6 +131,9 @@ for name in "${policy_targets[@]}"; do
   for i in "${!flags[@]}"; do
     case "${flags[$i]}" in
       --api_key_dir=*) flags[$i]="--api_key_dir=$keys" ;;
+      # A directory the gateway may create and lock (the durable idempotency store): this
+      # test's own, never the deployment's fixed path, which another run could hold.
+      --state_dir=*) flags[$i]="--state_dir=$work/state" ;;
       --merchants_config=*)
         # The ConfigMap's text, every key_dir pointed at $keys: the gateway's own text-format
         # parser reads it, then stops at the first merchant's empty key.
