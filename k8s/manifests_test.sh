@@ -9,7 +9,10 @@
 #   3. Each environment's container args, $(VARS) resolved from its ConfigMap, go through the real
 #      gateway's flag parsing: every value must parse. The key directory (--api_key_dir, or every
 #      key_dir of a --merchants_config, whose text comes from its ConfigMap) is replaced by a local
-#      one holding an empty `api-key`, where the gateway stops, before listening on anything.
+#      one holding an empty `api-key`, where the gateway stops; a --state_dir by a directory of
+#      this test's own. The listen addresses keep their hosts but get port 0: a test never binds
+#      the deployment's fixed ports (50051, 9464), which tools/run_local.sh or another test may
+#      hold. To prove it, this test holds those ports itself (where free) while the gateway runs.
 # Usage (from Bazel): manifests_test.sh <path to clink_gateway>
 set -euo pipefail
 
@@ -98,6 +101,12 @@ args+=("--flags=$work/helpfull.txt")
 # `api-key` is empty (and no `api-key-previous`) in place of the Secret volume.
 keys="$work/keys"
 mkdir -p "$keys" && : >"$keys/api-key"
+
+# Each environment's args, as the gateway is run with them below. The listen addresses the pod
+# would use (its args, or the binary's defaults) keep their hosts but get port 0: the deployed
+# ports (50051, 9464) are never bound by a test, which would fail whenever tools/run_local.sh (or
+# anything else) holds them.
+declare -A fixed_ports=()
 for name in "${policy_targets[@]}"; do
   mapfile -t flags < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
     "--print-args=$name" "$name=$work/$name.0.yaml")
@@ -105,9 +114,26 @@ for name in "${policy_targets[@]}"; do
     echo "FAIL: no container args for $name" >&2
     exit 1
   fi
+  mapfile -t listen < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
+    "--print-listen=$name" "$name=$work/$name.0.yaml")
+  for i in "${!flags[@]}"; do
+    case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=*) unset 'flags[i]' ;; esac
+  done
+  flags=("${flags[@]}")
+  for flag in "${listen[@]}"; do
+    port="${flag##*:}"
+    if [[ "$flag" == *:* && "$port" =~ ^[1-9][0-9]*$ ]]; then fixed_ports[$port]=1; fi
+    case "$flag" in
+      *=) flags+=("$flag") ;;  # empty: off (validate.js has already failed it)
+      *) flags+=("${flag%:*}:0") ;;
+    esac
+  done
   for i in "${!flags[@]}"; do
     case "${flags[$i]}" in
       --api_key_dir=*) flags[$i]="--api_key_dir=$keys" ;;
+      # A directory the gateway may create and lock (the durable idempotency store): this
+      # test's own, never the deployment's fixed path, which another run could hold.
+      --state_dir=*) flags[$i]="--state_dir=$work/state" ;;
       --merchants_config=*)
         # The ConfigMap's text, every key_dir pointed at $keys: the gateway's own text-format
         # parser reads it, then stops at the first merchant's empty key.
@@ -119,6 +145,43 @@ for name in "${policy_targets[@]}"; do
         ;;
     esac
   done
+  printf '%s\n' "${flags[@]}" >"$work/$name.flags"
+done
+if [ "${#fixed_ports[@]}" -lt 2 ]; then
+  echo "FAIL: no gRPC and metrics ports found in the manifests (validate.js --print-listen)" >&2
+  exit 1
+fi
+
+# Proof that no run binds them: while the gateways run (a fraction of a second), hold the
+# deployed ports on 127.0.0.1, so that a run which binds one fails here even on a quiet CI
+# machine. A port that is already taken (by tools/run_local.sh, or this test in another
+# checkout) is left to its holder: it is just as unavailable. Holding never fails the test.
+holder_pid=""
+stop_holder() {
+  if [ -n "$holder_pid" ]; then kill "$holder_pid" 2>/dev/null || true; fi
+  holder_pid=""
+}
+trap stop_holder EXIT
+exec {holder}< <(exec "$node" -e '
+  const net = require("net");
+  const ports = process.argv.slice(1).map(Number);
+  const held = [];
+  const busy = [];
+  let pending = ports.length;
+  const settle = () => {
+    if (--pending === 0) console.log(`held ${held.join(" ") || "-"}; already taken ${busy.join(" ") || "-"}`);
+  };
+  for (const port of ports) {
+    const server = net.createServer((socket) => socket.destroy());
+    server.once("error", () => { busy.push(port); settle(); });
+    server.listen({ port, host: "127.0.0.1" }, () => { held.push(port); settle(); });
+  }' "${!fixed_ports[@]}")
+holder_pid=$!
+IFS= read -r -u "$holder" held_line || held_line="(the port holder did not start)"
+
+# Every environment's flag values through the gateway's own parser.
+for name in "${policy_targets[@]}"; do
+  mapfile -t flags <"$work/$name.flags"
   set +e
   timeout 10 "$gateway" "${flags[@]}" >"$work/$name.out" 2>"$work/$name.flags.err"
   rc=$?
@@ -126,11 +189,14 @@ for name in "${policy_targets[@]}"; do
   # e.g. "merchant default: no usable key in DIR: DIR/api-key is empty"
   if [ "$rc" -ne 2 ] ||
     ! grep -qE "merchant [a-z0-9_-]+: no usable key in $keys: $keys/api-key is empty" "$work/$name.flags.err"; then
-    echo "FAIL: clink_gateway rejected $name's flags (exit $rc):" >&2
+    echo "FAIL: clink_gateway rejected $name's flags (exit $rc; deployed ports: $held_line):" >&2
     cat "$work/$name.flags.err" >&2
     printf '  %s\n' "${flags[@]}" >&2
     exit 1
   fi
   echo "flags of $name: ${#flags[@]} accepted by clink_gateway's parser"
 done
+stop_holder
+exec {holder}<&-
+echo "deployment ports while the gateway ran: $held_line"
 echo "manifests: ok"

@@ -15,7 +15,8 @@
 //
 // Usage:
 //   node k8s/validate.js [--flags=FILE] [--legacy=NAME=FILE ...] [--policy=NAME ...]
-//                        [--self-test] [--print-args=NAME] [--print-merchants-config=NAME]
+//                        [--self-test] [--print-args=NAME] [--print-listen=NAME]
+//                        [--print-merchants-config=NAME]
 //                        NAME=FILE ...
 //   NAME=FILE      a rendered target (e.g. prod=/tmp/prod.yaml); NAME picks the per-environment
 //                  expectations (base, uat, prod).
@@ -24,6 +25,8 @@
 //   --legacy=NAME=FILE  the same target rendered by another kustomize (kubectl 1.20's v2.0.3):
 //                  must hold the same objects (generated names' hash suffixes aside).
 //   --print-args=NAME   print the container's args for NAME with $(VARS) resolved, one per line.
+//   --print-listen=NAME print NAME's --grpc_listen and --metrics_listen (the binary's defaults
+//                  where the args leave them out), one per line: the ports a deployed pod binds.
 //   --print-merchants-config=NAME  print the text of NAME's --merchants_config file (from its
 //                  ConfigMap), or nothing when NAME uses --api_key_dir.
 'use strict';
@@ -97,6 +100,7 @@ const RULES = {
   namespace: 'an overlay puts every object in one namespace',
   environment: 'the environment talks to its Clink (sandbox or production)',
   redis: 'with production money, idempotency keys are in Redis and egress to it is allowed',
+  'shared-store': 'an overlay that can run more than one pod (replicas, HPA minReplicas or maxReplicas > 1) keeps idempotency keys in a shared Redis over TCP (--idempotency_redis), not in a per-pod store',
   'cross-env': 'production runs more replicas, with more CPU and memory each, than UAT',
   legacy: 'kustomize v2.0.3 (kubectl 1.20) renders the same objects',
 };
@@ -354,6 +358,9 @@ function checkPolicy(name, objs, ctx, fail) {
     if (!cpu) fail('hpa', 'HPA has no CPU Utilization target (1-90%)');
     facts.minReplicas = minReplicas;
   }
+  // The most pods that can serve at once: spec.replicas and every HPA bound (shared-store).
+  facts.maxPods = Math.max(spec.replicas !== undefined ? spec.replicas : 1,
+    ...hpas.map((h) => Math.max(h.spec.minReplicas || 1, h.spec.maxReplicas || 1)));
   const pdbs = ofKind(objs, 'PodDisruptionBudget').filter((p) => selectorMatches(p.spec && p.spec.selector, podLabels));
   if (pdbs.length !== 1) {
     fail('pdb', `expected one PodDisruptionBudget selecting the gateway pods, found ${pdbs.length}`);
@@ -480,6 +487,9 @@ function checkPolicy(name, objs, ctx, fail) {
   const grpcListen = flagOr('grpc_listen', `[::]:${GRPC_PORT}`);
   const metricsListen = flagOr('metrics_listen', `0.0.0.0:${DEFAULT_METRICS_PORT}`);
   const metricsPort = portOf(metricsListen);
+  // What the gateway would bind, defaults resolved: manifests_test.sh runs the binary with the
+  // same hosts on port 0 (a test never binds the deployment's fixed ports).
+  facts.listen = { grpc_listen: grpcListen, metrics_listen: metricsListen };
   if (metricsListen === '') fail('config', '--metrics_listen is empty: the gateway would export no metrics');
   const drain = durationSeconds(flagOr('drain_timeout', `${DEFAULT_DRAIN_SECONDS}s`));
   if (!Number.isFinite(drain)) fail('config', `--drain_timeout ${flagOr('drain_timeout')} is not a finite duration`);
@@ -754,7 +764,11 @@ function checkPolicy(name, objs, ctx, fail) {
 
   // --- NetworkPolicy.
   const policies = ofKind(objs, 'NetworkPolicy').filter((p) => selectorMatches(p.spec && p.spec.podSelector, podLabels));
-  const types = new Set(policies.flatMap((p) => p.spec.policyTypes || ['Ingress']));
+  // A policy's rules apply only for the types it lists (unset: Ingress, plus Egress when it has
+  // egress rules). Egress rules of a policy typed [Ingress] allow nothing: with another policy
+  // isolating egress (the Redis one), such a pod could reach neither DNS nor Clink.
+  const typesOf = (p) => new Set(p.spec.policyTypes || (p.spec.egress ? ['Ingress', 'Egress'] : ['Ingress']));
+  const types = new Set(policies.flatMap((p) => [...typesOf(p)]));
   if (!types.has('Ingress') || !types.has('Egress')) {
     fail('networkpolicy', `the gateway pods are not isolated for ${['Ingress', 'Egress'].filter((t) => !types.has(t))}`);
   }
@@ -764,7 +778,7 @@ function checkPolicy(name, objs, ctx, fail) {
     return ns && !peer.ipBlock && ns.matchLabels && ns.matchLabels[key] === value;
   };
   for (const p of policies) {
-    for (const rule of p.spec.ingress || []) {
+    for (const rule of typesOf(p).has('Ingress') ? p.spec.ingress || [] : []) {
       const ports = rule.ports || [];
       const from = rule.from || [];
       if (!ports.length || !from.length) {
@@ -781,7 +795,7 @@ function checkPolicy(name, objs, ctx, fail) {
         }
       }
     }
-    for (const rule of p.spec.egress || []) {
+    for (const rule of typesOf(p).has('Egress') ? p.spec.egress || [] : []) {
       const ports = rule.ports || [];
       if (!ports.length) {
         fail('networkpolicy', `${describe(p)}: an egress rule without ports allows every port`);
@@ -839,6 +853,15 @@ function checkPolicy(name, objs, ctx, fail) {
   if (redis && !redis.startsWith('unix:')) {
     const port = portOf(redis);
     if (!egressPorts.has(`${port}/TCP`)) fail('redis', `no egress allowed to Redis port ${port}`);
+  }
+  // An idempotency key protects a payment only if every pod that can receive the retry sees it.
+  // A per-pod store (memory, a local file, a Redis on a unix socket in the pod) does not: the
+  // retry that lands on another replica is sent to Clink again. Any Deployment that can run two
+  // pods at once therefore needs the shared Redis, sandbox or not (base/ itself is not deployed:
+  // it has no namespace and no registry image; every overlay is checked).
+  if (name !== 'base' && facts.maxPods > 1 && (redis === '' || redis.startsWith('unix:'))) {
+    const store = redis === '' ? 'the default per-pod idempotency store' : `a per-pod Redis (${redis})`;
+    fail('shared-store', `${name} can run ${facts.maxPods} pods with ${store}: a retry that lands on another pod is sent to Clink again (set IDEMPOTENCY_REDIS to the shared Redis, as overlays/prod does)`);
   }
   return facts;
 }
@@ -998,6 +1021,8 @@ const MUTATIONS = [
   ['networkpolicy', 'uat', (o) => { np(o).spec.egress.push({ ports: [{ port: 5432, protocol: 'TCP' }] }); }],
   ['networkpolicy', 'prod', (o) => { np(o).spec.egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }); }],
   ['networkpolicy', 'uat', (o) => { np(o).spec.policyTypes = ['Ingress']; }],
+  // The Redis policy still isolates egress: the base policy's egress rules (DNS, 443) are void.
+  ['networkpolicy', 'prod', (o) => { np(o).spec.policyTypes = ['Ingress']; }],
   ['networkpolicy', 'prod', (o) => { np(o).spec.ingress[1].from = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'default' } } }]; }],
   ['servicemonitor', 'prod', (o) => { kind(o, 'ServiceMonitor').spec.endpoints[0].port = 'metrics'; }],
   ['servicemonitor', 'uat', (o) => { kind(o, 'ServiceMonitor').spec.selector.matchLabels = { app: 'x' }; }],
@@ -1011,6 +1036,12 @@ const MUTATIONS = [
   ['config', 'prod', (o) => { severalMerchants(o); editMerchants(o, (t) => t.replace(PRODUCTION_URL, 'http://api.clinkbill.com/api')); }],
   ['redis', 'prod', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
   ['redis', 'prod', (o) => { o.splice(o.indexOf(named(o, 'NetworkPolicy', 'clink-gateway-redis')), 1); }],
+  ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
+  ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = 'unix:/var/run/redis/redis.sock'; }],
+  ['shared-store', 'prod', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; }],
+  // More pods than the HPA's floor count too: a fixed replica count, or only maxReplicas > 1.
+  ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; o.splice(o.indexOf(kind(o, 'HorizontalPodAutoscaler')), 1); dep(o).spec.replicas = 2; }],
+  ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; Object.assign(kind(o, 'HorizontalPodAutoscaler').spec, { minReplicas: 1, maxReplicas: 2 }); }],
   ['cross-env', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 2; kind(o, 'PodDisruptionBudget').spec.minAvailable = 1; }],
 ];
 function dep(o) { return named(o, 'Deployment', GATEWAY); }
@@ -1146,6 +1177,7 @@ function main(argv) {
   let selfTestRequested = false;
   let printArgs = null;
   let printMerchantsConfig = null;
+  let printListen = null;
   for (const a of argv) {
     let m;
     if ((m = /^--flags=(.+)$/.exec(a))) {
@@ -1161,6 +1193,8 @@ function main(argv) {
       selfTestRequested = true;
     } else if ((m = /^--print-args=(.+)$/.exec(a))) {
       printArgs = m[1];
+    } else if ((m = /^--print-listen=(.+)$/.exec(a))) {
+      printListen = m[1];
     } else if ((m = /^--print-merchants-config=(.+)$/.exec(a))) {
       printMerchantsConfig = m[1];
     } else if ((m = /^([^-][^=]*)=(.+)$/.exec(a))) {
@@ -1174,6 +1208,12 @@ function main(argv) {
   if (printArgs) {
     const { facts } = runAll({ [printArgs]: targets[printArgs] }, { ...opts, policy: [printArgs], legacy: null });
     for (const arg of (facts[printArgs] || {}).args || []) console.log(arg);
+    return 0;
+  }
+  if (printListen) {
+    // `--grpc_listen=HOST:PORT` and `--metrics_listen=HOST:PORT`, the binary's defaults filled in.
+    const { facts } = runAll({ [printListen]: targets[printListen] }, { ...opts, policy: [printListen], legacy: null });
+    for (const [flag, value] of Object.entries((facts[printListen] || {}).listen || {})) console.log(`--${flag}=${value}`);
     return 0;
   }
   if (printMerchantsConfig) {

@@ -33,6 +33,15 @@ command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# tools/run_local.sh and tools/test.sh both start here and may run together (two terminals), as
+# may those of another checkout on the machine: one install at a time (two apt-get, npm or
+# dpkg-deb runs over the same files fail with "Could not get lock" or leave a half-written
+# tools/node_modules). The other waits here, then finds everything present. The lock file is
+# world-writable so that every user can take it; without it, no lock.
+deps_lock=/tmp/clink-gateway-install-deps.lock
+[ -e "$deps_lock" ] || (umask 000 && : >>"$deps_lock") 2>/dev/null || true
+if exec {deps_lock_fd}<"$deps_lock"; then flock "$deps_lock_fd"; fi 2>/dev/null
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -40,7 +49,9 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install_deps: installing ${missing[*]}" >&2
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Waits for a dpkg lock held by anything else (unattended-upgrades, another apt-get).
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 fi
 
 # npm tooling, pinned, installed into the repo-local tools/node_modules (ignored by git):

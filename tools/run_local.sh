@@ -6,7 +6,20 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tools/install_deps.sh
-bazel build //server:clink_gateway //tests/emulator:clink_emulator_server //tools:clink_cli
+# The binaries are run from the paths this build reports (its build events), not through the
+# bazel-bin symlink: a tools/test.sh running meanwhile re-points bazel-bin (its ThreadSanitizer
+# pass builds another configuration), where they would be missing, or stale. (One Bazel server
+# per checkout: while tools/test.sh is in a Bazel command, this build waits for it.)
+events="$(mktemp)"
+bazel build --build_event_json_file="$events" \
+  //server:clink_gateway //tests/emulator:clink_emulator_server //tools:clink_cli
+bin="$(grep -o '"uri":"file://[^"]*/server/clink_gateway"' "$events" | head -n1 |
+  sed -e 's#^"uri":"file://##' -e 's#/server/clink_gateway"$##')"
+rm -f "$events"
+if [ ! -x "$bin/server/clink_gateway" ]; then
+  echo "run_local: the build reported no server/clink_gateway" >&2
+  exit 1
+fi
 
 grpc_port="${GRPC_PORT:-50051}"
 metrics_port="${METRICS_PORT:-9464}"
@@ -27,19 +40,19 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-bazel-bin/tests/emulator/clink_emulator_server --listen=127.0.0.1:0 --tls_dir="$work" \
+"$bin"/tests/emulator/clink_emulator_server --listen=127.0.0.1:0 --tls_dir="$work" \
   --api_key_file="$keys/api-key" --port_file="$work/emulator.port" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/emulator.port" ] && break; sleep 0.1; done
 emulator_port="$(cat "$work/emulator.port")"
 
-bazel-bin/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
+"$bin"/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
   --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
   --egress_allow_cidrs=127.0.0.0/8 \
   --api_key_dir="$keys" --metrics_listen="127.0.0.1:$metrics_port" &
 pids+=($!)
 
-cli=bazel-bin/tools/clink_cli
+cli="$bin/tools/clink_cli"
 for _ in $(seq 100); do
   "$cli" --target="localhost:$grpc_port" --timeout=1s BillingService.ListProducts \
     '{"page_num":1,"page_size":1}' >/dev/null 2>&1 && break

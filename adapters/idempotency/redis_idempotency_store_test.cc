@@ -2,6 +2,11 @@
 // socket in the test's temporary directory.
 #include "adapters/idempotency/redis_idempotency_store.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <fstream>
 #include <memory>
@@ -380,12 +385,28 @@ TEST_F(RedisIdempotencyStoreTest, RejectsBadOptions) {
   options.password_file = "/nonexistent/password";
   EXPECT_EQ(RedisIdempotencyStore::Create(options).status().code(),
             absl::StatusCode::kNotFound);
-  for (const char* address : {"localhost:6379", "[::1]:6379", "10.0.0.1:1"}) {
+  // The accepted forms. A store starts connecting as soon as it exists, so
+  // each points at a loopback port this test holds bound but not listening
+  // (refused at once): never a fixed port something may serve on (a Redis on
+  // 6379), nor an address off this machine.
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in bound{};
+  bound.sin_family = AF_INET;
+  bound.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(bound);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&bound), sizeof(bound)), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length), 0);
+  const int port = ntohs(bound.sin_port);
+  for (const std::string& address :
+       {absl::StrCat("localhost:", port), absl::StrCat("[::1]:", port),
+        absl::StrCat("127.0.0.1:", port)}) {
     options = Options();
     options.address = address;
     options.connect_timeout = absl::Milliseconds(50);
     EXPECT_TRUE(RedisIdempotencyStore::Create(options).ok()) << address;
   }
+  close(fd);
 }
 
 // Log lines (common/logging.h writes them to stdout) whose text has
