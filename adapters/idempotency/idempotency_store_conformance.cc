@@ -503,8 +503,7 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAnswersWaitersAtOnce) {
   store_->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
   // A round trip on another key: the store has now seen both Begins find the
   // key in flight (stores answer in order), so they are waiting.
-  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other",
-                             kKey.merchant};
+  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other", kKey.merchant};
   const std::string other_token = Claim(*store_, FarDeadline(), other);
   EXPECT_TRUE(waiters.results().empty());
 
@@ -529,8 +528,7 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAnswersWaitersAtOnce) {
       BeginAndWait(*store_, kKey, "hash-b", FarDeadline());
   ASSERT_TRUE(mismatch.ok()) << mismatch.status();
   EXPECT_EQ(mismatch->kind, Kind::kMismatch);
-  const IdempotencyKey fresh{kKey.caller, kKey.rpc, "key-fresh",
-                             kKey.merchant};
+  const IdempotencyKey fresh{kKey.caller, kKey.rpc, "key-fresh", kKey.merchant};
   const std::string fresh_token = Claim(*store_, FarDeadline(), fresh);
   EXPECT_TRUE(ReleaseAndWait(*store_, fresh, fresh_token).ok());
   EXPECT_TRUE(ReleaseAndWait(*store_, other, other_token).ok());
@@ -556,6 +554,110 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAffectsOnlyThatStore) {
   ASSERT_TRUE(waiter.results()[0].ok()) << waiter.results()[0].status();
   EXPECT_EQ(waiter.results()[0]->kind, Kind::kCompleted);
   EXPECT_EQ(waiter.results()[0]->result.response, "r");
+}
+
+TEST_P(IdempotencyStoreConformanceTest, WaitersAreCappedPerKeyAndInTotal) {
+  StoreTestEnv::StoreOptions options;
+  options.max_waiters_per_key = 2;
+  options.max_waiters = 3;
+  std::unique_ptr<IdempotencyStore> store = NewStore(options);
+  ASSERT_NE(store, nullptr);
+  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other", kKey.merchant};
+  const std::string token = Claim(*store, FarDeadline());
+  const std::string other_token = Claim(*store, FarDeadline(), other);
+  BeginCollector waiters;
+  store->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
+  store->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
+  // The key's cap is reached: answered at once (the deadline is an hour
+  // away), told the first call is still running.
+  absl::StatusOr<BeginResult> third =
+      BeginAndWait(*store, kKey, "hash-a", FarDeadline());
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->kind, Kind::kInProgress);
+  store->Begin(other, "hash-a", FarDeadline(), waiters.Callback());
+  // The total cap is reached too.
+  absl::StatusOr<BeginResult> fourth =
+      BeginAndWait(*store, other, "hash-a", FarDeadline());
+  ASSERT_TRUE(fourth.ok()) << fourth.status();
+  EXPECT_EQ(fourth->kind, Kind::kInProgress);
+  EXPECT_TRUE(waiters.results().empty());
+
+  // The admitted waiters still get the holders' results.
+  ASSERT_TRUE(CompleteAndWait(*store, kKey, token, OkResponse("a")).ok());
+  ASSERT_TRUE(
+      CompleteAndWait(*store, other, other_token, OkResponse("b")).ok());
+  ASSERT_TRUE(waiters.WaitForCount(3));
+  for (const auto& r : waiters.results()) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->kind, Kind::kCompleted);
+  }
+  // Slots are given back: a key in flight again can be waited for.
+  const IdempotencyKey third_key{kKey.caller, kKey.rpc, "key-third",
+                                 kKey.merchant};
+  const std::string third_token = Claim(*store, FarDeadline(), third_key);
+  BeginCollector later;
+  store->Begin(third_key, "hash-a", FarDeadline(), later.Callback());
+  store->Begin(third_key, "hash-a", FarDeadline(), later.Callback());
+  ASSERT_TRUE(
+      CompleteAndWait(*store, third_key, third_token, OkResponse("c")).ok());
+  ASSERT_TRUE(later.WaitForCount(2));
+  for (const auto& r : later.results()) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->kind, Kind::kCompleted);
+    EXPECT_EQ(r->result.response, "c");
+  }
+}
+
+// Each waiter, when it gets the key, gives it up at once (a call refused
+// before anything was sent) and the next waiter takes it: the hand-off must
+// never run the next waiter's continuation inside the releasing call (with
+// thousands of waiters that recursion overflowed the stack).
+TEST_P(IdempotencyStoreConformanceTest, HandOffsNeverRunInsideTheRelease) {
+  constexpr int kWaiters = 20;
+  IdempotencyStore& store = *store_;
+  const std::string first = Claim(store, FarDeadline());
+  struct Shared {
+    std::atomic<int> claims{0};
+    std::atomic<int> max_depth{0};
+    absl::Notification all_claimed;
+  };
+  auto shared = std::make_shared<Shared>();
+  static thread_local int depth = 0;
+  BeginCollector waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    store.Begin(kKey, "hash-a", FarDeadline(),
+                waiters.Callback([&store, shared](
+                                     const absl::StatusOr<BeginResult>& r) {
+                  if (!r.ok() || r->kind != Kind::kClaimed) return;
+                  const int d = ++depth;
+                  int seen = shared->max_depth.load();
+                  while (d > seen &&
+                         !shared->max_depth.compare_exchange_weak(seen, d)) {
+                  }
+                  if (shared->claims.fetch_add(1) + 1 < kWaiters) {
+                    store.Release(kKey, r->lease_token, [](absl::Status) {});
+                  } else {
+                    store.Complete(kKey, r->lease_token, OkResponse("last"),
+                                   [](absl::Status) {});
+                    shared->all_claimed.Notify();
+                  }
+                  --depth;
+                }));
+  }
+  // A round trip on another key: every waiter has found the key in flight.
+  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other", kKey.merchant};
+  Claim(store, FarDeadline(), other);
+  ASSERT_TRUE(ReleaseAndWait(store, kKey, first).ok());
+
+  ASSERT_TRUE(
+      shared->all_claimed.WaitForNotificationWithTimeout(kCallbackTimeout));
+  ASSERT_TRUE(waiters.WaitForCount(kWaiters));
+  EXPECT_EQ(shared->claims.load(), kWaiters);
+  EXPECT_EQ(shared->max_depth.load(), 1);
+  absl::StatusOr<BeginResult> replay =
+      BeginAndWait(store, kKey, "hash-a", FarDeadline());
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  EXPECT_EQ(replay->result.response, "last");
 }
 
 TEST_P(IdempotencyStoreConformanceTest, CallbacksMayCallTheStore) {

@@ -37,6 +37,12 @@ class StoreTestEnv {
   struct StoreOptions {
     absl::Duration retention = absl::Hours(24);
     absl::Duration lease = absl::Minutes(2);
+    // Begins one store lets wait for one in-flight key / for all keys; past
+    // either, Begin answers kInProgress at once. Every store must honour
+    // them (the stores' defaults are kDefaultMaxWaitersPerKey and
+    // kDefaultMaxWaiters, adapters/idempotency/key_waiters.h).
+    size_t max_waiters_per_key = 100;
+    size_t max_waiters = 10000;
   };
 
   virtual ~StoreTestEnv() = default;
