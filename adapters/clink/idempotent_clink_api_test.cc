@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/clink/error_details.h"
@@ -449,6 +450,221 @@ TEST_F(IdempotentClinkApiTest, ASameKeyStormIsCappedAndNeverRecurses) {
   EXPECT_EQ(replayed, succeeded - 1);
   EXPECT_EQ(order_ids.size(), 1u);  // One payment, replayed to the rest.
   EXPECT_EQ(store.waiting(), 0u);
+}
+
+// A store whose first `failures` Complete/Release calls fail with
+// kUnavailable, as a Redis that is unreachable for a moment does; with
+// `lost_replies` the write is applied first (a reply lost on the way back).
+// Everything else goes to a memory store.
+class FlakyStore final : public idempotency::IdempotencyStore {
+ public:
+  FlakyStore(idempotency::IdempotencyStore& real, int failures,
+             bool lost_replies = false)
+      : real_(real), failures_(failures), lost_replies_(lost_replies) {}
+
+  void Begin(const idempotency::IdempotencyKey& key, absl::string_view hash,
+             absl::Time deadline, BeginCallback done) override {
+    real_.Begin(key, hash, deadline, std::move(done));
+  }
+  void Complete(const idempotency::IdempotencyKey& key, absl::string_view token,
+                idempotency::StoredResult result, DoneCallback done) override {
+    if (!Fail()) {
+      real_.Complete(key, token, std::move(result), std::move(done));
+    } else if (lost_replies_) {
+      real_.Complete(key, token, std::move(result), Unreachable(done));
+    } else {
+      Unreachable(done)(absl::OkStatus());
+    }
+  }
+  void Release(const idempotency::IdempotencyKey& key, absl::string_view token,
+               DoneCallback done) override {
+    if (!Fail()) {
+      real_.Release(key, token, std::move(done));
+    } else if (lost_replies_) {
+      real_.Release(key, token, Unreachable(done));
+    } else {
+      Unreachable(done)(absl::OkStatus());
+    }
+  }
+  void AbortWaits() override { real_.AbortWaits(); }
+
+  int writes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return writes_;
+  }
+
+ private:
+  bool Fail() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ++writes_ <= failures_;
+  }
+  static DoneCallback Unreachable(DoneCallback& done) {
+    return [done = std::move(done)](absl::Status) mutable {
+      std::move(done)(absl::UnavailableError("redis at unix:/x: timeout"));
+    };
+  }
+
+  idempotency::IdempotencyStore& real_;
+  const int failures_;
+  const bool lost_replies_;
+  std::mutex mu_;
+  int writes_ = 0;  // mu_
+};
+
+// Records background store-write retries; waits for them.
+class RetryRecorder final : public UpstreamObserver {
+ public:
+  void OnIdempotencyStoreRetry(StoreWrite write,
+                               StoreRetryResult result) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(
+        absl::StrCat(StoreWriteName(write), ":", StoreRetryResultName(result)));
+    cv_.notify_all();
+  }
+  // Waits for an event that is not "...:failed"; false on timeout.
+  bool WaitForLastWord() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [this] {
+      return !events_.empty() && !absl::EndsWith(events_.back(), ":failed");
+    });
+  }
+  std::vector<std::string> events() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> events_;
+};
+
+IdempotentClinkApi::Options FastRetries() {
+  IdempotentClinkApi::Options options;
+  options.initial_backoff = absl::Milliseconds(1);
+  options.max_backoff = absl::Milliseconds(4);
+  options.retry_for = absl::Seconds(30);
+  return options;
+}
+
+// Before the fix a failed Release left the key claimed until its lease ended
+// (2 minutes here), then settled it as abandoned: the caller's retry of a
+// payment that was never sent heard ABORTED, then UNKNOWN.
+TEST_F(IdempotentClinkApiTest, AFailedReleaseIsRetriedUntilTheKeyIsFree) {
+  FlakyStore flaky(*store_, /*failures=*/2);
+  RetryRecorder recorder;
+  IdempotentClinkApi api(*codec_, inner_, flaky, &recorder, FastRetries());
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  inner_.next_status =
+      WithOutcome(absl::ResourceExhaustedError("HTTP 429"), Outcome::kRejected);
+  v1::CreatePaymentResponse r1, r2;
+  CallResult first;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r1,
+           [&](CallResult r) { first = std::move(r); });
+  // The caller hears the real answer at once: rate limited, nothing done.
+  EXPECT_EQ(first.status.code(), absl::StatusCode::kResourceExhausted);
+
+  ASSERT_TRUE(recorder.WaitForLastWord());
+  EXPECT_EQ(recorder.events(),
+            (std::vector<std::string>{"release:failed", "release:ok"}));
+  EXPECT_EQ(api.stats().writes_recovered, 1);
+  // The retry with the key runs: it was never sent, so it is not UNKNOWN.
+  inner_.next_status = absl::OkStatus();
+  CallResult retry;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r2,
+           [&](CallResult r) { retry = std::move(r); });
+  EXPECT_TRUE(retry.status.ok()) << retry.status;
+  EXPECT_FALSE(retry.replayed);
+  EXPECT_EQ(inner_.calls, 2);
+}
+
+TEST_F(IdempotentClinkApiTest, AFailedCompleteIsRetriedAndThenReplayed) {
+  FlakyStore flaky(*store_, /*failures=*/1);
+  RetryRecorder recorder;
+  IdempotentClinkApi api(*codec_, inner_, flaky, &recorder, FastRetries());
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  v1::CreatePaymentResponse r1, r2;
+  CallResult first;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r1,
+           [&](CallResult r) { first = std::move(r); });
+  ASSERT_TRUE(first.status.ok()) << first.status;
+
+  ASSERT_TRUE(recorder.WaitForLastWord());
+  EXPECT_EQ(recorder.events(), std::vector<std::string>{"complete:ok"});
+  CallResult replay;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r2,
+           [&](CallResult r) { replay = std::move(r); });
+  EXPECT_TRUE(replay.status.ok()) << replay.status;
+  EXPECT_TRUE(replay.replayed);
+  EXPECT_EQ(r2.order_id(), r1.order_id());
+  EXPECT_EQ(inner_.calls, 1);
+}
+
+// The first Release landed but its reply was lost; the next call claimed the
+// key. The retried Release carries the old lease token, so it cannot free
+// the new holder's key: the new holder completes, and its result replays.
+TEST_F(IdempotentClinkApiTest, ARetriedWriteNeverTouchesAnotherHoldersKey) {
+  FlakyStore flaky(*store_, /*failures=*/1, /*lost_replies=*/true);
+  RetryRecorder recorder;
+  IdempotentClinkApi::Options options = FastRetries();
+  options.initial_backoff = absl::Milliseconds(200);  // After the new claim.
+  IdempotentClinkApi api(*codec_, inner_, flaky, &recorder, options);
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  inner_.next_status =
+      WithOutcome(absl::ResourceExhaustedError("HTTP 429"), Outcome::kRejected);
+  v1::CreatePaymentResponse r1, r2, r3;
+  CallResult first;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r1,
+           [&](CallResult r) { first = std::move(r); });
+  EXPECT_EQ(first.status.code(), absl::StatusCode::kResourceExhausted);
+  // The key is free (the Release landed): the next call holds it.
+  inner_.next_status = absl::OkStatus();
+  inner_.hold = true;
+  CallResult second;
+  bool second_done = false;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r2, [&](CallResult r) {
+    second = std::move(r);
+    second_done = true;
+  });
+  EXPECT_EQ(inner_.calls, 2);
+  EXPECT_FALSE(second_done);
+
+  ASSERT_TRUE(recorder.WaitForLastWord());
+  EXPECT_EQ(recorder.events(), std::vector<std::string>{"release:not_held"});
+  inner_.AnswerHeld();
+  ASSERT_TRUE(second_done);
+  EXPECT_TRUE(second.status.ok()) << second.status;
+  CallResult replay;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r3,
+           [&](CallResult r) { replay = std::move(r); });
+  EXPECT_TRUE(replay.replayed);
+  EXPECT_EQ(r3.order_id(), r2.order_id());
+  EXPECT_EQ(inner_.calls, 2);
+}
+
+TEST_F(IdempotentClinkApiTest, RetriesAreBoundedInTime) {
+  FlakyStore flaky(*store_, /*failures=*/1000000);
+  RetryRecorder recorder;
+  IdempotentClinkApi::Options options = FastRetries();
+  options.retry_for = absl::Milliseconds(50);
+  IdempotentClinkApi api(*codec_, inner_, flaky, &recorder, options);
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  inner_.next_status =
+      WithOutcome(absl::ResourceExhaustedError("HTTP 429"), Outcome::kRejected);
+  v1::CreatePaymentResponse r1;
+  CallResult first;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r1,
+           [&](CallResult r) { first = std::move(r); });
+  ASSERT_TRUE(recorder.WaitForLastWord());
+  const std::vector<std::string> events = recorder.events();
+  EXPECT_EQ(events.back(), "release:gave_up");
+  EXPECT_GE(events.size(), 2u);
+  EXPECT_EQ(api.stats().writes_given_up, 1);
+  EXPECT_EQ(flaky.writes(), 1 + static_cast<int>(events.size()));
 }
 
 TEST(IsFinalForIdempotencyTest, StoresWhatWouldRepeatAndReleasesTheRest) {
