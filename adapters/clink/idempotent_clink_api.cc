@@ -215,12 +215,17 @@ class IdempotentClinkApi::WriteRetrier {
   // A write's last word: counted and logged.
   void Finish(const Write& write, StoreRetryResult result,
               const absl::Status& status) {
+    // Counted before the observer hears of it (tests wait on the observer).
+    if (result == StoreRetryResult::kOk) {
+      recovered_.fetch_add(1, std::memory_order_relaxed);
+    } else if (result != StoreRetryResult::kNotHeld) {
+      given_up_.fetch_add(1, std::memory_order_relaxed);
+    }
     observer_.OnIdempotencyStoreRetry(write.kind, result);
     const std::string operation(StoreWriteName(write.kind));
     const std::string attempts = absl::StrCat(write.attempts);
     switch (result) {
       case StoreRetryResult::kOk:
-        recovered_.fetch_add(1, std::memory_order_relaxed);
         Log(LogLevel::kInfo, "idempotency_store_write_recovered",
             {{"endpoint", write.endpoint},
              {"operation", operation},
@@ -236,7 +241,6 @@ class IdempotentClinkApi::WriteRetrier {
         return;
       case StoreRetryResult::kFailed:
       case StoreRetryResult::kGaveUp:
-        given_up_.fetch_add(1, std::memory_order_relaxed);
         Log(LogLevel::kError, "idempotency_store_write_given_up",
             {{"endpoint", write.endpoint},
              {"operation", operation},
