@@ -9,12 +9,28 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "adapters/clink/error_details.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::idempotency {
+
+void StdNotification::Notify() {
+  std::lock_guard<std::mutex> lock(mu_);
+  notified_ = true;
+  cv_.notify_all();
+}
+
+bool StdNotification::WaitForNotificationWithTimeout(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                      [this] { return notified_; });
+}
+
+void StdNotification::WaitForNotification() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return notified_; });
+}
 
 BeginCollector::BeginCollector() : state_(std::make_shared<State>()) {}
 
@@ -23,22 +39,21 @@ IdempotencyStore::BeginCallback BeginCollector::Callback(
   return [state = state_, on_result = std::move(on_result)](
              absl::StatusOr<BeginResult> result) {
     if (on_result) on_result(result);
-    absl::MutexLock lock(&state->mu);
+    std::lock_guard<std::mutex> lock(state->mu);
     state->results.push_back(std::move(result));
+    state->cv.notify_all();
   };
 }
 
 bool BeginCollector::WaitForCount(size_t count, absl::Duration timeout) {
   State& state = *state_;
-  absl::MutexLock lock(&state.mu);
-  auto enough = [&state, count]() ABSL_SHARED_LOCKS_REQUIRED(state.mu) {
-    return state.results.size() >= count;
-  };
-  return state.mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  std::unique_lock<std::mutex> lock(state.mu);
+  return state.cv.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                           [&] { return state.results.size() >= count; });
 }
 
 std::vector<absl::StatusOr<BeginResult>> BeginCollector::results() const {
-  absl::MutexLock lock(&state_->mu);
+  std::lock_guard<std::mutex> lock(state_->mu);
   return state_->results;
 }
 
@@ -46,7 +61,7 @@ namespace {
 
 template <typename T>
 struct Slot {
-  absl::Notification done;
+  StdNotification done;
   T value;
 };
 
@@ -234,7 +249,7 @@ TEST_P(IdempotencyStoreConformanceTest, DifferentHashMismatchesWhenFinal) {
 TEST_P(IdempotencyStoreConformanceTest, FiftyConcurrentBeginsClaimOnce) {
   constexpr int kThreads = 50;
   BeginCollector collector;
-  absl::Notification claimed;
+  StdNotification claimed;
   std::atomic<int> claims{0};
   auto on_result = [&claimed, &claims](const absl::StatusOr<BeginResult>& r) {
     if (r.ok() && r->kind == Kind::kClaimed && claims.fetch_add(1) == 0) {
@@ -242,7 +257,7 @@ TEST_P(IdempotencyStoreConformanceTest, FiftyConcurrentBeginsClaimOnce) {
     }
   };
   const absl::Time deadline = FarDeadline();
-  absl::Notification go;
+  StdNotification go;
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&] {
@@ -619,7 +634,7 @@ TEST_P(IdempotencyStoreConformanceTest, HandOffsNeverRunInsideTheRelease) {
   struct Shared {
     std::atomic<int> claims{0};
     std::atomic<int> max_depth{0};
-    absl::Notification all_claimed;
+    StdNotification all_claimed;
   };
   auto shared = std::make_shared<Shared>();
   static thread_local int depth = 0;
@@ -661,7 +676,7 @@ TEST_P(IdempotencyStoreConformanceTest, HandOffsNeverRunInsideTheRelease) {
 }
 
 TEST_P(IdempotencyStoreConformanceTest, CallbacksMayCallTheStore) {
-  absl::Notification completed;
+  StdNotification completed;
   absl::Status complete_status;
   IdempotencyStore& store = *store_;
   store.Begin(kKey, "hash-a", FarDeadline(),

@@ -9,18 +9,17 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENCY_STORE_CONFORMANCE_H_
 #define CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENCY_STORE_CONFORMANCE_H_
 
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store.h"
 #include "gtest/gtest.h"
@@ -61,6 +60,21 @@ class StoreTestEnv {
   virtual absl::Duration ShortRetention() const = 0;
 };
 
+// A one-shot event on std::mutex (not absl::Notification: Debian's Abseil is
+// not built for ThreadSanitizer, and the stores' tests must run under it).
+class StdNotification {
+ public:
+  void Notify();
+  // False when `timeout` passes first.
+  bool WaitForNotificationWithTimeout(absl::Duration timeout);
+  void WaitForNotification();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool notified_ = false;  // mu_
+};
+
 struct ConformanceParam {
   std::string name;
   std::function<absl::StatusOr<std::unique_ptr<StoreTestEnv>>()> make_env;
@@ -83,8 +97,9 @@ class BeginCollector {
 
  private:
   struct State {
-    mutable absl::Mutex mu;
-    std::vector<absl::StatusOr<BeginResult>> results ABSL_GUARDED_BY(mu);
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::vector<absl::StatusOr<BeginResult>> results;  // mu
   };
   std::shared_ptr<State> state_;
 };

@@ -78,8 +78,8 @@ class KeyWaitersTest : public ::testing::Test {
 };
 
 TEST_F(KeyWaitersTest, HandsWaitersOutInArrivalOrder) {
-  KeyWaiters waiters(Options(10, 100));
   Answers answers;
+  KeyWaiters waiters(Options(10, 100));
   for (const char* label : {"a1", "a2", "a3"}) {
     KeyWaiters::Callback done = answers.For(label);
     ASSERT_EQ(waiters.Wait("a", Far(), done), Admission::kWaiting);
@@ -106,8 +106,8 @@ TEST_F(KeyWaitersTest, HandsWaitersOutInArrivalOrder) {
 }
 
 TEST_F(KeyWaitersTest, CapsWaitersPerKeyAndInTotal) {
-  KeyWaiters waiters(Options(2, 3));
   Answers answers;
+  KeyWaiters waiters(Options(2, 3));
   std::vector<KeyWaiters::Callback> callbacks;
   for (int i = 0; i < 8; ++i) callbacks.push_back(answers.For("w"));
   EXPECT_EQ(waiters.Wait("a", Far(), callbacks[0]), Admission::kWaiting);
@@ -124,8 +124,8 @@ TEST_F(KeyWaitersTest, CapsWaitersPerKeyAndInTotal) {
 }
 
 TEST_F(KeyWaitersTest, APassedDeadlineIsAnsweredInProgress) {
-  KeyWaiters waiters(Options(10, 100));
   Answers answers;
+  KeyWaiters waiters(Options(10, 100));
   KeyWaiters::Callback now = answers.For("now");
   EXPECT_EQ(waiters.Wait("a", clock_.Now(), now), Admission::kDeadlinePassed);
 
@@ -146,8 +146,8 @@ TEST_F(KeyWaitersTest, APassedDeadlineIsAnsweredInProgress) {
 }
 
 TEST_F(KeyWaitersTest, AbortAllAnswersEveryWaiterBeforeItReturns) {
-  KeyWaiters waiters(Options(10, 100));
   Answers answers;
+  KeyWaiters waiters(Options(10, 100));
   for (const char* key : {"a", "a", "b"}) {
     KeyWaiters::Callback done = answers.For(key);
     ASSERT_EQ(waiters.Wait(key, Far(), done), Admission::kWaiting);
@@ -185,20 +185,23 @@ TEST_F(KeyWaitersTest, HandOffChainsRunAsALoopNotARecursion) {
       std::lock_guard<std::mutex> lock(mu);
       count = ++ran;
       max_depth = std::max(max_depth, d);
+      if (count == kChain) cv.notify_all();
     }
     if (count < kChain) waiters.Post(step, Claimed("t"));
     depth.fetch_sub(1);
-    if (count == kChain) cv.notify_all();
   };
   waiters.Post(step, Claimed("t"));
-  std::unique_lock<std::mutex> lock(mu);
-  ASSERT_TRUE(cv.wait_for(lock, kTimeout, [&] { return ran == kChain; }));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, kTimeout, [&] { return ran == kChain; }));
+  }
+  waiters.Shutdown();  // The last step has returned: the locals may go.
   EXPECT_EQ(max_depth, 1);
 }
 
 TEST_F(KeyWaitersTest, PostNeverRunsInline) {
-  KeyWaiters waiters(Options(10, 100));
   Answers answers;
+  KeyWaiters waiters(Options(10, 100));
   waiters.Post(answers.For("p"), Claimed("t"));
   ASSERT_TRUE(answers.WaitFor(1));
   EXPECT_NE(answers.entries()[0].thread, std::this_thread::get_id());
@@ -206,8 +209,8 @@ TEST_F(KeyWaitersTest, PostNeverRunsInline) {
 }
 
 TEST_F(KeyWaitersTest, ShutdownAnswersWaitersAndDroppedHandOffs) {
+  Answers answers;  // Outlives the waiters, which answer it at shutdown.
   auto waiters = std::make_unique<KeyWaiters>(Options(10, 100));
-  Answers answers;
   KeyWaiters::Callback waiting = answers.For("waiting");
   ASSERT_EQ(waiters->Wait("a", Far(), waiting), Admission::kWaiting);
   // Block the thread in a posted callback so the next Post stays queued.
