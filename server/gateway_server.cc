@@ -222,6 +222,12 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
         "--idempotency_retention must be at least 1m and "
         "--idempotency_max_keys positive");
   }
+  if (o.idempotency_max_waiters_per_key == 0 ||
+      o.idempotency_max_waiters == 0) {
+    return absl::InvalidArgumentError(
+        "--idempotency_max_waiters_per_key and --idempotency_max_waiters must "
+        "be positive");
+  }
   return absl::OkStatus();
 }
 
@@ -470,6 +476,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     store_options.retention = options.idempotency_retention;
     store_options.in_flight_lease = lease;
     store_options.max_keys = options.idempotency_max_keys;
+    store_options.max_waiters_per_key = options.idempotency_max_waiters_per_key;
+    store_options.max_waiters = options.idempotency_max_waiters;
     store_options.clock = c->clock;
     c->idempotency_store =
         std::make_unique<idempotency::MemoryIdempotencyStore>(store_options);
@@ -479,6 +487,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     store_options.password_file = options.idempotency_redis_password_file;
     store_options.retention = options.idempotency_retention;
     store_options.in_flight_lease = lease;
+    store_options.max_waiters_per_key = options.idempotency_max_waiters_per_key;
+    store_options.max_waiters = options.idempotency_max_waiters;
     store_options.clock = c->clock;
     GATEWAY_ASSIGN_OR_RETURN(
         c->idempotency_store,

@@ -92,6 +92,11 @@ struct GatewayOptions {
   // How long a key's result is replayed.
   absl::Duration idempotency_retention = absl::Hours(24);
   size_t idempotency_max_keys = 100000;
+  // Keyed calls that may wait for one in-flight key / for all in-flight keys
+  // (per process); beyond either they are answered ABORTED
+  // (IDEMPOTENCY_KEY_IN_USE, with RetryInfo) at once, nothing sent.
+  size_t idempotency_max_waiters_per_key = 100;
+  size_t idempotency_max_waiters = 10000;
   // Clock for signing and deadlines; nullptr means the system clock.
   const Clock* clock = nullptr;
 

@@ -91,6 +91,13 @@ ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(24),
 ABSL_FLAG(int, idempotency_max_keys, 100000,
           "Keys the in-memory idempotency store holds; when full of live keys "
           "new keyed calls are refused (never evicted early).");
+ABSL_FLAG(int, idempotency_max_waiters_per_key, 100,
+          "Keyed calls that may wait for one in-flight idempotency key; more "
+          "are answered ABORTED (IDEMPOTENCY_KEY_IN_USE, retry with the same "
+          "key) at once, nothing sent.");
+ABSL_FLAG(int, idempotency_max_waiters, 10000,
+          "Keyed calls that may wait for in-flight idempotency keys in all; "
+          "more are answered as past --idempotency_max_waiters_per_key.");
 ABSL_FLAG(std::vector<std::string>, egress_allow_hosts, {},
           "Hosts the gateway may connect to besides --clink_base_url's, "
           "comma-separated (e.g. --egress_proxy's host). Compared exactly.");
@@ -248,6 +255,16 @@ int main(int argc, char** argv) {
   }
   options.idempotency_max_keys =
       static_cast<size_t>(absl::GetFlag(FLAGS_idempotency_max_keys));
+  if (absl::GetFlag(FLAGS_idempotency_max_waiters_per_key) <= 0 ||
+      absl::GetFlag(FLAGS_idempotency_max_waiters) <= 0) {
+    return Fail(
+        "--idempotency_max_waiters_per_key and --idempotency_max_waiters must "
+        "be positive");
+  }
+  options.idempotency_max_waiters_per_key =
+      static_cast<size_t>(absl::GetFlag(FLAGS_idempotency_max_waiters_per_key));
+  options.idempotency_max_waiters =
+      static_cast<size_t>(absl::GetFlag(FLAGS_idempotency_max_waiters));
   for (const std::string& host : absl::GetFlag(FLAGS_egress_allow_hosts)) {
     if (!host.empty()) options.egress_allow_hosts.push_back(host);
   }

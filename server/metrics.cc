@@ -375,6 +375,24 @@ void GatewayMetrics::Register(
         {{"result", std::string(clink::IdempotencyResultName(
                         static_cast<clink::IdempotencyResult>(i)))}});
   }
+  auto& store_retries =
+      BuildCounter()
+          .Name("clink_gateway_idempotency_store_retries_total")
+          .Help("Background retries of idempotency store writes whose first "
+                "attempt failed, by operation (complete, release) and result "
+                "(ok; not_held: the lease token no longer holds the key; "
+                "failed: tried again later; gave_up: the key is settled as "
+                "abandoned when its lease ends).")
+          .Register(r);
+  for (int w = 0; w < kStoreWrites; ++w) {
+    for (int i = 0; i < kStoreRetryResults; ++i) {
+      store_retries_[w][i] = &store_retries.Add(
+          {{"operation", std::string(clink::StoreWriteName(
+                             static_cast<clink::StoreWrite>(w)))},
+           {"result", std::string(clink::StoreRetryResultName(
+                          static_cast<clink::StoreRetryResult>(i)))}});
+    }
+  }
   auto& egress_denied =
       BuildCounter()
           .Name("clink_gateway_egress_denied_total")
@@ -621,6 +639,12 @@ void GatewayMetrics::OnAuthFailure(const clink::RestMethod& method,
 void GatewayMetrics::OnIdempotency(const clink::RestMethod& method,
                                    clink::IdempotencyResult result) {
   Add(At(idempotency_, result));
+}
+
+void GatewayMetrics::OnIdempotencyStoreRetry(clink::StoreWrite write,
+                                             clink::StoreRetryResult result) {
+  const size_t w = static_cast<size_t>(write);
+  if (w < store_retries_.size()) Add(At(store_retries_[w], result));
 }
 
 void GatewayMetrics::OnEgressDenied(http::AddressClass reason) {

@@ -203,6 +203,8 @@ class GatewayMetrics final : public clink::UpstreamObserver,
                      clink::AuthFailure reason) override;
   void OnIdempotency(const clink::RestMethod& method,
                      clink::IdempotencyResult result) override;
+  void OnIdempotencyStoreRetry(clink::StoreWrite write,
+                               clink::StoreRetryResult result) override;
   void OnKeyRefused(absl::string_view merchant,
                     absl::string_view key_fingerprint) override;
   void OnKeyFallback(absl::string_view merchant, bool recovered) override;
@@ -236,6 +238,8 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   static constexpr int kRejectReasons = 2;    // clink::RejectReason
   static constexpr int kAuthFailures = 3;     // clink::AuthFailure
   static constexpr int kIdempotencyResults = 5;
+  static constexpr int kStoreWrites = 2;         // clink::StoreWrite
+  static constexpr int kStoreRetryResults = 4;   // clink::StoreRetryResult
   // http::AddressClass: kNone .. kNotAllowedHost.
   static constexpr int kAddressClasses =
       static_cast<int>(http::AddressClass::kNotAllowedHost) + 1;
@@ -307,6 +311,10 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   std::array<prometheus::Counter*, kRejectReasons> rejections_{};
   std::array<prometheus::Counter*, kAuthFailures> auth_failures_{};
   std::array<prometheus::Counter*, kIdempotencyResults> idempotency_{};
+  // [write][result].
+  std::array<std::array<prometheus::Counter*, kStoreRetryResults>,
+             kStoreWrites>
+      store_retries_{};
   std::array<prometheus::Counter*, kAddressClasses> egress_denied_{};
   std::array<prometheus::Counter*, kAddressClasses> egress_would_deny_{};
   // Families whose children come and go (key sets, the clock offset).

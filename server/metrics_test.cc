@@ -119,6 +119,15 @@ TEST_F(GatewayMetricsTest, EverySeriesExistsAtZeroBeforeAnyTraffic) {
               1u)
         << result;
   }
+  for (const char* operation : {"complete", "release"}) {
+    for (const char* result : {"ok", "not_held", "failed", "gave_up"}) {
+      EXPECT_EQ(Select(samples, "clink_gateway_idempotency_store_retries_total",
+                       {{"operation", operation}, {"result", result}})
+                    .size(),
+                1u)
+          << operation << " " << result;
+    }
+  }
   for (const char* reason : {"overloaded", "rate_limited"}) {
     EXPECT_EQ(Select(samples, "clink_gateway_rejections_total",
                      {{"reason", reason}})
@@ -303,6 +312,26 @@ TEST_F(GatewayMetricsTest, UpstreamAttemptsConnectionsAndRefusals) {
   EXPECT_EQ(Sum(samples, "clink_gateway_idempotency_requests_total",
                 {{"result", "replayed"}}),
             1);
+}
+
+TEST_F(GatewayMetricsTest, StoreWriteRetriesAreCountedByOperationAndResult) {
+  metrics_->OnIdempotencyStoreRetry(clink::StoreWrite::kRelease,
+                                    clink::StoreRetryResult::kFailed);
+  metrics_->OnIdempotencyStoreRetry(clink::StoreWrite::kRelease,
+                                    clink::StoreRetryResult::kOk);
+  metrics_->OnIdempotencyStoreRetry(clink::StoreWrite::kComplete,
+                                    clink::StoreRetryResult::kGaveUp);
+  std::vector<Sample> samples = Samples();
+  const char* kName = "clink_gateway_idempotency_store_retries_total";
+  EXPECT_EQ(Sum(samples, kName, {{"operation", "release"}, {"result", "ok"}}),
+            1);
+  EXPECT_EQ(
+      Sum(samples, kName, {{"operation", "release"}, {"result", "failed"}}), 1);
+  EXPECT_EQ(
+      Sum(samples, kName, {{"operation", "complete"}, {"result", "gave_up"}}),
+      1);
+  EXPECT_EQ(Sum(samples, kName, {{"operation", "complete"}, {"result", "ok"}}),
+            0);
 }
 
 TEST_F(GatewayMetricsTest, EgressDecisionsAreCountedByReasonFromZero) {

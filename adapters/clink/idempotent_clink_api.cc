@@ -1,8 +1,19 @@
 #include "adapters/clink/idempotent_clink_api.h"
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/clink/validation.h"
@@ -38,7 +49,225 @@ CallResult ResultOf(absl::string_view endpoint, absl::Status status) {
   return result;
 }
 
+// What is stored for a final `status` (the response when it is OK).
+idempotency::StoredResult StoredOf(const absl::Status& status,
+                                   const google::protobuf::Message& response) {
+  idempotency::StoredResult stored;
+  stored.status = status;
+  if (status.ok()) stored.response = response.SerializeAsString();
+  return stored;
+}
+
 }  // namespace
+
+// Retries store writes (Complete, Release) whose first attempt failed, on its
+// own thread, with backoff, until each lands, is refused because its lease
+// token no longer holds the key, or runs out of time.
+class IdempotentClinkApi::WriteRetrier {
+ public:
+  WriteRetrier(idempotency::IdempotencyStore& store, UpstreamObserver& observer,
+               const Options& options, std::atomic<int64_t>& recovered,
+               std::atomic<int64_t>& given_up)
+      : store_(store),
+        observer_(observer),
+        options_(options),
+        recovered_(recovered),
+        given_up_(given_up),
+        thread_([this] { Loop(); }) {}
+
+  ~WriteRetrier() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
+    // One last attempt for every write still waiting (it fails for good if
+    // the store is still down), then wait for the store's answers.
+    std::multimap<absl::Time, std::unique_ptr<Write>> rest;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      rest.swap(due_);
+      in_flight_ += rest.size();
+    }
+    for (auto& [when, write] : rest) Attempt(std::move(write));
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+
+  WriteRetrier(const WriteRetrier&) = delete;
+  WriteRetrier& operator=(const WriteRetrier&) = delete;
+
+  // A write whose first attempt failed with `error` (not kFailedPrecondition);
+  // `result` is set for a Complete.
+  void Add(StoreWrite kind, idempotency::IdempotencyKey key,
+           std::string lease_token,
+           std::optional<idempotency::StoredResult> result,
+           std::string endpoint) {
+    auto write = std::make_unique<Write>();
+    write->kind = kind;
+    write->key = std::move(key);
+    write->lease_token = std::move(lease_token);
+    write->result = std::move(result);
+    write->endpoint = std::move(endpoint);
+    const absl::Time now = absl::Now();
+    write->give_up_at = now + options_.retry_for;
+    write->backoff = options_.initial_backoff;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stopping_ && due_.size() + in_flight_ < options_.max_pending) {
+        Schedule(std::move(write), now);
+        return;
+      }
+    }
+    Finish(*write, StoreRetryResult::kGaveUp,
+           absl::ResourceExhaustedError("too many store writes to retry"));
+  }
+
+ private:
+  struct Write {
+    StoreWrite kind = StoreWrite::kRelease;
+    idempotency::IdempotencyKey key;
+    std::string lease_token;
+    std::optional<idempotency::StoredResult> result;  // kComplete only.
+    std::string endpoint;
+    absl::Time give_up_at;
+    absl::Duration backoff;
+    int attempts = 0;
+  };
+
+  // mu_ held.
+  void Schedule(std::unique_ptr<Write> write, absl::Time now) {
+    const absl::Time when = now + write->backoff;
+    write->backoff = std::min(write->backoff * 2, options_.max_backoff);
+    due_.emplace(when, std::move(write));
+    cv_.notify_all();
+  }
+
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      if (due_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      const absl::Time now = absl::Now();
+      if (due_.begin()->first > now) {
+        cv_.wait_for(lock,
+                     absl::ToChronoNanoseconds(due_.begin()->first - now));
+        continue;
+      }
+      std::unique_ptr<Write> write = std::move(due_.begin()->second);
+      due_.erase(due_.begin());
+      ++in_flight_;
+      lock.unlock();
+      Attempt(std::move(write));
+      lock.lock();
+    }
+  }
+
+  // Counted in in_flight_ by the caller; OnResult uncounts it.
+  void Attempt(std::unique_ptr<Write> write) {
+    ++write->attempts;
+    // The store reads these during the call only; the callback owns `write`
+    // and may run inline.
+    const idempotency::IdempotencyKey key = write->key;
+    const std::string lease_token = write->lease_token;
+    if (write->kind == StoreWrite::kComplete) {
+      idempotency::StoredResult result = *write->result;
+      store_.Complete(
+          key, lease_token, std::move(result),
+          [this, write = std::move(write)](absl::Status status) mutable {
+            OnResult(std::move(write), std::move(status));
+          });
+    } else {
+      store_.Release(
+          key, lease_token,
+          [this, write = std::move(write)](absl::Status status) mutable {
+            OnResult(std::move(write), std::move(status));
+          });
+    }
+  }
+
+  void OnResult(std::unique_ptr<Write> write, absl::Status status) {
+    StoreRetryResult result = StoreRetryResult::kGaveUp;
+    if (status.ok()) {
+      result = StoreRetryResult::kOk;
+    } else if (status.code() == absl::StatusCode::kFailedPrecondition) {
+      result = StoreRetryResult::kNotHeld;
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      const absl::Time now = absl::Now();
+      if (!stopping_ && now + write->backoff <= write->give_up_at) {
+        observer_.OnIdempotencyStoreRetry(write->kind,
+                                          StoreRetryResult::kFailed);
+        Schedule(std::move(write), now);
+        --in_flight_;
+        return;
+      }
+    }
+    Finish(*write, result, status);
+    std::lock_guard<std::mutex> lock(mu_);
+    --in_flight_;
+    cv_.notify_all();
+  }
+
+  // A write's last word: counted and logged.
+  void Finish(const Write& write, StoreRetryResult result,
+              const absl::Status& status) {
+    // Counted before the observer hears of it (tests wait on the observer).
+    if (result == StoreRetryResult::kOk) {
+      recovered_.fetch_add(1, std::memory_order_relaxed);
+    } else if (result != StoreRetryResult::kNotHeld) {
+      given_up_.fetch_add(1, std::memory_order_relaxed);
+    }
+    observer_.OnIdempotencyStoreRetry(write.kind, result);
+    const std::string operation(StoreWriteName(write.kind));
+    const std::string attempts = absl::StrCat(write.attempts);
+    switch (result) {
+      case StoreRetryResult::kOk:
+        Log(LogLevel::kInfo, "idempotency_store_write_recovered",
+            {{"endpoint", write.endpoint},
+             {"operation", operation},
+             {"retries", attempts}});
+        return;
+      case StoreRetryResult::kNotHeld:
+        // An attempt whose answer was lost landed after all, or the lease
+        // ended first: either way the record is not this write's to change.
+        Log(LogLevel::kWarning, "idempotency_store_write_not_held",
+            {{"endpoint", write.endpoint},
+             {"operation", operation},
+             {"retries", attempts}});
+        return;
+      case StoreRetryResult::kFailed:
+      case StoreRetryResult::kGaveUp:
+        Log(LogLevel::kError, "idempotency_store_write_given_up",
+            {{"endpoint", write.endpoint},
+             {"operation", operation},
+             {"retries", attempts},
+             {"error", std::string(status.message())},
+             {"consequence",
+              "the key stays in flight until its lease ends; retries with it "
+              "are then told UNKNOWN (IDEMPOTENT_CALL_ABANDONED)"}});
+        return;
+    }
+  }
+
+  idempotency::IdempotencyStore& store_;
+  UpstreamObserver& observer_;
+  const Options options_;
+  std::atomic<int64_t>& recovered_;
+  std::atomic<int64_t>& given_up_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // Everything below up to thread_: mu_.
+  std::multimap<absl::Time, std::unique_ptr<Write>> due_;
+  // Attempts whose answer has not come yet.
+  size_t in_flight_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;  // Last: starts once everything above exists.
+};
 
 bool IsFinalForIdempotency(const absl::Status& status,
                            bool idempotent_upstream) {
@@ -105,10 +334,20 @@ struct IdempotentClinkApi::KeyedCall {
 IdempotentClinkApi::IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
                                        idempotency::IdempotencyStore& store,
                                        UpstreamObserver* observer)
+    : IdempotentClinkApi(codec, inner, store, observer, Options()) {}
+
+IdempotentClinkApi::IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
+                                       idempotency::IdempotencyStore& store,
+                                       UpstreamObserver* observer,
+                                       Options options)
     : codec_(codec),
       inner_(inner),
       store_(store),
-      observer_(observer != nullptr ? *observer : NoUpstreamObserver()) {}
+      observer_(observer != nullptr ? *observer : NoUpstreamObserver()),
+      retrier_(std::make_unique<WriteRetrier>(
+          store, observer_, options, writes_recovered_, writes_given_up_)) {}
+
+IdempotentClinkApi::~IdempotentClinkApi() = default;
 
 IdempotentClinkApi::Stats IdempotentClinkApi::stats() const {
   Stats s;
@@ -117,6 +356,8 @@ IdempotentClinkApi::Stats IdempotentClinkApi::stats() const {
   s.mismatched = mismatched_.load(std::memory_order_relaxed);
   s.in_use = in_use_.load(std::memory_order_relaxed);
   s.store_errors = store_errors_.load(std::memory_order_relaxed);
+  s.writes_recovered = writes_recovered_.load(std::memory_order_relaxed);
+  s.writes_given_up = writes_given_up_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -249,25 +490,36 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
         const bool final_result = IsFinalForIdempotency(
             result.status, call->rest->idempotent_upstream);
         idempotency::StoredResult stored;
-        if (final_result) {
-          stored.status = result.status;
-          if (result.status.ok()) {
-            stored.response = call->response->SerializeAsString();
-          }
-        }
+        if (final_result) stored = StoredOf(result.status, *call->response);
         const idempotency::IdempotencyKey key = call->key;
-        auto finish = [this, call, result = std::move(result)](
-                          absl::Status written) mutable {
+        auto finish = [this, call, final_result, lease_token,
+                       result =
+                           std::move(result)](absl::Status written) mutable {
           if (!written.ok()) {
             store_errors_.fetch_add(1, std::memory_order_relaxed);
             observer_.OnIdempotency(*call->rest,
                                     IdempotencyResult::kStoreError);
-            // The caller still gets the real result; the key stays claimed
-            // until its lease runs out and is then settled as abandoned
-            // (UNKNOWN), which never causes a second send.
+            const bool retry =
+                written.code() != absl::StatusCode::kFailedPrecondition;
             Log(LogLevel::kWarning, "idempotency_store_write_failed",
                 {{"endpoint", call->rest->endpoint},
-                 {"error", std::string(written.message())}});
+                 {"operation", final_result ? "complete" : "release"},
+                 {"error", std::string(written.message())},
+                 {"retry", retry ? "background" : "no (key not held)"}});
+            if (retry) {
+              // The caller still gets the real result now; the write is
+              // retried with the same lease token until it lands (else the
+              // key would stay claimed until its lease ends and then be
+              // settled as abandoned: UNKNOWN for a call that may never have
+              // been sent).
+              retrier_->Add(
+                  final_result ? StoreWrite::kComplete : StoreWrite::kRelease,
+                  call->key, lease_token,
+                  final_result ? std::optional<idempotency::StoredResult>(
+                                     StoredOf(result.status, *call->response))
+                               : std::nullopt,
+                  call->rest->endpoint);
+            }
           }
           std::move(call->done)(std::move(result));
         };

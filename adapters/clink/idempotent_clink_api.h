@@ -8,7 +8,8 @@
 // endpoint is a POST/PUT/DELETE (reads ignore the key: they are safe to
 // repeat):
 //   1. The request is validated first (INVALID_ARGUMENT touches nothing).
-//   2. The key, scoped by (caller, RPC, merchant), is claimed in the IdempotencyStore
+//   2. The key, scoped by (caller, RPC, merchant), is claimed in the
+//   IdempotencyStore
 //      together with a SHA-256 of the request (deterministic proto bytes).
 //   3. The first call runs. Its result is stored when it is final: success, a
 //      Clink refusal that would repeat (INVALID_ARGUMENT, FAILED_PRECONDITION,
@@ -23,13 +24,26 @@
 //      itself (CreateRefund), whose retry is safe and learns the outcome.
 //   4. Later calls with the same key and request get the stored result
 //      (CallResult.replayed) without calling Clink; concurrent ones wait for
-//      the first, up to their deadline.
+//      the first, up to their deadline (at most the store's waiter caps: past
+//      them, ABORTED IDEMPOTENCY_KEY_IN_USE at once).
+//   5. When storing the result or releasing the key fails (the store is
+//      unreachable at that moment), the caller still gets the real result at
+//      once, and the write is retried in the background with backoff
+//      (Options) until it lands, the lease token no longer holds the key, or
+//      the attempts run out (each retry counted by the observer's
+//      OnIdempotencyStoreRetry). Only a write that never lands leaves the key
+//      to be settled as abandoned (UNKNOWN) when its lease ends. A retried
+//      write carries the original lease token, so it can never overwrite a
+//      record another call now holds.
 // Errors of its own (all with a google.rpc.ErrorInfo, domain gateway.clink):
 //   ALREADY_EXISTS      IDEMPOTENCY_KEY_REUSED: the key was used for a
 //                       different request (another body); nothing sent.
 //   ABORTED             IDEMPOTENCY_KEY_IN_USE: the first call with the key is
-//                       still running at the caller's deadline; outcome
-//                       unknown, with a RetryInfo: retry with the same key.
+//                       still running at the caller's deadline, or so many
+//                       calls already wait for it (or for any key) that this
+//                       one may not (the store's waiter caps); outcome
+//                       unknown, nothing sent by this call, with a RetryInfo:
+//                       retry with the same key.
 //   UNAVAILABLE         IDEMPOTENCY_STORE_UNAVAILABLE: the store cannot be
 //                       reached; nothing sent (fail closed). Not for RPCs Clink
 //                       deduplicates itself (CreateRefund, by
@@ -43,10 +57,12 @@
 #define CLINK_GATEWAY_ADAPTERS_CLINK_IDEMPOTENT_CLINK_API_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "absl/time/time.h"
 #include "adapters/clink/clink_api.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/upstream_observer.h"
@@ -72,6 +88,23 @@ class IdempotentClinkApi final : public ClinkApi {
     int64_t mismatched = 0;  // Key reused for a different request.
     int64_t in_use = 0;      // Gave up waiting for the first call.
     int64_t store_errors = 0;
+    // Store writes retried in the background: landed / given up.
+    int64_t writes_recovered = 0;
+    int64_t writes_given_up = 0;
+  };
+
+  // Background retries of store writes that failed (step 5 above).
+  struct Options {
+    // Delay before the first retry; doubles up to max_backoff.
+    absl::Duration initial_backoff = absl::Milliseconds(100);
+    absl::Duration max_backoff = absl::Seconds(5);
+    // No retry starts later than this after the first failure. Keep it under
+    // the store's in-flight lease less the longest call (the gateway's lease
+    // is max_rpc_timeout + 1 min): past the lease the key is abandoned anyway.
+    absl::Duration retry_for = absl::Seconds(50);
+    // Writes waiting to be retried at most; a failure beyond that is given up
+    // at once (counted gave_up).
+    size_t max_pending = 10000;
   };
 
   // All references (and `observer`, told what happened to each keyed call;
@@ -79,6 +112,16 @@ class IdempotentClinkApi final : public ClinkApi {
   IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
                      idempotency::IdempotencyStore& store,
                      UpstreamObserver* observer = nullptr);
+  IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
+                     idempotency::IdempotencyStore& store,
+                     UpstreamObserver* observer, Options options);
+  // Gives every write still waiting for a retry one last attempt at once and
+  // waits for the store to answer them (and any attempt in progress). No call
+  // may be in progress.
+  ~IdempotentClinkApi() override;
+
+  IdempotentClinkApi(const IdempotentClinkApi&) = delete;
+  IdempotentClinkApi& operator=(const IdempotentClinkApi&) = delete;
 
   void Call(const google::protobuf::MethodDescriptor& method,
             const google::protobuf::Message& request,
@@ -89,6 +132,7 @@ class IdempotentClinkApi final : public ClinkApi {
 
  private:
   struct KeyedCall;
+  class WriteRetrier;
 
   void OnBegin(std::shared_ptr<KeyedCall> call,
                absl::StatusOr<idempotency::BeginResult> begun);
@@ -103,6 +147,10 @@ class IdempotentClinkApi final : public ClinkApi {
   std::atomic<int64_t> mismatched_{0};
   std::atomic<int64_t> in_use_{0};
   std::atomic<int64_t> store_errors_{0};
+  std::atomic<int64_t> writes_recovered_{0};
+  std::atomic<int64_t> writes_given_up_{0};
+  // Last: its destructor finishes the retries while the rest still exists.
+  std::unique_ptr<WriteRetrier> retrier_;
 };
 
 }  // namespace clink_gateway::clink

@@ -1,11 +1,20 @@
 #include "adapters/clink/idempotent_clink_api.h"
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/idempotency/memory_idempotency_store.h"
@@ -182,8 +191,8 @@ TEST_F(IdempotentClinkApiTest, KeysAreScopedPerCaller) {
 }
 
 TEST_F(IdempotentClinkApiTest, AnUnknownOutcomeIsStoredNotSentAgain) {
-  inner_.next_status = WithOutcome(absl::UnknownError("reset after send"),
-                                   Outcome::kUnknown);
+  inner_.next_status =
+      WithOutcome(absl::UnknownError("reset after send"), Outcome::kUnknown);
   v1::CreatePaymentResponse r1, r2;
   EXPECT_EQ(Call(Payment(), &r1, Keyed("k1")).status.code(),
             absl::StatusCode::kUnknown);
@@ -196,8 +205,8 @@ TEST_F(IdempotentClinkApiTest, AnUnknownOutcomeIsStoredNotSentAgain) {
 }
 
 TEST_F(IdempotentClinkApiTest, ACallThatNeverLeftFreesTheKeyForTheRetry) {
-  inner_.next_status = WithOutcome(absl::UnavailableError("connect refused"),
-                                   Outcome::kNotSent);
+  inner_.next_status =
+      WithOutcome(absl::UnavailableError("connect refused"), Outcome::kNotSent);
   v1::CreatePaymentResponse r1, r2;
   EXPECT_EQ(Call(Payment(), &r1, Keyed("k1")).status.code(),
             absl::StatusCode::kUnavailable);
@@ -277,6 +286,387 @@ TEST_F(IdempotentClinkApiTest, StoreDownFailsKeyedPaymentsClosedButNotRefunds) {
   EXPECT_EQ(inner_.calls, 1);
 }
 
+// Thread-safe stand-in for Clink for the same-key storm: holds the first
+// call, then refuses the next `refusals` calls at once (HTTP 429: nothing
+// done, the key is released) and accepts the rest, inline.
+class StormClinkApi final : public ClinkApi {
+ public:
+  explicit StormClinkApi(int refusals) : refusals_(refusals) {}
+
+  void Call(const google::protobuf::MethodDescriptor& method,
+            const google::protobuf::Message& request,
+            const CallOptions& options, google::protobuf::Message* response,
+            Callback done) override {
+    // Calls running on this thread's stack: a hand-off that ran the next
+    // holder's call inside the previous one's Release would nest them.
+    static thread_local int depth = 0;
+    struct Nest {
+      explicit Nest(StormClinkApi& api) {
+        std::lock_guard<std::mutex> lock(api.mu_);
+        api.max_depth_ = std::max(api.max_depth_, ++depth);
+      }
+      ~Nest() { --depth; }
+    } nest(*this);
+    CallResult result;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const int call = ++calls_;
+      if (call == 1) {
+        held_ = std::move(done);
+        return;
+      }
+      if (call <= 1 + refusals_) {
+        result.status = RateLimited();
+      } else {
+        ++accepted_;
+        static_cast<v1::CreatePaymentResponse*>(response)->set_order_id(
+            absl::StrCat("ord_", call));
+      }
+    }
+    std::move(done)(std::move(result));  // Synchronously, as a 429 can be.
+  }
+
+  // Answers the held first call with a 429.
+  void RefuseHeld() {
+    Callback done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done = std::move(held_);
+    }
+    CallResult result;
+    result.status = RateLimited();
+    std::move(done)(std::move(result));
+  }
+
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  int accepted() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return accepted_;
+  }
+  int max_depth() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return max_depth_;
+  }
+
+ private:
+  static absl::Status RateLimited() {
+    return WithOutcome(absl::ResourceExhaustedError("clink: HTTP 429"),
+                       Outcome::kRejected);
+  }
+
+  const int refusals_;
+  std::mutex mu_;
+  int calls_ = 0;      // mu_
+  int accepted_ = 0;   // mu_
+  int max_depth_ = 0;  // mu_
+  Callback held_;      // mu_
+};
+
+// 10,000 concurrent calls with one key while the first is in flight; the
+// first and the next 50 holders are refused at once (429) and each hands the
+// key on. Before the fix every waiter queued, and each refusal's Release ran
+// the next waiter's call inside its own stack: the stack overflowed (~3,000
+// waiters). Now 100 wait (the per-key cap), the rest are told at once that
+// the first call is still running, the hand-offs are a loop, and exactly one
+// payment is accepted.
+TEST_F(IdempotentClinkApiTest, ASameKeyStormIsCappedAndNeverRecurses) {
+  constexpr int kCalls = 10000;
+  constexpr int kThreads = 4;
+  constexpr int kRefusals = 50;
+  constexpr size_t kPerKey = 100;
+  idempotency::MemoryIdempotencyStore::Options store_options;
+  store_options.max_waiters_per_key = kPerKey;
+  store_options.max_waiters = kCalls;
+  idempotency::MemoryIdempotencyStore store(store_options);
+  StormClinkApi inner(kRefusals);
+  IdempotentClinkApi api(*codec_, inner, store);
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  ASSERT_NE(method, nullptr);
+  CallOptions options = Keyed("storm");
+  options.deadline = absl::Now() + absl::Hours(1);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<CallResult> results;
+  std::vector<v1::CreatePaymentResponse> responses(kCalls);
+  const v1::CreatePaymentRequest request = Payment();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < kCalls; i += kThreads) {
+        api.Call(*method->method, request, options, &responses[i],
+                 [&, i](CallResult r) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   results.push_back(std::move(r));
+                   cv.notify_all();
+                 });
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  {
+    // Everyone but the holder is answered or waiting.
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] {
+      return results.size() + store.waiting() == kCalls - 1;
+    }));
+  }
+  EXPECT_EQ(store.waiting(), kPerKey);
+  EXPECT_EQ(inner.calls(), 1);
+
+  inner.RefuseHeld();
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60),
+                          [&] { return results.size() == kCalls; }));
+  EXPECT_EQ(inner.accepted(), 1);
+  EXPECT_EQ(inner.calls(), 1 + kRefusals + 1);
+  EXPECT_EQ(inner.max_depth(), 1);
+  int in_use = 0, rate_limited = 0, succeeded = 0, replayed = 0;
+  std::set<std::string> order_ids;
+  for (const CallResult& r : results) {
+    if (r.status.ok()) {
+      ++succeeded;
+      if (r.replayed) ++replayed;
+    } else if (r.status.code() == absl::StatusCode::kAborted) {
+      ++in_use;
+      EXPECT_EQ(GetErrorInfo(r.status)->reason(), "IDEMPOTENCY_KEY_IN_USE");
+      EXPECT_TRUE(GetRetryInfo(r.status).has_value());
+    } else {
+      EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted)
+          << r.status;
+      ++rate_limited;
+    }
+  }
+  for (const auto& response : responses) {
+    if (!response.order_id().empty()) order_ids.insert(response.order_id());
+  }
+  EXPECT_EQ(in_use, kCalls - 1 - static_cast<int>(kPerKey));
+  EXPECT_EQ(rate_limited, 1 + kRefusals);
+  EXPECT_EQ(succeeded, static_cast<int>(kPerKey) - kRefusals);
+  EXPECT_EQ(replayed, succeeded - 1);
+  EXPECT_EQ(order_ids.size(), 1u);  // One payment, replayed to the rest.
+  EXPECT_EQ(store.waiting(), 0u);
+}
+
+// A store whose first `failures` Complete/Release calls fail with
+// kUnavailable, as a Redis that is unreachable for a moment does; with
+// `lost_replies` the write is applied first (a reply lost on the way back).
+// Everything else goes to a memory store.
+class FlakyStore final : public idempotency::IdempotencyStore {
+ public:
+  FlakyStore(idempotency::IdempotencyStore& real, int failures,
+             bool lost_replies = false)
+      : real_(real), failures_(failures), lost_replies_(lost_replies) {}
+
+  void Begin(const idempotency::IdempotencyKey& key, absl::string_view hash,
+             absl::Time deadline, BeginCallback done) override {
+    real_.Begin(key, hash, deadline, std::move(done));
+  }
+  void Complete(const idempotency::IdempotencyKey& key, absl::string_view token,
+                idempotency::StoredResult result, DoneCallback done) override {
+    if (!Fail()) {
+      real_.Complete(key, token, std::move(result), std::move(done));
+    } else if (lost_replies_) {
+      real_.Complete(key, token, std::move(result), Unreachable(done));
+    } else {
+      Unreachable(done)(absl::OkStatus());
+    }
+  }
+  void Release(const idempotency::IdempotencyKey& key, absl::string_view token,
+               DoneCallback done) override {
+    if (!Fail()) {
+      real_.Release(key, token, std::move(done));
+    } else if (lost_replies_) {
+      real_.Release(key, token, Unreachable(done));
+    } else {
+      Unreachable(done)(absl::OkStatus());
+    }
+  }
+  void AbortWaits() override { real_.AbortWaits(); }
+
+  int writes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return writes_;
+  }
+
+ private:
+  bool Fail() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ++writes_ <= failures_;
+  }
+  static DoneCallback Unreachable(DoneCallback& done) {
+    return [done = std::move(done)](absl::Status) mutable {
+      std::move(done)(absl::UnavailableError("redis at unix:/x: timeout"));
+    };
+  }
+
+  idempotency::IdempotencyStore& real_;
+  const int failures_;
+  const bool lost_replies_;
+  std::mutex mu_;
+  int writes_ = 0;  // mu_
+};
+
+// Records background store-write retries; waits for them.
+class RetryRecorder final : public UpstreamObserver {
+ public:
+  void OnIdempotencyStoreRetry(StoreWrite write,
+                               StoreRetryResult result) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(
+        absl::StrCat(StoreWriteName(write), ":", StoreRetryResultName(result)));
+    cv_.notify_all();
+  }
+  // Waits for an event that is not "...:failed"; false on timeout.
+  bool WaitForLastWord() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [this] {
+      return !events_.empty() && !absl::EndsWith(events_.back(), ":failed");
+    });
+  }
+  std::vector<std::string> events() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> events_;
+};
+
+IdempotentClinkApi::Options FastRetries() {
+  IdempotentClinkApi::Options options;
+  options.initial_backoff = absl::Milliseconds(1);
+  options.max_backoff = absl::Milliseconds(4);
+  options.retry_for = absl::Seconds(30);
+  return options;
+}
+
+// Before the fix a failed Release left the key claimed until its lease ended
+// (2 minutes here), then settled it as abandoned: the caller's retry of a
+// payment that was never sent heard ABORTED, then UNKNOWN.
+TEST_F(IdempotentClinkApiTest, AFailedReleaseIsRetriedUntilTheKeyIsFree) {
+  FlakyStore flaky(*store_, /*failures=*/2);
+  RetryRecorder recorder;
+  IdempotentClinkApi api(*codec_, inner_, flaky, &recorder, FastRetries());
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  inner_.next_status =
+      WithOutcome(absl::ResourceExhaustedError("HTTP 429"), Outcome::kRejected);
+  v1::CreatePaymentResponse r1, r2;
+  CallResult first;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r1,
+           [&](CallResult r) { first = std::move(r); });
+  // The caller hears the real answer at once: rate limited, nothing done.
+  EXPECT_EQ(first.status.code(), absl::StatusCode::kResourceExhausted);
+
+  ASSERT_TRUE(recorder.WaitForLastWord());
+  EXPECT_EQ(recorder.events(),
+            (std::vector<std::string>{"release:failed", "release:ok"}));
+  EXPECT_EQ(api.stats().writes_recovered, 1);
+  // The retry with the key runs: it was never sent, so it is not UNKNOWN.
+  inner_.next_status = absl::OkStatus();
+  CallResult retry;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r2,
+           [&](CallResult r) { retry = std::move(r); });
+  EXPECT_TRUE(retry.status.ok()) << retry.status;
+  EXPECT_FALSE(retry.replayed);
+  EXPECT_EQ(inner_.calls, 2);
+}
+
+TEST_F(IdempotentClinkApiTest, AFailedCompleteIsRetriedAndThenReplayed) {
+  FlakyStore flaky(*store_, /*failures=*/1);
+  RetryRecorder recorder;
+  IdempotentClinkApi api(*codec_, inner_, flaky, &recorder, FastRetries());
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  v1::CreatePaymentResponse r1, r2;
+  CallResult first;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r1,
+           [&](CallResult r) { first = std::move(r); });
+  ASSERT_TRUE(first.status.ok()) << first.status;
+
+  ASSERT_TRUE(recorder.WaitForLastWord());
+  EXPECT_EQ(recorder.events(), std::vector<std::string>{"complete:ok"});
+  CallResult replay;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r2,
+           [&](CallResult r) { replay = std::move(r); });
+  EXPECT_TRUE(replay.status.ok()) << replay.status;
+  EXPECT_TRUE(replay.replayed);
+  EXPECT_EQ(r2.order_id(), r1.order_id());
+  EXPECT_EQ(inner_.calls, 1);
+}
+
+// The first Release landed but its reply was lost; the next call claimed the
+// key. The retried Release carries the old lease token, so it cannot free
+// the new holder's key: the new holder completes, and its result replays.
+TEST_F(IdempotentClinkApiTest, ARetriedWriteNeverTouchesAnotherHoldersKey) {
+  FlakyStore flaky(*store_, /*failures=*/1, /*lost_replies=*/true);
+  RetryRecorder recorder;
+  IdempotentClinkApi::Options options = FastRetries();
+  options.initial_backoff = absl::Milliseconds(200);  // After the new claim.
+  IdempotentClinkApi api(*codec_, inner_, flaky, &recorder, options);
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  inner_.next_status =
+      WithOutcome(absl::ResourceExhaustedError("HTTP 429"), Outcome::kRejected);
+  v1::CreatePaymentResponse r1, r2, r3;
+  CallResult first;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r1,
+           [&](CallResult r) { first = std::move(r); });
+  EXPECT_EQ(first.status.code(), absl::StatusCode::kResourceExhausted);
+  // The key is free (the Release landed): the next call holds it.
+  inner_.next_status = absl::OkStatus();
+  inner_.hold = true;
+  CallResult second;
+  bool second_done = false;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r2, [&](CallResult r) {
+    second = std::move(r);
+    second_done = true;
+  });
+  EXPECT_EQ(inner_.calls, 2);
+  EXPECT_FALSE(second_done);
+
+  ASSERT_TRUE(recorder.WaitForLastWord());
+  EXPECT_EQ(recorder.events(), std::vector<std::string>{"release:not_held"});
+  inner_.AnswerHeld();
+  ASSERT_TRUE(second_done);
+  EXPECT_TRUE(second.status.ok()) << second.status;
+  CallResult replay;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r3,
+           [&](CallResult r) { replay = std::move(r); });
+  EXPECT_TRUE(replay.replayed);
+  EXPECT_EQ(r3.order_id(), r2.order_id());
+  EXPECT_EQ(inner_.calls, 2);
+}
+
+TEST_F(IdempotentClinkApiTest, RetriesAreBoundedInTime) {
+  FlakyStore flaky(*store_, /*failures=*/1000000);
+  RetryRecorder recorder;
+  IdempotentClinkApi::Options options = FastRetries();
+  options.retry_for = absl::Milliseconds(50);
+  IdempotentClinkApi api(*codec_, inner_, flaky, &recorder, options);
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  inner_.next_status =
+      WithOutcome(absl::ResourceExhaustedError("HTTP 429"), Outcome::kRejected);
+  v1::CreatePaymentResponse r1;
+  CallResult first;
+  api.Call(*method->method, Payment(), Keyed("k1"), &r1,
+           [&](CallResult r) { first = std::move(r); });
+  ASSERT_TRUE(recorder.WaitForLastWord());
+  const std::vector<std::string> events = recorder.events();
+  EXPECT_EQ(events.back(), "release:gave_up");
+  EXPECT_GE(events.size(), 2u);
+  EXPECT_EQ(api.stats().writes_given_up, 1);
+  EXPECT_EQ(flaky.writes(), 1 + static_cast<int>(events.size()));
+}
+
 TEST(IsFinalForIdempotencyTest, StoresWhatWouldRepeatAndReleasesTheRest) {
   struct Row {
     absl::Status status;
@@ -349,8 +739,8 @@ TEST_F(IdempotentClinkApiTest, TheObserverSeesWhatHappenedToEachKeyedCall) {
     std::vector<std::string> results;
     std::string endpoint;
   } recorder;
-  api_ = std::make_unique<IdempotentClinkApi>(*codec_, inner_, *store_,
-                                              &recorder);
+  api_ =
+      std::make_unique<IdempotentClinkApi>(*codec_, inner_, *store_, &recorder);
   v1::CreatePaymentResponse r1, r2, r3, r4;
   ASSERT_TRUE(Call(Payment(), &r1, Keyed("k1")).status.ok());
   ASSERT_TRUE(Call(Payment(), &r2, Keyed("k1")).status.ok());

@@ -44,6 +44,30 @@ absl::string_view IdempotencyResultName(IdempotencyResult result) {
   return "store_error";
 }
 
+absl::string_view StoreWriteName(StoreWrite write) {
+  switch (write) {
+    case StoreWrite::kComplete:
+      return "complete";
+    case StoreWrite::kRelease:
+      return "release";
+  }
+  return "release";
+}
+
+absl::string_view StoreRetryResultName(StoreRetryResult result) {
+  switch (result) {
+    case StoreRetryResult::kOk:
+      return "ok";
+    case StoreRetryResult::kNotHeld:
+      return "not_held";
+    case StoreRetryResult::kFailed:
+      return "failed";
+    case StoreRetryResult::kGaveUp:
+      return "gave_up";
+  }
+  return "failed";
+}
+
 UpstreamObserver& NoUpstreamObserver() {
   static UpstreamObserver* const observer = new UpstreamObserver();
   return *observer;

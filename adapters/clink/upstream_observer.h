@@ -71,6 +71,24 @@ enum class IdempotencyResult {
 };
 absl::string_view IdempotencyResultName(IdempotencyResult result);
 
+// A write that ends a keyed call in the idempotency store.
+enum class StoreWrite {
+  kComplete,  // The call's final result is stored.   "complete"
+  kRelease,   // The key is freed for the retry.       "release"
+};
+absl::string_view StoreWriteName(StoreWrite write);
+
+// What one background retry of a failed store write did.
+enum class StoreRetryResult {
+  kOk,       // It landed.                                          "ok"
+  kNotHeld,  // The lease token no longer holds the key (an earlier
+             // attempt landed after all, or the lease ended).      "not_held"
+  kFailed,   // It failed; it will be tried again.                  "failed"
+  kGaveUp,   // It failed and was the last attempt: the key is
+             // settled as abandoned when its lease ends.           "gave_up"
+};
+absl::string_view StoreRetryResultName(StoreRetryResult result);
+
 class UpstreamObserver {
  public:
   virtual ~UpstreamObserver() = default;
@@ -101,6 +119,10 @@ class UpstreamObserver {
   // A keyed call went through the idempotency layer.
   virtual void OnIdempotency(const RestMethod& method,
                              IdempotencyResult result) {}
+  // A background retry of a store write that had failed (each attempt once;
+  // from the retrying thread).
+  virtual void OnIdempotencyStoreRetry(StoreWrite write,
+                                       StoreRetryResult result) {}
 };
 
 // An observer that does nothing (what the adapters use when given none).

@@ -118,7 +118,12 @@ class IdempotencyStore {
   //  - an in-flight record with the same hash: waits (without blocking a
   //    thread) until it becomes final (kCompleted), is released (the waiter
   //    claims it: kClaimed), or `wait_deadline` passes or AbortWaits() is
-  //    called (kInProgress); after AbortWaits(), kInProgress at once;
+  //    called (kInProgress); after AbortWaits(), kInProgress at once; and
+  //    kInProgress at once when the store already has as many Begins waiting
+  //    as it allows for this key or in all (its waiter caps: a burst of
+  //    same-key retries must not grow without bound). A waiter that claims a
+  //    released key is never answered inside that Release call (see
+  //    KeyWaiters), so a chain of holders that fail at once is a loop;
   //  - an in-flight record whose holder vanished (its lease expired: the
   //    process died mid-call) becomes final with an UNKNOWN result, outcome
   //    "unknown", reason IDEMPOTENT_CALL_ABANDONED, and is returned as
@@ -135,7 +140,9 @@ class IdempotencyStore {
   // the key: it was completed or released already, or its lease expired (the
   // key is then settled as abandoned, if nobody did so yet, and `result` is
   // dropped); kUnavailable when the store cannot be reached (the record then
-  // stays in flight until its lease expires, and is settled as abandoned).
+  // stays in flight until its lease expires, and is settled as abandoned,
+  // unless the write is made again with the same token before that:
+  // IdempotentClinkApi retries it in the background).
   virtual void Complete(const IdempotencyKey& key,
                         absl::string_view lease_token, StoredResult result,
                         DoneCallback done) = 0;

@@ -9,12 +9,28 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "adapters/clink/error_details.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::idempotency {
+
+void StdNotification::Notify() {
+  std::lock_guard<std::mutex> lock(mu_);
+  notified_ = true;
+  cv_.notify_all();
+}
+
+bool StdNotification::WaitForNotificationWithTimeout(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                      [this] { return notified_; });
+}
+
+void StdNotification::WaitForNotification() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return notified_; });
+}
 
 BeginCollector::BeginCollector() : state_(std::make_shared<State>()) {}
 
@@ -23,22 +39,21 @@ IdempotencyStore::BeginCallback BeginCollector::Callback(
   return [state = state_, on_result = std::move(on_result)](
              absl::StatusOr<BeginResult> result) {
     if (on_result) on_result(result);
-    absl::MutexLock lock(&state->mu);
+    std::lock_guard<std::mutex> lock(state->mu);
     state->results.push_back(std::move(result));
+    state->cv.notify_all();
   };
 }
 
 bool BeginCollector::WaitForCount(size_t count, absl::Duration timeout) {
   State& state = *state_;
-  absl::MutexLock lock(&state.mu);
-  auto enough = [&state, count]() ABSL_SHARED_LOCKS_REQUIRED(state.mu) {
-    return state.results.size() >= count;
-  };
-  return state.mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  std::unique_lock<std::mutex> lock(state.mu);
+  return state.cv.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                           [&] { return state.results.size() >= count; });
 }
 
 std::vector<absl::StatusOr<BeginResult>> BeginCollector::results() const {
-  absl::MutexLock lock(&state_->mu);
+  std::lock_guard<std::mutex> lock(state_->mu);
   return state_->results;
 }
 
@@ -46,7 +61,7 @@ namespace {
 
 template <typename T>
 struct Slot {
-  absl::Notification done;
+  StdNotification done;
   T value;
 };
 
@@ -234,7 +249,7 @@ TEST_P(IdempotencyStoreConformanceTest, DifferentHashMismatchesWhenFinal) {
 TEST_P(IdempotencyStoreConformanceTest, FiftyConcurrentBeginsClaimOnce) {
   constexpr int kThreads = 50;
   BeginCollector collector;
-  absl::Notification claimed;
+  StdNotification claimed;
   std::atomic<int> claims{0};
   auto on_result = [&claimed, &claims](const absl::StatusOr<BeginResult>& r) {
     if (r.ok() && r->kind == Kind::kClaimed && claims.fetch_add(1) == 0) {
@@ -242,7 +257,7 @@ TEST_P(IdempotencyStoreConformanceTest, FiftyConcurrentBeginsClaimOnce) {
     }
   };
   const absl::Time deadline = FarDeadline();
-  absl::Notification go;
+  StdNotification go;
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&] {
@@ -503,8 +518,7 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAnswersWaitersAtOnce) {
   store_->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
   // A round trip on another key: the store has now seen both Begins find the
   // key in flight (stores answer in order), so they are waiting.
-  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other",
-                             kKey.merchant};
+  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other", kKey.merchant};
   const std::string other_token = Claim(*store_, FarDeadline(), other);
   EXPECT_TRUE(waiters.results().empty());
 
@@ -529,8 +543,7 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAnswersWaitersAtOnce) {
       BeginAndWait(*store_, kKey, "hash-b", FarDeadline());
   ASSERT_TRUE(mismatch.ok()) << mismatch.status();
   EXPECT_EQ(mismatch->kind, Kind::kMismatch);
-  const IdempotencyKey fresh{kKey.caller, kKey.rpc, "key-fresh",
-                             kKey.merchant};
+  const IdempotencyKey fresh{kKey.caller, kKey.rpc, "key-fresh", kKey.merchant};
   const std::string fresh_token = Claim(*store_, FarDeadline(), fresh);
   EXPECT_TRUE(ReleaseAndWait(*store_, fresh, fresh_token).ok());
   EXPECT_TRUE(ReleaseAndWait(*store_, other, other_token).ok());
@@ -558,8 +571,112 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAffectsOnlyThatStore) {
   EXPECT_EQ(waiter.results()[0]->result.response, "r");
 }
 
+TEST_P(IdempotencyStoreConformanceTest, WaitersAreCappedPerKeyAndInTotal) {
+  StoreTestEnv::StoreOptions options;
+  options.max_waiters_per_key = 2;
+  options.max_waiters = 3;
+  std::unique_ptr<IdempotencyStore> store = NewStore(options);
+  ASSERT_NE(store, nullptr);
+  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other", kKey.merchant};
+  const std::string token = Claim(*store, FarDeadline());
+  const std::string other_token = Claim(*store, FarDeadline(), other);
+  BeginCollector waiters;
+  store->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
+  store->Begin(kKey, "hash-a", FarDeadline(), waiters.Callback());
+  // The key's cap is reached: answered at once (the deadline is an hour
+  // away), told the first call is still running.
+  absl::StatusOr<BeginResult> third =
+      BeginAndWait(*store, kKey, "hash-a", FarDeadline());
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->kind, Kind::kInProgress);
+  store->Begin(other, "hash-a", FarDeadline(), waiters.Callback());
+  // The total cap is reached too.
+  absl::StatusOr<BeginResult> fourth =
+      BeginAndWait(*store, other, "hash-a", FarDeadline());
+  ASSERT_TRUE(fourth.ok()) << fourth.status();
+  EXPECT_EQ(fourth->kind, Kind::kInProgress);
+  EXPECT_TRUE(waiters.results().empty());
+
+  // The admitted waiters still get the holders' results.
+  ASSERT_TRUE(CompleteAndWait(*store, kKey, token, OkResponse("a")).ok());
+  ASSERT_TRUE(
+      CompleteAndWait(*store, other, other_token, OkResponse("b")).ok());
+  ASSERT_TRUE(waiters.WaitForCount(3));
+  for (const auto& r : waiters.results()) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->kind, Kind::kCompleted);
+  }
+  // Slots are given back: a key in flight again can be waited for.
+  const IdempotencyKey third_key{kKey.caller, kKey.rpc, "key-third",
+                                 kKey.merchant};
+  const std::string third_token = Claim(*store, FarDeadline(), third_key);
+  BeginCollector later;
+  store->Begin(third_key, "hash-a", FarDeadline(), later.Callback());
+  store->Begin(third_key, "hash-a", FarDeadline(), later.Callback());
+  ASSERT_TRUE(
+      CompleteAndWait(*store, third_key, third_token, OkResponse("c")).ok());
+  ASSERT_TRUE(later.WaitForCount(2));
+  for (const auto& r : later.results()) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->kind, Kind::kCompleted);
+    EXPECT_EQ(r->result.response, "c");
+  }
+}
+
+// Each waiter, when it gets the key, gives it up at once (a call refused
+// before anything was sent) and the next waiter takes it: the hand-off must
+// never run the next waiter's continuation inside the releasing call (with
+// thousands of waiters that recursion overflowed the stack).
+TEST_P(IdempotencyStoreConformanceTest, HandOffsNeverRunInsideTheRelease) {
+  constexpr int kWaiters = 20;
+  IdempotencyStore& store = *store_;
+  const std::string first = Claim(store, FarDeadline());
+  struct Shared {
+    std::atomic<int> claims{0};
+    std::atomic<int> max_depth{0};
+    StdNotification all_claimed;
+  };
+  auto shared = std::make_shared<Shared>();
+  static thread_local int depth = 0;
+  BeginCollector waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    store.Begin(kKey, "hash-a", FarDeadline(),
+                waiters.Callback([&store, shared](
+                                     const absl::StatusOr<BeginResult>& r) {
+                  if (!r.ok() || r->kind != Kind::kClaimed) return;
+                  const int d = ++depth;
+                  int seen = shared->max_depth.load();
+                  while (d > seen &&
+                         !shared->max_depth.compare_exchange_weak(seen, d)) {
+                  }
+                  if (shared->claims.fetch_add(1) + 1 < kWaiters) {
+                    store.Release(kKey, r->lease_token, [](absl::Status) {});
+                  } else {
+                    store.Complete(kKey, r->lease_token, OkResponse("last"),
+                                   [](absl::Status) {});
+                    shared->all_claimed.Notify();
+                  }
+                  --depth;
+                }));
+  }
+  // A round trip on another key: every waiter has found the key in flight.
+  const IdempotencyKey other{kKey.caller, kKey.rpc, "key-other", kKey.merchant};
+  Claim(store, FarDeadline(), other);
+  ASSERT_TRUE(ReleaseAndWait(store, kKey, first).ok());
+
+  ASSERT_TRUE(
+      shared->all_claimed.WaitForNotificationWithTimeout(kCallbackTimeout));
+  ASSERT_TRUE(waiters.WaitForCount(kWaiters));
+  EXPECT_EQ(shared->claims.load(), kWaiters);
+  EXPECT_EQ(shared->max_depth.load(), 1);
+  absl::StatusOr<BeginResult> replay =
+      BeginAndWait(store, kKey, "hash-a", FarDeadline());
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  EXPECT_EQ(replay->result.response, "last");
+}
+
 TEST_P(IdempotencyStoreConformanceTest, CallbacksMayCallTheStore) {
-  absl::Notification completed;
+  StdNotification completed;
   absl::Status complete_status;
   IdempotencyStore& store = *store_;
   store.Begin(kKey, "hash-a", FarDeadline(),

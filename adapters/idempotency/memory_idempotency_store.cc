@@ -1,7 +1,7 @@
 #include "adapters/idempotency/memory_idempotency_store.h"
 
 #include <algorithm>
-#include <iterator>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,8 +12,8 @@
 namespace clink_gateway::idempotency {
 namespace {
 
-// The longest the timer thread sleeps while it has a deadline to watch, so a
-// clock that jumps (or is faked) is re-read at least this often.
+// The longest the timer thread sleeps while it has a lease or record to time,
+// so a clock that jumps (or is faked) is re-read at least this often.
 constexpr absl::Duration kMaxTimerSleep = absl::Milliseconds(200);
 
 BeginResult Claimed(std::string lease_token) {
@@ -42,6 +42,19 @@ absl::Status NotHeld() {
       "expired, or it was completed or released)");
 }
 
+absl::Status ShuttingDown() {
+  return absl::UnavailableError("idempotency store shutting down");
+}
+
+KeyWaiters::Options WaiterOptions(
+    const MemoryIdempotencyStore::Options& options) {
+  KeyWaiters::Options waiters;
+  waiters.max_per_key = options.max_waiters_per_key;
+  waiters.max_total = options.max_waiters;
+  waiters.clock = options.clock;
+  return waiters;
+}
+
 }  // namespace
 
 MemoryIdempotencyStore::MemoryIdempotencyStore()
@@ -52,26 +65,18 @@ MemoryIdempotencyStore::MemoryIdempotencyStore(Options options)
       lease_(options.in_flight_lease),
       max_keys_(options.max_keys),
       clock_(options.clock != nullptr ? *options.clock : SystemClock()),
+      waiters_(WaiterOptions(options)),
       timer_([this] { TimerLoop(); }) {}
 
 MemoryIdempotencyStore::~MemoryIdempotencyStore() {
-  std::vector<Ready> ready;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     shutting_down_ = true;
-    for (auto& [digest, record] : records_) {
-      for (auto& [id, waiter] : record.waiters) {
-        ready.push_back(
-            {std::move(waiter.done),
-             absl::UnavailableError("idempotency store shutting down")});
-      }
-      record.waiters.clear();
-    }
-    waiter_deadlines_.clear();
-    timer_cv_.Signal();
+    timer_cv_.notify_one();
   }
   timer_.join();
-  RunReady(ready);
+  // Answers every waiter (and any hand-off not yet delivered) kUnavailable.
+  waiters_.Shutdown();
 }
 
 void MemoryIdempotencyStore::Begin(const IdempotencyKey& key,
@@ -81,15 +86,13 @@ void MemoryIdempotencyStore::Begin(const IdempotencyKey& key,
   const std::string digest = key.Digest();
   std::vector<Ready> ready;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = clock_.Now();
     ProcessDueLocked(now, &ready);
     auto it = records_.find(digest);
     if (shutting_down_) {
       // Only reachable from a callback the destructor runs.
-      ready.push_back(
-          {std::move(done),
-           absl::UnavailableError("idempotency store shutting down")});
+      ready.push_back({std::move(done), ShuttingDown()});
     } else if (it == records_.end()) {
       if (records_.size() >= max_keys_) {
         ready.push_back(
@@ -106,14 +109,23 @@ void MemoryIdempotencyStore::Begin(const IdempotencyKey& key,
       ready.push_back({std::move(done), OfKind(BeginResult::Kind::kMismatch)});
     } else if (record.final) {
       ready.push_back({std::move(done), Completed(record.result)});
-    } else if (wait_deadline <= now || waits_aborted_) {
-      ready.push_back(
-          {std::move(done), OfKind(BeginResult::Kind::kInProgress)});
     } else {
-      const uint64_t id = next_waiter_id_++;
-      record.waiters.emplace(id, Waiter{wait_deadline, std::move(done)});
-      waiter_deadlines_.emplace(wait_deadline, id, digest);
-      WakeTimerForLocked(wait_deadline);
+      switch (waiters_.Wait(digest, wait_deadline, done)) {
+        case KeyWaiters::Admission::kWaiting:
+          break;
+        case KeyWaiters::Admission::kShutDown:
+          ready.push_back({std::move(done), ShuttingDown()});
+          break;
+        case KeyWaiters::Admission::kDeadlinePassed:
+        case KeyWaiters::Admission::kAborted:
+        case KeyWaiters::Admission::kKeyFull:
+        case KeyWaiters::Admission::kAllFull:
+          // The caller is told the first call is still running (retry with
+          // the same key); nothing is sent for it.
+          ready.push_back(
+              {std::move(done), OfKind(BeginResult::Kind::kInProgress)});
+          break;
+      }
     }
   }
   RunReady(ready);
@@ -126,7 +138,7 @@ void MemoryIdempotencyStore::Complete(const IdempotencyKey& key,
   std::vector<Ready> ready;
   absl::Status status;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = clock_.Now();
     ProcessDueLocked(now, &ready);
     if (Record* record = FindHeldLocked(digest, lease_token, &status)) {
@@ -145,22 +157,21 @@ void MemoryIdempotencyStore::Release(const IdempotencyKey& key,
   std::vector<Ready> ready;
   absl::Status status;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = clock_.Now();
     ProcessDueLocked(now, &ready);
     if (Record* record = FindHeldLocked(digest, lease_token, &status)) {
       lease_index_.erase({record->lease_expiry, digest});
-      if (record->waiters.empty()) {
+      if (std::optional<BeginCallback> next = waiters_.TakeFirst(digest)) {
+        // The earliest waiter becomes the holder; the others wait on it. Its
+        // answer runs on the waiters' thread, not here: its call may fail at
+        // once and release the key again, which must queue the next hand-off
+        // rather than recurse into it.
+        waiters_.Post(*std::move(next),
+                      Claimed(ClaimLocked(digest, *record, now)));
+      } else {
         expiry_index_.erase({record->expiry, digest});
         records_.erase(digest);
-      } else {
-        // The earliest waiter becomes the holder; the others wait on it.
-        auto first = record->waiters.begin();
-        waiter_deadlines_.erase({first->second.deadline, first->first, digest});
-        BeginCallback waiter_done = std::move(first->second.done);
-        record->waiters.erase(first);
-        ready.push_back({std::move(waiter_done),
-                         Claimed(ClaimLocked(digest, *record, now))});
       }
     }
   }
@@ -168,62 +179,43 @@ void MemoryIdempotencyStore::Release(const IdempotencyKey& key,
   std::move(done)(std::move(status));
 }
 
-void MemoryIdempotencyStore::AbortWaits() {
-  std::vector<Ready> ready;
-  {
-    absl::MutexLock lock(&mu_);
-    waits_aborted_ = true;
-    // Every waiter has exactly one entry here.
-    for (const auto& [deadline, id, digest] : waiter_deadlines_) {
-      auto it = records_.find(digest);
-      if (it == records_.end()) continue;  // Cannot happen.
-      auto waiter = it->second.waiters.extract(id);
-      if (waiter.empty()) continue;  // Cannot happen.
-      ready.push_back({std::move(waiter.mapped().done),
-                       OfKind(BeginResult::Kind::kInProgress)});
-    }
-    waiter_deadlines_.clear();
-  }
-  RunReady(ready);
-}
+void MemoryIdempotencyStore::AbortWaits() { waiters_.AbortAll(); }
 
 size_t MemoryIdempotencyStore::size() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return records_.size();
 }
 
-size_t MemoryIdempotencyStore::waiting() const {
-  absl::MutexLock lock(&mu_);
-  return waiter_deadlines_.size();
+size_t MemoryIdempotencyStore::waiting() const { return waiters_.size(); }
+
+uint64_t MemoryIdempotencyStore::waiters_refused() const {
+  return waiters_.refused();
 }
 
 void MemoryIdempotencyStore::TimerLoop() {
-  mu_.Lock();
+  std::unique_lock<std::mutex> lock(mu_);
   while (!shutting_down_) {
     const absl::Time now = clock_.Now();
     std::vector<Ready> ready;
     ProcessDueLocked(now, &ready);
     if (!ready.empty()) {
-      mu_.Unlock();
+      lock.unlock();
       RunReady(ready);
-      mu_.Lock();
+      lock.lock();
       continue;
     }
     absl::Time next = absl::InfiniteFuture();
     if (!lease_index_.empty()) next = lease_index_.begin()->first;
-    if (!waiter_deadlines_.empty()) {
-      next = std::min(next, std::get<0>(*waiter_deadlines_.begin()));
-    }
     timer_wake_at_ = next;
     if (next == absl::InfiniteFuture()) {
-      timer_cv_.Wait(&mu_);
+      timer_cv_.wait(lock);
     } else {
-      timer_cv_.WaitWithTimeout(&mu_, std::min(next - now, kMaxTimerSleep));
+      timer_cv_.wait_for(lock, absl::ToChronoNanoseconds(
+                                   std::min(next - now, kMaxTimerSleep)));
     }
     // Awake: nobody needs to signal until the next wait is computed.
     timer_wake_at_ = absl::InfinitePast();
   }
-  mu_.Unlock();
 }
 
 void MemoryIdempotencyStore::ProcessDueLocked(absl::Time now,
@@ -238,18 +230,6 @@ void MemoryIdempotencyStore::ProcessDueLocked(absl::Time now,
     }
     FinishLocked(digest, it->second, AbandonedResult(), ready);
   }
-  // Waiters whose deadline passed.
-  while (!waiter_deadlines_.empty() &&
-         std::get<0>(*waiter_deadlines_.begin()) <= now) {
-    auto node = waiter_deadlines_.extract(waiter_deadlines_.begin());
-    const auto& [deadline, id, digest] = node.value();
-    auto it = records_.find(digest);
-    if (it == records_.end()) continue;
-    auto waiter = it->second.waiters.extract(id);
-    if (waiter.empty()) continue;
-    ready->push_back({std::move(waiter.mapped().done),
-                      OfKind(BeginResult::Kind::kInProgress)});
-  }
   // Records past their retention.
   while (!expiry_index_.empty() && expiry_index_.begin()->first <= now) {
     auto node = expiry_index_.extract(expiry_index_.begin());
@@ -259,11 +239,12 @@ void MemoryIdempotencyStore::ProcessDueLocked(absl::Time now,
     Record& record = it->second;
     // An in-flight record outlives its lease, so it was settled above and
     // has no waiters; stay consistent even if that ever changes.
-    if (!record.final) lease_index_.erase({record.lease_expiry, digest});
-    RemoveWaiterDeadlinesLocked(digest, record);
-    for (auto& [id, waiter] : record.waiters) {
-      ready->push_back(
-          {std::move(waiter.done), OfKind(BeginResult::Kind::kInProgress)});
+    if (!record.final) {
+      lease_index_.erase({record.lease_expiry, digest});
+      for (BeginCallback& done : waiters_.TakeAll(digest)) {
+        ready->push_back(
+            {std::move(done), OfKind(BeginResult::Kind::kInProgress)});
+      }
     }
     records_.erase(it);
   }
@@ -276,11 +257,11 @@ void MemoryIdempotencyStore::FinishLocked(const std::string& digest,
   record.final = true;
   record.lease_token.clear();
   record.result = std::move(result);
-  RemoveWaiterDeadlinesLocked(digest, record);
-  for (auto& [id, waiter] : record.waiters) {
-    ready->push_back({std::move(waiter.done), Completed(record.result)});
+  // A final result wakes every waiter (on this thread, once the lock is
+  // dropped): none of them calls Clink, so nothing chains.
+  for (BeginCallback& done : waiters_.TakeAll(digest)) {
+    ready->push_back({std::move(done), Completed(record.result)});
   }
-  record.waiters.clear();
 }
 
 std::string MemoryIdempotencyStore::ClaimLocked(const std::string& digest,
@@ -303,13 +284,6 @@ void MemoryIdempotencyStore::SetExpiryLocked(const std::string& digest,
   expiry_index_.emplace(expiry, digest);
 }
 
-void MemoryIdempotencyStore::RemoveWaiterDeadlinesLocked(
-    const std::string& digest, const Record& record) {
-  for (const auto& [id, waiter] : record.waiters) {
-    waiter_deadlines_.erase({waiter.deadline, id, digest});
-  }
-}
-
 MemoryIdempotencyStore::Record* MemoryIdempotencyStore::FindHeldLocked(
     const std::string& digest, absl::string_view lease_token,
     absl::Status* error) {
@@ -323,7 +297,7 @@ MemoryIdempotencyStore::Record* MemoryIdempotencyStore::FindHeldLocked(
 }
 
 void MemoryIdempotencyStore::WakeTimerForLocked(absl::Time when) {
-  if (when < timer_wake_at_) timer_cv_.Signal();
+  if (when < timer_wake_at_) timer_cv_.notify_one();
 }
 
 void MemoryIdempotencyStore::RunReady(std::vector<Ready>& ready) {

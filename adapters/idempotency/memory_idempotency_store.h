@@ -2,21 +2,20 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_MEMORY_IDEMPOTENCY_STORE_H_
 #define CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_MEMORY_IDEMPOTENCY_STORE_H_
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store.h"
+#include "adapters/idempotency/key_waiters.h"
 #include "common/clock.h"
 
 namespace clink_gateway::idempotency {
@@ -34,14 +33,18 @@ namespace clink_gateway::idempotency {
 // call, through an index ordered by expiry); when every slot holds a live
 // record, Begin fails kResourceExhausted rather than forget a record early.
 //
-// Threads: Begin never blocks a thread while it waits for an in-flight key;
-// its callback is kept and run when the holder completes or releases, when the
-// holder's lease expires, when `wait_deadline` passes, or when AbortWaits()
-// is called. One timer thread (owned by the store, joined by the destructor)
-// handles expiring leases and deadlines. Callbacks run inline (immediate
-// answers), on the thread of the Complete, Release or AbortWaits that settled
-// the wait, or on the timer thread; never under the store's lock, so they may
-// call the store again.
+// Waiters: a Begin that finds its key in flight waits (never blocking a
+// thread) in a KeyWaiters: at most `max_waiters_per_key` per key and
+// `max_waiters` in all; beyond that it is answered kInProgress at once. A
+// waiter is answered when the holder completes (kCompleted, on the completing
+// thread), releases (the earliest waiter claims the key: kClaimed, on the
+// waiters' thread, so a new holder that fails at once and releases again
+// hands the key on in a loop, never a recursion), when the holder's lease
+// expires (abandoned, on the timer thread), when `wait_deadline` passes
+// (kInProgress, on the waiters' thread) or on AbortWaits() (kInProgress, on
+// its thread). One timer thread (owned by the store, joined by the
+// destructor) handles expiring leases and records. Callbacks never run under
+// the store's lock, so they may call the store again.
 class MemoryIdempotencyStore final : public IdempotencyStore {
  public:
   struct Options {
@@ -57,6 +60,10 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
     // least every 200 ms while it has something to time, so an injected clock
     // that jumps (a FakeClock in tests) is noticed within that.
     const Clock* clock = nullptr;
+    // Begins waiting for one in-flight key at most / for all keys at most;
+    // beyond either, Begin answers kInProgress without waiting.
+    size_t max_waiters_per_key = kDefaultMaxWaitersPerKey;
+    size_t max_waiters = kDefaultMaxWaiters;
   };
 
   MemoryIdempotencyStore();
@@ -69,27 +76,23 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
   MemoryIdempotencyStore& operator=(const MemoryIdempotencyStore&) = delete;
 
   void Begin(const IdempotencyKey& key, absl::string_view request_hash,
-             absl::Time wait_deadline, BeginCallback done) override
-      ABSL_LOCKS_EXCLUDED(mu_);
+             absl::Time wait_deadline, BeginCallback done) override;
   void Complete(const IdempotencyKey& key, absl::string_view lease_token,
-                StoredResult result, DoneCallback done) override
-      ABSL_LOCKS_EXCLUDED(mu_);
+                StoredResult result, DoneCallback done) override;
   void Release(const IdempotencyKey& key, absl::string_view lease_token,
-               DoneCallback done) override ABSL_LOCKS_EXCLUDED(mu_);
+               DoneCallback done) override;
   // Answers every waiting Begin with kInProgress on the calling thread
   // before it returns; later Begins never wait.
-  void AbortWaits() override ABSL_LOCKS_EXCLUDED(mu_);
+  void AbortWaits() override;
 
   // Records held now, expired ones not yet dropped included (tests, metrics).
-  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t size() const;
   // Begin calls waiting on an in-flight key (tests, metrics).
-  size_t waiting() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t waiting() const;
+  // Begins refused by a waiter cap so far (tests, metrics).
+  uint64_t waiters_refused() const;
 
  private:
-  struct Waiter {
-    absl::Time deadline;
-    BeginCallback done;
-  };
   struct Record {
     std::string request_hash;
     bool final = false;
@@ -100,9 +103,6 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
     StoredResult result;
     // When the record is dropped.
     absl::Time expiry;
-    // Begin calls waiting for this in-flight record, in arrival order (by
-    // waiter id).
-    std::map<uint64_t, Waiter> waiters;
   };
   // A callback to run once the lock is released.
   struct Ready {
@@ -110,31 +110,24 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
     absl::StatusOr<BeginResult> result;
   };
 
-  void TimerLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  void TimerLoop();
 
-  // Settles expired leases, answers waiters whose deadline passed, drops
-  // expired records.
-  void ProcessDueLocked(absl::Time now, std::vector<Ready>* ready)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Makes an in-flight record final and answers its waiters.
+  // Settles expired leases and drops expired records. mu_ held.
+  void ProcessDueLocked(absl::Time now, std::vector<Ready>* ready);
+  // Makes an in-flight record final and answers its waiters. mu_ held.
   void FinishLocked(const std::string& digest, Record& record,
-                    StoredResult result, std::vector<Ready>* ready)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Gives an existing or new record to a new holder.
+                    StoredResult result, std::vector<Ready>* ready);
+  // Gives an existing or new record to a new holder. mu_ held.
   std::string ClaimLocked(const std::string& digest, Record& record,
-                          absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                          absl::Time now);
   void SetExpiryLocked(const std::string& digest, Record& record,
-                       absl::Time expiry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RemoveWaiterDeadlinesLocked(const std::string& digest,
-                                   const Record& record)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Checks that `lease_token` holds `digest`'s record (after settling due
-  // leases); returns the record or nullptr with `*error` set.
+                       absl::Time expiry);
+  // Checks that `lease_token` holds `digest`'s record; returns the record or
+  // nullptr with `*error` set. mu_ held.
   Record* FindHeldLocked(const std::string& digest,
-                         absl::string_view lease_token, absl::Status* error)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Wakes the timer if `when` is earlier than what it waits for.
-  void WakeTimerForLocked(absl::Time when) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                         absl::string_view lease_token, absl::Status* error);
+  // Wakes the timer if `when` is earlier than what it waits for. mu_ held.
+  void WakeTimerForLocked(absl::Time when);
 
   static void RunReady(std::vector<Ready>& ready);
 
@@ -143,25 +136,24 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
   const size_t max_keys_;
   const Clock& clock_;
 
-  mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Record> records_ ABSL_GUARDED_BY(mu_);
+  // Lock order: mu_, then waiters_' own lock. std::mutex, not absl::Mutex:
+  // Debian's Abseil is not built for ThreadSanitizer.
+  mutable std::mutex mu_;
+  std::condition_variable timer_cv_;
+  // Everything below up to waiters_: mu_.
+  absl::flat_hash_map<std::string, Record> records_;
   // (expiry, digest) of every record.
-  std::set<std::pair<absl::Time, std::string>> expiry_index_
-      ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, std::string>> expiry_index_;
   // (lease expiry, digest) of every in-flight record.
-  std::set<std::pair<absl::Time, std::string>> lease_index_
-      ABSL_GUARDED_BY(mu_);
-  // (deadline, waiter id, digest) of every waiter.
-  std::set<std::tuple<absl::Time, uint64_t, std::string>> waiter_deadlines_
-      ABSL_GUARDED_BY(mu_);
-  uint64_t next_waiter_id_ ABSL_GUARDED_BY(mu_) = 0;
-  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
-  // Set by AbortWaits(): Begin answers kInProgress instead of waiting.
-  bool waits_aborted_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<std::pair<absl::Time, std::string>> lease_index_;
+  bool shutting_down_ = false;
   // What the timer thread sleeps until (InfiniteFuture when idle).
-  absl::Time timer_wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  absl::CondVar timer_cv_;
-  std::thread timer_;
+  absl::Time timer_wake_at_ = absl::InfiniteFuture();
+
+  // Begins waiting on in-flight records (by digest). Only in-flight records
+  // have waiters.
+  KeyWaiters waiters_;
+  std::thread timer_;  // Last: starts once everything above exists.
 };
 
 }  // namespace clink_gateway::idempotency

@@ -24,6 +24,8 @@ class MemoryStoreEnv final : public StoreTestEnv {
     memory.retention = options.retention;
     memory.in_flight_lease = options.lease;
     memory.clock = &clock_;
+    memory.max_waiters_per_key = options.max_waiters_per_key;
+    memory.max_waiters = options.max_waiters;
     return std::make_unique<MemoryIdempotencyStore>(memory);
   }
   absl::Time Now() override { return clock_.Now(); }

@@ -12,6 +12,8 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/memory/memory.h"
 #include "absl/status/status.h"
@@ -613,6 +616,43 @@ class RedisWorker {
   std::thread thread_;  // Last: starts once everything above exists.
 };
 
+// Counts the Begins of this process that poll an in-flight key, per record
+// and in all, against the caps. Thread-safe.
+class WaiterSlots {
+ public:
+  WaiterSlots(size_t max_per_key, size_t max_total)
+      : max_per_key_(max_per_key), max_total_(max_total) {}
+
+  // Takes a slot for `redis_key`; false when a cap is reached.
+  bool TryTake(const std::string& redis_key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (total_ >= max_total_) return false;
+    size_t& count = per_key_[redis_key];
+    if (count >= max_per_key_) {
+      if (count == 0) per_key_.erase(redis_key);
+      return false;
+    }
+    ++count;
+    ++total_;
+    return true;
+  }
+
+  void Give(const std::string& redis_key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = per_key_.find(redis_key);
+    if (it == per_key_.end()) return;  // Cannot happen.
+    if (--it->second == 0) per_key_.erase(it);
+    --total_;
+  }
+
+ private:
+  const size_t max_per_key_;
+  const size_t max_total_;
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, size_t> per_key_;  // mu_
+  size_t total_ = 0;                                  // mu_
+};
+
 }  // namespace internal
 
 namespace {
@@ -677,11 +717,21 @@ absl::Status ValidateDurations(const RedisIdempotencyStore::Options& options) {
 }  // namespace
 
 struct RedisIdempotencyStore::BeginOp {
+  BeginOp() = default;
+  BeginOp(const BeginOp&) = delete;
+  BeginOp& operator=(const BeginOp&) = delete;
+  // However the Begin ends, its waiter slot (if it took one) is given back.
+  ~BeginOp() {
+    if (slots != nullptr) slots->Give(redis_key);
+  }
+
   std::string redis_key;
   std::string request_hash;
   absl::Time wait_deadline;
   BeginCallback done;
   absl::Duration next_poll;
+  // Set once the Begin waits (polls): the slot it holds.
+  internal::WaiterSlots* slots = nullptr;
 };
 
 absl::StatusOr<std::unique_ptr<RedisIdempotencyStore>>
@@ -715,6 +765,8 @@ RedisIdempotencyStore::RedisIdempotencyStore(
     Options options, std::unique_ptr<internal::RedisWorker> worker)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : SystemClock()),
+      slots_(std::make_unique<internal::WaiterSlots>(
+          options_.max_waiters_per_key, options_.max_waiters)),
       worker_(std::move(worker)) {}
 
 RedisIdempotencyStore::~RedisIdempotencyStore() {
@@ -797,6 +849,15 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
           if (now >= op->wait_deadline || waits_aborted_.load()) {
             std::move(op->done)(OfKind(BeginResult::Kind::kInProgress));
             return;
+          }
+          if (op->slots == nullptr) {
+            // Starts waiting: within the caps, or told at once that the first
+            // call is still running.
+            if (!slots_->TryTake(op->redis_key)) {
+              std::move(op->done)(OfKind(BeginResult::Kind::kInProgress));
+              return;
+            }
+            op->slots = slots_.get();
           }
           const absl::Duration delay =
               std::min(op->next_poll, op->wait_deadline - now);

@@ -12,12 +12,14 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store.h"
+#include "adapters/idempotency/key_waiters.h"
 #include "common/clock.h"
 
 namespace clink_gateway::idempotency {
 
 namespace internal {
 class RedisWorker;
+class WaiterSlots;
 }  // namespace internal
 
 // Each record is one Redis hash named key_prefix + IdempotencyKey::Digest()
@@ -33,9 +35,12 @@ class RedisWorker;
 // key in flight on another call (in this process or another) re-runs its
 // script on a schedule (initial_poll_interval, doubling up to
 // max_poll_interval) until the record is final or released, or wait_deadline
-// (read from `clock`) passes. AbortWaits() ends every such wait: a Begin
-// waiting between polls is answered kInProgress at once, one whose script is
-// with Redis when its reply comes (within command_timeout).
+// (read from `clock`) passes; at most max_waiters_per_key Begins per key and
+// max_waiters in all poll at once, more are answered kInProgress at once (no
+// Begin is ever answered inside another call's Release: a poll's reply, like
+// every reply, runs on the worker thread). AbortWaits() ends every such wait: a
+// Begin waiting between polls is answered kInProgress at once, one whose script
+// is with Redis when its reply comes (within command_timeout).
 //
 // On every (re)connection the store asks Redis for its maxmemory-policy and
 // logs a warning (event idempotency_redis_eviction_policy) when it is not
@@ -82,6 +87,12 @@ class RedisIdempotencyStore final : public IdempotencyStore {
     // Time source for wait deadlines only; nullptr means SystemClock(). Must
     // outlive the store.
     const Clock* clock = nullptr;
+    // Begins of this process polling one in-flight key at most / polling in
+    // all at most (each poll is a command: unbounded waiters would crowd out
+    // every other command); beyond either, Begin answers kInProgress without
+    // waiting. Other replicas count their own.
+    size_t max_waiters_per_key = kDefaultMaxWaitersPerKey;
+    size_t max_waiters = kDefaultMaxWaiters;
   };
 
   // kInvalidArgument for a malformed address or a non-positive duration;
@@ -120,6 +131,9 @@ class RedisIdempotencyStore final : public IdempotencyStore {
   const Clock& clock_;
   // Set by AbortWaits(): Begins stop waiting.
   std::atomic<bool> waits_aborted_{false};
+  // Begins polling an in-flight key, counted against the caps. Outlives the
+  // worker (whose shutdown ends the last polls).
+  std::unique_ptr<internal::WaiterSlots> slots_;
   std::unique_ptr<internal::RedisWorker> worker_;
 };
 

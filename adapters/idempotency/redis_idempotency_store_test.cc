@@ -54,6 +54,8 @@ class RedisStoreEnv final : public StoreTestEnv {
     redis.address = server_->address();
     redis.retention = options.retention;
     redis.in_flight_lease = options.lease;
+    redis.max_waiters_per_key = options.max_waiters_per_key;
+    redis.max_waiters = options.max_waiters;
     // Generous: these tests are about semantics, not outages, and CI
     // machines stall.
     redis.command_timeout = absl::Seconds(5);
