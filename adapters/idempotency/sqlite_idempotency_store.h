@@ -85,7 +85,7 @@ class SqliteIdempotencyStore final : public IdempotencyStore {
     size_t max_keys = 100000;
     // Begin calls waiting on one in-flight key, and on all keys, at most;
     // more are answered kInProgress at once.
-    size_t max_waiters_per_key = 1000;
+    size_t max_waiters_per_key = 100;
     size_t max_waiters = 10000;
     // Calls queued for the store thread at most.
     size_t max_queued_calls = 10000;

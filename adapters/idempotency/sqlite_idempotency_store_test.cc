@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -32,6 +33,23 @@ std::string NewStateDir() {
   return dir;
 }
 
+// StoreTestEnv::StoreOptions gains waiter caps on branch idem-waiters; copy
+// them when they exist, so this test builds (and honours them) before and
+// after that change lands. Once it has, a plain assignment will do.
+template <typename T, typename = void>
+struct HasWaiterCaps : std::false_type {};
+template <typename T>
+struct HasWaiterCaps<T, std::void_t<decltype(std::declval<T&>().max_waiters)>>
+    : std::true_type {};
+
+template <typename From>
+void CopyWaiterCaps(const From& from, SqliteIdempotencyStore::Options& to) {
+  if constexpr (HasWaiterCaps<From>::value) {
+    to.max_waiters_per_key = from.max_waiters_per_key;
+    to.max_waiters = from.max_waiters;
+  }
+}
+
 class SqliteStoreEnv final : public StoreTestEnv {
  public:
   absl::StatusOr<std::unique_ptr<IdempotencyStore>> NewStore(
@@ -41,6 +59,7 @@ class SqliteStoreEnv final : public StoreTestEnv {
     sqlite.state_dir = NewStateDir();
     sqlite.retention = options.retention;
     sqlite.in_flight_lease = options.lease;
+    CopyWaiterCaps(options, sqlite);
     sqlite.clock = &clock_;
     absl::StatusOr<std::unique_ptr<SqliteIdempotencyStore>> store =
         SqliteIdempotencyStore::Open(sqlite);
