@@ -471,6 +471,14 @@ absl::StatusOr<std::unique_ptr<SqliteWorker>> SqliteWorker::Open(
   }
   if (absl::Status s = worker->Recount(); !s.ok()) return s;
   if (absl::Status s = worker->RefreshNextLease(); !s.ok()) return s;
+  // The database, its WAL and the lock file may have just been created: make
+  // their directory entries durable too (SQLite syncs the files' contents).
+  if (const int dir_fd =
+          open(options.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      dir_fd >= 0) {
+    fsync(dir_fd);
+    close(dir_fd);
+  }
   worker->next_due_ = worker->NextDue();
   worker->thread_ = std::thread([w = worker.get()] { w->Loop(); });
   return worker;
