@@ -1,6 +1,7 @@
 #include "adapters/idempotency/sqlite_idempotency_store.h"
 
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +22,8 @@
 #include "adapters/idempotency/idempotency_store_conformance.h"
 #include "common/testing/fake_clock.h"
 #include "gtest/gtest.h"
+
+extern char** environ;
 
 namespace clink_gateway::idempotency {
 namespace {
@@ -188,37 +192,63 @@ TEST_F(SqliteIdempotencyStoreTest, InFlightAtReopenIsSettledAsAbandoned) {
   EXPECT_EQ(other->kind, Kind::kMismatch);
 }
 
+// The child process of AClaimSurvivesSigkillOfItsProcess: this test binary
+// run again with kChildStateDir set. It claims kKey in that state directory,
+// writes 'c' to the file descriptor kChildReadyFd once Begin has reported
+// kClaimed, and waits to be killed. (A new process rather than fork(): the
+// test process has threads, and ThreadSanitizer refuses threads after a
+// multi-threaded fork.)
+constexpr char kChildStateDir[] = "SQLITE_STORE_TEST_CHILD_STATE_DIR";
+constexpr char kChildReadyFd[] = "SQLITE_STORE_TEST_CHILD_READY_FD";
+
+[[maybe_unused]] const bool kIsChild = [] {
+  const char* dir = std::getenv(kChildStateDir);
+  const char* fd_text = std::getenv(kChildReadyFd);
+  if (dir == nullptr || fd_text == nullptr) return false;
+  const int fd = std::atoi(fd_text);
+  SqliteIdempotencyStore::Options options;
+  options.state_dir = dir;
+  auto store = SqliteIdempotencyStore::Open(options);
+  if (!store.ok()) _exit(3);
+  (*store)->Begin(kKey, "h", absl::InfiniteFuture(),
+                  [fd](absl::StatusOr<BeginResult> begun) {
+                    const char byte =
+                        begun.ok() && begun->kind == Kind::kClaimed ? 'c' : 'x';
+                    if (write(fd, &byte, 1) != 1) _exit(4);
+                  });
+  for (;;) pause();  // Killed here, the call "in flight".
+}();
+
 // The claim is on disk before Begin reports it: a process SIGKILLed right
 // after its kClaimed callback leaves a record the next process settles as
 // abandoned.
 TEST_F(SqliteIdempotencyStoreTest, AClaimSurvivesSigkillOfItsProcess) {
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(ready[0]);
-    SqliteIdempotencyStore::Options options;
-    options.state_dir = dir_;
-    auto store = SqliteIdempotencyStore::Open(options);
-    if (!store.ok()) _exit(3);
-    (*store)->Begin(kKey, "h", absl::InfiniteFuture(),
-                    [fd = ready[1]](absl::StatusOr<BeginResult> begun) {
-                      const char byte =
-                          begun.ok() && begun->kind == Kind::kClaimed ? 'c'
-                                                                      : 'x';
-                      if (write(fd, &byte, 1) != 1) _exit(4);
-                    });
-    for (;;) pause();  // Killed here, the call "in flight".
-  }
+  std::vector<std::string> env_strings = {
+      absl::StrCat(kChildStateDir, "=", dir_),
+      absl::StrCat(kChildReadyFd, "=", ready[1])};
+  std::vector<char*> env;
+  for (std::string& e : env_strings) env.push_back(e.data());
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  env.push_back(nullptr);
+  char self[] = "/proc/self/exe";
+  char* argv[] = {self, nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclose(&actions, ready[0]);
+  pid_t child = 0;
+  ASSERT_EQ(posix_spawn(&child, self, &actions, nullptr, argv, env.data()), 0);
+  posix_spawn_file_actions_destroy(&actions);
   close(ready[1]);
   char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  const ssize_t got = read(ready[0], &byte, 1);
   close(ready[0]);
-  EXPECT_EQ(byte, 'c');
   kill(child, SIGKILL);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_EQ(got, 1);
+  EXPECT_EQ(byte, 'c');
   ASSERT_TRUE(WIFSIGNALED(status));
 
   SqliteIdempotencyStore::Options options = Options();
