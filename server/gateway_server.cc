@@ -613,7 +613,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
        {"metrics_port", absl::StrCat(c->metrics_port)},
        {"merchants", absl::StrJoin(merchant_names, ",")},
        {"idempotency_store", IdempotencyStoreName(options)},
-       {"state_dir", options.state_dir},
+       {"state_dir",
+        absl::string_view(IdempotencyStoreName(options)) == "sqlite"
+            ? absl::string_view(options.state_dir)
+            : absl::string_view()},
        {"egress_allow_cidrs", options.egress_allow_cidrs},
        {"egress_proxy", options.egress_proxy},
        {"egress_source_address", options.egress_source_address},
