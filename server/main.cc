@@ -100,8 +100,8 @@ ABSL_FLAG(std::string, idempotency_redis_password_file, "",
 ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(24),
           "How long an idempotency key's first result is replayed.");
 ABSL_FLAG(int, idempotency_max_keys, 100000,
-          "Keys the idempotency store (sqlite or memory) holds; when full of "
-          "live keys new keyed calls are refused (never evicted early).");
+          "Keys the in-memory idempotency store holds; when full of live keys "
+          "new keyed calls are refused (never evicted early).");
 ABSL_FLAG(std::vector<std::string>, egress_allow_hosts, {},
           "Hosts the gateway may connect to besides --clink_base_url's, "
           "comma-separated (e.g. --egress_proxy's host). Compared exactly.");
