@@ -57,13 +57,15 @@ RUN apt-get update \
       libprometheus-cpp-pull1.0 \
       libprotobuf32 \
       libre2-9 \
+      libsqlite3-0 \
       libssl3 \
       libstdc++6 \
       zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 clink \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --no-log-init \
-      --shell /usr/sbin/nologin clink
+      --shell /usr/sbin/nologin clink \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/clink-gateway
 COPY --from=build /out/clink_gateway /usr/local/bin/clink_gateway
 ARG GIT_COMMIT=""
 LABEL org.opencontainers.image.title="clink-gateway" \

@@ -89,6 +89,7 @@ def system_libraries():
     system_library(name = "prometheus_cpp_core", modules = ["prometheus-cpp-core"])
     system_library(name = "prometheus_cpp_pull", modules = ["prometheus-cpp-pull"])
     system_library(name = "hiredis", modules = ["hiredis"], required_headers = ["hiredis/hiredis.h"])
+    system_library(name = "sqlite3", modules = ["sqlite3"], required_headers = ["sqlite3.h"])
     system_library(name = "jemalloc", linkopts = ["-ljemalloc"], required_headers = ["jemalloc/jemalloc.h"])
     system_library(name = "gtest", modules = ["gtest"])
     system_library(name = "gtest_main", modules = ["gtest_main"])

@@ -8,20 +8,21 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/idempotent_clink_api.h"
-#include "adapters/idempotency/memory_idempotency_store.h"
-#include "adapters/idempotency/redis_idempotency_store.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/credentials/key_set.h"
 #include "adapters/credentials/key_watcher.h"
 #include "adapters/http/curl_http_transport.h"
 #include "adapters/http/egress_policy.h"
+#include "adapters/idempotency/memory_idempotency_store.h"
+#include "adapters/idempotency/redis_idempotency_store.h"
+#include "adapters/idempotency/sqlite_idempotency_store.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -216,6 +217,13 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
           host, "\""));
     }
   }
+  if (o.idempotency_redis.empty() &&
+      o.idempotency_store == GatewayOptions::IdempotencyStoreKind::kSqlite &&
+      o.state_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--state_dir must name a directory for the idempotency store (or "
+        "pass --idempotency_store=memory, or --idempotency_redis)");
+  }
   if (o.idempotency_retention < absl::Minutes(1) ||
       o.idempotency_max_keys == 0) {
     return absl::InvalidArgumentError(
@@ -232,6 +240,15 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
 }
 
 namespace {
+
+// "redis", "sqlite" or "memory", for the started log line.
+const char* IdempotencyStoreName(const GatewayOptions& options) {
+  if (!options.idempotency_redis.empty()) return "redis";
+  return options.idempotency_store ==
+                 GatewayOptions::IdempotencyStoreKind::kSqlite
+             ? "sqlite"
+             : "memory";
+}
 
 // Readiness follows the clock-skew guard: NOT_SERVING while any merchant's
 // Clink clock is critically far from ours (Clink would soon refuse every
@@ -471,7 +488,25 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   // it must outlast any call (and the drain), or a slow first call could be
   // declared abandoned while it still runs.
   const absl::Duration lease = options.max_rpc_timeout + absl::Minutes(1);
-  if (options.idempotency_redis.empty()) {
+  if (options.idempotency_redis.empty() &&
+      options.idempotency_store ==
+          GatewayOptions::IdempotencyStoreKind::kSqlite) {
+    idempotency::SqliteIdempotencyStore::Options store_options;
+    store_options.state_dir = options.state_dir;
+    store_options.retention = options.idempotency_retention;
+    store_options.in_flight_lease = lease;
+    store_options.max_keys = options.idempotency_max_keys;
+    store_options.clock = c->clock;
+    absl::StatusOr<std::unique_ptr<idempotency::SqliteIdempotencyStore>> store =
+        idempotency::SqliteIdempotencyStore::Open(store_options);
+    if (!store.ok()) {
+      return absl::Status(
+          store.status().code(),
+          absl::StrCat("idempotency store in --state_dir=", options.state_dir,
+                       ": ", store.status().message()));
+    }
+    c->idempotency_store = *std::move(store);
+  } else if (options.idempotency_redis.empty()) {
     idempotency::MemoryIdempotencyStore::Options store_options;
     store_options.retention = options.idempotency_retention;
     store_options.in_flight_lease = lease;
@@ -587,8 +622,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
       {{"grpc_port", absl::StrCat(c->port)},
        {"metrics_port", absl::StrCat(c->metrics_port)},
        {"merchants", absl::StrJoin(merchant_names, ",")},
-       {"idempotency_store",
-        options.idempotency_redis.empty() ? "memory" : "redis"},
+       {"idempotency_store", IdempotencyStoreName(options)},
+       {"state_dir",
+        absl::string_view(IdempotencyStoreName(options)) == "sqlite"
+            ? absl::string_view(options.state_dir)
+            : absl::string_view()},
        {"egress_allow_cidrs", options.egress_allow_cidrs},
        {"egress_proxy", options.egress_proxy},
        {"egress_source_address", options.egress_source_address},

@@ -82,10 +82,27 @@ struct GatewayOptions {
   size_t max_response_bytes = 4 << 20;
   // Retries, the in-flight cap and the client-side rate limit toward Clink.
   clink::ClinkClientOptions upstream;
-  // Idempotency keys: empty keeps them in this process's memory (bounded by
-  // idempotency_max_keys); "host:port" or "unix:/path" shares them through
-  // Redis across every replica (then two pods never both send a keyed
-  // payment). Keyed writes fail closed (UNAVAILABLE) while the store is down.
+  // Where idempotency keys live (adapters/idempotency/):
+  //  - idempotency_redis non-empty ("host:port" or "unix:/path"): in Redis,
+  //    shared by every replica (then two pods never both send a keyed
+  //    payment), whatever idempotency_store says;
+  //  - otherwise kSqlite: on local disk in state_dir (SqliteIdempotencyStore),
+  //    so a crash, an OOM kill or a restart forgets nothing: a call in flight
+  //    at the crash answers UNKNOWN (IDEMPOTENT_CALL_ABANDONED) afterwards,
+  //    never a second send. One process per state_dir (BuildAndStart fails
+  //    with FAILED_PRECONDITION when another holds it);
+  //  - otherwise kMemory: in this process's memory, forgotten by a restart
+  //    (tests, and embedders that opt out of the disk).
+  // kMemory by default here, so embedders and tests opt in to the disk (as
+  // with metrics_listen); the binary defaults to kSqlite in --state_dir
+  // (default /var/lib/clink-gateway). Bounded by idempotency_max_keys (Redis:
+  // by Redis's memory). Keyed writes fail closed (UNAVAILABLE, nothing sent)
+  // while the store cannot be written.
+  enum class IdempotencyStoreKind { kMemory, kSqlite };
+  IdempotencyStoreKind idempotency_store = IdempotencyStoreKind::kMemory;
+  // The SQLite store's directory (created, mode 0700, if missing); required
+  // for kSqlite.
+  std::string state_dir;
   std::string idempotency_redis;
   // File holding the Redis password (AUTH), if Redis requires one.
   std::string idempotency_redis_password_file;
@@ -124,12 +141,13 @@ struct GatewayOptions {
 
 // Rejects invalid combinations before anything is built: no merchant, a bad
 // or duplicate merchant name, a default that names no merchant, a
-// malformed listen address (gRPC or metrics), a base URL that is not https:// (or http:// with
-// allow_plaintext_upstream), a missing CA bundle file, non-positive sizes or
-// timeouts, out-of-range retry, overload or rate-limit settings, malformed
-// egress settings. (Whether the egress policy allows the base URL's and the
-// proxy's hosts is checked when the transport is built: BuildAndStart fails
-// with FAILED_PRECONDITION.)
+// malformed listen address (gRPC or metrics), a base URL that is not https://
+// (or http:// with allow_plaintext_upstream), a missing CA bundle file,
+// non-positive sizes or timeouts, out-of-range retry, overload or rate-limit
+// settings, malformed egress settings, the SQLite idempotency store without a
+// state_dir. (Whether the egress policy allows the base URL's and the proxy's
+// hosts is checked when the transport is built: BuildAndStart fails with
+// FAILED_PRECONDITION.)
 absl::Status ValidateOptions(const GatewayOptions& options);
 
 class GatewayServer {

@@ -80,9 +80,20 @@ ABSL_FLAG(int, max_upstream_attempts, 4,
 ABSL_FLAG(double, retry_budget_ratio, 0.1,
           "Retries may be at most this share of calls over 10 s (plus 10 per "
           "second), so a Clink outage is not amplified.");
+ABSL_FLAG(std::string, state_dir, "/var/lib/clink-gateway",
+          "Directory of the gateway's durable state: the idempotency keys "
+          "(SQLite, idempotency.sqlite3), so that a crash or restart never "
+          "sends a keyed call twice. Created (mode 0700) if missing; one "
+          "gateway process per directory. Unused with --idempotency_redis or "
+          "--idempotency_store=memory.");
+ABSL_FLAG(std::string, idempotency_store, "sqlite",
+          "Where idempotency keys live when --idempotency_redis is empty: "
+          "sqlite (durable, in --state_dir) or memory (this process only, "
+          "forgotten by a crash or restart: for tests).");
 ABSL_FLAG(std::string, idempotency_redis, "",
           "Redis (host:port or unix:/path) holding idempotency keys for every "
-          "replica; empty keeps them in this process's memory.");
+          "replica (needed when several replicas serve the same callers); "
+          "empty keeps them per process (--idempotency_store).");
 ABSL_FLAG(std::string, idempotency_redis_password_file, "",
           "File holding the password for --idempotency_redis (a mounted "
           "Secret), if Redis requires AUTH.");
@@ -247,6 +258,22 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_upstream_attempts);
   options.upstream.retry.budget_ratio = absl::GetFlag(FLAGS_retry_budget_ratio);
   options.idempotency_redis = absl::GetFlag(FLAGS_idempotency_redis);
+  const std::string store = absl::GetFlag(FLAGS_idempotency_store);
+  if (store == "sqlite") {
+    options.idempotency_store =
+        clink_gateway::server::GatewayOptions::IdempotencyStoreKind::kSqlite;
+  } else if (store == "memory") {
+    if (!options.idempotency_redis.empty()) {
+      return Fail(
+          "--idempotency_store=memory and --idempotency_redis contradict each "
+          "other: pass one");
+    }
+    options.idempotency_store =
+        clink_gateway::server::GatewayOptions::IdempotencyStoreKind::kMemory;
+  } else {
+    return Fail("--idempotency_store must be sqlite or memory");
+  }
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.idempotency_redis_password_file =
       absl::GetFlag(FLAGS_idempotency_redis_password_file);
   options.idempotency_retention = absl::GetFlag(FLAGS_idempotency_retention);

@@ -20,6 +20,8 @@ APT_PACKAGES=(
   # Idempotency keys shared by a fleet of replicas: the hiredis client, and the Redis server
   # the tests start themselves (on a unix socket in the test's temp dir).
   libhiredis-dev redis-server
+  # The default idempotency store: durable on local disk (--state_dir), survives a crash.
+  libsqlite3-dev
   # Operations checks: promtool (metrics format, alert rules and their unit tests) and a real
   # Prometheus server that scrapes a running gateway in a test.
   prometheus

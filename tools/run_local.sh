@@ -30,6 +30,8 @@ work="$(mktemp -d)"
 # changes: no restart after editing the key.
 keys="$work/keys"
 mkdir "$keys"
+# The idempotency keys (SQLite) live in $work/state (--state_dir; the default, /var/lib/clink-gateway,
+# is for deployments): they survive a crash or restart of the gateway until this script exits.
 key="sk_test_local_emulator_key"
 printf '%s\n' "$key" > "$keys/api-key"
 pids=()
@@ -49,7 +51,8 @@ emulator_port="$(cat "$work/emulator.port")"
 "$bin"/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
   --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
   --egress_allow_cidrs=127.0.0.0/8 \
-  --api_key_dir="$keys" --metrics_listen="127.0.0.1:$metrics_port" &
+  --api_key_dir="$keys" --metrics_listen="127.0.0.1:$metrics_port" \
+  --state_dir="$work/state" &
 pids+=($!)
 
 cli="$bin/tools/clink_cli"

@@ -804,6 +804,8 @@ int Run() {
       absl::StrCat("--max_upstream_connections=", concurrency),
       "--log_level=warning",
       "--drain_timeout=2s",
+      // Its own state dir, not the default /var/lib/clink-gateway.
+      absl::StrCat("--state_dir=", dir, "/state"),
   };
   auto gateway = GatewayProcess::Start(binary, gateway_args, dir);
   if (!gateway.ok()) return Fail("gateway", gateway.status());

@@ -3,7 +3,8 @@
 //
 //   bazel build -c opt //tests/benchmark:idempotency_benchmark
 //   bazel-bin/tests/benchmark/idempotency_benchmark [--calls=N]
-//       [--concurrency=32] [--redis=false]
+//       [--concurrency=32] [--redis=false] [--sqlite=false]
+//       [--state_dir=DIR] [--gateway=false] [--gateway_calls=N]
 //
 // clink::IdempotentClinkApi wraps a fake ClinkApi that answers every call
 // inline with OK and an order id, so every figure is the decorator and its
@@ -18,6 +19,16 @@
 //      redis-server on a unix socket (//tests/redis:redis_server), one call at
 //      a time (latency) and with --concurrency calls in flight (throughput;
 //      the store's worker pipelines what is queued).
+//   8-11. scenarios 4-7 with SqliteIdempotencyStore (the gateway's default
+//      store) in --state_dir: one call at a time, every claim and every result
+//      is a transaction with an fsync (the figures are this disk's); with
+//      --concurrency calls in flight the store commits what is queued in one
+//      transaction (group commit);
+//   12-15. through the gateway (--gateway): a GatewayServer in this process,
+//      called over gRPC on loopback, forwarding to the Clink emulator over
+//      TLS: unkeyed, then keyed with the memory store, then keyed with the
+//      SQLite store, one call at a time, and SQLite with --concurrency
+//      callers. What the store adds to a real keyed call.
 // For each: calls/s, latency per call (p50/p90/p99, from Call() to the
 // callback), CPU per call of this process (getrusage: the caller, the
 // decorator and the store's threads) and, for Redis, of redis-server (INFO
@@ -28,7 +39,10 @@
 // Exits 0 when every call got the expected answer, 1 otherwise, 2 on setup
 // failures.
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <algorithm>
 #include <atomic>
@@ -64,18 +78,36 @@
 #include "adapters/idempotency/idempotency_store.h"
 #include "adapters/idempotency/memory_idempotency_store.h"
 #include "adapters/idempotency/redis_idempotency_store.h"
+#include "adapters/idempotency/sqlite_idempotency_store.h"
+#include "clink/gateway/v1/payment.grpc.pb.h"
 #include "clink/gateway/v1/payment.pb.h"
 #include "common/logging.h"
+#include "grpcpp/grpcpp.h"
+#include "server/gateway_server.h"
+#include "sqlite3.h"
+#include "tests/emulator/clink_emulator.h"
+#include "tests/emulator/merchant_api.h"
+#include "tests/emulator/test_ca.h"
 #include "tests/redis/redis_server.h"
 
 ABSL_FLAG(int64_t, calls, 0,
           "Measured calls per scenario; 0 means 20000 for the in-memory "
-          "scenarios and 5000 for the Redis ones");
+          "scenarios, 5000 for the Redis ones and 1000 for the SQLite ones");
 ABSL_FLAG(int, concurrency, 32,
           "Calls in flight in the concurrent Redis scenarios");
 ABSL_FLAG(bool, redis, true,
           "Run the Redis scenarios (starts /usr/bin/redis-server on a unix "
           "socket)");
+ABSL_FLAG(bool, sqlite, true, "Run the SQLite store scenarios");
+ABSL_FLAG(std::string, state_dir, "",
+          "Where the SQLite scenarios keep their databases (a new directory "
+          "under it per store); empty: a new directory under $TEST_TMPDIR or "
+          "/tmp. Its disk's fsync latency is what a claim costs.");
+ABSL_FLAG(bool, gateway, true,
+          "Run the through-the-gateway scenarios (a GatewayServer in this "
+          "process and the Clink emulator on loopback)");
+ABSL_FLAG(int64_t, gateway_calls, 1000,
+          "Measured calls per through-the-gateway scenario");
 
 namespace clink_gateway::benchmark {
 namespace {
@@ -86,6 +118,8 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr int64_t kDefaultMemoryCalls = 20000;
 constexpr int64_t kDefaultRedisCalls = 5000;
+// Every fresh key is two fsyncs one at a time: milliseconds, not microseconds.
+constexpr int64_t kDefaultSqliteCalls = 1000;
 
 // ---------------------------------------------------------------------------
 // Machine and process gauges.
@@ -393,6 +427,109 @@ class Driver {
   std::string expected_order_id_ ABSL_GUARDED_BY(mu_);
 };
 
+// ---------------------------------------------------------------------------
+// Through the gateway.
+
+constexpr char kGatewayApiKey[] = "sk_test_idempotency_bench_0123456789";
+
+// `n` sequential calls per caller thread, `callers` threads, each a keyed (new
+// key per call, `key_prefix`) or unkeyed CreatePayment through `stub`.
+ScenarioResult RunThroughGateway(v1::PaymentService::Stub& stub,
+                                 absl::string_view key_prefix, int64_t calls,
+                                 int callers) {
+  ScenarioResult result;
+  result.latencies_ns.resize(calls);
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> errors{0};
+  absl::Mutex mu;
+  std::string first_error;
+  v1::CreatePaymentRequest request;
+  request.set_customer_id(emulator::kSeedCustomerId);
+  request.set_payment_instrument_id(emulator::kSeedCardInstrumentId);
+  request.set_payment_method_type(v1::PAYMENT_METHOD_TYPE_CARD);
+  request.set_return_url("https://shop.example/return");
+  request.set_amount("19.99");
+  request.set_currency("USD");
+  auto one = [&](int64_t index, int64_t* latency_ns) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    if (!key_prefix.empty()) {
+      context.AddMetadata("idempotency-key",
+                          absl::StrCat(key_prefix, "-", index));
+    }
+    v1::CreatePaymentResponse response;
+    const SteadyClock::time_point start = SteadyClock::now();
+    const grpc::Status status =
+        stub.CreatePayment(&context, request, &response);
+    if (latency_ns != nullptr) {
+      *latency_ns = (SteadyClock::now() - start).count();
+    }
+    if (!status.ok() || response.order_id().empty()) {
+      if (errors.fetch_add(1) == 0) {
+        absl::MutexLock lock(&mu);
+        first_error = status.ok() ? "no order id" : status.error_message();
+      }
+    }
+  };
+  // Warm-up: connections, the store's first pages.
+  for (int64_t i = 0; i < 50; ++i) one(-1 - i, nullptr);
+  errors = 0;
+  const double cpu_before = SelfCpuSeconds();
+  const SteadyClock::time_point start = SteadyClock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < callers; ++t) {
+    threads.emplace_back([&] {
+      for (int64_t i = next.fetch_add(1); i < calls; i = next.fetch_add(1)) {
+        one(i, &result.latencies_ns[i]);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  result.seconds =
+      std::chrono::duration<double>(SteadyClock::now() - start).count();
+  result.cpu_s = SelfCpuSeconds() - cpu_before;
+  std::sort(result.latencies_ns.begin(), result.latencies_ns.end());
+  result.calls = calls;
+  result.errors = errors.load();
+  absl::MutexLock lock(&mu);
+  result.first_error = first_error;
+  return result;
+}
+
+// "ext4", "tmpfs", ... for the file system holding `dir`.
+std::string FileSystemOf(const std::string& dir) {
+  struct statfs fs {};
+  if (statfs(dir.c_str(), &fs) != 0) return "?";
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case 0xEF53:
+      return "ext4";
+    case 0x01021994:
+      return "tmpfs (fsync costs nothing: not a real disk's figures)";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x794C7630:
+      return "overlayfs";
+    default:
+      return absl::StrFormat("type 0x%x", static_cast<unsigned>(fs.f_type));
+  }
+}
+
+// A new directory under --state_dir (or the test temp dir, or /tmp).
+absl::StatusOr<std::string> NewStateDir(absl::string_view name) {
+  std::string base = absl::GetFlag(FLAGS_state_dir);
+  if (base.empty()) {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    base = tmp != nullptr ? tmp : "/tmp";
+  }
+  std::string dir = absl::StrCat(base, "/", name, "-XXXXXX");
+  if (mkdtemp(dir.data()) == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", dir));
+  }
+  return dir;
+}
+
 int64_t WarmupFor(int64_t calls) {
   return std::clamp<int64_t>(calls / 10, 100, 2000);
 }
@@ -497,6 +634,15 @@ int Run() {
   const int64_t memory_calls =
       calls_flag > 0 ? calls_flag : kDefaultMemoryCalls;
   const int64_t redis_calls = calls_flag > 0 ? calls_flag : kDefaultRedisCalls;
+  const int64_t sqlite_calls =
+      calls_flag > 0 ? calls_flag : kDefaultSqliteCalls;
+  const bool with_sqlite = absl::GetFlag(FLAGS_sqlite);
+  const bool with_gateway = absl::GetFlag(FLAGS_gateway);
+  const int64_t gateway_calls = absl::GetFlag(FLAGS_gateway_calls);
+  if (gateway_calls < 1) {
+    return Fail("flags",
+                absl::InvalidArgumentError("--gateway_calls must be >= 1"));
+  }
 
   absl::StatusOr<std::unique_ptr<clink::RestCodec>> codec =
       clink::RestCodec::CreateForServices(clink::GatewayServiceNames());
@@ -673,6 +819,148 @@ int Run() {
     store->reset();
   }
 
+  if (with_sqlite) {
+    absl::StatusOr<std::string> dir = NewStateDir("sqlite-store");
+    if (!dir.ok()) return Fail("state dir", dir.status());
+    std::printf("sqlite: SQLite %s, WAL, synchronous=FULL, in %s (%s)\n",
+                sqlite3_libversion(), dir->c_str(), FileSystemOf(*dir).c_str());
+    idempotency::SqliteIdempotencyStore::Options options;
+    options.state_dir = *dir;
+    options.max_keys =
+        static_cast<size_t>(4 * (sqlite_calls + WarmupFor(sqlite_calls))) +
+        1000;
+    absl::StatusOr<std::unique_ptr<idempotency::SqliteIdempotencyStore>> store =
+        idempotency::SqliteIdempotencyStore::Open(options);
+    if (!store.ok()) return Fail("sqlite store", store.status());
+    clink::IdempotentClinkApi api(**codec, inner, **store);
+    Driver driver(api, method);
+    const int64_t warmup = WarmupFor(sqlite_calls);
+
+    // 8-9. One call at a time: what a durable key adds to a call's latency.
+    const ScenarioResult seq_fresh = driver.Run(
+        Keys::kFresh, "sqlite-seq-fresh", warmup, sqlite_calls, 1, nullptr);
+    PrintRow("8 sqlite seq, fresh key", seq_fresh);
+    PrintNote(
+        absl::StrCat("added by keys: ", Added(seq_fresh, unkeyed, "unkeyed"),
+                     " (two transactions, each one fsync of the WAL: "
+                     "the claim before sending, the result after)"));
+    track(seq_fresh);
+
+    const ScenarioResult seq_replay = driver.Run(
+        Keys::kSame, "sqlite-seq-replay", warmup, sqlite_calls, 1, nullptr);
+    PrintRow("9 sqlite seq, same key (replay)", seq_replay);
+    PrintNote(absl::StrCat("replay: ", Added(seq_replay, unkeyed, "unkeyed"),
+                           " (a read-only transaction, no fsync)"));
+    track(seq_replay);
+
+    // 10-11. --concurrency calls in flight: group commit.
+    const std::string in_flight = absl::StrCat(concurrency, " in flight");
+    const ScenarioResult conc_fresh =
+        driver.Run(Keys::kFresh, "sqlite-conc-fresh", warmup, sqlite_calls,
+                   concurrency, nullptr);
+    PrintRow(absl::StrCat("10 sqlite ", in_flight, ", fresh key"), conc_fresh);
+    PrintNote(absl::StrFormat(
+        "%.1fx the calls/s of one at a time: the store commits every queued "
+        "claim and result in one transaction (one fsync)",
+        conc_fresh.calls_per_s() / seq_fresh.calls_per_s()));
+    track(conc_fresh);
+
+    const ScenarioResult conc_replay =
+        driver.Run(Keys::kSame, "sqlite-conc-replay", warmup, sqlite_calls,
+                   concurrency, nullptr);
+    PrintRow(absl::StrCat("11 sqlite ", in_flight, ", same key"), conc_replay);
+    track(conc_replay);
+    // Join the store's thread before the driver goes away.
+    store->reset();
+  }
+
+  if (with_gateway) {
+    absl::StatusOr<std::string> dir = NewStateDir("gateway");
+    if (!dir.ok()) return Fail("gateway dir", dir.status());
+    absl::StatusOr<emulator::TestCaFiles> ca = emulator::GenerateTestCa(*dir);
+    if (!ca.ok()) return Fail("test CA", ca.status());
+    emulator::ClinkEmulator::Options emulator_options;
+    emulator_options.api_keys = {kGatewayApiKey};
+    emulator_options.tls_cert_pem_path = ca->server_pem;
+    emulator_options.num_threads = std::max(16, 2 * concurrency + 8);
+    emulator_options.max_recorded_requests = 0;
+    auto emulator = emulator::ClinkEmulator::Start(emulator_options);
+    if (!emulator.ok()) return Fail("emulator", emulator.status());
+    const std::string key_dir = absl::StrCat(*dir, "/keys");
+    mkdir(key_dir.c_str(), 0700);
+    std::ofstream(absl::StrCat(key_dir, "/api-key")) << kGatewayApiKey << "\n";
+
+    auto start_gateway = [&](bool sqlite)
+        -> absl::StatusOr<std::unique_ptr<server::GatewayServer>> {
+      server::GatewayOptions options;
+      options.grpc_listen = "127.0.0.1:0";
+      options.clink_base_url = (*emulator)->base_url();
+      options.ca_bundle = ca->ca_cert_pem;
+      options.egress_allow_cidrs = "127.0.0.0/8";
+      options.merchants.push_back({"default", key_dir, ""});
+      options.max_upstream_connections = std::max(4, concurrency);
+      options.upstream.max_in_flight = 0;
+      options.idempotency_max_keys = 1000000;
+      if (sqlite) {
+        options.idempotency_store =
+            server::GatewayOptions::IdempotencyStoreKind::kSqlite;
+        options.state_dir = absl::StrCat(*dir, "/state");
+      }
+      return server::GatewayServer::BuildAndStart(std::move(options));
+    };
+    std::printf(
+        "\nthrough the gateway: GatewayServer in this process (gRPC on "
+        "loopback) -> Clink emulator (TLS, loopback), CreatePayment; "
+        "latency from the gRPC call to its answer; SQLite in %s/state (%s)\n",
+        dir->c_str(), FileSystemOf(*dir).c_str());
+    PrintTableHeader();
+    ScenarioResult gw_unkeyed, gw_memory, gw_sqlite;
+    {
+      auto gateway = start_gateway(false);
+      if (!gateway.ok()) return Fail("gateway (memory)", gateway.status());
+      auto stub = v1::PaymentService::NewStub(
+          grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*gateway)->port()),
+                              grpc::InsecureChannelCredentials()));
+      gw_unkeyed = RunThroughGateway(*stub, "", gateway_calls, 1);
+      PrintRow("12 gateway unkeyed", gw_unkeyed);
+      track(gw_unkeyed);
+      gw_memory = RunThroughGateway(*stub, "gw-memory", gateway_calls, 1);
+      PrintRow("13 gateway keyed, memory store", gw_memory);
+      PrintNote(absl::StrCat("added by keys: ",
+                             Added(gw_memory, gw_unkeyed, "unkeyed")));
+      track(gw_memory);
+      (*gateway)->Shutdown(absl::Seconds(2));
+    }
+    {
+      auto gateway = start_gateway(true);
+      if (!gateway.ok()) return Fail("gateway (sqlite)", gateway.status());
+      auto stub = v1::PaymentService::NewStub(
+          grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*gateway)->port()),
+                              grpc::InsecureChannelCredentials()));
+      gw_sqlite = RunThroughGateway(*stub, "gw-sqlite", gateway_calls, 1);
+      PrintRow("14 gateway keyed, sqlite store", gw_sqlite);
+      PrintNote(absl::StrCat(
+          "added by keys: ", Added(gw_sqlite, gw_unkeyed, "unkeyed"), "; ",
+          SignedUs(PercentileUs(gw_sqlite.latencies_ns, 0.5) -
+                   PercentileUs(gw_memory.latencies_ns, 0.5)),
+          " us p50, ",
+          SignedUs(PercentileUs(gw_sqlite.latencies_ns, 0.99) -
+                   PercentileUs(gw_memory.latencies_ns, 0.99)),
+          " us p99 over the memory store"));
+      track(gw_sqlite);
+      const ScenarioResult gw_sqlite_conc = RunThroughGateway(
+          *stub, "gw-sqlite-conc", gateway_calls, concurrency);
+      PrintRow(
+          absl::StrCat("15 gateway keyed, sqlite, ", concurrency, " callers"),
+          gw_sqlite_conc);
+      PrintNote(absl::StrFormat(
+          "%.1fx the calls/s of one caller",
+          gw_sqlite_conc.calls_per_s() / gw_sqlite.calls_per_s()));
+      track(gw_sqlite_conc);
+      (*gateway)->Shutdown(absl::Seconds(2));
+    }
+  }
+
   std::printf("\nload average %s at the end; fake Clink answered %lld calls\n",
               LoadAverage().c_str(), static_cast<long long>(inner.calls()));
   return all_ok ? 0 : 1;
@@ -684,10 +972,11 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Measures what idempotency keys cost a CreatePayment: "
-      "IdempotentClinkApi over a fake inline Clink, with the in-memory store "
-      "and with Redis.\n"
+      "IdempotentClinkApi over a fake inline Clink, with the in-memory store, "
+      "Redis and SQLite, and keyed calls through a real gateway.\n"
       "Usage: idempotency_benchmark [--calls=N] [--concurrency=32] "
-      "[--redis=false]");
+      "[--redis=false] [--sqlite=false] [--state_dir=DIR] [--gateway=false] "
+      "[--gateway_calls=N]");
   absl::ParseCommandLine(argc, argv);
   // Store warnings (e.g. an unreachable Redis) still show; routine info lines
   // would interleave with the table.

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,7 +32,10 @@ struct GatewayRun {
 GatewayRun RunGateway(const std::vector<std::string>& flags) {
   const std::string binary = "server/clink_gateway";
   // Not the default 9464: tests run side by side (`flags` may override).
-  std::vector<std::string> args = {binary, "--metrics_listen=127.0.0.1:0"};
+  // Nor the default /var/lib/clink-gateway: a state dir of the test's own.
+  std::vector<std::string> args = {
+      binary, "--metrics_listen=127.0.0.1:0",
+      absl::StrCat("--state_dir=", ::testing::TempDir(), "/state")};
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -255,6 +259,38 @@ TEST(GatewayMainTest, BadMetricsAddressIsRefused) {
     EXPECT_NE(run.stderr_text.find("--metrics_listen"), std::string::npos)
         << run.stderr_text;
   }
+}
+
+// One gateway per state directory: a second one (here: the lock held the way
+// a running gateway holds it) refuses to start rather than share the keys.
+TEST(GatewayMainTest, StateDirInUseIsRefused) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/busy-state");
+  mkdir(dir.c_str(), 0700);
+  const int fd = open(absl::StrCat(dir, "/LOCK").c_str(),
+                      O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir(),
+                  "--state_dir=" + dir});
+  close(fd);
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("in use by another gateway process"),
+            std::string::npos)
+      << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("--state_dir"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, BadIdempotencyStoreIsRefused) {
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir(),
+                  "--idempotency_store=disk"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(
+      run.stderr_text.find("--idempotency_store must be sqlite or memory"),
+      std::string::npos)
+      << run.stderr_text;
 }
 
 TEST(GatewayMainTest, UnknownFlagIsRefused) {

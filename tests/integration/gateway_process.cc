@@ -5,8 +5,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -50,6 +53,17 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   std::vector<std::string> args = {kBinary, "--grpc_listen=127.0.0.1:0",
                                    "--metrics_listen=127.0.0.1:0"};
   args.insert(args.end(), flags.begin(), flags.end());
+  if (std::none_of(flags.begin(), flags.end(), [](const std::string& flag) {
+        return absl::StartsWith(flag, "--state_dir=");
+      })) {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    std::string dir =
+        absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/gateway-state-XXXXXX");
+    if (mkdtemp(dir.data()) == nullptr) {
+      return absl::InternalError("cannot make a state directory");
+    }
+    args.push_back(absl::StrCat("--state_dir=", dir));
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -22,8 +22,11 @@ class GatewayProcess {
  public:
   // Spawns server/clink_gateway (a data dependency of the test) with
   // --grpc_listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 plus `flags`, and
-  // waits (bounded) for its "started" log line to learn the ports. Its stdout
-  // is collected in the background (see output()).
+  // waits (bounded) for its "started" log line to learn the ports. Unless
+  // `flags` name a --state_dir, the gateway gets a new empty one under the
+  // test's temp dir (its default /var/lib/clink-gateway would be shared by
+  // every test, and one process per state dir is all the store allows). Its
+  // stdout is collected in the background (see output()).
   static absl::StatusOr<std::unique_ptr<GatewayProcess>> Start(
       const std::vector<std::string>& flags);
 
