@@ -496,6 +496,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     store_options.retention = options.idempotency_retention;
     store_options.in_flight_lease = lease;
     store_options.max_keys = options.idempotency_max_keys;
+    store_options.max_waiters_per_key = options.idempotency_max_waiters_per_key;
+    store_options.max_waiters = options.idempotency_max_waiters;
     store_options.clock = c->clock;
     absl::StatusOr<std::unique_ptr<idempotency::SqliteIdempotencyStore>> store =
         idempotency::SqliteIdempotencyStore::Open(store_options);

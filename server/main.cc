@@ -100,7 +100,8 @@ ABSL_FLAG(std::string, idempotency_redis_password_file, "",
 ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(24),
           "How long an idempotency key's first result is replayed.");
 ABSL_FLAG(int, idempotency_max_keys, 100000,
-          "Keys the in-memory idempotency store holds; when full of live keys "
+          "Keys the local idempotency store (sqlite or memory) holds; when "
+          "full of live keys "
           "new keyed calls are refused (never evicted early).");
 ABSL_FLAG(int, idempotency_max_waiters_per_key, 100,
           "Keyed calls that may wait for one in-flight idempotency key; more "
