@@ -38,10 +38,16 @@ IdempotencyStore::BeginCallback BeginCollector::Callback(
     std::function<void(const absl::StatusOr<BeginResult>&)> on_result) {
   return [state = state_, on_result = std::move(on_result)](
              absl::StatusOr<BeginResult> result) {
-    if (on_result) on_result(result);
-    std::lock_guard<std::mutex> lock(state->mu);
-    state->results.push_back(std::move(result));
-    state->cv.notify_all();
+    // Recorded before `on_result` runs: a test that `on_result` wakes finds
+    // the result in results().
+    const absl::StatusOr<BeginResult> seen =
+        on_result ? result : absl::StatusOr<BeginResult>();
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->results.push_back(std::move(result));
+      state->cv.notify_all();
+    }
+    if (on_result) on_result(seen);
   };
 }
 

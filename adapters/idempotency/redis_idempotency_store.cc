@@ -666,6 +666,11 @@ BeginResult OfKind(BeginResult::Kind kind) {
   return result;
 }
 
+// Backoff between attempts to free a key claimed by a Begin whose reply was
+// lost.
+constexpr absl::Duration kOrphanInitialBackoff = absl::Milliseconds(50);
+constexpr absl::Duration kOrphanMaxBackoff = absl::Seconds(2);
+
 std::string Millis(absl::Duration d) {
   return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
@@ -805,13 +810,12 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
           // The script may have run and claimed the key with `token` before
           // its reply was lost (a timeout, or a failed resend). Nobody will
           // ever hold that token (the caller is told nothing was sent), so
-          // free the key, best effort; otherwise it stays in flight until its
-          // lease runs out and is then settled as abandoned, and every retry
-          // of a call that was never sent is told its outcome is unknown.
-          worker_->Submit(
-              Script::kRelease,
-              {op->redis_key, "0", token, Millis(options_.in_flight_lease)},
-              [](absl::StatusOr<const redisReply*>) {});
+          // free the key, retrying while Redis is unreachable; otherwise it
+          // stays in flight until its lease runs out and is then settled as
+          // abandoned, and every retry of a call that was never sent is told
+          // its outcome is unknown.
+          ReleaseOrphan(op->redis_key, token, kOrphanInitialBackoff,
+                        absl::Now() + options_.in_flight_lease);
           std::move(op->done)(reply.status());
           return;
         }
@@ -881,6 +885,35 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
         } else {
           std::move(op->done)(worker_->Unavailable("unexpected Begin reply"));
         }
+      });
+}
+
+void RedisIdempotencyStore::ReleaseOrphan(std::string redis_key,
+                                          std::string token,
+                                          absl::Duration backoff,
+                                          absl::Time give_up_at) {
+  std::vector<std::string> args = {redis_key, "0", token,
+                                   Millis(options_.in_flight_lease)};
+  worker_->Submit(
+      Script::kRelease, std::move(args),
+      [this, redis_key = std::move(redis_key), token = std::move(token),
+       backoff, give_up_at](absl::StatusOr<const redisReply*> reply) mutable {
+        // Any reply ends it: released, or the token holds nothing (the Begin
+        // never ran, or its record is gone).
+        if (reply.ok()) return;
+        if (absl::Now() + backoff > give_up_at || waits_aborted_.load()) {
+          Log(LogLevel::kWarning, "idempotency_redis_orphan_release_given_up",
+              {{"address", options_.address},
+               {"error", std::string(reply.status().message())}});
+          return;
+        }
+        worker_->After(backoff, [this, redis_key = std::move(redis_key),
+                                 token = std::move(token), backoff,
+                                 give_up_at](absl::Status status) mutable {
+          if (!status.ok()) return;  // The store is shutting down.
+          ReleaseOrphan(std::move(redis_key), std::move(token),
+                        std::min(backoff * 2, kOrphanMaxBackoff), give_up_at);
+        });
       });
 }
 

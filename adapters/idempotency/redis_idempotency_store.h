@@ -56,7 +56,11 @@ class WaiterSlots;
 // connection dropped) is resent once on a new connection, marked as resent:
 // the scripts then recognise their own lease token, so a resent Begin,
 // Complete or Release whose first attempt did run has the effect of one. A
-// command that timed out is not resent (Redis is hung or overloaded).
+// command that timed out is not resent (Redis is hung or overloaded); a Begin
+// whose reply was lost that way frees the key it may have claimed (a Release
+// with its token, retried with backoff while Redis cannot be reached, for up
+// to in_flight_lease), so the caller's retry is not told UNKNOWN about a call
+// that was never sent.
 class RedisIdempotencyStore final : public IdempotencyStore {
  public:
   struct Options {
@@ -126,6 +130,11 @@ class RedisIdempotencyStore final : public IdempotencyStore {
                         std::unique_ptr<internal::RedisWorker> worker);
 
   void RunBegin(std::unique_ptr<BeginOp> op);
+  // Frees a key that a Begin whose reply was lost may have claimed with
+  // `token` (nobody will ever hold it), retrying with backoff while Redis
+  // cannot be reached, until `give_up_at` or AbortWaits().
+  void ReleaseOrphan(std::string redis_key, std::string token,
+                     absl::Duration backoff, absl::Time give_up_at);
 
   const Options options_;
   const Clock& clock_;

@@ -314,6 +314,28 @@ TEST_F(RedisIdempotencyStoreTest, BeginWhoseReplyTimedOutLeavesTheKeyFree) {
   EXPECT_EQ(retry->kind, Kind::kClaimed);
 }
 
+// As above, but Redis stays unreachable after the lost reply, so the first
+// attempt to free the key fails too. Before the fix that attempt was the
+// only one: Redis, answering again, ran the hung Begin and the key stayed
+// claimed for nobody (the retry heard "in progress", then UNKNOWN).
+TEST_F(RedisIdempotencyStoreTest, AnOrphanClaimIsFreedOnceRedisAnswersAgain) {
+  std::unique_ptr<RedisIdempotencyStore> store = MakeStore(Options());
+  ASSERT_TRUE(
+      BeginAndWait(*store, {"c", kKey.rpc, "warm", ""}, "h", Far()).ok());
+  ASSERT_TRUE(server_->Pause().ok());
+  absl::StatusOr<BeginResult> hung = BeginAndWait(*store, kKey, "h", Far());
+  ASSERT_EQ(hung.status().code(), absl::StatusCode::kUnavailable);
+  // A later command fails as well: the Release queued before it (to free
+  // what the hung Begin may claim) has failed by now.
+  absl::StatusOr<BeginResult> later =
+      BeginAndWait(*store, {"c", kKey.rpc, "later", ""}, "h", Far());
+  ASSERT_EQ(later.status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(server_->Resume().ok());
+  absl::StatusOr<BeginResult> retry = BeginUntilAvailable(*store, kKey);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->kind, Kind::kClaimed);
+}
+
 TEST_F(RedisIdempotencyStoreTest, ConnectionClosedUnderTheStoreIsRetried) {
   std::unique_ptr<RedisIdempotencyStore> store = MakeStore(Options());
   absl::StatusOr<BeginResult> held = BeginAndWait(*store, kKey, "h", Far());
