@@ -82,6 +82,37 @@ void AppendPercentEncoded(absl::string_view value, std::string* out) {
   }
 }
 
+// The longest path parameter accepted: Clink's ids ("sess_abc123xyz",
+// "order_def456uvw") are far shorter.
+constexpr size_t kMaxPathParameterLength = 255;
+
+// Why `value` cannot be substituted into a path template, or empty when it
+// can. A path parameter must name a resource below the template's own path and
+// nothing else, whoever decodes or normalises the path on the way: so it may
+// only hold RFC 3986 unreserved characters (sent as they are; no '/',
+// backslash,
+// '%', ';', '?' or '#' that a server could decode or split on) and must not be
+// a dot segment ("." or "..", which libcurl and servers resolve to the parent
+// path) or any other run of dots.
+absl::string_view PathParameterProblem(absl::string_view value) {
+  if (value.empty()) return "is required";
+  if (value.size() > kMaxPathParameterLength) {
+    return "must be at most 255 characters";
+  }
+  for (const unsigned char c : value) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '.' && c != '_' &&
+        c != '~') {
+      return "must be an id of letters, digits, '-', '_', '.' and '~' (a "
+             "value that could change the request path is refused)";
+    }
+  }
+  if (value.find_first_not_of('.') == absl::string_view::npos) {
+    return "must not be a dot segment such as '.' or '..' (it would change "
+           "the request path)";
+  }
+  return {};
+}
+
 size_t Utf8Length(absl::string_view s) {
   size_t n = 0;
   for (const unsigned char c : s) n += (c & 0xC0) != 0x80;
@@ -870,11 +901,13 @@ absl::Status RestCodec::Validate(const RestMethod& method,
   for (const PathSegment& segment : method.path) {
     if (segment.field == nullptr) continue;
     // A path parameter is always required; report it once even when also marked
-    // required.
+    // required. Whatever its value, the request goes to the template's path.
     const std::string& value =
         request.GetReflection()->GetString(request, segment.field);
-    if (value.empty() && !RuleOf(*segment.field).required()) {
-      violations.push_back({segment.field->name(), "is required"});
+    if (value.empty() && RuleOf(*segment.field).required()) continue;
+    const absl::string_view problem = PathParameterProblem(value);
+    if (!problem.empty()) {
+      violations.push_back({segment.field->name(), std::string(problem)});
     }
   }
   if (violations.empty()) return absl::OkStatus();
@@ -895,11 +928,14 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
     }
     const std::string& value =
         request.GetReflection()->GetString(request, segment.field);
-    if (value.empty()) {
+    // Checked here too, not only by Validate(): no value may change which
+    // endpoint is called.
+    const absl::string_view problem = PathParameterProblem(value);
+    if (!problem.empty()) {
       return InvalidArgumentWithViolations(
-          {{segment.field->name(), "is required"}});
+          {{segment.field->name(), std::string(problem)}});
     }
-    AppendPercentEncoded(value, &out.path_and_query);
+    AppendPercentEncoded(value, &out.path_and_query);  // A no-op for valid ids.
     path_fields.insert(segment.field);
   }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/substitute.h"
@@ -1623,21 +1624,101 @@ TEST(ValidationTest, EveryViolationIsReportedAtOnce) {
 // -----------------------------------------------------------------------------
 // Paths and query strings.
 
-TEST(EncodeTest, PathParametersArePercentEncoded) {
-  const absl::StatusOr<http::HttpRequest> http = Codec().EncodeRequest(
-      *Rest("PaymentService.GetOrder"),
-      FromText<v1::GetOrderRequest>(R"pb(order_id: "ord/1 2?x=%&y#~-._")pb"));
-  ASSERT_TRUE(http.ok()) << http.status();
-  EXPECT_EQ(http->path_and_query, "/order/ord%2F1%202%3Fx%3D%25%26y%23~-._");
+// Every path parameter of every RPC (from the compiled methods, no list here).
+struct PathParameter {
+  const RestMethod* rest;
+  const google::protobuf::FieldDescriptor* field;
+};
 
-  const absl::StatusOr<http::HttpRequest> post = Codec().EncodeRequest(
-      *Rest("BillingService.CancelSubscription"),
-      FromText<v1::CancelSubscriptionRequest>(R"pb(subscription_id: "sub/é"
-                                                   reason: "r")pb"));
-  ASSERT_TRUE(post.ok()) << post.status();
-  EXPECT_EQ(post->path_and_query, "/subscription/sub%2F%C3%A9/cancel");
-  EXPECT_EQ(CanonicalJson(post->body),
-            R"({"reason":"r"})");  // The path field stays out.
+std::vector<PathParameter> AllPathParameters() {
+  std::vector<PathParameter> out;
+  for (const RestMethod* rest : Codec().methods()) {
+    for (const PathSegment& segment : rest->path) {
+      if (segment.field != nullptr) out.push_back({rest, segment.field});
+    }
+  }
+  return out;
+}
+
+// The template's path with each {field} replaced by `value`.
+std::string ExpectedPath(const RestMethod& rest, const std::string& value) {
+  std::string path;
+  for (const PathSegment& segment : rest.path) {
+    path += segment.field == nullptr ? segment.literal : value;
+  }
+  return path;
+}
+
+TEST(EncodeTest, ClinkIdsAreSentVerbatimInTheTemplatesPath) {
+  const std::vector<PathParameter> params = AllPathParameters();
+  ASSERT_GE(params.size(), 9u);  // Every Get*, Cancel*, Refresh* RPC.
+  for (const PathParameter& p : params) {
+    for (const std::string& id : std::vector<std::string>{
+             "sess_abc123xyz", "order_def456uvw", "ord_clink_1", "a.b", "x~y-z",
+             std::string(255, 'a')}) {
+      SCOPED_TRACE(absl::StrCat(p.rest->endpoint, " ", id));
+      std::unique_ptr<Message> request =
+          NewMessage(p.rest->method->input_type());
+      request->GetReflection()->SetString(request.get(), p.field, id);
+      const absl::StatusOr<http::HttpRequest> http =
+          Codec().EncodeRequest(*p.rest, *request);
+      ASSERT_TRUE(http.ok()) << http.status();
+      const std::string path =
+          http->path_and_query.substr(0, http->path_and_query.find('?'));
+      EXPECT_EQ(path, ExpectedPath(*p.rest, id));
+      const absl::Status valid = Codec().Validate(*p.rest, *request);
+      EXPECT_THAT(ViolationFields(valid),
+                  ::testing::Not(::testing::Contains(p.field->name())))
+          << valid;
+    }
+  }
+}
+
+// Values a server or libcurl could resolve to another path: dot segments (also
+// percent-encoded, any case), separators, escapes, and anything not an id.
+TEST(ValidationTest, PathParametersThatCouldChangeThePathAreRefused) {
+  const std::vector<std::string> hostile = {".",
+                                            "..",
+                                            "...",
+                                            "%2e",
+                                            "%2E",
+                                            "%2e%2e",
+                                            "%2E%2e",
+                                            ".%2e",
+                                            "%2E.",
+                                            "%252e",
+                                            "a/b",
+                                            "../x",
+                                            "..%2f",
+                                            "a\\b",
+                                            "..\\",
+                                            "a;b",
+                                            "a?b",
+                                            "a#b",
+                                            "a%2Fb",
+                                            "a b",
+                                            "caf\xC3\xA9",
+                                            "a\nb",
+                                            std::string(1, '\0'),
+                                            std::string(256, 'a')};
+  for (const PathParameter& p : AllPathParameters()) {
+    for (const std::string& value : hostile) {
+      SCOPED_TRACE(
+          absl::StrCat(p.rest->endpoint, " ", absl::CHexEscape(value)));
+      std::unique_ptr<Message> request =
+          NewMessage(p.rest->method->input_type());
+      request->GetReflection()->SetString(request.get(), p.field, value);
+
+      const absl::Status valid = Codec().Validate(*p.rest, *request);
+      EXPECT_EQ(valid.code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(ViolationFields(valid), ::testing::Contains(p.field->name()));
+
+      const absl::StatusOr<http::HttpRequest> http =
+          Codec().EncodeRequest(*p.rest, *request);
+      EXPECT_EQ(http.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(ViolationFields(http.status()), ElementsAre(p.field->name()));
+    }
+  }
 }
 
 TEST(EncodeTest,

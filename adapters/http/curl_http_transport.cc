@@ -383,6 +383,35 @@ bool IsValidPathAndQuery(absl::string_view path) {
   });
 }
 
+// True when the path part of `path_and_query` has a dot segment ("." or "..",
+// also percent-encoded, any case, or with a backslash for a separator, as some
+// servers read it): resolved by libcurl or by a server, it would send the
+// request to another endpoint than the one the caller built.
+bool HasDotSegment(absl::string_view path_and_query) {
+  const absl::string_view path =
+      path_and_query.substr(0, path_and_query.find('?'));
+  for (absl::string_view segment :
+       absl::StrSplit(path, absl::ByAnyChar("/\\"))) {
+    std::string decoded;
+    while (!segment.empty()) {
+      if (segment.front() == '.') {
+        decoded.push_back('.');
+        segment.remove_prefix(1);
+      } else if (segment.size() >= 3 && segment[0] == '%' &&
+                 segment[1] == '2' &&
+                 (segment[2] == 'e' || segment[2] == 'E')) {
+        decoded.push_back('.');
+        segment.remove_prefix(3);
+      } else {
+        decoded.clear();
+        break;
+      }
+    }
+    if (decoded == "." || decoded == "..") return true;
+  }
+  return false;
+}
+
 // "POST /checkout/session": what status messages say about a call (never the
 // query string, which may hold customer data).
 std::string CallContext(const HttpRequest& request) {
@@ -397,6 +426,10 @@ absl::Status ValidateRequest(const HttpRequest& request,
     return absl::InvalidArgumentError(
         "path_and_query must start with '/' and contain only visible ASCII, "
         "without '#'");
+  }
+  if (HasDotSegment(request.path_and_query)) {
+    return absl::InvalidArgumentError(
+        "path_and_query must not have a '.' or '..' segment");
   }
   if (request.method == Method::kGet && !request.body.empty()) {
     return absl::InvalidArgumentError("a GET request cannot have a body");
@@ -996,6 +1029,9 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
   GATEWAY_RETURN_IF_ERROR(
       SetCurlOption(h, CURLOPT_PRIVATE, static_cast<void*>(&call)));
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_URL, call.url.c_str()));
+  // The path goes out exactly as built: libcurl would otherwise resolve dot
+  // segments (RFC 3986 5.2.4) and could send the call to another endpoint.
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_PATH_AS_IS, 1L));
   GATEWAY_RETURN_IF_ERROR(
       SetCurlOption(h, CURLOPT_PROTOCOLS_STR, protocols_.c_str()));
   GATEWAY_RETURN_IF_ERROR(
