@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "adapters/clink/currency.h"
 #include "adapters/clink/decimal.h"
 #include "adapters/clink/error_details.h"
 #include "common/status_macros.h"
@@ -200,10 +201,16 @@ class RestCodec::Impl {
   // --- validation
   // -----------------------------------------------------------------------------
 
+  // `currency` is the currency code of the nearest enclosing message (empty
+  // for a request, or when no enclosing message names one): it governs this
+  // message's amounts whose own currency field is empty.
   void ValidateMessage(const Message& message, const std::string& prefix,
-                       std::vector<FieldViolation>* out) const {
+                       std::vector<FieldViolation>* out,
+                       absl::string_view currency = {}) const {
     const Descriptor* d = message.GetDescriptor();
     const Reflection* r = message.GetReflection();
+    const std::string own_currency = FirstCurrencyCode(message);
+    if (!own_currency.empty()) currency = own_currency;
     for (int i = 0; i < d->field_count(); ++i) {
       const FieldDescriptor* f = d->field(i);
       const v1::FieldRule& rule = RuleOf(*f);
@@ -216,7 +223,8 @@ class RestCodec::Impl {
         for (int k = 0; k < n; ++k) {
           const std::string item = absl::StrCat(path, "[", k, "]");
           if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-            ValidateMessage(r->GetRepeatedMessage(message, f, k), item, out);
+            ValidateMessage(r->GetRepeatedMessage(message, f, k), item, out,
+                            currency);
           } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
                      r->GetRepeatedEnumValue(message, f, k) == 0) {
             out->push_back({item, "must not be UNSPECIFIED"});
@@ -235,9 +243,11 @@ class RestCodec::Impl {
       }
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
         if (!IsTimestamp(*f))
-          ValidateMessage(r->GetMessage(message, f), path, out);
+          ValidateMessage(r->GetMessage(message, f), path, out, currency);
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-        ValidateString(r->GetString(message, f), rule, path, out);
+        const std::string& value = r->GetString(message, f);
+        ValidateString(value, rule, path, out);
+        ValidateMoney(message, *f, value, path, currency, out);
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_INT32 ||
                  f->cpp_type() == FieldDescriptor::CPPTYPE_INT64) {
         const int64_t v = f->cpp_type() == FieldDescriptor::CPPTYPE_INT32
@@ -385,6 +395,65 @@ class RestCodec::Impl {
         return r->GetEnumValue(m, &f) != 0;
       default:
         return r->HasField(m, &f);
+    }
+  }
+
+  // The value of the first currency_code field set in `message`, or empty.
+  static std::string FirstCurrencyCode(const Message& message) {
+    const Descriptor* d = message.GetDescriptor();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* f = d->field(i);
+      if (!RuleOf(*f).currency_code() || f->is_repeated()) continue;
+      std::string value = message.GetReflection()->GetString(message, f);
+      if (!value.empty()) return value;
+    }
+    return std::string();
+  }
+
+  // Currency codes must be ones ICU knows, and amounts whole minor units of
+  // their currency (FieldRule.currency_code, currency_field, any_currency).
+  static void ValidateMoney(const Message& message, const FieldDescriptor& f,
+                            const std::string& value, const std::string& path,
+                            absl::string_view enclosing_currency,
+                            std::vector<FieldViolation>* out) {
+    const v1::FieldRule& rule = RuleOf(f);
+    if (rule.currency_code() && !MinorUnitDigits(value).has_value()) {
+      out->push_back(
+          {path, MinorUnitDigits(absl::AsciiStrToUpper(value)).has_value()
+                     ? absl::StrCat("must be upper case, like \"",
+                                    absl::AsciiStrToUpper(value), "\"")
+                     : "must be an ISO 4217 currency code, like \"USD\""});
+      return;
+    }
+    if (rule.encoding() != v1::VALUE_ENCODING_DECIMAL ||
+        (rule.currency_field().empty() && !rule.any_currency()) ||
+        !IsValidDecimal(value)) {
+      return;
+    }
+    std::string currency;
+    if (!rule.currency_field().empty()) {
+      const FieldDescriptor* code =
+          message.GetDescriptor()->FindFieldByName(rule.currency_field());
+      if (code != nullptr)
+        currency = message.GetReflection()->GetString(message, code);
+      if (currency.empty()) currency = std::string(enclosing_currency);
+    }
+    const int places = SignificantFractionDigits(value);
+    if (currency.empty()) {
+      if (places > MaxMinorUnitDigits()) {
+        out->push_back(
+            {path, absl::StrCat("has more decimal places than any currency "
+                                "allows (at most ",
+                                MaxMinorUnitDigits(), ")")});
+      }
+      return;
+    }
+    const absl::optional<int> digits = MinorUnitDigits(currency);
+    if (!digits.has_value()) return;  // The currency field is reported itself.
+    if (places > *digits) {
+      out->push_back(
+          {path, absl::StrCat("has more decimal places than ", currency,
+                              " allows (at most ", *digits, ")")});
     }
   }
 
@@ -690,6 +759,68 @@ absl::Status ProtoBug(absl::string_view where, absl::string_view what) {
       absl::StrCat("REST mapping of ", where, ": ", what));
 }
 
+// FieldRule.currency_code, currency_field and any_currency are well formed.
+absl::Status CheckMoneyRule(const FieldDescriptor& f) {
+  const v1::FieldRule& rule = RuleOf(f);
+  if (rule.currency_code() &&
+      (f.cpp_type() != FieldDescriptor::CPPTYPE_STRING || f.is_repeated())) {
+    return ProtoBug(f.full_name(), "currency_code is for singular strings");
+  }
+  if (rule.currency_field().empty() && !rule.any_currency()) {
+    return absl::OkStatus();
+  }
+  if (rule.encoding() != v1::VALUE_ENCODING_DECIMAL) {
+    return ProtoBug(f.full_name(),
+                    "currency_field and any_currency are for DECIMAL fields");
+  }
+  if (!rule.currency_field().empty() && rule.any_currency()) {
+    return ProtoBug(f.full_name(), "currency_field or any_currency, not both");
+  }
+  if (!rule.currency_field().empty()) {
+    const FieldDescriptor* code =
+        f.containing_type()->FindFieldByName(rule.currency_field());
+    if (code == nullptr || !RuleOf(*code).currency_code()) {
+      return ProtoBug(f.full_name(),
+                      absl::StrCat("currency_field \"", rule.currency_field(),
+                                   "\" must name a currency_code field of ",
+                                   f.containing_type()->name()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Every amount a request can carry is checked against a currency: each DECIMAL
+// field reachable from a request type declares currency_field or
+// any_currency.
+absl::Status CheckRequestAmountsHaveCurrencies(
+    std::vector<const Descriptor*> pending) {
+  absl::flat_hash_set<const Descriptor*> seen;
+  while (!pending.empty()) {
+    const Descriptor* d = pending.back();
+    pending.pop_back();
+    if (!seen.insert(d).second || d->full_name() == kTimestampType) continue;
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* f = d->field(i);
+      const v1::FieldRule& rule = RuleOf(*f);
+      if (rule.encoding() == v1::VALUE_ENCODING_DECIMAL &&
+          rule.currency_field().empty() && !rule.any_currency()) {
+        return ProtoBug(f->full_name(),
+                        "a request amount needs currency_field (or "
+                        "any_currency) so its scale is checked");
+      }
+      if (f->is_map()) {
+        const FieldDescriptor* value = f->message_type()->map_value();
+        if (value->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          pending.push_back(value->message_type());
+        }
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        pending.push_back(f->message_type());
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CompilePath(const MethodDescriptor& m, const std::string& path,
                          RestMethod* out) {
   if (path.empty() || path.front() != '/')
@@ -726,6 +857,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
     const std::vector<const ServiceDescriptor*>& services) {
   std::unique_ptr<RestCodec> codec(new RestCodec());
   std::vector<const Descriptor*> pending;
+  std::vector<const Descriptor*> requests;  // Every RPC's request type.
 
   for (const ServiceDescriptor* service : services) {
     for (int i = 0; i < service->method_count(); ++i) {
@@ -787,6 +919,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
         }
       }
       pending.push_back(m->input_type());
+      requests.push_back(m->input_type());
       pending.push_back(out);
       codec->by_request_[m->input_type()] = rest.get();
       codec->by_method_[m] = std::move(rest);
@@ -828,6 +961,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       if (!rule.min_decimal().empty() && !IsValidDecimal(rule.min_decimal())) {
         return ProtoBug(f->full_name(), "min_decimal is not a decimal");
       }
+      GATEWAY_RETURN_IF_ERROR(CheckMoneyRule(*f));
       if (f->is_map() && f->message_type()->map_key()->cpp_type() !=
                              FieldDescriptor::CPPTYPE_STRING) {
         return ProtoBug(f->full_name(), "map keys must be strings");
@@ -857,6 +991,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       }
     }
   }
+  GATEWAY_RETURN_IF_ERROR(CheckRequestAmountsHaveCurrencies(requests));
   return codec;
 }
 
