@@ -32,6 +32,7 @@
 #include "adapters/http/egress_policy.h"
 #include "adapters/http/http_types.h"
 #include "common/logging.h"
+#include "common/secret.h"
 #include "common/status_macros.h"
 
 namespace clink_gateway::http {
@@ -693,6 +694,12 @@ HttpResult ShutdownFailure(absl::string_view context) {
 }  // namespace
 
 struct CurlHttpTransport::Call {
+  // The signed request's header values include the API key: zeroed before
+  // they are freed (header_list wipes its own lines).
+  ~Call() {
+    for (auto& header : request.headers) WipeString(header.second);
+  }
+
   HttpRequest request;
   SendOptions options;
   DoneCallback done;
@@ -1183,9 +1190,11 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
     if (!has_body && absl::EqualsIgnoreCase(name, "Content-Type")) continue;
     if (has_request_id && absl::EqualsIgnoreCase(name, "X-Request-Id"))
       continue;
-    const std::string line = value.empty() ? absl::StrCat(name, ";")
-                                           : absl::StrCat(name, ": ", value);
-    GATEWAY_RETURN_IF_ERROR(AppendHeaderLine(list, line.c_str()));
+    std::string line = value.empty() ? absl::StrCat(name, ";")
+                                     : absl::StrCat(name, ": ", value);
+    const absl::Status appended = AppendHeaderLine(list, line.c_str());
+    WipeString(line);  // It may carry the API key.
+    GATEWAY_RETURN_IF_ERROR(appended);
   }
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_HTTPHEADER, list.get()));
   return absl::OkStatus();
