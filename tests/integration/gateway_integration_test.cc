@@ -328,12 +328,10 @@ TEST_F(GatewayIntegrationTest, AmountsFinerThanTheCurrencyAreRefusedUnsent) {
     const char* currency;
     const char* field;
   };
-  for (const Case& c : {Case{"0.001", "USD", "amount"},
-                        Case{"19.999", "USD", "amount"},
-                        Case{"1.5", "JPY", "amount"},
-                        Case{"1.2345", "KWD", "amount"},
-                        Case{"1.00", "usd", "currency"},
-                        Case{"1", "XYZ", "currency"}}) {
+  for (const Case& c :
+       {Case{"0.001", "USD", "amount"}, Case{"19.999", "USD", "amount"},
+        Case{"1.5", "JPY", "amount"}, Case{"1.2345", "KWD", "amount"},
+        Case{"1.00", "usd", "currency"}, Case{"1", "XYZ", "currency"}}) {
     SCOPED_TRACE(absl::StrCat(c.amount, " ", c.currency));
     v1::CreatePaymentRequest request = CardPayment(c.amount);
     request.set_currency(c.currency);
