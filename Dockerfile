@@ -52,6 +52,7 @@ RUN apt-get update \
       libgrpc++1.51 \
       libgrpc29 \
       libhiredis0.14 \
+      libicu72 \
       libjemalloc2 \
       libprometheus-cpp-core1.0 \
       libprometheus-cpp-pull1.0 \

@@ -85,6 +85,7 @@ def system_libraries():
     system_library(name = "curl", modules = ["libcurl"], required_headers = ["x86_64-linux-gnu/curl/curl.h"])
     system_library(name = "openssl", modules = ["openssl"])
     system_library(name = "rapidjson", required_headers = ["rapidjson/document.h"])
+    system_library(name = "icu", modules = ["icu-uc"], required_headers = ["unicode/ucurr.h"])
     system_library(name = "civetweb", linkopts = ["-lcivetweb"], required_headers = ["civetweb.h"])
     system_library(name = "prometheus_cpp_core", modules = ["prometheus-cpp-core"])
     system_library(name = "prometheus_cpp_pull", modules = ["prometheus-cpp-pull"])

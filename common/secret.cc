@@ -71,7 +71,8 @@ void Secret::Wipe() noexcept {
 
 bool Secret::Equals(const Secret& other) const {
   return size_ == other.size_ &&
-         (size_ == 0 || CRYPTO_memcmp(data_.get(), other.data_.get(), size_) == 0);
+         (size_ == 0 ||
+          CRYPTO_memcmp(data_.get(), other.data_.get(), size_) == 0);
 }
 
 std::string Secret::Fingerprint() const {
@@ -87,6 +88,18 @@ std::string Secret::Fingerprint() const {
 
 std::string Secret::DebugString() const {
   return absl::StrCat("Secret(", Fingerprint(), ")");
+}
+
+void WipeBytes(void* data, size_t size) noexcept {
+  if (data != nullptr && size > 0) OPENSSL_cleanse(data, size);
+}
+
+void WipeString(std::string& value) noexcept {
+  // Within the capacity resize() never reallocates, so this zeroes the very
+  // buffer that held the value, including anything past its current size.
+  value.resize(value.capacity());
+  WipeBytes(value.data(), value.size());
+  value.clear();
 }
 
 void PrintTo(const Secret& secret, std::ostream* os) {

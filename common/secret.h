@@ -69,6 +69,15 @@ class Secret {
   size_t size_ = 0;
 };
 
+// Zeroes `size` bytes at `data` (OPENSSL_cleanse: not optimised away). For
+// buffers that held a copy of a secret and are about to be freed.
+void WipeBytes(void* data, size_t size) noexcept;
+
+// Zeroes the whole buffer of `value` (its capacity, not only its size) and
+// leaves it empty. For strings that held a copy of a secret (a header value or
+// line carrying the API key) before they are freed or reused.
+void WipeString(std::string& value) noexcept;
+
 }  // namespace clink_gateway
 
 #endif  // CLINK_GATEWAY_COMMON_SECRET_H_

@@ -87,5 +87,26 @@ TEST(SecretTest, MoveTransfersTheValue) {
   EXPECT_TRUE(b.empty());  // NOLINT(bugprone-use-after-move)
 }
 
+TEST(WipeTest, WipeStringZeroesTheWholeBufferAndEmptiesIt) {
+  std::string value = "X-API-KEY: sk_test_wipe_me_0123456789abcdef";
+  value.reserve(100);
+  const char* buffer = value.data();
+  const size_t capacity = value.capacity();
+  WipeString(value);
+  EXPECT_TRUE(value.empty());
+  EXPECT_EQ(value.data(), buffer);  // The same buffer, not a new one.
+  EXPECT_EQ(value.capacity(), capacity);
+  for (size_t i = 0; i < capacity; ++i) {
+    ASSERT_EQ(buffer[i], '\0') << "byte " << i;
+  }
+}
+
+TEST(WipeTest, WipeBytes) {
+  char bytes[] = "sk_test_secret";
+  WipeBytes(bytes, sizeof(bytes));
+  for (const char c : bytes) EXPECT_EQ(c, '\0');
+  WipeBytes(nullptr, 3);  // No-op.
+}
+
 }  // namespace
 }  // namespace clink_gateway

@@ -13,6 +13,8 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcurl4-openssl-dev rapidjson-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev
+  # ISO 4217 currencies and their minor units (amounts are checked against them).
+  libicu-dev
   # The gateway's allocator: ~20% less CPU per RPC than glibc malloc (tools/bench.sh).
   libjemalloc-dev
   # The emulator's TLS and the test CA.

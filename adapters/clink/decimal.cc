@@ -130,4 +130,12 @@ bool IsPositiveDecimal(absl::string_view text) {
   return CompareDecimals(text, "0") > 0;
 }
 
+int SignificantFractionDigits(absl::string_view text) {
+  const size_t dot = text.find('.');
+  if (dot == absl::string_view::npos) return 0;
+  absl::string_view fraction = text.substr(dot + 1);
+  while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
+  return static_cast<int>(fraction.size());
+}
+
 }  // namespace clink_gateway::clink

@@ -41,6 +41,10 @@ int CompareDecimals(absl::string_view a, absl::string_view b);
 // True when a valid decimal is greater than zero ("0.00" is not).
 bool IsPositiveDecimal(absl::string_view text);
 
+// The decimal places a valid decimal needs: the digits after the point, less
+// trailing zeros. "19.99" 2, "1.50" 1, "100.00" 0, "0.001" 3, "680" 0.
+int SignificantFractionDigits(absl::string_view text);
+
 }  // namespace clink_gateway::clink
 
 #endif  // CLINK_GATEWAY_ADAPTERS_CLINK_DECIMAL_H_

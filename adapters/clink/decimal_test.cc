@@ -78,5 +78,15 @@ TEST(ToPlainDecimalTest, RejectsWhatIsNotANumberOrTooLong) {
   }
 }
 
+TEST(DecimalTest, SignificantFractionDigitsIgnoreTrailingZeros) {
+  EXPECT_EQ(SignificantFractionDigits("680"), 0);
+  EXPECT_EQ(SignificantFractionDigits("19.99"), 2);
+  EXPECT_EQ(SignificantFractionDigits("1.50"), 1);
+  EXPECT_EQ(SignificantFractionDigits("100.00"), 0);
+  EXPECT_EQ(SignificantFractionDigits("0.001"), 3);
+  EXPECT_EQ(SignificantFractionDigits("0.0010"), 3);
+  EXPECT_EQ(SignificantFractionDigits("12.345678"), 6);
+}
+
 }  // namespace
 }  // namespace clink_gateway::clink

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "adapters/clink/currency.h"
 #include "adapters/clink/decimal.h"
 #include "adapters/clink/error_details.h"
 #include "common/status_macros.h"
@@ -85,6 +86,37 @@ void AppendPercentEncoded(absl::string_view value, std::string* out) {
       out->push_back(kHex[c & 0xF]);
     }
   }
+}
+
+// The longest path parameter accepted: Clink's ids ("sess_abc123xyz",
+// "order_def456uvw") are far shorter.
+constexpr size_t kMaxPathParameterLength = 255;
+
+// Why `value` cannot be substituted into a path template, or empty when it
+// can. A path parameter must name a resource below the template's own path and
+// nothing else, whoever decodes or normalises the path on the way: so it may
+// only hold RFC 3986 unreserved characters (sent as they are; no '/',
+// backslash,
+// '%', ';', '?' or '#' that a server could decode or split on) and must not be
+// a dot segment ("." or "..", which libcurl and servers resolve to the parent
+// path) or any other run of dots.
+absl::string_view PathParameterProblem(absl::string_view value) {
+  if (value.empty()) return "is required";
+  if (value.size() > kMaxPathParameterLength) {
+    return "must be at most 255 characters";
+  }
+  for (const unsigned char c : value) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '.' && c != '_' &&
+        c != '~') {
+      return "must be an id of letters, digits, '-', '_', '.' and '~' (a "
+             "value that could change the request path is refused)";
+    }
+  }
+  if (value.find_first_not_of('.') == absl::string_view::npos) {
+    return "must not be a dot segment such as '.' or '..' (it would change "
+           "the request path)";
+  }
+  return {};
 }
 
 size_t Utf8Length(absl::string_view s) {
@@ -273,10 +305,16 @@ class RestCodec::Impl {
   // --- validation
   // -----------------------------------------------------------------------------
 
+  // `currency` is the currency code of the nearest enclosing message (empty
+  // for a request, or when no enclosing message names one): it governs this
+  // message's amounts whose own currency field is empty.
   void ValidateMessage(const Message& message, const std::string& prefix,
-                       std::vector<FieldViolation>* out) const {
+                       std::vector<FieldViolation>* out,
+                       absl::string_view currency = {}) const {
     const Descriptor* d = message.GetDescriptor();
     const Reflection* r = message.GetReflection();
+    const std::string own_currency = FirstCurrencyCode(message);
+    if (!own_currency.empty()) currency = own_currency;
     for (int i = 0; i < d->field_count(); ++i) {
       const FieldDescriptor* f = d->field(i);
       const v1::FieldRule& rule = RuleOf(*f);
@@ -289,7 +327,8 @@ class RestCodec::Impl {
         for (int k = 0; k < n; ++k) {
           const std::string item = absl::StrCat(path, "[", k, "]");
           if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-            ValidateMessage(r->GetRepeatedMessage(message, f, k), item, out);
+            ValidateMessage(r->GetRepeatedMessage(message, f, k), item, out,
+                            currency);
           } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
                      r->GetRepeatedEnumValue(message, f, k) == 0) {
             out->push_back({item, "must not be UNSPECIFIED"});
@@ -308,9 +347,11 @@ class RestCodec::Impl {
       }
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
         if (!IsTimestamp(*f))
-          ValidateMessage(r->GetMessage(message, f), path, out);
+          ValidateMessage(r->GetMessage(message, f), path, out, currency);
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-        ValidateString(r->GetString(message, f), rule, path, out);
+        const std::string& value = r->GetString(message, f);
+        ValidateString(value, rule, path, out);
+        ValidateMoney(message, *f, value, path, currency, out);
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_INT32 ||
                  f->cpp_type() == FieldDescriptor::CPPTYPE_INT64) {
         const int64_t v = f->cpp_type() == FieldDescriptor::CPPTYPE_INT32
@@ -458,6 +499,65 @@ class RestCodec::Impl {
         return r->GetEnumValue(m, &f) != 0;
       default:
         return r->HasField(m, &f);
+    }
+  }
+
+  // The value of the first currency_code field set in `message`, or empty.
+  static std::string FirstCurrencyCode(const Message& message) {
+    const Descriptor* d = message.GetDescriptor();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* f = d->field(i);
+      if (!RuleOf(*f).currency_code() || f->is_repeated()) continue;
+      std::string value = message.GetReflection()->GetString(message, f);
+      if (!value.empty()) return value;
+    }
+    return std::string();
+  }
+
+  // Currency codes must be ones ICU knows, and amounts whole minor units of
+  // their currency (FieldRule.currency_code, currency_field, any_currency).
+  static void ValidateMoney(const Message& message, const FieldDescriptor& f,
+                            const std::string& value, const std::string& path,
+                            absl::string_view enclosing_currency,
+                            std::vector<FieldViolation>* out) {
+    const v1::FieldRule& rule = RuleOf(f);
+    if (rule.currency_code() && !MinorUnitDigits(value).has_value()) {
+      out->push_back(
+          {path, MinorUnitDigits(absl::AsciiStrToUpper(value)).has_value()
+                     ? absl::StrCat("must be upper case, like \"",
+                                    absl::AsciiStrToUpper(value), "\"")
+                     : "must be an ISO 4217 currency code, like \"USD\""});
+      return;
+    }
+    if (rule.encoding() != v1::VALUE_ENCODING_DECIMAL ||
+        (rule.currency_field().empty() && !rule.any_currency()) ||
+        !IsValidDecimal(value)) {
+      return;
+    }
+    std::string currency;
+    if (!rule.currency_field().empty()) {
+      const FieldDescriptor* code =
+          message.GetDescriptor()->FindFieldByName(rule.currency_field());
+      if (code != nullptr)
+        currency = message.GetReflection()->GetString(message, code);
+      if (currency.empty()) currency = std::string(enclosing_currency);
+    }
+    const int places = SignificantFractionDigits(value);
+    if (currency.empty()) {
+      if (places > MaxMinorUnitDigits()) {
+        out->push_back(
+            {path, absl::StrCat("has more decimal places than any currency "
+                                "allows (at most ",
+                                MaxMinorUnitDigits(), ")")});
+      }
+      return;
+    }
+    const absl::optional<int> digits = MinorUnitDigits(currency);
+    if (!digits.has_value()) return;  // The currency field is reported itself.
+    if (places > *digits) {
+      out->push_back(
+          {path, absl::StrCat("has more decimal places than ", currency,
+                              " allows (at most ", *digits, ")")});
     }
   }
 
@@ -770,6 +870,68 @@ absl::Status ProtoBug(absl::string_view where, absl::string_view what) {
       absl::StrCat("REST mapping of ", where, ": ", what));
 }
 
+// FieldRule.currency_code, currency_field and any_currency are well formed.
+absl::Status CheckMoneyRule(const FieldDescriptor& f) {
+  const v1::FieldRule& rule = RuleOf(f);
+  if (rule.currency_code() &&
+      (f.cpp_type() != FieldDescriptor::CPPTYPE_STRING || f.is_repeated())) {
+    return ProtoBug(f.full_name(), "currency_code is for singular strings");
+  }
+  if (rule.currency_field().empty() && !rule.any_currency()) {
+    return absl::OkStatus();
+  }
+  if (rule.encoding() != v1::VALUE_ENCODING_DECIMAL) {
+    return ProtoBug(f.full_name(),
+                    "currency_field and any_currency are for DECIMAL fields");
+  }
+  if (!rule.currency_field().empty() && rule.any_currency()) {
+    return ProtoBug(f.full_name(), "currency_field or any_currency, not both");
+  }
+  if (!rule.currency_field().empty()) {
+    const FieldDescriptor* code =
+        f.containing_type()->FindFieldByName(rule.currency_field());
+    if (code == nullptr || !RuleOf(*code).currency_code()) {
+      return ProtoBug(f.full_name(),
+                      absl::StrCat("currency_field \"", rule.currency_field(),
+                                   "\" must name a currency_code field of ",
+                                   f.containing_type()->name()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Every amount a request can carry is checked against a currency: each DECIMAL
+// field reachable from a request type declares currency_field or
+// any_currency.
+absl::Status CheckRequestAmountsHaveCurrencies(
+    std::vector<const Descriptor*> pending) {
+  absl::flat_hash_set<const Descriptor*> seen;
+  while (!pending.empty()) {
+    const Descriptor* d = pending.back();
+    pending.pop_back();
+    if (!seen.insert(d).second || d->full_name() == kTimestampType) continue;
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* f = d->field(i);
+      const v1::FieldRule& rule = RuleOf(*f);
+      if (rule.encoding() == v1::VALUE_ENCODING_DECIMAL &&
+          rule.currency_field().empty() && !rule.any_currency()) {
+        return ProtoBug(f->full_name(),
+                        "a request amount needs currency_field (or "
+                        "any_currency) so its scale is checked");
+      }
+      if (f->is_map()) {
+        const FieldDescriptor* value = f->message_type()->map_value();
+        if (value->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          pending.push_back(value->message_type());
+        }
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        pending.push_back(f->message_type());
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CompilePath(const MethodDescriptor& m, const std::string& path,
                          RestMethod* out) {
   if (path.empty() || path.front() != '/')
@@ -806,6 +968,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
     const std::vector<const ServiceDescriptor*>& services) {
   std::unique_ptr<RestCodec> codec(new RestCodec());
   std::vector<const Descriptor*> pending;
+  std::vector<const Descriptor*> requests;  // Every RPC's request type.
 
   for (const ServiceDescriptor* service : services) {
     for (int i = 0; i < service->method_count(); ++i) {
@@ -867,6 +1030,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
         }
       }
       pending.push_back(m->input_type());
+      requests.push_back(m->input_type());
       pending.push_back(out);
       codec->by_request_[m->input_type()] = rest.get();
       codec->by_method_[m] = std::move(rest);
@@ -908,6 +1072,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       if (!rule.min_decimal().empty() && !IsValidDecimal(rule.min_decimal())) {
         return ProtoBug(f->full_name(), "min_decimal is not a decimal");
       }
+      GATEWAY_RETURN_IF_ERROR(CheckMoneyRule(*f));
       if (f->is_map() && f->message_type()->map_key()->cpp_type() !=
                              FieldDescriptor::CPPTYPE_STRING) {
         return ProtoBug(f->full_name(), "map keys must be strings");
@@ -943,6 +1108,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
                     "so a recursive type would let Clink's JSON nest (and the "
                     "decoder recurse) without bound");
   }
+  GATEWAY_RETURN_IF_ERROR(CheckRequestAmountsHaveCurrencies(requests));
   return codec;
 }
 
@@ -987,11 +1153,13 @@ absl::Status RestCodec::Validate(const RestMethod& method,
   for (const PathSegment& segment : method.path) {
     if (segment.field == nullptr) continue;
     // A path parameter is always required; report it once even when also marked
-    // required.
+    // required. Whatever its value, the request goes to the template's path.
     const std::string& value =
         request.GetReflection()->GetString(request, segment.field);
-    if (value.empty() && !RuleOf(*segment.field).required()) {
-      violations.push_back({segment.field->name(), "is required"});
+    if (value.empty() && RuleOf(*segment.field).required()) continue;
+    const absl::string_view problem = PathParameterProblem(value);
+    if (!problem.empty()) {
+      violations.push_back({segment.field->name(), std::string(problem)});
     }
   }
   if (violations.empty()) return absl::OkStatus();
@@ -1012,11 +1180,14 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
     }
     const std::string& value =
         request.GetReflection()->GetString(request, segment.field);
-    if (value.empty()) {
+    // Checked here too, not only by Validate(): no value may change which
+    // endpoint is called.
+    const absl::string_view problem = PathParameterProblem(value);
+    if (!problem.empty()) {
       return InvalidArgumentWithViolations(
-          {{segment.field->name(), "is required"}});
+          {{segment.field->name(), std::string(problem)}});
     }
-    AppendPercentEncoded(value, &out.path_and_query);
+    AppendPercentEncoded(value, &out.path_and_query);  // A no-op for valid ids.
     path_fields.insert(segment.field);
   }
 

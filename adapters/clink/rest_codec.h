@@ -136,17 +136,19 @@ class RestCodec {
   std::vector<const RestMethod*> methods() const;
 
   // Checks the declarative rules (required, decimal syntax, positive,
-  // min_decimal, max_length, UNSPECIFIED enum values in lists) on `request` and
+  // min_decimal, max_length, UNSPECIFIED enum values in lists, path parameters
+  // that are plain ids and never a dot segment) on `request` and
   // every message nested in it. Returns INVALID_ARGUMENT naming each offending
   // field ("price_data_list[1].unit_amount") in a google.rpc.BadRequest
   // payload.
   absl::Status Validate(const RestMethod& method,
                         const google::protobuf::Message& request) const;
 
-  // Builds the HTTP request: path parameters substituted and percent-encoded;
-  // for GET the other set fields become the query string, otherwise a JSON
-  // body. Assumes Validate passed (fails with INVALID_ARGUMENT otherwise, e.g.
-  // an empty path parameter).
+  // Builds the HTTP request: path parameters substituted as they are; for GET
+  // the other set fields become the (percent-encoded) query string, otherwise a
+  // JSON body. Assumes Validate passed (fails with INVALID_ARGUMENT otherwise,
+  // e.g. an empty path parameter, or one that is not a plain id: see
+  // RestRule.path).
   absl::StatusOr<http::HttpRequest> EncodeRequest(
       const RestMethod& method, const google::protobuf::Message& request) const;
 

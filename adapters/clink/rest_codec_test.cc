@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/substitute.h"
@@ -1246,11 +1247,13 @@ TEST_P(RequestAmountTest, IsSentAsAJsonNumberWithTheCallersExactDigits) {
               HasSubstr(absl::StrCat("\"originalAmount\":", amount, ",")));
 }
 
+// In USD (the session's currency): finer amounts are refused (MoneyScaleTest);
+// trailing zeros are whole cents and keep their digits.
 INSTANTIATE_TEST_SUITE_P(Amounts, RequestAmountTest,
-                         ::testing::Values("19.99", "0.10", "680", "12.345678",
+                         ::testing::Values("19.99", "0.10", "680", "12.340000",
                                            "123456789012345678901234567890",
                                            "19.990", "9007199254740993",
-                                           "0.30000000000000004"));
+                                           "0.300000000000000000"));
 
 class ResponseAmountTest : public ::testing::TestWithParam<std::string> {};
 
@@ -1508,7 +1511,7 @@ TEST(MoneyRulesTest, PositiveRejectsZero) {
 TEST(MoneyRulesTest, MinDecimalOnAgentPaymentSessionAmount) {
   const RestMethod* rest = Rest("PaymentService.CreateAgentPaymentSession");
   ASSERT_NE(rest, nullptr);
-  for (const char* low : {"0.49", "0.499999", "0", "0.05"}) {
+  for (const char* low : {"0.49", "0.4", "0", "0.05"}) {
     SCOPED_TRACE(low);
     auto request = FromText<v1::CreateAgentPaymentSessionRequest>(
         kCreateAgentPaymentSessionRequest);
@@ -1518,13 +1521,197 @@ TEST(MoneyRulesTest, MinDecimalOnAgentPaymentSessionAmount) {
     EXPECT_THAT(ViolationFields(status), ElementsAre("amount"));
     EXPECT_THAT(std::string(status.message()), HasSubstr("at least 0.5"));
   }
-  for (const char* ok : {"0.5", "0.50", "0.500001", "10"}) {
+  for (const char* ok : {"0.5", "0.50", "0.51", "10"}) {
     SCOPED_TRACE(ok);
     auto request = FromText<v1::CreateAgentPaymentSessionRequest>(
         kCreateAgentPaymentSessionRequest);
     request.set_amount(ok);
     EXPECT_TRUE(Codec().Validate(*rest, request).ok())
         << Codec().Validate(*rest, request);
+  }
+}
+
+// Amounts are whole minor units of their currency (ICU: USD 2, JPY 0, KWD and
+// BHD 3 decimal places); currency codes are current ISO 4217 codes in upper
+// case. Anything else is refused naming the field, before anything is sent.
+struct ScaleCase {
+  std::string rpc;
+  std::string request;            // Text format.
+  std::vector<std::string> want;  // Violation fields; empty: valid.
+  std::string want_message = "";  // A substring of the status message.
+};
+
+std::string PaymentText(const std::string& amount,
+                        const std::string& currency) {
+  return absl::Substitute(R"pb(
+                            customer_id: "cus_1"
+                            payment_instrument_id: "pi_1"
+                            payment_method_type: PAYMENT_METHOD_TYPE_CARD
+                            return_url: "https://m.example/r"
+                            amount: "$0"
+                            currency: "$1")pb",
+                          amount, currency);
+}
+
+std::string CheckoutText(const std::string& amount, const std::string& currency,
+                         const std::string& items = "") {
+  return absl::Substitute(R"pb(
+                            customer_id: "cus_1"
+                            ui_mode: UI_MODE_HOSTED_PAGE
+                            original_amount: "$0"
+                            original_currency: "$1" $2)pb",
+                          amount, currency, items);
+}
+
+std::string AgentText(const std::string& amount, const std::string& currency) {
+  return absl::Substitute(
+      R"pb(customer_email: "a@example.com" amount: "$0" currency: "$1")pb",
+      amount, currency);
+}
+
+TEST(MoneyScaleTest, AmountsAreWholeMinorUnitsOfTheirCurrency) {
+  const std::string kPay = "PaymentService.CreatePayment";
+  const std::string kCheckout = "CheckoutService.CreateCheckoutSession";
+  const std::string kAgent = "PaymentService.CreateAgentPaymentSession";
+  const std::string kRefund = "PaymentService.CreateRefund";
+  const std::string kSub = "BillingService.CreateSubscription";
+  const std::vector<ScaleCase> cases = {
+      // Payments.
+      {kPay, PaymentText("19.99", "USD"), {}},
+      {kPay, PaymentText("0.01", "USD"), {}},
+      {kPay,
+       PaymentText("0.001", "USD"),
+       {"amount"},
+       "more decimal places than USD allows (at most 2)"},
+      {kPay, PaymentText("19.999", "USD"), {"amount"}},
+      {kPay, PaymentText("1500", "JPY"), {}},
+      {kPay, PaymentText("1500.00", "JPY"), {}},  // Trailing zeros: whole yen.
+      {kPay,
+       PaymentText("1.5", "JPY"),
+       {"amount"},
+       "more decimal places than JPY allows (at most 0)"},
+      {kPay, PaymentText("1000.1", "KRW"), {"amount"}},
+      {kPay, PaymentText("1.234", "KWD"), {}},
+      {kPay,
+       PaymentText("1.2345", "KWD"),
+       {"amount"},
+       "KWD allows (at most 3)"},
+      {kPay, PaymentText("0.005", "BHD"), {}},
+      {kPay, PaymentText("0.0005", "BHD"), {"amount"}},
+      // Unknown, lower-case, withdrawn and test codes.
+      {kPay, PaymentText("1", "XYZ"), {"currency"}, "ISO 4217 currency code"},
+      {kPay,
+       PaymentText("1.00", "usd"),
+       {"currency"},
+       "must be upper case, like \"USD\""},
+      {kPay, PaymentText("1", "Jpy"), {"currency"}, "upper case"},
+      {kPay, PaymentText("1", "DEM"), {"currency"}},
+      {kPay, PaymentText("1", "XTS"), {"currency"}},
+      {kPay, PaymentText("1", "US"), {"currency"}},
+      {kPay, PaymentText("1", "USDD"), {"currency"}},
+      // Checkout sessions.
+      {kCheckout, CheckoutText("19.99", "USD"), {}},
+      {kCheckout, CheckoutText("0.001", "USD"), {"original_amount"}},
+      {kCheckout, CheckoutText("1.5", "JPY"), {"original_amount"}},
+      {kCheckout, CheckoutText("1", "jpy"), {"original_currency"}},
+      // Line items: their own currency, else the session's.
+      {kCheckout,
+       CheckoutText("20", "USD", R"pb(price_data_list {
+                                        name: "a"
+                                        unit_amount: "9.999"
+                                      })pb"),
+       {"price_data_list[0].unit_amount"}},
+      {kCheckout,
+       CheckoutText("1000", "JPY",
+                    R"pb(price_data_list { name: "a" unit_amount: "9.99" })pb"),
+       {"price_data_list[0].unit_amount"},
+       "JPY allows"},
+      {kCheckout,
+       CheckoutText("20", "USD", R"pb(price_data_list {
+                                        name: "a"
+                                        unit_amount: "9.5"
+                                        currency: "JPY"
+                                      })pb"),
+       {"price_data_list[0].unit_amount"}},
+      {kCheckout,
+       CheckoutText("20", "USD", R"pb(price_data_list {
+                                        name: "a"
+                                        unit_amount: "9"
+                                        currency: "usd"
+                                      })pb"),
+       {"price_data_list[0].currency"}},
+      {kCheckout,
+       CheckoutText("20", "USD", R"pb(price_data_list {
+                                        name: "a"
+                                        unit_amount: "9.99"
+                                        currency: "USD"
+                                      })pb"),
+       {}},
+      // A payment by price id names no currency: a line item is held to the
+      // finest minor unit of any currency.
+      {kPay,
+       R"pb(customer_id: "cus_1"
+            payment_instrument_id: "pi_1"
+            payment_method_type: PAYMENT_METHOD_TYPE_CARD
+            return_url: "https://m.example/r"
+            price_id: "price_1"
+            product_id: "prd_1"
+            price_data_list { name: "a" unit_amount: "1.001" })pb",
+       {}},
+      {kPay,
+       R"pb(customer_id: "cus_1"
+            payment_instrument_id: "pi_1"
+            payment_method_type: PAYMENT_METHOD_TYPE_CARD
+            return_url: "https://m.example/r"
+            price_id: "price_1"
+            product_id: "prd_1"
+            price_data_list { name: "a" unit_amount: "1.0001" })pb",
+       {"price_data_list[0].unit_amount"},
+       "than any currency allows"},
+      // Agent payment sessions.
+      {kAgent, AgentText("25.00", "USD"), {}},
+      {kAgent, AgentText("25.001", "USD"), {"amount"}},
+      {kAgent, AgentText("100.5", "JPY"), {"amount"}},
+      {kAgent, AgentText("25", "ABC"), {"currency"}},
+      // Refunds are in their order's currency, which the request does not name.
+      {kRefund,
+       R"pb(order_id: "ord_1"
+            refund_merchant_order_id: "r1"
+            refund_amount: "5.001")pb",
+       {}},
+      {kRefund,
+       R"pb(order_id: "ord_1"
+            refund_merchant_order_id: "r1"
+            refund_amount: "5.0001")pb",
+       {"refund_amount"},
+       "than any currency allows (at most 3)"},
+      // Subscriptions name only the currency.
+      {kSub, kCreateSubscriptionRequest, {}},
+  };
+  for (const ScaleCase& c : cases) {
+    SCOPED_TRACE(absl::StrCat(c.rpc, ": ", c.request));
+    const RestMethod* rest = Rest(c.rpc);
+    ASSERT_NE(rest, nullptr);
+    const std::unique_ptr<Message> request =
+        FromText(rest->method->input_type(), c.request);
+    const absl::Status status = Codec().Validate(*rest, *request);
+    if (c.want.empty()) {
+      EXPECT_TRUE(status.ok()) << status;
+      continue;
+    }
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(ViolationFields(status), c.want) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(c.want_message));
+  }
+
+  for (const char* code : {"usd", "XYZ", "DEM", "XXX", ""}) {
+    SCOPED_TRACE(code);
+    auto sub =
+        FromText<v1::CreateSubscriptionRequest>(kCreateSubscriptionRequest);
+    sub.set_payment_currency(code);
+    EXPECT_THAT(ViolationFields(Codec().Validate(
+                    *Rest("BillingService.CreateSubscription"), sub)),
+                ElementsAre("payment_currency"));
   }
 }
 
@@ -1682,21 +1869,101 @@ TEST(ValidationTest, EveryViolationIsReportedAtOnce) {
 // -----------------------------------------------------------------------------
 // Paths and query strings.
 
-TEST(EncodeTest, PathParametersArePercentEncoded) {
-  const absl::StatusOr<http::HttpRequest> http = Codec().EncodeRequest(
-      *Rest("PaymentService.GetOrder"),
-      FromText<v1::GetOrderRequest>(R"pb(order_id: "ord/1 2?x=%&y#~-._")pb"));
-  ASSERT_TRUE(http.ok()) << http.status();
-  EXPECT_EQ(http->path_and_query, "/order/ord%2F1%202%3Fx%3D%25%26y%23~-._");
+// Every path parameter of every RPC (from the compiled methods, no list here).
+struct PathParameter {
+  const RestMethod* rest;
+  const google::protobuf::FieldDescriptor* field;
+};
 
-  const absl::StatusOr<http::HttpRequest> post = Codec().EncodeRequest(
-      *Rest("BillingService.CancelSubscription"),
-      FromText<v1::CancelSubscriptionRequest>(R"pb(subscription_id: "sub/é"
-                                                   reason: "r")pb"));
-  ASSERT_TRUE(post.ok()) << post.status();
-  EXPECT_EQ(post->path_and_query, "/subscription/sub%2F%C3%A9/cancel");
-  EXPECT_EQ(CanonicalJson(post->body),
-            R"({"reason":"r"})");  // The path field stays out.
+std::vector<PathParameter> AllPathParameters() {
+  std::vector<PathParameter> out;
+  for (const RestMethod* rest : Codec().methods()) {
+    for (const PathSegment& segment : rest->path) {
+      if (segment.field != nullptr) out.push_back({rest, segment.field});
+    }
+  }
+  return out;
+}
+
+// The template's path with each {field} replaced by `value`.
+std::string ExpectedPath(const RestMethod& rest, const std::string& value) {
+  std::string path;
+  for (const PathSegment& segment : rest.path) {
+    path += segment.field == nullptr ? segment.literal : value;
+  }
+  return path;
+}
+
+TEST(EncodeTest, ClinkIdsAreSentVerbatimInTheTemplatesPath) {
+  const std::vector<PathParameter> params = AllPathParameters();
+  ASSERT_GE(params.size(), 9u);  // Every Get*, Cancel*, Refresh* RPC.
+  for (const PathParameter& p : params) {
+    for (const std::string& id : std::vector<std::string>{
+             "sess_abc123xyz", "order_def456uvw", "ord_clink_1", "a.b", "x~y-z",
+             std::string(255, 'a')}) {
+      SCOPED_TRACE(absl::StrCat(p.rest->endpoint, " ", id));
+      std::unique_ptr<Message> request =
+          NewMessage(p.rest->method->input_type());
+      request->GetReflection()->SetString(request.get(), p.field, id);
+      const absl::StatusOr<http::HttpRequest> http =
+          Codec().EncodeRequest(*p.rest, *request);
+      ASSERT_TRUE(http.ok()) << http.status();
+      const std::string path =
+          http->path_and_query.substr(0, http->path_and_query.find('?'));
+      EXPECT_EQ(path, ExpectedPath(*p.rest, id));
+      const absl::Status valid = Codec().Validate(*p.rest, *request);
+      EXPECT_THAT(ViolationFields(valid),
+                  ::testing::Not(::testing::Contains(p.field->name())))
+          << valid;
+    }
+  }
+}
+
+// Values a server or libcurl could resolve to another path: dot segments (also
+// percent-encoded, any case), separators, escapes, and anything not an id.
+TEST(ValidationTest, PathParametersThatCouldChangeThePathAreRefused) {
+  const std::vector<std::string> hostile = {".",
+                                            "..",
+                                            "...",
+                                            "%2e",
+                                            "%2E",
+                                            "%2e%2e",
+                                            "%2E%2e",
+                                            ".%2e",
+                                            "%2E.",
+                                            "%252e",
+                                            "a/b",
+                                            "../x",
+                                            "..%2f",
+                                            "a\\b",
+                                            "..\\",
+                                            "a;b",
+                                            "a?b",
+                                            "a#b",
+                                            "a%2Fb",
+                                            "a b",
+                                            "caf\xC3\xA9",
+                                            "a\nb",
+                                            std::string(1, '\0'),
+                                            std::string(256, 'a')};
+  for (const PathParameter& p : AllPathParameters()) {
+    for (const std::string& value : hostile) {
+      SCOPED_TRACE(
+          absl::StrCat(p.rest->endpoint, " ", absl::CHexEscape(value)));
+      std::unique_ptr<Message> request =
+          NewMessage(p.rest->method->input_type());
+      request->GetReflection()->SetString(request.get(), p.field, value);
+
+      const absl::Status valid = Codec().Validate(*p.rest, *request);
+      EXPECT_EQ(valid.code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(ViolationFields(valid), ::testing::Contains(p.field->name()));
+
+      const absl::StatusOr<http::HttpRequest> http =
+          Codec().EncodeRequest(*p.rest, *request);
+      EXPECT_EQ(http.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(ViolationFields(http.status()), ElementsAre(p.field->name()));
+    }
+  }
 }
 
 TEST(EncodeTest,
@@ -2399,6 +2666,78 @@ INSTANTIATE_TEST_SUITE_P(
                           }
                         })pb",
                    "", kGoodOptions, "min_decimal"},
+        BrokenCase{"request_amount_without_a_currency_rule",
+                   R"pb(field {
+                          name: "amount"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_STRING
+                          options {
+                            [clink.gateway.v1.field] {
+                              encoding: VALUE_ENCODING_DECIMAL
+                            }
+                          }
+                        })pb",
+                   "", "", kGoodOptions, "needs currency_field"},
+        BrokenCase{"currency_field_naming_a_field_that_is_no_currency_code",
+                   R"pb(field {
+                          name: "amount"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_STRING
+                          options {
+                            [clink.gateway.v1.field] {
+                              encoding: VALUE_ENCODING_DECIMAL
+                              currency_field: "id"
+                            }
+                          }
+                        })pb",
+                   "", "", kGoodOptions, "must name a currency_code field"},
+        BrokenCase{"currency_code_on_an_integer", "",
+                   R"pb(field {
+                          name: "currency"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_INT32
+                          options {
+                            [clink.gateway.v1.field] { currency_code: true }
+                          }
+                        })pb",
+                   "", kGoodOptions, "currency_code"},
+        BrokenCase{"any_currency_on_a_plain_string", "",
+                   R"pb(field {
+                          name: "amount"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_STRING
+                          options {
+                            [clink.gateway.v1.field] { any_currency: true }
+                          }
+                        })pb",
+                   "", kGoodOptions, "for DECIMAL fields"},
+        BrokenCase{"request_amount_with_its_currency_is_fine",
+                   R"pb(field {
+                          name: "amount"
+                          number: 2
+                          label: LABEL_OPTIONAL
+                          type: TYPE_STRING
+                          options {
+                            [clink.gateway.v1.field] {
+                              encoding: VALUE_ENCODING_DECIMAL
+                              currency_field: "currency"
+                            }
+                          }
+                        }
+                        field {
+                          name: "currency"
+                          number: 3
+                          label: LABEL_OPTIONAL
+                          type: TYPE_STRING
+                          options {
+                            [clink.gateway.v1.field] { currency_code: true }
+                          }
+                        })pb",
+                   "", "", kGoodOptions, ""},
         BrokenCase{
             "path_variable_naming_a_missing_field", "", "", "",
             R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{thing_id}" } })",

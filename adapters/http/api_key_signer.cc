@@ -42,6 +42,10 @@ absl::Status ApiKeySigner::Sign(HttpRequest& request) const {
                      " is empty or has characters not allowed in a header"));
   }
   HeaderList& headers = request.headers;
+  for (auto& [name, value] : headers) {
+    // A key from an earlier signing: no copy is freed unwiped.
+    if (absl::EqualsIgnoreCase(name, kApiKeyHeader)) WipeString(value);
+  }
   headers.erase(std::remove_if(headers.begin(), headers.end(),
                                [](const auto& header) {
                                  return absl::EqualsIgnoreCase(header.first,

@@ -32,6 +32,7 @@
 #include "adapters/http/egress_policy.h"
 #include "adapters/http/http_types.h"
 #include "common/logging.h"
+#include "common/secret.h"
 #include "common/status_macros.h"
 
 namespace clink_gateway::http {
@@ -383,6 +384,35 @@ bool IsValidPathAndQuery(absl::string_view path) {
   });
 }
 
+// True when the path part of `path_and_query` has a dot segment ("." or "..",
+// also percent-encoded, any case, or with a backslash for a separator, as some
+// servers read it): resolved by libcurl or by a server, it would send the
+// request to another endpoint than the one the caller built.
+bool HasDotSegment(absl::string_view path_and_query) {
+  const absl::string_view path =
+      path_and_query.substr(0, path_and_query.find('?'));
+  for (absl::string_view segment :
+       absl::StrSplit(path, absl::ByAnyChar("/\\"))) {
+    std::string decoded;
+    while (!segment.empty()) {
+      if (segment.front() == '.') {
+        decoded.push_back('.');
+        segment.remove_prefix(1);
+      } else if (segment.size() >= 3 && segment[0] == '%' &&
+                 segment[1] == '2' &&
+                 (segment[2] == 'e' || segment[2] == 'E')) {
+        decoded.push_back('.');
+        segment.remove_prefix(3);
+      } else {
+        decoded.clear();
+        break;
+      }
+    }
+    if (decoded == "." || decoded == "..") return true;
+  }
+  return false;
+}
+
 // "POST /checkout/session": what status messages say about a call (never the
 // query string, which may hold customer data).
 std::string CallContext(const HttpRequest& request) {
@@ -397,6 +427,10 @@ absl::Status ValidateRequest(const HttpRequest& request,
     return absl::InvalidArgumentError(
         "path_and_query must start with '/' and contain only visible ASCII, "
         "without '#'");
+  }
+  if (HasDotSegment(request.path_and_query)) {
+    return absl::InvalidArgumentError(
+        "path_and_query must not have a '.' or '..' segment");
   }
   if (request.method == Method::kGet && !request.body.empty()) {
     return absl::InvalidArgumentError("a GET request cannot have a body");
@@ -660,6 +694,12 @@ HttpResult ShutdownFailure(absl::string_view context) {
 }  // namespace
 
 struct CurlHttpTransport::Call {
+  // The signed request's header values include the API key: zeroed before
+  // they are freed (header_list wipes its own lines).
+  ~Call() {
+    for (auto& header : request.headers) WipeString(header.second);
+  }
+
   HttpRequest request;
   SendOptions options;
   DoneCallback done;
@@ -996,6 +1036,9 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
   GATEWAY_RETURN_IF_ERROR(
       SetCurlOption(h, CURLOPT_PRIVATE, static_cast<void*>(&call)));
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_URL, call.url.c_str()));
+  // The path goes out exactly as built: libcurl would otherwise resolve dot
+  // segments (RFC 3986 5.2.4) and could send the call to another endpoint.
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_PATH_AS_IS, 1L));
   GATEWAY_RETURN_IF_ERROR(
       SetCurlOption(h, CURLOPT_PROTOCOLS_STR, protocols_.c_str()));
   GATEWAY_RETURN_IF_ERROR(
@@ -1147,9 +1190,11 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
     if (!has_body && absl::EqualsIgnoreCase(name, "Content-Type")) continue;
     if (has_request_id && absl::EqualsIgnoreCase(name, "X-Request-Id"))
       continue;
-    const std::string line = value.empty() ? absl::StrCat(name, ";")
-                                           : absl::StrCat(name, ": ", value);
-    GATEWAY_RETURN_IF_ERROR(AppendHeaderLine(list, line.c_str()));
+    std::string line = value.empty() ? absl::StrCat(name, ";")
+                                     : absl::StrCat(name, ": ", value);
+    const absl::Status appended = AppendHeaderLine(list, line.c_str());
+    WipeString(line);  // It may carry the API key.
+    GATEWAY_RETURN_IF_ERROR(appended);
   }
   GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_HTTPHEADER, list.get()));
   return absl::OkStatus();

@@ -816,6 +816,30 @@ TEST_F(CurlHttpTransportTest, InvalidRequestsFailInlineWithoutSending) {
   EXPECT_EQ(server_->request_count(), 1u);
 }
 
+// libcurl (and servers) resolve dot segments, which would send the call to
+// another endpoint than the one built: such paths are refused, unsent, and
+// everything else goes out exactly as built.
+TEST_F(CurlHttpTransportTest, DotSegmentsAreRefusedAndOtherPathsSentAsBuilt) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  for (const char* path :
+       {"/order/..", "/order/.", "/subscription/../cancel", "/order/./1",
+        "/order/%2e%2E", "/order/%2E", "/order/.%2e/x", "/order/..\\x",
+        "/order/..?pageNum=1"}) {
+    const HttpResult result = Call(*transport, Post(path, "{}"));
+    EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << path;
+    EXPECT_EQ(result.delivery, Delivery::kNotSent) << path;
+    EXPECT_EQ(result.failure, FailureKind::kInvalidRequest) << path;
+  }
+  EXPECT_EQ(server_->request_count(), 0u);
+
+  ASSERT_TRUE(
+      Call(*transport, Get("/order/a..b/.x/..y/...?q=../..")).status.ok());
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].path, "/api/order/a..b/.x/..y/...");
+}
+
 TEST_F(CurlHttpTransportTest, SignerFailureSendsNothing) {
   ApiKeySigner no_key(Secret(""), clock_);
   auto transport = Create(Options(&no_key));

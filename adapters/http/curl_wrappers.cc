@@ -1,10 +1,19 @@
 #include "adapters/http/curl_wrappers.h"
 
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/secret.h"
 
 namespace clink_gateway::http {
+
+void CurlSlistDeleter::operator()(curl_slist* list) const {
+  for (curl_slist* item = list; item != nullptr; item = item->next) {
+    if (item->data != nullptr) WipeBytes(item->data, std::strlen(item->data));
+  }
+  curl_slist_free_all(list);
+}
 
 absl::Status AppendHeaderLine(CurlSlistPtr& list, const char* line) {
   curl_slist* head = curl_slist_append(list.get(), line);

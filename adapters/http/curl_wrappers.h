@@ -25,8 +25,10 @@ struct CurlShareDeleter {
 struct CurlUrlDeleter {
   void operator()(CURLU* handle) const { curl_url_cleanup(handle); }
 };
+// Zeroes every line before freeing the list: a header list carries the API
+// key (and no copy of the key is freed without being wiped).
 struct CurlSlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+  void operator()(curl_slist* list) const;
 };
 
 using CurlEasyPtr = std::unique_ptr<CURL, CurlEasyDeleter>;

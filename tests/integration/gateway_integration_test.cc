@@ -62,7 +62,7 @@ TEST_F(GatewayIntegrationTest, CheckoutSessionCreateThenGet) {
   auto* item = create.add_price_data_list();
   item->set_name("T-shirt");
   item->set_quantity(2);
-  item->set_unit_amount("9.995");
+  item->set_unit_amount("9.950");
   item->set_currency("USD");
   v1::CreateCheckoutSessionResponse created;
   ASSERT_TRUE(
@@ -81,7 +81,7 @@ TEST_F(GatewayIntegrationTest, CheckoutSessionCreateThenGet) {
   EXPECT_EQ(got.checkout_session().session_id(), created.session_id());
   EXPECT_EQ(got.checkout_session().status(), v1::CHECKOUT_SESSION_STATUS_OPEN);
   ASSERT_EQ(got.checkout_session().price_data_list_size(), 1);
-  EXPECT_EQ(got.checkout_session().price_data_list(0).unit_amount(), "9.995");
+  EXPECT_EQ(got.checkout_session().price_data_list(0).unit_amount(), "9.950");
 }
 
 TEST_F(GatewayIntegrationTest, PaymentOrderRefundLifecycle) {
@@ -315,6 +315,33 @@ TEST_F(GatewayIntegrationTest, InvalidRequestIsRejectedBeforeAnythingIsSent) {
     const auto bad = BadRequestOf(status);
     ASSERT_GE(bad.field_violations_size(), 1) << amount;
     EXPECT_EQ(bad.field_violations(0).field(), "amount");
+  }
+  EXPECT_TRUE(emulator_->requests().empty());
+}
+
+// An amount finer than its currency's minor unit, or a currency code that is
+// not a current upper-case ISO 4217 code, never reaches Clink (what would be
+// charged would depend on Clink's rounding).
+TEST_F(GatewayIntegrationTest, AmountsFinerThanTheCurrencyAreRefusedUnsent) {
+  struct Case {
+    const char* amount;
+    const char* currency;
+    const char* field;
+  };
+  for (const Case& c :
+       {Case{"0.001", "USD", "amount"}, Case{"19.999", "USD", "amount"},
+        Case{"1.5", "JPY", "amount"}, Case{"1.2345", "KWD", "amount"},
+        Case{"1.00", "usd", "currency"}, Case{"1", "XYZ", "currency"}}) {
+    SCOPED_TRACE(absl::StrCat(c.amount, " ", c.currency));
+    v1::CreatePaymentRequest request = CardPayment(c.amount);
+    request.set_currency(c.currency);
+    v1::CreatePaymentResponse paid;
+    const grpc::Status status =
+        payment_->CreatePayment(Context().get(), request, &paid);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    const auto bad = BadRequestOf(status);
+    ASSERT_EQ(bad.field_violations_size(), 1);
+    EXPECT_EQ(bad.field_violations(0).field(), c.field);
   }
   EXPECT_TRUE(emulator_->requests().empty());
 }
