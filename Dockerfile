@@ -18,9 +18,9 @@ FROM debian:bookworm AS build
 WORKDIR /src
 # Dependencies first (their own layer, cached until install_deps.sh changes). The script installs
 # a bit more than the build needs (test tools, Prometheus, kubectl, npm's buf); this stage is
-# thrown away.
+# thrown away. CLINK_GATEWAY_IN_IMAGE_BUILD: not the tools that build and run images.
 COPY tools/install_deps.sh tools/install_deps.sh
-RUN tools/install_deps.sh && rm -rf /var/lib/apt/lists/*
+RUN CLINK_GATEWAY_IN_IMAGE_BUILD=1 tools/install_deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The build context has no .git (.dockerignore), so the commit the binary reports in
 # clink_gateway_build_info comes from a build argument:
