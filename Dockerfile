@@ -28,11 +28,14 @@ COPY . .
 ARG GIT_COMMIT=""
 # -c opt is also .bazelrc's default. The binary is copied out of bazel-bin (a symlink into
 # Bazel's output base) in the same step; debug sections are stripped (symbols kept for stack
-# traces).
-RUN printf '#!/bin/sh\n[ -z "%s" ] || echo "STABLE_GIT_COMMIT %s"\n' "$GIT_COMMIT" "$GIT_COMMIT" \
+# traces). Bazel's disk cache is a build cache mount (BuildKit, buildah): kept between builds on
+# the same machine, never in a layer, so a new commit recompiles only what changed.
+RUN --mount=type=cache,id=clink-gateway-bazel-disk-cache,target=/root/.cache/bazel-disk \
+    printf '#!/bin/sh\n[ -z "%s" ] || echo "STABLE_GIT_COMMIT %s"\n' "$GIT_COMMIT" "$GIT_COMMIT" \
       >/tmp/workspace_status.sh \
  && chmod +x /tmp/workspace_status.sh \
- && bazel build -c opt --workspace_status_command=/tmp/workspace_status.sh //server:clink_gateway \
+ && bazel build -c opt --disk_cache=/root/.cache/bazel-disk \
+      --workspace_status_command=/tmp/workspace_status.sh //server:clink_gateway \
  && install -D -m 0755 bazel-bin/server/clink_gateway /out/clink_gateway \
  && strip --strip-debug /out/clink_gateway \
  && bazel shutdown
