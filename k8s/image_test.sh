@@ -273,10 +273,16 @@ container="clink-gateway-image-test-$$"
   --security-opt no-new-privileges "${mounts[@]}" "$image" "${flags[@]}" >/dev/null
 run_started=$SECONDS
 
-logs() { podman logs "$container" 2>&1; }
+# The container's log so far, in a file (a pipe that its reader closes early would fail under
+# pipefail).
+logs() {
+  podman logs "$container" >"$work/gateway.log" 2>&1 || true
+  cat "$work/gateway.log"
+}
 grpc_port="" metrics_port=""
 for _ in $(seq 300); do
-  grpc_port="$(logs | sed -n 's/^clink_gateway: serving gRPC on port \([0-9]*\)$/\1/p' | head -n1)"
+  logs >/dev/null
+  grpc_port="$(sed -n 's/^clink_gateway: serving gRPC on port \([0-9]*\)$/\1/p' "$work/gateway.log" | head -n1)"
   [ -n "$grpc_port" ] && break
   [ "$(podman inspect --format '{{.State.Running}}' "$container")" = true ] || break
   sleep 0.1
@@ -286,7 +292,7 @@ if [ -z "$grpc_port" ]; then
   logs >&2
   exit 1
 fi
-metrics_port="$(logs | sed -n 's/^clink_gateway: serving metrics on port \([0-9]*\)$/\1/p' | head -n1)"
+metrics_port="$(sed -n 's/^clink_gateway: serving metrics on port \([0-9]*\)$/\1/p' "$work/gateway.log" | head -n1)"
 echo "gateway up in $((SECONDS - run_started)) s: gRPC port $grpc_port, metrics port ${metrics_port:-none}"
 
 # --- 3. Probes, a real call, metrics.
@@ -343,9 +349,10 @@ elif [ "$exit_code" != 0 ]; then
 elif [ "$took" -gt "$grace" ]; then
   fail "the gateway took $took s to exit after SIGTERM, over the grace period ($grace s)"
 fi
-logs | grep -q '"signal":"SIGTERM"' || fail "the gateway did not log the SIGTERM"
-logs | grep -q '"event":"draining"' || fail "the gateway did not drain on SIGTERM"
-logs | grep -q '"event":"stopped"' || fail "the gateway did not log its clean stop"
+logs >/dev/null
+grep -q '"signal":"SIGTERM"' "$work/gateway.log" || fail "the gateway did not log the SIGTERM"
+grep -q '"event":"draining"' "$work/gateway.log" || fail "the gateway did not drain on SIGTERM"
+grep -q '"event":"stopped"' "$work/gateway.log" || fail "the gateway did not log its clean stop"
 if wait "$drain_call" && grep -q '"order_id"' "$work/drain-call.txt"; then
   echo "the payment in flight at SIGTERM completed"
 else

@@ -47,6 +47,10 @@ buildah info >/dev/null 2>&1 || skip "buildah info failed: $(buildah info 2>&1 |
 [ "${VERSION_CODENAME:-}" = bookworm ] ||
   skip "the bases are debootstrapped from this host's Debian 12 archive; this is ${PRETTY_NAME:-not Debian}"
 
+# buildah keeps RUN --mount=type=cache directories (Bazel's disk cache) under $TMPDIR: one fixed
+# place, whoever runs this (a Bazel test sets its own TMPDIR).
+export TMPDIR=/var/tmp
+
 commit="$(git -C "$workspace" rev-parse HEAD)"
 image="${IMAGE:-localhost/clink-gateway:$commit}"
 if [ -n "$(git -C "$workspace" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
