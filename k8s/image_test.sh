@@ -96,13 +96,14 @@ for path in usr/bin/gcc usr/bin/g++ usr/bin/cc usr/bin/c++ usr/bin/cpp usr/bin/c
   if [ -e "$root/$path" ] || [ -L "$root/$path" ]; then fail "the image has /$path"; fi
 done
 find "$root" -xdev \( -name WORKSPACE -o -name BUILD.bazel -o -name '*.cc' -o -name '*.proto' \
-  -o -name 'bazel-*' -o -name node_modules \) -print >"$work/source.txt"
+  -o -name 'bazel-*' -o -name node_modules \) -printf '/%P\n' >"$work/source.txt"
 [ ! -s "$work/source.txt" ] || fail "source or build files in the image: $(head -n5 "$work/source.txt" | tr '\n' ' ')"
 
 # No keys: no private key anywhere, no api-key files (the Secret is mounted at run time).
-grep -rlI --exclude-dir=proc -e '-----BEGIN [A-Z ]*PRIVATE KEY-----' "$root" >"$work/keys.txt" 2>/dev/null || true
+grep -rlI --exclude-dir=proc -e '-----BEGIN [A-Z ]*PRIVATE KEY-----' "$root" 2>/dev/null |
+  sed "s#^$root##" >"$work/keys.txt" || true
 [ ! -s "$work/keys.txt" ] || fail "private keys in the image: $(head -n5 "$work/keys.txt" | tr '\n' ' ')"
-find "$root" -xdev \( -name 'api-key*' -o -name '*.key' -o -path '*/secrets/*' \) -print >"$work/keyfiles.txt"
+find "$root" -xdev \( -name 'api-key*' -o -name '*.key' -o -path '*/secrets/*' \) -printf '/%P\n' >"$work/keyfiles.txt"
 [ ! -s "$work/keyfiles.txt" ] || fail "key files in the image: $(head -n5 "$work/keyfiles.txt" | tr '\n' ' ')"
 
 # No extra CA certificates: the trust store is exactly Debian's (the certificates enabled in
@@ -151,7 +152,7 @@ while read -r soname; do
 done < <(readelf -d "$root$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 { echo ca-certificates; cat "$work/needed.pkgs"; } | sort -u | comm -23 - "$work/base.pkgs" >"$work/want.pkgs"
 if ! diff -u "$work/want.pkgs" "$work/manual.pkgs" >"$work/manual.diff"; then
-  fail "the runtime packages (-) differ from ca-certificates + what the binary links (+):"
+  fail "the packages the runtime stage installs (+) differ from ca-certificates and the binary's NEEDED libraries' packages (-):"
   grep '^[-+][a-z]' "$work/manual.diff" >&2 || true
 fi
 # Everything else added must be a dependency of those (apt's Depends closure in the image).
@@ -263,6 +264,14 @@ for i in "${!flags[@]}"; do
     --ca_bundle=* | --egress_allow_cidrs=*) unset 'flags[i]' ;;
   esac
 done
+# A --state_dir the args leave at the binary's default (a durable store the Deployment backs
+# with an emptyDir) is writable too: the root filesystem is not.
+has_state_dir=""
+for flag in "${flags[@]}"; do [[ "$flag" != --state_dir=* ]] || has_state_dir=1; done
+if [ -z "$has_state_dir" ]; then
+  default_state="$(perl -0ne 'print $1 if /--state_dir \(.*?\); default: "([^"]*)";/s' "$work/helpfull.txt")"
+  [ -z "$default_state" ] || mounts+=(-v "$work/state:$default_state")
+fi
 flags+=(--ca_bundle=/etc/clink-image-test/tls/ca.pem --egress_allow_cidrs=127.0.0.0/8)
 printf '%s\n' "${flags[@]}" >"$work/flags.txt"
 echo "gateway args: ${flags[*]}"
