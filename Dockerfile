@@ -3,11 +3,12 @@
 # packages as tools/install_deps.sh), run on debian:bookworm-slim with only the shared libraries
 # the binary links, as a non-root user.
 #
-#   docker build -t registry.example.com/payments/clink-gateway:0.1.0 .
+#   docker build -t registry.example.com/payments/clink-gateway:0.1.0 .   (BuildKit: RUN --mount)
+#   tools/build_image.sh      (no Docker: buildah, from a clean export of the commit)
 #
 # The runtime package list is checked against `ldd` of the built binary by //k8s:dockerfile_test
-# (each shared library the gateway needs must come from a package installed below). That test
-# reads this file; it does not build the image.
+# (each shared library the gateway needs must come from a package installed below), which reads
+# this file; //k8s:image_test builds the image with tools/build_image.sh, inspects it and runs it.
 #
 # Pin the base images by digest in your registry mirror for reproducible builds
 # (debian:bookworm@sha256:..., debian:bookworm-slim@sha256:...); both stages must stay on the

@@ -14,8 +14,8 @@
 #   - the preStop binary of k8s/base/deployment.yaml comes from an Essential package (in every
 #     Debian image);
 #   - .dockerignore keeps .git, bazel-* and tools/node_modules out of the build context.
-# What it cannot know: that the image builds (network, base image digests) and starts. Build it
-# with `docker build .` and run it with the k8s manifests to know that.
+# What it cannot know: that the image builds and starts. //k8s:image_test (image_test.sh) builds
+# it with tools/build_image.sh, runs this script against the image's binary, and runs the image.
 # Then each check is broken once in a copy of the Dockerfile, and must fail.
 # Usage (from Bazel): dockerfile_test.sh <path to clink_gateway>
 set -euo pipefail
