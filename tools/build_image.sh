@@ -188,4 +188,13 @@ build_started=$SECONDS
 buildah bud --isolation chroot --pull=never --layers ${BASE_REFRESH:+--no-cache} \
   --build-arg "GIT_COMMIT=$commit" -f "$work/src/Dockerfile" -t "$image" "$work/src" >&2
 echo "build_image: built $image in $((SECONDS - build_started)) s ($((SECONDS - started)) s in all)" >&2
+# The build stage's Bazel layer of another commit is never reused (GIT_COMMIT differs): remove
+# those this script left (untagged, ~50 MB each), so that storage does not grow by one per commit.
+for id in $(podman images --filter dangling=true --format '{{.ID}}'); do
+  top="$(podman history --no-trunc --format '{{.CreatedBy}}' "$id" 2>/dev/null | head -n1 || true)"
+  case "$top" in
+    *"GIT_COMMIT=$commit "*) ;;
+    *GIT_COMMIT=*"bazel build -c opt"*"//server:clink_gateway"*) podman rmi "$id" >/dev/null 2>&1 || true ;;
+  esac
+done
 echo "$image"
