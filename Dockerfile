@@ -3,11 +3,12 @@
 # packages as tools/install_deps.sh), run on debian:bookworm-slim with only the shared libraries
 # the binary links, as a non-root user.
 #
-#   docker build -t registry.example.com/payments/clink-gateway:0.1.0 .
+#   docker build -t registry.example.com/payments/clink-gateway:0.1.0 .   (BuildKit: RUN --mount)
+#   tools/build_image.sh      (no Docker: buildah, from a clean export of the commit)
 #
 # The runtime package list is checked against `ldd` of the built binary by //k8s:dockerfile_test
-# (each shared library the gateway needs must come from a package installed below). That test
-# reads this file; it does not build the image.
+# (each shared library the gateway needs must come from a package installed below), which reads
+# this file; //k8s:image_test builds the image with tools/build_image.sh, inspects it and runs it.
 #
 # Pin the base images by digest in your registry mirror for reproducible builds
 # (debian:bookworm@sha256:..., debian:bookworm-slim@sha256:...); both stages must stay on the
@@ -18,9 +19,9 @@ FROM debian:bookworm AS build
 WORKDIR /src
 # Dependencies first (their own layer, cached until install_deps.sh changes). The script installs
 # a bit more than the build needs (test tools, Prometheus, kubectl, npm's buf); this stage is
-# thrown away.
+# thrown away. CLINK_GATEWAY_IN_IMAGE_BUILD: not the tools that build and run images.
 COPY tools/install_deps.sh tools/install_deps.sh
-RUN tools/install_deps.sh && rm -rf /var/lib/apt/lists/*
+RUN CLINK_GATEWAY_IN_IMAGE_BUILD=1 tools/install_deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The build context has no .git (.dockerignore), so the commit the binary reports in
 # clink_gateway_build_info comes from a build argument:
@@ -28,11 +29,14 @@ COPY . .
 ARG GIT_COMMIT=""
 # -c opt is also .bazelrc's default. The binary is copied out of bazel-bin (a symlink into
 # Bazel's output base) in the same step; debug sections are stripped (symbols kept for stack
-# traces).
-RUN printf '#!/bin/sh\n[ -z "%s" ] || echo "STABLE_GIT_COMMIT %s"\n' "$GIT_COMMIT" "$GIT_COMMIT" \
+# traces). Bazel's disk cache is a build cache mount (BuildKit, buildah): kept between builds on
+# the same machine, never in a layer, so a new commit recompiles only what changed.
+RUN --mount=type=cache,id=clink-gateway-bazel-disk-cache,target=/root/.cache/bazel-disk \
+    printf '#!/bin/sh\n[ -z "%s" ] || echo "STABLE_GIT_COMMIT %s"\n' "$GIT_COMMIT" "$GIT_COMMIT" \
       >/tmp/workspace_status.sh \
  && chmod +x /tmp/workspace_status.sh \
- && bazel build -c opt --workspace_status_command=/tmp/workspace_status.sh //server:clink_gateway \
+ && bazel build -c opt --disk_cache=/root/.cache/bazel-disk \
+      --workspace_status_command=/tmp/workspace_status.sh //server:clink_gateway \
  && install -D -m 0755 bazel-bin/server/clink_gateway /out/clink_gateway \
  && strip --strip-debug /out/clink_gateway \
  && bazel shutdown

@@ -28,6 +28,13 @@ APT_PACKAGES=(
   # Prometheus server that scrapes a running gateway in a test.
   prometheus
 )
+# The container image: tools/build_image.sh builds it with buildah from a debootstrapped Debian
+# base (no Docker daemon, no registry), //k8s:image_test runs it with podman and runc and reads
+# its metrics with curl. Not inside the image's own build stage, which sets
+# CLINK_GATEWAY_IN_IMAGE_BUILD (it builds the binary only).
+if [ -z "${CLINK_GATEWAY_IN_IMAGE_BUILD:-}" ]; then
+  APT_PACKAGES+=(buildah podman runc debootstrap curl)
+fi
 # `kubectl kustomize` renders k8s/ in the tests; any kubectl will do (Debian's, or one a cloud
 # SDK already installed, which Debian's package would conflict with).
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
