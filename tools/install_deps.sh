@@ -20,6 +20,9 @@ APT_PACKAGES=(
   # Idempotency keys shared by a fleet of replicas: the hiredis client, and the Redis server
   # the tests start themselves (on a unix socket in the test's temp dir).
   libhiredis-dev redis-server
+  # Fuzzing (tools/fuzz.sh, --config=fuzz): clang with libFuzzer and the sanitizer runtimes
+  # (libclang-rt-14-dev is only a recommendation of clang-14, which this script skips).
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev
   # Operations checks: promtool (metrics format, alert rules and their unit tests) and a real
   # Prometheus server that scrapes a running gateway in a test.
   prometheus

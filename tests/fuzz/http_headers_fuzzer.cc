@@ -75,7 +75,10 @@ void CheckDate(absl::string_view value, absl::Time sent, absl::Time received) {
     const std::string printed = absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT",
                                                  *date, absl::UTCTimeZone());
     const bool leap_second = value.size() == 29 && value.substr(23, 2) == "60";
-    if (!leap_second) {
+    // absl's %Y prints years before 1000 without leading zeros ("24").
+    const bool short_year =
+        absl::ToCivilYear(*date, absl::UTCTimeZone()).year() < 1000;
+    if (!leap_second && !short_year) {
       FUZZ_CHECK(printed == value, "Date '%.*s' reads as '%s'", SV(value),
                  printed.c_str());
     }

@@ -57,6 +57,11 @@ std::string Reencode(const RestMethod& method, const Message& response) {
                         r->GetInt64(response, method.total), R"(,"rows":[)",
                         absl::StrJoin(rows, ","), "]}");
   }
+  if (method.response_body != nullptr &&
+      !r->HasField(response, method.response_body)) {
+    // Decoded without a payload (RestRule.data_optional): send none back.
+    return R"({"code":200,"msg":"success"})";
+  }
   const Message& payload = method.response_body == nullptr
                                ? response
                                : r->GetMessage(response, method.response_body);
