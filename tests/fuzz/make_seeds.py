@@ -108,7 +108,7 @@ REQUESTS = {
     "ListPrices": 'product_id: "prd_1"',
     "GetOrder": 'order_id: "ord_123"',
     "ListOrders": 'page_num: 1 page_size: 10',
-    "CancelSubscription": 'subscription_id: "sub_123"',
+    "CancelSubscription": 'subscription_id: "sub_123" reason: "customer asked"',
     "RefreshPaymentQrCode": 'order_id: "ord_123"',
     "GetAgentPaymentSession": 'session_id: "sess_123"',
     "GetCheckoutSession": 'session_id: "sess_abc"',
@@ -155,6 +155,18 @@ def main():
         text = REQUESTS.get(short, "")
         write("rest_codec_request_fuzzer", "seed_" + short,
               selector(short) + encode_request(short, text))
+    # Issue 11, defect 3: dot-segment ids, which libcurl would resolve away. Valid today, so they
+    # reach EncodeRequest; with kDotSegmentsRefused (rest_codec_request_fuzzer.cc) they must not
+    # pass validation.
+    for rpc, text in [
+            ("CancelSubscription", 'subscription_id: ".." reason: "x"'),
+            ("RefreshPaymentQrCode", 'order_id: ".."'),
+            ("GetAgentPaymentSession", 'session_id: ".."'),
+            ("GetOrder", 'order_id: "."'),
+            ("GetSubscription", 'subscription_id: "%2e%2E"'),
+    ]:
+        write("rest_codec_request_fuzzer", "seed_dot_" + rpc,
+              selector(rpc) + encode_request(rpc, text))
 
     clear("http_headers_fuzzer")
     sent = 1754819711 * 10**9

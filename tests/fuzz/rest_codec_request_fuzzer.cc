@@ -17,6 +17,8 @@
 //   remove, changing the endpoint.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -93,6 +95,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const absl::Status valid =
       clink_gateway::clink::ValidateRequest(codec, method, *request);
+  if (std::getenv("FUZZ_VERBOSE") != nullptr) {  // Corpus upkeep: what passes.
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), valid.ToString().c_str());
+  }
   if (!valid.ok()) {
     FUZZ_CHECK(valid.code() == absl::StatusCode::kInvalidArgument, "%s: %s",
                name.c_str(), valid.ToString().c_str());
