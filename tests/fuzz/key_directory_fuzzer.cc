@@ -43,8 +43,10 @@ namespace {
 
 namespace credentials = clink_gateway::credentials;
 
+void Clean(const std::string& dir);
+
 // A directory of its own for this process, under TEST_TMPDIR when Bazel runs
-// the corpus test.
+// the corpus test; removed at exit.
 const std::string& ScratchDir() {
   static const std::string* const dir = [] {
     const char* base = std::getenv("TEST_TMPDIR");
@@ -54,6 +56,10 @@ const std::string& ScratchDir() {
       std::perror("mkdtemp");
       std::abort();
     }
+    std::atexit([] {
+      Clean(ScratchDir());
+      rmdir(ScratchDir().c_str());
+    });
     return new std::string(pattern);
   }();
   return *dir;
