@@ -23,13 +23,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "clink/gateway/config/v1/merchants.pb.h"
 #include "common/logging.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
 #include "curl/curl.h"
 #include "server/build_stamp.h"
 #include "server/gateway_server.h"
+#include "server/merchants_config.h"
 
 ABSL_FLAG(std::string, grpc_listen, "[::]:50051",
           "gRPC listen address (host:port).");
@@ -145,28 +143,6 @@ int Fail(absl::string_view message) {
   return 2;
 }
 
-// Keeps where the merchants config stopped parsing, not what the parser saw
-// there: a key pasted into the file (or the file being a key) would otherwise
-// be printed in the message.
-class PositionOnlyErrors final : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    if (line_ < 0) {
-      line_ = line;
-      column_ = column;
-    }
-  }
-  // "line L, column C" (1-based) of the first error.
-  std::string Where() const {
-    return absl::StrCat("line ", line_ + 1, ", column ", column_ + 1);
-  }
-
- private:
-  int line_ = -1;
-  int column_ = -1;
-};
-
 // The merchants from --api_key_dir or --merchants_config (exactly one).
 absl::Status LoadMerchants(clink_gateway::server::GatewayOptions& options) {
   const std::string dir = absl::GetFlag(FLAGS_api_key_dir);
@@ -187,23 +163,8 @@ absl::Status LoadMerchants(clink_gateway::server::GatewayOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read --merchants_config ", config_path));
   }
-  clink::gateway::config::v1::MerchantsConfig config;
-  google::protobuf::TextFormat::Parser parser;
-  PositionOnlyErrors errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text.str(), &config)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--merchants_config ", config_path,
-        " is not a text-format clink.gateway.config.v1.MerchantsConfig "
-        "(proto/clink/gateway/config/v1/merchants.proto): error at ",
-        errors.Where()));
-  }
-  for (const auto& merchant : config.merchants()) {
-    options.merchants.push_back(
-        {merchant.name(), merchant.key_dir(), merchant.clink_base_url()});
-  }
-  options.default_merchant = config.default_merchant();
-  return absl::OkStatus();
+  return clink_gateway::server::ParseMerchantsConfig(text.str(), config_path,
+                                                     options);
 }
 
 }  // namespace

@@ -7,11 +7,11 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
-#include "absl/types/optional.h"
-#include "adapters/clink/error_details.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "adapters/clink/error_details.h"
 #include "common/logging.h"
 #include "server/status_util.h"
 
@@ -39,10 +39,10 @@ bool IsCallerChar(char c) {
          absl::string_view("._:/@-").find(c) != absl::string_view::npos;
 }
 
-// The single value of metadata `key`, if the caller sent it.
-absl::optional<absl::string_view> MetadataValue(
-    const grpc::CallbackServerContext& context, absl::string_view key) {
-  const auto& metadata = context.client_metadata();
+// The value of metadata `key` (the first, if sent more than once), if the
+// caller sent it.
+absl::optional<absl::string_view> MetadataValue(const ClientMetadata& metadata,
+                                                absl::string_view key) {
   const auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
   if (it == metadata.end()) return absl::nullopt;
   return absl::string_view(it->second.data(), it->second.size());
@@ -64,7 +64,10 @@ absl::Time UpstreamDeadline(absl::Time caller_deadline, absl::Time now,
 }
 
 std::string RequestIdFrom(const grpc::CallbackServerContext& context) {
-  const auto& metadata = context.client_metadata();
+  return RequestIdFrom(context.client_metadata());
+}
+
+std::string RequestIdFrom(const ClientMetadata& metadata) {
   const auto it = metadata.find("x-request-id");
   if (it != metadata.end()) {
     const absl::string_view id(it->second.data(), it->second.size());
@@ -82,8 +85,16 @@ absl::Status ReadCallMetadata(const grpc::CallbackServerContext& context,
                               const absl::flat_hash_set<std::string>& merchants,
                               absl::string_view default_merchant,
                               clink::CallOptions& options) {
+  return ReadCallMetadata(context.client_metadata(), merchants,
+                          default_merchant, options);
+}
+
+absl::Status ReadCallMetadata(const ClientMetadata& metadata,
+                              const absl::flat_hash_set<std::string>& merchants,
+                              absl::string_view default_merchant,
+                              clink::CallOptions& options) {
   std::vector<clink::FieldViolation> violations;
-  if (const auto key = MetadataValue(context, kIdempotencyKeyMetadata)) {
+  if (const auto key = MetadataValue(metadata, kIdempotencyKeyMetadata)) {
     if (key->empty() || key->size() > kMaxIdempotencyKeyLength ||
         !IsPrintableAsciiOrSpace(*key)) {
       violations.push_back({std::string(kIdempotencyKeyMetadata),
@@ -93,7 +104,7 @@ absl::Status ReadCallMetadata(const grpc::CallbackServerContext& context,
       options.idempotency_key = std::string(*key);
     }
   }
-  if (const auto caller = MetadataValue(context, kCallerMetadata)) {
+  if (const auto caller = MetadataValue(metadata, kCallerMetadata)) {
     if (caller->empty() || caller->size() > kMaxCallerLength ||
         !std::all_of(caller->begin(), caller->end(), IsCallerChar)) {
       violations.push_back({std::string(kCallerMetadata),
@@ -103,13 +114,12 @@ absl::Status ReadCallMetadata(const grpc::CallbackServerContext& context,
       options.caller = std::string(*caller);
     }
   }
-  const auto merchant = MetadataValue(context, kMerchantMetadata);
+  const auto merchant = MetadataValue(metadata, kMerchantMetadata);
   if (!merchant.has_value() && default_merchant.empty()) {
     violations.push_back({std::string(kMerchantMetadata),
                           "metadata is required: this gateway serves several "
                           "merchants and has no default"});
-  } else if (merchant.has_value() &&
-             !merchants.contains(*merchant)) {
+  } else if (merchant.has_value() && !merchants.contains(*merchant)) {
     // Not echoed: it may be anything the caller sent.
     violations.push_back({std::string(kMerchantMetadata),
                           "names no merchant this gateway serves"});
@@ -168,20 +178,19 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
   }
   const bool keyed = !options.idempotency_key.empty();
 
-  api_.Call(*method->method, request, options, response,
-            [this, reactor, start, method, keyed,
-             request_id = options.request_id,
-             merchant = options.merchant](clink::CallResult result) {
-              Complete(*method, reactor, start, keyed, request_id, merchant,
-                       std::move(result));
-            });
+  api_.Call(
+      *method->method, request, options, response,
+      [this, reactor, start, method, keyed, request_id = options.request_id,
+       merchant = options.merchant](clink::CallResult result) {
+        Complete(*method, reactor, start, keyed, request_id, merchant,
+                 std::move(result));
+      });
   return reactor;
 }
 
 void RpcForwarder::Complete(const clink::RestMethod& method,
-                            grpc::ServerUnaryReactor* reactor,
-                            absl::Time start, bool keyed,
-                            const std::string& request_id,
+                            grpc::ServerUnaryReactor* reactor, absl::Time start,
+                            bool keyed, const std::string& request_id,
                             const std::string& merchant,
                             clink::CallResult result) {
   const absl::Duration latency = clock_.Now() - start;

@@ -4,17 +4,18 @@
 #ifndef CLINK_GATEWAY_SERVER_RPC_FORWARDER_H_
 #define CLINK_GATEWAY_SERVER_RPC_FORWARDER_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-
 #include "adapters/clink/clink_api.h"
 #include "adapters/clink/rest_codec.h"
 #include "common/clock.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
+#include "grpcpp/support/string_ref.h"
 #include "server/rpc_observer.h"
 
 namespace clink_gateway::server {
@@ -54,9 +55,9 @@ class RpcForwarder {
  private:
   // Reports the end of an RPC, finishes it and logs its line.
   void Complete(const clink::RestMethod& method,
-                grpc::ServerUnaryReactor* reactor, absl::Time start,
-                bool keyed, const std::string& request_id,
-                const std::string& merchant, clink::CallResult result);
+                grpc::ServerUnaryReactor* reactor, absl::Time start, bool keyed,
+                const std::string& request_id, const std::string& merchant,
+                clink::CallResult result);
 
   const clink::RestCodec& codec_;
   clink::ClinkApi& api_;
@@ -72,14 +73,21 @@ class RpcForwarder {
 absl::Time UpstreamDeadline(absl::Time caller_deadline, absl::Time now,
                             absl::Duration max_rpc_timeout);
 
+// A call's metadata as gRPC gives it (ServerContextBase::client_metadata()):
+// the overloads below that take it are what the context versions run, and
+// what tests and fuzzers call without a live call.
+using ClientMetadata = std::multimap<grpc::string_ref, grpc::string_ref>;
+
 // The request id to use: the caller's `x-request-id` when it is 1-128 printable
 // ASCII characters, otherwise a fresh random one (32 hex digits).
 std::string RequestIdFrom(const grpc::CallbackServerContext& context);
+std::string RequestIdFrom(const ClientMetadata& metadata);
 
 // gRPC metadata a caller sets to make a mutating RPC idempotent: 1-255
 // printable ASCII characters (a UUID is a good choice). Later calls with the
 // same key, RPC and request get the first call's result for at least the
-// retention period (24 h by default); see adapters/clink/idempotent_clink_api.h.
+// retention period (24 h by default); see
+// adapters/clink/idempotent_clink_api.h.
 inline constexpr absl::string_view kIdempotencyKeyMetadata = "idempotency-key";
 
 // gRPC metadata naming the calling service (1-128 characters from
@@ -99,6 +107,10 @@ inline constexpr absl::string_view kMerchantMetadata = "x-clink-merchant";
 // (with a BadRequest naming the metadata key) when a header is malformed, the
 // merchant is not configured, or there is neither a header nor a default.
 absl::Status ReadCallMetadata(const grpc::CallbackServerContext& context,
+                              const absl::flat_hash_set<std::string>& merchants,
+                              absl::string_view default_merchant,
+                              clink::CallOptions& options);
+absl::Status ReadCallMetadata(const ClientMetadata& metadata,
                               const absl::flat_hash_set<std::string>& merchants,
                               absl::string_view default_merchant,
                               clink::CallOptions& options);

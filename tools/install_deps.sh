@@ -24,6 +24,9 @@ APT_PACKAGES=(
   libhiredis-dev redis-server
   # The default idempotency store: durable on local disk (--state_dir), survives a crash.
   libsqlite3-dev
+  # Fuzzing (tools/fuzz.sh, --config=fuzz): clang with libFuzzer and the sanitizer runtimes
+  # (libclang-rt-14-dev is only a recommendation of clang-14, which this script skips).
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev
   # Operations checks: promtool (metrics format, alert rules and their unit tests) and a real
   # Prometheus server that scrapes a running gateway in a test.
   prometheus

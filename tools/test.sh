@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (Debian packages, buf), then runs every test,
-# the container image's included (and the key-rotation tests once more under ThreadSanitizer).
+# runs each fuzzer for a bounded time (tools/fuzz.sh: FUZZ_SECONDS each, 30 by default; 0 skips
+# them), builds and runs the container image (//k8s:image_test), and runs the key-rotation
+# tests once more under ThreadSanitizer.
 #   tools/test.sh                 # all tests (unit, integration, proto lint)
 #   tools/test.sh --config=unit   # extra bazel flags, e.g. unit tests only
 set -euo pipefail
@@ -19,6 +21,7 @@ if [ "$image_log" -nt "$started" ]; then
 fi
 rm -f "$started"
 [ "$status" -eq 0 ] || exit "$status"
+if [ "${FUZZ_SECONDS:-30}" != 0 ]; then tools/fuzz.sh; fi
 # Key rotation (1000 rapid Secret swaps under concurrent signing) and the logger, again under
 # ThreadSanitizer. That code locks with std::mutex: Debian's Abseil is not built for TSan, so
 # absl::Mutex users get false reports.
