@@ -236,9 +236,9 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     outcome.envelope_code = envelope.code;
     if (envelope.has_code) envelope_code = envelope.code;
     outcome.envelope_msg = std::move(envelope.msg);
-    outcome.incomplete = envelope.payload_missing ||
-                         stats.unreadable_amounts > 0 ||
-                         stats.values_too_deep > 0;
+    outcome.incomplete =
+        envelope.payload_missing || stats.unreadable_amounts > 0 ||
+        stats.values_too_deep > 0 || stats.unreadable_strings > 0;
     call.unknown_fields = stats.unknown_fields;
     unknown_fields_.fetch_add(stats.unknown_fields, std::memory_order_relaxed);
     if (stats.unknown_fields > 0) {

@@ -18,6 +18,8 @@
 #include "adapters/clink/error_details.h"
 #include "common/status_macros.h"
 #include "rapidjson/document.h"
+#include "rapidjson/encodings.h"
+#include "rapidjson/memorystream.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
@@ -181,6 +183,30 @@ bool ParseTimestamp(absl::string_view text, v1::ValueEncoding encoding,
     if (absl::ParseTime(format, s, absl::UTCTimeZone(), out, &err)) return true;
   }
   return false;
+}
+
+// Well-formed UTF-8 (no surrogates, overlong forms or code points past
+// U+10FFFF), by RapidJSON's own validator. The parser checks raw bytes, but a
+// `\u` escape of a lone surrogate ("\udd00") still decodes to ill-formed
+// UTF-8, which a proto3 string field must never hold: the caller could not
+// parse the response.
+bool IsUtf8(absl::string_view text) {
+  rapidjson::MemoryStream in(text.data(), text.size());
+  struct Discard {
+    using Ch = char;
+    void Put(Ch) {}
+  } out;
+  while (in.Tell() < text.size()) {
+    if (!rapidjson::UTF8<>::Validate(in, out)) return false;
+  }
+  return true;
+}
+
+// The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to
+// 9999-12-31T23:59:59.999999999Z.
+bool InTimestampRange(absl::Time t) {
+  return t >= absl::FromUnixSeconds(-62135596800) &&
+         t < absl::FromUnixSeconds(253402300800);
 }
 
 // True when `value` nests arrays and objects at most `max_depth` levels deep (a
@@ -672,7 +698,8 @@ class RestCodec::Impl {
   static void Unknown(const std::string& path, DecodeStats* stats) {
     ++stats->unknown_fields;
     if (stats->unknown_examples.size() < kMaxUnknownExamples) {
-      stats->unknown_examples.push_back(path);
+      // Logged: a path built from Clink's keys is kept only when it is text.
+      stats->unknown_examples.push_back(IsUtf8(path) ? path : "<not UTF-8>");
     }
   }
 
@@ -711,7 +738,8 @@ class RestCodec::Impl {
         if (!value.IsString() ||
             !ParseTimestamp(
                 absl::string_view(value.GetString(), value.GetStringLength()),
-                RuleOf(f).encoding(), &t)) {
+                RuleOf(f).encoding(), &t) ||
+            !InTimestampRange(t)) {
           return false;
         }
         WriteTimestamp(t, target());
@@ -723,6 +751,10 @@ class RestCodec::Impl {
     }
     std::string text;
     if (!ScalarFromJson(value, f, &text)) return false;
+    if (f.cpp_type() == FieldDescriptor::CPPTYPE_STRING && !IsUtf8(text)) {
+      ++stats->unreadable_strings;
+      return false;
+    }
     return SetScalar(text, f, message, add ? 0 : -1);
   }
 
@@ -748,8 +780,14 @@ class RestCodec::Impl {
     const FieldDescriptor* value_field = f.message_type()->map_value();
     for (auto it = object->MemberBegin(); it != object->MemberEnd(); ++it) {
       const std::string key(it->name.GetString(), it->name.GetStringLength());
-      const std::string item = absl::StrCat(path, ".", key);
       if (it->value.IsNull()) continue;
+      if (!IsUtf8(
+              key)) {  // Not even the path names it: it could not be logged.
+        ++stats->unreadable_strings;
+        Unknown(absl::StrCat(path, ".<key not UTF-8>"), stats);
+        continue;
+      }
+      const std::string item = absl::StrCat(path, ".", key);
       bool ok;
       if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
         // Clink says metadata values are strings; keep any other JSON value as
@@ -757,6 +795,11 @@ class RestCodec::Impl {
         std::string text;
         if (!JsonText(it->value, &text)) {
           ++stats->values_too_deep;
+          Unknown(item, stats);
+          continue;
+        }
+        if (!IsUtf8(text)) {
+          ++stats->unreadable_strings;
           Unknown(item, stats);
           continue;
         }
@@ -1265,6 +1308,8 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
     if (msg_it != doc.MemberEnd() && msg_it->value.IsString()) {
       envelope->msg.assign(msg_it->value.GetString(),
                            msg_it->value.GetStringLength());
+      // It reaches the caller's status message: text only.
+      if (!IsUtf8(envelope->msg)) envelope->msg = "(not UTF-8)";
     }
     if (envelope->code != 200)
       return absl::OkStatus();  // The caller maps the error.
@@ -1339,7 +1384,8 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
     } else {
       ++stats->unknown_fields;  // e.g. a requestId Clink may add to envelopes.
       if (stats->unknown_examples.size() < kMaxUnknownExamples)
-        stats->unknown_examples.emplace_back(key);
+        stats->unknown_examples.emplace_back(IsUtf8(key) ? std::string(key)
+                                                         : "<not UTF-8>");
     }
   }
   return absl::OkStatus();

@@ -82,6 +82,10 @@ struct DecodeStats {
   // objects inside one metadata value), left out. Like an unreadable amount,
   // never tolerated: the response is not what Clink sent.
   int values_too_deep = 0;
+  // Strings (and map keys) that are not well-formed UTF-8, e.g. from a JSON
+  // escape of a lone surrogate ("\udd00"): left out, and never tolerated
+  // either, since the field then lacks what Clink sent.
+  int unreadable_strings = 0;
 };
 
 // Clink's envelope: `{code, msg, data}` or `{total, rows, code, msg}`.

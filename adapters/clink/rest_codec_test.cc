@@ -1333,6 +1333,33 @@ TEST(MoneyTest, AmountThatIsNotANumberIsCountedAsUnreadable) {
   }
 }
 
+// Strict UTF-8 check, independent of the codec's.
+bool IsUtf8ForTest(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = s[i];
+    int n = c < 0x80         ? 0
+            : (c >> 5) == 6  ? 1
+            : (c >> 4) == 14 ? 2
+            : (c >> 3) == 30 ? 3
+                             : -1;
+    if (n < 0 || i + n >= s.size()) return false;
+    uint32_t cp = n == 0 ? c : c & (0x3F >> n);
+    for (int k = 1; k <= n; ++k) {
+      const unsigned char d = s[i + k];
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+        (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 // `depth` nested JSON arrays around `inner`: "[[[inner]]]".
 std::string Nested(int depth, const std::string& inner = "1") {
   return absl::StrCat(std::string(depth, '['), inner, std::string(depth, ']'));
@@ -1358,8 +1385,7 @@ TEST(DeepJsonTest, MetadataNestedTwoHundredThousandLevelsIsLeftOutNotWalked) {
     EXPECT_EQ(refund.metadata().at("arn"), "8377");
     EXPECT_FALSE(refund.metadata().contains("deep"));
     EXPECT_EQ(got.stats.values_too_deep, 1);
-    EXPECT_THAT(got.stats.unknown_examples,
-                ElementsAre("data.metadata.deep"));
+    EXPECT_THAT(got.stats.unknown_examples, ElementsAre("data.metadata.deep"));
   }
 }
 
@@ -1369,10 +1395,10 @@ TEST(DeepJsonTest, MetadataValuesUpToThirtyTwoLevelsAreKeptAsJsonText) {
       Ok(absl::StrCat(R"({"refundId":"rfd_1","metadata":{"ok":)",
                       Nested(32, R"("x")"), R"(,"over":)", Nested(33), "}}")));
   ASSERT_TRUE(got.status.ok()) << got.status;
-  const auto& metadata = static_cast<const v1::CreateRefundResponse&>(
-                             *got.response)
-                             .refund()
-                             .metadata();
+  const auto& metadata =
+      static_cast<const v1::CreateRefundResponse&>(*got.response)
+          .refund()
+          .metadata();
   EXPECT_EQ(metadata.at("ok"), Nested(32, R"("x")"));
   EXPECT_FALSE(metadata.contains("over"));
   EXPECT_EQ(got.stats.values_too_deep, 1);
@@ -1381,15 +1407,56 @@ TEST(DeepJsonTest, MetadataValuesUpToThirtyTwoLevelsAreKeptAsJsonText) {
 TEST(DeepJsonTest, DeepValuesUnderUnknownMembersAndWholeBodiesAreHarmless) {
   // Ignored members are never walked; a body that is one deep array is not
   // an object. Neither recurses per level.
-  const Decoded unknown =
-      Decode("PaymentService.GetOrder",
-             Ok(absl::StrCat(R"({"orderId":"ord_1","x":)", Nested(200000),
-                             "}")));
+  const Decoded unknown = Decode(
+      "PaymentService.GetOrder",
+      Ok(absl::StrCat(R"({"orderId":"ord_1","x":)", Nested(200000), "}")));
   ASSERT_TRUE(unknown.status.ok()) << unknown.status;
   EXPECT_EQ(unknown.stats.values_too_deep, 0);
   EXPECT_THAT(unknown.stats.unknown_examples, ElementsAre("data.x"));
   const Decoded array = Decode("PaymentService.GetOrder", Nested(200000));
   EXPECT_EQ(array.status.code(), absl::StatusCode::kInternal);
+}
+
+TEST(HostileStringsTest, LoneSurrogateEscapesNeverReachAProtoString) {
+  // "\udd00" passes RapidJSON's encoding check (it checks raw bytes) but
+  // decodes to ill-formed UTF-8, which a proto3 string must not hold.
+  const Decoded got = Decode(
+      "PaymentService.CreateRefund",
+      Ok(R"({"refundId":"rfd_\udd00","orderId":"ord_1","metadata":)"
+         R"({"a\udd00":"x","b":"y\udc00","c":["\udfff"],"ok":"fine"}})"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  const auto& refund =
+      static_cast<const v1::CreateRefundResponse&>(*got.response).refund();
+  EXPECT_EQ(refund.refund_id(), "");
+  EXPECT_EQ(refund.order_id(), "ord_1");
+  EXPECT_EQ(refund.metadata().size(), 1u);
+  EXPECT_EQ(refund.metadata().at("ok"), "fine");
+  EXPECT_EQ(got.stats.unreadable_strings, 4);
+  for (const std::string& example : got.stats.unknown_examples) {
+    EXPECT_TRUE(IsUtf8ForTest(example)) << example;
+  }
+  // A well-formed pair is fine.
+  const Decoded pair = Decode("PaymentService.GetOrder",
+                              Ok(R"({"orderId":"ord_\ud83d\ude00"})"));
+  EXPECT_EQ(pair.stats.unreadable_strings, 0);
+  EXPECT_EQ(static_cast<const v1::GetOrderResponse&>(*pair.response)
+                .order()
+                .order_id(),
+            "ord_\xF0\x9F\x98\x80");
+}
+
+TEST(HostileStringsTest, TimestampsOutsideTheProtoRangeAreLeftOut) {
+  for (const char* created :
+       {"-62135596801000", "253402300800000", "-99999999999999999"}) {
+    const Decoded got = Decode(
+        "PaymentService.CreateRefund",
+        Ok(absl::StrCat(R"({"refundId":"rfd_1","createTime":)", created, "}")));
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    const auto& refund =
+        static_cast<const v1::CreateRefundResponse&>(*got.response).refund();
+    EXPECT_FALSE(refund.has_create_time()) << created;
+    EXPECT_THAT(got.stats.unknown_examples, ElementsAre("data.createTime"));
+  }
 }
 
 TEST(RestCodecEnvelopeTest, MissingEnvelopeCodeIsAnErrorUnlessAllowed) {

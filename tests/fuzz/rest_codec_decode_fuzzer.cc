@@ -35,7 +35,7 @@ using google::protobuf::Message;
 
 // See LLVMFuzzerTestOneInput: true once the decoder refuses strings that are
 // not UTF-8 (lone surrogate escapes).
-constexpr bool kDecodedStringsAreUtf8 = false;
+constexpr bool kDecodedStringsAreUtf8 = true;
 
 std::unique_ptr<Message> NewResponse(const RestMethod& method) {
   return std::unique_ptr<Message>(
@@ -160,7 +160,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const bool complete = (!envelope.has_code || envelope.code == 200) &&
                         !envelope.payload_missing &&
-                        stats.unreadable_amounts == 0;
+                        stats.unreadable_amounts == 0 &&
+                        stats.values_too_deep == 0 &&
+                        stats.unreadable_strings == 0;
   if (!complete) return 0;
   if (!StringsAreUtf8(*response)) {
     // Found by this fuzzer: a JSON escape of a lone low surrogate ("\udd00")

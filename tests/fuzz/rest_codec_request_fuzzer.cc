@@ -42,7 +42,7 @@ using google::protobuf::Message;
 // Issue 11, defect 3 ("ids can change the endpoint"): set to true once
 // Validate refuses dot-segment ids (another branch fixes it); until then the
 // fuzzer would stop at the first "..".
-constexpr bool kDotSegmentsRefused = false;
+constexpr bool kDotSegmentsRefused = true;
 
 bool IsDotSegment(absl::string_view segment) {
   const std::string decoded =
