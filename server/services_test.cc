@@ -7,8 +7,8 @@
 #include <thread>
 #include <utility>
 
-#include "absl/synchronization/notification.h"
 #include "adapters/clink/error_details.h"
+#include "common/sync.h"
 #include "common/testing/fake_clock.h"
 #include "grpcpp/test/default_reactor_test_peer.h"
 #include "gtest/gtest.h"
@@ -71,7 +71,7 @@ TEST_F(ServicesTest,
        ForwardsToTheMappedMethodAndFinishesFromTheTransportThread) {
   PaymentServiceImpl service(*forwarder_);
   grpc::CallbackServerContext context;
-  absl::Notification finished;
+  Notification finished;
   grpc::Status final_status;
   grpc::testing::DefaultReactorTestPeer peer(&context, [&](grpc::Status s) {
     final_status = std::move(s);
@@ -99,7 +99,7 @@ TEST_F(ServicesTest,
 TEST_F(ServicesTest, ErrorsKeepTheirCodeAndDetails) {
   BillingServiceImpl service(*forwarder_);
   grpc::CallbackServerContext context;
-  absl::Notification finished;
+  Notification finished;
   grpc::Status final_status;
   grpc::testing::DefaultReactorTestPeer peer(&context, [&](grpc::Status s) {
     final_status = std::move(s);

@@ -24,7 +24,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "adapters/http/curl_wrappers.h"
@@ -33,6 +32,7 @@
 #include "adapters/http/http_types.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/sync.h"
 
 namespace clink_gateway::http {
 namespace {
@@ -733,7 +733,7 @@ absl::StatusOr<std::unique_ptr<CurlHttpTransport>> CurlHttpTransport::Create(
       std::move(policy), std::move(multi), std::move(share)));
   {
     CurlHttpTransport* self = transport.get();
-    absl::MutexLock lock(&self->thread_mu_);
+    MutexLock lock(&self->thread_mu_);
     self->thread_ = std::thread([self] { self->Loop(); });
   }
   return transport;
@@ -775,7 +775,7 @@ void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
   call->options = std::move(options);
   call->done = std::move(done);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!stopping_) {
       pending_.push_back(std::move(call));
       ++stats_.in_flight;
@@ -793,19 +793,19 @@ void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
 
 void CurlHttpTransport::Shutdown() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   (void)curl_multi_wakeup(multi_.get());
   if (tls_running_loop == this) {
     return;  // from a `done` callback: the loop exits after it returns
   }
-  absl::MutexLock lock(&thread_mu_);
+  MutexLock lock(&thread_mu_);
   if (thread_.joinable()) thread_.join();
 }
 
 CurlHttpTransport::Stats CurlHttpTransport::stats() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 
@@ -815,7 +815,7 @@ void CurlHttpTransport::Loop() {
     std::vector<std::unique_ptr<Call>> batch;
     bool stopping = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       batch.swap(pending_);
       stopping = stopping_;
     }
@@ -899,7 +899,7 @@ void CurlHttpTransport::FailDelayed() {
 
 void CurlHttpTransport::UpdateWaitingStat() {
   const auto waiting = static_cast<int64_t>(delayed_.size());
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   stats_.waiting = waiting;
 }
 
@@ -944,7 +944,7 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
   }
   bool stopping = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping = stopping_;
   }
   if (stopping) {
@@ -974,7 +974,7 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
   }
   CURL* easy = call->easy.get();
   active_.emplace(easy, std::move(call));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ++stats_.requests_started;
 }
 
@@ -1181,7 +1181,7 @@ CurlHttpTransport::TransferCounts CurlHttpTransport::RecordTransferStats(
   }
   const Transfer& transfer = call.transfer;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stats_.connections_opened += connects;
     stats_.stale_connection_retries += transfer.stale_connection_retries;
     stats_.idempotent_resends += transfer.idempotent_resends;
@@ -1308,7 +1308,7 @@ void CurlHttpTransport::Complete(std::unique_ptr<Call> call, HttpResult result,
   }
   easy.reset();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     --stats_.in_flight;
   }
   std::move(done)(std::move(result));

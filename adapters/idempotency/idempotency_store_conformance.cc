@@ -9,9 +9,9 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "adapters/clink/error_details.h"
+#include "common/sync.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::idempotency {
@@ -23,22 +23,22 @@ IdempotencyStore::BeginCallback BeginCollector::Callback(
   return [state = state_, on_result = std::move(on_result)](
              absl::StatusOr<BeginResult> result) {
     if (on_result) on_result(result);
-    absl::MutexLock lock(&state->mu);
+    MutexLock lock(&state->mu);
     state->results.push_back(std::move(result));
   };
 }
 
 bool BeginCollector::WaitForCount(size_t count, absl::Duration timeout) {
   State& state = *state_;
-  absl::MutexLock lock(&state.mu);
+  MutexLock lock(&state.mu);
   auto enough = [&state, count]() ABSL_SHARED_LOCKS_REQUIRED(state.mu) {
     return state.results.size() >= count;
   };
-  return state.mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  return state.mu.AwaitWithTimeout(enough, timeout);
 }
 
 std::vector<absl::StatusOr<BeginResult>> BeginCollector::results() const {
-  absl::MutexLock lock(&state_->mu);
+  MutexLock lock(&state_->mu);
   return state_->results;
 }
 
@@ -46,7 +46,7 @@ namespace {
 
 template <typename T>
 struct Slot {
-  absl::Notification done;
+  Notification done;
   T value;
 };
 
@@ -234,7 +234,7 @@ TEST_P(IdempotencyStoreConformanceTest, DifferentHashMismatchesWhenFinal) {
 TEST_P(IdempotencyStoreConformanceTest, FiftyConcurrentBeginsClaimOnce) {
   constexpr int kThreads = 50;
   BeginCollector collector;
-  absl::Notification claimed;
+  Notification claimed;
   std::atomic<int> claims{0};
   auto on_result = [&claimed, &claims](const absl::StatusOr<BeginResult>& r) {
     if (r.ok() && r->kind == Kind::kClaimed && claims.fetch_add(1) == 0) {
@@ -242,7 +242,7 @@ TEST_P(IdempotencyStoreConformanceTest, FiftyConcurrentBeginsClaimOnce) {
     }
   };
   const absl::Time deadline = FarDeadline();
-  absl::Notification go;
+  Notification go;
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&] {
@@ -559,7 +559,7 @@ TEST_P(IdempotencyStoreConformanceTest, AbortWaitsAffectsOnlyThatStore) {
 }
 
 TEST_P(IdempotencyStoreConformanceTest, CallbacksMayCallTheStore) {
-  absl::Notification completed;
+  Notification completed;
   absl::Status complete_status;
   IdempotencyStore& store = *store_;
   store.Begin(kKey, "hash-a", FarDeadline(),

@@ -19,10 +19,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store.h"
+#include "common/sync.h"
 #include "gtest/gtest.h"
 
 namespace clink_gateway::idempotency {
@@ -77,7 +76,7 @@ class BeginCollector {
 
  private:
   struct State {
-    mutable absl::Mutex mu;
+    mutable Mutex mu;
     std::vector<absl::StatusOr<BeginResult>> results ABSL_GUARDED_BY(mu);
   };
   std::shared_ptr<State> state_;
