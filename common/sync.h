@@ -35,9 +35,7 @@ class ABSL_LOCKABLE Mutex {
 
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void Unlock() ABSL_UNLOCK_FUNCTION() {
-    // Wakes Await()ers while still holding the lock, so that nothing here is
-    // touched after the unlock (a waiter may destroy the Mutex once it runs).
-    if (awaiting_ > 0) await_cv_.notify_all();
+    WakeAwaiters();
     mu_.unlock();
   }
   // Only tells the static analysis; checks nothing at run time.
@@ -55,9 +53,13 @@ class ABSL_LOCKABLE Mutex {
   bool AwaitWithTimeout(Predicate condition, absl::Duration timeout)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     const absl::Time deadline = absl::Now() + timeout;
+    bool satisfied = condition();
+    if (satisfied) return true;
+    // Releasing the lock here is an Unlock to the other Await()ers: this
+    // thread may have changed what their conditions read.
+    WakeAwaiters();
     ++awaiting_;
     std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
-    bool satisfied = condition();
     while (!satisfied) {
       const absl::Duration left = deadline - absl::Now();
       if (left <= absl::ZeroDuration()) break;
@@ -75,6 +77,14 @@ class ABSL_LOCKABLE Mutex {
 
  private:
   friend class CondVar;
+
+  // With the lock held, about to release it: Await()ers re-check their
+  // conditions. Done before the release, so that nothing of this Mutex is
+  // touched after it (a woken waiter may destroy the Mutex).
+  void WakeAwaiters() {
+    if (awaiting_ > 0) await_cv_.notify_all();
+  }
+
   // Longer waits are waits without a timeout (steady_clock::now() plus a
   // huge duration would overflow).
   static constexpr absl::Duration kForever = absl::Hours(24 * 365);
@@ -108,6 +118,7 @@ class CondVar {
 
   // Releases `mu` (which the caller holds), waits for a signal, re-acquires.
   void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    mu->WakeAwaiters();
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     cv_.wait(lock);
     lock.release();  // The caller still holds mu.
@@ -120,6 +131,7 @@ class CondVar {
       Wait(mu);
       return false;
     }
+    mu->WakeAwaiters();
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     const std::cv_status status = cv_.wait_for(
         lock,

@@ -95,6 +95,26 @@ TEST(MutexTest, AwaitWakesWhenAnotherThreadMakesTheConditionTrue) {
       mu.AwaitWithTimeout([&] { return stage == 3; }, absl::ZeroDuration()));
 }
 
+// A thread that changes the state and then Awaits something else releases the
+// lock inside Await: the other Await()ers must see the change (as absl's do).
+TEST(MutexTest, AwaitReleasingTheLockWakesTheOtherAwaiters) {
+  Mutex mu;
+  bool entered = false;   // Guarded by mu.
+  bool released = false;  // Guarded by mu.
+  std::thread gate([&] {
+    MutexLock lock(&mu);
+    entered = true;
+    mu.Await([&] { return released; });
+  });
+  {
+    MutexLock lock(&mu);
+    EXPECT_TRUE(
+        mu.AwaitWithTimeout([&] { return entered; }, absl::Seconds(20)));
+    released = true;
+  }
+  gate.join();
+}
+
 TEST(NotificationTest, NotifiesEveryWaiter) {
   Notification done;
   EXPECT_FALSE(done.HasBeenNotified());
