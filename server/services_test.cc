@@ -37,7 +37,11 @@ class FakeClinkApi final : public clink::ClinkApi {
       std::move(done)(std::move(call));
     });
   }
-  ~FakeClinkApi() override {
+  ~FakeClinkApi() override { JoinWorker(); }
+
+  // The test peer's Finish runs our callback and then still writes to the
+  // ServerContext: join the worker before the context goes.
+  void JoinWorker() {
     if (worker.joinable()) worker.join();
   }
 
@@ -86,6 +90,7 @@ TEST_F(ServicesTest,
       service.CreatePayment(&context, &request, &response);
   EXPECT_EQ(reactor, peer.reactor());
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  api_.JoinWorker();
   EXPECT_TRUE(final_status.ok());
   EXPECT_EQ(response.order_id(), "ord_1");
   EXPECT_EQ(api_.method_name, "clink.gateway.v1.PaymentService.CreatePayment");
@@ -111,6 +116,7 @@ TEST_F(ServicesTest, ErrorsKeepTheirCodeAndDetails) {
   v1::GetSubscriptionResponse response;
   service.GetSubscription(&context, &request, &response);
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  api_.JoinWorker();
   EXPECT_EQ(final_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_FALSE(final_status.error_details().empty());
 }
