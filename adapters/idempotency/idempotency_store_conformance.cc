@@ -22,9 +22,12 @@ IdempotencyStore::BeginCallback BeginCollector::Callback(
     std::function<void(const absl::StatusOr<BeginResult>&)> on_result) {
   return [state = state_, on_result = std::move(on_result)](
              absl::StatusOr<BeginResult> result) {
+    {
+      MutexLock lock(&state->mu);
+      state->results.push_back(result);
+    }
+    // After recording: a test woken by on_result finds it in results().
     if (on_result) on_result(result);
-    MutexLock lock(&state->mu);
-    state->results.push_back(std::move(result));
   };
 }
 

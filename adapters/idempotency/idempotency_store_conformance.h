@@ -66,7 +66,7 @@ class BeginCollector {
   BeginCollector();
 
   // A callback that records its result; `on_result` (optional) then runs on
-  // the callback's thread.
+  // the callback's thread, with the result already in results().
   IdempotencyStore::BeginCallback Callback(
       std::function<void(const absl::StatusOr<BeginResult>&)> on_result =
           nullptr);
