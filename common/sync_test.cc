@@ -101,15 +101,20 @@ TEST(MutexTest, AwaitReleasingTheLockWakesTheOtherAwaiters) {
   Mutex mu;
   bool entered = false;   // Guarded by mu.
   bool released = false;  // Guarded by mu.
-  std::thread gate([&] {
-    MutexLock lock(&mu);
-    entered = true;
-    mu.Await([&] { return released; });
-  });
+  std::thread gate;
   {
     MutexLock lock(&mu);
+    // Started with the lock held, so this thread is the first to Await.
+    gate = std::thread([&] {
+      MutexLock lock(&mu);
+      entered = true;
+      mu.Await([&] { return released; });
+    });
+    const absl::Time start = absl::Now();
     EXPECT_TRUE(
-        mu.AwaitWithTimeout([&] { return entered; }, absl::Seconds(20)));
+        mu.AwaitWithTimeout([&] { return entered; }, absl::Seconds(30)));
+    // Woken when the gate released the lock, not by the timeout.
+    EXPECT_LT(absl::Now() - start, absl::Seconds(15));
     released = true;
   }
   gate.join();
