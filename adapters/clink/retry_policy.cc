@@ -73,8 +73,8 @@ void RetryBudget::RecordCall(absl::Time now) {
 
 bool RetryBudget::TryRetry(absl::Time now) {
   const int64_t second = absl::ToUnixSeconds(now);
-  const int64_t oldest = second - static_cast<int64_t>(buckets_.size()) + 1;
   MutexLock lock(&mu_);
+  const int64_t oldest = second - static_cast<int64_t>(buckets_.size()) + 1;
   int64_t calls = 0;
   int64_t retries = 0;
   for (const Bucket& bucket : buckets_) {
