@@ -3,8 +3,9 @@
 # the C++ tests again under sanitizers:
 #   1. bazel test //...                   unit, integration, proto lint, manifests, monitoring
 #   2. --config=asan (ASan + UBSan)       every C++ unit and integration test
-#   3. --config=tsan (ThreadSanitizer)    the concurrent code: HTTP transport, idempotency stores
-#                                         (Redis included), server, credentials, common
+#   3. --config=tsan (ThreadSanitizer)    the concurrent code: HTTP transport, Clink client,
+#                                         idempotency stores (Redis included), server,
+#                                         credentials, common
 # Any sanitizer report fails the run. Each sanitizer build has its own output directory, so a
 # re-run only rebuilds what changed.
 #   tools/test.sh                 # all of it
@@ -21,5 +22,5 @@ bazel test --config=asan --build_tests_only --test_lang_filters=cc "$@" -- //...
 # no_tsan are excluded.
 exec bazel test --config=tsan --build_tests_only "$@" -- \
   //adapters/http/... //adapters/idempotency/... //adapters/credentials/... //server/... \
-  //common/... //adapters/clink:clock_skew_monitor_test //adapters/clink:retry_policy_test \
-  //adapters/clink:token_bucket_test
+  //common/... //adapters/clink:clink_client_test //adapters/clink:clock_skew_monitor_test \
+  //adapters/clink:retry_policy_test //adapters/clink:token_bucket_test
