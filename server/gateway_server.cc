@@ -11,8 +11,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/idempotent_clink_api.h"
 #include "adapters/clink/rest_codec.h"
@@ -25,6 +23,7 @@
 #include "adapters/idempotency/sqlite_idempotency_store.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/sync.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -260,7 +259,7 @@ class ClockSkewReadiness final : public clink::ClockSkewObserver {
 
   // Called once the server exists; before that, readiness is set at start.
   void SetHealth(grpc::HealthCheckServiceInterface* health) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     health_ = health;
     Publish();
   }
@@ -268,7 +267,7 @@ class ClockSkewReadiness final : public clink::ClockSkewObserver {
   void OnClockOffset(absl::string_view merchant, absl::Duration offset,
                      clink::ClockSkewLevel level) override {
     metrics_.OnClockOffset(merchant, offset, level);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const bool changed =
         level == clink::ClockSkewLevel::kCritical
             ? critical_.insert(std::string(merchant)).second
@@ -286,7 +285,7 @@ class ClockSkewReadiness final : public clink::ClockSkewObserver {
   }
 
   clink::ClockSkewObserver& metrics_;
-  absl::Mutex mu_;
+  Mutex mu_;
   grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::set<std::string> critical_ ABSL_GUARDED_BY(mu_);
 };
@@ -394,7 +393,7 @@ class ClockProbe {
   const Clock& clock_;
   const absl::Duration interval_;
   static const NoSigner no_signer_;
-  absl::Notification stop_;
+  Notification stop_;
   std::thread thread_;  // Last: starts once the rest is set.
 };
 
@@ -422,7 +421,7 @@ struct GatewayServer::Components {
   std::unique_ptr<BillingServiceImpl> billing;
   std::unique_ptr<grpc::Server> server;  // Last: destroyed first.
   int port = 0;
-  absl::Mutex mu;
+  Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
 
   // Every merchant's transport: in-flight calls finish now with the
@@ -640,7 +639,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
 
 void GatewayServer::Shutdown(absl::Duration drain) {
   {
-    absl::MutexLock lock(&c_->mu);
+    MutexLock lock(&c_->mu);
     if (c_->shut_down) return;
     c_->shut_down = true;
   }
@@ -658,7 +657,7 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   // that may have reached Clink). gRPC gets a short grace after that to send
   // those statuses before it cancels whatever is left with a bare UNAVAILABLE,
   // which callers would be tempted to retry.
-  absl::Notification drained;
+  Notification drained;
   std::thread enforcer([this, &drained, deadline] {
     if (!drained.WaitForNotificationWithDeadline(deadline)) {
       c_->ShutdownTransports();

@@ -15,10 +15,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/sync.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
@@ -202,7 +201,7 @@ void GatewayMetrics::StopServing() {
   // shutdown). A connection to the listening port wakes it at once; keep
   // knocking until the Exposer is gone (the first knock may come before the
   // stop flag is set).
-  absl::Notification stopped;
+  Notification stopped;
   std::thread waker([this, &stopped] {
     do {
       Knock(serving_host_, serving_port_);
@@ -659,7 +658,7 @@ void GatewayMetrics::OnKeyRefused(absl::string_view merchant,
                                   absl::string_view key_fingerprint) {
   MerchantSeries* m = FindMerchant(merchant);
   if (m == nullptr) return;
-  absl::MutexLock lock(&m->mu);
+  MutexLock lock(&m->mu);
   // Incremented under the lock: OnKeysInUse may remove the series meanwhile.
   for (const KeySeries& key : m->keys) {
     if (key.fingerprint == key_fingerprint) {
@@ -684,7 +683,7 @@ void GatewayMetrics::OnClockOffset(absl::string_view merchant,
   MerchantSeries* m = FindMerchant(merchant);
   if (m == nullptr) return;
   m->skew_critical->Set(level == clink::ClockSkewLevel::kCritical ? 1 : 0);
-  absl::MutexLock lock(&m->mu);
+  MutexLock lock(&m->mu);
   if (m->clock_offset == nullptr) {
     m->clock_offset = &clock_offset_family_->Add({{"merchant", m->name}});
   }
@@ -707,7 +706,7 @@ void GatewayMetrics::OnKeyReload(absl::string_view merchant,
   Add(At(m->reloads, outcome));
   if (outcome == credentials::ReloadOutcome::kApplied ||
       outcome == credentials::ReloadOutcome::kUnchanged) {
-    absl::MutexLock lock(&m->mu);
+    MutexLock lock(&m->mu);
     SetLastReloadSuccess(*m, when);
   }
 }
@@ -718,7 +717,7 @@ void GatewayMetrics::OnKeysInUse(absl::string_view merchant,
   MerchantSeries* m = FindMerchant(merchant);
   if (m == nullptr) return;
   const size_t n = std::min<size_t>(keys.size(), kKeySlots);
-  absl::MutexLock lock(&m->mu);
+  MutexLock lock(&m->mu);
   // The first set reported (KeyWatcher::Start: what KeyRing::Load has just
   // read) is the first successful read of the directory.
   if (m->last_reload_success == nullptr) {

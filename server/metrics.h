@@ -111,7 +111,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/clink/clock_skew_monitor.h"
 #include "adapters/clink/rest_codec.h"
@@ -120,6 +119,7 @@
 #include "adapters/credentials/key_watcher.h"
 #include "adapters/http/egress_observer.h"
 #include "adapters/http/egress_policy.h"
+#include "common/sync.h"
 #include "server/process_stats.h"
 #include "server/rpc_observer.h"
 
@@ -279,7 +279,7 @@ class GatewayMetrics final : public clink::UpstreamObserver,
     prometheus::Counter* fallback_recovered = nullptr;
     prometheus::Counter* fallback_refused = nullptr;
     prometheus::Gauge* skew_critical = nullptr;
-    absl::Mutex mu;
+    Mutex mu;
     prometheus::Gauge* last_reload_success ABSL_GUARDED_BY(mu) = nullptr;
     prometheus::Gauge* clock_offset ABSL_GUARDED_BY(mu) = nullptr;
     std::vector<KeySeries> keys ABSL_GUARDED_BY(mu);

@@ -7,8 +7,8 @@
 #include <thread>
 #include <utility>
 
-#include "absl/synchronization/notification.h"
 #include "adapters/clink/error_details.h"
+#include "common/sync.h"
 #include "common/testing/fake_clock.h"
 #include "grpcpp/test/default_reactor_test_peer.h"
 #include "gtest/gtest.h"
@@ -37,7 +37,11 @@ class FakeClinkApi final : public clink::ClinkApi {
       std::move(done)(std::move(call));
     });
   }
-  ~FakeClinkApi() override {
+  ~FakeClinkApi() override { JoinWorker(); }
+
+  // The test peer's Finish runs our callback and then still writes to the
+  // ServerContext: join the worker before the context goes.
+  void JoinWorker() {
     if (worker.joinable()) worker.join();
   }
 
@@ -71,7 +75,7 @@ TEST_F(ServicesTest,
        ForwardsToTheMappedMethodAndFinishesFromTheTransportThread) {
   PaymentServiceImpl service(*forwarder_);
   grpc::CallbackServerContext context;
-  absl::Notification finished;
+  Notification finished;
   grpc::Status final_status;
   grpc::testing::DefaultReactorTestPeer peer(&context, [&](grpc::Status s) {
     final_status = std::move(s);
@@ -86,6 +90,7 @@ TEST_F(ServicesTest,
       service.CreatePayment(&context, &request, &response);
   EXPECT_EQ(reactor, peer.reactor());
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  api_.JoinWorker();
   EXPECT_TRUE(final_status.ok());
   EXPECT_EQ(response.order_id(), "ord_1");
   EXPECT_EQ(api_.method_name, "clink.gateway.v1.PaymentService.CreatePayment");
@@ -99,7 +104,7 @@ TEST_F(ServicesTest,
 TEST_F(ServicesTest, ErrorsKeepTheirCodeAndDetails) {
   BillingServiceImpl service(*forwarder_);
   grpc::CallbackServerContext context;
-  absl::Notification finished;
+  Notification finished;
   grpc::Status final_status;
   grpc::testing::DefaultReactorTestPeer peer(&context, [&](grpc::Status s) {
     final_status = std::move(s);
@@ -111,6 +116,7 @@ TEST_F(ServicesTest, ErrorsKeepTheirCodeAndDetails) {
   v1::GetSubscriptionResponse response;
   service.GetSubscription(&context, &request, &response);
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  api_.JoinWorker();
   EXPECT_EQ(final_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_FALSE(final_status.error_details().empty());
 }

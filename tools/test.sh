@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing (Debian packages, buf), then runs every test,
-# runs each fuzzer for a bounded time (tools/fuzz.sh: FUZZ_SECONDS each, 30 by default; 0 skips
-# them), builds and runs the container image (//k8s:image_test), and runs the key-rotation
-# tests once more under ThreadSanitizer.
-#   tools/test.sh                 # all tests (unit, integration, proto lint)
-#   tools/test.sh --config=unit   # extra bazel flags, e.g. unit tests only
+# The test command: installs what is missing (Debian packages, buf), then:
+#   1. bazel test //...                   unit, integration, proto lint, manifests, monitoring,
+#                                         fuzz corpus replays, and //k8s:image_test (the container
+#                                         image built with buildah and run as the prod Deployment)
+#   2. tools/fuzz.sh                      each libFuzzer target for FUZZ_SECONDS (30; 0 skips them)
+#   3. --config=asan (ASan + UBSan)       every C++ unit and integration test
+#   4. --config=tsan (ThreadSanitizer)    the concurrent code: HTTP transport, Clink client,
+#                                         idempotency stores (Redis included), server,
+#                                         credentials, common
+# Any failure, fuzzer crash or sanitizer report fails the run. Each sanitizer build has its own
+# output directory, so a re-run only rebuilds what changed.
+#   tools/test.sh                 # all of it
+#   tools/test.sh --config=unit   # extra bazel flags, e.g. unit tests only (applied to each step)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tools/install_deps.sh
-# //k8s:image_test (tagged manual, so named here): builds the container image with buildah and
-# runs it as the prod Deployment does; `exclusive`, so it runs alone after the other tests.
-# --config=unit filters it out (its -manual tag filter).
+# //k8s:image_test is tagged manual, so named here; `exclusive`, so it runs alone after the other
+# tests. --config=unit filters it out (its -manual tag filter).
 status=0
 started="$(mktemp)"
 bazel test //... //k8s:image_test "$@" || status=$?
@@ -22,7 +28,14 @@ fi
 rm -f "$started"
 [ "$status" -eq 0 ] || exit "$status"
 if [ "${FUZZ_SECONDS:-30}" != 0 ]; then tools/fuzz.sh; fi
-# Key rotation (1000 rapid Secret swaps under concurrent signing) and the logger, again under
-# ThreadSanitizer. That code locks with std::mutex: Debian's Abseil is not built for TSan, so
-# absl::Mutex users get false reports.
-exec bazel test --config=tsan //adapters/credentials:all //common:logging_test "$@"
+# C++ tests only (--test_lang_filters=cc): the shell tests check YAML, protos and the Dockerfile.
+# Tests tagged no_asan are excluded (see their BUILD comment for why).
+bazel test --config=asan --build_tests_only --test_lang_filters=cc "$@" -- //...
+# TSan: the code that runs on several threads. It locks with std::mutex (common/sync.h): Debian's
+# Abseil is not built for TSan, so absl::Mutex users would get false reports. Tests tagged
+# no_tsan are excluded.
+exec bazel test --config=tsan --build_tests_only "$@" -- \
+  //adapters/http/... //adapters/idempotency/... //adapters/credentials/... //server/... \
+  //common/... //adapters/clink:clink_client_test //adapters/clink:clock_skew_monitor_test \
+  //adapters/clink:retry_policy_test //adapters/clink:token_bucket_test \
+  //adapters/clink:idempotent_clink_api_test //adapters/clink:idempotent_clink_api_redis_test

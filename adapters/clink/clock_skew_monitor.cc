@@ -11,11 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "common/logging.h"
+#include "common/sync.h"
 
 namespace clink_gateway::clink {
 namespace {
@@ -152,7 +152,7 @@ void ClockSkewMonitor::OnResponse(absl::string_view date_header,
 }
 
 void ClockSkewMonitor::AddSample(absl::Duration sample) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const size_t window = static_cast<size_t>(NormalizedWindow(options_.window));
   if (samples_.size() < window) {
     samples_.push_back(sample);

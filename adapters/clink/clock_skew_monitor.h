@@ -22,10 +22,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "common/clock.h"
+#include "common/sync.h"
 
 namespace clink_gateway::clink {
 
@@ -143,7 +143,7 @@ class ClockSkewMonitor {
   // The estimate in ns, or kNoOffset before the first sample.
   std::atomic<int64_t> offset_ns_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<absl::Duration> samples_ ABSL_GUARDED_BY(mu_);  // <= window
   size_t next_slot_ ABSL_GUARDED_BY(mu_) = 0;  // oldest once the window is full
   ClockSkewLevel logged_level_ ABSL_GUARDED_BY(mu_) = ClockSkewLevel::kOk;

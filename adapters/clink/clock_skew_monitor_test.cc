@@ -10,12 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "common/logging.h"
+#include "common/sync.h"
 #include "common/testing/fake_clock.h"
 #include "gtest/gtest.h"
 
@@ -52,21 +51,21 @@ class RecordingObserver final : public ClockSkewObserver {
       EXPECT_EQ(monitor_->level(), level);
     }
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       calls_.push_back({std::string(merchant), offset, level});
     }
     inside_.store(false);
   }
 
   std::vector<Call> calls() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return calls_;
   }
 
  private:
   const ClockSkewMonitor* monitor_ = nullptr;
   std::atomic<bool> inside_{false};
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -428,7 +427,7 @@ TEST_F(ClockSkewMonitorTest, ConcurrentCallersClaimEachSlotOnce) {
   for (int r = 0; r < kRounds; ++r) {
     dates.push_back(HttpDate(t + absl::Seconds(r) + absl::Seconds(7)));
   }
-  absl::Notification start;
+  Notification start;
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&] {
@@ -457,7 +456,7 @@ TEST_F(ClockSkewMonitorTest, ConcurrentResponsesGiveAConsistentEstimate) {
                              absl::Seconds(45)));
   }
   std::atomic<int> inconsistent_reads{0};
-  absl::Notification start;
+  Notification start;
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {

@@ -67,14 +67,14 @@ RetryBudget::Bucket& RetryBudget::BucketFor(int64_t second) {
 }
 
 void RetryBudget::RecordCall(absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ++BucketFor(absl::ToUnixSeconds(now)).calls;
 }
 
 bool RetryBudget::TryRetry(absl::Time now) {
   const int64_t second = absl::ToUnixSeconds(now);
+  MutexLock lock(&mu_);
   const int64_t oldest = second - static_cast<int64_t>(buckets_.size()) + 1;
-  absl::MutexLock lock(&mu_);
   int64_t calls = 0;
   int64_t retries = 0;
   for (const Bucket& bucket : buckets_) {

@@ -24,9 +24,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/random/bit_gen_ref.h"
 #include "absl/random/random.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/http/http_transport.h"
+#include "common/sync.h"
 
 namespace clink_gateway::clink {
 
@@ -82,7 +82,7 @@ class RetryBudget {
 
   const double ratio_;
   const int64_t min_retries_;  // budget_min_per_second * window seconds
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<Bucket> buckets_ ABSL_GUARDED_BY(mu_);
 };
 

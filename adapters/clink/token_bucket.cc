@@ -10,7 +10,7 @@ TokenBucket::TokenBucket(double rate_per_second, int burst)
 
 absl::optional<absl::Time> TokenBucket::Reserve(absl::Time now,
                                                 absl::Time latest_start) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // The schedule never lags behind `now`: unused capacity is not banked
   // beyond `burst` tokens.
   const absl::Time schedule = std::max(next_free_, now);

@@ -6,9 +6,9 @@
 #define CLINK_GATEWAY_ADAPTERS_CLINK_TOKEN_BUCKET_H_
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "common/sync.h"
 
 namespace clink_gateway::clink {
 
@@ -26,7 +26,7 @@ class TokenBucket {
  private:
   const absl::Duration interval_;   // one token per interval
   const absl::Duration tolerance_;  // (burst - 1) intervals
-  absl::Mutex mu_;
+  Mutex mu_;
   // When the bucket would be full again if nothing else were taken.
   absl::Time next_free_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };

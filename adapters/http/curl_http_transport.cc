@@ -24,7 +24,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "adapters/http/curl_wrappers.h"
@@ -34,6 +33,7 @@
 #include "common/logging.h"
 #include "common/secret.h"
 #include "common/status_macros.h"
+#include "common/sync.h"
 
 namespace clink_gateway::http {
 namespace {
@@ -773,7 +773,7 @@ absl::StatusOr<std::unique_ptr<CurlHttpTransport>> CurlHttpTransport::Create(
       std::move(policy), std::move(multi), std::move(share)));
   {
     CurlHttpTransport* self = transport.get();
-    absl::MutexLock lock(&self->thread_mu_);
+    MutexLock lock(&self->thread_mu_);
     self->thread_ = std::thread([self] { self->Loop(); });
   }
   return transport;
@@ -815,7 +815,7 @@ void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
   call->options = std::move(options);
   call->done = std::move(done);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!stopping_) {
       pending_.push_back(std::move(call));
       ++stats_.in_flight;
@@ -833,19 +833,19 @@ void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
 
 void CurlHttpTransport::Shutdown() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   (void)curl_multi_wakeup(multi_.get());
   if (tls_running_loop == this) {
     return;  // from a `done` callback: the loop exits after it returns
   }
-  absl::MutexLock lock(&thread_mu_);
+  MutexLock lock(&thread_mu_);
   if (thread_.joinable()) thread_.join();
 }
 
 CurlHttpTransport::Stats CurlHttpTransport::stats() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 
@@ -855,7 +855,7 @@ void CurlHttpTransport::Loop() {
     std::vector<std::unique_ptr<Call>> batch;
     bool stopping = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       batch.swap(pending_);
       stopping = stopping_;
     }
@@ -939,7 +939,7 @@ void CurlHttpTransport::FailDelayed() {
 
 void CurlHttpTransport::UpdateWaitingStat() {
   const auto waiting = static_cast<int64_t>(delayed_.size());
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   stats_.waiting = waiting;
 }
 
@@ -984,7 +984,7 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
   }
   bool stopping = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping = stopping_;
   }
   if (stopping) {
@@ -1014,7 +1014,7 @@ void CurlHttpTransport::StartCall(std::unique_ptr<Call> call) {
   }
   CURL* easy = call->easy.get();
   active_.emplace(easy, std::move(call));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ++stats_.requests_started;
 }
 
@@ -1226,7 +1226,7 @@ CurlHttpTransport::TransferCounts CurlHttpTransport::RecordTransferStats(
   }
   const Transfer& transfer = call.transfer;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stats_.connections_opened += connects;
     stats_.stale_connection_retries += transfer.stale_connection_retries;
     stats_.idempotent_resends += transfer.idempotent_resends;
@@ -1353,7 +1353,7 @@ void CurlHttpTransport::Complete(std::unique_ptr<Call> call, HttpResult result,
   }
   easy.reset();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     --stats_.in_flight;
   }
   std::move(done)(std::move(result));

@@ -17,7 +17,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/http/curl_wrappers.h"
 #include "adapters/http/egress_observer.h"
@@ -26,6 +25,7 @@
 #include "adapters/http/http_types.h"
 #include "adapters/http/request_signer.h"
 #include "common/clock.h"
+#include "common/sync.h"
 
 namespace clink_gateway::http {
 
@@ -295,12 +295,12 @@ class CurlHttpTransport final : public HttpTransport {
   // with the same not_before in the order they were sent).
   std::multimap<absl::Time, std::unique_ptr<Call>> delayed_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::unique_ptr<Call>> pending_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex thread_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  Mutex thread_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::thread thread_ ABSL_GUARDED_BY(thread_mu_);
 };
 

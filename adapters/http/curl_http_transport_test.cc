@@ -22,8 +22,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/http/api_key_signer.h"
@@ -35,6 +33,7 @@
 #include "adapters/http/testing/raw_http_server.h"
 #include "adapters/http/testing/test_http_server.h"
 #include "common/secret.h"
+#include "common/sync.h"
 #include "common/testing/fake_clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -71,7 +70,7 @@ class Outcome {
  public:
   HttpTransport::DoneCallback Callback() {
     return [this](HttpResult result) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ++calls_;
       thread_ = std::this_thread::get_id();
       result_ = std::move(result);
@@ -79,27 +78,27 @@ class Outcome {
   }
 
   bool Wait(absl::Duration timeout = kWait) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto called = [this]()
                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_ > 0; };
-    return mu_.AwaitWithTimeout(absl::Condition(&called), timeout);
+    return mu_.AwaitWithTimeout(called, timeout);
   }
 
   int calls() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return calls_;
   }
   HttpResult result() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return result_;
   }
   std::thread::id thread() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return thread_;
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
   HttpResult result_ ABSL_GUARDED_BY(mu_);
   std::thread::id thread_ ABSL_GUARDED_BY(mu_);
@@ -113,25 +112,29 @@ class GatedSigner final : public RequestSigner {
   explicit GatedSigner(const RequestSigner& inner) : inner_(inner) {}
 
   void Arm() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     armed_ = true;
   }
   bool WaitUntilBlocked() {
-    absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(absl::Condition(&entered_), kWait);
+    MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(
+        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return entered_; },
+        kWait);
   }
   void Release() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     released_ = true;
   }
 
   absl::Status Sign(HttpRequest& request) const override {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (armed_) {
         armed_ = false;
         entered_ = true;
-        mu_.AwaitWithTimeout(absl::Condition(&released_), kWait);
+        mu_.AwaitWithTimeout(
+            [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return released_; },
+            kWait);
       }
     }
     return inner_.Sign(request);
@@ -139,7 +142,7 @@ class GatedSigner final : public RequestSigner {
 
  private:
   const RequestSigner& inner_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   mutable bool armed_ ABSL_GUARDED_BY(mu_) = false;
   mutable bool entered_ ABSL_GUARDED_BY(mu_) = false;
   bool released_ ABSL_GUARDED_BY(mu_) = false;
@@ -182,19 +185,19 @@ class CountingSigner final : public RequestSigner {
 
   absl::Status Sign(HttpRequest& request) const override {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ++count_;
     }
     return inner_.Sign(request);
   }
   int count() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return count_;
   }
 
  private:
   const RequestSigner& inner_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   mutable int count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
@@ -336,7 +339,7 @@ class CurlHttpTransportTest : public ::testing::Test {
 
   FakeClock clock_;
   ApiKeySigner signer_{Secret(kKey), clock_};
-  absl::Notification release_;  // unblocks /api/slow; outlives server_
+  Notification release_;  // unblocks /api/slow; outlives server_
   size_t barrier_ = 1;
   std::unique_ptr<TestHttpServer> server_;
 };
@@ -1050,24 +1053,24 @@ TEST_F(CurlHttpTransportTest, BaseUrlWithTrailingSlashIsJoinedCleanly) {
 class RecordingEgressObserver : public EgressObserver {
  public:
   void OnEgressDenied(AddressClass reason) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     denied_.push_back(reason);
   }
   void OnEgressWouldDeny(AddressClass reason) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     would_deny_.push_back(reason);
   }
   std::vector<AddressClass> denied() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return denied_;
   }
   std::vector<AddressClass> would_deny() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return would_deny_;
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<AddressClass> denied_ ABSL_GUARDED_BY(mu_);
   std::vector<AddressClass> would_deny_ ABSL_GUARDED_BY(mu_);
 };

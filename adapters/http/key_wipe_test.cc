@@ -23,7 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "common/sync.h"
 #include "absl/time/time.h"
 #include "adapters/http/api_key_signer.h"
 #include "adapters/http/curl_http_transport.h"
@@ -32,6 +32,8 @@
 #include "common/clock.h"
 #include "common/secret.h"
 #include "gtest/gtest.h"
+
+using clink_gateway::Notification;
 
 namespace {
 
@@ -110,7 +112,7 @@ TEST(KeyWipeTest, NoCopyOfTheKeyIsFreedUnwiped) {
     clink_gateway::http::SendOptions send;
     send.deadline = absl::Now() + absl::Seconds(10);
     send.request_id = "wipe-test";
-    absl::Notification done;
+    Notification done;
     clink_gateway::http::HttpResult result;
     armed = true;
     (*transport)

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/clink/error_details.h"
+#include "common/sync.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::idempotency {

@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store.h"
+#include "common/sync.h"
 #include "gtest/gtest.h"
 
 namespace clink_gateway::idempotency {
@@ -87,7 +88,7 @@ class BeginCollector {
   BeginCollector();
 
   // A callback that records its result; `on_result` (optional) then runs on
-  // the callback's thread.
+  // the callback's thread, with the result already in results().
   IdempotencyStore::BeginCallback Callback(
       std::function<void(const absl::StatusOr<BeginResult>&)> on_result =
           nullptr);

@@ -30,11 +30,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/secret.h"
+#include "common/sync.h"
 
 namespace clink_gateway::idempotency {
 namespace internal {
@@ -243,7 +243,7 @@ class RedisWorker {
   // refused). Idempotent; not to be called from the worker thread.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
       cv_.Signal();
     }
@@ -261,7 +261,7 @@ class RedisWorker {
       ABSL_LOCKS_EXCLUDED(mu_) {
     absl::Status refused;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (stop_) {
         refused = absl::UnavailableError("idempotency store shutting down");
       } else if (state_ == State::kDisconnected) {
@@ -281,7 +281,7 @@ class RedisWorker {
   // `fn(kUnavailable)` when the store shuts down first.
   void After(absl::Duration delay, TimerCallback fn) ABSL_LOCKS_EXCLUDED(mu_) {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (!stop_) {
         const absl::Time when =
             delays_stopped_ ? absl::InfinitePast() : absl::Now() + delay;
@@ -296,7 +296,7 @@ class RedisWorker {
   // Runs every pending After() callback now (on the worker thread, in order),
   // and every later one without its delay. For good.
   void StopDelaying() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (delays_stopped_) return;
     delays_stopped_ = true;
     std::multimap<absl::Time, TimerCallback> timers;
@@ -577,7 +577,7 @@ class RedisWorker {
       }
     }
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       // Reconnect at once; commands queue for that attempt.
       state_ = State::kConnecting;
     }
@@ -590,15 +590,15 @@ class RedisWorker {
   // Puts `commands` back at the front of the queue, in order.
   void Requeue(std::vector<Command> commands) ABSL_LOCKS_EXCLUDED(mu_) {
     if (commands.empty()) return;
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     queue_.insert(queue_.begin(), std::make_move_iterator(commands.begin()),
                   std::make_move_iterator(commands.end()));
   }
 
   const Config config_;
 
-  absl::Mutex mu_;
-  absl::CondVar cv_;
+  Mutex mu_;
+  CondVar cv_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   State state_ ABSL_GUARDED_BY(mu_) = State::kConnecting;
   std::string last_error_ ABSL_GUARDED_BY(mu_);

@@ -19,11 +19,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store_conformance.h"
 #include "common/logging.h"
+#include "common/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/redis/redis_server.h"
@@ -191,10 +191,10 @@ TEST_F(RedisIdempotencyStoreTest, TwoGatewaysRacingClaimOnce) {
   ASSERT_NE(stores[0], nullptr);
   ASSERT_NE(stores[1], nullptr);
   BeginCollector collector;
-  absl::Notification claimed;
+  Notification claimed;
   std::atomic<int> claims{0};
   std::atomic<int> claimed_by{-1};
-  absl::Notification go;
+  Notification go;
   std::vector<std::thread> threads;
   const absl::Time deadline = Far();
   for (int i = 0; i < kCalls; ++i) {

@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "common/sync.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store_conformance.h"
 #include "common/testing/fake_clock.h"
@@ -355,7 +355,7 @@ TEST_F(SqliteIdempotencyStoreTest, HandOffNeverRunsAWaiterInsideRelease) {
   std::atomic<int> depth{0};
   std::atomic<int> max_depth{0};
   std::atomic<int> claims{0};
-  absl::Notification all_done;
+  Notification all_done;
   SqliteIdempotencyStore* s = store.get();
   for (int i = 0; i < kWaiters; ++i) {
     s->Begin(kKey, "h", Far(), [&, s](absl::StatusOr<BeginResult> begun) {
@@ -408,7 +408,7 @@ TEST_F(SqliteIdempotencyStoreTest, WaitersBeyondTheCapAreToldInProgress) {
 TEST_F(SqliteIdempotencyStoreTest, CallbacksRunOnTheStoreThread) {
   std::unique_ptr<SqliteIdempotencyStore> store = MustOpen(Options());
   ASSERT_NE(store, nullptr);
-  absl::Notification done;
+  Notification done;
   std::thread::id callback_thread;
   store->Begin(kKey, "h", Far(), [&](absl::StatusOr<BeginResult>) {
     callback_thread = std::this_thread::get_id();

@@ -3,10 +3,14 @@
 // count what happened, no label carries request data, and Debian's promtool
 // accepts the exposition without a lint remark.
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +36,50 @@ constexpr char kPromtool[] = "/usr/bin/promtool";
 constexpr char kEmail[] = "metrics.buyer@example.com";
 constexpr char kIdempotencyKey[] = "idem-7f3c2a91";
 constexpr char kRequestId[] = "req-metrics-5e1d";
+
+// Sends fd 1 to a temporary file for its lifetime; Read() returns what was
+// written so far without ending the capture. (gtest's CaptureStdout can only
+// be read by ending it, and a line the log thread writes before it is
+// restarted goes to the real stdout and is lost.)
+class StdoutCapture {
+ public:
+  StdoutCapture() {
+    std::string path = absl::StrCat(
+        getenv("TEST_TMPDIR") != nullptr ? getenv("TEST_TMPDIR") : "/tmp",
+        "/stdout_XXXXXX");
+    fd_ = mkstemp(path.data());
+    if (fd_ < 0) return;
+    unlink(path.c_str());
+    std::fflush(stdout);
+    saved_ = dup(STDOUT_FILENO);
+    dup2(fd_, STDOUT_FILENO);
+  }
+  ~StdoutCapture() {
+    if (fd_ < 0) return;
+    std::fflush(stdout);
+    dup2(saved_, STDOUT_FILENO);
+    close(saved_);
+    close(fd_);
+  }
+  StdoutCapture(const StdoutCapture&) = delete;
+  StdoutCapture& operator=(const StdoutCapture&) = delete;
+
+  std::string Read() const {
+    std::fflush(stdout);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while (fd_ >= 0 && (n = pread(fd_, buf, sizeof(buf),
+                                  static_cast<off_t>(out.size()))) > 0) {
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  int saved_ = -1;
+};
 
 const std::map<std::string, std::string> kGetProduct = {
     {"grpc_service", "clink.gateway.v1.BillingService"},
@@ -107,7 +155,7 @@ class MetricsTest : public GatewayFixture {
 
 TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
   ASSERT_GT(gateway_->metrics_port(), 0);
-  ::testing::internal::CaptureStdout();
+  auto capture = std::make_unique<StdoutCapture>();
 
   // 5 reads that succeed at once.
   constexpr int kReads = 5;
@@ -195,11 +243,11 @@ TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
   const absl::Time logs_deadline = absl::Now() + absl::Seconds(5);
   for (;;) {
     FlushLogs();
-    logs += ::testing::internal::GetCapturedStdout();
+    logs = capture->Read();
     if (rpc_lines(logs) >= kRpcs || absl::Now() > logs_deadline) break;
-    ::testing::internal::CaptureStdout();
     absl::SleepFor(absl::Milliseconds(2));
   }
+  capture.reset();  // gtest reports failures on stdout.
   const std::string text = Scrape();
   const std::vector<Sample> samples = ParseExposition(text);
   for (const Sample& s : samples) ASSERT_FALSE(s.name.empty()) << text;

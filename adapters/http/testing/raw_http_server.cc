@@ -108,7 +108,7 @@ absl::StatusOr<std::unique_ptr<RawHttpServer>> RawHttpServer::Start(
 RawHttpServer::~RawHttpServer() {
   if (listen_fd_ < 0) return;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   if (accept_thread_.joinable()) {
@@ -117,7 +117,7 @@ RawHttpServer::~RawHttpServer() {
   }
   std::vector<std::thread> threads;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     // Ends every connection thread's recv().
     for (auto& [id, connection] : connections_) {
       if (connection.fd >= 0) ::shutdown(connection.fd, SHUT_RDWR);
@@ -125,7 +125,7 @@ RawHttpServer::~RawHttpServer() {
     threads.swap(threads_);
   }
   for (std::thread& thread : threads) thread.join();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (auto& [id, connection] : connections_) {
     if (connection.fd >= 0) ::close(connection.fd);
     connection.fd = -1;
@@ -138,28 +138,28 @@ std::string RawHttpServer::base_url() const {
 }
 
 std::vector<RecordedRequest> RawHttpServer::requests() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return requests_;
 }
 
 int64_t RawHttpServer::connections_accepted() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(connections_.size());
 }
 
 int RawHttpServer::client_port(int64_t connection_id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = connections_.find(connection_id);
   return it == connections_.end() ? 0 : it->second.client_port;
 }
 
 bool RawHttpServer::WaitForServerCloses(int64_t n,
                                         absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return server_closes_ >= n;
   };
-  return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  return mu_.AwaitWithTimeout(enough, timeout);
 }
 
 void RawHttpServer::AcceptLoop() {
@@ -172,7 +172,7 @@ void RawHttpServer::AcceptLoop() {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       return;  // shut down
     }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_) {
       ::close(fd);
       return;
@@ -205,7 +205,7 @@ void RawHttpServer::Serve(int64_t id, int fd) {
     buffer.erase(0, total);
     request.received_at = absl::Now();
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       requests_.push_back(request);
     }
 
@@ -230,7 +230,7 @@ void RawHttpServer::Serve(int64_t id, int fd) {
 }
 
 void RawHttpServer::CloseConnection(int64_t id, bool reset) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = connections_.find(id);
   if (it == connections_.end() || it->second.fd < 0) return;
   const int fd = it->second.fd;

@@ -17,9 +17,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/http/testing/test_http_server.h"
+#include "common/sync.h"
 
 namespace clink_gateway::http::testing {
 
@@ -88,7 +88,7 @@ class RawHttpServer {
   int port_ = 0;
   std::thread accept_thread_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::map<int64_t, Connection> connections_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);

@@ -17,8 +17,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/sync.h"
 
 namespace clink_gateway::http::testing {
 namespace {
@@ -102,7 +102,7 @@ TestHttpServer::~TestHttpServer() {
   // civetweb's accept loop only checks its stop flag between polls of up to 2
   // s; connecting to the listening port wakes it so each server stops in
   // milliseconds instead.
-  absl::Notification stopped;
+  Notification stopped;
   std::thread stopper([this, &stopped] {
     mg_stop(context_);
     stopped.Notify();
@@ -117,33 +117,33 @@ std::string TestHttpServer::base_url() const {
 }
 
 std::vector<RecordedRequest> TestHttpServer::requests() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return requests_;
 }
 
 size_t TestHttpServer::request_count() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return requests_.size();
 }
 
 int64_t TestHttpServer::connections_accepted() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return connections_;
 }
 
 bool TestHttpServer::WaitForRequests(size_t n, absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return requests_.size() >= n;
   };
-  return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  return mu_.AwaitWithTimeout(enough, timeout);
 }
 
 int TestHttpServer::InitConnection(const mg_connection* conn,
                                    void** conn_data) {
   auto* self =
       static_cast<TestHttpServer*>(mg_get_user_data(mg_get_context(conn)));
-  absl::MutexLock lock(&self->mu_);
+  MutexLock lock(&self->mu_);
   // The connection's id travels as the user-data pointer value; nothing to
   // free.
   *conn_data =
@@ -177,7 +177,7 @@ int TestHttpServer::HandleRequest(mg_connection* conn) {
   }
   request.received_at = absl::Now();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     requests_.push_back(request);
   }
 

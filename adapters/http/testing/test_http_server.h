@@ -16,8 +16,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/sync.h"
 
 struct mg_connection;
 struct mg_context;
@@ -88,7 +88,7 @@ class TestHttpServer {
   mg_context* context_ = nullptr;
   int port_ = 0;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<RecordedRequest> requests_ ABSL_GUARDED_BY(mu_);
   int64_t connections_ ABSL_GUARDED_BY(mu_) = 0;
 };
