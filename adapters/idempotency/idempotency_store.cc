@@ -128,4 +128,32 @@ std::string NewLeaseToken() {
       absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
+BeginResult BeginResultOf(BeginResult::Kind kind) {
+  BeginResult result;
+  result.kind = kind;
+  return result;
+}
+
+BeginResult ClaimedResult(std::string lease_token) {
+  BeginResult result = BeginResultOf(BeginResult::Kind::kClaimed);
+  result.lease_token = std::move(lease_token);
+  return result;
+}
+
+BeginResult CompletedResult(StoredResult stored) {
+  BeginResult result = BeginResultOf(BeginResult::Kind::kCompleted);
+  result.result = std::move(stored);
+  return result;
+}
+
+absl::Status LeaseNotHeldError() {
+  return absl::FailedPreconditionError(
+      "the lease token no longer holds this idempotency key (its lease "
+      "expired, or it was completed or released)");
+}
+
+absl::Status StoreShuttingDownError() {
+  return absl::UnavailableError("idempotency store shutting down");
+}
+
 }  // namespace clink_gateway::idempotency

@@ -100,6 +100,17 @@ struct BeginResult {
   std::string lease_token;  // kClaimed
 };
 
+// Building blocks for store implementations: a BeginResult of one kind (and
+// its payload), and the errors every store gives for the same situations.
+[[nodiscard]] BeginResult BeginResultOf(BeginResult::Kind kind);
+[[nodiscard]] BeginResult ClaimedResult(std::string lease_token);
+[[nodiscard]] BeginResult CompletedResult(StoredResult stored);
+// kFailedPrecondition for a Complete/Release whose lease token no longer holds
+// the key (its lease expired, or it was completed or released).
+[[nodiscard]] absl::Status LeaseNotHeldError();
+// kUnavailable for calls that meet a store shutting down.
+[[nodiscard]] absl::Status StoreShuttingDownError();
+
 // Thread-safe. Callbacks run exactly once, on a store thread or inline, and
 // must not block.
 class IdempotencyStore {

@@ -19,10 +19,6 @@ BeginResult InProgress() {
   return result;
 }
 
-absl::Status ShuttingDown() {
-  return absl::UnavailableError("idempotency store shutting down");
-}
-
 }  // namespace
 
 KeyWaiters::KeyWaiters() : KeyWaiters(Options()) {}
@@ -101,7 +97,7 @@ void KeyWaiters::Post(Callback done, absl::StatusOr<BeginResult> result,
     }
   }
   if (if_dropped) std::move(if_dropped)();
-  std::move(done)(ShuttingDown());
+  std::move(done)(StoreShuttingDownError());
 }
 
 void KeyWaiters::AbortAll() {
@@ -143,9 +139,9 @@ void KeyWaiters::Shutdown() {
   }
   for (Posted& p : posted) {
     if (p.if_dropped) std::move(p.if_dropped)();
-    std::move(p.done)(ShuttingDown());
+    std::move(p.done)(StoreShuttingDownError());
   }
-  for (Callback& done : waiting) std::move(done)(ShuttingDown());
+  for (Callback& done : waiting) std::move(done)(StoreShuttingDownError());
 }
 
 size_t KeyWaiters::size() const {

@@ -16,36 +16,6 @@ namespace {
 // so a clock that jumps (or is faked) is re-read at least this often.
 constexpr absl::Duration kMaxTimerSleep = absl::Milliseconds(200);
 
-BeginResult Claimed(std::string lease_token) {
-  BeginResult result;
-  result.kind = BeginResult::Kind::kClaimed;
-  result.lease_token = std::move(lease_token);
-  return result;
-}
-
-BeginResult Completed(StoredResult stored) {
-  BeginResult result;
-  result.kind = BeginResult::Kind::kCompleted;
-  result.result = std::move(stored);
-  return result;
-}
-
-BeginResult OfKind(BeginResult::Kind kind) {
-  BeginResult result;
-  result.kind = kind;
-  return result;
-}
-
-absl::Status NotHeld() {
-  return absl::FailedPreconditionError(
-      "the lease token no longer holds this idempotency key (its lease "
-      "expired, or it was completed or released)");
-}
-
-absl::Status ShuttingDown() {
-  return absl::UnavailableError("idempotency store shutting down");
-}
-
 KeyWaiters::Options WaiterOptions(
     const MemoryIdempotencyStore::Options& options) {
   KeyWaiters::Options waiters;
@@ -92,7 +62,7 @@ void MemoryIdempotencyStore::Begin(const IdempotencyKey& key,
     auto it = records_.find(digest);
     if (shutting_down_) {
       // Only reachable from a callback the destructor runs.
-      ready.push_back({std::move(done), ShuttingDown()});
+      ready.push_back({std::move(done), StoreShuttingDownError()});
     } else if (it == records_.end()) {
       if (records_.size() >= max_keys_) {
         ready.push_back(
@@ -102,19 +72,20 @@ void MemoryIdempotencyStore::Begin(const IdempotencyKey& key,
         Record& record = records_[digest];
         record.request_hash = std::string(request_hash);
         ready.push_back(
-            {std::move(done), Claimed(ClaimLocked(digest, record, now))});
+            {std::move(done), ClaimedResult(ClaimLocked(digest, record, now))});
       }
     } else if (Record& record = it->second;
                record.request_hash != request_hash) {
-      ready.push_back({std::move(done), OfKind(BeginResult::Kind::kMismatch)});
+      ready.push_back(
+          {std::move(done), BeginResultOf(BeginResult::Kind::kMismatch)});
     } else if (record.final) {
-      ready.push_back({std::move(done), Completed(record.result)});
+      ready.push_back({std::move(done), CompletedResult(record.result)});
     } else {
       switch (waiters_.Wait(digest, wait_deadline, done)) {
         case KeyWaiters::Admission::kWaiting:
           break;
         case KeyWaiters::Admission::kShutDown:
-          ready.push_back({std::move(done), ShuttingDown()});
+          ready.push_back({std::move(done), StoreShuttingDownError()});
           break;
         case KeyWaiters::Admission::kDeadlinePassed:
         case KeyWaiters::Admission::kAborted:
@@ -123,7 +94,7 @@ void MemoryIdempotencyStore::Begin(const IdempotencyKey& key,
           // The caller is told the first call is still running (retry with
           // the same key); nothing is sent for it.
           ready.push_back(
-              {std::move(done), OfKind(BeginResult::Kind::kInProgress)});
+              {std::move(done), BeginResultOf(BeginResult::Kind::kInProgress)});
           break;
       }
     }
@@ -168,7 +139,7 @@ void MemoryIdempotencyStore::Release(const IdempotencyKey& key,
         // once and release the key again, which must queue the next hand-off
         // rather than recurse into it.
         waiters_.Post(*std::move(next),
-                      Claimed(ClaimLocked(digest, *record, now)));
+                      ClaimedResult(ClaimLocked(digest, *record, now)));
       } else {
         expiry_index_.erase({record->expiry, digest});
         records_.erase(digest);
@@ -243,7 +214,7 @@ void MemoryIdempotencyStore::ProcessDueLocked(absl::Time now,
       lease_index_.erase({record.lease_expiry, digest});
       for (BeginCallback& done : waiters_.TakeAll(digest)) {
         ready->push_back(
-            {std::move(done), OfKind(BeginResult::Kind::kInProgress)});
+            {std::move(done), BeginResultOf(BeginResult::Kind::kInProgress)});
       }
     }
     records_.erase(it);
@@ -260,7 +231,7 @@ void MemoryIdempotencyStore::FinishLocked(const std::string& digest,
   // A final result wakes every waiter (on this thread, once the lock is
   // dropped): none of them calls Clink, so nothing chains.
   for (BeginCallback& done : waiters_.TakeAll(digest)) {
-    ready->push_back({std::move(done), Completed(record.result)});
+    ready->push_back({std::move(done), CompletedResult(record.result)});
   }
 }
 
@@ -290,7 +261,7 @@ MemoryIdempotencyStore::Record* MemoryIdempotencyStore::FindHeldLocked(
   auto it = records_.find(digest);
   if (it == records_.end() || it->second.final ||
       it->second.lease_token != lease_token) {
-    *error = NotHeld();
+    *error = LeaseNotHeldError();
     return nullptr;
   }
   return &it->second;

@@ -660,12 +660,6 @@ namespace {
 using internal::RedisWorker;
 using internal::Script;
 
-BeginResult OfKind(BeginResult::Kind kind) {
-  BeginResult result;
-  result.kind = kind;
-  return result;
-}
-
 // Backoff between attempts to free a key claimed by a Begin whose reply was
 // lost.
 constexpr absl::Duration kOrphanInitialBackoff = absl::Milliseconds(50);
@@ -831,9 +825,9 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
           result.lease_token = std::move(token);
           std::move(op->done)(std::move(result));
         } else if (kind == "mismatch") {
-          std::move(op->done)(OfKind(BeginResult::Kind::kMismatch));
+          std::move(op->done)(BeginResultOf(BeginResult::Kind::kMismatch));
         } else if (kind == "abandoned") {
-          BeginResult result = OfKind(BeginResult::Kind::kCompleted);
+          BeginResult result = BeginResultOf(BeginResult::Kind::kCompleted);
           result.result = AbandonedResult();
           std::move(op->done)(std::move(result));
         } else if (kind == "done" && r.elements == 2 &&
@@ -845,20 +839,21 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
                 worker_->Unavailable("a stored result does not parse"));
             return;
           }
-          BeginResult result = OfKind(BeginResult::Kind::kCompleted);
+          BeginResult result = BeginResultOf(BeginResult::Kind::kCompleted);
           result.result = *std::move(stored);
           std::move(op->done)(std::move(result));
         } else if (kind == "inflight") {
           const absl::Time now = clock_.Now();
           if (now >= op->wait_deadline || waits_aborted_.load()) {
-            std::move(op->done)(OfKind(BeginResult::Kind::kInProgress));
+            std::move(op->done)(BeginResultOf(BeginResult::Kind::kInProgress));
             return;
           }
           if (op->slots == nullptr) {
             // Starts waiting: within the caps, or told at once that the first
             // call is still running.
             if (!slots_->TryTake(op->redis_key)) {
-              std::move(op->done)(OfKind(BeginResult::Kind::kInProgress));
+              std::move(op->done)(
+                  BeginResultOf(BeginResult::Kind::kInProgress));
               return;
             }
             op->slots = slots_.get();
@@ -874,7 +869,8 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
                   return;
                 }
                 if (waits_aborted_.load()) {
-                  std::move(op->done)(OfKind(BeginResult::Kind::kInProgress));
+                  std::move(op->done)(
+                      BeginResultOf(BeginResult::Kind::kInProgress));
                   return;
                 }
                 RunBegin(std::move(op));

@@ -94,34 +94,6 @@ absl::Status MakeDirs(const std::string& dir) {
   return absl::OkStatus();
 }
 
-BeginResult OfKind(BeginResult::Kind kind) {
-  BeginResult result;
-  result.kind = kind;
-  return result;
-}
-
-BeginResult Claimed(std::string lease_token) {
-  BeginResult result = OfKind(BeginResult::Kind::kClaimed);
-  result.lease_token = std::move(lease_token);
-  return result;
-}
-
-BeginResult Completed(StoredResult stored) {
-  BeginResult result = OfKind(BeginResult::Kind::kCompleted);
-  result.result = std::move(stored);
-  return result;
-}
-
-absl::Status NotHeld() {
-  return absl::FailedPreconditionError(
-      "the lease token no longer holds this idempotency key (its lease "
-      "expired, or it was completed or released)");
-}
-
-absl::Status ShuttingDown() {
-  return absl::UnavailableError("idempotency store shutting down");
-}
-
 // A prepared statement, reset (bindings cleared) by Done() after each use.
 class Statement {
  public:
@@ -636,11 +608,11 @@ void SqliteWorker::RunBatch(std::vector<Op>& batch, bool abort_waits,
   std::vector<Ready> immediate;
   AnswerDueWaiters(now, &immediate);
   if (abort_waits) {
-    AnswerAllWaiters(OfKind(BeginResult::Kind::kInProgress), &immediate);
+    AnswerAllWaiters(BeginResultOf(BeginResult::Kind::kInProgress), &immediate);
   }
   if (stopping && !stopping_) {
     stopping_ = true;
-    AnswerAllWaiters(ShuttingDown(), &immediate);
+    AnswerAllWaiters(StoreShuttingDownError(), &immediate);
   }
 
   // Answers that hold only once the batch is on disk.
@@ -719,7 +691,7 @@ absl::Status SqliteWorker::RunBegin(Op& op, absl::Time now, bool stopping,
         Ready::BeginReady(std::move(op.begin_done), std::move(result)));
   };
   if (stopping) {
-    answer(ShuttingDown());
+    answer(StoreShuttingDownError());
     return absl::OkStatus();
   }
   Row row;
@@ -751,11 +723,11 @@ absl::Status SqliteWorker::RunBegin(Op& op, absl::Time now, bool stopping,
     insert_.Done();
     if (rc != SQLITE_DONE) return SqlError("claim");
     ++records_;
-    answer(Claimed(std::move(token)));
+    answer(ClaimedResult(std::move(token)));
     return absl::OkStatus();
   }
   if (row.request_hash != op.request_hash) {
-    answer(OfKind(BeginResult::Kind::kMismatch));
+    answer(BeginResultOf(BeginResult::Kind::kMismatch));
     return absl::OkStatus();
   }
   if (!row.in_flight) {
@@ -766,7 +738,7 @@ absl::Status SqliteWorker::RunBegin(Op& op, absl::Time now, bool stopping,
           "idempotency store ", path_, ": ", stored.status().message())));
       return absl::OkStatus();
     }
-    answer(Completed(*std::move(stored)));
+    answer(CompletedResult(*std::move(stored)));
     return absl::OkStatus();
   }
   auto waiting = waiters_.find(op.digest);
@@ -774,7 +746,7 @@ absl::Status SqliteWorker::RunBegin(Op& op, absl::Time now, bool stopping,
   if (op.wait_deadline <= now || waits_aborted_.load() ||
       on_key >= max_waiters_per_key_ ||
       waiter_deadlines_.size() >= max_waiters_) {
-    answer(OfKind(BeginResult::Kind::kInProgress));
+    answer(BeginResultOf(BeginResult::Kind::kInProgress));
     return absl::OkStatus();
   }
   AddWaiter(op.digest, op.wait_deadline, std::move(op.begin_done));
@@ -789,7 +761,7 @@ absl::Status SqliteWorker::RunComplete(Op& op, absl::Time now,
     return s;
   }
   if (!found || !row.in_flight || row.lease_token != op.lease_token) {
-    ready->push_back(Ready::DoneReady(std::move(op.done), NotHeld()));
+    ready->push_back(Ready::DoneReady(std::move(op.done), LeaseNotHeldError()));
     return absl::OkStatus();
   }
   complete_.BindText(1, op.digest);
@@ -798,7 +770,7 @@ absl::Status SqliteWorker::RunComplete(Op& op, absl::Time now,
   const int rc = complete_.Step();
   complete_.Done();
   if (rc != SQLITE_DONE) return SqlError("complete");
-  AnswerWaiters(op.digest, Completed(std::move(op.result)), ready);
+  AnswerWaiters(op.digest, CompletedResult(std::move(op.result)), ready);
   ready->push_back(Ready::DoneReady(std::move(op.done), absl::OkStatus()));
   return absl::OkStatus();
 }
@@ -811,7 +783,7 @@ absl::Status SqliteWorker::RunRelease(Op& op, absl::Time now,
     return s;
   }
   if (!found || !row.in_flight || row.lease_token != op.lease_token) {
-    ready->push_back(Ready::DoneReady(std::move(op.done), NotHeld()));
+    ready->push_back(Ready::DoneReady(std::move(op.done), LeaseNotHeldError()));
     return absl::OkStatus();
   }
   auto waiting = waiters_.find(op.digest);
@@ -832,7 +804,7 @@ absl::Status SqliteWorker::RunRelease(Op& op, absl::Time now,
     auto first = waiting->second.begin();
     waiter_deadlines_.erase({first->second.deadline, first->first, op.digest});
     ready->push_back(Ready::BeginReady(std::move(first->second.done),
-                                       Claimed(std::move(token))));
+                                       ClaimedResult(std::move(token))));
     waiting->second.erase(first);
     if (waiting->second.empty()) waiters_.erase(waiting);
   }
@@ -888,7 +860,7 @@ absl::Status SqliteWorker::SettleDueLeases(absl::Time now,
     rc = settle_.Step();
     settle_.Done();
     if (rc != SQLITE_DONE) return SqlError("settle an expired lease");
-    AnswerWaiters(digest, Completed(abandoned), ready);
+    AnswerWaiters(digest, CompletedResult(abandoned), ready);
   }
   return absl::OkStatus();
 }
@@ -958,7 +930,7 @@ void SqliteWorker::AnswerDueWaiters(absl::Time now, std::vector<Ready>* ready) {
     if (!waiter.empty()) {
       ready->push_back(
           Ready::BeginReady(std::move(waiter.mapped().done),
-                            OfKind(BeginResult::Kind::kInProgress)));
+                            BeginResultOf(BeginResult::Kind::kInProgress)));
     }
     if (it->second.empty()) waiters_.erase(it);
   }
