@@ -215,6 +215,7 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     outcome.delivery = http::Delivery::kUnknown;
   }
   outcome.now = now;
+  outcome.earlier_attempt_maybe_sent = state->maybe_sent;
   CallResult call;
   call.endpoint = rest.endpoint;
   call.attempts = state->attempts;

@@ -266,7 +266,18 @@ absl::Status MapUpstreamOutcome(const UpstreamOutcome& o) {
                        (!o.has_envelope_code || o.envelope_code == 200) &&
                        !o.incomplete;
   if (success) return absl::OkStatus();
-  const Verdict v = Classify(o);
+  Verdict v = Classify(o);
+  if (o.mutating && o.earlier_attempt_maybe_sent &&
+      (v.outcome == Outcome::kNotSent || v.outcome == Outcome::kRejected)) {
+    // This attempt did nothing, but an earlier one may have: the call's
+    // outcome stays open, whatever this answer says (a 408, a 429, a bare
+    // proxy 4xx after a retried 5xx).
+    Verdict open = Unknown(o, v.code, v.reason, v.from_clink);
+    open.detail =
+        absl::StrCat("an earlier attempt may have reached Clink; ",
+                     open.detail.empty() ? "outcome unknown" : open.detail);
+    v = std::move(open);
+  }
 
   std::string message = absl::StrCat("clink ", o.endpoint, ": ");
   if (o.transport_status.ok()) {

@@ -101,6 +101,10 @@ struct UpstreamOutcome {
   bool has_envelope_code = false;
   int64_t envelope_code = 0;
   std::string envelope_msg;  // Clink's msg; cut to 200 bytes in messages.
+  // An earlier attempt of the same call may have reached Clink (its outcome
+  // was unknown, e.g. a refund's 5xx before a retry): then no later answer can
+  // make the call's outcome not_sent or rejected, only unknown.
+  bool earlier_attempt_maybe_sent = false;
   // A success whose payload is missing, has an amount that could not be read,
   // or a value nested too deep to decode safely.
   bool incomplete = false;

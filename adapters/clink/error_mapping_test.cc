@@ -111,8 +111,8 @@ const Row kRows[] = {
     // the request was not received whole, nothing was processed.
     {"post_http_408", POST, false, kOk, Delivery::kReceived, 408, false, false,
      0, StatusCode::kUnavailable, "HTTP_408", "gateway.clink", "not_sent"},
-    {"get_http_408", GET, false, kOk, Delivery::kReceived, 408, false, false,
-     0, StatusCode::kUnavailable, "HTTP_408", "gateway.clink", "not_sent"},
+    {"get_http_408", GET, false, kOk, Delivery::kReceived, 408, false, false, 0,
+     StatusCode::kUnavailable, "HTTP_408", "gateway.clink", "not_sent"},
     {"other_http_4xx", GET, false, kOk, Delivery::kReceived, 418, false, false,
      0, StatusCode::kFailedPrecondition, "HTTP_418", "gateway.clink",
      "rejected"},
@@ -183,6 +183,28 @@ INSTANTIATE_TEST_SUITE_P(Table, ErrorMappingTest, testing::ValuesIn(kRows),
                          [](const testing::TestParamInfo<Row>& info) {
                            return info.param.name;
                          });
+
+TEST(ErrorMappingTest, AfterAMaybeSentAttemptNoAnswerMakesTheCallNotSent) {
+  // A refund (retried on 5xx): attempt 1 got a 503 and may have created it;
+  // attempt 2 gets a 408, a 429 or a bare proxy 404. The call's outcome is
+  // still open.
+  for (int status : {408, 429, 404, 400}) {
+    UpstreamOutcome o;
+    o.endpoint = "POST /refund";
+    o.mutating = true;
+    o.idempotent_upstream = true;
+    o.delivery = Delivery::kReceived;
+    o.http_status = status;
+    o.earlier_attempt_maybe_sent = true;
+    const absl::Status s = MapUpstreamOutcome(o);
+    EXPECT_EQ(s.code(), StatusCode::kUnknown) << status << " " << s;
+    EXPECT_EQ(GetErrorInfo(s)->metadata().at("outcome"), "unknown") << status;
+    o.earlier_attempt_maybe_sent = false;
+    EXPECT_NE(GetErrorInfo(MapUpstreamOutcome(o))->metadata().at("outcome"),
+              "unknown")
+        << status;
+  }
+}
 
 TEST(ErrorMappingTest, UnknownPostOutcomeSaysSo) {
   UpstreamOutcome o;
@@ -283,8 +305,8 @@ TEST(ErrorMappingTest, AuthFailuresAreClassifiedFromTheSameCodeLists) {
   EXPECT_EQ(AuthFailureName(AuthFailure::kApiKey), "key");
   EXPECT_EQ(AuthFailureName(AuthFailure::kTimestamp), "timestamp");
   // Every code the classifier names maps to INTERNAL / rejected.
-  for (const int64_t code : {401, 403, 80102221, 80102222, 80102223, 80102203,
-                             80102212, 80102213}) {
+  for (const int64_t code :
+       {401, 403, 80102221, 80102222, 80102223, 80102203, 80102212, 80102213}) {
     ASSERT_NE(AuthFailureOfCode(code), AuthFailure::kNone) << code;
     UpstreamOutcome o;
     o.endpoint = "GET /order";

@@ -406,6 +406,23 @@ TEST_P(IdempotencyStoreConformanceTest, ExpiredLeaseIsSettledByTheNextBegin) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// A retention shorter than the lease (both are flags): the UNKNOWN of an
+// abandoned key is kept a whole retention period from when it is settled,
+// never deleted together with the claim it replaces, or the caller's retry
+// would find the key free and send the payment again.
+TEST_P(IdempotencyStoreConformanceTest,
+       AbandonedKeyIsKeptARetentionPeriodAfterItIsSettled) {
+  const absl::Duration retention = env_->ShortRetention();
+  const absl::Duration lease = 2 * retention;
+  std::unique_ptr<IdempotencyStore> store = NewStore(Options(retention, lease));
+  ASSERT_NE(store, nullptr);
+  Claim(*store, FarDeadline());
+  env_->Advance(lease + absl::Milliseconds(1));
+  ExpectAbandoned(BeginAndWait(*store, kKey, "hash-a", FarDeadline()));
+  env_->Advance(retention / 2);
+  ExpectAbandoned(BeginAndWait(*store, kKey, "hash-a", FarDeadline()));
+}
+
 TEST_P(IdempotencyStoreConformanceTest, CallerRpcAndMerchantScopeTheKey) {
   const IdempotencyKey other_caller{"caller-2", kKey.rpc, kKey.key,
                                     kKey.merchant};

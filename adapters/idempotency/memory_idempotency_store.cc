@@ -200,6 +200,9 @@ void MemoryIdempotencyStore::ProcessDueLocked(absl::Time now,
       continue;
     }
     FinishLocked(digest, it->second, AbandonedResult(), ready);
+    // Kept a whole retention period from now, like any result: the claim's
+    // own expiry may be about to pass, and a retry must find the UNKNOWN.
+    SetExpiryLocked(digest, it->second, now + retention_);
   }
   // Records past their retention.
   while (!expiry_index_.empty() && expiry_index_.begin()->first <= now) {

@@ -55,7 +55,8 @@ namespace {
 // its connection closed (the first attempt may have run), else "0".
 
 // KEYS[1] record. ARGV: resent, request hash, new lease token, lease ms, TTL
-// ms of an in-flight record.
+// ms of an in-flight record, retention ms (an abandoned record is kept that
+// long from when it is settled).
 // Returns {"claimed"} | {"mismatch"} | {"done", result} | {"abandoned"} |
 // {"inflight"}.
 constexpr char kBeginScript[] = R"lua(
@@ -76,6 +77,7 @@ if rec[2] ~= 'f' then return {'corrupt'} end
 if now >= tonumber(rec[4]) then
   redis.call('HSET', KEYS[1], 's', 'a')
   redis.call('HDEL', KEYS[1], 't', 'l')
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
   return {'abandoned'}
 end
 if ARGV[1] == '1' and rec[3] == ARGV[3] then return {'claimed'} end
@@ -94,6 +96,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now >= tonumber(rec[3]) then
   redis.call('HSET', KEYS[1], 's', 'a')
   redis.call('HDEL', KEYS[1], 't', 'l')
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return 0
 end
 redis.call('HSET', KEYS[1], 's', 'd', 'r', ARGV[3])
@@ -102,7 +105,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 )lua";
 
-// KEYS[1] record. ARGV: resent, lease token, TTL ms of the released record.
+// KEYS[1] record. ARGV: resent, lease token, TTL ms of the released record,
+// retention ms (of a record found abandoned).
 // Returns 1 (released) or 0 (the token does not hold the key). A released
 // record is a tombstone that Begin treats as absent; it only lets a resent
 // Release recognise its own token.
@@ -116,6 +120,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now >= tonumber(rec[3]) then
   redis.call('HSET', KEYS[1], 's', 'a')
   redis.call('HDEL', KEYS[1], 't', 'l')
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return 0
 end
 redis.call('HSET', KEYS[1], 's', 'r')
@@ -795,7 +800,10 @@ void RedisIdempotencyStore::RunBegin(std::unique_ptr<BeginOp> op) {
       op->request_hash,
       token,
       Millis(options_.in_flight_lease),
-      Millis(std::max(options_.retention, options_.in_flight_lease))};
+      // In flight: the lease, then (if nobody settled it sooner) a retention
+      // period in which the next Begin still finds it and settles it.
+      Millis(options_.in_flight_lease + options_.retention),
+      Millis(options_.retention)};
   worker_->Submit(
       Script::kBegin, std::move(args),
       [this, op = std::move(op), token = std::move(token)](
@@ -889,7 +897,8 @@ void RedisIdempotencyStore::ReleaseOrphan(std::string redis_key,
                                           absl::Duration backoff,
                                           absl::Time give_up_at) {
   std::vector<std::string> args = {redis_key, "0", token,
-                                   Millis(options_.in_flight_lease)};
+                                   Millis(options_.in_flight_lease),
+                                   Millis(options_.retention)};
   worker_->Submit(
       Script::kRelease, std::move(args),
       [this, redis_key = std::move(redis_key), token = std::move(token),
@@ -952,7 +961,8 @@ void RedisIdempotencyStore::Release(const IdempotencyKey& key,
                                     DoneCallback done) {
   std::vector<std::string> args = {
       absl::StrCat(options_.key_prefix, key.Digest()), "0",
-      std::string(lease_token), Millis(options_.in_flight_lease)};
+      std::string(lease_token), Millis(options_.in_flight_lease),
+      Millis(options_.retention)};
   worker_->Submit(
       Script::kRelease, std::move(args),
       [this, done = std::move(done)](

@@ -425,19 +425,22 @@ absl::StatusOr<std::unique_ptr<SqliteWorker>> SqliteWorker::Open(
   const std::string abandoned_bytes = SerializeStoredResult(AbandonedResult());
   {
     if (absl::Status s = worker->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    const absl::Time now = clock.Now();
+    // Kept for the whole retention period from now: a retry after downtime
+    // must still find the UNKNOWN, not a free key it would send again.
     Statement settle;
     if (!settle.Prepare(db,
                         "UPDATE records SET in_flight = 0, lease_token = NULL, "
-                        "lease_expiry_us = NULL, result = ?1 "
+                        "lease_expiry_us = NULL, result = ?1, expiry_us = ?2 "
                         "WHERE in_flight = 1")) {
       return worker->SqlError("prepare");
     }
     settle.BindBlob(1, abandoned_bytes);
+    settle.BindInt(2, Micros(now + options.retention));
     const int step = settle.Step();
     settle.Done();
     if (step != SQLITE_DONE) return worker->SqlError("settle abandoned keys");
     *abandoned = sqlite3_changes64(db);
-    const absl::Time now = clock.Now();
     if (absl::Status s = worker->SweepExpired(now); !s.ok()) return s;
     if (absl::Status s = worker->Exec("COMMIT"); !s.ok()) return s;
   }
@@ -515,7 +518,8 @@ absl::Status SqliteWorker::Prepare() {
        "lease_expiry_us <= ?1"},
       {&settle_,
        "UPDATE records SET in_flight = 0, lease_token = NULL, "
-       "lease_expiry_us = NULL, result = ?2 WHERE digest = ?1"},
+       "lease_expiry_us = NULL, result = ?2, expiry_us = ?3 "
+       "WHERE digest = ?1"},
       {&sweep_, "DELETE FROM records WHERE expiry_us <= ?1"},
       {&next_lease_,
        "SELECT MIN(lease_expiry_us) FROM records WHERE in_flight = 1"},
@@ -857,6 +861,9 @@ absl::Status SqliteWorker::SettleDueLeases(absl::Time now,
   for (const std::string& digest : due) {
     settle_.BindText(1, digest);
     settle_.BindBlob(2, bytes);
+    // The UNKNOWN is kept a whole retention period from now, like any
+    // result: the claim's own expiry may be about to pass.
+    settle_.BindInt(3, Micros(now + retention_));
     rc = settle_.Step();
     settle_.Done();
     if (rc != SQLITE_DONE) return SqlError("settle an expired lease");

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <memory>
@@ -17,9 +18,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "common/sync.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store_conformance.h"
+#include "common/sync.h"
 #include "common/testing/fake_clock.h"
 #include "gtest/gtest.h"
 
@@ -192,6 +193,29 @@ TEST_F(SqliteIdempotencyStoreTest, InFlightAtReopenIsSettledAsAbandoned) {
   EXPECT_EQ(other->kind, Kind::kMismatch);
 }
 
+// Down for longer than the retention: the record settled at the next open
+// must still answer UNKNOWN for a whole retention period from then, never be
+// swept with the claim it replaces (the caller's retry would pay again).
+TEST_F(SqliteIdempotencyStoreTest, AbandonedAtReopenIsKeptARetentionFromThen) {
+  SqliteIdempotencyStore::Options options = Options();
+  {
+    std::unique_ptr<SqliteIdempotencyStore> store = MustOpen(options);
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<BeginResult> a = BeginAndWait(*store, kKey, "h", Far());
+    ASSERT_TRUE(a.ok() && a->kind == Kind::kClaimed);
+  }
+  clock_.Advance(std::max(options.retention, options.in_flight_lease) +
+                 absl::Hours(1));
+  std::unique_ptr<SqliteIdempotencyStore> store = MustOpen(options);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->abandoned_at_open(), 1);
+  clock_.Advance(options.retention - absl::Minutes(1));
+  absl::StatusOr<BeginResult> again = BeginAndWait(*store, kKey, "h", Far());
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->kind, Kind::kCompleted);
+  EXPECT_EQ(again->result.status, AbandonedResult().status);
+}
+
 // The child process of AClaimSurvivesSigkillOfItsProcess: this test binary
 // run again with kChildStateDir set. It claims kKey in that state directory,
 // writes 'c' to the file descriptor kChildReadyFd once Begin has reported
@@ -307,8 +331,9 @@ TEST_F(SqliteIdempotencyStoreTest, FullOfLiveRecordsFailsClosed) {
   options.max_keys = 2;
   std::unique_ptr<SqliteIdempotencyStore> store = MustOpen(options);
   ASSERT_NE(store, nullptr);
-  // Key 1 is claimed and never finishes: kept 1 h from its claim (settled as
-  // abandoned after 2 min). Key 2 completes 10 min later: kept 1 h from then.
+  // Key 1 is claimed and never finishes: its 2 min lease passes, and the next
+  // store operation (10 min later) settles it as abandoned, kept 1 h from
+  // then. Key 2 completes at that time too: kept 1 h as well.
   absl::StatusOr<BeginResult> a = BeginAndWait(*store, Key(1), "h", Far());
   ASSERT_TRUE(a.ok());
   clock_.Advance(absl::Minutes(10));
@@ -322,20 +347,24 @@ TEST_F(SqliteIdempotencyStoreTest, FullOfLiveRecordsFailsClosed) {
   absl::StatusOr<BeginResult> replay = BeginAndWait(*store, Key(2), "h", Far());
   ASSERT_TRUE(replay.ok()) << replay.status();
   EXPECT_EQ(replay->result.response, "2");
-  // Key 1's lease passed, not its retention: nothing is evicted early.
-  clock_.Advance(absl::Minutes(30));
+  absl::StatusOr<BeginResult> abandoned =
+      BeginAndWait(*store, Key(1), "h", Far());
+  ASSERT_TRUE(abandoned.ok()) << abandoned.status();
+  EXPECT_EQ(abandoned->result.status, AbandonedResult().status);
+  // Nothing is evicted before its retention.
+  clock_.Advance(absl::Minutes(59));
   EXPECT_EQ(BeginAndWait(*store, Key(3), "h", Far()).status().code(),
             absl::StatusCode::kResourceExhausted);
-  // Key 1 reaches its retention, key 2 not yet: one slot.
-  clock_.Advance(absl::Minutes(21));
+  // Both reach their retention: two slots.
+  clock_.Advance(absl::Minutes(2));
   absl::StatusOr<BeginResult> c = BeginAndWait(*store, Key(3), "h", Far());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->kind, Kind::kClaimed);
-  EXPECT_EQ(BeginAndWait(*store, Key(4), "h", Far()).status().code(),
+  absl::StatusOr<BeginResult> d = BeginAndWait(*store, Key(4), "h", Far());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->kind, Kind::kClaimed);
+  EXPECT_EQ(BeginAndWait(*store, Key(5), "h", Far()).status().code(),
             absl::StatusCode::kResourceExhausted);
-  absl::StatusOr<BeginResult> two = BeginAndWait(*store, Key(2), "h", Far());
-  ASSERT_TRUE(two.ok()) << two.status();
-  EXPECT_EQ(two->result.response, "2");
 }
 
 // Defect 2 of issue 11, for this store: a thousand waiters on one key, each
