@@ -106,23 +106,7 @@ done
 # (every installed alternative of an `a | b`).
 dpkg-query -W -f='${Package}\t${Depends}, ${Pre-Depends}\n' >"$work/depends.tsv"
 closure() {
-  printf '%s\n' "$@" | awk -F'\t' '
-    NR == FNR { deps[$1] = $2; next }
-    { queue[++n] = $1 }
-    END {
-      for (i = 1; i <= n; i++) {
-        p = queue[i]
-        if (p in seen || !(p in deps)) continue
-        seen[p] = 1
-        count = split(deps[p], alts, /[,|]/)
-        for (j = 1; j <= count; j++) {
-          a = alts[j]
-          sub(/\(.*\)/, "", a); gsub(/[ \t]/, "", a); sub(/:[a-z0-9]+$/, "", a)
-          if (a != "" && !(a in seen)) queue[++n] = a
-        }
-      }
-      for (p in seen) print p
-    }' "$work/depends.tsv" -
+  printf '%s\n' "$@" | awk -F'\t' -f "$workspace/k8s/depends_closure.awk" "$work/depends.tsv" -
 }
 
 # Packages in every Debian image (debian:bookworm-slim is Essential + Priority required).

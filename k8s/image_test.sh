@@ -159,23 +159,8 @@ if ! diff -u "$work/want.pkgs" "$work/manual.pkgs" >"$work/manual.diff"; then
 fi
 # Everything else added must be a dependency of those (apt's Depends closure in the image).
 dpkg-query --admindir="$admindir" -W -f='${Package}\t${Depends}, ${Pre-Depends}\n' >"$work/depends.tsv"
-awk -F'\t' '
-  NR == FNR { deps[$1] = $2; next }
-  { queue[++n] = $1 }
-  END {
-    for (i = 1; i <= n; i++) {
-      p = queue[i]
-      if (p in seen || !(p in deps)) continue
-      seen[p] = 1
-      count = split(deps[p], alts, /[,|]/)
-      for (j = 1; j <= count; j++) {
-        a = alts[j]
-        sub(/\(.*\)/, "", a); gsub(/[ \t]/, "", a); sub(/:[a-z0-9]+$/, "", a)
-        if (a != "" && !(a in seen)) queue[++n] = a
-      }
-    }
-    for (p in seen) print p
-  }' "$work/depends.tsv" "$work/manual.pkgs" | sort >"$work/closure.pkgs"
+awk -F'\t' -f "$workspace/k8s/depends_closure.awk" "$work/depends.tsv" "$work/manual.pkgs" \
+  | sort >"$work/closure.pkgs"
 comm -23 "$work/added.pkgs" "$work/closure.pkgs" >"$work/stray.pkgs"
 [ ! -s "$work/stray.pkgs" ] || fail "packages in the image that the runtime does not need: $(tr '\n' ' ' <"$work/stray.pkgs")"
 echo "runtime packages: $(wc -l <"$work/manual.pkgs") named + $(($(wc -l <"$work/added.pkgs") - $(wc -l <"$work/manual.pkgs"))) dependencies on a base of $(wc -l <"$work/base.pkgs")"
