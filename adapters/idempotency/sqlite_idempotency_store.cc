@@ -232,6 +232,9 @@ class SqliteWorker {
                      std::vector<Ready>* ready);
   absl::Status RunBegin(Op& op, absl::Time now, bool stopping,
                         std::vector<Ready>* ready);
+  // Whether op.lease_token still holds op.digest; if not, answers op.done
+  // with LeaseNotHeldError() (queued in `ready`).
+  absl::Status CheckHeld(Op& op, bool* held, std::vector<Ready>* ready);
   absl::Status RunComplete(Op& op, absl::Time now, std::vector<Ready>* ready);
   absl::Status RunRelease(Op& op, absl::Time now, std::vector<Ready>* ready);
 
@@ -757,16 +760,25 @@ absl::Status SqliteWorker::RunBegin(Op& op, absl::Time now, bool stopping,
   return absl::OkStatus();
 }
 
-absl::Status SqliteWorker::RunComplete(Op& op, absl::Time now,
-                                       std::vector<Ready>* ready) {
+absl::Status SqliteWorker::CheckHeld(Op& op, bool* held,
+                                     std::vector<Ready>* ready) {
   Row row;
   bool found = false;
   if (absl::Status s = Load(op.digest, &row, &found, nullptr); !s.ok()) {
     return s;
   }
-  if (!found || !row.in_flight || row.lease_token != op.lease_token) {
+  *held = found && row.in_flight && row.lease_token == op.lease_token;
+  if (!*held) {
     ready->push_back(Ready::DoneReady(std::move(op.done), LeaseNotHeldError()));
-    return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteWorker::RunComplete(Op& op, absl::Time now,
+                                       std::vector<Ready>* ready) {
+  bool held = false;
+  if (absl::Status s = CheckHeld(op, &held, ready); !s.ok() || !held) {
+    return s;
   }
   complete_.BindText(1, op.digest);
   complete_.BindBlob(2, op.serialized);
@@ -781,14 +793,9 @@ absl::Status SqliteWorker::RunComplete(Op& op, absl::Time now,
 
 absl::Status SqliteWorker::RunRelease(Op& op, absl::Time now,
                                       std::vector<Ready>* ready) {
-  Row row;
-  bool found = false;
-  if (absl::Status s = Load(op.digest, &row, &found, nullptr); !s.ok()) {
+  bool held = false;
+  if (absl::Status s = CheckHeld(op, &held, ready); !s.ok() || !held) {
     return s;
-  }
-  if (!found || !row.in_flight || row.lease_token != op.lease_token) {
-    ready->push_back(Ready::DoneReady(std::move(op.done), LeaseNotHeldError()));
-    return absl::OkStatus();
   }
   auto waiting = waiters_.find(op.digest);
   if (waiting == waiters_.end() || waiting->second.empty()) {
