@@ -17,9 +17,9 @@
 ############################################################################ build
 FROM debian:bookworm AS build
 WORKDIR /src
-# Dependencies first (their own layer, cached until install_deps.sh changes). The script installs
-# a bit more than the build needs (test tools, Prometheus, kubectl, npm's buf); this stage is
-# thrown away. CLINK_GATEWAY_IN_IMAGE_BUILD: not the tools that build and run images.
+# Dependencies first (their own layer, cached until install_deps.sh changes).
+# CLINK_GATEWAY_IN_IMAGE_BUILD: only what building the binary needs (no test, fuzzing, image or
+# operations tools, no npm); this stage is thrown away.
 COPY tools/install_deps.sh tools/install_deps.sh
 RUN CLINK_GATEWAY_IN_IMAGE_BUILD=1 tools/install_deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .

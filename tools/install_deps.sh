@@ -4,6 +4,7 @@
 # Usage: tools/install_deps.sh        (needs root, or sudo)
 set -euo pipefail
 
+# What building the gateway binary needs (all the image's build stage installs).
 APT_PACKAGES=(
   # Build system: Debian's Bazel 4.2 and the Java rules it needs in WORKSPACE mode.
   bazel-bootstrap bazel-rules-java
@@ -17,32 +18,37 @@ APT_PACKAGES=(
   libicu-dev
   # The gateway's allocator: ~20% less CPU per RPC than glibc malloc (tools/bench.sh).
   libjemalloc-dev
-  # The emulator's TLS and the test CA.
+  # TLS (request signing, the emulator's TLS and the test CA).
   libssl-dev openssl
-  # Idempotency keys shared by a fleet of replicas: the hiredis client, and the Redis server
-  # the tests start themselves (on a unix socket in the test's temp dir).
-  libhiredis-dev redis-server
+  # Idempotency keys shared by a fleet of replicas: the hiredis client.
+  libhiredis-dev
   # The default idempotency store: durable on local disk (--state_dir), survives a crash.
   libsqlite3-dev
-  # Fuzzing (tools/fuzz.sh, --config=fuzz): clang with libFuzzer and the sanitizer runtimes
-  # (libclang-rt-14-dev is only a recommendation of clang-14, which this script skips).
-  clang-14 libclang-rt-14-dev libfuzzer-14-dev
-  # Operations checks: promtool (metrics format, alert rules and their unit tests) and a real
-  # Prometheus server that scrapes a running gateway in a test.
-  prometheus
 )
-# The container image: tools/build_image.sh builds it with buildah from a debootstrapped Debian
-# base (no Docker daemon, no registry), //k8s:image_test runs it with podman and runc and reads
-# its metrics with curl. Not inside the image's own build stage, which sets
-# CLINK_GATEWAY_IN_IMAGE_BUILD (it builds the binary only).
-if [ -z "${CLINK_GATEWAY_IN_IMAGE_BUILD:-}" ]; then
-  APT_PACKAGES+=(buildah podman runc debootstrap curl)
+# The image's build stage sets CLINK_GATEWAY_IN_IMAGE_BUILD: it builds the binary only, so it
+# skips everything below (test and operations tools, npm, kubectl): a smaller, faster layer.
+IN_IMAGE_BUILD="${CLINK_GATEWAY_IN_IMAGE_BUILD:-}"
+if [ -z "$IN_IMAGE_BUILD" ]; then
+  APT_PACKAGES+=(
+    # The Redis server the tests start themselves (on a unix socket in the test's temp dir).
+    redis-server
+    # Fuzzing (tools/fuzz.sh, --config=fuzz): clang with libFuzzer and the sanitizer runtimes
+    # (libclang-rt-14-dev is only a recommendation of clang-14, which this script skips).
+    clang-14 libclang-rt-14-dev libfuzzer-14-dev
+    # Operations checks: promtool (metrics format, alert rules and their unit tests) and a real
+    # Prometheus server that scrapes a running gateway in a test.
+    prometheus
+    # The container image: tools/build_image.sh builds it with buildah from a debootstrapped
+    # Debian base (no Docker daemon, no registry), //k8s:image_test runs it with podman and runc
+    # and reads its metrics with curl.
+    buildah podman runc debootstrap curl
+  )
+  # `kubectl kustomize` renders k8s/ in the tests; any kubectl will do (Debian's, or one a cloud
+  # SDK already installed, which Debian's package would conflict with).
+  command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
+  # buf (the proto linter) ships on npm; use the machine's Node.js when it has one.
+  command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 fi
-# `kubectl kustomize` renders k8s/ in the tests; any kubectl will do (Debian's, or one a cloud
-# SDK already installed, which Debian's package would conflict with).
-command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
-# buf (the proto linter) ships on npm; use the machine's Node.js when it has one.
-command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -67,6 +73,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 fi
+
+# The image's build stage stops here: the rest is test tooling.
+[ -z "$IN_IMAGE_BUILD" ] || exit 0
 
 # npm tooling, pinned, installed into the repo-local tools/node_modules (ignored by git):
 # buf (the proto linter) and, for //k8s:manifests_test, the Kubernetes and prometheus-operator
