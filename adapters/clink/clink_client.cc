@@ -9,7 +9,6 @@
 #include "absl/types/optional.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
-#include "adapters/clink/validation.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::clink {
@@ -85,22 +84,15 @@ ClinkClient::Stats ClinkClient::stats() const {
   return s;
 }
 
-void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
+void ClinkClient::Call(const RestMethod& method,
                        const google::protobuf::Message& request,
                        const CallOptions& options,
                        google::protobuf::Message* response, Callback done) {
-  const RestMethod* rest = codec_.Find(method);
-  if (rest == nullptr) {
-    CallResult result;
-    result.status = absl::UnimplementedError(
-        absl::StrCat(method.full_name(), " has no Clink mapping"));
-    std::move(done)(std::move(result));
-    return;
-  }
-  absl::Status valid = ValidateRequest(codec_, *rest, request);
+  const RestMethod* rest = &method;
+  // Validated by the caller (ClinkApi::Call); encoding still refuses a path
+  // parameter that could change the path.
   absl::StatusOr<http::HttpRequest> http_request =
-      valid.ok() ? codec_.EncodeRequest(*rest, request)
-                 : absl::StatusOr<http::HttpRequest>(std::move(valid));
+      codec_.EncodeRequest(*rest, request);
   if (!http_request.ok()) {
     CallResult result;
     result.status = http_request.status();
