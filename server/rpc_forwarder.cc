@@ -1,7 +1,6 @@
 #include "server/rpc_forwarder.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -11,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/sync.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "adapters/clink/error_details.h"
@@ -168,7 +168,7 @@ class RpcForwarder::Call final : public grpc::ServerUnaryReactor {
   // (it can only be repeated); a write is left to finish, so its outcome is
   // known and stored for its idempotency key.
   void OnCancel() override {
-    if (cancelled != nullptr) cancelled->store(true, std::memory_order_relaxed);
+    if (cancelled != nullptr) cancelled->Notify();  // At most once per RPC.
   }
 
   const ServedMethod& method;
@@ -181,7 +181,7 @@ class RpcForwarder::Call final : public grpc::ServerUnaryReactor {
   std::string merchant;
   // Reads only: what OnCancel sets (CallOptions::cancelled). Set before the
   // reactor is returned to gRPC, so before OnCancel can run.
-  std::shared_ptr<std::atomic<bool>> cancelled;
+  std::shared_ptr<Notification> cancelled;
 };
 
 namespace {
@@ -255,7 +255,7 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
   }
   call->keyed = !options.idempotency_key.empty();
   if (!rest.mutating()) {
-    call->cancelled = std::make_shared<std::atomic<bool>>(false);
+    call->cancelled = std::make_shared<Notification>();
     options.cancelled = call->cancelled;
   }
   api_.Call(rest, *call->request, options, call->response.get(),

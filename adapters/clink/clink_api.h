@@ -4,12 +4,12 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_CLINK_API_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_CLINK_API_H_
 
-#include <atomic>
 #include <memory>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "common/sync.h"
 #include "absl/time/time.h"
 #include "adapters/clink/rest_codec.h"
 #include "google/protobuf/message.h"
@@ -32,12 +32,12 @@ struct CallOptions {
   // resolved to the configured default when absent). Idempotency keys are
   // scoped by it too.
   std::string merchant;
-  // Set (to true) when the caller gives up: its RPC was cancelled or its
+  // Notified when the caller gives up: its RPC was cancelled or its
   // deadline passed. Only reads carry one (null for writes, which always run
   // to their end so their outcome is known and stored for the key): a read
   // not yet sent is not sent, one in flight is aborted upstream, and the call
   // ends CANCELLED (outcome not_sent or unknown). Null: never cancelled.
-  std::shared_ptr<const std::atomic<bool>> cancelled;
+  std::shared_ptr<const Notification> cancelled;
 };
 
 // How one call went, for the per-RPC log line and metrics.
