@@ -1,8 +1,8 @@
-// The gRPC services of the contract, registered from the descriptors: no C++ per
-// RPC. At startup every method of every contract service
-// (clink::GatewayServiceNames(): each service of package clink.gateway.v1 linked
-// into the binary) gets a table entry (ServedMethod: its REST mapping, the
-// generated prototypes of its messages, its request size cap), and one
+// The gRPC services of the contract, registered from the descriptors: no C++
+// per RPC. At startup every method of every contract service
+// (clink::GatewayServiceNames(): each service of package clink.gateway.v1
+// linked into the binary) gets a table entry (ServedMethod: its REST mapping,
+// the generated prototypes of its messages, its request size cap), and one
 // grpc::Service per contract service registers every method as a raw callback
 // onto RpcForwarder::Serve. A path no service declares is answered
 // UNIMPLEMENTED by gRPC itself.

@@ -120,14 +120,12 @@ class ContractServicesTest : public testing::Test {
     for (grpc::Service* s : table_->grpc_services()) {
       builder.RegisterService(s);
     }
-    builder.SetMaxReceiveMessageSize(
-        static_cast<int>(kMaxReceiveMessageBytes));
+    builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxReceiveMessageBytes));
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port_, 0);
-    stub_ = std::make_unique<grpc::GenericStub>(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                            grpc::InsecureChannelCredentials()));
+    stub_ = std::make_unique<grpc::GenericStub>(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
@@ -232,18 +230,17 @@ TEST_F(ContractServicesTest, AnUnknownMethodIsUnimplemented) {
   EXPECT_EQ(Send("/clink.gateway.v1.PaymentService/NoSuchRpc", "")
                 .status.error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(Send("/clink.gateway.v1.NoSuchService/GetOrder", "")
-                .status.error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(
+      Send("/clink.gateway.v1.NoSuchService/GetOrder", "").status.error_code(),
+      grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_TRUE(api_.seen().empty());
 }
 
 TEST_F(ContractServicesTest, ForwardsWithTheMappingResolvedOnce) {
   grpc::ClientContext context;
   context.AddMetadata("x-request-id", "trace-1");
-  const Reply reply =
-      Send("/clink.gateway.v1.PaymentService/CreatePayment",
-           Payment().SerializeAsString(), &context);
+  const Reply reply = Send("/clink.gateway.v1.PaymentService/CreatePayment",
+                           Payment().SerializeAsString(), &context);
   ASSERT_TRUE(reply.status.ok()) << reply.status.error_message();
   v1::CreatePaymentResponse response;
   ASSERT_TRUE(response.ParseFromString(reply.body));
@@ -252,9 +249,9 @@ TEST_F(ContractServicesTest, ForwardsWithTheMappingResolvedOnce) {
   const auto seen = api_.seen();
   ASSERT_EQ(seen.size(), 1u);
   // The table's mapping itself is handed down: no look-up by type below.
-  EXPECT_EQ(seen[0].method,
-            table_->Find("/clink.gateway.v1.PaymentService/CreatePayment")
-                ->rest);
+  EXPECT_EQ(
+      seen[0].method,
+      table_->Find("/clink.gateway.v1.PaymentService/CreatePayment")->rest);
   EXPECT_EQ(seen[0].request_type, "clink.gateway.v1.CreatePaymentRequest");
   EXPECT_EQ(seen[0].options.request_id, "trace-1");
   // A write carries no cancellation: it is never aborted.

@@ -70,10 +70,10 @@ class ListServices final
     // ServerReflectionRequest{list_services = ""}: field 7, length 0.
     grpc::Slice slice(std::string("\x3a\x00", 2));
     request_ = grpc::ByteBuffer(&slice, 1);
-    stub.PrepareBidiStreamingCall(
-        &context_, "/grpc.reflection.v1alpha.ServerReflection/"
-                   "ServerReflectionInfo",
-        grpc::StubOptions(), this);
+    stub.PrepareBidiStreamingCall(&context_,
+                                  "/grpc.reflection.v1alpha.ServerReflection/"
+                                  "ServerReflectionInfo",
+                                  grpc::StubOptions(), this);
     StartWrite(&request_);
     StartRead(&response_);
     StartCall();
