@@ -27,10 +27,10 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/contract_services.h"
 #include "server/merchant_router.h"
 #include "server/metrics.h"
 #include "server/rpc_forwarder.h"
-#include "server/contract_services.h"
 
 namespace clink_gateway::server {
 namespace {

@@ -10,14 +10,14 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/sync.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/clink/validation.h"
+#include "common/logging.h"
+#include "common/sync.h"
 #include "google/rpc/error_details.pb.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
-#include "common/logging.h"
 #include "server/status_util.h"
 
 namespace clink_gateway::server {
@@ -274,9 +274,8 @@ void RpcForwarder::Complete(Call* call, clink::CallResult result) {
             grpc::SerializationTraits<google::protobuf::Message>::Serialize(
                 *call->response, call->out, &own_buffer);
         !serialized.ok()) {
-      result.status = absl::InternalError(
-          absl::StrCat("cannot serialize the response: ",
-                       serialized.error_message()));
+      result.status = absl::InternalError(absl::StrCat(
+          "cannot serialize the response: ", serialized.error_message()));
     }
   }
   const absl::StatusCode code = result.status.code();

@@ -9,9 +9,9 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
-#include "common/sync.h"
 #include "absl/time/time.h"
 #include "adapters/clink/rest_codec.h"
+#include "common/sync.h"
 #include "google/protobuf/message.h"
 
 namespace clink_gateway::clink {

@@ -178,8 +178,8 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
   }
   if (state->is_cancelled()) {
     // The caller of this read gave up: nothing more is sent.
-    CallResult result = state->attempts > 0 ? std::move(state->last)
-                                            : CallResult();
+    CallResult result =
+        state->attempts > 0 ? std::move(state->last) : CallResult();
     result.endpoint = state->rest->endpoint;
     result.status = absl::CancelledError(
         absl::StrCat("clink ", state->rest->endpoint,

@@ -83,8 +83,7 @@ class ClinkClient final : public ClinkApi {
 
   // See ClinkApi. Encoding failures and overload rejections call `done`
   // inline; everything else from the transport's thread.
-  void Call(const RestMethod& method,
-            const google::protobuf::Message& request,
+  void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override;
 

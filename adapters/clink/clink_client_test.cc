@@ -3,8 +3,8 @@
 #include <stdlib.h>
 
 #include <deque>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -184,11 +184,10 @@ class ClinkClientTest : public testing::Test {
     EXPECT_NE(method, nullptr);
     CallResult out;
     bool called = false;
-    client_->Call(*method, request, options, response,
-                  [&](CallResult r) {
-                    out = std::move(r);
-                    called = true;
-                  });
+    client_->Call(*method, request, options, response, [&](CallResult r) {
+      out = std::move(r);
+      called = true;
+    });
     EXPECT_TRUE(called);  // The scripted transport answers inline.
     return out;
   }
@@ -491,11 +490,10 @@ TEST_F(ClinkClientTest, BeyondTheInFlightCapCallsFailFastAndOthersFinish) {
   std::vector<bool> called(3, false);
   v1::GetOrderResponse responses[3];
   for (int i = 0; i < 3; ++i) {
-    client_->Call(*method, GetOrder(), {}, &responses[i],
-                  [&, i](CallResult r) {
-                    results[i] = std::move(r);
-                    called[i] = true;
-                  });
+    client_->Call(*method, GetOrder(), {}, &responses[i], [&, i](CallResult r) {
+      results[i] = std::move(r);
+      called[i] = true;
+    });
   }
   // The third is refused inline, before anything is sent.
   EXPECT_FALSE(called[0]);

@@ -124,8 +124,7 @@ class IdempotentClinkApi final : public ClinkApi {
   IdempotentClinkApi(const IdempotentClinkApi&) = delete;
   IdempotentClinkApi& operator=(const IdempotentClinkApi&) = delete;
 
-  void Call(const RestMethod& method,
-            const google::protobuf::Message& request,
+  void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override;
 

@@ -33,8 +33,7 @@ constexpr std::chrono::seconds kTimeout(30);
 // Clink: the first call is held until Answer(); later ones succeed at once.
 class HeldClinkApi final : public ClinkApi {
  public:
-  void Call(const RestMethod& method,
-            const google::protobuf::Message& request,
+  void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override {
     {

@@ -39,8 +39,7 @@ absl::Status WithOutcome(absl::Status status, Outcome outcome) {
 // AnswerHeld() runs.
 class FakeClinkApi final : public ClinkApi {
  public:
-  void Call(const RestMethod& method,
-            const google::protobuf::Message& request,
+  void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override {
     ++calls;
@@ -281,8 +280,7 @@ class StormClinkApi final : public ClinkApi {
  public:
   explicit StormClinkApi(int refusals) : refusals_(refusals) {}
 
-  void Call(const RestMethod& method,
-            const google::protobuf::Message& request,
+  void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override {
     // Calls running on this thread's stack: a hand-off that ran the next

@@ -1168,8 +1168,7 @@ const std::vector<std::string>& GatewayServiceNames() {
         ->FindAllFileNames(&files);
     auto* out = new std::vector<std::string>();
     for (const std::string& name : files) {
-      const google::protobuf::FileDescriptor* file =
-          pool->FindFileByName(name);
+      const google::protobuf::FileDescriptor* file = pool->FindFileByName(name);
       if (file == nullptr || file->package() != kContractPackage) continue;
       for (int i = 0; i < file->service_count(); ++i) {
         out->push_back(file->service(i)->full_name());

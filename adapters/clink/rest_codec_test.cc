@@ -250,7 +250,8 @@ std::vector<std::string> ViolationFields(const absl::Status& status) {
 std::vector<const ServiceDescriptor*> GatewayServices() {
   std::vector<const ServiceDescriptor*> services;
   for (const std::string& name : GatewayServiceNames()) {
-    services.push_back(DescriptorPool::generated_pool()->FindServiceByName(name));
+    services.push_back(
+        DescriptorPool::generated_pool()->FindServiceByName(name));
   }
   return services;
 }

@@ -1351,11 +1351,11 @@ void CurlHttpTransport::AbortCancelled() {
     it = active_.erase(it);
     (void)curl_multi_remove_handle(multi_.get(), easy);
     const TransferCounts counts = RecordTransferStats(*call);
-    HttpResult result = Failure(CancelledFailure(call->context),
-                                call->transfer.request_started
-                                    ? Delivery::kUnknown
-                                    : Delivery::kNotSent,
-                                FailureKind::kOther);
+    HttpResult result =
+        Failure(CancelledFailure(call->context),
+                call->transfer.request_started ? Delivery::kUnknown
+                                               : Delivery::kNotSent,
+                FailureKind::kOther);
     result.connections_opened = counts.connections_opened;
     result.response_bytes = counts.response_bytes;
     Complete(std::move(call), std::move(result), /*keep_handle=*/false);

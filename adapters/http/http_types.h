@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "common/sync.h"
 #include "absl/time/time.h"
+#include "common/sync.h"
 
 namespace clink_gateway::http {
 
