@@ -27,10 +27,10 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/contract_services.h"
 #include "server/merchant_router.h"
 #include "server/metrics.h"
 #include "server/rpc_forwarder.h"
-#include "server/services.h"
 
 namespace clink_gateway::server {
 namespace {
@@ -416,9 +416,8 @@ struct GatewayServer::Components {
   std::unique_ptr<MerchantRouter> router;
   std::unique_ptr<clink::IdempotentClinkApi> idempotent_client;
   std::unique_ptr<RpcForwarder> forwarder;
-  std::unique_ptr<CheckoutServiceImpl> checkout;
-  std::unique_ptr<PaymentServiceImpl> payment;
-  std::unique_ptr<BillingServiceImpl> billing;
+  // The gRPC services, registered from the contract's descriptors.
+  std::unique_ptr<ContractServices> services;
   std::unique_ptr<grpc::Server> server;  // Last: destroyed first.
   int port = 0;
   Mutex mu;
@@ -446,8 +445,24 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   auto c = std::make_unique<Components>();
   c->clock = options.clock != nullptr ? options.clock : &SystemClock();
 
-  GATEWAY_ASSIGN_OR_RETURN(c->codec, clink::RestCodec::CreateForServices(
-                                         clink::GatewayServiceNames()));
+  // Every service of the contract is served; an RPC without a complete,
+  // valid REST mapping stops the start here.
+  std::vector<const google::protobuf::ServiceDescriptor*> contract =
+      options.services_for_test;
+  if (contract.empty()) {
+    GATEWAY_ASSIGN_OR_RETURN(contract, ContractServices::LinkedServices());
+  }
+  {
+    absl::StatusOr<std::unique_ptr<clink::RestCodec>> codec =
+        clink::RestCodec::Create(contract);
+    if (!codec.ok()) {
+      return absl::Status(
+          codec.status().code(),
+          absl::StrCat("the gateway contract's REST mapping is invalid: ",
+                       codec.status().message()));
+    }
+    c->codec = *std::move(codec);
+  }
   BuildInfo build;
   build.version = std::string(kVersion);
   build.git_commit = options.git_commit;
@@ -564,18 +579,25 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
                                         : std::string();
   c->forwarder = std::make_unique<RpcForwarder>(
       *c->codec, *c->idempotent_client, *c->clock, forwarder_options);
-  c->checkout = std::make_unique<CheckoutServiceImpl>(*c->forwarder);
-  c->payment = std::make_unique<PaymentServiceImpl>(*c->forwarder);
-  c->billing = std::make_unique<BillingServiceImpl>(*c->forwarder);
+  {
+    absl::StatusOr<std::unique_ptr<ContractServices>> services =
+        ContractServices::Create(*c->codec, contract, *c->forwarder);
+    if (!services.ok()) {
+      c->clock_probe->Stop();
+      c->ShutdownTransports();
+      return services.status();
+    }
+    c->services = *std::move(services);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.grpc_listen,
                            grpc::InsecureServerCredentials(), &c->port);
-  builder.RegisterService(c->checkout.get());
-  builder.RegisterService(c->payment.get());
-  builder.RegisterService(c->billing.get());
+  for (grpc::Service* service : c->services->grpc_services()) {
+    builder.RegisterService(service);
+  }
   // Keep idle client connections healthy through load balancers, and let
   // clients ping.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
@@ -594,7 +616,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
       GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
       static_cast<int>(absl::ToInt64Milliseconds(options.max_rpc_timeout +
                                                  absl::Seconds(5))));
-  builder.SetMaxReceiveMessageSize(1 << 20);
+  // The largest any RPC may accept; each RPC's own cap (1 MiB unless its
+  // RestRule.max_request_bytes says more) is enforced by the forwarder.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxReceiveMessageBytes));
   // gRPC allows SO_REUSEPORT by default: a second gateway on the same port
   // would then start "successfully" and split the traffic. Fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

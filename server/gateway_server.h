@@ -15,6 +15,7 @@
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/clock_skew_monitor.h"
 #include "common/clock.h"
+#include "google/protobuf/descriptor.h"
 
 namespace clink_gateway::server {
 
@@ -135,6 +136,10 @@ struct GatewayOptions {
   std::string clink_pinned_public_key;
   // Log and count what the egress policy would deny, without denying it.
   bool egress_report_only = false;
+  // TEST ONLY (no flag): the services to serve instead of the contract's
+  // (ContractServices::LinkedServices()), e.g. from a test's own descriptor
+  // pool. Empty: the contract.
+  std::vector<const google::protobuf::ServiceDescriptor*> services_for_test;
   // TEST ONLY (no flag): CurlHttpTransport::Options::resolve_overrides.
   std::function<std::vector<std::string>()> egress_resolve_overrides_for_test;
 };
@@ -153,7 +158,10 @@ absl::Status ValidateOptions(const GatewayOptions& options);
 class GatewayServer {
  public:
   // Validates `options`, builds every component and starts serving; health is
-  // SERVING on return.
+  // SERVING on return. Every RPC of every contract service is served (see
+  // server/contract_services.h); one without a complete, valid REST mapping
+  // (RestCodec::Create's checks) fails the start with FAILED_PRECONDITION
+  // naming it.
   static absl::StatusOr<std::unique_ptr<GatewayServer>> BuildAndStart(
       GatewayOptions options);
 

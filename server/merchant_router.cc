@@ -11,7 +11,7 @@ void MerchantRouter::Add(std::string merchant, clink::ClinkApi* api) {
   merchants_[std::move(merchant)] = api;
 }
 
-void MerchantRouter::Call(const google::protobuf::MethodDescriptor& method,
+void MerchantRouter::Call(const clink::RestMethod& method,
                           const google::protobuf::Message& request,
                           const clink::CallOptions& options,
                           google::protobuf::Message* response, Callback done) {

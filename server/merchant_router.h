@@ -19,7 +19,7 @@ class MerchantRouter final : public clink::ClinkApi {
   // Forwards to CallOptions::merchant's ClinkApi. A merchant nobody added
   // (the forwarder resolves and checks names first, so a wiring bug) fails
   // inline with INVALID_ARGUMENT naming `x-clink-merchant`; nothing is sent.
-  void Call(const google::protobuf::MethodDescriptor& method,
+  void Call(const clink::RestMethod& method,
             const google::protobuf::Message& request,
             const clink::CallOptions& options,
             google::protobuf::Message* response, Callback done) override;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -12,7 +13,11 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "adapters/clink/error_details.h"
+#include "adapters/clink/validation.h"
 #include "common/logging.h"
+#include "common/sync.h"
+#include "google/rpc/error_details.pb.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/status_util.h"
 
 namespace clink_gateway::server {
@@ -146,54 +151,133 @@ RpcForwarder::RpcForwarder(const clink::RestCodec& codec, clink::ClinkApi& api,
       observer_(options_.observer != nullptr ? *options_.observer
                                              : NoRpcObserver()) {}
 
-grpc::ServerUnaryReactor* RpcForwarder::Forward(
-    grpc::CallbackServerContext* context,
-    const google::protobuf::Message& request,
-    google::protobuf::Message* response) {
-  const absl::Time start = clock_.Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const clink::RestMethod* method =
-      codec_.FindByRequestType(*request.GetDescriptor());
-  if (method ==
-      nullptr) {  // A service registered without a REST mapping: a build bug.
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no Clink mapping"));
-    return reactor;
+// The reactor of one RPC: owns its messages, and deletes itself once gRPC is
+// done with the call (after Finish, which Complete calls exactly once).
+class RpcForwarder::Call final : public grpc::ServerUnaryReactor {
+ public:
+  Call(const ServedMethod& method, absl::Time start, grpc::ByteBuffer* out)
+      : method(method),
+        start(start),
+        out(out),
+        request(method.request_prototype->New()),
+        response(method.response_prototype->New()) {}
+
+  void OnDone() override { delete this; }
+
+  // The caller cancelled, or its deadline passed. A read is aborted upstream
+  // (it can only be repeated); a write is left to finish, so its outcome is
+  // known and stored for its idempotency key.
+  void OnCancel() override {
+    if (cancelled != nullptr) cancelled->Notify();  // At most once per RPC.
   }
-  observer_.OnRpcStarted(*method);
+
+  const ServedMethod& method;
+  const absl::Time start;
+  grpc::ByteBuffer* const out;
+  const std::unique_ptr<google::protobuf::Message> request;
+  const std::unique_ptr<google::protobuf::Message> response;
+  bool keyed = false;
+  std::string request_id;
+  std::string merchant;
+  // Reads only: what OnCancel sets (CallOptions::cancelled). Set before the
+  // reactor is returned to gRPC, so before OnCancel can run.
+  std::shared_ptr<Notification> cancelled;
+};
+
+namespace {
+
+// RESOURCE_EXHAUSTED for a request over its RPC's size cap; nothing sent.
+absl::Status RequestTooLarge(const ServedMethod& method, size_t size) {
+  absl::Status status(
+      absl::StatusCode::kResourceExhausted,
+      absl::StrCat("the request is ", size, " bytes; ",
+                   method.rest->method->full_name(), " accepts at most ",
+                   method.max_request_bytes,
+                   " bytes; nothing was sent to Clink"));
+  google::rpc::ErrorInfo info;
+  info.set_reason("REQUEST_TOO_LARGE");
+  info.set_domain(std::string(clink::kGatewayDomain));
+  (*info.mutable_metadata())["outcome"] = "not_sent";
+  (*info.mutable_metadata())["max_request_bytes"] =
+      absl::StrCat(method.max_request_bytes);
+  (*info.mutable_metadata())["request_bytes"] = absl::StrCat(size);
+  clink::AttachErrorInfo(status, info);
+  return status;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RpcForwarder::Serve(
+    grpc::CallbackServerContext* context, const ServedMethod& method,
+    const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  auto* call = new Call(method, clock_.Now(), response);
+  const clink::RestMethod& rest = *method.rest;
+  observer_.OnRpcStarted(rest);
   clink::CallOptions options;
-  options.request_id = RequestIdFrom(*context);
+  call->request_id = options.request_id = RequestIdFrom(*context);
   context->AddInitialMetadata("x-request-id", options.request_id);
   options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()),
-                                      start, options_.max_rpc_timeout);
+                                      call->start, options_.max_rpc_timeout);
+  auto fail = [this, call, &rest](absl::Status status) {
+    clink::CallResult result;
+    result.status = std::move(status);
+    result.endpoint = rest.endpoint;
+    Complete(call, std::move(result));
+    return call;
+  };
+  // Before parsing: gRPC admits up to kMaxReceiveMessageBytes for every RPC.
+  const size_t size = request->Length();
+  if (size > method.max_request_bytes) {
+    return fail(RequestTooLarge(method, size));
+  }
+  {
+    grpc::ByteBuffer bytes(*request);  // Shares the slices; Deserialize eats.
+    if (grpc::Status parsed =
+            grpc::SerializationTraits<google::protobuf::Message>::Deserialize(
+                &bytes, call->request.get());
+        !parsed.ok()) {
+      return fail(clink::InvalidArgumentWithViolations(
+          {{"request", absl::StrCat("is not a valid ",
+                                    method.request_prototype->GetTypeName(),
+                                    " message")}}));
+    }
+  }
   if (absl::Status metadata = ReadCallMetadata(
           *context, merchants_, options_.default_merchant, options);
       !metadata.ok()) {
-    clink::CallResult result;
-    result.status = std::move(metadata);
-    result.endpoint = method->endpoint;
-    Complete(*method, reactor, start, /*keyed=*/false, options.request_id,
-             options.merchant, std::move(result));
-    return reactor;
+    return fail(std::move(metadata));
   }
-  const bool keyed = !options.idempotency_key.empty();
-
-  api_.Call(
-      *method->method, request, options, response,
-      [this, reactor, start, method, keyed, request_id = options.request_id,
-       merchant = options.merchant](clink::CallResult result) {
-        Complete(*method, reactor, start, keyed, request_id, merchant,
-                 std::move(result));
-      });
-  return reactor;
+  call->merchant = options.merchant;
+  // The one validation of the call: no layer below checks it again.
+  if (absl::Status valid = clink::ValidateRequest(codec_, rest, *call->request);
+      !valid.ok()) {
+    return fail(std::move(valid));
+  }
+  call->keyed = !options.idempotency_key.empty();
+  if (!rest.mutating()) {
+    call->cancelled = std::make_shared<Notification>();
+    options.cancelled = call->cancelled;
+  }
+  api_.Call(rest, *call->request, options, call->response.get(),
+            [this, call](clink::CallResult result) {
+              Complete(call, std::move(result));
+            });
+  return call;
 }
 
-void RpcForwarder::Complete(const clink::RestMethod& method,
-                            grpc::ServerUnaryReactor* reactor, absl::Time start,
-                            bool keyed, const std::string& request_id,
-                            const std::string& merchant,
-                            clink::CallResult result) {
-  const absl::Duration latency = clock_.Now() - start;
+void RpcForwarder::Complete(Call* call, clink::CallResult result) {
+  const clink::RestMethod& method = *call->method.rest;
+  const absl::Duration latency = clock_.Now() - call->start;
+  if (result.status.ok()) {
+    bool own_buffer = false;
+    if (grpc::Status serialized =
+            grpc::SerializationTraits<google::protobuf::Message>::Serialize(
+                *call->response, call->out, &own_buffer);
+        !serialized.ok()) {
+      result.status = absl::InternalError(absl::StrCat(
+          "cannot serialize the response: ", serialized.error_message()));
+    }
+  }
   const absl::StatusCode code = result.status.code();
   // Metrics before Finish: once the RPC is finished the server may shut down
   // and destroy the observer.
@@ -203,14 +287,18 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
                                  code == absl::StatusCode::kUnknown
                              ? LogLevel::kError
                              : LogLevel::kWarning;
-  // Copied while the forwarder surely exists: after Finish nothing owned by
-  // the server may be touched. `method.method` lives in the generated pool,
-  // but `method` itself belongs to the codec: copy what the log needs.
+  // Copied while the call and the forwarder surely exist: after Finish the
+  // call deletes itself, and nothing owned by the server may be touched.
+  // `method.method` lives in the generated pool, but `method` itself belongs
+  // to the codec: copy what the log needs.
   const bool log = LogEnabled(level);
   const google::protobuf::MethodDescriptor* descriptor = method.method;
   std::string endpoint = log ? method.endpoint : std::string();
+  const bool keyed = call->keyed;
+  std::string request_id = log ? call->request_id : std::string();
+  std::string merchant = log ? call->merchant : std::string();
   // Answer the caller first; the log line is queued, never awaited.
-  reactor->Finish(ToGrpcStatus(result.status));
+  call->Finish(ToGrpcStatus(result.status));
   if (!log) return;
   // unknown_fields: JSON members Clink sent that no proto field holds (API
   // drift worth a look). The key is logged by fingerprint only; request and

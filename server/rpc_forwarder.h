@@ -1,9 +1,11 @@
 // Forwards any gateway RPC to Clink through ClinkApi, completing the gRPC call
-// from the transport thread. The service classes (services.h) are one line per
-// RPC on top of this.
+// from the transport thread. Every RPC of the contract is registered from the
+// descriptors onto RpcForwarder::Serve (contract_services.h): there is no
+// per-RPC C++.
 #ifndef CLINK_GATEWAY_SERVER_RPC_FORWARDER_H_
 #define CLINK_GATEWAY_SERVER_RPC_FORWARDER_H_
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,11 +16,36 @@
 #include "common/clock.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/server_context.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/string_ref.h"
 #include "server/rpc_observer.h"
 
 namespace clink_gateway::server {
+
+// The request size cap of an RPC whose RestRule sets no max_request_bytes.
+inline constexpr size_t kDefaultMaxRequestBytes = 1 << 20;  // 1 MiB.
+// The server-wide gRPC receive limit (ServerBuilder::SetMaxReceiveMessageSize):
+// the largest cap a RestRule may set. gRPC itself refuses anything bigger
+// (RESOURCE_EXHAUSTED) before a handler runs.
+inline constexpr size_t kMaxReceiveMessageBytes = 6 << 20;  // 6 MiB.
+
+// One RPC the gateway serves, built at startup from the descriptors
+// (contract_services.h) and immutable afterwards.
+struct ServedMethod {
+  // The gRPC method path, "/clink.gateway.v1.PaymentService/CreatePayment".
+  std::string path;
+  // The compiled REST mapping (owned by the RestCodec): resolved here once, and
+  // handed down to ClinkApi with every call.
+  const clink::RestMethod* rest = nullptr;
+  // The generated (MessageFactory::generated_factory()) prototypes of the
+  // request and response messages.
+  const google::protobuf::Message* request_prototype = nullptr;
+  const google::protobuf::Message* response_prototype = nullptr;
+  // Largest serialized request accepted, in bytes (RestRule.max_request_bytes,
+  // or kDefaultMaxRequestBytes).
+  size_t max_request_bytes = kDefaultMaxRequestBytes;
+};
 
 struct ForwarderOptions {
   // Upper bound on an RPC's upstream time when the caller set no deadline (or a
@@ -39,25 +66,38 @@ class RpcForwarder {
   RpcForwarder(const clink::RestCodec& codec, clink::ClinkApi& api,
                const Clock& clock, ForwarderOptions options);
 
-  // Handles one unary RPC: resolves its REST mapping from the request type,
-  // takes the request id from `x-request-id` metadata (or makes one, and
-  // returns it in initial metadata), bounds the upstream call by the caller's
-  // deadline, and calls Finish exactly once when Clink's answer (or the
-  // validation failure) arrives. Never blocks; returns at once. Tells the
-  // observer when the RPC starts and, just before Finish, how it ended; logs
-  // one JSON line per RPC ("rpc": method, code, latency, endpoint, upstream
-  // status, attempts, request id, merchant, key fingerprint, ...; never
-  // request or response contents).
-  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
-                                    const google::protobuf::Message& request,
-                                    google::protobuf::Message* response);
+  // Serves one unary RPC of `method` (every RPC's raw-callback handler):
+  //  - a request larger than method.max_request_bytes is refused with
+  //    RESOURCE_EXHAUSTED (ErrorInfo REQUEST_TOO_LARGE, outcome not_sent)
+  //    before it is parsed; one that does not parse as the request message
+  //    with INVALID_ARGUMENT;
+  //  - takes the request id from `x-request-id` metadata (or makes one) and
+  //    returns it in initial metadata; reads the call metadata below;
+  //  - validates the request once (ValidateRequest: INVALID_ARGUMENT naming
+  //    each field, nothing sent);
+  //  - bounds the upstream call by the caller's deadline and forwards it to
+  //    ClinkApi with the mapping `method.rest`;
+  //  - serializes the response into `response` and calls Finish exactly once,
+  //    when Clink's answer (or the failure) arrives.
+  // A caller that cancels (or whose deadline passes) while a read is in flight
+  // has that read aborted upstream (CallOptions::cancel); a write is never
+  // aborted: it runs to its end and its result is stored for its idempotency
+  // key as if the caller had waited.
+  // Never blocks; returns at once. Tells the observer when the RPC starts
+  // and, just before Finish, how it ended; logs one JSON line per RPC ("rpc":
+  // method, code, latency, endpoint, upstream status, attempts, request id,
+  // merchant, key fingerprint, ...; never request or response contents).
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context,
+                                  const ServedMethod& method,
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response);
 
  private:
-  // Reports the end of an RPC, finishes it and logs its line.
-  void Complete(const clink::RestMethod& method,
-                grpc::ServerUnaryReactor* reactor, absl::Time start, bool keyed,
-                const std::string& request_id, const std::string& merchant,
-                clink::CallResult result);
+  class Call;  // The reactor of one RPC (rpc_forwarder.cc).
+
+  // Reports the end of `call`, finishes it and logs its line. `call` may be
+  // gone once this returns.
+  void Complete(Call* call, clink::CallResult result);
 
   const clink::RestCodec& codec_;
   clink::ClinkApi& api_;

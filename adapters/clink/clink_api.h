@@ -1,15 +1,17 @@
 // What the gRPC services see of Clink: one asynchronous, generic entry point.
-// The method descriptor carries the REST mapping, so adding an endpoint is a
-// proto change, not new C++.
+// The compiled REST mapping (RestMethod, from the proto annotations) says where
+// a call goes, so adding an endpoint is a proto change, not new C++.
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_CLINK_API_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_CLINK_API_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "google/protobuf/descriptor.h"
+#include "adapters/clink/rest_codec.h"
+#include "common/sync.h"
 #include "google/protobuf/message.h"
 
 namespace clink_gateway::clink {
@@ -30,6 +32,12 @@ struct CallOptions {
   // resolved to the configured default when absent). Idempotency keys are
   // scoped by it too.
   std::string merchant;
+  // Notified when the caller gives up: its RPC was cancelled or its
+  // deadline passed. Only reads carry one (null for writes, which always run
+  // to their end so their outcome is known and stored for the key): a read
+  // not yet sent is not sent, one in flight is aborted upstream, and the call
+  // ends CANCELLED (outcome not_sent or unknown). Null: never cancelled.
+  std::shared_ptr<const Notification> cancelled;
 };
 
 // How one call went, for the per-RPC log line and metrics.
@@ -61,12 +69,17 @@ class ClinkApi {
 
   virtual ~ClinkApi() = default;
 
-  // Validates `request`, sends it to the Clink endpoint annotated on `method`,
-  // fills `response` and calls `done` exactly once — on a transport thread, or
-  // inline when the request fails validation (INVALID_ARGUMENT, nothing sent).
-  // Never blocks. `request` is only read during this call; `response` must stay
-  // valid until `done` runs.
-  virtual void Call(const google::protobuf::MethodDescriptor& method,
+  // Sends `request` to the Clink endpoint `method` maps it to (resolved once
+  // per call by the caller, from the RestCodec that every layer shares), fills
+  // `response` and calls `done` exactly once: on a transport thread, or inline
+  // when the call fails before anything is sent. Never blocks. `request` must
+  // already have passed ValidateRequest (validation.h): the gateway checks it
+  // once per call, in RpcForwarder, before any layer acts on it (claims a key,
+  // sends); the layers below do not check it again (the encoder still refuses
+  // a path parameter that could change the path). `method` must outlive the
+  // call; `request` is only read during this call; `response` must stay valid
+  // until `done` runs.
+  virtual void Call(const RestMethod& method,
                     const google::protobuf::Message& request,
                     const CallOptions& options,
                     google::protobuf::Message* response, Callback done) = 0;

@@ -1,6 +1,7 @@
 #include "adapters/clink/clink_client.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -9,7 +10,6 @@
 #include "absl/types/optional.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
-#include "adapters/clink/validation.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::clink {
@@ -44,6 +44,11 @@ struct ClinkClient::CallState {
   http::HttpRequest request;  // Unsigned; copied for each attempt.
   absl::Time deadline;
   std::string request_id;
+  // Reads only (CallOptions::cancelled): the caller gave up.
+  std::shared_ptr<const Notification> cancelled;
+  bool is_cancelled() const {
+    return cancelled != nullptr && cancelled->HasBeenNotified();
+  }
   int attempts = 0;
   absl::Time attempt_start;
   // An earlier attempt may have reached Clink (its outcome was unknown).
@@ -85,22 +90,15 @@ ClinkClient::Stats ClinkClient::stats() const {
   return s;
 }
 
-void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
+void ClinkClient::Call(const RestMethod& method,
                        const google::protobuf::Message& request,
                        const CallOptions& options,
                        google::protobuf::Message* response, Callback done) {
-  const RestMethod* rest = codec_.Find(method);
-  if (rest == nullptr) {
-    CallResult result;
-    result.status = absl::UnimplementedError(
-        absl::StrCat(method.full_name(), " has no Clink mapping"));
-    std::move(done)(std::move(result));
-    return;
-  }
-  absl::Status valid = ValidateRequest(codec_, *rest, request);
+  const RestMethod* rest = &method;
+  // Validated by the caller (ClinkApi::Call); encoding still refuses a path
+  // parameter that could change the path.
   absl::StatusOr<http::HttpRequest> http_request =
-      valid.ok() ? codec_.EncodeRequest(*rest, request)
-                 : absl::StatusOr<http::HttpRequest>(std::move(valid));
+      codec_.EncodeRequest(*rest, request);
   if (!http_request.ok()) {
     CallResult result;
     result.status = http_request.status();
@@ -139,6 +137,8 @@ void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
   state->request = *std::move(http_request);
   state->deadline = options.deadline;
   state->request_id = options.request_id;
+  // A write is never aborted mid-flight: only reads honour cancellation.
+  if (!rest->mutating()) state->cancelled = options.cancelled;
   if (options_.keys != nullptr) {
     state->keys = options_.keys->Current();
     state->key_index = state->keys->preferred(now);
@@ -176,6 +176,17 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
     }
     start = *reserved;
   }
+  if (state->is_cancelled()) {
+    // The caller of this read gave up: nothing more is sent.
+    CallResult result =
+        state->attempts > 0 ? std::move(state->last) : CallResult();
+    result.endpoint = state->rest->endpoint;
+    result.status = absl::CancelledError(
+        absl::StrCat("clink ", state->rest->endpoint,
+                     ": the caller cancelled; nothing more was sent"));
+    Finish(std::move(state), std::move(result));
+    return;
+  }
   if (retry && state->attempts > 0) observer_.OnRetry(*state->rest);
   ++state->attempts;
   state->attempt_start = start;
@@ -183,6 +194,7 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
   send_options.deadline = state->deadline;
   send_options.request_id = state->request_id;
   send_options.not_before = start;
+  send_options.cancelled = state->cancelled;
   if (state->keys != nullptr) {
     send_options.signer = &state->keys->signer(state->key_index);
   }
@@ -269,6 +281,12 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   // envelope code inside a 5xx (or any other status) leaves the outcome open:
   // resending a payment then could charge it twice.
   const bool nothing_processed = key_refused && call.http_status == 401;
+  if (state->is_cancelled()) {
+    // Aborted for a caller that is gone: neither retried nor resent.
+    if (!call.status.ok()) state->response->Clear();
+    Finish(std::move(state), std::move(call));
+    return;
+  }
   if (state->keys != nullptr &&
       TryOtherKey(state, call, key_refused, nothing_processed, now)) {
     return;

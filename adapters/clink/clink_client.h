@@ -81,10 +81,9 @@ class ClinkClient final : public ClinkApi {
   ClinkClient(const ClinkClient&) = delete;
   ClinkClient& operator=(const ClinkClient&) = delete;
 
-  // See ClinkApi. Validation failures and overload rejections call `done`
+  // See ClinkApi. Encoding failures and overload rejections call `done`
   // inline; everything else from the transport's thread.
-  void Call(const google::protobuf::MethodDescriptor& method,
-            const google::protobuf::Message& request,
+  void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override;
 

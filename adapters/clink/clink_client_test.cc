@@ -3,8 +3,8 @@
 #include <stdlib.h>
 
 #include <deque>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/error_details.h"
+#include "adapters/clink/validation.h"
 #include "adapters/credentials/testing/secret_volume.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/checkout.grpc.pb.h"
@@ -183,13 +184,19 @@ class ClinkClientTest : public testing::Test {
     EXPECT_NE(method, nullptr);
     CallResult out;
     bool called = false;
-    client_->Call(*method->method, request, options, response,
-                  [&](CallResult r) {
-                    out = std::move(r);
-                    called = true;
-                  });
+    client_->Call(*method, request, options, response, [&](CallResult r) {
+      out = std::move(r);
+      called = true;
+    });
     EXPECT_TRUE(called);  // The scripted transport answers inline.
     return out;
+  }
+
+  absl::Status Validate(const google::protobuf::Message& request) {
+    const RestMethod* method =
+        codec_->FindByRequestType(*request.GetDescriptor());
+    EXPECT_NE(method, nullptr);
+    return ValidateRequest(*codec_, *method, request);
   }
 
   static v1::CreatePaymentRequest Payment() {
@@ -209,28 +216,25 @@ class ClinkClientTest : public testing::Test {
   std::unique_ptr<ClinkClient> client_;
 };
 
-TEST_F(ClinkClientTest, InvalidRequestFailsBeforeAnythingIsSent) {
+// The rules the gateway checks once per call, in RpcForwarder, before any
+// layer (this client included) acts on the request (ClinkApi::Call).
+TEST_F(ClinkClientTest, InvalidRequestIsNamedByValidation) {
   v1::CreatePaymentRequest request = Payment();
   request.set_amount("1e3");
   request.clear_customer_id();
-  v1::CreatePaymentResponse response;
-  const CallResult result = Call(request, &response);
-  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(transport_.requests.empty());
-  const auto bad = GetBadRequest(result.status);
+  const absl::Status status = Validate(request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  const auto bad = GetBadRequest(status);
   ASSERT_TRUE(bad.has_value());
   EXPECT_EQ(bad->field_violations(0).field(), "amount");
 }
 
-TEST_F(ClinkClientTest, CrossFieldRuleFailsBeforeAnythingIsSent) {
+TEST_F(ClinkClientTest, CrossFieldRuleIsNamedByValidation) {
   v1::CreatePaymentRequest request = Payment();
   request.clear_customer_id();
-  v1::CreatePaymentResponse response;
-  const CallResult result = Call(request, &response);
-  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(result.status.message().find("customer_id"),
-            absl::string_view::npos);
-  EXPECT_TRUE(transport_.requests.empty());
+  const absl::Status status = Validate(request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("customer_id"), absl::string_view::npos);
 }
 
 TEST_F(ClinkClientTest, AmountNeedsItsCurrencyEvenWithAPrice) {
@@ -238,12 +242,9 @@ TEST_F(ClinkClientTest, AmountNeedsItsCurrencyEvenWithAPrice) {
   request.set_price_id("price_1");
   request.set_product_id("prd_1");
   request.clear_currency();
-  v1::CreatePaymentResponse response;
-  const CallResult result = Call(request, &response);
-  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(GetBadRequest(result.status)->field_violations(0).field(),
-            "currency");
-  EXPECT_TRUE(transport_.requests.empty());
+  const absl::Status status = Validate(request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(status)->field_violations(0).field(), "currency");
 }
 
 TEST_F(ClinkClientTest, SuccessWithoutPayloadIsNotOk) {
@@ -489,11 +490,10 @@ TEST_F(ClinkClientTest, BeyondTheInFlightCapCallsFailFastAndOthersFinish) {
   std::vector<bool> called(3, false);
   v1::GetOrderResponse responses[3];
   for (int i = 0; i < 3; ++i) {
-    client_->Call(*method->method, GetOrder(), {}, &responses[i],
-                  [&, i](CallResult r) {
-                    results[i] = std::move(r);
-                    called[i] = true;
-                  });
+    client_->Call(*method, GetOrder(), {}, &responses[i], [&, i](CallResult r) {
+      results[i] = std::move(r);
+      called[i] = true;
+    });
   }
   // The third is refused inline, before anything is sent.
   EXPECT_FALSE(called[0]);
@@ -629,7 +629,7 @@ TEST_F(ClinkClientTest, ObserverSeesRefusalsAndDeniedRetries) {
       codec_->FindByRequestType(*v1::GetOrderRequest::descriptor());
   v1::GetOrderResponse held_response;
   bool held_done = false;
-  client_->Call(*method->method, GetOrder(), {}, &held_response,
+  client_->Call(*method, GetOrder(), {}, &held_response,
                 [&](CallResult) { held_done = true; });
   v1::GetOrderResponse response;
   EXPECT_EQ(Call(GetOrder(), &response).status.code(),

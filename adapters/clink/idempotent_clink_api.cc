@@ -16,7 +16,6 @@
 #include "absl/time/time.h"
 #include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
-#include "adapters/clink/validation.h"
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -322,7 +321,6 @@ std::string RequestHash(const google::protobuf::MethodDescriptor& method,
 }
 
 struct IdempotentClinkApi::KeyedCall {
-  const google::protobuf::MethodDescriptor* method = nullptr;
   const RestMethod* rest = nullptr;
   std::unique_ptr<google::protobuf::Message> request;  // A copy.
   CallOptions options;
@@ -361,23 +359,19 @@ IdempotentClinkApi::Stats IdempotentClinkApi::stats() const {
   return s;
 }
 
-void IdempotentClinkApi::Call(const google::protobuf::MethodDescriptor& method,
+void IdempotentClinkApi::Call(const RestMethod& method,
                               const google::protobuf::Message& request,
                               const CallOptions& options,
                               google::protobuf::Message* response,
                               Callback done) {
-  const RestMethod* rest = codec_.Find(method);
-  if (options.idempotency_key.empty() || rest == nullptr || !rest->mutating()) {
+  const RestMethod* rest = &method;
+  // Reads ignore the key. The request was validated by the caller (ClinkApi),
+  // so an invalid one never reaches the store.
+  if (options.idempotency_key.empty() || !rest->mutating()) {
     inner_.Call(method, request, options, response, std::move(done));
     return;
   }
-  if (absl::Status valid = ValidateRequest(codec_, *rest, request);
-      !valid.ok()) {
-    std::move(done)(ResultOf(rest->endpoint, std::move(valid)));
-    return;
-  }
   auto call = std::make_shared<KeyedCall>();
-  call->method = &method;
   call->rest = rest;
   call->request.reset(request.New());
   call->request->CopyFrom(request);
@@ -385,10 +379,10 @@ void IdempotentClinkApi::Call(const google::protobuf::MethodDescriptor& method,
   call->response = response;
   call->done = std::move(done);
   call->key.caller = options.caller;
-  call->key.rpc = method.full_name();
+  call->key.rpc = method.method->full_name();
   call->key.key = options.idempotency_key;
   call->key.merchant = options.merchant;
-  const std::string hash = RequestHash(method, request);
+  const std::string hash = RequestHash(*method.method, request);
   store_.Begin(call->key, hash, options.deadline,
                [this, call](absl::StatusOr<idempotency::BeginResult> begun) {
                  OnBegin(call, std::move(begun));
@@ -405,7 +399,7 @@ void IdempotentClinkApi::OnBegin(
     if (call->rest->idempotent_upstream) {
       // Clink deduplicates this call itself (a refund's
       // refund_merchant_order_id): going ahead cannot act twice.
-      inner_.Call(*call->method, *call->request, call->options, call->response,
+      inner_.Call(*call->rest, *call->request, call->options, call->response,
                   std::move(call->done));
       return;
     }
@@ -482,7 +476,7 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
                                     std::string lease_token) {
   KeyedCall& c = *call;
   inner_.Call(
-      *c.method, *c.request, c.options, c.response,
+      *c.rest, *c.request, c.options, c.response,
       [this, call = std::move(call),
        lease_token = std::move(lease_token)](CallResult result) mutable {
         // Answer the caller once the store knows, so an immediate retry finds

@@ -7,7 +7,8 @@
 // For a call whose CallOptions carry an idempotency_key, on an RPC whose Clink
 // endpoint is a POST/PUT/DELETE (reads ignore the key: they are safe to
 // repeat):
-//   1. The request is validated first (INVALID_ARGUMENT touches nothing).
+//   1. The request was validated by the caller (ClinkApi::Call; the gateway's
+//      RpcForwarder), so an invalid one (INVALID_ARGUMENT) touches no key.
 //   2. The key, scoped by (caller, RPC, merchant), is claimed in the
 //   IdempotencyStore
 //      together with a SHA-256 of the request (deterministic proto bytes).
@@ -123,8 +124,7 @@ class IdempotentClinkApi final : public ClinkApi {
   IdempotentClinkApi(const IdempotentClinkApi&) = delete;
   IdempotentClinkApi& operator=(const IdempotentClinkApi&) = delete;
 
-  void Call(const google::protobuf::MethodDescriptor& method,
-            const google::protobuf::Message& request,
+  void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override;
 

@@ -33,8 +33,7 @@ constexpr std::chrono::seconds kTimeout(30);
 // Clink: the first call is held until Answer(); later ones succeed at once.
 class HeldClinkApi final : public ClinkApi {
  public:
-  void Call(const google::protobuf::MethodDescriptor& method,
-            const google::protobuf::Message& request,
+  void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override {
     {
@@ -169,7 +168,7 @@ TEST(IdempotentClinkApiRedisTest, AReleaseLostToAHungRedisLandsWhenItAnswers) {
     results.push_back(std::move(r));
     cv.notify_all();
   };
-  api->Call(*method->method, request, call_options, &r1, record);
+  api->Call(*method, request, call_options, &r1, record);
   // Claimed in Redis: Clink has the call.
   const absl::Time give_up = absl::Now() + absl::Seconds(30);
   while (inner.calls() == 0) {
@@ -211,7 +210,7 @@ TEST(IdempotentClinkApiRedisTest, AReleaseLostToAHungRedisLandsWhenItAnswers) {
   // The retry with the same key runs (the key is free, not abandoned; before
   // the fix it waited out its deadline: ABORTED IDEMPOTENCY_KEY_IN_USE).
   call_options.deadline = absl::Now() + absl::Seconds(3);
-  api->Call(*method->method, request, call_options, &r2, record);
+  api->Call(*method, request, call_options, &r2, record);
   std::unique_lock<std::mutex> lock(mu);
   ASSERT_TRUE(cv.wait_for(lock, kTimeout, [&] { return results.size() == 2; }));
   EXPECT_TRUE(results[1].status.ok()) << results[1].status;

@@ -1,5 +1,6 @@
 #include "adapters/clink/rest_codec.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -17,6 +18,7 @@
 #include "adapters/clink/decimal.h"
 #include "adapters/clink/error_details.h"
 #include "common/status_macros.h"
+#include "google/protobuf/descriptor_database.h"
 #include "rapidjson/document.h"
 #include "rapidjson/encodings.h"
 #include "rapidjson/memorystream.h"
@@ -1153,6 +1155,29 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
   }
   GATEWAY_RETURN_IF_ERROR(CheckRequestAmountsHaveCurrencies(requests));
   return codec;
+}
+
+const std::vector<std::string>& GatewayServiceNames() {
+  static const std::vector<std::string>* const names = [] {
+    const google::protobuf::DescriptorPool* pool =
+        google::protobuf::DescriptorPool::generated_pool();
+    std::vector<std::string> files;
+    // The generated database lists every .proto compiled into the binary
+    // (each registers itself at static initialization).
+    google::protobuf::DescriptorPool::internal_generated_database()
+        ->FindAllFileNames(&files);
+    auto* out = new std::vector<std::string>();
+    for (const std::string& name : files) {
+      const google::protobuf::FileDescriptor* file = pool->FindFileByName(name);
+      if (file == nullptr || file->package() != kContractPackage) continue;
+      for (int i = 0; i < file->service_count(); ++i) {
+        out->push_back(file->service(i)->full_name());
+      }
+    }
+    std::sort(out->begin(), out->end());
+    return out;
+  }();
+  return *names;
 }
 
 absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::CreateForServices(

@@ -101,15 +101,14 @@ struct Envelope {
   bool payload_missing = false;
 };
 
-// The services of the public contract (proto/clink/gateway/v1).
-inline const std::vector<std::string>& GatewayServiceNames() {
-  static const auto* const names = new std::vector<std::string>{
-      "clink.gateway.v1.CheckoutService",
-      "clink.gateway.v1.PaymentService",
-      "clink.gateway.v1.BillingService",
-  };
-  return *names;
-}
+// The protobuf package of the public contract (proto/clink/gateway/v1).
+inline constexpr absl::string_view kContractPackage = "clink.gateway.v1";
+
+// The full names of the contract's services, sorted: every service declared in
+// a file of package kContractPackage that is linked into the binary (found by
+// walking the generated descriptor pool's files, so a new service needs no C++
+// list to be served). Computed once; thread-safe.
+const std::vector<std::string>& GatewayServiceNames();
 
 class RestCodec {
  public:

@@ -881,6 +881,7 @@ void CurlHttpTransport::Loop() {
                   FailureKind::kOther);
     }
     DrainFinished();
+    AbortCancelled();
     if (CURLMcode rc =
             curl_multi_poll(multi_.get(), nullptr, 0, PollTimeoutMs(), nullptr);
         rc != CURLM_OK) {
@@ -1310,6 +1311,55 @@ void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
   result.response_bytes = counts.response_bytes;
   result.egress_reason = std::move(egress_reason);
   Complete(std::move(call), std::move(result), /*keep_handle=*/false);
+}
+
+namespace {
+
+bool IsCancelled(const SendOptions& options) {
+  return options.cancelled != nullptr && options.cancelled->HasBeenNotified();
+}
+
+absl::Status CancelledFailure(absl::string_view context) {
+  return absl::CancelledError(
+      absl::StrCat(context, ": the caller cancelled; the call was aborted"));
+}
+
+}  // namespace
+
+void CurlHttpTransport::AbortCancelled() {
+  bool waiting_changed = false;
+  for (auto it = delayed_.begin(); it != delayed_.end();) {
+    if (!IsCancelled(it->second->options)) {
+      ++it;
+      continue;
+    }
+    std::unique_ptr<Call> call = std::move(it->second);
+    it = delayed_.erase(it);
+    waiting_changed = true;
+    HttpResult result = Failure(CancelledFailure(call->context),
+                                Delivery::kNotSent, FailureKind::kOther);
+    Complete(std::move(call), std::move(result), /*keep_handle=*/false);
+  }
+  if (waiting_changed) UpdateWaitingStat();
+  for (auto it = active_.begin(); it != active_.end();) {
+    if (!IsCancelled(it->second->options)) {
+      ++it;
+      continue;
+    }
+    CURL* easy = it->first;
+    std::unique_ptr<Call> call = std::move(it->second);
+    it = active_.erase(it);
+    (void)curl_multi_remove_handle(multi_.get(), easy);
+    const TransferCounts counts = RecordTransferStats(*call);
+    HttpResult result =
+        Failure(CancelledFailure(call->context),
+                call->transfer.request_started ? Delivery::kUnknown
+                                               : Delivery::kNotSent,
+                FailureKind::kOther);
+    result.connections_opened = counts.connections_opened;
+    result.response_bytes = counts.response_bytes;
+    Complete(std::move(call), std::move(result), /*keep_handle=*/false);
+  }
 }
 
 void CurlHttpTransport::AbortActive(const absl::Status& status,

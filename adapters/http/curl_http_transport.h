@@ -267,6 +267,9 @@ class CurlHttpTransport final : public HttpTransport {
   // returns its own.
   TransferCounts RecordTransferStats(const Call& call)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Fails every call (delayed or transferring) whose SendOptions::cancelled
+  // is set.
+  void AbortCancelled() ABSL_LOCKS_EXCLUDED(mu_);
   // Removes every transfer from curl and fails it with `status` and `kind`.
   void AbortActive(const absl::Status& status, FailureKind kind)
       ABSL_LOCKS_EXCLUDED(mu_);

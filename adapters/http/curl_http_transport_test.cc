@@ -611,6 +611,40 @@ TEST_F(CurlHttpTransportTest, UpstreamThatNeverAnswersTimesOut) {
   EXPECT_EQ(result.failure, FailureKind::kDeadline);
 }
 
+// A read whose caller gave up is dropped mid-transfer: it ends CANCELLED
+// while the upstream still holds the request (nothing answered it).
+TEST_F(CurlHttpTransportTest, CancelledCallIsAbortedInFlight) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  auto cancelled = std::make_shared<Notification>();
+  SendOptions options;
+  options.deadline = clock_.Now() + kWait;
+  options.cancelled = cancelled;
+  Outcome outcome;
+  transport->Send(Get("/slow"), options, outcome.Callback());
+  ASSERT_TRUE(server_->WaitForRequests(1, kWait));
+  EXPECT_EQ(outcome.calls(), 0);
+  cancelled->Notify();
+  ASSERT_TRUE(outcome.Wait());
+  EXPECT_FALSE(release_.HasBeenNotified());  // The upstream never answered.
+  const HttpResult result = outcome.result();
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kCancelled)
+      << result.status;
+  EXPECT_EQ(result.delivery, Delivery::kUnknown);
+  EXPECT_EQ(outcome.calls(), 1);
+
+  // One cancelled before it starts is never sent.
+  Outcome early;
+  SendOptions later = options;
+  later.not_before = clock_.Now() + absl::Hours(1);
+  later.deadline = clock_.Now() + absl::Hours(2);
+  transport->Send(Get("/order/1"), later, early.Callback());
+  ASSERT_TRUE(early.Wait());
+  EXPECT_EQ(early.result().status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(early.result().delivery, Delivery::kNotSent);
+  EXPECT_EQ(server_->request_count(), 1u);
+}
+
 TEST_F(CurlHttpTransportTest, TlsFailureIsUnavailableAndNotSent) {
   // Speaking TLS to a plaintext HTTP server fails the handshake.
   CurlHttpTransport::Options options = Options();

@@ -2,12 +2,14 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TYPES_H_
 #define CLINK_GATEWAY_ADAPTERS_HTTP_HTTP_TYPES_H_
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/sync.h"
 
 namespace clink_gateway::http {
 
@@ -63,6 +65,13 @@ struct SendOptions {
   // set chooses the key per attempt); null uses the transport's. Must stay
   // valid until the call completes.
   const RequestSigner* signer = nullptr;
+  // When set and it is notified (the caller gave up), the call is aborted: not
+  // started if it has not been, else its transfer is dropped, within the
+  // transport loop's poll interval (1 s at most). It then fails with
+  // kCancelled and FailureKind::kOther (kNotSent if it never started,
+  // kUnknown once the request may have been written). Only for calls that
+  // are safe to abandon (reads): a write must never be cut off mid-flight.
+  std::shared_ptr<const Notification> cancelled;
 };
 
 // Whether a failed call may have reached the upstream. Drives error mapping: a

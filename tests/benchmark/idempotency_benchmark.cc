@@ -206,7 +206,7 @@ std::string RedisVersion(const testing::RedisServer& redis) {
 // Thread-safe (the Redis store calls it from its worker thread).
 class InlineClinkApi final : public clink::ClinkApi {
  public:
-  void Call(const google::protobuf::MethodDescriptor& method,
+  void Call(const clink::RestMethod& method,
             const google::protobuf::Message& request,
             const clink::CallOptions& options,
             google::protobuf::Message* response, Callback done) override {
@@ -272,7 +272,7 @@ double PercentileUs(const std::vector<int64_t>& sorted, double p) {
 // thread (Redis); the caller's thread waits on a condition, never sleeps.
 class Driver {
  public:
-  Driver(clink::ClinkApi& api, const google::protobuf::MethodDescriptor& method)
+  Driver(clink::ClinkApi& api, const clink::RestMethod& method)
       : api_(api), method_(method), request_(Payment()) {}
 
   // Runs `warmup` unmeasured calls, then `calls` measured ones. `key_prefix`
@@ -410,7 +410,7 @@ class Driver {
   }
 
   clink::ClinkApi& api_;
-  const google::protobuf::MethodDescriptor& method_;
+  const clink::RestMethod& method_;
   const v1::CreatePaymentRequest request_;
   // Set by Run() before any call starts; read by the calling thread only.
   Keys keys_ = Keys::kNone;
@@ -652,7 +652,7 @@ int Run() {
   if (create_payment == nullptr) {
     return Fail("codec", absl::NotFoundError("no CreatePayment mapping"));
   }
-  const google::protobuf::MethodDescriptor& method = *create_payment->method;
+  const clink::RestMethod& method = *create_payment;
 
   std::unique_ptr<testing::RedisServer> redis;
   if (with_redis) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/emulator/merchant_api.h"
@@ -127,6 +128,36 @@ TEST_F(MoneySafetyTest, FiftyConcurrentDuplicatesReachClinkOnce) {
     ASSERT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
     EXPECT_EQ(responses[i].order_id(), responses[0].order_id()) << i;
   }
+  EXPECT_EQ(RequestsTo("POST", "/api/payment"), 1);
+}
+
+// A caller that gives up on a keyed payment does not stop it (a write is never
+// aborted mid-flight): it runs to Clink's answer, its result is stored for the
+// key, and the retry gets that result, never a second payment.
+TEST_F(MoneySafetyTest, ACancelledPaymentRunsToItsEndAndItsRetryGetsItsResult) {
+  Slow("/api/payment", absl::Seconds(2), /*count=*/1);
+  const v1::CreatePaymentRequest request = CardPayment("7.00");
+  auto first = Keyed("pay-cancelled-1");
+  v1::CreatePaymentResponse first_response;
+  absl::Notification first_done;
+  grpc::Status first_status;
+  payment_->async()->CreatePayment(first.get(), &request, &first_response,
+                                   [&](grpc::Status s) {
+                                     first_status = std::move(s);
+                                     first_done.Notify();
+                                   });
+  ASSERT_TRUE(emulator_->WaitForRequests(1, absl::Seconds(10)));
+  first->TryCancel();
+  ASSERT_TRUE(first_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(first_status.error_code(), grpc::StatusCode::CANCELLED);
+
+  // The retry waits for the first call, still running at Clink, and gets its
+  // answer.
+  v1::CreatePaymentResponse retried;
+  const grpc::Status status = payment_->CreatePayment(
+      Keyed("pay-cancelled-1").get(), request, &retried);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(retried.order_id().empty());
   EXPECT_EQ(RequestsTo("POST", "/api/payment"), 1);
 }
 

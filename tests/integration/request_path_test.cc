@@ -138,7 +138,7 @@ class RequestPathTest : public ::testing::Test {
     options.deadline = absl::Now() + absl::Seconds(10);
     absl::Notification done;
     absl::Status result;
-    client_->Call(*param.rest->method, *request, options, response.get(),
+    client_->Call(*param.rest, *request, options, response.get(),
                   [&](CallResult call) {
                     result = std::move(call.status);
                     done.Notify();
