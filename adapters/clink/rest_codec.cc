@@ -64,16 +64,28 @@ bool IsDecimal(const FieldDescriptor& field) {
   return RuleOf(field).encoding() == v1::VALUE_ENCODING_DECIMAL;
 }
 
-http::Method ToHttpMethod(v1::HttpMethod method) {
+// The transport's method for `method`; false for UNSPECIFIED or a number this
+// build does not know (never a silent GET: a GET would be retried and skip the
+// idempotency layer).
+bool ToHttpMethod(v1::HttpMethod method, http::Method* out) {
   switch (method) {
+    case v1::HTTP_METHOD_GET:
+      *out = http::Method::kGet;
+      return true;
     case v1::HTTP_METHOD_POST:
-      return http::Method::kPost;
+      *out = http::Method::kPost;
+      return true;
     case v1::HTTP_METHOD_PUT:
-      return http::Method::kPut;
+      *out = http::Method::kPut;
+      return true;
+    case v1::HTTP_METHOD_PATCH:
+      *out = http::Method::kPatch;
+      return true;
     case v1::HTTP_METHOD_DELETE:
-      return http::Method::kDelete;
+      *out = http::Method::kDelete;
+      return true;
     default:
-      return http::Method::kGet;
+      return false;
   }
 }
 
@@ -1028,7 +1040,11 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       if (rule.method() == v1::HTTP_METHOD_UNSPECIFIED) {
         return ProtoBug(m->full_name(), "HTTP method not set");
       }
-      rest->http_method = ToHttpMethod(rule.method());
+      if (!ToHttpMethod(rule.method(), &rest->http_method)) {
+        return ProtoBug(m->full_name(),
+                        absl::StrCat("unknown HTTP method ",
+                                     static_cast<int>(rule.method())));
+      }
       GATEWAY_RETURN_IF_ERROR(CompilePath(*m, rule.path(), rest.get()));
       rest->endpoint =
           absl::StrCat(http::MethodName(rest->http_method), " ", rule.path());
@@ -1061,7 +1077,8 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
           return ProtoBug(m->full_name(), "total must be int64");
         }
       }
-      if (rest->http_method == http::Method::kGet) {
+      if (rest->http_method == http::Method::kGet ||
+          rest->http_method == http::Method::kDelete) {
         // Query parameters: scalars (and Timestamps) only.
         const Descriptor* in = m->input_type();
         for (int k = 0; k < in->field_count(); ++k) {
@@ -1070,7 +1087,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
               !IsTimestamp(*f)) {
             return ProtoBug(
                 m->full_name(),
-                absl::StrCat(f->name(), ": GET fields must be scalars"));
+                absl::StrCat(f->name(), ": GET and DELETE fields must be scalars (query parameters)"));
           }
         }
       }

@@ -61,7 +61,10 @@ struct RestMethod {
   bool unwrapped_response_ok = false;
   bool data_optional = false;
 
-  // True for methods that may change state at Clink (POST, PUT, DELETE).
+  // True for methods that may change state at Clink: every method but GET
+  // (POST, PUT, PATCH, DELETE). A mutating call goes through the idempotency
+  // layer and is never retried once it may have been sent (unless
+  // idempotent_upstream); its outcome is unknown when in doubt.
   bool mutating() const { return http_method != http::Method::kGet; }
 };
 

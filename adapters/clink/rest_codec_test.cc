@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -2854,6 +2855,13 @@ INSTANTIATE_TEST_SUITE_P(
             "rest_option_without_http_method", "", "", "",
             R"(options { [clink.gateway.v1.rest] { path: "/things/{id}" } })",
             "HTTP method"},
+        // A method number this build does not know is a startup error, never
+        // a silent GET (which would be retried and skip the idempotency
+        // layer).
+        BrokenCase{
+            "unknown_http_method", "", "", "",
+            R"(options { [clink.gateway.v1.rest] { method: 99 path: "/things/{id}" } })",
+            "unknown HTTP method 99"},
         BrokenCase{
             "response_body_naming_a_missing_field", "", "", "",
             R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{id}" response_body: "thing" } })",
@@ -2884,6 +2892,18 @@ INSTANTIATE_TEST_SUITE_P(
                           type_name: ".broken.Resp"
                         })pb",
                    "", "", kGoodOptions, "scalars"},
+        BrokenCase{
+            "delete_request_with_a_message_field",
+            R"pb(field {
+                   name: "filter"
+                   number: 2
+                   label: LABEL_OPTIONAL
+                   type: TYPE_MESSAGE
+                   type_name: ".broken.Resp"
+                 })pb",
+            "", "",
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_DELETE path: "/things/{id}" } })",
+            "scalars"},
         BrokenCase{"enum_value_without_wire_value", "", kColorField,
                    ColorEnum(""), kGoodOptions, "needs a wire_value"},
         BrokenCase{
@@ -2914,6 +2934,118 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<BrokenCase>& info) {
       return info.param.name;
     });
+
+
+// A one-RPC file (BrokenFile) built into its own pool and compiled; the pool
+// outlives the codec.
+struct OneRpc {
+  std::unique_ptr<DescriptorPool> pool;
+  absl::StatusOr<std::unique_ptr<RestCodec>> codec;
+  const RestMethod* rest = nullptr;
+  const Descriptor* request_type = nullptr;
+};
+
+OneRpc CompileOne(const BrokenCase& c) {
+  OneRpc out;
+  EXPECT_NE(v1::RestRule::descriptor(), nullptr);
+  EXPECT_NE(google::protobuf::Timestamp::descriptor(), nullptr);
+  FileDescriptorProto file;
+  EXPECT_TRUE(TextFormat::ParseFromString(BrokenFile(c), &file));
+  out.pool = std::make_unique<DescriptorPool>(DescriptorPool::generated_pool());
+  const google::protobuf::FileDescriptor* built = out.pool->BuildFile(file);
+  if (built == nullptr) {
+    ADD_FAILURE() << file.DebugString();
+    out.codec = absl::InternalError("file did not build");
+    return out;
+  }
+  out.codec = RestCodec::Create({built->service(0)});
+  if (out.codec.ok()) {
+    out.rest = (*out.codec)->Find(*built->service(0)->method(0));
+    out.request_type = built->service(0)->method(0)->input_type();
+  }
+  return out;
+}
+
+struct MethodCase {
+  std::string method;  // HttpMethod value name
+  http::Method want;
+  bool body;  // JSON body (else query string)
+};
+
+class HttpMethodTest : public ::testing::TestWithParam<MethodCase> {};
+
+// Every method of the mapping reaches the transport as itself; every method
+// but GET is a write (idempotency layer, never retried once possibly sent);
+// POST, PUT and PATCH send the non-path fields as JSON, GET and DELETE as the
+// query.
+TEST_P(HttpMethodTest, EncodesAsItselfAndEveryNonGetIsAWrite) {
+  const MethodCase& m = GetParam();
+  const OneRpc one = CompileOne(BrokenCase{
+      "method", R"pb(field {
+                       name: "note_text"
+                       number: 2
+                       label: LABEL_OPTIONAL
+                       type: TYPE_STRING
+                     })pb",
+      "", "",
+      absl::StrCat(R"(options { [clink.gateway.v1.rest] { method: )", m.method,
+                   R"( path: "/things/{id}" } })"),
+      ""});
+  ASSERT_TRUE(one.codec.ok()) << one.codec.status();
+  ASSERT_NE(one.rest, nullptr);
+  EXPECT_EQ(one.rest->http_method, m.want);
+  EXPECT_EQ(one.rest->endpoint,
+            absl::StrCat(http::MethodName(m.want), " /things/{id}"));
+  EXPECT_EQ(one.rest->mutating(), m.want != http::Method::kGet);
+
+  google::protobuf::DynamicMessageFactory factory(one.pool.get());
+  std::unique_ptr<Message> request(
+      factory.GetPrototype(one.request_type)->New());
+  ASSERT_TRUE(TextFormat::ParseFromString(R"pb(id: "t_1" note_text: "a b")pb",
+                                          request.get()));
+  const absl::StatusOr<http::HttpRequest> http =
+      (*one.codec)->EncodeRequest(*one.rest, *request);
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_EQ(http->method, m.want);
+  EXPECT_EQ(http->idempotent, m.want == http::Method::kGet);
+  if (m.body) {
+    EXPECT_EQ(http->path_and_query, "/things/t_1");
+    EXPECT_EQ(http->body, R"({"noteText":"a b"})");
+  } else {
+    EXPECT_EQ(http->path_and_query, "/things/t_1?noteText=a%20b");
+    EXPECT_EQ(http->body, "");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllMethods, HttpMethodTest,
+    ::testing::Values(
+        MethodCase{"HTTP_METHOD_GET", http::Method::kGet, false},
+        MethodCase{"HTTP_METHOD_POST", http::Method::kPost, true},
+        MethodCase{"HTTP_METHOD_PUT", http::Method::kPut, true},
+        MethodCase{"HTTP_METHOD_PATCH", http::Method::kPatch, true},
+        MethodCase{"HTTP_METHOD_DELETE", http::Method::kDelete, false}),
+    [](const ::testing::TestParamInfo<MethodCase>& info) {
+      return info.param.method;
+    });
+
+// Every value of the HttpMethod enum but UNSPECIFIED compiles (the codec knows
+// them all), so adding one to rest_options.proto without teaching the codec
+// fails here rather than at a deployment's startup.
+TEST(HttpMethodTest, TheCodecKnowsEveryDeclaredMethod) {
+  const google::protobuf::EnumDescriptor* methods =
+      v1::HttpMethod_descriptor();
+  for (int i = 0; i < methods->value_count(); ++i) {
+    const google::protobuf::EnumValueDescriptor* v = methods->value(i);
+    if (v->number() == 0) continue;
+    const OneRpc one = CompileOne(BrokenCase{
+        v->name(), "", "", "",
+        absl::StrCat(R"(options { [clink.gateway.v1.rest] { method: )",
+                     v->name(), R"( path: "/things/{id}" } })"),
+        ""});
+    EXPECT_TRUE(one.codec.ok()) << v->name() << ": " << one.codec.status();
+  }
+}
 
 }  // namespace
 }  // namespace clink_gateway::clink

@@ -1146,7 +1146,11 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
       break;
     case Method::kPost:
     case Method::kPut:
+    case Method::kPatch:
     case Method::kDelete:
+      // PUT, PATCH and DELETE are POSTs with another request line: the body
+      // goes from memory with Content-Length, never CURLOPT_UPLOAD's read
+      // callback and chunked encoding.
       if (request.method == Method::kDelete && !has_body) {
         GATEWAY_RETURN_IF_ERROR(
             SetCurlOption(h, CURLOPT_CUSTOMREQUEST, "DELETE"));

@@ -14,6 +14,8 @@ absl::string_view MethodName(Method method) {
       return "PUT";
     case Method::kDelete:
       return "DELETE";
+    case Method::kPatch:
+      return "PATCH";
   }
   return "UNKNOWN";
 }

@@ -13,9 +13,9 @@
 
 namespace clink_gateway::http {
 
-enum class Method { kGet, kPost, kPut, kDelete };
+enum class Method { kGet, kPost, kPut, kDelete, kPatch };
 
-// "GET", "POST", ...
+// "GET", "POST", "PUT", "DELETE", "PATCH".
 absl::string_view MethodName(Method method);
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -28,7 +28,11 @@ struct HttpRequest {
   std::string path_and_query;
   HeaderList
       headers;  // Extra headers; the signer adds X-API-KEY and X-Timestamp.
-  std::string body;  // JSON; empty means no body (and no Content-Type).
+  // JSON, or what `headers`' Content-Type says (e.g. a multipart/form-data body
+  // built by multipart.h); empty means no body (and no Content-Type). Sent as
+  // it is, with Content-Length, for POST, PUT, PATCH and DELETE; a GET cannot
+  // have one.
+  std::string body;
   // True when sending the request twice is harmless (a GET, or a POST the
   // upstream deduplicates). When false, the transport never lets it leave
   // twice: libcurl's silent resend on a reused connection that died before

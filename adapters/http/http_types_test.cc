@@ -10,6 +10,7 @@ TEST(HttpTypesTest, MethodName) {
   EXPECT_EQ(MethodName(Method::kPost), "POST");
   EXPECT_EQ(MethodName(Method::kPut), "PUT");
   EXPECT_EQ(MethodName(Method::kDelete), "DELETE");
+  EXPECT_EQ(MethodName(Method::kPatch), "PATCH");
 }
 
 TEST(HttpTypesTest, DeliveryName) {
