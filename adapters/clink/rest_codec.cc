@@ -1085,9 +1085,10 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
           const FieldDescriptor* f = in->field(k);
           if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
               !IsTimestamp(*f)) {
-            return ProtoBug(
-                m->full_name(),
-                absl::StrCat(f->name(), ": GET and DELETE fields must be scalars (query parameters)"));
+            return ProtoBug(m->full_name(),
+                            absl::StrCat(f->name(),
+                                         ": GET and DELETE fields must be "
+                                         "scalars (query parameters)"));
           }
         }
       }

@@ -2935,7 +2935,6 @@ INSTANTIATE_TEST_SUITE_P(
       return info.param.name;
     });
 
-
 // A one-RPC file (BrokenFile) built into its own pool and compiled; the pool
 // outlives the codec.
 struct OneRpc {
@@ -2980,17 +2979,17 @@ class HttpMethodTest : public ::testing::TestWithParam<MethodCase> {};
 // query.
 TEST_P(HttpMethodTest, EncodesAsItselfAndEveryNonGetIsAWrite) {
   const MethodCase& m = GetParam();
-  const OneRpc one = CompileOne(BrokenCase{
-      "method", R"pb(field {
-                       name: "note_text"
-                       number: 2
-                       label: LABEL_OPTIONAL
-                       type: TYPE_STRING
-                     })pb",
-      "", "",
-      absl::StrCat(R"(options { [clink.gateway.v1.rest] { method: )", m.method,
-                   R"( path: "/things/{id}" } })"),
-      ""});
+  const OneRpc one = CompileOne(
+      BrokenCase{"method", R"pb(field {
+                                  name: "note_text"
+                                  number: 2
+                                  label: LABEL_OPTIONAL
+                                  type: TYPE_STRING
+                                })pb",
+                 "", "",
+                 absl::StrCat(R"(options { [clink.gateway.v1.rest] { method: )",
+                              m.method, R"( path: "/things/{id}" } })"),
+                 ""});
   ASSERT_TRUE(one.codec.ok()) << one.codec.status();
   ASSERT_NE(one.rest, nullptr);
   EXPECT_EQ(one.rest->http_method, m.want);
@@ -3033,8 +3032,7 @@ INSTANTIATE_TEST_SUITE_P(
 // them all), so adding one to rest_options.proto without teaching the codec
 // fails here rather than at a deployment's startup.
 TEST(HttpMethodTest, TheCodecKnowsEveryDeclaredMethod) {
-  const google::protobuf::EnumDescriptor* methods =
-      v1::HttpMethod_descriptor();
+  const google::protobuf::EnumDescriptor* methods = v1::HttpMethod_descriptor();
   for (int i = 0; i < methods->value_count(); ++i) {
     const google::protobuf::EnumValueDescriptor* v = methods->value(i);
     if (v->number() == 0) continue;
