@@ -29,6 +29,7 @@
 #include "adapters/http/egress_policy.h"
 #include "adapters/http/http_transport.h"
 #include "adapters/http/http_types.h"
+#include "adapters/http/multipart.h"
 #include "adapters/http/request_signer.h"
 #include "adapters/http/testing/raw_http_server.h"
 #include "adapters/http/testing/test_http_server.h"
@@ -478,6 +479,34 @@ TEST_F(CurlHttpTransportTest, PatchPutAndDeleteSendTheirBodyAsIs) {
   EXPECT_EQ(seen[3].method, "DELETE");
   EXPECT_EQ(seen[3].body, R"({"reason":"x"})");
   EXPECT_EQ(seen[3].Header("Content-Type"), "application/json");
+}
+
+// A multipart body is sent byte for byte with the caller's Content-Type (its
+// boundary) and signed like any other request: Clink's signature is the
+// X-API-KEY and X-Timestamp headers, which cover no body.
+TEST_F(CurlHttpTransportTest, MultipartBodyIsSentAsBuiltAndSigned) {
+  auto transport = Create(Options());
+  ASSERT_NE(transport, nullptr);
+  std::string image("\x89PNG\r\n\x1a\n", 8);
+  image.append(std::string(1 << 20, '\0'));  // over 1 MiB of binary zeros
+  image.append("\r\n--not-the-boundary--\r\n");
+  const absl::StatusOr<MultipartBody> form =
+      BuildMultipartFormData({{"file", "logo.png", "image/png", image}});
+  ASSERT_TRUE(form.ok()) << form.status();
+  HttpRequest request = Post("/product/image/upload", form->body);
+  request.headers = {{"Content-Type", form->content_type}};
+  ASSERT_TRUE(Call(*transport, std::move(request)).status.ok());
+
+  const std::vector<RecordedRequest> seen = server_->requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].Header("Content-Type"), form->content_type);
+  EXPECT_EQ(seen[0].Header("Content-Length"), absl::StrCat(form->body.size()));
+  EXPECT_EQ(seen[0].Header("Expect"), std::nullopt);
+  EXPECT_EQ(seen[0].Header("X-API-KEY"), kKey);
+  EXPECT_EQ(seen[0].Header("X-Timestamp"),
+            absl::StrCat(absl::ToUnixMillis(clock_.Now())));
+  EXPECT_TRUE(seen[0].body == form->body) << "body differs";
 }
 
 TEST_F(CurlHttpTransportTest,
