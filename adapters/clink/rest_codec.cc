@@ -13,10 +13,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "adapters/clink/currency.h"
 #include "adapters/clink/decimal.h"
 #include "adapters/clink/error_details.h"
+#include "adapters/clink/file_type.h"
+#include "adapters/http/multipart.h"
 #include "common/status_macros.h"
 #include "google/protobuf/descriptor_database.h"
 #include "rapidjson/document.h"
@@ -331,6 +334,84 @@ const Descriptor* FindRecursiveType(const Map& types) {
     }
   }
   return nullptr;
+}
+
+// The types a FilePart accepts, for messages: ".jpg, .jpeg, .png".
+std::string ExtensionList(const v1::FilePart& part) {
+  std::vector<std::string> out;
+  for (const std::string& type : part.types()) out.push_back("." + type);
+  return absl::StrJoin(out, ", ");
+}
+
+// The longest file name accepted, in characters.
+constexpr size_t kMaxFileNameLength = 255;
+
+// Checks a multipart method's file and file name (FilePart), appending a
+// violation per problem. A field marked `required` that is empty was already
+// reported by ValidateMessage.
+void CheckFilePart(const RestMethod& method, const Message& request,
+                   std::vector<FieldViolation>* out) {
+  const Reflection* r = request.GetReflection();
+  const FieldDescriptor& file = *method.file_field;
+  const FieldDescriptor& name_field = *method.filename_field;
+  const v1::FilePart& part = RuleOf(file).file_part();
+  std::string scratch;
+  const std::string& data = r->GetStringReference(request, &file, &scratch);
+  const FileType* content = nullptr;
+  if (data.empty()) {
+    if (!RuleOf(file).required()) out->push_back({file.name(), "is required"});
+  } else if (part.max_bytes() > 0 && data.size() > part.max_bytes()) {
+    out->push_back({file.name(), absl::StrCat("must be at most ",
+                                              part.max_bytes(), " bytes")});
+  } else {
+    content = SniffFileType(data);
+    bool accepted = false;
+    for (const std::string& type : part.types()) {
+      accepted |= content != nullptr && FileTypeByExtension(type) == content;
+    }
+    if (!accepted) {
+      out->push_back(
+          {file.name(),
+           absl::StrCat("must be a file of type ", ExtensionList(part),
+                        " by its content (magic bytes)")});
+      content = nullptr;
+    }
+  }
+
+  const std::string& name = r->GetString(request, &name_field);
+  if (name.empty()) {
+    if (!RuleOf(name_field).required()) {
+      out->push_back({name_field.name(), "is required"});
+    }
+    return;
+  }
+  if (Utf8Length(name) > kMaxFileNameLength) {
+    out->push_back({name_field.name(), "must be at most 255 characters"});
+    return;
+  }
+  for (const unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '/' || c == '\\') {
+      out->push_back({name_field.name(),
+                      "must not hold control characters, '\"', '/' or "
+                      "'\\'"});
+      return;
+    }
+  }
+  const size_t dot = name.rfind('.');
+  const std::string extension =
+      dot == std::string::npos ? ""
+                               : absl::AsciiStrToLower(name.substr(dot + 1));
+  bool listed = false;
+  for (const std::string& type : part.types()) listed |= type == extension;
+  const FileType* named = listed ? FileTypeByExtension(extension) : nullptr;
+  if (named == nullptr) {
+    out->push_back(
+        {name_field.name(), absl::StrCat("must end in ", ExtensionList(part))});
+  } else if (content != nullptr && named != content) {
+    out->push_back({name_field.name(),
+                    absl::StrCat("ends in .", extension, " but ", file.name(),
+                                 " is a ", content->name, " file")});
+  }
 }
 
 }  // namespace
@@ -989,6 +1070,83 @@ absl::Status CheckRequestAmountsHaveCurrencies(
   return absl::OkStatus();
 }
 
+// Compiles RestRule.body_encoding: for BODY_ENCODING_MULTIPART, the file part
+// and its file-name field. `file_fields` collects the file_part fields in use
+// (any other is an error found when indexing).
+absl::Status CompileBody(
+    const MethodDescriptor& m, const v1::RestRule& rule, RestMethod* out,
+    absl::flat_hash_set<const FieldDescriptor*>* file_fields) {
+  switch (rule.body_encoding()) {
+    case v1::BODY_ENCODING_UNSPECIFIED:
+    case v1::BODY_ENCODING_JSON:
+      return absl::OkStatus();
+    case v1::BODY_ENCODING_MULTIPART:
+      break;
+    default:
+      return ProtoBug(m.full_name(),
+                      absl::StrCat("unknown body_encoding ",
+                                   static_cast<int>(rule.body_encoding())));
+  }
+  if (out->http_method == http::Method::kGet ||
+      out->http_method == http::Method::kDelete) {
+    return ProtoBug(m.full_name(), "a multipart body needs POST, PUT or PATCH");
+  }
+  absl::flat_hash_set<const FieldDescriptor*> path_fields;
+  for (const PathSegment& segment : out->path)
+    path_fields.insert(segment.field);
+  const Descriptor* in = m.input_type();
+  for (int i = 0; i < in->field_count(); ++i) {
+    const FieldDescriptor* f = in->field(i);
+    if (!RuleOf(*f).has_file_part()) {
+      if (f->is_repeated() ||
+          f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        return ProtoBug(f->full_name(),
+                        "a multipart request's other fields must be singular "
+                        "scalars (text parts)");
+      }
+      continue;
+    }
+    if (out->file_field != nullptr) {
+      return ProtoBug(m.full_name(), "more than one file_part field");
+    }
+    const v1::FilePart& part = RuleOf(*f).file_part();
+    if (f->type() != FieldDescriptor::TYPE_BYTES || f->is_repeated()) {
+      return ProtoBug(f->full_name(), "a file_part must be a singular bytes");
+    }
+    if (part.part_name().empty()) {
+      return ProtoBug(f->full_name(), "file_part needs a part_name");
+    }
+    const FieldDescriptor* name = in->FindFieldByName(part.filename_field());
+    if (name == nullptr || name->is_repeated() ||
+        name->type() != FieldDescriptor::TYPE_STRING ||
+        path_fields.contains(name)) {
+      return ProtoBug(f->full_name(),
+                      "file_part.filename_field must name a singular string "
+                      "field of the request (not a path parameter)");
+    }
+    if (part.types().empty()) {
+      return ProtoBug(f->full_name(), "file_part needs at least one type");
+    }
+    for (const std::string& type : part.types()) {
+      if (FileTypeByExtension(type) == nullptr) {
+        return ProtoBug(
+            f->full_name(),
+            absl::StrCat("file_part type \"", type,
+                         "\" is not one the gateway can recognise"));
+      }
+    }
+    out->file_field = f;
+    out->filename_field = name;
+    file_fields->insert(f);
+  }
+  if (out->file_field == nullptr) {
+    return ProtoBug(
+        m.full_name(),
+        "BODY_ENCODING_MULTIPART needs a bytes field with file_part");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CompilePath(const MethodDescriptor& m, const std::string& path,
                          RestMethod* out) {
   if (path.empty() || path.front() != '/')
@@ -1026,6 +1184,9 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
   std::unique_ptr<RestCodec> codec(new RestCodec());
   std::vector<const Descriptor*> pending;
   std::vector<const Descriptor*> requests;  // Every RPC's request type.
+  // The file_part fields of multipart methods; file_part anywhere else is a
+  // bug.
+  absl::flat_hash_set<const FieldDescriptor*> file_fields;
 
   for (const ServiceDescriptor* service : services) {
     for (int i = 0; i < service->method_count(); ++i) {
@@ -1046,6 +1207,7 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
                                      static_cast<int>(rule.method())));
       }
       GATEWAY_RETURN_IF_ERROR(CompilePath(*m, rule.path(), rest.get()));
+      GATEWAY_RETURN_IF_ERROR(CompileBody(*m, rule, rest.get(), &file_fields));
       rest->endpoint =
           absl::StrCat(http::MethodName(rest->http_method), " ", rule.path());
       rest->path_template = rule.path();
@@ -1136,6 +1298,11 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
         return ProtoBug(f->full_name(), "min_decimal is not a decimal");
       }
       GATEWAY_RETURN_IF_ERROR(CheckMoneyRule(*f));
+      if (rule.has_file_part() && !file_fields.contains(f)) {
+        return ProtoBug(f->full_name(),
+                        "file_part is only for a top-level bytes field of a "
+                        "BODY_ENCODING_MULTIPART request");
+      }
       if (f->is_map() && f->message_type()->map_key()->cpp_type() !=
                              FieldDescriptor::CPPTYPE_STRING) {
         return ProtoBug(f->full_name(), "map keys must be strings");
@@ -1236,6 +1403,9 @@ absl::Status RestCodec::Validate(const RestMethod& method,
                                  const Message& request) const {
   std::vector<FieldViolation> violations;
   Impl(*this).ValidateMessage(request, "", &violations);
+  if (method.file_field != nullptr) {
+    CheckFilePart(method, request, &violations);
+  }
   for (const PathSegment& segment : method.path) {
     if (segment.field == nullptr) continue;
     // A path parameter is always required; report it once even when also marked
@@ -1301,6 +1471,44 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
             &out.path_and_query);
       }
     }
+    return out;
+  }
+
+  if (method.file_field != nullptr) {
+    const Reflection* r = request.GetReflection();
+    std::string scratch;
+    const std::string& data =
+        r->GetStringReference(request, method.file_field, &scratch);
+    const FileType* type = SniffFileType(data);
+    if (type == nullptr) {
+      return InvalidArgumentWithViolations(
+          {{method.file_field->name(), "is not a file of an accepted type"}});
+    }
+    std::vector<http::FormPart> parts;
+    parts.push_back({RuleOf(*method.file_field).file_part().part_name(),
+                     r->GetString(request, method.filename_field),
+                     std::string(type->media_type), data});
+    std::vector<const FieldDescriptor*> fields;
+    r->ListFields(request, &fields);
+    for (const FieldDescriptor* f : fields) {
+      if (path_fields.contains(f) || f == method.file_field ||
+          f == method.filename_field ||
+          (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
+           r->GetEnumValue(request, f) == 0)) {
+        continue;
+      }
+      parts.push_back(
+          {f->json_name(), "", "", impl.ScalarText(request, *f, -1)});
+    }
+    absl::StatusOr<http::MultipartBody> form =
+        http::BuildMultipartFormData(parts);
+    if (!form.ok()) {
+      return InvalidArgumentWithViolations(
+          {{method.filename_field->name(),
+            std::string(form.status().message())}});
+    }
+    out.body = std::move(form->body);
+    out.headers.emplace_back("Content-Type", std::move(form->content_type));
     return out;
   }
 

@@ -60,6 +60,11 @@ struct RestMethod {
   // RestRule.unwrapped_response_ok and RestRule.data_optional.
   bool unwrapped_response_ok = false;
   bool data_optional = false;
+  // RestRule.body_encoding BODY_ENCODING_MULTIPART only: the `bytes` request
+  // field sent as the file part (its FieldRule.file_part says how) and the
+  // string field holding its file name. Null for a JSON body (or none).
+  const google::protobuf::FieldDescriptor* file_field = nullptr;
+  const google::protobuf::FieldDescriptor* filename_field = nullptr;
 
   // True for methods that may change state at Clink: every method but GET
   // (POST, PUT, PATCH, DELETE). A mutating call goes through the idempotency
@@ -116,8 +121,12 @@ const std::vector<std::string>& GatewayServiceNames();
 class RestCodec {
  public:
   // Compiles the REST mapping of every method of `services`, checking the
-  // annotations: every method has a method and a path whose variables name
-  // non-repeated string request fields; response_body names a field; no
+  // annotations: every method has a method the codec knows (UNSPECIFIED or an
+  // unknown number is an error, never a GET) and a path whose variables name
+  // non-repeated string request fields; GET and DELETE requests are scalars (a
+  // query string); a multipart body is on a POST, PUT or PATCH with exactly
+  // one valid file_part `bytes` field and otherwise singular scalars;
+  // response_body names a field; no
   // float/double field anywhere; every Timestamp field has a time encoding;
   // DECIMAL only on strings; every enum value but the zero one has a wire
   // value. An error here is a bug in the protos, reported at startup.
@@ -143,7 +152,8 @@ class RestCodec {
 
   // Checks the declarative rules (required, decimal syntax, positive,
   // min_decimal, max_length, UNSPECIFIED enum values in lists, path parameters
-  // that are plain ids and never a dot segment) on `request` and
+  // that are plain ids and never a dot segment, a multipart file's size, type
+  // by magic bytes and file name: see FilePart) on `request` and
   // every message nested in it. Returns INVALID_ARGUMENT naming each offending
   // field ("price_data_list[1].unit_amount") in a google.rpc.BadRequest
   // payload.
@@ -151,8 +161,10 @@ class RestCodec {
                         const google::protobuf::Message& request) const;
 
   // Builds the HTTP request: path parameters substituted as they are; for GET
-  // the other set fields become the (percent-encoded) query string, otherwise a
-  // JSON body. Assumes Validate passed (fails with INVALID_ARGUMENT otherwise,
+  // and DELETE the other set fields become the (percent-encoded) query string;
+  // for POST, PUT and PATCH a JSON body, or for BODY_ENCODING_MULTIPART a
+  // multipart/form-data body (random boundary) with its Content-Type header.
+  // Assumes Validate passed (fails with INVALID_ARGUMENT otherwise,
   // e.g. an empty path parameter, or one that is not a plain id: see
   // RestRule.path).
   absl::StatusOr<http::HttpRequest> EncodeRequest(

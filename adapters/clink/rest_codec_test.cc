@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/substitute.h"
 #include "adapters/clink/error_details.h"
 #include "clink/gateway/v1/billing.pb.h"
@@ -1054,6 +1055,150 @@ const std::vector<RpcCase>& RpcCases() {
            create_time { seconds: 1751328000 nanos: 999000000 }
          }
        )pb"},
+      {"BillingService.UploadProductImage", "upload_product_image",
+       R"pb(file: "GIF89a tiny test image" file_name: "pro-plan.gif")pb",
+       http::Method::kPost, "/product/image/upload", R"pb(
+         url: "https://cdn.clinkbill.com/oss/oss_7h2k9d.gif"
+         file_name: "pro-plan.gif"
+         oss_id: "oss_7h2k9d"
+       )pb"},
+      {"BillingService.CreateProduct", "create_product", R"pb(
+         name: "Pro Plan"
+         localized_names { key: "en-US" value: "Pro Plan" }
+         localized_names { key: "zh-CN" value: "专业版" }
+         description: "Everything in Starter, plus priority support"
+         image: "oss_7h2k9d"
+         tax_category: TAX_CATEGORY_SOFTWARE_SERVICE
+         price_list {
+           currency: "USD"
+           unit_amount: "15.99"
+           price_type: PRICE_TYPE_RECURRING
+           recurring_details {
+             interval: RECURRING_INTERVAL_MONTH
+             trial_period_days: 14
+             pricing_model: PRICING_MODEL_FLAT_RATE
+             interval_count: 1
+           }
+           priority: 1
+           is_active: PRICE_ACTIVE_STATE_ACTIVE
+           is_default_price: true
+         }
+         price_list {
+           currency: "JPY"
+           unit_amount: "680"
+           price_type: PRICE_TYPE_ONE_TIME
+           is_default_price: false
+         }
+       )pb",
+       http::Method::kPost, "/product", R"pb(
+         product {
+           product_id: "prd_pro"
+           name: "Pro Plan"
+           active: true
+           description: "Everything in Starter, plus priority support"
+           default_price: "price_pro_monthly"
+           image: "https://cdn.clinkbill.com/oss/oss_7h2k9d.png"
+           tax_category: TAX_CATEGORY_SOFTWARE_SERVICE
+           price_list {
+             price_id: "price_pro_monthly"
+             price_snapshot_id: "ps_pro_monthly_v1"
+             product_id: "prd_pro"
+             currency: "USD"
+             unit_amount: "15.99"
+             price_type: PRICE_TYPE_RECURRING
+             recurring {
+               interval: RECURRING_INTERVAL_MONTH
+               trial_period_days: 14
+               pricing_model: PRICING_MODEL_FLAT_RATE
+               interval_count: 1
+             }
+             active: true
+             create_time { seconds: 1751328000 }
+           }
+           price_list {
+             price_id: "price_pro_once_jpy"
+             price_snapshot_id: "ps_pro_once_jpy_v1"
+             product_id: "prd_pro"
+             currency: "JPY"
+             unit_amount: "680"
+             price_type: PRICE_TYPE_ONE_TIME
+             active: true
+             create_time { seconds: 1751328000 }
+           }
+           create_time { seconds: 1751328000 }
+           update_time { seconds: 1751328000 }
+           localized_names { key: "en-US" value: "Pro Plan" }
+           localized_names { key: "zh-CN" value: "专业版" }
+         }
+       )pb"},
+      {"BillingService.CreatePrice", "create_price", R"pb(
+         product_id: "prd_pro"
+         currency: "EUR"
+         unit_amount: "29.99"
+         price_type: PRICE_TYPE_RECURRING
+         recurring_details {
+           interval: RECURRING_INTERVAL_CUSTOM
+           pricing_model: PRICING_MODEL_PER_SEAT
+           transform_quantity {
+             divide_by: 1024
+             round: TRANSFORM_QUANTITY_ROUND_UP
+           }
+           interval_count: 14
+         }
+         priority: 0
+         is_default_price: false
+       )pb",
+       http::Method::kPost, "/price", R"pb(
+         price {
+           price_id: "price_pro_eur"
+           price_snapshot_id: "ps_pro_eur_v1"
+           product_id: "prd_pro"
+           currency: "EUR"
+           unit_amount: "29.99"
+           price_type: PRICE_TYPE_RECURRING
+           recurring {
+             interval: RECURRING_INTERVAL_CUSTOM
+             pricing_model: PRICING_MODEL_PER_SEAT
+             transform_quantity {
+               divide_by: 1024
+               round: TRANSFORM_QUANTITY_ROUND_UP
+             }
+             interval_count: 14
+           }
+           active: true
+           create_time { seconds: 1751414400 }
+         }
+       )pb"},
+      // PUT: only the fields set are sent; the path parameter is not in the
+      // body.
+      {"BillingService.UpdatePrice", "update_price", R"pb(
+         price_id: "price_pro_eur"
+         unit_amount: "34.50"
+         currency: "EUR"
+         is_active: PRICE_ACTIVE_STATE_INACTIVE
+         priority: 2
+       )pb",
+       http::Method::kPut, "/price/price_pro_eur", R"pb(
+         price {
+           price_id: "price_pro_eur"
+           price_snapshot_id: "ps_pro_eur_v2"
+           product_id: "prd_pro"
+           currency: "EUR"
+           unit_amount: "34.50"
+           price_type: PRICE_TYPE_RECURRING
+           recurring {
+             interval: RECURRING_INTERVAL_CUSTOM
+             pricing_model: PRICING_MODEL_PER_SEAT
+             transform_quantity {
+               divide_by: 1024
+               round: TRANSFORM_QUANTITY_ROUND_UP
+             }
+             interval_count: 14
+           }
+           active: false
+           create_time { seconds: 1751414400 }
+         }
+       )pb"},
   };
   return *cases;
 }
@@ -1082,7 +1227,20 @@ TEST_P(RpcTest, EncodesRequestToGolden) {
 
   EXPECT_EQ(http->method, c.http_method);
   EXPECT_EQ(http->path_and_query, c.path_and_query);
-  if (c.http_method == http::Method::kGet) {
+  std::string content_type;
+  for (const auto& [name, value] : http->headers) {
+    if (name == "Content-Type") content_type = value;
+  }
+  constexpr absl::string_view kMultipart = "multipart/form-data; boundary=";
+  if (absl::StartsWith(content_type, kMultipart)) {
+    // The golden spells the (random) boundary "{boundary}" and ends lines in
+    // LF; the body must be exactly it with the boundary and CRLF put in.
+    const std::string boundary(content_type.substr(kMultipart.size()));
+    const std::string want = absl::StrReplaceAll(
+        ReadTestdata(absl::StrCat(c.golden, "_request.multipart")),
+        {{"{boundary}", boundary}, {"\n", "\r\n"}});
+    EXPECT_EQ(http->body, want);
+  } else if (c.http_method == http::Method::kGet) {
     EXPECT_EQ(http->body, "");
   } else {
     EXPECT_EQ(
@@ -3042,6 +3200,207 @@ TEST(HttpMethodTest, TheCodecKnowsEveryDeclaredMethod) {
                      v->name(), R"( path: "/things/{id}" } })"),
         ""});
     EXPECT_TRUE(one.codec.ok()) << v->name() << ": " << one.codec.status();
+  }
+}
+
+// --- Multipart uploads (UploadProductImage).
+
+constexpr char kPng[] = "\x89PNG\r\n\x1a\n";
+constexpr char kJpeg[] = "\xff\xd8\xff\xe0";
+
+v1::UploadProductImageRequest Upload(std::string file, std::string name) {
+  v1::UploadProductImageRequest request;
+  request.set_file(std::move(file));
+  request.set_file_name(std::move(name));
+  return request;
+}
+
+struct UploadCase {
+  std::string test_name;
+  v1::UploadProductImageRequest request;
+  std::vector<std::string> fields;  // empty: valid
+  std::string message;              // a substring of the first violation
+};
+
+std::string PngOf(size_t size) {
+  std::string data(kPng, 8);
+  data.resize(size, '\0');
+  return data;
+}
+
+const std::vector<UploadCase>& UploadCases() {
+  static const auto* const cases = new std::vector<UploadCase>{
+      {"png", Upload(PngOf(64), "logo.png"), {}, ""},
+      {"jpeg_as_jpg_upper_case", Upload(kJpeg, "LOGO.JPG"), {}, ""},
+      {"jpeg_as_jpeg", Upload(kJpeg, "logo.jpeg"), {}, ""},
+      {"gif87a", Upload("GIF87a....", "a.gif"), {}, ""},
+      {"webp",
+       Upload(std::string("RIFF\x10\0\0\0WEBPVP8 ", 16), "a.webp"),
+       {},
+       ""},
+      {"exactly_5_mib", Upload(PngOf(5242880), "big.png"), {}, ""},
+      {"one_byte_over_5_mib",
+       Upload(PngOf(5242881), "big.png"),
+       {"file"},
+       "at most 5242880 bytes"},
+      {"empty_file", Upload("", "a.png"), {"file"}, "is required"},
+      {"no_file_name", Upload(PngOf(16), ""), {"file_name"}, "is required"},
+      {"not_an_image", Upload("%PDF-1.7", "a.png"), {"file"}, "by its content"},
+      {"svg_is_not_accepted",
+       Upload("<svg xmlns=\"http://www.w3.org/2000/svg\"/>", "a.svg"),
+       {"file", "file_name"},
+       ""},
+      {"extension_not_accepted",
+       Upload(PngOf(16), "logo.bmp"),
+       {"file_name"},
+       "must end in .jpg, .jpeg, .png, .gif, .webp"},
+      {"no_extension", Upload(PngOf(16), "logo"), {"file_name"}, "must end"},
+      {"extension_of_another_type",
+       Upload(kJpeg, "logo.png"),
+       {"file_name"},
+       "ends in .png but file is a JPEG file"},
+      {"quote_in_name",
+       Upload(PngOf(16), "a\".png"),
+       {"file_name"},
+       "control characters"},
+      {"crlf_in_name",
+       Upload(PngOf(16), "a\r\nX-Evil: 1.png"),
+       {"file_name"},
+       "control characters"},
+      {"slash_in_name",
+       Upload(PngOf(16), "../a.png"),
+       {"file_name"},
+       "control characters"},
+      {"name_too_long",
+       Upload(PngOf(16), std::string(252, 'a') + ".png"),
+       {"file_name"},
+       "at most 255"},
+  };
+  return *cases;
+}
+
+class UploadValidationTest : public ::testing::TestWithParam<UploadCase> {};
+
+// Every check is made before anything is sent and names its field; a valid
+// file is encoded as one `file` part of the type its magic bytes say.
+TEST_P(UploadValidationTest, ChecksTheFileBeforeSending) {
+  const UploadCase& c = GetParam();
+  const RestMethod* rest = Rest("BillingService.UploadProductImage");
+  ASSERT_NE(rest, nullptr);
+  const absl::Status status = Codec().Validate(*rest, c.request);
+  if (c.fields.empty()) {
+    ASSERT_TRUE(status.ok()) << status;
+    const absl::StatusOr<http::HttpRequest> http =
+        Codec().EncodeRequest(*rest, c.request);
+    ASSERT_TRUE(http.ok()) << http.status();
+    EXPECT_EQ(http->method, http::Method::kPost);
+    EXPECT_FALSE(http->idempotent);
+    ASSERT_EQ(http->headers.size(), 1u);
+    const std::string boundary = http->headers[0].second.substr(
+        std::string("multipart/form-data; boundary=").size());
+    EXPECT_FALSE(boundary.empty());
+    EXPECT_THAT(http->body,
+                HasSubstr(absl::StrCat("filename=\"", c.request.file_name(),
+                                       "\"\r\nContent-Type: image/")));
+    EXPECT_THAT(http->body, HasSubstr(absl::StrCat("\r\n\r\n", c.request.file(),
+                                                   "\r\n--", boundary, "--")));
+    return;
+  }
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(status),
+              ::testing::UnorderedElementsAreArray(c.fields));
+  EXPECT_THAT(std::string(status.message()), HasSubstr(c.message));
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, UploadValidationTest,
+                         ::testing::ValuesIn(UploadCases()),
+                         [](const ::testing::TestParamInfo<UploadCase>& info) {
+                           return info.param.test_name;
+                         });
+
+TEST(UploadTest, ContentTypeComesFromTheMagicBytesNotTheName) {
+  const RestMethod* rest = Rest("BillingService.UploadProductImage");
+  ASSERT_NE(rest, nullptr);
+  EXPECT_EQ(rest->file_field->name(), "file");
+  EXPECT_EQ(rest->filename_field->name(), "file_name");
+  const absl::StatusOr<http::HttpRequest> http =
+      Codec().EncodeRequest(*rest, Upload(kJpeg, "photo.JPG"));
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_THAT(http->body, HasSubstr("Content-Type: image/jpeg\r\n"));
+  // A second encoding draws another boundary.
+  const absl::StatusOr<http::HttpRequest> again =
+      Codec().EncodeRequest(*rest, Upload(kJpeg, "photo.JPG"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_NE(http->headers, again->headers);
+}
+
+// A multipart declaration that cannot work is a startup error.
+constexpr char kBytesFile[] = R"pb(field {
+                                     name: "file"
+                                     number: 2
+                                     label: LABEL_OPTIONAL
+                                     type: TYPE_BYTES
+                                     options {
+                                       [clink.gateway.v1.field] {
+                                         file_part {
+                                           part_name: "file"
+                                           filename_field: "file_name"
+                                           types: "png" $0
+                                         }
+                                       }
+                                     }
+                                   }
+                                   field {
+                                     name: "file_name"
+                                     number: 3
+                                     label: LABEL_OPTIONAL
+                                     type: TYPE_STRING
+                                   })pb";
+
+std::string MultipartOptions(const std::string& method) {
+  return absl::StrCat(
+      R"(options { [clink.gateway.v1.rest] { method: )", method,
+      R"( path: "/things/{id}" body_encoding: BODY_ENCODING_MULTIPART } })");
+}
+
+TEST(MultipartCreateTest, DeclarationsThatCannotWorkAreStartupErrors) {
+  struct Case {
+    std::string request_fields;
+    std::string method_options;
+    std::string want;  // "" when valid
+  };
+  const std::string file = absl::Substitute(kBytesFile, "");
+  const std::vector<Case> cases = {
+      {file, MultipartOptions("HTTP_METHOD_POST"), ""},
+      {file, MultipartOptions("HTTP_METHOD_PATCH"), ""},
+      {file, MultipartOptions("HTTP_METHOD_GET"), "POST, PUT or PATCH"},
+      {file, MultipartOptions("HTTP_METHOD_DELETE"), "POST, PUT or PATCH"},
+      {"", MultipartOptions("HTTP_METHOD_POST"), "needs a bytes field"},
+      {absl::Substitute(kBytesFile, R"(types: "bmp")"),
+       MultipartOptions("HTTP_METHOD_POST"), "\"bmp\""},
+      {absl::StrReplaceAll(file, {{"filename_field: \"file_name\"",
+                                   "filename_field: \"nope\""}}),
+       MultipartOptions("HTTP_METHOD_POST"), "filename_field"},
+      {absl::StrReplaceAll(file, {{"TYPE_BYTES", "TYPE_STRING"}}),
+       MultipartOptions("HTTP_METHOD_POST"), "singular bytes"},
+      // file_part without a multipart body: it would go out as JSON.
+      {file,
+       R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_POST path: "/things/{id}" } })",
+       "file_part is only for"},
+      {file,
+       R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_POST path: "/things/{id}" body_encoding: 7 } })",
+       "unknown body_encoding 7"},
+  };
+  for (const Case& c : cases) {
+    const OneRpc one = CompileOne(BrokenCase{"multipart", c.request_fields, "",
+                                             "", c.method_options, ""});
+    if (c.want.empty()) {
+      EXPECT_TRUE(one.codec.ok()) << c.method_options << one.codec.status();
+      continue;
+    }
+    EXPECT_EQ(one.codec.status().code(), absl::StatusCode::kFailedPrecondition)
+        << c.request_fields << c.method_options;
+    EXPECT_THAT(std::string(one.codec.status().message()), HasSubstr(c.want));
   }
 }
 
