@@ -398,6 +398,52 @@ TEST_F(ClinkClientTest, PaymentIsNeverRetriedAfterItMayHaveLeft) {
   }
 }
 
+// PUT (UpdatePrice) and a multipart POST (UploadProductImage) are writes like
+// any POST: never sent a second time once they may have left, and UNKNOWN
+// with outcome "unknown", while a GET of the same resource is retried.
+TEST_F(ClinkClientTest,
+       PutAndMultipartWritesAreNeverRetriedAfterTheyMayHaveLeft) {
+  v1::UpdatePriceRequest update;
+  update.set_price_id("price_1");
+  update.set_unit_amount("9.99");
+  update.set_currency("USD");
+  v1::UploadProductImageRequest upload;
+  upload.set_file(std::string("\x89PNG\r\n\x1a\n", 8));
+  upload.set_file_name("logo.png");
+  v1::UpdatePriceResponse update_response;
+  v1::UploadProductImageResponse upload_response;
+  const std::vector<
+      std::pair<const google::protobuf::Message*, google::protobuf::Message*>>
+      writes = {{&update, &update_response}, {&upload, &upload_response}};
+  for (const auto& [write, response] : writes) {
+    for (http::HttpResult failure :
+         {Response(503, "busy"),
+          TransportFailure(http::FailureKind::kConnectionLost,
+                           http::Delivery::kUnknown)}) {
+      transport_.requests.clear();
+      transport_.next = failure;
+      const CallResult result = Call(*write, response);
+      EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown)
+          << result.status;
+      EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"),
+                "unknown");
+      ASSERT_EQ(transport_.requests.size(), 1u) << result.status;
+      EXPECT_FALSE(transport_.requests[0].idempotent);
+    }
+  }
+  EXPECT_EQ(transport_.requests[0].method, http::Method::kPost);
+
+  transport_.requests.clear();
+  transport_.script.push_back(Response(503, "busy"));
+  transport_.next = Response(
+      200, R"({"code":200,"msg":"success","data":{"priceId":"price_1"}})");
+  v1::GetPriceRequest get;
+  get.set_price_id("price_1");
+  v1::GetPriceResponse got;
+  EXPECT_TRUE(Call(get, &got).status.ok());
+  EXPECT_EQ(transport_.requests.size(), 2u);
+}
+
 TEST_F(ClinkClientTest, PaymentIsRetriedWhenItProvablyNeverLeft) {
   transport_.script.push_back(TransportFailure(http::FailureKind::kConnect,
                                                http::Delivery::kNotSent));
