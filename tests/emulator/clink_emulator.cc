@@ -26,7 +26,8 @@
 namespace clink_gateway::emulator {
 namespace {
 
-constexpr size_t kMaxBodyBytes = 1 << 20;
+// Clink's largest request: a 5 MB product image plus its multipart framing.
+constexpr size_t kMaxBodyBytes = 6 << 20;
 constexpr char kApiPrefix[] = "/api";
 constexpr char kAdminPrefix[] = "/__emulator/";
 // What kMalformedJson answers: a success envelope cut off in the middle.
@@ -92,7 +93,7 @@ absl::StatusOr<std::string> ReadBody(mg_connection* conn) {
     if (n <= 0) break;
     body.append(buffer, static_cast<size_t>(n));
     if (body.size() > kMaxBodyBytes) {
-      return absl::ResourceExhaustedError("request body larger than 1 MiB");
+      return absl::ResourceExhaustedError("request body larger than 6 MiB");
     }
   }
   return body;
@@ -591,7 +592,7 @@ int ClinkEmulator::HandleRequest(mg_connection* conn) {
   }
   const ApiResponse response = accounts_[account].api->Handle(
       ApiRequest{method, path.substr(sizeof(kApiPrefix) - 1),
-                 request.query_string, request.body});
+                 request.query_string, request.body, request.content_type});
   return Send(
       conn, Now(),
       Reply{response.http_status, "application/json", response.body, ""});

@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -882,6 +883,94 @@ TEST_F(ClinkEmulatorTest, CatalogListsUseTheListEnvelope) {
             "price_emu_pro_monthly");
   EXPECT_EQ(Ok("GET", "/price/price_emu_pro_monthly_eur")["/data/currency"],
             "EUR");
+}
+
+// Catalog writes keep one consistent state: an uploaded image is a URL and an
+// ossId that CreateProduct takes; a product and price created are listed and
+// read back; an update reads back updated, as a new snapshot.
+TEST_F(ClinkEmulatorTest, CatalogWritesAreListedAndReadBack) {
+  const auto upload = [&](const std::string& filename,
+                          const std::string& data) {
+    std::vector<std::string> headers = AuthHeaders();
+    headers.erase(std::remove(headers.begin(), headers.end(),
+                              "Content-Type: application/json"),
+                  headers.end());
+    headers.push_back("Content-Type: multipart/form-data; boundary=XyZ");
+    const std::string body = absl::StrCat(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"",
+        filename, "\"\r\nContent-Type: image/png\r\n\r\n", data,
+        "\r\n--XyZ--\r\n");
+    return client_->Send("POST", "/api/product/image/upload", body, headers);
+  };
+  const HttpResult uploaded =
+      upload("logo.png", std::string("\x89PNG\r\n\x1a\n\0\r\n", 11));
+  ASSERT_EQ(uploaded.status, 200);
+  const Json image(uploaded.body);
+  ASSERT_EQ(image["/code"], "200") << uploaded.body;
+  const std::string oss_id = image["/data/ossId"];
+  EXPECT_TRUE(absl::StartsWith(oss_id, "oss_")) << oss_id;
+  EXPECT_EQ(image["/data/fileName"], "logo.png");
+  EXPECT_TRUE(absl::StartsWith(image["/data/url"], "https://"))
+      << uploaded.body;
+  EXPECT_EQ(Json(upload("logo.bmp", "BM").body)["/code"], "400");
+  EXPECT_EQ(
+      Json(upload("big.png", std::string((5 << 20) + 1, 'x')).body)["/code"],
+      "400");
+
+  EXPECT_EQ(Json(Call("POST", "/product",
+                      R"({"name":"X","image":"oss_unknown",
+                          "taxCategory":"ebook"})")
+                     .body)["/code"],
+            "400");
+  const Json product = Ok("POST", "/product",
+                          absl::StrCat(R"({
+      "name": "Team Plan", "image": ")",
+                                       oss_id, R"(",
+      "taxCategory": "software_service",
+      "localizedNames": {"en-US": "Team Plan"},
+      "priceList": [{"currency": "USD", "unitAmount": 49.90,
+                     "priceType": "recurring",
+                     "recurringDetails": {"interval": "month",
+                                          "trial_period_days": 7},
+                     "isDefaultPrice": true}]})"));
+  const std::string product_id = product["/data/productId"];
+  const std::string first_price = product["/data/priceList/0/priceId"];
+  EXPECT_EQ(product["/data/image"], image["/data/url"]);
+  EXPECT_EQ(product["/data/defaultPrice"], first_price);
+  EXPECT_EQ(product["/data/priceList/0/unitAmount"], "49.90");
+  EXPECT_EQ(product["/data/priceList/0/recurring/trialPeriodDays"], "7");
+  const Json products = Ok("GET", "/product?pageNum=1&pageSize=100");
+  EXPECT_EQ(products["/total"], "4");
+  EXPECT_EQ(products["/rows/3/productId"], product_id);
+
+  const Json price =
+      Ok("POST", "/price", absl::StrCat(R"({"productId":")", product_id, R"(",
+      "currency":"EUR","unitAmount":45,"priceType":"one_time"})"));
+  const std::string price_id = price["/data/priceId"];
+  EXPECT_EQ(price["/data/unitAmount"], "45");
+  const Json listed = Ok("GET", absl::StrCat("/price?productId=", product_id,
+                                             "&pageNum=1&pageSize=10"));
+  EXPECT_EQ(listed["/total"], "2");
+  EXPECT_EQ(listed["/rows/1/priceId"], price_id);
+  EXPECT_EQ(Json(Call("POST", "/price",
+                      R"({"productId":"prd_missing","currency":"USD",
+                          "unitAmount":1,"priceType":"one_time"})")
+                     .body)["/code"],
+            "404");
+
+  const Json updated = Ok("PUT", absl::StrCat("/price/", price_id),
+                          R"({"unitAmount":39.5,"isActive":"false",
+                              "isDefaultPrice":true})");
+  EXPECT_NE(updated["/data/priceSnapshotId"], price["/data/priceSnapshotId"]);
+  const Json read = Ok("GET", absl::StrCat("/price/", price_id));
+  EXPECT_EQ(read["/data/unitAmount"], "39.5");
+  EXPECT_EQ(read["/data/active"], "false");
+  EXPECT_EQ(read["/data/currency"], "EUR");
+  EXPECT_EQ(
+      Ok("GET", absl::StrCat("/product/", product_id))["/data/defaultPrice"],
+      price_id);
+  EXPECT_EQ(Json(Call("PUT", "/price/price_missing", "{}").body)["/code"],
+            "404");
 }
 
 TEST_F(ClinkEmulatorTest, BillingPortalSession) {

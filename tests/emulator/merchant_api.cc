@@ -12,6 +12,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -378,6 +379,167 @@ absl::StatusOr<std::string> ReadScheduledPhases(
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// The largest product image Clink takes ("at most 5 MB"; read as 5 MiB).
+constexpr size_t kMaxImageBytes = 5 << 20;
+
+// One part of a multipart/form-data body.
+struct FormPart {
+  std::string name;
+  std::string filename;
+  std::string content_type;
+  std::string data;
+};
+
+// The value of `param` ("name", "filename") in a Content-Disposition line
+// (quoted, as browsers and the gateway send it), or "".
+std::string DispositionParam(absl::string_view line, absl::string_view param) {
+  const std::string key = absl::StrCat(param, "=\"");
+  for (size_t at = line.find(key); at != absl::string_view::npos;
+       at = line.find(key, at + 1)) {
+    if (at > 0 && line[at - 1] != ' ' && line[at - 1] != ';') continue;
+    const size_t start = at + key.size();
+    const size_t end = line.find('"', start);
+    if (end == absl::string_view::npos) return "";
+    return std::string(line.substr(start, end - start));
+  }
+  return "";
+}
+
+// Parses a multipart/form-data body (RFC 7578) strictly enough to catch a
+// client that frames it wrongly.
+absl::StatusOr<std::vector<FormPart>> ParseMultipart(
+    absl::string_view content_type, absl::string_view body) {
+  constexpr absl::string_view kType = "multipart/form-data";
+  if (!absl::StartsWithIgnoreCase(content_type, kType)) {
+    return absl::InvalidArgumentError(
+        "Content-Type must be multipart/form-data");
+  }
+  const size_t b = content_type.find("boundary=");
+  if (b == absl::string_view::npos) {
+    return absl::InvalidArgumentError("multipart body without a boundary");
+  }
+  std::string boundary(content_type.substr(b + 9));
+  if (boundary.size() >= 2 && boundary.front() == '"') {
+    boundary = boundary.substr(1, boundary.size() - 2);
+  }
+  const std::string first = absl::StrCat("--", boundary, "\r\n");
+  const std::string delimiter = absl::StrCat("\r\n--", boundary);
+  if (boundary.empty() || !absl::StartsWith(body, first)) {
+    return absl::InvalidArgumentError(
+        "multipart body does not start with its "
+        "boundary");
+  }
+  std::vector<FormPart> parts;
+  size_t pos = first.size();
+  for (;;) {
+    const size_t headers_end = body.find("\r\n\r\n", pos);
+    if (headers_end == absl::string_view::npos) {
+      return absl::InvalidArgumentError("multipart part without headers");
+    }
+    FormPart part;
+    for (absl::string_view line :
+         absl::StrSplit(body.substr(pos, headers_end - pos), "\r\n")) {
+      if (absl::StartsWithIgnoreCase(line, "Content-Disposition:")) {
+        part.name = DispositionParam(line, "name");
+        part.filename = DispositionParam(line, "filename");
+      } else if (absl::StartsWithIgnoreCase(line, "Content-Type:")) {
+        part.content_type =
+            std::string(absl::StripAsciiWhitespace(line.substr(13)));
+      }
+    }
+    const size_t data_start = headers_end + 4;
+    const size_t data_end = body.find(delimiter, data_start);
+    if (data_end == absl::string_view::npos) {
+      return absl::InvalidArgumentError("multipart part is not closed");
+    }
+    part.data = std::string(body.substr(data_start, data_end - data_start));
+    parts.push_back(std::move(part));
+    pos = data_end + delimiter.size();
+    if (body.substr(pos) == "--\r\n" || body.substr(pos) == "--") break;
+    if (!absl::StartsWith(body.substr(pos), "\r\n")) {
+      return absl::InvalidArgumentError("malformed multipart delimiter");
+    }
+    pos += 2;
+  }
+  return parts;
+}
+
+// Reads a price's fields (POST /price, PUT /price/{id}, and each entry of
+// POST /product's priceList) into `price`. `create`: currency, unitAmount and
+// priceType are required. Nested recurring members are accepted in camelCase
+// and snake_case (clink-api.md §10.5).
+absl::Status ReadPriceFields(const JsonFields& fields, bool create,
+                             Price* price, std::optional<bool>* is_default) {
+  std::string currency;
+  std::string amount;
+  std::string type;
+  if (create) {
+    GATEWAY_ASSIGN_OR_RETURN(currency, fields.RequiredString("currency"));
+    GATEWAY_ASSIGN_OR_RETURN(amount, fields.RequiredAmount("unitAmount"));
+    GATEWAY_ASSIGN_OR_RETURN(type, fields.RequiredString("priceType"));
+  } else {
+    GATEWAY_ASSIGN_OR_RETURN(currency, fields.OptionalString("currency"));
+    GATEWAY_ASSIGN_OR_RETURN(amount, fields.OptionalAmount("unitAmount"));
+    GATEWAY_ASSIGN_OR_RETURN(type, fields.OptionalString("priceType"));
+  }
+  if (!currency.empty()) {
+    GATEWAY_RETURN_IF_ERROR(
+        ValidateCurrency(fields.FieldName("currency"), currency));
+    price->currency = currency;
+  }
+  if (!amount.empty()) price->unit_amount = amount;
+  if (!type.empty()) {
+    if (type != "one_time" && type != "recurring") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          fields.FieldName("priceType"), " must be one_time or recurring"));
+    }
+    price->price_type = type;
+  }
+  if (const rapidjson::Value* recurring = fields.Find("recurringDetails");
+      recurring != nullptr) {
+    if (!recurring->IsObject()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          fields.FieldName("recurringDetails"), " must be an object"));
+    }
+    const JsonFields details(*recurring,
+                             fields.FieldName("recurringDetails") + ".");
+    const auto either = [&](absl::string_view camel, absl::string_view snake) {
+      return details.Find(camel) != nullptr ? camel : snake;
+    };
+    GATEWAY_ASSIGN_OR_RETURN(std::string interval,
+                             details.OptionalString("interval"));
+    if (!interval.empty()) price->interval = interval;
+    GATEWAY_ASSIGN_OR_RETURN(
+        std::optional<int64_t> trial,
+        details.OptionalInt(either("trialPeriodDays", "trial_period_days")));
+    if (trial.has_value()) price->trial_period_days = *trial;
+    GATEWAY_ASSIGN_OR_RETURN(
+        std::string model,
+        details.OptionalString(either("pricingModel", "pricing_model")));
+    if (!model.empty()) price->pricing_model = model;
+    GATEWAY_ASSIGN_OR_RETURN(
+        std::optional<int64_t> count,
+        details.OptionalInt(either("intervalCount", "interval_count")));
+    if (count.has_value()) price->interval_count = *count;
+  }
+  if (price->price_type == "recurring" && price->interval.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(fields.FieldName("recurringDetails"),
+                     ".interval is required for a recurring price"));
+  }
+  GATEWAY_ASSIGN_OR_RETURN(std::string active,
+                           fields.OptionalString("isActive"));
+  if (!active.empty()) {
+    if (active != "true" && active != "false") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          fields.FieldName("isActive"), " must be \"true\" or \"false\""));
+    }
+    price->active = active == "true";
+  }
+  GATEWAY_ASSIGN_OR_RETURN(*is_default, fields.OptionalBool("isDefaultPrice"));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -398,6 +560,11 @@ struct MerchantApi::State {
   std::map<std::string, Subscription> subscriptions;
   std::map<std::string, Invoice> invoices;
   std::map<std::string, AgentSession> agent_sessions;
+  struct Image {
+    std::string url;
+    std::string file_name;
+  };
+  std::map<std::string, Image> images;  // By ossId.
 
   void SeedFixtures();
 
@@ -688,6 +855,11 @@ MerchantApi::MerchantApi(Options options)
   router_.Add("GET", "/product/{id}", &MerchantApi::GetProduct);
   router_.Add("GET", "/price", &MerchantApi::ListPrices);
   router_.Add("GET", "/price/{id}", &MerchantApi::GetPrice);
+  router_.Add("POST", "/product/image/upload",
+              &MerchantApi::UploadProductImage);
+  router_.Add("POST", "/product", &MerchantApi::CreateProduct);
+  router_.Add("POST", "/price", &MerchantApi::CreatePrice);
+  router_.Add("PUT", "/price/{id}", &MerchantApi::UpdatePrice);
 }
 
 MerchantApi::~MerchantApi() = default;
@@ -1453,6 +1625,177 @@ absl::StatusOr<std::string> MerchantApi::GetPrice(const ApiRequest& /*request*/,
   absl::MutexLock lock(&mu_);
   const Price* price = state_->FindPrice(params[0]);
   if (price == nullptr) return NotFound("price", params[0]);
+  return DataEnvelope([&](JsonWriter& writer) { WritePrice(writer, *price); });
+}
+
+// Stores the image (its bytes are not kept) and hands out an ossId and a URL.
+// One part `file` with a jpg, jpeg, png, gif or webp file name, at most 5 MiB.
+absl::StatusOr<std::string> MerchantApi::UploadProductImage(
+    const ApiRequest& request, const Params& /*params*/) {
+  GATEWAY_ASSIGN_OR_RETURN(std::vector<FormPart> parts,
+                           ParseMultipart(request.content_type, request.body));
+  if (parts.size() != 1 || parts[0].name != "file") {
+    return absl::InvalidArgumentError("expected exactly one part, file");
+  }
+  const FormPart& file = parts[0];
+  if (file.filename.empty()) {
+    return absl::InvalidArgumentError("file has no filename");
+  }
+  const size_t dot = file.filename.rfind('.');
+  const std::string extension =
+      dot == std::string::npos
+          ? ""
+          : absl::AsciiStrToLower(file.filename.substr(dot + 1));
+  static const std::set<std::string> kExtensions = {"jpg", "jpeg", "png", "gif",
+                                                    "webp"};
+  if (kExtensions.count(extension) == 0) {
+    return absl::InvalidArgumentError(
+        "file must be a jpg, jpeg, png, gif or webp image");
+  }
+  if (file.data.empty() || file.data.size() > kMaxImageBytes) {
+    return absl::InvalidArgumentError("file must be 1 byte to 5 MB");
+  }
+  absl::MutexLock lock(&mu_);
+  const std::string oss_id = state_->NewId("oss_");
+  State::Image& image = state_->images[oss_id];
+  image.url = absl::StrCat("https://cdn.clink-emulator.invalid/oss/", oss_id,
+                           ".", extension);
+  image.file_name = file.filename;
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "url", image.url);
+    WriteString(writer, "fileName", image.file_name);
+    WriteString(writer, "ossId", oss_id);
+  });
+}
+
+// `image` must be an ossId this merchant uploaded; the product shows its URL.
+absl::StatusOr<std::string> MerchantApi::CreateProduct(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  Product product;
+  GATEWAY_ASSIGN_OR_RETURN(product.name, fields.RequiredString("name"));
+  GATEWAY_ASSIGN_OR_RETURN(std::string oss_id, fields.RequiredString("image"));
+  GATEWAY_ASSIGN_OR_RETURN(product.tax_category,
+                           fields.RequiredString("taxCategory"));
+  if (product.tax_category != "digital_goods_or_service" &&
+      product.tax_category != "ebook" &&
+      product.tax_category != "software_service") {
+    return absl::InvalidArgumentError(
+        "taxCategory must be digital_goods_or_service, ebook or "
+        "software_service");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(product.description,
+                           fields.OptionalString("description"));
+  GATEWAY_ASSIGN_OR_RETURN(product.default_price,
+                           fields.OptionalString("defaultPrice"));
+  GATEWAY_ASSIGN_OR_RETURN(product.localized_names,
+                           fields.OptionalStringMap("localizedNames"));
+  std::vector<std::pair<Price, std::optional<bool>>> new_prices;
+  if (const rapidjson::Value* list = fields.Find("priceList");
+      list != nullptr) {
+    if (!list->IsArray()) {
+      return absl::InvalidArgumentError("priceList must be an array");
+    }
+    for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
+      const rapidjson::Value& item = (*list)[i];
+      const std::string prefix = absl::StrCat("priceList[", i, "].");
+      if (!item.IsObject()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("priceList[", i, "] must be an object"));
+      }
+      Price price;
+      std::optional<bool> is_default;
+      GATEWAY_RETURN_IF_ERROR(
+          ReadPriceFields(JsonFields(item, prefix), true, &price, &is_default));
+      new_prices.emplace_back(std::move(price), is_default);
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  const auto image = state_->images.find(oss_id);
+  if (image == state_->images.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image ", oss_id, " is not an uploaded image (ossId)"));
+  }
+  product.image = image->second.url;
+  if (!product.default_price.empty() &&
+      state_->FindPrice(product.default_price) == nullptr) {
+    return NotFound("price", product.default_price);
+  }
+  product.id = state_->NewId("prd_");
+  for (auto& [price, is_default] : new_prices) {
+    price.id = state_->NewId("price_");
+    price.snapshot_id = state_->NewId("pss_");
+    price.product_id = product.id;
+    if (is_default.value_or(false)) product.default_price = price.id;
+    state_->prices.push_back(std::move(price));
+  }
+  state_->products.push_back(std::move(product));
+  const Product& created = state_->products.back();
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteProduct(writer, created, state_->prices);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CreatePrice(const ApiRequest& request,
+                                                     const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  Price price;
+  GATEWAY_ASSIGN_OR_RETURN(price.product_id,
+                           fields.RequiredString("productId"));
+  std::optional<bool> is_default;
+  GATEWAY_RETURN_IF_ERROR(ReadPriceFields(fields, true, &price, &is_default));
+  absl::MutexLock lock(&mu_);
+  Product* product = nullptr;
+  for (Product& p : state_->products) {
+    if (p.id == price.product_id) product = &p;
+  }
+  if (product == nullptr) return NotFound("product", price.product_id);
+  price.id = state_->NewId("price_");
+  price.snapshot_id = state_->NewId("pss_");
+  if (is_default.value_or(false)) product->default_price = price.id;
+  state_->prices.push_back(std::move(price));
+  const Price& created = state_->prices.back();
+  return DataEnvelope([&](JsonWriter& writer) { WritePrice(writer, created); });
+}
+
+// Each update makes a new snapshot (the price keeps its id).
+absl::StatusOr<std::string> MerchantApi::UpdatePrice(const ApiRequest& request,
+                                                     const Params& params) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  GATEWAY_ASSIGN_OR_RETURN(std::string product_id,
+                           fields.OptionalString("productId"));
+  absl::MutexLock lock(&mu_);
+  Price* price = nullptr;
+  for (Price& p : state_->prices) {
+    if (p.id == params[0]) price = &p;
+  }
+  if (price == nullptr) return NotFound("price", params[0]);
+  if (!product_id.empty() && state_->FindProduct(product_id) == nullptr) {
+    return NotFound("product", product_id);
+  }
+  Price updated = *price;
+  if (!product_id.empty()) updated.product_id = product_id;
+  std::optional<bool> is_default;
+  GATEWAY_RETURN_IF_ERROR(
+      ReadPriceFields(fields, false, &updated, &is_default));
+  updated.snapshot_id = state_->NewId("pss_");
+  *price = std::move(updated);
+  if (is_default.has_value()) {
+    for (Product& product : state_->products) {
+      if (product.id != price->product_id) continue;
+      if (*is_default) {
+        product.default_price = price->id;
+      } else if (product.default_price == price->id) {
+        product.default_price.clear();
+      }
+    }
+  }
   return DataEnvelope([&](JsonWriter& writer) { WritePrice(writer, *price); });
 }
 

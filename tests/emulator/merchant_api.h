@@ -24,6 +24,7 @@ struct ApiRequest {
   std::string path;          // Below /api, e.g. "/order/ord_1".
   std::string query_string;  // Raw, without the '?'.
   std::string body;
+  std::string content_type;  // The request's Content-Type header, if any.
 };
 
 // The answer; the body is always JSON.
@@ -185,6 +186,14 @@ class MerchantApi {
                                          const Params& params);
   absl::StatusOr<std::string> GetPrice(const ApiRequest& request,
                                        const Params& params);
+  absl::StatusOr<std::string> UploadProductImage(const ApiRequest& request,
+                                                 const Params& params);
+  absl::StatusOr<std::string> CreateProduct(const ApiRequest& request,
+                                            const Params& params);
+  absl::StatusOr<std::string> CreatePrice(const ApiRequest& request,
+                                          const Params& params);
+  absl::StatusOr<std::string> UpdatePrice(const ApiRequest& request,
+                                          const Params& params);
 
   const Options options_;
   Router<Handler> router_;  // Built in the constructor, read-only afterwards.
