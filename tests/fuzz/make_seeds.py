@@ -118,6 +118,12 @@ REQUESTS = {
     "GetInvoice": 'invoice_id: "inv_1"',
     "GetRefund": 'refund_id: "ref_1"',
     "GetSubscription": 'subscription_id: "sub_1"',
+    "UploadProductImage": r'file: "\211PNG\r\n\032\n\000\000" file_name: "logo.png"',
+    "CreateProduct": '''name: "Pro" image: "oss_1" tax_category: TAX_CATEGORY_EBOOK
+        price_list { currency: "USD" unit_amount: "9.99" price_type: PRICE_TYPE_ONE_TIME }''',
+    "CreatePrice": '''product_id: "prd_1" currency: "JPY" unit_amount: "680"
+        price_type: PRICE_TYPE_ONE_TIME''',
+    "UpdatePrice": 'price_id: "price_1" unit_amount: "1.5" is_active: PRICE_ACTIVE_STATE_INACTIVE',
 }
 
 

@@ -11,7 +11,9 @@
 //   has the template's literal parts in place, each path parameter is one
 //   non-empty segment, and every byte of the path and query is visible ASCII
 //   (no space, control character or raw non-ASCII can reach the request line).
-// - A JSON body is one JSON object.
+// - A JSON body is one JSON object; a multipart body (FilePart) is framed by
+//   its Content-Type's boundary, which occurs nowhere in the file, and carries
+//   the file verbatim.
 // - With kDotSegmentsRefused (issue 11, defect 3): no path parameter is a dot
 //   segment ("." or "..", or their percent-encoded forms), which libcurl would
 //   remove, changing the endpoint.
@@ -25,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "adapters/clink/rest_codec.h"
@@ -109,6 +112,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              request->ShortDebugString().c_str());
   FUZZ_CHECK(encoded->method == method.http_method, "%s", name.c_str());
   CheckRequestLine(method, encoded->path_and_query);
+  if (method.file_field != nullptr) {
+    constexpr absl::string_view kType = "multipart/form-data; boundary=";
+    std::string boundary;
+    for (const auto& [header, value] : encoded->headers) {
+      if (header == "Content-Type" && absl::StartsWith(value, kType)) {
+        boundary = value.substr(kType.size());
+      }
+    }
+    FUZZ_CHECK(!boundary.empty(), "%s: no multipart Content-Type",
+               name.c_str());
+    std::string scratch;
+    const std::string& file = request->GetReflection()->GetStringReference(
+        *request, method.file_field, &scratch);
+    FUZZ_CHECK(!absl::StrContains(file, boundary),
+               "%s: boundary %s occurs in the file", name.c_str(),
+               boundary.c_str());
+    const absl::string_view body = encoded->body;
+    FUZZ_CHECK(
+        absl::StartsWith(body, absl::StrCat("--", boundary, "\r\n")) &&
+            absl::EndsWith(body, absl::StrCat("\r\n--", boundary, "--\r\n")),
+        "%s: body not framed by its boundary", name.c_str());
+    FUZZ_CHECK(absl::StrContains(
+                   body, absl::StrCat("\r\n\r\n", file, "\r\n--", boundary)),
+               "%s: file not carried verbatim", name.c_str());
+    return 0;
+  }
   if (!encoded->body.empty()) {
     rapidjson::Document body;
     body.Parse<rapidjson::kParseIterativeFlag |
