@@ -14,6 +14,7 @@
 #include "adapters/clink/error_details.h"
 #include "clink/gateway/v1/billing.pb.h"
 #include "clink/gateway/v1/payment.pb.h"
+#include "clink/gateway/v1/rest_options.pb.h"
 #include "common/sync.h"
 #include "common/testing/fake_clock.h"
 #include "google/rpc/status.pb.h"
@@ -215,7 +216,14 @@ TEST_F(ContractServicesTest, EveryRpcOfTheContractIsRegistered) {
       const ServedMethod* entry = table_->Find(path);
       ASSERT_NE(entry, nullptr) << path;
       EXPECT_EQ(entry->rest, codec_->Find(*s->method(i))) << path;
-      EXPECT_EQ(entry->max_request_bytes, kDefaultMaxRequestBytes) << path;
+      const uint32_t declared_max =
+          s->method(i)
+              ->options()
+              .GetExtension(::clink::gateway::v1::rest)
+              .max_request_bytes();
+      EXPECT_EQ(entry->max_request_bytes,
+                declared_max == 0 ? kDefaultMaxRequestBytes : declared_max)
+          << path;
       // Served: an empty request gets some answer, never UNIMPLEMENTED.
       const Reply reply = Send(path, "");
       EXPECT_NE(reply.status.error_code(), grpc::StatusCode::UNIMPLEMENTED)
