@@ -49,6 +49,7 @@ constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
                                  rapidjson::kParseNumbersAsStringsFlag |
                                  rapidjson::kParseValidateEncodingFlag;
 constexpr size_t kMaxUnknownExamples = 4;
+constexpr char kUnknownEnumValue[] = "is not a value of its enum";
 // The deepest JSON value (arrays and objects inside a metadata value) kept as
 // JSON text. Clink's metadata values are strings; a little structure is kept
 // as is, a pathological nesting is refused (see JsonText).
@@ -453,6 +454,10 @@ class RestCodec::Impl {
           } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
                      r->GetRepeatedEnumValue(message, f, k) == 0) {
             out->push_back({item, "must not be UNSPECIFIED"});
+          } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM &&
+                     f->enum_type()->FindValueByNumber(
+                         r->GetRepeatedEnumValue(message, f, k)) == nullptr) {
+            out->push_back({item, kUnknownEnumValue});
           } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
             ValidateString(r->GetRepeatedString(message, f, k), rule, item,
                            out);
@@ -469,6 +474,13 @@ class RestCodec::Impl {
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
         if (!IsTimestamp(*f))
           ValidateMessage(r->GetMessage(message, f), path, out, currency);
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
+        // A proto3 enum keeps numbers its type does not declare; there is no
+        // wire value to send for one (a numeric one would not even be JSON).
+        if (f->enum_type()->FindValueByNumber(r->GetEnumValue(message, f)) ==
+            nullptr) {
+          out->push_back({path, kUnknownEnumValue});
+        }
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
         const std::string& value = r->GetString(message, f);
         ValidateString(value, rule, path, out);

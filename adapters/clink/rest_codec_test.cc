@@ -3404,5 +3404,31 @@ TEST(MultipartCreateTest, DeclarationsThatCannotWorkAreStartupErrors) {
   }
 }
 
+// A request enum holding a number its type does not declare (proto3 keeps it;
+// a caller can send any) is refused naming the field: there is no wire value
+// to send, and a numeric_wire enum would have become invalid JSON. Found by
+// the request fuzzer.
+TEST(ValidationTest, EnumNumbersTheContractDoesNotDeclareAreRefused) {
+  v1::CreateRefundRequest refund = FromText<v1::CreateRefundRequest>(
+      R"pb(order_id: "ord_1"
+           refund_merchant_order_id: "rf_1"
+           refund_amount: "5.00")pb");
+  refund.GetReflection()->SetEnumValue(
+      &refund, refund.GetDescriptor()->FindFieldByName("refund_reason_type"),
+      83);
+  const absl::Status status =
+      Codec().Validate(*Rest("PaymentService.CreateRefund"), refund);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(status), ElementsAre("refund_reason_type"));
+
+  v1::CreatePriceRequest price = FromText<v1::CreatePriceRequest>(
+      R"pb(product_id: "prd_1" currency: "USD" unit_amount: "1")pb");
+  price.GetReflection()->SetEnumValue(
+      &price, price.GetDescriptor()->FindFieldByName("price_type"), 7);
+  EXPECT_THAT(ViolationFields(
+                  Codec().Validate(*Rest("BillingService.CreatePrice"), price)),
+              ElementsAre("price_type"));
+}
+
 }  // namespace
 }  // namespace clink_gateway::clink
