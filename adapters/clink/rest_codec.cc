@@ -68,6 +68,14 @@ bool IsDecimal(const FieldDescriptor& field) {
   return RuleOf(field).encoding() == v1::VALUE_ENCODING_DECIMAL;
 }
 
+// A DECIMAL map<string, string>: currency code to amount (Clink's
+// fixedAmounts).
+bool IsDecimalMap(const FieldDescriptor& field) {
+  return field.is_map() && IsDecimal(field) &&
+         field.message_type()->map_value()->cpp_type() ==
+             FieldDescriptor::CPPTYPE_STRING;
+}
+
 // The transport's method for `method`; false for UNSPECIFIED or a number this
 // build does not know (never a silent GET: a GET would be retried and skip the
 // idempotency layer).
@@ -445,6 +453,7 @@ class RestCodec::Impl {
       if (f->is_repeated()) {
         const int n = r->FieldSize(message, f);
         if (rule.required() && n == 0) out->push_back({path, "is required"});
+        if (IsDecimalMap(*f)) ValidateAmountMap(message, *f, path, out);
         if (f->is_map()) continue;
         for (int k = 0; k < n; ++k) {
           const std::string item = absl::StrCat(path, "[", k, "]");
@@ -694,6 +703,42 @@ class RestCodec::Impl {
     }
   }
 
+  // A DECIMAL map: each key a currency code, each value an amount in whole
+  // minor units of it. Entries are named `field["KEY"]`.
+  static void ValidateAmountMap(const Message& message,
+                                const FieldDescriptor& f,
+                                const std::string& path,
+                                std::vector<FieldViolation>* out) {
+    const Reflection* r = message.GetReflection();
+    const FieldDescriptor* key_field = f.message_type()->map_key();
+    const FieldDescriptor* value_field = f.message_type()->map_value();
+    for (int k = 0; k < r->FieldSize(message, &f); ++k) {
+      const Message& entry = r->GetRepeatedMessage(message, &f, k);
+      const std::string key =
+          entry.GetReflection()->GetString(entry, key_field);
+      const std::string value =
+          entry.GetReflection()->GetString(entry, value_field);
+      std::string item = absl::StrCat(path, "[\"", key, "\"]");
+      if (!IsUtf8(item)) item = absl::StrCat(path, "[", k, "]");
+      const absl::optional<int> digits = MinorUnitDigits(key);
+      if (!digits.has_value()) {
+        out->push_back(
+            {item,
+             MinorUnitDigits(absl::AsciiStrToUpper(key)).has_value()
+                 ? absl::StrCat("key must be upper case, like \"",
+                                absl::AsciiStrToUpper(key), "\"")
+                 : "key must be an ISO 4217 currency code, like \"USD\""});
+      }
+      const size_t before = out->size();
+      ValidateString(value, RuleOf(f), item, out);
+      if (out->size() == before && digits.has_value() &&
+          SignificantFractionDigits(value) > *digits) {
+        out->push_back({item, absl::StrCat("has more decimal places than ", key,
+                                           " allows (at most ", *digits, ")")});
+      }
+    }
+  }
+
   static void ValidateString(const std::string& value,
                              const v1::FieldRule& rule, const std::string& path,
                              std::vector<FieldViolation>* out) {
@@ -797,6 +842,19 @@ class RestCodec::Impl {
       const std::string key =
           entry.GetReflection()->GetString(entry, key_field);
       w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+      if (IsDecimalMap(f)) {
+        // An amount: exactly its digits as a JSON number, as WriteValue does
+        // for a DECIMAL string field (anything else goes out as a string).
+        const std::string& amount =
+            entry.GetReflection()->GetString(entry, value_field);
+        if (IsValidSignedDecimal(amount)) {
+          w.RawValue(amount.data(), amount.size(), rapidjson::kNumberType);
+        } else {
+          w.String(amount.data(),
+                   static_cast<rapidjson::SizeType>(amount.size()));
+        }
+        continue;
+      }
       WriteValue(entry, *value_field, -1, w);
     }
     w.EndObject();
@@ -896,7 +954,25 @@ class RestCodec::Impl {
       }
       const std::string item = absl::StrCat(path, ".", key);
       bool ok;
-      if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+      if (IsDecimalMap(f)) {
+        // An amount (a number, kept as its text): read digit for digit, like
+        // a DECIMAL field; anything else is an unreadable amount.
+        absl::optional<std::string> plain;
+        if (it->value.IsString()) {
+          plain = ToPlainDecimal(absl::string_view(
+              it->value.GetString(), it->value.GetStringLength()));
+        }
+        if (!plain.has_value()) {
+          ++stats->unreadable_amounts;
+          Unknown(item, stats);
+          continue;
+        }
+        Message* entry = r->AddMessage(message, &f);
+        entry->GetReflection()->SetString(entry, key_field, key);
+        entry->GetReflection()->SetString(entry, value_field,
+                                          *std::move(plain));
+        ok = true;
+      } else if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
         // Clink says metadata values are strings; keep any other JSON value as
         // its JSON text, unless it is nested too deep to walk safely.
         std::string text;
@@ -1030,6 +1106,11 @@ absl::Status CheckMoneyRule(const FieldDescriptor& f) {
   if (rule.currency_field().empty() && !rule.any_currency()) {
     return absl::OkStatus();
   }
+  if (f.is_map()) {
+    return ProtoBug(f.full_name(),
+                    "a DECIMAL map's keys are its currencies: no "
+                    "currency_field or any_currency");
+  }
   if (rule.encoding() != v1::VALUE_ENCODING_DECIMAL) {
     return ProtoBug(f.full_name(),
                     "currency_field and any_currency are for DECIMAL fields");
@@ -1063,7 +1144,7 @@ absl::Status CheckRequestAmountsHaveCurrencies(
     for (int i = 0; i < d->field_count(); ++i) {
       const FieldDescriptor* f = d->field(i);
       const v1::FieldRule& rule = RuleOf(*f);
-      if (rule.encoding() == v1::VALUE_ENCODING_DECIMAL &&
+      if (rule.encoding() == v1::VALUE_ENCODING_DECIMAL && !f->is_map() &&
           rule.currency_field().empty() && !rule.any_currency()) {
         return ProtoBug(f->full_name(),
                         "a request amount needs currency_field (or "
@@ -1223,8 +1304,9 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
       rest->endpoint =
           absl::StrCat(http::MethodName(rest->http_method), " ", rule.path());
       rest->path_template = rule.path();
-      rest->shape = rule.response_shape() == v1::RESPONSE_SHAPE_LIST
-                        ? v1::RESPONSE_SHAPE_LIST
+      rest->shape = rule.response_shape() == v1::RESPONSE_SHAPE_LIST ||
+                            rule.response_shape() == v1::RESPONSE_SHAPE_ARRAY
+                        ? rule.response_shape()
                         : v1::RESPONSE_SHAPE_OBJECT;
       rest->idempotent_upstream = rule.idempotent_upstream();
       rest->unwrapped_response_ok = rule.unwrapped_response_ok();
@@ -1238,6 +1320,20 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
           return ProtoBug(m->full_name(),
                           "response_body must name a message field");
         }
+      }
+      if (rest->shape == v1::RESPONSE_SHAPE_OBJECT &&
+          rest->response_body != nullptr &&
+          rest->response_body->is_repeated()) {
+        return ProtoBug(m->full_name(),
+                        "an OBJECT response_body must name a singular field "
+                        "(a `data` array is RESPONSE_SHAPE_ARRAY)");
+      }
+      if (rest->shape == v1::RESPONSE_SHAPE_ARRAY &&
+          (rest->response_body == nullptr ||
+           !rest->response_body->is_repeated() ||
+           rest->response_body->is_map())) {
+        return ProtoBug(m->full_name(),
+                        "an ARRAY response_body must name a repeated field");
       }
       if (rest->shape == v1::RESPONSE_SHAPE_LIST) {
         if (rest->response_body == nullptr ||
@@ -1303,8 +1399,11 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
                         "Timestamp fields need a time encoding, and only they");
       }
       if (rule.encoding() == v1::VALUE_ENCODING_DECIMAL &&
-          f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
-        return ProtoBug(f->full_name(), "DECIMAL is for string fields");
+          (f->is_map() ? !IsDecimalMap(*f)
+                       : f->cpp_type() != FieldDescriptor::CPPTYPE_STRING)) {
+        return ProtoBug(f->full_name(),
+                        "DECIMAL is for string fields and map<string, "
+                        "string> fields");
       }
       if (!rule.min_decimal().empty() && !IsValidDecimal(rule.min_decimal())) {
         return ProtoBug(f->full_name(), "min_decimal is not a decimal");
@@ -1633,6 +1732,21 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
               absl::string_view(value.GetString(), value.GetStringLength()),
               &total)) {
         r->SetInt64(response, method.total, total);
+      }
+    } else if (method.shape == v1::RESPONSE_SHAPE_ARRAY && key == "data") {
+      if (value.IsNull()) continue;
+      if (!value.IsArray()) {  // Clink said 200 but the payload is wrong.
+        envelope->payload_missing = true;
+        continue;
+      }
+      for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
+        if (!value[k].IsObject()) {
+          ++stats->unknown_fields;
+          continue;
+        }
+        impl.DecodeObject(value[k],
+                          r->AddMessage(response, method.response_body),
+                          absl::StrCat("data[", k, "]"), stats);
       }
     } else if (method.shape == v1::RESPONSE_SHAPE_OBJECT && key == "data") {
       if (value.IsNull()) continue;

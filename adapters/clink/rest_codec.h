@@ -50,8 +50,8 @@ struct RestMethod {
   // `endpoint` label; the HTTP method is a label of its own).
   std::string path_template;
   v1::ResponseShape shape = v1::RESPONSE_SHAPE_OBJECT;
-  // Receives the envelope payload; nullptr means the payload fills the whole
-  // response.
+  // Receives the envelope payload (repeated for LIST and ARRAY, singular for
+  // OBJECT); nullptr means the payload fills the whole response.
   const google::protobuf::FieldDescriptor* response_body = nullptr;
   // LIST shape only: the response field that receives the envelope's `total`.
   const google::protobuf::FieldDescriptor* total = nullptr;
@@ -126,10 +126,12 @@ class RestCodec {
   // non-repeated string request fields; GET and DELETE requests are scalars (a
   // query string); a multipart body is on a POST, PUT or PATCH with exactly
   // one valid file_part `bytes` field and otherwise singular scalars;
-  // response_body names a field; no
+  // response_body names a field (repeated for LIST and ARRAY, singular for
+  // OBJECT); no
   // float/double field anywhere; every Timestamp field has a time encoding;
-  // DECIMAL only on strings; every enum value but the zero one has a wire
-  // value. An error here is a bug in the protos, reported at startup.
+  // DECIMAL only on strings and map<string, string>; every enum value but the
+  // zero one has a wire value. An error here is a bug in the protos, reported
+  // at startup.
   static absl::StatusOr<std::unique_ptr<RestCodec>> Create(
       const std::vector<const google::protobuf::ServiceDescriptor*>& services);
 

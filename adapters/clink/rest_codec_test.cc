@@ -1,7 +1,11 @@
 #include "adapters/clink/rest_codec.h"
 
+#include <dirent.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -14,12 +18,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/substitute.h"
 #include "adapters/clink/error_details.h"
 #include "clink/gateway/v1/billing.pb.h"
 #include "clink/gateway/v1/checkout.pb.h"
+#include "clink/gateway/v1/coupon.pb.h"
 #include "clink/gateway/v1/payment.pb.h"
 #include "clink/gateway/v1/rest_options.pb.h"
+#include "clink/gateway/v1/test_clock.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
@@ -66,6 +74,26 @@ std::string ReadTestdata(const std::string& name) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+// The names of the files in testdata/ that end in `suffix`, sorted.
+std::vector<std::string> TestdataFilesEndingIn(absl::string_view suffix) {
+  std::string dir = "adapters/clink/testdata";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    if (const char* srcdir = std::getenv("TEST_SRCDIR")) {
+      dir = absl::StrCat(srcdir, "/clink_gateway/", dir);
+      d = opendir(dir.c_str());
+    }
+  }
+  std::vector<std::string> names;
+  if (d == nullptr) return names;
+  while (const dirent* entry = readdir(d)) {
+    if (absl::EndsWith(entry->d_name, suffix)) names.push_back(entry->d_name);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::unique_ptr<Message> NewMessage(const Descriptor* type) {
@@ -570,8 +598,10 @@ struct RpcCase {
   std::string response;  // The expected decoding of the response golden.
 };
 
+std::vector<RpcCase> CasesFromFiles();
+
 const std::vector<RpcCase>& RpcCases() {
-  static const auto* const cases = new std::vector<RpcCase>{
+  static auto* const cases = new std::vector<RpcCase>{
       {"CheckoutService.CreateCheckoutSession", "create_checkout_session",
        kCreateCheckoutSessionRequest, http::Method::kPost, "/checkout/session",
        R"pb(
@@ -1200,7 +1230,73 @@ const std::vector<RpcCase>& RpcCases() {
          }
        )pb"},
   };
+  static const bool appended = [] {
+    for (RpcCase& c : CasesFromFiles()) cases->push_back(std::move(c));
+    return true;
+  }();
+  (void)appended;
   return *cases;
+}
+
+// The rows of the table that are data only: testdata/<golden>_case.txt holds
+//   rpc: <Service.Method>
+//   http: <METHOD> <path and query>
+//   --- request
+//   <the request, text format>
+//   --- response
+//   <the expected decoding of <golden>_response.json, text format>
+// beside <golden>_request.json (for a body) and <golden>_response.json, so
+// adding an RPC's goldens needs no C++. A malformed file aborts the test
+// binary, naming it.
+std::vector<RpcCase> CasesFromFiles() {
+  static auto* const strings = new std::deque<std::string>();  // c_str()s.
+  std::vector<RpcCase> out;
+  for (const std::string& name : TestdataFilesEndingIn("_case.txt")) {
+    const std::string text = ReadTestdata(name);
+    auto broken = [&name](absl::string_view why) {
+      fprintf(stderr, "testdata/%s: %s\n", name.c_str(),
+              std::string(why).c_str());
+      std::abort();
+    };
+    const size_t request_at = text.find("\n--- request\n");
+    const size_t response_at = text.find("\n--- response\n");
+    if (request_at == std::string::npos || response_at == std::string::npos ||
+        response_at < request_at + 13) {
+      broken("needs '--- request' then '--- response' sections");
+    }
+    std::string rpc;
+    std::string http;
+    for (absl::string_view line :
+         absl::StrSplit(absl::string_view(text).substr(0, request_at), '\n')) {
+      if (absl::ConsumePrefix(&line, "rpc: ")) rpc = std::string(line);
+      if (absl::ConsumePrefix(&line, "http: ")) http = std::string(line);
+    }
+    const std::vector<std::string> method_and_path =
+        absl::StrSplit(http, absl::MaxSplits(' ', 1));
+    if (rpc.empty() || method_and_path.size() != 2) {
+      broken("needs 'rpc: Service.Method' and 'http: METHOD /path'");
+    }
+    http::Method method = http::Method::kGet;
+    if (method_and_path[0] == "POST") {
+      method = http::Method::kPost;
+    } else if (method_and_path[0] == "PUT") {
+      method = http::Method::kPut;
+    } else if (method_and_path[0] == "DELETE") {
+      method = http::Method::kDelete;
+    } else if (method_and_path[0] != "GET") {
+      broken("unknown HTTP method");
+    }
+    RpcCase c;
+    c.rpc = strings->emplace_back(rpc).c_str();
+    c.golden =
+        strings->emplace_back(absl::StripSuffix(name, "_case.txt")).c_str();
+    c.request = text.substr(request_at + 13, response_at - request_at - 13);
+    c.http_method = method;
+    c.path_and_query = strings->emplace_back(method_and_path[1]).c_str();
+    c.response = text.substr(response_at + 14);
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 const RpcCase& CaseFor(const std::string& rpc) {
@@ -1289,6 +1385,15 @@ TEST_P(RpcTest, ResponseRoundTripsThroughClinkJson) {
     body = absl::StrCat(R"({"code":200,"msg":"success","total":)",
                         r->GetInt64(*want, rest->total), R"(,"rows":[)",
                         absl::StrJoin(rows, ","), "]}");
+  } else if (rest->shape == v1::RESPONSE_SHAPE_ARRAY) {
+    std::vector<std::string> items;
+    for (int i = 0; i < r->FieldSize(*want, rest->response_body); ++i) {
+      absl::StatusOr<std::string> item = Codec().MessageToClinkJson(
+          r->GetRepeatedMessage(*want, rest->response_body, i));
+      ASSERT_TRUE(item.ok()) << item.status();
+      items.push_back(*item);
+    }
+    body = Ok(absl::StrCat("[", absl::StrJoin(items, ","), "]"));
   } else {
     const Message& payload = rest->response_body == nullptr
                                  ? *want
@@ -2509,6 +2614,98 @@ TEST(EnvelopeTest, ListShapeFillsRowsAndTotal) {
   EXPECT_EQ(page.stats.unknown_fields, 0);
 }
 
+// GET /subscription/test-clocks/list and GET /promotion-code/coupon/{id}
+// answer `{code, msg, data: [...]}`.
+TEST(EnvelopeTest, ArrayShapeFillsTheRepeatedFieldFromData) {
+  Decoded got =
+      Decode("TestClockService.ListTestClocks",
+             Ok(R"([{"clockId":"clock_1","frozenTime":1754611200000},"junk",)"
+                R"({"clockId":"clock_2","status":"READY"}])"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_FALSE(got.envelope.payload_missing);
+  EXPECT_EQ(got.stats.unknown_fields, 1);  // "junk" is not a clock.
+  EXPECT_TRUE(ProtoEquals(FromText<v1::ListTestClocksResponse>(R"pb(
+                            test_clocks {
+                              clock_id: "clock_1"
+                              frozen_time { seconds: 1754611200 }
+                            }
+                            test_clocks {
+                              clock_id: "clock_2"
+                              status: TEST_CLOCK_STATUS_READY
+                            })pb"),
+                          *got.response));
+
+  got = Decode("CouponService.ListPromotionCodes", Ok("[]"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_FALSE(got.envelope.payload_missing);
+  EXPECT_EQ(got.response->ByteSizeLong(), 0u);
+
+  // An object where the array belongs, or no data at all, is no answer.
+  for (const std::string& body :
+       {Ok(R"({"clockId":"clock_1"})"),
+        std::string(R"({"code":200,"msg":"success"})"), Ok("null")}) {
+    got = Decode("TestClockService.ListTestClocks", body);
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    EXPECT_TRUE(got.envelope.payload_missing) << body;
+  }
+}
+
+// fixedAmounts / minimumSpend: currency code -> amount, both ways exact.
+TEST(MoneyTest, DecimalMapValuesAreJsonNumbersWithTheCallersDigits) {
+  const RestMethod* rest = Rest("CouponService.CreatePromotionCode");
+  ASSERT_NE(rest, nullptr);
+  const auto request = FromText<v1::CreatePromotionCodeRequest>(R"pb(
+    coupon_id: "coupon_1"
+    minimum_spend { key: "USD" value: "10.10" }
+    minimum_spend { key: "JPY" value: "12345678901234567890" }
+  )pb");
+  ASSERT_TRUE(Codec().Validate(*rest, request).ok())
+      << Codec().Validate(*rest, request);
+  const absl::StatusOr<http::HttpRequest> http =
+      Codec().EncodeRequest(*rest, request);
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_THAT(http->body, HasSubstr(R"("USD":10.10)"));
+  EXPECT_THAT(http->body, HasSubstr(R"("JPY":12345678901234567890)"));
+
+  const Decoded got = Decode(
+      "CouponService.GetPromotionCode",
+      Ok(R"({"minimumSpend":{"USD":1E+1,"EUR":9.990,"GBP":"x","AUD":true}})"));
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.stats.unreadable_amounts, 2);  // "x" and true.
+  EXPECT_TRUE(ProtoEquals(FromText<v1::GetPromotionCodeResponse>(R"pb(
+                            promotion_code {
+                              minimum_spend { key: "USD" value: "10" }
+                              minimum_spend { key: "EUR" value: "9.990" }
+                            })pb"),
+                          *got.response));
+}
+
+TEST(MoneyTest, DecimalMapEntriesAreValidatedAndNamedByKey) {
+  const RestMethod* rest = Rest("CouponService.CreateCoupon");
+  ASSERT_NE(rest, nullptr);
+  const auto request = FromText<v1::CreateCouponRequest>(R"pb(
+    coupon_name: "Loyalty"
+    discount_type: DISCOUNT_TYPE_FIXED_AMOUNT
+    apply_type: COUPON_APPLY_TYPE_NONE
+    duration_type: COUPON_DURATION_ONCE
+    fixed_amounts { key: "USD" value: "5.00" }
+    fixed_amounts { key: "usd" value: "5" }
+    fixed_amounts { key: "XYZ" value: "5" }
+    fixed_amounts { key: "JPY" value: "5.5" }
+    fixed_amounts { key: "EUR" value: "0" }
+    fixed_amounts { key: "GBP" value: "1e3" }
+    promotion_codes { minimum_spend { key: "KWD" value: "1.0001" } }
+  )pb");
+  const absl::Status status = Codec().Validate(*rest, request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      ViolationFields(status),
+      UnorderedElementsAre(R"(fixed_amounts["usd"])", R"(fixed_amounts["XYZ"])",
+                           R"(fixed_amounts["JPY"])", R"(fixed_amounts["EUR"])",
+                           R"(fixed_amounts["GBP"])",
+                           R"(promotion_codes[0].minimum_spend["KWD"])"));
+}
+
 TEST(EnvelopeTest, ObjectShapeWithNullOrMissingData) {
   for (const std::string& body :
        {std::string(R"({"code":200,"msg":"success","data":null})"),
@@ -2823,6 +3020,30 @@ constexpr char kColorEnum[] =
            value { name: "COLOR_BLUE" number: 2 $0 }
          })pb";
 
+constexpr char kItemMessage[] = R"pb(message_type {
+                                       name: "Item"
+                                       field {
+                                         name: "label"
+                                         number: 1
+                                         label: LABEL_OPTIONAL
+                                         type: TYPE_STRING
+                                       }
+                                     })pb";
+constexpr char kItemsField[] = R"pb(field {
+                                      name: "items"
+                                      number: 2
+                                      label: LABEL_REPEATED
+                                      type: TYPE_MESSAGE
+                                      type_name: ".broken.Item"
+                                    })pb";
+constexpr char kItemField[] = R"pb(field {
+                                     name: "item"
+                                     number: 2
+                                     label: LABEL_OPTIONAL
+                                     type: TYPE_MESSAGE
+                                     type_name: ".broken.Item"
+                                   })pb";
+
 // enum Color { COLOR_UNSPECIFIED; COLOR_RED = "red"; COLOR_BLUE with
 // `blue_options` }.
 std::string ColorEnum(const std::string& blue_options) {
@@ -3088,7 +3309,84 @@ INSTANTIATE_TEST_SUITE_P(
                             type_name: ".broken.Node"
                           }
                         })pb",
-                   kGoodOptions, "contains itself"}),
+                   kGoodOptions, "contains itself"},
+        // `data` as an array needs RESPONSE_SHAPE_ARRAY: under OBJECT a
+        // repeated response_body would be written as if it were one message.
+        BrokenCase{
+            "object_response_body_on_a_repeated_field", "", kItemsField,
+            kItemMessage,
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{id}" response_body: "items" } })",
+            "must name a singular field"},
+        BrokenCase{
+            "array_response_body_on_a_singular_field", "", kItemField,
+            kItemMessage,
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{id}" response_shape: RESPONSE_SHAPE_ARRAY response_body: "item" } })",
+            "an ARRAY response_body must name a repeated field"},
+        BrokenCase{
+            "array_shape_without_response_body", "", "", "",
+            R"(options { [clink.gateway.v1.rest] { method: HTTP_METHOD_GET path: "/things/{id}" response_shape: RESPONSE_SHAPE_ARRAY } })",
+            "an ARRAY response_body must name a repeated field"},
+        BrokenCase{"decimal_map_of_integers", "",
+                   R"pb(field {
+                          name: "amounts"
+                          number: 2
+                          label: LABEL_REPEATED
+                          type: TYPE_MESSAGE
+                          type_name: ".broken.Resp.AmountsEntry"
+                          options {
+                            [clink.gateway.v1.field] {
+                              encoding: VALUE_ENCODING_DECIMAL
+                            }
+                          }
+                        }
+                        nested_type {
+                          name: "AmountsEntry"
+                          field {
+                            name: "key"
+                            number: 1
+                            label: LABEL_OPTIONAL
+                            type: TYPE_STRING
+                          }
+                          field {
+                            name: "value"
+                            number: 2
+                            label: LABEL_OPTIONAL
+                            type: TYPE_INT64
+                          }
+                          options { map_entry: true }
+                        })pb",
+                   "", kGoodOptions, "DECIMAL is for string fields and map"},
+        BrokenCase{"decimal_map_with_a_currency_rule", "",
+                   R"pb(field {
+                          name: "amounts"
+                          number: 2
+                          label: LABEL_REPEATED
+                          type: TYPE_MESSAGE
+                          type_name: ".broken.Resp.AmountsEntry"
+                          options {
+                            [clink.gateway.v1.field] {
+                              encoding: VALUE_ENCODING_DECIMAL
+                              any_currency: true
+                            }
+                          }
+                        }
+                        nested_type {
+                          name: "AmountsEntry"
+                          field {
+                            name: "key"
+                            number: 1
+                            label: LABEL_OPTIONAL
+                            type: TYPE_STRING
+                          }
+                          field {
+                            name: "value"
+                            number: 2
+                            label: LABEL_OPTIONAL
+                            type: TYPE_STRING
+                          }
+                          options { map_entry: true }
+                        })pb",
+                   "", kGoodOptions, "keys are its currencies"}),
     [](const ::testing::TestParamInfo<BrokenCase>& info) {
       return info.param.name;
     });
