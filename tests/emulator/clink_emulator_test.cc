@@ -1011,6 +1011,231 @@ TEST_F(ClinkEmulatorTest, AgentPaymentSession) {
 // --- Faults
 // -----------------------------------------------------------------------------------
 
+// --- Coupons and promotion codes
+// --------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, CouponIsListedGettableAndRenamed) {
+  const Json created =
+      Ok("POST", "/coupon",
+         R"({"couponName":"Summer sale","discountType":"percentage",
+                              "percentage":12.50,"applyType":"product",
+                              "applicableProducts":["prd_emu_pro"],
+                              "durationType":"repeating","durationMonths":3,
+                              "promotionCodes":[{"code":"SUMMER25","firstOrderOnly":true}]})");
+  const std::string coupon_id = created["/data/couponId"];
+  EXPECT_TRUE(absl::StartsWith(coupon_id, "coupon_")) << coupon_id;
+  EXPECT_EQ(created["/data/percentage"], "12.50");  // Digit for digit.
+  EXPECT_EQ(created["/data/terms"], "12.50% off for 3 months");
+  Ok("POST", "/coupon",
+     R"({"couponName":"Loyalty","discountType":"fixed_amount",
+         "fixedAmounts":{"USD":5,"JPY":700},"applyType":"none","durationType":"forever"})");
+
+  Json list = Ok("GET", "/coupon");
+  EXPECT_EQ(list["/total"], "2");
+  EXPECT_EQ(list["/rows/0/couponId"], coupon_id);
+  list = Ok("GET", "/coupon?discountType=fixed_amount&pageSize=500");
+  EXPECT_EQ(list["/total"], "1");
+  EXPECT_EQ(list["/rows/0/fixedAmounts/JPY"], "700");
+  EXPECT_EQ(list["/rows/0/terms"], "USD 5 off forever");
+
+  Json coupon = Ok("GET", "/coupon/" + coupon_id);
+  EXPECT_EQ(coupon["/data/couponName"], "Summer sale");
+  EXPECT_EQ(coupon["/data/valid"], "true");
+  EXPECT_EQ(coupon["/data/applyType"], "product");
+  EXPECT_EQ(coupon["/data/applicableProducts/0"], "prd_emu_pro");
+  EXPECT_EQ(coupon["/data/promotionCodeList/0/code"], "SUMMER25");
+  EXPECT_EQ(coupon["/data/promotionCodeList/0/status"], "active");
+
+  const Json renamed = Ok("PUT", "/coupon/" + coupon_id + "/name",
+                          R"({"newName":"Late summer sale"})");
+  EXPECT_FALSE(renamed.Has("/data"));  // Clink's RVoid: {code, msg} only.
+  EXPECT_EQ(Ok("GET", "/coupon/" + coupon_id)["/data/couponName"],
+            "Late summer sale");
+  EXPECT_EQ(Ok("GET", "/coupon")["/rows/0/couponName"], "Late summer sale");
+
+  EXPECT_EQ(Json(Call("GET", "/coupon/coupon_missing").body)["/code"], "404");
+  EXPECT_EQ(
+      Json(Call("PUT", "/coupon/" + coupon_id + "/name", "{}").body)["/msg"],
+      "newName is required");
+}
+
+TEST_F(ClinkEmulatorTest, CouponValidation) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"discountType":"percentage","percentage":5,"applyType":"none","durationType":"once"})",
+       "couponName is required"},
+      {R"({"couponName":"x","discountType":"percentage","applyType":"none","durationType":"once"})",
+       "percentage is required"},
+      {R"({"couponName":"x","discountType":"percentage","percentage":101,"applyType":"none","durationType":"once"})",
+       "percentage must be at most 100"},
+      {R"({"couponName":"x","discountType":"fixed_amount","fixedAmounts":{"usd":5},"applyType":"none","durationType":"once"})",
+       "fixedAmounts.usd must be a three-letter upper-case ISO 4217 code"},
+      {R"({"couponName":"x","discountType":"percentage","percentage":5,"applyType":"none","durationType":"repeating"})",
+       "durationMonths must be at least 1 for a repeating coupon"},
+  };
+  for (const auto& [body, message] : cases) {
+    const Json json(Call("POST", "/coupon", body).body);
+    EXPECT_EQ(json["/code"], "400") << body;
+    EXPECT_EQ(json["/msg"], message) << body;
+  }
+  EXPECT_EQ(Ok("GET", "/coupon")["/total"], "0");  // Nothing was created.
+}
+
+TEST_F(ClinkEmulatorTest,
+       PromotionCodesAreListedUnderTheirCouponAndChangeState) {
+  const std::string coupon_id =
+      Ok("POST", "/coupon",
+         R"({"couponName":"Launch","discountType":"percentage","percentage":10,
+             "applyType":"none","durationType":"once"})")["/data/couponId"];
+  EXPECT_EQ(Ok("GET", "/promotion-code/coupon/" + coupon_id).Size("/data"), 0u);
+
+  // POST /promotion-code/{id} takes the coupon's id.
+  const Json created =
+      Ok("POST", "/promotion-code/" + coupon_id,
+         R"({"code":"LAUNCH10","restrictedCustomerIds":["cus_emu_test"],
+                              "minimumSpend":{"USD":10.00},"perCustomerRedemptionLimit":1})");
+  const std::string code_id = created["/data/promotionCodeId"];
+  EXPECT_TRUE(absl::StartsWith(code_id, "promo_")) << code_id;
+  EXPECT_EQ(created["/data/couponId"], coupon_id);
+  EXPECT_EQ(created["/data/status"], "active");
+  const Json generated = Ok("POST", "/promotion-code/" + coupon_id, "{}");
+  EXPECT_FALSE(generated["/data/code"].empty());
+
+  const Json list = Ok("GET", "/promotion-code/coupon/" + coupon_id);
+  ASSERT_EQ(list.Size("/data"), 2u);
+  EXPECT_EQ(list["/data/0/promotionCodeId"], code_id);
+  EXPECT_EQ(list["/data/1/promotionCodeId"],
+            generated["/data/promotionCodeId"]);
+
+  Json code = Ok("GET", "/promotion-code/" + code_id);
+  EXPECT_EQ(code["/data/code"], "LAUNCH10");
+  EXPECT_EQ(code["/data/customers/0/customerId"], "cus_emu_test");
+  EXPECT_EQ(code["/data/minimumSpend/USD"], "10.00");
+  EXPECT_EQ(code["/data/amount"], "10.00");
+
+  EXPECT_FALSE(
+      Ok("PUT", "/promotion-code/" + code_id + "/deactivate").Has("/data"));
+  EXPECT_EQ(Ok("GET", "/promotion-code/" + code_id)["/data/status"],
+            "inactive");
+  EXPECT_EQ(Ok("GET", "/promotion-code/coupon/" + coupon_id)["/data/0/status"],
+            "inactive");
+  Ok("PUT", "/promotion-code/" + code_id + "/active");
+  EXPECT_EQ(Ok("GET", "/promotion-code/" + code_id)["/data/status"], "active");
+
+  EXPECT_EQ(Json(Call("POST", "/promotion-code/" + coupon_id,
+                      R"({"code":"LAUNCH10"})")
+                     .body)["/msg"],
+            "promotion code LAUNCH10 already exists");
+  EXPECT_EQ(
+      Json(Call("POST", "/promotion-code/coupon_missing", "{}").body)["/code"],
+      "404");
+  EXPECT_EQ(
+      Json(Call("PUT", "/promotion-code/promo_missing/active").body)["/code"],
+      "404");
+}
+
+// --- Test clocks
+// ------------------------------------------------------------------------------
+
+TEST_F(ClinkEmulatorTest, AdvancingATestClockRenewsItsSubscription) {
+  const Json subscription =
+      Ok("POST", "/subscription",
+         R"({"customerId":"cus_emu_test","productId":"prd_emu_basic",
+             "priceId":"price_emu_monthly","paymentMethodType":"CARD",
+             "paymentInstrumentId":"pi_emu_card_visa","paymentCurrency":"USD",
+             "returnUrl":"https://r.example"})");
+  const std::string subscription_id = subscription["/data/subscriptionId"];
+  const int64_t created_ms = absl::ToUnixMillis(clock_.Now());
+  const int64_t first_end_ms = Int(
+      Ok("GET", "/subscription/" + subscription_id)["/data/currentPeriodEnd"]);
+
+  const Json clock =
+      Ok("POST", "/subscription/test-clocks",
+         absl::StrCat(R"({"name":"Renewals","subscriptionId":")",
+                      subscription_id, R"(","metadata":"{\"suite\":\"r\"}"})"));
+  const std::string clock_id = clock["/data/clockId"];
+  EXPECT_TRUE(absl::StartsWith(clock_id, "clock_")) << clock_id;
+  EXPECT_EQ(clock["/data/status"], "READY");
+  EXPECT_EQ(Int(clock["/data/frozenTime"]), created_ms);
+  EXPECT_EQ(clock["/data/metadata"], R"({"suite":"r"})");
+  const Json list = Ok("GET", "/subscription/test-clocks/list");
+  ASSERT_EQ(list.Size("/data"), 1u);
+  EXPECT_EQ(list["/data/0/clockId"], clock_id);
+
+  // Past two period ends (one month each): two renewals, each a paid order.
+  const int64_t target_ms = first_end_ms + 40LL * 86400 * 1000;
+  const Json task =
+      Ok("POST", "/subscription/test-clocks/" + clock_id + "/advance",
+         absl::StrCat(R"({"targetFrozenTime":)", target_ms, "}"));
+  EXPECT_EQ(task["/data/status"], "SUCCEEDED");
+  EXPECT_EQ(Int(task["/data/fromTime"]), created_ms);
+  EXPECT_EQ(Int(task["/data/toTime"]), target_ms);
+  EXPECT_EQ(task["/data/summary"], "2 renewals");
+
+  const Json advanced = Ok("GET", "/subscription/test-clocks/" + clock_id);
+  EXPECT_EQ(Int(advanced["/data/frozenTime"]), target_ms);
+  EXPECT_EQ(Int(advanced["/data/lastAdvancedTo"]), target_ms);
+  EXPECT_EQ(advanced["/data/eventCount"], "2");
+  const Json renewed = Ok("GET", "/subscription/" + subscription_id);
+  EXPECT_EQ(renewed["/data/status"], "active");
+  EXPECT_EQ(renewed["/data/elapsedCycles"], "2");
+  EXPECT_LE(Int(renewed["/data/currentPeriodStart"]), target_ms);
+  EXPECT_GT(Int(renewed["/data/currentPeriodEnd"]), target_ms);
+  const Json orders = Ok("GET", "/order?subscriptionId=" + subscription_id);
+  EXPECT_EQ(orders["/total"], "3");  // The first charge and two renewals.
+
+  // Cancel at period end, then advance past it: the subscription ends.
+  Ok("POST", "/subscription/" + subscription_id + "/cancel",
+     R"({"reason":"done"})");
+  const int64_t end_ms = Int(renewed["/data/currentPeriodEnd"]);
+  const Json last =
+      Ok("POST", "/subscription/test-clocks/" + clock_id + "/advance",
+         absl::StrCat(R"({"targetFrozenTime":)", end_ms + 1, "}"));
+  EXPECT_EQ(last["/data/summary"], "0 renewals, cancelled at period end");
+  EXPECT_EQ(Ok("GET", "/subscription/" + subscription_id)["/data/status"],
+            "cancelled");
+
+  // Backwards is refused; a completed clock cannot advance.
+  EXPECT_EQ(
+      Json(Call("POST", "/subscription/test-clocks/" + clock_id + "/advance",
+                absl::StrCat(R"({"targetFrozenTime":)", created_ms, "}"))
+               .body)["/code"],
+      "400");
+  const Json completed =
+      Ok("POST", "/subscription/test-clocks/" + clock_id + "/complete",
+         R"({"reason":"suite finished"})");
+  EXPECT_EQ(completed["/data/status"], "COMPLETED");
+  EXPECT_EQ(Ok("GET", "/subscription/test-clocks/list")["/data/0/status"],
+            "COMPLETED");
+  EXPECT_EQ(
+      Json(Call("POST", "/subscription/test-clocks/" + clock_id + "/advance",
+                absl::StrCat(R"({"targetFrozenTime":)", end_ms + 2, "}"))
+               .body)["/code"],
+      "90101402");
+  EXPECT_EQ(Json(Call("POST",
+                      "/subscription/test-clocks/" + clock_id + "/complete", "")
+                     .body)["/code"],
+            "90101402");
+}
+
+TEST_F(ClinkEmulatorTest, TestClockValidation) {
+  EXPECT_EQ(Json(Call("POST", "/subscription/test-clocks",
+                      R"({"name":"x","subscriptionId":"sub_missing"})")
+                     .body)["/code"],
+            "404");
+  EXPECT_EQ(Json(Call("POST", "/subscription/test-clocks",
+                      R"({"subscriptionId":"sub_missing"})")
+                     .body)["/msg"],
+            "name is required");
+  EXPECT_EQ(
+      Json(
+          Call("GET", "/subscription/test-clocks/clock_missing").body)["/code"],
+      "404");
+  EXPECT_EQ(
+      Json(Call("POST", "/subscription/test-clocks/clock_missing/advance", "{}")
+               .body)["/msg"],
+      "targetFrozenTime is required");
+}
+
 TEST_F(ClinkEmulatorTest, HttpErrorFaultAppliesToTheNextNRequests) {
   Fault fault;
   fault.kind = Fault::Kind::kHttpError;

@@ -540,6 +540,246 @@ absl::Status ReadPriceFields(const JsonFields& fields, bool create,
   return absl::OkStatus();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Coupons, promotion codes and test clocks (clink-api.md §9.6, §10.9).
+
+constexpr int64_t kCouponPageSizeDefault = 20;
+constexpr int64_t kCouponPageSizeMax = 50;  // Larger values are capped.
+constexpr size_t kNameMaxLength = 255;
+
+// Currency code -> amount (exact text), in the order received.
+using AmountMap = std::vector<std::pair<std::string, std::string>>;
+
+struct PromotionCode {
+  std::string id;
+  std::string coupon_id;
+  std::string code;
+  std::string status;  // active, inactive, archived
+  bool first_order_only = false;
+  std::vector<std::string> restricted_customer_ids;
+  AmountMap minimum_spend;
+  int64_t per_customer_redemption_limit = 0;  // 0: no limit.
+  int64_t max_redemption_limit = 0;           // 0: no limit.
+  int64_t valid_period_end_ms = 0;            // 0: none.
+  int64_t create_time_ms = 0;
+};
+
+struct Coupon {
+  std::string id;
+  std::string name;
+  std::string discount_type;  // percentage, fixed_amount
+  std::string percentage;     // Exact text; percentage coupons only.
+  AmountMap fixed_amounts;    // fixed_amount coupons only.
+  std::string apply_type;     // none, product, price
+  std::vector<std::string> applicable_products;
+  std::string duration_type;  // once, repeating, forever
+  int64_t duration_months = 0;
+  int64_t max_redemption_count = 0;  // 0: no limit.
+  int64_t valid_period_start_ms = 0;
+  int64_t valid_period_end_ms = 0;  // 0: none.
+  int64_t create_time_ms = 0;
+  std::vector<std::string> promotion_code_ids;  // Creation order.
+};
+
+struct TestClock {
+  std::string id;
+  std::string name;
+  std::string subscription_id;
+  std::string metadata;  // JSON text, as given.
+  std::string status;    // READY, ADVANCING, FAILED, COMPLETED
+  int64_t frozen_time_ms = 0;
+  int64_t last_advanced_to_ms = 0;  // 0: never advanced.
+  int64_t event_count = 0;
+  int64_t create_time_ms = 0;
+  int64_t update_time_ms = 0;
+};
+
+// An optional array of strings.
+absl::StatusOr<std::vector<std::string>> ReadStringArray(
+    const JsonFields& fields, absl::string_view name) {
+  std::vector<std::string> out;
+  const rapidjson::Value* array = fields.Find(name);
+  if (array == nullptr) return out;
+  if (!array->IsArray()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(fields.FieldName(name), " must be an array of strings"));
+  }
+  for (const rapidjson::Value& item : array->GetArray()) {
+    if (!item.IsString() || item.GetStringLength() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          fields.FieldName(name), " must be an array of non-empty strings"));
+    }
+    out.emplace_back(item.GetString(), item.GetStringLength());
+  }
+  return out;
+}
+
+// An optional object of ISO 4217 code -> amount > 0 (fixedAmounts,
+// minimumSpend).
+absl::StatusOr<AmountMap> ReadAmountMap(const JsonFields& fields,
+                                        absl::string_view name) {
+  AmountMap out;
+  const rapidjson::Value* object = fields.Find(name);
+  if (object == nullptr) return out;
+  if (!object->IsObject()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(fields.FieldName(name), " must be an object"));
+  }
+  const JsonFields amounts(*object, absl::StrCat(fields.FieldName(name), "."));
+  for (auto it = object->MemberBegin(); it != object->MemberEnd(); ++it) {
+    const std::string currency(it->name.GetString(),
+                               it->name.GetStringLength());
+    GATEWAY_RETURN_IF_ERROR(
+        ValidateCurrency(amounts.FieldName(currency), currency));
+    GATEWAY_ASSIGN_OR_RETURN(std::string amount,
+                             amounts.RequiredAmount(currency));
+    out.emplace_back(currency, std::move(amount));
+  }
+  return out;
+}
+
+void WriteAmountMap(JsonWriter& writer, absl::string_view key,
+                    const AmountMap& amounts) {
+  WriteKey(writer, key);
+  writer.StartObject();
+  for (const auto& [currency, amount] : amounts) {
+    WriteAmount(writer, currency, amount);
+  }
+  writer.EndObject();
+}
+
+// Reads a PromotionCodeCreateRequest (without the code's uniqueness check).
+absl::StatusOr<PromotionCode> ReadPromotionCodeSpec(const JsonFields& fields) {
+  PromotionCode code;
+  GATEWAY_ASSIGN_OR_RETURN(code.code, fields.OptionalString("code"));
+  if (code.code.size() > 64) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        fields.FieldName("code"), " must be at most 64 characters"));
+  }
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<bool> first_order_only,
+                           fields.OptionalBool("firstOrderOnly"));
+  code.first_order_only = first_order_only.value_or(false);
+  GATEWAY_ASSIGN_OR_RETURN(code.restricted_customer_ids,
+                           ReadStringArray(fields, "restrictedCustomerIds"));
+  GATEWAY_ASSIGN_OR_RETURN(code.minimum_spend,
+                           ReadAmountMap(fields, "minimumSpend"));
+  for (const char* name :
+       {"perCustomerRedemptionLimit", "maxRedemptionLimit"}) {
+    GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> limit,
+                             fields.OptionalInt(name));
+    if (limit.has_value() && *limit < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(fields.FieldName(name), " must be at least 1"));
+    }
+    (absl::string_view(name) == "maxRedemptionLimit"
+         ? code.max_redemption_limit
+         : code.per_customer_redemption_limit) = limit.value_or(0);
+  }
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> end,
+                           fields.OptionalInt("validPeriodEnd"));
+  code.valid_period_end_ms = end.value_or(0);
+  return code;
+}
+
+// ApiPromotionCodeInfoResponse members.
+void WritePromotionCodeInfo(JsonWriter& writer, const PromotionCode& code) {
+  WriteString(writer, "couponId", code.coupon_id);
+  WriteString(writer, "promotionCodeId", code.id);
+  WriteString(writer, "code", code.code);
+  WriteString(writer, "status", code.status);
+  WriteBool(writer, "firstOrderOnly", code.first_order_only);
+  WriteInt(writer, "redemptionCount", 0);
+  if (code.max_redemption_limit != 0) {
+    WriteInt(writer, "maxRedemptionLimit", code.max_redemption_limit);
+  }
+  if (code.valid_period_end_ms != 0) {
+    WriteInt(writer, "validPeriodEnd", code.valid_period_end_ms);
+  }
+  WriteInt(writer, "createTime", code.create_time_ms);
+  WriteBool(writer, "mirroring", false);
+}
+
+// "25% off for 3 months", "USD 5 off once".
+std::string CouponTerms(const Coupon& coupon) {
+  std::string terms =
+      coupon.discount_type == "percentage"
+          ? absl::StrCat(coupon.percentage, "% off")
+          : absl::StrCat(coupon.fixed_amounts.empty()
+                             ? std::string()
+                             : absl::StrCat(coupon.fixed_amounts[0].first, " ",
+                                            coupon.fixed_amounts[0].second),
+                         " off");
+  if (coupon.duration_type == "repeating") {
+    absl::StrAppend(&terms, " for ", coupon.duration_months, " months");
+  } else {
+    absl::StrAppend(&terms, " ", coupon.duration_type);
+  }
+  return terms;
+}
+
+// ApiCouponInfoResponse members.
+void WriteCouponInfo(JsonWriter& writer, const Coupon& coupon) {
+  WriteString(writer, "couponId", coupon.id);
+  WriteString(writer, "couponName", coupon.name);
+  WriteString(writer, "discountType", coupon.discount_type);
+  if (!coupon.percentage.empty()) {
+    WriteAmount(writer, "percentage", coupon.percentage);
+  }
+  if (!coupon.fixed_amounts.empty()) {
+    WriteAmountMap(writer, "fixedAmounts", coupon.fixed_amounts);
+  }
+  WriteString(writer, "durationType", coupon.duration_type);
+  if (coupon.duration_months != 0) {
+    WriteInt(writer, "durationMonths", coupon.duration_months);
+  }
+  if (coupon.max_redemption_count != 0) {
+    WriteInt(writer, "maxRedemptionCount", coupon.max_redemption_count);
+  }
+  WriteInt(writer, "redeemedCount", 0);
+  if (coupon.valid_period_end_ms != 0) {
+    WriteInt(writer, "validPeriodEnd", coupon.valid_period_end_ms);
+  }
+  WriteBool(writer, "mirroring", false);
+  WriteString(writer, "terms", CouponTerms(coupon));
+}
+
+// TestClockApiVo members.
+void WriteTestClock(JsonWriter& writer, const TestClock& clock) {
+  WriteString(writer, "name", clock.name);
+  WriteString(writer, "clockId", clock.id);
+  WriteString(writer, "subscriptionId", clock.subscription_id);
+  WriteInt(writer, "frozenTime", clock.frozen_time_ms);
+  if (clock.last_advanced_to_ms != 0) {
+    WriteInt(writer, "lastAdvancedTo", clock.last_advanced_to_ms);
+  }
+  WriteString(writer, "status", clock.status);
+  WriteBool(writer, "livemode", false);
+  WriteStringIfSet(writer, "metadata", clock.metadata);
+  WriteInt(writer, "eventCount", clock.event_count);
+  WriteInt(writer, "createTime", clock.create_time_ms);
+  WriteInt(writer, "updateTime", clock.update_time_ms);
+}
+
+// {"code":200,"msg":"success","data":[...]}; `write_items` writes the
+// elements.
+std::string DataArrayEnvelope(
+    absl::FunctionRef<void(JsonWriter&)> write_items) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter writer(buffer);
+  writer.StartObject();
+  WriteInt(writer, "code", kCodeSuccess);
+  WriteString(writer, "msg", "success");
+  WriteKey(writer, "data");
+  writer.StartArray();
+  write_items(writer);
+  writer.EndArray();
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// Clink's `RVoid`: a success without `data`.
+constexpr char kVoidSuccess[] = R"({"code":200,"msg":"success"})";
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -565,6 +805,11 @@ struct MerchantApi::State {
     std::string file_name;
   };
   std::map<std::string, Image> images;  // By ossId.
+  std::map<std::string, Coupon> coupons;
+  std::vector<std::string> coupon_ids;  // Creation order.
+  std::map<std::string, PromotionCode> promotion_codes;
+  std::map<std::string, TestClock> test_clocks;
+  std::vector<std::string> test_clock_ids;  // Creation order.
 
   void SeedFixtures();
 
@@ -860,6 +1105,29 @@ MerchantApi::MerchantApi(Options options)
   router_.Add("POST", "/product", &MerchantApi::CreateProduct);
   router_.Add("POST", "/price", &MerchantApi::CreatePrice);
   router_.Add("PUT", "/price/{id}", &MerchantApi::UpdatePrice);
+  router_.Add("GET", "/coupon", &MerchantApi::ListCoupons);
+  router_.Add("POST", "/coupon", &MerchantApi::CreateCoupon);
+  router_.Add("GET", "/coupon/{couponId}", &MerchantApi::GetCoupon);
+  router_.Add("PUT", "/coupon/{couponId}/name", &MerchantApi::RenameCoupon);
+  router_.Add("GET", "/promotion-code/coupon/{couponId}",
+              &MerchantApi::ListPromotionCodes);
+  router_.Add("POST", "/promotion-code/{id}",
+              &MerchantApi::CreatePromotionCode);
+  router_.Add("GET", "/promotion-code/{id}", &MerchantApi::GetPromotionCode);
+  router_.Add("PUT", "/promotion-code/{promotionCodeId}/active",
+              &MerchantApi::ActivatePromotionCode);
+  router_.Add("PUT", "/promotion-code/{promotionCodeId}/deactivate",
+              &MerchantApi::DeactivatePromotionCode);
+  router_.Add("GET", "/subscription/test-clocks/list",
+              &MerchantApi::ListTestClocks);
+  router_.Add("POST", "/subscription/test-clocks",
+              &MerchantApi::CreateTestClock);
+  router_.Add("GET", "/subscription/test-clocks/{clockId}",
+              &MerchantApi::GetTestClock);
+  router_.Add("POST", "/subscription/test-clocks/{clockId}/advance",
+              &MerchantApi::AdvanceTestClock);
+  router_.Add("POST", "/subscription/test-clocks/{clockId}/complete",
+              &MerchantApi::CompleteTestClock);
 }
 
 MerchantApi::~MerchantApi() = default;
@@ -1797,6 +2065,530 @@ absl::StatusOr<std::string> MerchantApi::UpdatePrice(const ApiRequest& request,
     }
   }
   return DataEnvelope([&](JsonWriter& writer) { WritePrice(writer, *price); });
+}
+
+}  // namespace clink_gateway::emulator
+
+// ---------------------------------------------------------------------------------------------
+// Coupons and promotion codes.
+
+namespace clink_gateway::emulator {
+
+absl::StatusOr<std::string> MerchantApi::ListCoupons(const ApiRequest& request,
+                                                     const Params& /*params*/) {
+  const std::map<std::string, std::string> query =
+      ParseQuery(request.query_string);
+  GATEWAY_ASSIGN_OR_RETURN(Page page, ReadPage(query, kCouponPageSizeDefault,
+                                               kCouponPageSizeMax, true));
+  const std::string discount_type = QueryValue(query, "discountType");
+  const std::string duration_type = QueryValue(query, "durationType");
+  if (!discount_type.empty()) {
+    GATEWAY_RETURN_IF_ERROR(ValidateEnum("discountType", discount_type,
+                                         {"percentage", "fixed_amount"}));
+  }
+  if (!duration_type.empty()) {
+    GATEWAY_RETURN_IF_ERROR(ValidateEnum("durationType", duration_type,
+                                         {"once", "repeating", "forever"}));
+  }
+  absl::MutexLock lock(&mu_);
+  std::vector<const Coupon*> rows;
+  for (const std::string& id : state_->coupon_ids) {
+    const Coupon& coupon = state_->coupons.at(id);
+    if (!discount_type.empty() && coupon.discount_type != discount_type) {
+      continue;
+    }
+    if (!duration_type.empty() && coupon.duration_type != duration_type) {
+      continue;
+    }
+    rows.push_back(&coupon);
+  }
+  return PagedList(rows, page, WriteCouponInfo);
+}
+
+absl::StatusOr<std::string> MerchantApi::CreateCoupon(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  Coupon coupon;
+  GATEWAY_ASSIGN_OR_RETURN(coupon.name, fields.RequiredString("couponName"));
+  if (coupon.name.size() > kNameMaxLength) {
+    return absl::InvalidArgumentError(
+        "couponName must be at most 255 characters");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(coupon.discount_type,
+                           fields.RequiredString("discountType"));
+  GATEWAY_RETURN_IF_ERROR(ValidateEnum("discountType", coupon.discount_type,
+                                       {"percentage", "fixed_amount"}));
+  if (coupon.discount_type == "percentage") {
+    GATEWAY_ASSIGN_OR_RETURN(coupon.percentage,
+                             fields.RequiredAmount("percentage"));
+    GATEWAY_ASSIGN_OR_RETURN(const Decimal percentage,
+                             Decimal::Parse(coupon.percentage));
+    GATEWAY_ASSIGN_OR_RETURN(const Decimal hundred, Decimal::Parse("100"));
+    if (hundred < percentage) {
+      return absl::InvalidArgumentError("percentage must be at most 100");
+    }
+  } else {
+    GATEWAY_ASSIGN_OR_RETURN(coupon.fixed_amounts,
+                             ReadAmountMap(fields, "fixedAmounts"));
+    if (coupon.fixed_amounts.empty()) {
+      return absl::InvalidArgumentError(
+          "fixedAmounts is required for a fixed_amount coupon");
+    }
+  }
+  GATEWAY_ASSIGN_OR_RETURN(coupon.apply_type,
+                           fields.RequiredString("applyType"));
+  GATEWAY_RETURN_IF_ERROR(ValidateEnum("applyType", coupon.apply_type,
+                                       {"none", "product", "price"}));
+  GATEWAY_ASSIGN_OR_RETURN(coupon.applicable_products,
+                           ReadStringArray(fields, "applicableProducts"));
+  if (coupon.apply_type == "product" && coupon.applicable_products.empty()) {
+    return absl::InvalidArgumentError(
+        "applicableProducts is required when applyType is product");
+  }
+  if (coupon.apply_type == "price" &&
+      fields.Find("applicablePrices") == nullptr) {
+    return absl::InvalidArgumentError(
+        "applicablePrices is required when applyType is price");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(coupon.duration_type,
+                           fields.RequiredString("durationType"));
+  GATEWAY_RETURN_IF_ERROR(ValidateEnum("durationType", coupon.duration_type,
+                                       {"once", "repeating", "forever"}));
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> months,
+                           fields.OptionalInt("durationMonths"));
+  if (coupon.duration_type == "repeating" &&
+      (!months.has_value() || *months < 1)) {
+    return absl::InvalidArgumentError(
+        "durationMonths must be at least 1 for a repeating coupon");
+  }
+  coupon.duration_months = coupon.duration_type == "repeating" ? *months : 0;
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> max_redemptions,
+                           fields.OptionalInt("maxRedemptionCount"));
+  if (max_redemptions.has_value() && *max_redemptions < 1) {
+    return absl::InvalidArgumentError("maxRedemptionCount must be at least 1");
+  }
+  coupon.max_redemption_count = max_redemptions.value_or(0);
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> start,
+                           fields.OptionalInt("validPeriodStart"));
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> end,
+                           fields.OptionalInt("validPeriodEnd"));
+  coupon.valid_period_start_ms = start.value_or(0);
+  coupon.valid_period_end_ms = end.value_or(0);
+  if (end.has_value() && *end <= coupon.valid_period_start_ms) {
+    return absl::InvalidArgumentError(
+        "validPeriodEnd must be after validPeriodStart");
+  }
+  std::vector<PromotionCode> codes;
+  const rapidjson::Value* specs = fields.Find("promotionCodes");
+  if (specs != nullptr && !specs->IsArray()) {
+    return absl::InvalidArgumentError("promotionCodes must be an array");
+  }
+  for (rapidjson::SizeType i = 0; specs != nullptr && i < specs->Size(); ++i) {
+    const std::string prefix = absl::StrCat("promotionCodes[", i, "].");
+    if (!(*specs)[i].IsObject()) {
+      return absl::InvalidArgumentError(prefix + " must be an object");
+    }
+    GATEWAY_ASSIGN_OR_RETURN(
+        PromotionCode code,
+        ReadPromotionCodeSpec(JsonFields((*specs)[i], prefix)));
+    codes.push_back(std::move(code));
+  }
+
+  absl::MutexLock lock(&mu_);
+  for (const std::string& product : coupon.applicable_products) {
+    if (state_->FindProduct(product) == nullptr) {
+      return NotFound("product", product);
+    }
+  }
+  const int64_t now_ms = Millis(options_.clock());
+  coupon.id = state_->NewId("coupon_");
+  coupon.create_time_ms = now_ms;
+  if (coupon.valid_period_start_ms == 0) coupon.valid_period_start_ms = now_ms;
+  // Check every code before storing any, so a rejected request changes
+  // nothing.
+  std::set<std::string> new_codes;
+  for (PromotionCode& code : codes) {
+    if (code.code.empty()) {
+      code.code = absl::AsciiStrToUpper(state_->NewId("")).substr(0, 10);
+    }
+    if (!new_codes.insert(code.code).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("promotion code ", code.code, " already exists"));
+    }
+    for (const auto& [id, existing] : state_->promotion_codes) {
+      if (existing.code == code.code) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("promotion code ", code.code, " already exists"));
+      }
+    }
+  }
+  for (PromotionCode& code : codes) {
+    code.id = state_->NewId("promo_");
+    code.coupon_id = coupon.id;
+    code.status = "active";
+    code.create_time_ms = now_ms;
+    coupon.promotion_code_ids.push_back(code.id);
+    Store(state_->promotion_codes, std::move(code));
+  }
+  state_->coupon_ids.push_back(coupon.id);
+  const Coupon& stored = Store(state_->coupons, std::move(coupon));
+  return DataEnvelope(
+      [&](JsonWriter& writer) { WriteCouponInfo(writer, stored); });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetCoupon(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const Coupon* coupon = State::Find(state_->coupons, params[0]);
+  if (coupon == nullptr) return NotFound("coupon", params[0]);
+  const int64_t now_ms = Millis(options_.clock());
+  const bool valid = now_ms >= coupon->valid_period_start_ms &&
+                     (coupon->valid_period_end_ms == 0 ||
+                      now_ms < coupon->valid_period_end_ms);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteCouponInfo(writer, *coupon);
+    WriteInt(writer, "createTime", coupon->create_time_ms);
+    WriteBool(writer, "valid", valid);
+    WriteString(writer, "applyType", coupon->apply_type);
+    if (!coupon->applicable_products.empty()) {
+      WriteKey(writer, "applicableProducts");
+      writer.StartArray();
+      for (const std::string& product : coupon->applicable_products) {
+        writer.String(product.data(),
+                      static_cast<rapidjson::SizeType>(product.size()));
+      }
+      writer.EndArray();
+    }
+    WriteKey(writer, "promotionCodeList");
+    writer.StartArray();
+    for (const std::string& id : coupon->promotion_code_ids) {
+      writer.StartObject();
+      WritePromotionCodeInfo(writer, state_->promotion_codes.at(id));
+      writer.EndObject();
+    }
+    writer.EndArray();
+    if (!coupon->fixed_amounts.empty()) {
+      WriteString(writer, "currency", coupon->fixed_amounts[0].first);
+      WriteAmount(writer, "amount", coupon->fixed_amounts[0].second);
+    }
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::RenameCoupon(const ApiRequest& request,
+                                                      const Params& params) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  GATEWAY_ASSIGN_OR_RETURN(std::string name, fields.RequiredString("newName"));
+  if (name.size() > kNameMaxLength) {
+    return absl::InvalidArgumentError("newName must be at most 255 characters");
+  }
+  absl::MutexLock lock(&mu_);
+  Coupon* coupon = State::Find(state_->coupons, params[0]);
+  if (coupon == nullptr) return NotFound("coupon", params[0]);
+  coupon->name = std::move(name);
+  return std::string(kVoidSuccess);
+}
+
+absl::StatusOr<std::string> MerchantApi::ListPromotionCodes(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const Coupon* coupon = State::Find(state_->coupons, params[0]);
+  if (coupon == nullptr) return NotFound("coupon", params[0]);
+  return DataArrayEnvelope([&](JsonWriter& writer) {
+    for (const std::string& id : coupon->promotion_code_ids) {
+      writer.StartObject();
+      WritePromotionCodeInfo(writer, state_->promotion_codes.at(id));
+      writer.EndObject();
+    }
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CreatePromotionCode(
+    const ApiRequest& request, const Params& params) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  GATEWAY_ASSIGN_OR_RETURN(PromotionCode code,
+                           ReadPromotionCodeSpec(JsonFields(doc)));
+  absl::MutexLock lock(&mu_);
+  // The path parameter is the coupon's id (clink-api.md §10.9).
+  Coupon* coupon = State::Find(state_->coupons, params[0]);
+  if (coupon == nullptr) return NotFound("coupon", params[0]);
+  for (const std::string& customer : code.restricted_customer_ids) {
+    if (State::Find(state_->customers, customer) == nullptr) {
+      return NotFound("customer", customer);
+    }
+  }
+  if (code.code.empty()) {
+    code.code = absl::AsciiStrToUpper(state_->NewId("")).substr(0, 10);
+  }
+  for (const auto& [id, existing] : state_->promotion_codes) {
+    if (existing.code == code.code) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("promotion code ", code.code, " already exists"));
+    }
+  }
+  code.id = state_->NewId("promo_");
+  code.coupon_id = coupon->id;
+  code.status = "active";
+  code.create_time_ms = Millis(options_.clock());
+  coupon->promotion_code_ids.push_back(code.id);
+  const PromotionCode& stored = Store(state_->promotion_codes, std::move(code));
+  return DataEnvelope(
+      [&](JsonWriter& writer) { WritePromotionCodeInfo(writer, stored); });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetPromotionCode(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const PromotionCode* code = State::Find(state_->promotion_codes, params[0]);
+  if (code == nullptr) return NotFound("promotion code", params[0]);
+  return DataEnvelope([&](JsonWriter& writer) {
+    WritePromotionCodeInfo(writer, *code);
+    if (!code->restricted_customer_ids.empty()) {
+      WriteKey(writer, "customers");
+      writer.StartArray();
+      for (const std::string& id : code->restricted_customer_ids) {
+        const Customer& customer = state_->customers.at(id);
+        writer.StartObject();
+        WriteString(writer, "customerId", customer.id);
+        WriteStringIfSet(writer, "name", customer.name);
+        WriteStringIfSet(writer, "email", customer.email);
+        writer.EndObject();
+      }
+      writer.EndArray();
+    }
+    if (code->per_customer_redemption_limit != 0) {
+      WriteInt(writer, "perCustomerRedemptionLimit",
+               code->per_customer_redemption_limit);
+    }
+    if (!code->minimum_spend.empty()) {
+      WriteAmountMap(writer, "minimumSpend", code->minimum_spend);
+      WriteString(writer, "currency", code->minimum_spend[0].first);
+      WriteAmount(writer, "amount", code->minimum_spend[0].second);
+    }
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::SetPromotionCodeStatus(
+    const std::string& id, absl::string_view status) {
+  absl::MutexLock lock(&mu_);
+  PromotionCode* code = State::Find(state_->promotion_codes, id);
+  if (code == nullptr) return NotFound("promotion code", id);
+  if (code->status == "archived") {
+    return InvalidState(absl::StrCat("promotion code ", id, " is archived"));
+  }
+  code->status = std::string(status);
+  return std::string(kVoidSuccess);
+}
+
+absl::StatusOr<std::string> MerchantApi::ActivatePromotionCode(
+    const ApiRequest& /*request*/, const Params& params) {
+  return SetPromotionCodeStatus(params[0], "active");
+}
+
+absl::StatusOr<std::string> MerchantApi::DeactivatePromotionCode(
+    const ApiRequest& /*request*/, const Params& params) {
+  return SetPromotionCodeStatus(params[0], "inactive");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test clocks.
+
+absl::StatusOr<std::string> MerchantApi::ListTestClocks(
+    const ApiRequest& /*request*/, const Params& /*params*/) {
+  absl::MutexLock lock(&mu_);
+  return DataArrayEnvelope([&](JsonWriter& writer) {
+    for (const std::string& id : state_->test_clock_ids) {
+      writer.StartObject();
+      WriteTestClock(writer, state_->test_clocks.at(id));
+      writer.EndObject();
+    }
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CreateTestClock(
+    const ApiRequest& request, const Params& /*params*/) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  TestClock clock;
+  GATEWAY_ASSIGN_OR_RETURN(clock.name, fields.RequiredString("name"));
+  if (clock.name.size() > kNameMaxLength) {
+    return absl::InvalidArgumentError("name must be at most 255 characters");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(clock.subscription_id,
+                           fields.RequiredString("subscriptionId"));
+  GATEWAY_ASSIGN_OR_RETURN(clock.metadata, fields.OptionalString("metadata"));
+  if (!clock.metadata.empty()) {
+    rapidjson::Document metadata;
+    if (!ParseJsonObject(clock.metadata, &metadata).ok()) {
+      return absl::InvalidArgumentError(
+          "metadata must be a JSON object encoded as a string");
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (State::Find(state_->subscriptions, clock.subscription_id) == nullptr) {
+    return NotFound("subscription", clock.subscription_id);
+  }
+  for (const auto& [id, existing] : state_->test_clocks) {
+    if (existing.subscription_id == clock.subscription_id &&
+        existing.status != "COMPLETED") {
+      return InvalidState(absl::StrCat("subscription ", clock.subscription_id,
+                                       " already has test clock ", id));
+    }
+  }
+  const int64_t now_ms = Millis(options_.clock());
+  clock.id = state_->NewId("clock_");
+  clock.status = "READY";
+  clock.frozen_time_ms = now_ms;
+  clock.create_time_ms = now_ms;
+  clock.update_time_ms = now_ms;
+  state_->test_clock_ids.push_back(clock.id);
+  const TestClock& stored = Store(state_->test_clocks, std::move(clock));
+  return DataEnvelope(
+      [&](JsonWriter& writer) { WriteTestClock(writer, stored); });
+}
+
+absl::StatusOr<std::string> MerchantApi::GetTestClock(
+    const ApiRequest& /*request*/, const Params& params) {
+  absl::MutexLock lock(&mu_);
+  const TestClock* clock = State::Find(state_->test_clocks, params[0]);
+  if (clock == nullptr) return NotFound("test clock", params[0]);
+  return DataEnvelope(
+      [&](JsonWriter& writer) { WriteTestClock(writer, *clock); });
+}
+
+absl::StatusOr<std::string> MerchantApi::AdvanceTestClock(
+    const ApiRequest& request, const Params& params) {
+  rapidjson::Document doc;
+  GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+  const JsonFields fields(doc);
+  GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> target,
+                           fields.OptionalInt("targetFrozenTime"));
+  if (!target.has_value()) {
+    return absl::InvalidArgumentError("targetFrozenTime is required");
+  }
+  absl::MutexLock lock(&mu_);
+  TestClock* clock = State::Find(state_->test_clocks, params[0]);
+  if (clock == nullptr) return NotFound("test clock", params[0]);
+  if (clock->status == "COMPLETED") {
+    return InvalidState(
+        absl::StrCat("test clock ", clock->id, " is completed"));
+  }
+  if (*target <= clock->frozen_time_ms) {
+    return absl::InvalidArgumentError(
+        "targetFrozenTime must be after the clock's frozenTime");
+  }
+  Subscription& subscription = state_->subscriptions.at(clock->subscription_id);
+  const Price& price = *state_->FindPrice(subscription.price_id);
+  const Product& product = *state_->FindProduct(subscription.product_id);
+  // Every period end up to the target, in order: a renewal, or the end of a
+  // subscription that cancels at period end.
+  int renewals = 0;
+  int64_t events = 0;
+  int64_t last_event_time_ms = 0;
+  const bool renews =
+      subscription.status == "active" || subscription.status == "free_trial";
+  while (renews && subscription.status != "cancelled" &&
+         subscription.status != "past_due" &&
+         subscription.period_end_ms <= *target) {
+    const absl::Time period_end =
+        absl::FromUnixMillis(subscription.period_end_ms);
+    ++events;
+    last_event_time_ms = subscription.period_end_ms;
+    if (subscription.cancel_at_period_end) {
+      subscription.status = "cancelled";
+      break;
+    }
+    Invoice invoice;
+    invoice.id = state_->NewId("inv_");
+    invoice.subscription_id = subscription.id;
+    invoice.customer_id = subscription.customer_id;
+    invoice.create_time_ms = subscription.period_end_ms;
+    Order order;
+    order.id = state_->NewId("ord_");
+    order.type = "recurring";
+    order.merchant_reference_id = subscription.merchant_reference;
+    order.invoice_id = invoice.id;
+    order.subscription_id = subscription.id;
+    order.customer_id = subscription.customer_id;
+    order.customer_email = state_->customers.at(subscription.customer_id).email;
+    order.product_id = product.id;
+    order.price_id = price.id;
+    order.amount = price.unit_amount;
+    order.currency = price.currency;
+    order.metadata = subscription.metadata;
+    order.session_id = subscription.session_id;
+    const int status = state_->Charge(
+        state_->instruments.at(subscription.payment_instrument_id), period_end,
+        &order);
+    invoice.order_id = order.id;
+    invoice.status = status == 1 ? "paid" : "open";
+    subscription.period_start_ms = subscription.period_end_ms;
+    subscription.period_end_ms = Millis(AddInterval(period_end, price));
+    ++subscription.elapsed_cycles;
+    ++renewals;
+    if (status != 1) subscription.status = "past_due";
+    state_->order_ids.push_back(order.id);
+    Store(state_->orders, std::move(order));
+    Store(state_->invoices, std::move(invoice));
+  }
+  const int64_t now_ms = Millis(options_.clock());
+  const int64_t from_ms = clock->frozen_time_ms;
+  clock->frozen_time_ms = *target;
+  clock->last_advanced_to_ms = *target;
+  clock->event_count += events;
+  clock->update_time_ms = now_ms;
+  const std::string task_id = state_->NewId("task_");
+  const std::string last_event_id =
+      events == 0 ? std::string() : state_->NewId("event_");
+  const std::string summary =
+      subscription.status == "cancelled" && events > renewals
+          ? absl::StrCat(renewals, renewals == 1 ? " renewal" : " renewals",
+                         ", cancelled at period end")
+          : absl::StrCat(renewals, renewals == 1 ? " renewal" : " renewals");
+  return DataEnvelope([&](JsonWriter& writer) {
+    WriteString(writer, "taskId", task_id);
+    WriteString(writer, "clockId", clock->id);
+    WriteString(writer, "subscriptionId", clock->subscription_id);
+    WriteInt(writer, "fromTime", from_ms);
+    WriteInt(writer, "toTime", *target);
+    WriteString(writer, "status", "SUCCEEDED");
+    if (events != 0) {
+      WriteString(writer, "lastEventId", last_event_id);
+      WriteInt(writer, "lastEventTime", last_event_time_ms);
+    }
+    WriteString(writer, "summary", summary);
+    WriteInt(writer, "createTime", now_ms);
+    WriteInt(writer, "updateTime", now_ms);
+  });
+}
+
+absl::StatusOr<std::string> MerchantApi::CompleteTestClock(
+    const ApiRequest& request, const Params& params) {
+  std::string reason;
+  if (!request.body.empty()) {
+    rapidjson::Document doc;
+    GATEWAY_RETURN_IF_ERROR(ParseJsonObject(request.body, &doc));
+    GATEWAY_ASSIGN_OR_RETURN(reason, JsonFields(doc).OptionalString("reason"));
+  }
+  if (reason.size() > kCancelReasonMaxLength) {
+    return absl::InvalidArgumentError("reason must be at most 255 characters");
+  }
+  absl::MutexLock lock(&mu_);
+  TestClock* clock = State::Find(state_->test_clocks, params[0]);
+  if (clock == nullptr) return NotFound("test clock", params[0]);
+  if (clock->status == "COMPLETED") {
+    return InvalidState(
+        absl::StrCat("test clock ", clock->id, " is already completed"));
+  }
+  clock->status = "COMPLETED";
+  clock->update_time_ms = Millis(options_.clock());
+  return DataEnvelope(
+      [&](JsonWriter& writer) { WriteTestClock(writer, *clock); });
 }
 
 }  // namespace clink_gateway::emulator

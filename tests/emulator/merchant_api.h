@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "tests/emulator/router.h"
@@ -107,6 +108,16 @@ inline constexpr char kSeedPriceOneTime[] =
 //  succeeds, else
 //    incomplete + invoice open. Cancel: immediately -> cancelled; otherwise
 //    cancelAtPeriodEnd.
+//  - Coupons and promotion codes (emulator): codes are unique per merchant
+//  (a repeat is a 400); archived codes cannot change state (90101402);
+//  nothing redeems them, so redemption counts stay 0.
+//  - Test clocks: one live (not COMPLETED) clock per subscription, frozen at
+//  creation time. Advancing runs the subscription's period ends up to the
+//  target at once (the task is SUCCEEDED): each is a renewal charged to the
+//  subscription's instrument (new order and invoice, elapsedCycles + 1; a
+//  failed charge makes it past_due and stops), or the cancellation of a
+//  cancelAtPeriodEnd subscription. A completed clock cannot advance
+//  (90101402).
 //  - Lifetimes (emulator): checkout session 1 h, agent payment session 30 min,
 //  portal link
 //    30 min. Optional fields without a value are omitted rather than sent as
@@ -194,6 +205,37 @@ class MerchantApi {
                                           const Params& params);
   absl::StatusOr<std::string> UpdatePrice(const ApiRequest& request,
                                           const Params& params);
+  absl::StatusOr<std::string> ListCoupons(const ApiRequest& request,
+                                          const Params& params);
+  absl::StatusOr<std::string> CreateCoupon(const ApiRequest& request,
+                                           const Params& params);
+  absl::StatusOr<std::string> GetCoupon(const ApiRequest& request,
+                                        const Params& params);
+  absl::StatusOr<std::string> RenameCoupon(const ApiRequest& request,
+                                           const Params& params);
+  absl::StatusOr<std::string> ListPromotionCodes(const ApiRequest& request,
+                                                 const Params& params);
+  absl::StatusOr<std::string> CreatePromotionCode(const ApiRequest& request,
+                                                  const Params& params);
+  absl::StatusOr<std::string> GetPromotionCode(const ApiRequest& request,
+                                               const Params& params);
+  absl::StatusOr<std::string> ActivatePromotionCode(const ApiRequest& request,
+                                                    const Params& params);
+  absl::StatusOr<std::string> DeactivatePromotionCode(const ApiRequest& request,
+                                                      const Params& params);
+  absl::StatusOr<std::string> ListTestClocks(const ApiRequest& request,
+                                             const Params& params);
+  absl::StatusOr<std::string> CreateTestClock(const ApiRequest& request,
+                                              const Params& params);
+  absl::StatusOr<std::string> GetTestClock(const ApiRequest& request,
+                                           const Params& params);
+  absl::StatusOr<std::string> AdvanceTestClock(const ApiRequest& request,
+                                               const Params& params);
+  absl::StatusOr<std::string> CompleteTestClock(const ApiRequest& request,
+                                                const Params& params);
+  // Sets promotion code `id` to `status` (active or inactive).
+  absl::StatusOr<std::string> SetPromotionCodeStatus(const std::string& id,
+                                                     absl::string_view status);
 
   const Options options_;
   Router<Handler> router_;  // Built in the constructor, read-only afterwards.

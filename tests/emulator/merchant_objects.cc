@@ -236,7 +236,7 @@ void WriteSubscription(JsonWriter& writer, const Subscription& subscription,
                     subscription.scheduled_phases_json.size(),
                     rapidjson::kArrayType);
   }
-  WriteInt(writer, "elapsedCycles", 0);
+  WriteInt(writer, "elapsedCycles", subscription.elapsed_cycles);
   WriteString(writer, "sessionId", subscription.session_id);
   if (!subscription.metadata.empty())
     WriteStringMap(writer, "metadata", subscription.metadata);

@@ -165,6 +165,7 @@ struct Subscription {
   int64_t cancel_at_ms = 0;    // 0: not scheduled.
   int64_t canceled_at_ms = 0;  // 0: not requested.
   bool cancel_at_period_end = false;
+  int64_t elapsed_cycles = 0;  // Renewals so far (test clocks advance them).
   std::string cancel_reason;
   std::map<std::string, std::string> metadata;
   std::string
