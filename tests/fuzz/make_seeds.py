@@ -24,7 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
 PROTO_DIR = os.path.join(ROOT, "proto")
 SERVICES = [("BillingService", "billing"), ("CheckoutService", "checkout"),
-            ("PaymentService", "payment")]
+            ("CouponService", "coupon"), ("PaymentService", "payment"),
+            ("TestClockService", "test_clock")]
 
 
 def methods():
@@ -124,6 +125,17 @@ REQUESTS = {
     "CreatePrice": '''product_id: "prd_1" currency: "JPY" unit_amount: "680"
         price_type: PRICE_TYPE_ONE_TIME''',
     "UpdatePrice": 'price_id: "price_1" unit_amount: "1.5" is_active: PRICE_ACTIVE_STATE_INACTIVE',
+    "CreateCoupon": '''coupon_name: "Loyalty" discount_type: DISCOUNT_TYPE_FIXED_AMOUNT
+        fixed_amounts { key: "USD" value: "5.00" } apply_type: COUPON_APPLY_TYPE_NONE
+        duration_type: COUPON_DURATION_ONCE promotion_codes { code: "LOYAL5" }''',
+    "RenameCoupon": 'coupon_id: "coupon_1" new_name: "Summer"',
+    "CreatePromotionCode": '''coupon_id: "coupon_1" code: "SUMMER25"
+        minimum_spend { key: "JPY" value: "1500" }''',
+    "ActivatePromotionCode": 'promotion_code_id: "promo_1"',
+    "DeactivatePromotionCode": 'promotion_code_id: "promo_1"',
+    "CreateTestClock": 'name: "renewals" subscription_id: "sub_1"',
+    "AdvanceTestClock": 'clock_id: "clock_1" target_frozen_time { seconds: 1757289600 }',
+    "CompleteTestClock": 'clock_id: "clock_1" reason: "done"',
 }
 
 
