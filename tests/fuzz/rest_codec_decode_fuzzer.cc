@@ -63,6 +63,19 @@ std::string Reencode(const RestMethod& method, const Message& response) {
                         r->GetInt64(response, method.total), R"(,"rows":[)",
                         absl::StrJoin(rows, ","), "]}");
   }
+  if (method.shape == clink_gateway::clink::v1::RESPONSE_SHAPE_ARRAY) {
+    std::vector<std::string> items;
+    for (int i = 0; i < r->FieldSize(response, method.response_body); ++i) {
+      auto item = codec.MessageToClinkJson(
+          r->GetRepeatedMessage(response, method.response_body, i));
+      FUZZ_CHECK(item.ok(), "%s: item %d: %s",
+                 method.method->full_name().c_str(), i,
+                 item.status().ToString().c_str());
+      items.push_back(*std::move(item));
+    }
+    return absl::StrCat(R"({"code":200,"msg":"success","data":[)",
+                        absl::StrJoin(items, ","), "]}");
+  }
   if (method.response_body != nullptr &&
       !r->HasField(response, method.response_body)) {
     // Decoded without a payload (RestRule.data_optional): send none back.
