@@ -718,8 +718,16 @@ class RestCodec::Impl {
           entry.GetReflection()->GetString(entry, key_field);
       const std::string value =
           entry.GetReflection()->GetString(entry, value_field);
-      std::string item = absl::StrCat(path, "[\"", key, "\"]");
-      if (!IsUtf8(item)) item = absl::StrCat(path, "[", k, "]");
+      // Named by its key when that is short plain text ("USD"); by its index
+      // otherwise, so no caller-supplied key of any size or content ends up
+      // in the error.
+      const bool plain_key =
+          !key.empty() && key.size() <= 16 &&
+          std::all_of(key.begin(), key.end(), [](unsigned char c) {
+            return absl::ascii_isalnum(c) || c == '-' || c == '_';
+          });
+      const std::string item = plain_key ? absl::StrCat(path, "[\"", key, "\"]")
+                                         : absl::StrCat(path, "[", k, "]");
       const absl::optional<int> digits = MinorUnitDigits(key);
       if (!digits.has_value()) {
         out->push_back(

@@ -2704,6 +2704,17 @@ TEST(MoneyTest, DecimalMapEntriesAreValidatedAndNamedByKey) {
                            R"(fixed_amounts["JPY"])", R"(fixed_amounts["EUR"])",
                            R"(fixed_amounts["GBP"])",
                            R"(promotion_codes[0].minimum_spend["KWD"])"));
+
+  // A key that is not short plain text is named by its index, never echoed.
+  auto hostile = FromText<v1::CreateCouponRequest>(R"pb(
+    coupon_name: "Loyalty"
+    discount_type: DISCOUNT_TYPE_FIXED_AMOUNT
+    apply_type: COUPON_APPLY_TYPE_NONE
+    duration_type: COUPON_DURATION_ONCE
+  )pb");
+  (*hostile.mutable_fixed_amounts())[std::string(100000, 'X') + "\"]"] = "5";
+  EXPECT_THAT(ViolationFields(Codec().Validate(*rest, hostile)),
+              ElementsAre("fixed_amounts[0]"));
 }
 
 TEST(EnvelopeTest, ObjectShapeWithNullOrMissingData) {
