@@ -44,7 +44,11 @@ namespace clink_gateway::http {
 // (CurlCloseSocket), each with whether a request was already written on it.
 // Loop thread only (and the destructor, once the loop has stopped).
 struct CurlSocketTable {
-  std::unordered_map<curl_socket_t, bool> used;  // fd -> carried a request
+  struct Socket {
+    bool used = false;   // a request was written on it
+    int local_port = 0;  // once known (bound), so a lookup skips the others
+  };
+  std::unordered_map<curl_socket_t, Socket> sockets;
 };
 
 namespace {
@@ -286,7 +290,7 @@ extern "C" curl_socket_t CurlOpenSocket(void* userdata, curlsocktype purpose,
   }
   const curl_socket_t fd = socket(
       address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
-  if (fd != CURL_SOCKET_BAD) transfer->sockets->used[fd] = false;
+  if (fd != CURL_SOCKET_BAD) transfer->sockets->sockets[fd] = {};
   return fd;
 }
 
@@ -294,7 +298,7 @@ extern "C" curl_socket_t CurlOpenSocket(void* userdata, curlsocktype purpose,
 // here (libcurl keeps the callback with the connection, so `userdata` is the
 // transport's table, which outlives every connection).
 extern "C" int CurlCloseSocket(void* userdata, curl_socket_t fd) {
-  static_cast<CurlSocketTable*>(userdata)->used.erase(fd);
+  static_cast<CurlSocketTable*>(userdata)->sockets.erase(fd);
   return close(fd);
 }
 
@@ -315,30 +319,37 @@ int SockaddrPort(const sockaddr_storage& address) {
 // the socket of the transfer's connection at that point (CURLINFO_ACTIVESOCKET
 // reads the handle's previous connection), so it is found by its addresses: no
 // two connected TCP sockets share all four.
-std::unordered_map<curl_socket_t, bool>::iterator FindSocket(
+std::unordered_map<curl_socket_t, CurlSocketTable::Socket>::iterator FindSocket(
     CurlSocketTable& table, const char* local_ip, int local_port,
     const char* primary_ip, int primary_port) {
-  if (local_ip == nullptr || primary_ip == nullptr) return table.used.end();
-  for (auto it = table.used.begin(); it != table.used.end(); ++it) {
+  auto& sockets = table.sockets;
+  if (local_ip == nullptr || primary_ip == nullptr) return sockets.end();
+  for (auto it = sockets.begin(); it != sockets.end(); ++it) {
+    if (it->second.local_port != 0 && it->second.local_port != local_port) {
+      continue;
+    }
     sockaddr_storage local = {};
     sockaddr_storage peer = {};
     socklen_t local_size = sizeof(local);
     socklen_t peer_size = sizeof(peer);
     if (getsockname(it->first, reinterpret_cast<sockaddr*>(&local),
-                    &local_size) != 0 ||
+                    &local_size) != 0) {
+      continue;
+    }
+    it->second.local_port = std::max(SockaddrPort(local), 0);
+    if (it->second.local_port != local_port ||
         getpeername(it->first, reinterpret_cast<sockaddr*>(&peer),
                     &peer_size) != 0) {
       continue;
     }
-    if (SockaddrPort(local) == local_port &&
-        SockaddrPort(peer) == primary_port &&
+    if (SockaddrPort(peer) == primary_port &&
         FormatSockaddr(reinterpret_cast<const sockaddr*>(&local)) == local_ip &&
         FormatSockaddr(reinterpret_cast<const sockaddr*>(&peer)) ==
             primary_ip) {
       return it;
     }
   }
-  return table.used.end();
+  return sockets.end();
 }
 
 // True when the idle connection on `fd` has anything to read or an error: the
@@ -427,13 +438,13 @@ extern "C" int CurlPrereq(void* userdata, char* primary_ip, char* local_ip,
   if (!transfer->request_started) {
     const auto socket = FindSocket(*transfer->sockets, local_ip, local_port,
                                    primary_ip, primary_port);
-    if (socket != transfer->sockets->used.end()) {
-      if (socket->second && !transfer->fresh_connection &&
+    if (socket != transfer->sockets->sockets.end()) {
+      if (socket->second.used && !transfer->fresh_connection &&
           IdleConnectionIsClosing(socket->first)) {
         transfer->stale_connection = true;
         return CURL_PREREQFUNC_ABORT;  // nothing written; libcurl closes it
       }
-      socket->second = true;
+      socket->second.used = true;
     }
     transfer->request_started = true;
     return CURL_PREREQFUNC_OK;

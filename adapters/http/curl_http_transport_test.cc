@@ -1657,10 +1657,17 @@ TEST_F(CurlHttpTransportTlsTest,
     EXPECT_EQ(stats.resends_refused, 0);
     EXPECT_EQ(stats.idempotent_resends, 0);
     EXPECT_EQ(stats.connections_opened, 2);
+    const int64_t stale = stats.stale_connection_retries;
     if (c.close_notify && c.after == RawHttpServer::After::kClose) {
       // The case libcurl misses: caught by the check before reuse.
-      EXPECT_EQ(stats.stale_connection_retries, 1);
+      EXPECT_EQ(stale, 1);
     }
+
+    // The dead connection left the pool: the next call reuses the new one.
+    ASSERT_TRUE(Call(*transport, Post("/payment", body)).status.ok());
+    EXPECT_EQ(raw_->connections_accepted(), 2);
+    EXPECT_EQ(transport->stats().connections_opened, 2);
+    EXPECT_EQ(transport->stats().stale_connection_retries, stale);
     transport.reset();
     StopServers();
   }
