@@ -3,16 +3,19 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -36,6 +39,18 @@
 #include "common/sync.h"
 
 namespace clink_gateway::http {
+
+// The sockets libcurl opened through CurlOpenSocket and has not closed
+// (CurlCloseSocket), each with whether a request was already written on it.
+// Loop thread only (and the destructor, once the loop has stopped).
+struct CurlSocketTable {
+  struct Socket {
+    bool used = false;   // a request was written on it
+    int local_port = 0;  // once known (bound), so a lookup skips the others
+  };
+  std::unordered_map<curl_socket_t, Socket> sockets;
+};
+
 namespace {
 
 // The loop wakes up at least this often even with nothing to do
@@ -77,8 +92,17 @@ struct Transfer {
   bool resend_allowed = false;
   // libcurl tried to send the request a second time and was stopped.
   bool resend_blocked = false;
-  // Re-sends libcurl was allowed to make (see CurlPrereq), by reason.
+  // Re-sends libcurl was allowed to make (see CurlPrereq), by reason, plus
+  // calls moved to a new connection by the check before reuse.
   int stale_connection_retries = 0;
+  // The sockets libcurl has open (the transport's).
+  CurlSocketTable* sockets = nullptr;
+  // CurlPrereq found the pooled connection closed by the server and stopped
+  // the request before any byte of it was written.
+  bool stale_connection = false;
+  // This transfer runs on a new connection after stale_connection (at most
+  // once per call).
+  bool fresh_connection = false;
   int idempotent_resends = 0;
   HttpResponse response;
   char error_buffer[CURL_ERROR_SIZE] = {};
@@ -264,8 +288,83 @@ extern "C" curl_socket_t CurlOpenSocket(void* userdata, curlsocktype purpose,
       !transfer->CheckEgress(&address->addr, "connect")) {
     return CURL_SOCKET_BAD;
   }
-  return socket(address->family, address->socktype | SOCK_CLOEXEC,
-                address->protocol);
+  const curl_socket_t fd = socket(
+      address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  if (fd != CURL_SOCKET_BAD) transfer->sockets->sockets[fd] = {};
+  return fd;
+}
+
+// CURLOPT_CLOSESOCKETFUNCTION: every socket CurlOpenSocket opened is closed
+// here (libcurl keeps the callback with the connection, so `userdata` is the
+// transport's table, which outlives every connection).
+extern "C" int CurlCloseSocket(void* userdata, curl_socket_t fd) {
+  static_cast<CurlSocketTable*>(userdata)->sockets.erase(fd);
+  return close(fd);
+}
+
+// The port of an IPv4 / IPv6 socket address, or -1.
+int SockaddrPort(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
+  }
+  if (address.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
+  }
+  return -1;
+}
+
+// The entry of `table` whose socket is connected from local_ip:local_port to
+// primary_ip:primary_port (what CURLOPT_PREREQFUNCTION is told about the
+// connection it is about to use), or null. libcurl 7.88 has no way to name
+// the socket of the transfer's connection at that point (CURLINFO_ACTIVESOCKET
+// reads the handle's previous connection), so it is found by its addresses: no
+// two connected TCP sockets share all four.
+std::unordered_map<curl_socket_t, CurlSocketTable::Socket>::iterator FindSocket(
+    CurlSocketTable& table, const char* local_ip, int local_port,
+    const char* primary_ip, int primary_port) {
+  auto& sockets = table.sockets;
+  if (local_ip == nullptr || primary_ip == nullptr) return sockets.end();
+  for (auto it = sockets.begin(); it != sockets.end(); ++it) {
+    if (it->second.local_port != 0 && it->second.local_port != local_port) {
+      continue;
+    }
+    sockaddr_storage local = {};
+    sockaddr_storage peer = {};
+    socklen_t local_size = sizeof(local);
+    socklen_t peer_size = sizeof(peer);
+    if (getsockname(it->first, reinterpret_cast<sockaddr*>(&local),
+                    &local_size) != 0) {
+      continue;
+    }
+    it->second.local_port = std::max(SockaddrPort(local), 0);
+    if (it->second.local_port != local_port ||
+        getpeername(it->first, reinterpret_cast<sockaddr*>(&peer),
+                    &peer_size) != 0) {
+      continue;
+    }
+    if (SockaddrPort(peer) == primary_port &&
+        FormatSockaddr(reinterpret_cast<const sockaddr*>(&local)) == local_ip &&
+        FormatSockaddr(reinterpret_cast<const sockaddr*>(&peer)) ==
+            primary_ip) {
+      return it;
+    }
+  }
+  return sockets.end();
+}
+
+// True when the idle connection on `fd` has anything to read or an error: the
+// server closed it (FIN, RST), or sent bytes no request asked for (a TLS
+// close_notify before its FIN). libcurl 7.88's own check before reuse
+// (ossl_check_cxn: a 1-byte MSG_PEEK) takes a pending close_notify for a live
+// connection, writes the request into it, and then finds it closed: the
+// request counts as sent and cannot be re-sent.
+bool IdleConnectionIsClosing(curl_socket_t fd) {
+  pollfd p = {fd, POLLIN | POLLPRI | POLLRDHUP, 0};
+  int rc;
+  do {
+    rc = poll(&p, 1, 0);
+  } while (rc < 0 && errno == EINTR);
+  return rc != 0;  // readable, hung up, in error, or poll itself failed
 }
 
 // What to do when libcurl wants to send a request again (see CurlPrereq).
@@ -316,9 +415,14 @@ Resend DecideResend(long bytes_written,  // NOLINT(runtime/int): curl's type
 // The egress policy is applied here too, to the connection's peer (a pooled
 // connection skipped CurlOpenSocket for this transfer): a refused peer aborts
 // the transfer before any byte of the request is written.
-extern "C" int CurlPrereq(void* userdata, char* primary_ip,
-                          char* /*local_ip*/, int /*primary_port*/,
-                          int /*local_port*/) {
+//
+// Before the first attempt of a transfer writes anything on a connection that
+// already carried a request, the connection is checked
+// (IdleConnectionIsClosing); if the server is done with it, the transfer stops
+// here (stale_connection) and FinishTransfer runs the call again, once, on a
+// new connection.
+extern "C" int CurlPrereq(void* userdata, char* primary_ip, char* local_ip,
+                          int primary_port, int local_port) {
   auto* transfer = static_cast<Transfer*>(userdata);
   sockaddr_storage peer;
   if (!ParseIpText(primary_ip, &peer)) {
@@ -332,6 +436,16 @@ extern "C" int CurlPrereq(void* userdata, char* primary_ip,
     return CURL_PREREQFUNC_ABORT;
   }
   if (!transfer->request_started) {
+    const auto socket = FindSocket(*transfer->sockets, local_ip, local_port,
+                                   primary_ip, primary_port);
+    if (socket != transfer->sockets->sockets.end()) {
+      if (socket->second.used && !transfer->fresh_connection &&
+          IdleConnectionIsClosing(socket->first)) {
+        transfer->stale_connection = true;
+        return CURL_PREREQFUNC_ABORT;  // nothing written; libcurl closes it
+      }
+      socket->second.used = true;
+    }
     transfer->request_started = true;
     return CURL_PREREQFUNC_OK;
   }
@@ -787,6 +901,7 @@ CurlHttpTransport::CurlHttpTransport(Options options, std::string base_url,
       base_url_(std::move(base_url)),
       protocols_(std::move(protocols)),
       policy_(std::move(policy)),
+      sockets_(std::make_unique<CurlSocketTable>()),
       share_(std::move(share)),
       multi_(std::move(multi)) {}
 
@@ -1027,6 +1142,7 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
   transfer.resend_allowed = call.request.idempotent;
   transfer.policy = &policy_;
   transfer.observer = options_.egress_observer;
+  transfer.sockets = sockets_.get();
 
   const absl::Duration total =
       std::min(call.options.deadline - now, options_.max_call_timeout);
@@ -1052,6 +1168,10 @@ absl::Status CurlHttpTransport::ConfigureHandle(Call& call, absl::Time now) {
       SetCurlOption(h, CURLOPT_OPENSOCKETFUNCTION, &CurlOpenSocket));
   GATEWAY_RETURN_IF_ERROR(
       SetCurlOption(h, CURLOPT_OPENSOCKETDATA, static_cast<void*>(&transfer)));
+  GATEWAY_RETURN_IF_ERROR(
+      SetCurlOption(h, CURLOPT_CLOSESOCKETFUNCTION, &CurlCloseSocket));
+  GATEWAY_RETURN_IF_ERROR(SetCurlOption(h, CURLOPT_CLOSESOCKETDATA,
+                                        static_cast<void*>(sockets_.get())));
   // The configured proxy or none, whatever http(s)_proxy / ALL_PROXY /
   // NO_PROXY say (an explicit CURLOPT_PROXY and CURLOPT_NOPROXY make libcurl
   // ignore them).
@@ -1244,6 +1364,11 @@ CurlHttpTransport::TransferCounts CurlHttpTransport::RecordTransferStats(
 void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
                                        CURLcode code) {
   CURL* easy = call->easy.get();
+  if (code == CURLE_ABORTED_BY_CALLBACK && call->transfer.stale_connection &&
+      !call->transfer.fresh_connection && RestartOnFreshConnection(*call)) {
+    active_.emplace(easy, std::move(call));
+    return;
+  }
   const TransferCounts counts = RecordTransferStats(*call);
   Transfer& transfer = call->transfer;
   if (code == CURLE_OK) {
@@ -1264,7 +1389,13 @@ void CurlHttpTransport::FinishTransfer(std::unique_ptr<Call> call,
   absl::Status status;
   FailureKind failure = FailureKind::kOther;
   std::string egress_reason;
-  if (transfer.resend_blocked) {
+  if (transfer.stale_connection) {
+    // No time left to run it on a new connection (or that failed to start).
+    status = absl::UnavailableError(absl::StrCat(
+        call->context,
+        ": the pooled connection was closed by the server; not sent"));
+    failure = FailureKind::kConnect;
+  } else if (transfer.resend_blocked) {
     status = absl::UnavailableError(absl::StrCat(
         call->context,
         ": connection lost after the request was sent; not resent"));
@@ -1364,6 +1495,31 @@ void CurlHttpTransport::AbortCancelled() {
     result.response_bytes = counts.response_bytes;
     Complete(std::move(call), std::move(result), /*keep_handle=*/false);
   }
+bool CurlHttpTransport::RestartOnFreshConnection(Call& call) {
+  CURL* easy = call.easy.get();
+  curl_off_t elapsed_us = 0;
+  if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &elapsed_us) != CURLE_OK) {
+    elapsed_us = 0;
+  }
+  const absl::Duration left =
+      std::min(call.options.deadline - clock_.Now(),
+               call.timeout - absl::Microseconds(elapsed_us));
+  if (left <= absl::ZeroDuration()) return false;
+  call.timeout = left;
+  if (SetCurlOption(easy, CURLOPT_FRESH_CONNECT, 1L).ok() &&
+      SetCurlOption(easy, CURLOPT_TIMEOUT_MS, ToCurlMillis(left)).ok() &&
+      SetCurlOption(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                    ToCurlMillis(std::min(options_.connect_timeout, left)))
+          .ok()) {
+    Transfer& transfer = call.transfer;
+    transfer.stale_connection = false;
+    transfer.fresh_connection = true;
+    ++transfer.stale_connection_retries;
+    transfer.error_buffer[0] = '\0';
+    if (curl_multi_add_handle(multi_.get(), easy) == CURLM_OK) return true;
+    transfer.stale_connection = true;
+  }
+  return false;
 }
 
 void CurlHttpTransport::AbortActive(const absl::Status& status,

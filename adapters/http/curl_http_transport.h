@@ -111,6 +111,13 @@ namespace clink_gateway::http {
 // path without its query, and libcurl's error text; never headers, bodies or
 // the key.
 //
+// Pooled connections: before a request is written on a connection that
+// already carried one, the transport checks it (one poll(), no wait). It is
+// idle, so anything readable (EOF, RST, or bytes such as a TLS close_notify)
+// means the server is done with it: the request is not written there, libcurl
+// drops the connection, and the call goes out once on a new connection
+// (Stats::stale_connection_retries).
+//
 // Re-sends: libcurl writes a request again on a new connection when a pooled
 // connection turns out to be dead. If no byte of the request had been written
 // (the server closed or reset the idle connection, so it cannot have seen the
@@ -121,6 +128,8 @@ namespace clink_gateway::http {
 // twice.
 //
 // Thread-safe. curl_global_init() must have been called before Create().
+struct CurlSocketTable;  // curl_http_transport.cc
+
 class CurlHttpTransport final : public HttpTransport {
  public:
   struct Options {
@@ -194,8 +203,10 @@ class CurlHttpTransport final : public HttpTransport {
     int64_t in_flight = 0;
     // Held until their not_before (part of in_flight).
     int64_t waiting = 0;
-    // Re-sent by libcurl on a new connection after a pooled connection failed
-    // before any byte of the request was written (any method).
+    // Re-sent on a new connection because a pooled connection was found
+    // closed by the server before any byte of the request was written (any
+    // method): by the transport's own check before reuse, or by libcurl after
+    // a write that failed at once.
     int64_t stale_connection_retries = 0;
     // Re-sent by libcurl after a pooled connection failed when the request
     // may have been written (idempotent requests only).
@@ -258,6 +269,10 @@ class CurlHttpTransport final : public HttpTransport {
   void DrainFinished() ABSL_LOCKS_EXCLUDED(mu_);
   void FinishTransfer(std::unique_ptr<Call> call, CURLcode code)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Adds `call` back to multi_ on a new connection (CURLOPT_FRESH_CONNECT)
+  // after CurlPrereq found its pooled connection closed by the server; false
+  // when there is no time left or curl refuses (the call then fails, not sent).
+  bool RestartOnFreshConnection(Call& call) ABSL_LOCKS_EXCLUDED(mu_);
   // What one finished transfer used, for its HttpResult.
   struct TransferCounts {
     int connections_opened = 0;
@@ -288,6 +303,11 @@ class CurlHttpTransport final : public HttpTransport {
   // curl_multi_wakeup() is the only call made on multi_ from other threads (it
   // is thread-safe); everything else is the loop thread's. Declared before the
   // handles that use them so they are destroyed after them.
+  // Loop thread: the sockets libcurl opened (CURLOPT_OPENSOCKETFUNCTION) and
+  // has not closed yet, so CurlPrereq can check a pooled connection before
+  // reusing it. Declared before multi_: libcurl closes its cached connections
+  // through it when multi_ is destroyed.
+  std::unique_ptr<CurlSocketTable> sockets_;
   CurlSharePtr
       share_;  // loop thread; DNS + TLS sessions, no lock callbacks needed
   CurlMultiPtr multi_;

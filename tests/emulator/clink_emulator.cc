@@ -342,6 +342,10 @@ absl::StatusOr<std::unique_ptr<ClinkEmulator>> ClinkEmulator::Start(
     tls_options.backend_port = emulator->civetweb_port_;
     ClinkEmulator* raw = emulator.get();
     tls_options.on_accept = [raw] { raw->connections_accepted_.fetch_add(1); };
+    tls_options.on_close = [raw] {
+      absl::MutexLock lock(&raw->closed_mu_);
+      ++raw->connections_closed_;
+    };
     GATEWAY_ASSIGN_OR_RETURN(emulator->tls_,
                              TlsFrontend::Start(std::move(tls_options)));
     emulator->port_ = emulator->tls_->port();
@@ -353,6 +357,20 @@ ClinkEmulator::~ClinkEmulator() {
   stopping_.Notify();
   tls_.reset();
   if (civetweb_ != nullptr) StopCivetweb(civetweb_, civetweb_port_);
+}
+
+bool ClinkEmulator::WaitForConnectionsClosed(int64_t n,
+                                             absl::Duration timeout) const {
+  if (tls_ == nullptr) return false;
+  struct Target {
+    const int64_t* closed;
+    int64_t n;
+  } target{&connections_closed_, n};
+  absl::MutexLock lock(&closed_mu_);
+  return closed_mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](Target* t) { return *t->closed >= t->n; }, &target),
+      timeout);
 }
 
 std::string ClinkEmulator::base_url() const {

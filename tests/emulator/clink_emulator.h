@@ -225,6 +225,10 @@ class ClinkEmulator {
 
   // TCP connections accepted so far (a keep-alive connection counts once).
   int64_t connections_accepted() const { return connections_accepted_.load(); }
+  // Over TLS: waits until the emulator has closed at least `n` of the
+  // connections it accepted (e.g. idle ones, after keep_alive_timeout), the
+  // close_notify and FIN sent. False on timeout, or for plain HTTP.
+  bool WaitForConnectionsClosed(int64_t n, absl::Duration timeout) const;
   // /api requests received since start or the last ClearRequests(), oldest
   // first.
   std::vector<RecordedRequest> requests() const;
@@ -276,6 +280,8 @@ class ClinkEmulator {
   int port_ = 0;
   absl::Notification stopping_;
   std::atomic<int64_t> connections_accepted_{0};
+  mutable absl::Mutex closed_mu_;
+  int64_t connections_closed_ ABSL_GUARDED_BY(closed_mu_) = 0;
 
   // Guards only the key table, so the request path holds it briefly.
   mutable absl::Mutex keys_mu_;

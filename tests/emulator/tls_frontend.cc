@@ -280,12 +280,13 @@ void TlsFrontend::Relay(int client_fd) {
 
   if (end == End::kBackendReset) {
     SetAbortiveClose(client_fd);
-  } else if (end == End::kBackendClosed) {
+  } else if (end == End::kBackendClosed && options_.close_notify) {
     SSL_shutdown(ssl);  // Best effort close_notify; the FIN follows on close().
   }
   SSL_free(ssl);
   close(client_fd);
   if (backend_fd >= 0) close(backend_fd);
+  if (options_.on_close) options_.on_close();
 }
 
 }  // namespace clink_gateway::emulator

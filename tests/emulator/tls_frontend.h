@@ -36,6 +36,14 @@ class TlsFrontend {
     int backend_port = 0;       // Plain HTTP listener on 127.0.0.1.
     std::function<void()>
         on_accept;  // Called once per accepted TCP connection; optional.
+    // Called once per accepted TCP connection, on its relay thread, after the
+    // frontend has closed it (close_notify + FIN, a bare FIN or RST);
+    // optional. Lets a test wait until an idle connection is really closed.
+    std::function<void()> on_close;
+    // Send TLS close_notify before the FIN when the backend closes (as most
+    // servers do); false closes with a bare FIN, as a server that crashed or
+    // a load balancer that drops the TLS session without a word.
+    bool close_notify = true;
   };
 
   static absl::StatusOr<std::unique_ptr<TlsFrontend>> Start(Options options);

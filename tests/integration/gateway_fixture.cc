@@ -26,6 +26,7 @@ void GatewayFixture::SetUp() {
   emulator_options.clock = [this] {
     return absl::Now() + absl::Milliseconds(emulator_clock_offset_ms_.load());
   };
+  ConfigureEmulator(emulator_options);
   auto emulator = emulator::ClinkEmulator::Start(emulator_options);
   ASSERT_TRUE(emulator.ok()) << emulator.status();
   emulator_ = *std::move(emulator);

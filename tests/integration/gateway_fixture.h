@@ -34,6 +34,8 @@ class GatewayFixture : public ::testing::Test {
 
   // Lets a test change the gateway's options before it starts.
   virtual void Configure(server::GatewayOptions& options) {}
+  // Lets a test change the emulator's options before it starts.
+  virtual void ConfigureEmulator(emulator::ClinkEmulator::Options& options) {}
 
   // A context with a deadline `timeout` from now.
   static std::unique_ptr<grpc::ClientContext> Context(

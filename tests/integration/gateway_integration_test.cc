@@ -537,5 +537,37 @@ TEST_F(GatewayIntegrationTest, HealthIsServing) {
   EXPECT_EQ(HealthStatus(server::GatewayServer::kLivenessService), 1);
 }
 
+// The colleague's run_local.sh reproduction: payments, an idle pause past
+// Clink's keep-alive timeout (the emulator closes the idle connections with
+// close_notify + FIN), one more payment. It must be paid, on a new connection,
+// once: not UNKNOWN "connection lost after the request was sent".
+class IdleConnectionIntegrationTest : public GatewayIntegrationTest {
+ protected:
+  void ConfigureEmulator(emulator::ClinkEmulator::Options& options) override {
+    options.keep_alive_timeout = absl::Milliseconds(200);
+  }
+};
+
+TEST_F(IdleConnectionIntegrationTest, PaymentAfterTheIdleTimeoutIsPaidOnce) {
+  for (int i = 0; i < 3; ++i) {
+    v1::CreatePaymentResponse paid;
+    const grpc::Status status =
+        payment_->CreatePayment(Context().get(), CardPayment("25.50"), &paid);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  // Every connection the gateway opened is now closed by the emulator.
+  ASSERT_TRUE(emulator_->WaitForConnectionsClosed(
+      emulator_->connections_accepted(), absl::Seconds(20)));
+  const int64_t accepted = emulator_->connections_accepted();
+
+  v1::CreatePaymentResponse paid;
+  const grpc::Status status =
+      payment_->CreatePayment(Context().get(), CardPayment("25.50"), &paid);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " "
+                           << status.error_message();
+  EXPECT_EQ(RequestsTo("POST", "/api/payment"), 4);
+  EXPECT_EQ(emulator_->connections_accepted(), accepted + 1);
+}
+
 }  // namespace
 }  // namespace clink_gateway::testing
