@@ -1495,6 +1495,8 @@ void CurlHttpTransport::AbortCancelled() {
     result.response_bytes = counts.response_bytes;
     Complete(std::move(call), std::move(result), /*keep_handle=*/false);
   }
+}
+
 bool CurlHttpTransport::RestartOnFreshConnection(Call& call) {
   CURL* easy = call.easy.get();
   curl_off_t elapsed_us = 0;
