@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 
 namespace clink_gateway::server {
 
@@ -18,7 +18,7 @@ void MerchantRouter::Call(const google::protobuf::MethodDescriptor& method,
   const auto it = merchants_.find(options.merchant);
   if (it == merchants_.end()) {
     clink::CallResult result;
-    result.status = clink::InvalidArgumentWithViolations(
+    result.status = errors::InvalidArgumentWithViolations(
         {{"x-clink-merchant",
           absl::StrCat("unknown merchant \"", options.merchant, "\"")}});
     std::move(done)(std::move(result));

@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/logging.h"
 #include "server/status_util.h"
 
@@ -93,7 +93,7 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
                               const absl::flat_hash_set<std::string>& merchants,
                               absl::string_view default_merchant,
                               clink::CallOptions& options) {
-  std::vector<clink::FieldViolation> violations;
+  std::vector<errors::FieldViolation> violations;
   if (const auto key = MetadataValue(metadata, kIdempotencyKeyMetadata)) {
     if (key->empty() || key->size() > kMaxIdempotencyKeyLength ||
         !IsPrintableAsciiOrSpace(*key)) {
@@ -128,7 +128,7 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
         std::string(merchant.has_value() ? *merchant : default_merchant);
   }
   if (violations.empty()) return absl::OkStatus();
-  return clink::InvalidArgumentWithViolations(violations);
+  return errors::InvalidArgumentWithViolations(violations);
 }
 
 RpcObserver& NoRpcObserver() {

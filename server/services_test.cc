@@ -7,7 +7,7 @@
 #include <thread>
 #include <utility>
 
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/sync.h"
 #include "common/testing/fake_clock.h"
 #include "grpcpp/test/default_reactor_test_peer.h"
@@ -110,7 +110,7 @@ TEST_F(ServicesTest, ErrorsKeepTheirCodeAndDetails) {
     final_status = std::move(s);
     finished.Notify();
   });
-  api_.result = clink::InvalidArgumentWithViolations(
+  api_.result = errors::InvalidArgumentWithViolations(
       {{"subscription_id", "is required"}});
   v1::GetSubscriptionRequest request;
   v1::GetSubscriptionResponse response;

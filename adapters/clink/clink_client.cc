@@ -7,9 +7,9 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/optional.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/clink/validation.h"
+#include "common/errors/error_details.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::clink {
@@ -26,12 +26,12 @@ absl::Status NotSentRejection(absl::string_view endpoint,
                                    "; nothing was sent to Clink"));
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(reason));
-  info.set_domain(std::string(kGatewayDomain));
+  info.set_domain(std::string(errors::kGatewayDomain));
   (*info.mutable_metadata())["outcome"] =
       std::string(OutcomeName(Outcome::kNotSent));
   (*info.mutable_metadata())["endpoint"] = std::string(endpoint);
-  AttachErrorInfo(status, info);
-  AttachRetryInfo(status, retry_delay);
+  errors::AttachErrorInfo(status, info);
+  errors::AttachRetryInfo(status, retry_delay);
   return status;
 }
 

@@ -5,7 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/utf8.h"
 #include "google/rpc/error_details.pb.h"
 
@@ -187,7 +187,8 @@ absl::string_view OutcomeName(Outcome o) {
 
 Outcome OutcomeOf(const absl::Status& status) {
   if (status.ok()) return Outcome::kCommitted;
-  const absl::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
+  const absl::optional<google::rpc::ErrorInfo> info =
+      errors::GetErrorInfo(status);
   if (info.has_value()) {
     const auto it = info->metadata().find("outcome");
     if (it != info->metadata().end()) {
@@ -200,7 +201,7 @@ Outcome OutcomeOf(const absl::Status& status) {
   // Checked by the gateway before anything was sent (e.g. INVALID_ARGUMENT
   // from validation, which carries a BadRequest instead).
   if (status.code() == absl::StatusCode::kInvalidArgument &&
-      GetBadRequest(status).has_value()) {
+      errors::GetBadRequest(status).has_value()) {
     return Outcome::kNotSent;
   }
   return Outcome::kUnknown;
@@ -296,7 +297,8 @@ absl::Status MapUpstreamOutcome(const UpstreamOutcome& o) {
   absl::Status status(v.code, message);
   google::rpc::ErrorInfo info;
   info.set_reason(v.reason);
-  info.set_domain(std::string(v.from_clink ? kClinkDomain : kGatewayDomain));
+  info.set_domain(std::string(v.from_clink ? errors::kClinkDomain
+                                           : errors::kGatewayDomain));
   auto& metadata = *info.mutable_metadata();
   metadata["outcome"] = std::string(OutcomeName(v.outcome));
   metadata["endpoint"] = o.endpoint;
@@ -306,9 +308,9 @@ absl::Status MapUpstreamOutcome(const UpstreamOutcome& o) {
   if (v.reason == "EGRESS_DENIED" && !o.egress_reason.empty()) {
     metadata["egress_reason"] = o.egress_reason;
   }
-  AttachErrorInfo(status, info);
+  errors::AttachErrorInfo(status, info);
   if (v.code == absl::StatusCode::kResourceExhausted) {
-    AttachRetryInfo(status, ParseRetryAfter(o.retry_after, o.now));
+    errors::AttachRetryInfo(status, ParseRetryAfter(o.retry_after, o.now));
   }
   return status;
 }

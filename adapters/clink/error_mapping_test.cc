@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/utf8.h"
 #include "gtest/gtest.h"
 
@@ -151,7 +151,7 @@ TEST_P(ErrorMappingTest, MapsRow) {
   const absl::Status status = MapUpstreamOutcome(o);
   EXPECT_EQ(status.code(), row.want_code) << status;
   if (row.want_code == kOk) return;
-  const auto info = GetErrorInfo(status);
+  const auto info = errors::GetErrorInfo(status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->reason(), row.want_reason);
   EXPECT_EQ(info->domain(), row.want_domain);
@@ -168,7 +168,7 @@ TEST_P(ErrorMappingTest, MapsRow) {
   // Never blame the caller's credentials for the gateway's key.
   EXPECT_NE(status.code(), StatusCode::kUnauthenticated);
   EXPECT_NE(status.code(), StatusCode::kPermissionDenied);
-  EXPECT_EQ(GetRetryInfo(status).has_value(),
+  EXPECT_EQ(errors::GetRetryInfo(status).has_value(),
             row.want_code == StatusCode::kResourceExhausted);
   const bool auth = row.want_code == StatusCode::kInternal && row.has_code;
   if (!o.envelope_msg.empty() && !auth) {
@@ -198,10 +198,12 @@ TEST(ErrorMappingTest, AfterAMaybeSentAttemptNoAnswerMakesTheCallNotSent) {
     o.earlier_attempt_maybe_sent = true;
     const absl::Status s = MapUpstreamOutcome(o);
     EXPECT_EQ(s.code(), StatusCode::kUnknown) << status << " " << s;
-    EXPECT_EQ(GetErrorInfo(s)->metadata().at("outcome"), "unknown") << status;
+    EXPECT_EQ(errors::GetErrorInfo(s)->metadata().at("outcome"), "unknown")
+        << status;
     o.earlier_attempt_maybe_sent = false;
-    EXPECT_NE(GetErrorInfo(MapUpstreamOutcome(o))->metadata().at("outcome"),
-              "unknown")
+    EXPECT_NE(
+        errors::GetErrorInfo(MapUpstreamOutcome(o))->metadata().at("outcome"),
+        "unknown")
         << status;
   }
 }
@@ -232,7 +234,7 @@ TEST(ErrorMappingTest, EgressDeniedIsPermissionDeniedNotSent) {
     EXPECT_NE(status.message().find("127.0.0.2 is a loopback address"),
               absl::string_view::npos)
         << status;
-    const auto info = GetErrorInfo(status);
+    const auto info = errors::GetErrorInfo(status);
     ASSERT_TRUE(info.has_value());
     EXPECT_EQ(info->reason(), "EGRESS_DENIED");
     EXPECT_EQ(info->domain(), "gateway.clink");
@@ -252,7 +254,7 @@ TEST(ErrorMappingTest, EgressDeniedAfterAPossiblySentWriteIsUnknown) {
   o.egress_reason = "private";
   const absl::Status status = MapUpstreamOutcome(o);
   EXPECT_EQ(status.code(), StatusCode::kUnknown) << status;
-  const auto info = GetErrorInfo(status);
+  const auto info = errors::GetErrorInfo(status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->reason(), "EGRESS_DENIED");
   EXPECT_EQ(info->metadata().at("outcome"), "unknown");
@@ -286,7 +288,7 @@ TEST(ErrorMappingTest, RateLimitCarriesRetryAfterAsRetryInfo) {
   o.body_readable = false;
   o.delivery = Delivery::kReceived;
   o.retry_after = "3";
-  const auto retry = GetRetryInfo(MapUpstreamOutcome(o));
+  const auto retry = errors::GetRetryInfo(MapUpstreamOutcome(o));
   ASSERT_TRUE(retry.has_value());
   EXPECT_EQ(retry->retry_delay().seconds(), 3);
 }

@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/clink/validation.h"
+#include "common/errors/error_details.h"
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -35,10 +35,10 @@ absl::Status GatewayError(absl::StatusCode code, absl::string_view endpoint,
   absl::Status status(code, absl::StrCat("clink ", endpoint, ": ", message));
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(reason));
-  info.set_domain(std::string(kGatewayDomain));
+  info.set_domain(std::string(errors::kGatewayDomain));
   (*info.mutable_metadata())["outcome"] = std::string(OutcomeName(outcome));
   (*info.mutable_metadata())["endpoint"] = std::string(endpoint);
-  AttachErrorInfo(status, info);
+  errors::AttachErrorInfo(status, info);
   return status;
 }
 
@@ -289,8 +289,10 @@ bool IsFinalForIdempotency(const absl::Status& status,
   // Nothing was processed and it is not Clink's verdict on the request, so
   // the key is freed rather than holding that answer for the retention
   // period.
-  const absl::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  if (info.has_value() && info->domain() == kGatewayDomain) return false;
+  const absl::optional<google::rpc::ErrorInfo> info =
+      errors::GetErrorInfo(status);
+  if (info.has_value() && info->domain() == errors::kGatewayDomain)
+    return false;
   // Clink answered and did nothing. Only refusals that would repeat are the
   // answer; anything else (rate limit, conflict, the gateway's own key or
   // clock refused, codes the gateway does not know) is worth running again.
@@ -471,7 +473,7 @@ void IdempotentClinkApi::OnBegin(
           Outcome::kUnknown,
           "the first call with this idempotency key is still in progress; "
           "retry with the same key to get its result");
-      AttachRetryInfo(status, kInUseRetryDelay);
+      errors::AttachRetryInfo(status, kInUseRetryDelay);
       std::move(call->done)(ResultOf(endpoint, std::move(status)));
       return;
     }

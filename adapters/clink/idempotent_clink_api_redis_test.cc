@@ -13,12 +13,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/clink/idempotent_clink_api.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/idempotency/redis_idempotency_store.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
+#include "common/errors/error_details.h"
 #include "gtest/gtest.h"
 #include "tests/redis/redis_server.h"
 
@@ -115,7 +115,7 @@ absl::Status RateLimited() {
   info.set_reason("TEST");
   (*info.mutable_metadata())["outcome"] =
       std::string(OutcomeName(Outcome::kRejected));
-  AttachErrorInfo(status, info);
+  errors::AttachErrorInfo(status, info);
   return status;
 }
 

@@ -15,10 +15,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/idempotency/memory_idempotency_store.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
+#include "common/errors/error_details.h"
 #include "gtest/gtest.h"
 
 namespace clink_gateway::clink {
@@ -30,7 +30,7 @@ absl::Status WithOutcome(absl::Status status, Outcome outcome) {
   google::rpc::ErrorInfo info;
   info.set_reason("TEST");
   (*info.mutable_metadata())["outcome"] = std::string(OutcomeName(outcome));
-  AttachErrorInfo(status, info);
+  errors::AttachErrorInfo(status, info);
   return status;
 }
 
@@ -177,8 +177,9 @@ TEST_F(IdempotentClinkApiTest, TheSameKeyForADifferentRequestIsRefused) {
   ASSERT_TRUE(Call(Payment("19.99"), &first, Keyed("k1")).status.ok());
   const CallResult b = Call(Payment("20.00"), &second, Keyed("k1"));
   EXPECT_EQ(b.status.code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(GetErrorInfo(b.status)->reason(), "IDEMPOTENCY_KEY_REUSED");
-  EXPECT_EQ(GetErrorInfo(b.status)->metadata().at("outcome"), "not_sent");
+  EXPECT_EQ(errors::GetErrorInfo(b.status)->reason(), "IDEMPOTENCY_KEY_REUSED");
+  EXPECT_EQ(errors::GetErrorInfo(b.status)->metadata().at("outcome"),
+            "not_sent");
   EXPECT_EQ(inner_.calls, 1);
 }
 
@@ -199,7 +200,8 @@ TEST_F(IdempotentClinkApiTest, AnUnknownOutcomeIsStoredNotSentAgain) {
   inner_.next_status = absl::OkStatus();  // Clink would now succeed.
   const CallResult retry = Call(Payment(), &r2, Keyed("k1"));
   EXPECT_EQ(retry.status.code(), absl::StatusCode::kUnknown);
-  EXPECT_EQ(GetErrorInfo(retry.status)->metadata().at("outcome"), "unknown");
+  EXPECT_EQ(errors::GetErrorInfo(retry.status)->metadata().at("outcome"),
+            "unknown");
   EXPECT_TRUE(retry.replayed);
   EXPECT_EQ(inner_.calls, 1);
 }
@@ -267,9 +269,10 @@ TEST_F(IdempotentClinkApiTest, StoreDownFailsKeyedPaymentsClosedButNotRefunds) {
   api.Call(*payment->method, Payment(), Keyed("k1"), &response,
            [&](CallResult r) { result = std::move(r); });
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(GetErrorInfo(result.status)->reason(),
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->reason(),
             "IDEMPOTENCY_STORE_UNAVAILABLE");
-  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "not_sent");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
+            "not_sent");
   EXPECT_EQ(inner_.calls, 0);
 
   // Clink deduplicates refunds by refund_merchant_order_id: they go ahead.
@@ -433,8 +436,9 @@ TEST_F(IdempotentClinkApiTest, ASameKeyStormIsCappedAndNeverRecurses) {
       if (r.replayed) ++replayed;
     } else if (r.status.code() == absl::StatusCode::kAborted) {
       ++in_use;
-      EXPECT_EQ(GetErrorInfo(r.status)->reason(), "IDEMPOTENCY_KEY_IN_USE");
-      EXPECT_TRUE(GetRetryInfo(r.status).has_value());
+      EXPECT_EQ(errors::GetErrorInfo(r.status)->reason(),
+                "IDEMPOTENCY_KEY_IN_USE");
+      EXPECT_TRUE(errors::GetRetryInfo(r.status).has_value());
     } else {
       EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted)
           << r.status;

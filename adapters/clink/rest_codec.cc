@@ -15,7 +15,7 @@
 #include "absl/time/time.h"
 #include "adapters/clink/currency.h"
 #include "adapters/clink/decimal.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/status_macros.h"
 #include "rapidjson/document.h"
 #include "rapidjson/encodings.h"
@@ -335,7 +335,7 @@ class RestCodec::Impl {
   // for a request, or when no enclosing message names one): it governs this
   // message's amounts whose own currency field is empty.
   void ValidateMessage(const Message& message, const std::string& prefix,
-                       std::vector<FieldViolation>* out,
+                       std::vector<errors::FieldViolation>* out,
                        absl::string_view currency = {}) const {
     const Descriptor* d = message.GetDescriptor();
     const Reflection* r = message.GetReflection();
@@ -545,7 +545,7 @@ class RestCodec::Impl {
   static void ValidateMoney(const Message& message, const FieldDescriptor& f,
                             const std::string& value, const std::string& path,
                             absl::string_view enclosing_currency,
-                            std::vector<FieldViolation>* out) {
+                            std::vector<errors::FieldViolation>* out) {
     const v1::FieldRule& rule = RuleOf(f);
     if (rule.currency_code() && !MinorUnitDigits(value).has_value()) {
       out->push_back(
@@ -589,7 +589,7 @@ class RestCodec::Impl {
 
   static void ValidateString(const std::string& value,
                              const v1::FieldRule& rule, const std::string& path,
-                             std::vector<FieldViolation>* out) {
+                             std::vector<errors::FieldViolation>* out) {
     if (rule.max_length() > 0 && Utf8Length(value) > rule.max_length()) {
       out->push_back({path, absl::StrCat("must be at most ", rule.max_length(),
                                          " characters")});
@@ -1191,7 +1191,7 @@ std::vector<const RestMethod*> RestCodec::methods() const {
 
 absl::Status RestCodec::Validate(const RestMethod& method,
                                  const Message& request) const {
-  std::vector<FieldViolation> violations;
+  std::vector<errors::FieldViolation> violations;
   Impl(*this).ValidateMessage(request, "", &violations);
   for (const PathSegment& segment : method.path) {
     if (segment.field == nullptr) continue;
@@ -1206,7 +1206,7 @@ absl::Status RestCodec::Validate(const RestMethod& method,
     }
   }
   if (violations.empty()) return absl::OkStatus();
-  return InvalidArgumentWithViolations(violations);
+  return errors::InvalidArgumentWithViolations(violations);
 }
 
 absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
@@ -1227,7 +1227,7 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
     // endpoint is called.
     const absl::string_view problem = PathParameterProblem(value);
     if (!problem.empty()) {
-      return InvalidArgumentWithViolations(
+      return errors::InvalidArgumentWithViolations(
           {{segment.field->name(), std::string(problem)}});
     }
     AppendPercentEncoded(value, &out.path_and_query);  // A no-op for valid ids.

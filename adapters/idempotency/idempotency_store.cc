@@ -12,7 +12,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/sha256.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -113,9 +113,9 @@ StoredResult AbandonedResult() {
       "reference before retrying with a new key");
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(kAbandonedReason));
-  info.set_domain(std::string(clink::kGatewayDomain));
+  info.set_domain(std::string(errors::kGatewayDomain));
   (*info.mutable_metadata())["outcome"] = "unknown";
-  clink::AttachErrorInfo(result.status, info);
+  errors::AttachErrorInfo(result.status, info);
   return result;
 }
 

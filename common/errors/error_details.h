@@ -1,8 +1,8 @@
 // Rich error details (google.rpc.ErrorInfo, BadRequest, RetryInfo) carried as
 // absl::Status payloads. server/status_util.cc turns every payload into a
 // google.rpc.Status detail, so the adapters never depend on gRPC.
-#ifndef CLINK_GATEWAY_ADAPTERS_CLINK_ERROR_DETAILS_H_
-#define CLINK_GATEWAY_ADAPTERS_CLINK_ERROR_DETAILS_H_
+#ifndef CLINK_GATEWAY_COMMON_ERRORS_ERROR_DETAILS_H_
+#define CLINK_GATEWAY_COMMON_ERRORS_ERROR_DETAILS_H_
 
 #include <string>
 #include <utility>
@@ -14,7 +14,7 @@
 #include "absl/types/optional.h"
 #include "google/rpc/error_details.pb.h"
 
-namespace clink_gateway::clink {
+namespace clink_gateway::errors {
 
 inline constexpr absl::string_view kErrorInfoTypeUrl =
     "type.googleapis.com/google.rpc.ErrorInfo";
@@ -48,6 +48,6 @@ absl::optional<google::rpc::BadRequest> GetBadRequest(
     const absl::Status& status);
 absl::optional<google::rpc::RetryInfo> GetRetryInfo(const absl::Status& status);
 
-}  // namespace clink_gateway::clink
+}  // namespace clink_gateway::errors
 
-#endif  // CLINK_GATEWAY_ADAPTERS_CLINK_ERROR_DETAILS_H_
+#endif  // CLINK_GATEWAY_COMMON_ERRORS_ERROR_DETAILS_H_

@@ -1,9 +1,9 @@
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
-namespace clink_gateway::clink {
+namespace clink_gateway::errors {
 namespace {
 
 template <typename T>
@@ -61,4 +61,4 @@ absl::optional<google::rpc::RetryInfo> GetRetryInfo(
   return GetPayload<google::rpc::RetryInfo>(status, kRetryInfoTypeUrl);
 }
 
-}  // namespace clink_gateway::clink
+}  // namespace clink_gateway::errors
