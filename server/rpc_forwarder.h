@@ -87,7 +87,7 @@ std::string RequestIdFrom(const ClientMetadata& metadata);
 // printable ASCII characters (a UUID is a good choice). Later calls with the
 // same key, RPC and request get the first call's result for at least the
 // retention period (24 h by default); see
-// adapters/clink/idempotent_clink_api.h.
+// adapters/idempotency/idempotent_clink_api.h.
 inline constexpr absl::string_view kIdempotencyKeyMetadata = "idempotency-key";
 
 // gRPC metadata naming the calling service (1-128 characters from

@@ -1,4 +1,4 @@
-#include "adapters/clink/idempotent_clink_api.h"
+#include "adapters/idempotency/idempotent_clink_api.h"
 
 #include <algorithm>
 #include <chrono>

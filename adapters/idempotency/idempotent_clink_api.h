@@ -53,8 +53,8 @@
 //                       Redis); nothing sent.
 //   UNKNOWN             IDEMPOTENT_CALL_ABANDONED: the gateway that ran the
 //                       first call stopped before its outcome was known.
-#ifndef CLINK_GATEWAY_ADAPTERS_CLINK_IDEMPOTENT_CLINK_API_H_
-#define CLINK_GATEWAY_ADAPTERS_CLINK_IDEMPOTENT_CLINK_API_H_
+#ifndef CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENT_CLINK_API_H_
+#define CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENT_CLINK_API_H_
 
 #include <atomic>
 #include <cstddef>
@@ -155,4 +155,4 @@ class IdempotentClinkApi final : public ClinkApi {
 
 }  // namespace clink_gateway::clink
 
-#endif  // CLINK_GATEWAY_ADAPTERS_CLINK_IDEMPOTENT_CLINK_API_H_
+#endif  // CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENT_CLINK_API_H_
