@@ -20,7 +20,9 @@ void MerchantRouter::Call(const google::protobuf::MethodDescriptor& method,
     clink::CallResult result;
     result.status = errors::InvalidArgumentWithViolations(
         {{"x-clink-merchant",
-          absl::StrCat("unknown merchant \"", options.merchant, "\"")}});
+          absl::StrCat("unknown merchant \"", options.merchant, "\"")}},
+        "INVALID_METADATA");
+    result.outcome = errors::Outcome::kNotSent;
     std::move(done)(std::move(result));
     return;
   }

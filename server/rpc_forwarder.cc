@@ -128,7 +128,8 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
         std::string(merchant.has_value() ? *merchant : default_merchant);
   }
   if (violations.empty()) return absl::OkStatus();
-  return errors::InvalidArgumentWithViolations(violations);
+  return errors::InvalidArgumentWithViolations(violations,
+                                               kInvalidMetadataReason);
 }
 
 RpcObserver& NoRpcObserver() {
@@ -171,6 +172,7 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
       !metadata.ok()) {
     clink::CallResult result;
     result.status = std::move(metadata);
+    result.outcome = errors::Outcome::kNotSent;
     result.endpoint = method->endpoint;
     Complete(*method, reactor, start, /*keyed=*/false, options.request_id,
              options.merchant, std::move(result));
@@ -226,6 +228,8 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
        {"attempts", absl::StrCat(result.attempts)},
        {"idempotency_key", keyed ? "present" : "absent"},
        {"replayed", result.replayed ? "true" : "false"},
+       // Whether the request may have taken effect at Clink.
+       {"outcome", std::string(errors::OutcomeName(result.outcome))},
        {"request_id", request_id},
        {"merchant", merchant},
        // The key the last attempt was signed with; "none" when nothing was

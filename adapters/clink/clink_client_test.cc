@@ -220,6 +220,14 @@ TEST_F(ClinkClientTest, InvalidRequestFailsBeforeAnythingIsSent) {
   const auto bad = errors::GetBadRequest(result.status);
   ASSERT_TRUE(bad.has_value());
   EXPECT_EQ(bad->field_violations(0).field(), "amount");
+  // Like every error, it carries an ErrorInfo; its outcome is not_sent, in
+  // the result and in the ErrorInfo.
+  EXPECT_EQ(result.outcome, errors::Outcome::kNotSent);
+  const auto info = errors::GetErrorInfo(result.status);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "INVALID_REQUEST");
+  EXPECT_EQ(info->domain(), errors::kGatewayDomain);
+  EXPECT_EQ(info->metadata().at("outcome"), "not_sent");
 }
 
 TEST_F(ClinkClientTest, CrossFieldRuleFailsBeforeAnythingIsSent) {
@@ -342,7 +350,10 @@ TEST_F(ClinkClientTest, BusinessErrorInsideHttp200IsAnError) {
   v1::GetOrderResponse response;
   const CallResult result = Call(request, &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(errors::GetErrorInfo(result.status)->reason(), "404");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->reason(), "NOT_FOUND");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("clink_code"),
+            "404");
+  EXPECT_EQ(result.outcome, errors::Outcome::kRejected);
   EXPECT_EQ(transport_.requests[0].path_and_query, "/order/ord_missing");
 }
 

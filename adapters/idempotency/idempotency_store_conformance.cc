@@ -147,7 +147,9 @@ StoredResult RichError() {
   info.set_reason("CARD_DECLINED");
   info.set_domain(std::string(errors::kClinkDomain));
   (*info.mutable_metadata())["decline_code"] = "51";
-  errors::AttachErrorInfo(result.status, info);
+  // Any payload round-trips (not only what errors::AttachErrorInfo builds).
+  result.status.SetPayload(errors::kErrorInfoTypeUrl,
+                           absl::Cord(info.SerializeAsString()));
   errors::AttachRetryInfo(result.status, absl::Seconds(2));
   result.status.SetPayload("type.example/bytes",
                            absl::Cord(std::string("\0\xfe\x01", 3)));

@@ -75,7 +75,9 @@ StoredResult RichError() {
   info.set_reason("CARD_DECLINED");
   info.set_domain("clinkbill.com");
   (*info.mutable_metadata())["code"] = "51";
-  errors::AttachErrorInfo(result.status, info);
+  // Any payload round-trips (not only what errors::AttachErrorInfo builds).
+  result.status.SetPayload(errors::kErrorInfoTypeUrl,
+                           absl::Cord(info.SerializeAsString()));
   errors::AttachRetryInfo(result.status, absl::Seconds(3));
   // A payload with binary bytes, including NUL.
   result.status.SetPayload("type.example/raw",

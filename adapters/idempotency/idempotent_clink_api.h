@@ -70,9 +70,10 @@
 
 namespace clink_gateway::clink {
 
-// Whether `status` (a call's final status) is stored for replay (true) or the
-// key released so the next call runs (false). See step 3 above.
-bool IsFinalForIdempotency(const absl::Status& status,
+// Whether a call's final `status`, whose outcome is `outcome`
+// (CallResult::outcome), is stored for replay (true) or the key released so
+// the next call runs (false). See step 3 above.
+bool IsFinalForIdempotency(const absl::Status& status, errors::Outcome outcome,
                            bool idempotent_upstream);
 
 // Hex SHA-256 of the method's full name and the request's deterministic

@@ -48,7 +48,7 @@ class HeldClinkApi final : public ClinkApi {
     }
     std::move(done)(CallResult{});
   }
-  void Answer(absl::Status status) {
+  void Answer(absl::Status status, Outcome outcome) {
     Callback done;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -56,6 +56,7 @@ class HeldClinkApi final : public ClinkApi {
     }
     CallResult result;
     result.status = std::move(status);
+    result.outcome = outcome;
     std::move(done)(std::move(result));
   }
   int calls() {
@@ -111,11 +112,8 @@ class Events final : public UpstreamObserver {
 
 absl::Status RateLimited() {
   absl::Status status = absl::ResourceExhaustedError("clink: HTTP 429");
-  google::rpc::ErrorInfo info;
-  info.set_reason("TEST");
-  (*info.mutable_metadata())["outcome"] =
-      std::string(OutcomeName(Outcome::kRejected));
-  errors::AttachErrorInfo(status, info);
+  errors::AttachErrorInfo(status, errors::kGatewayDomain, "TEST",
+                          Outcome::kRejected);
   return status;
 }
 
@@ -195,7 +193,7 @@ TEST(IdempotentClinkApiRedisTest, AReleaseLostToAHungRedisLandsWhenItAnswers) {
     std::unique_lock<std::mutex> lock(begin_mu);
     ASSERT_TRUE(begin_cv.wait_for(lock, kTimeout, [&] { return begun; }));
   }
-  inner.Answer(RateLimited());
+  inner.Answer(RateLimited(), Outcome::kRejected);
   {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, kTimeout, [&] { return !results.empty(); }));
