@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/clink_api.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "clink/gateway/v1/billing.pb.h"
 #include "clink/gateway/v1/payment.pb.h"
 #include "clink/gateway/v1/rest_options.pb.h"

@@ -12,12 +12,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "adapters/clink/clink_client.h"
-#include "adapters/clink/idempotent_clink_api.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/credentials/key_set.h"
 #include "adapters/credentials/key_watcher.h"
 #include "adapters/http/curl_http_transport.h"
 #include "adapters/http/egress_policy.h"
+#include "adapters/idempotency/idempotent_clink_api.h"
 #include "adapters/idempotency/memory_idempotency_store.h"
 #include "adapters/idempotency/redis_idempotency_store.h"
 #include "adapters/idempotency/sqlite_idempotency_store.h"
@@ -56,9 +56,9 @@ absl::Status ValidateListenAddress(absl::string_view flag,
   if (colon == absl::string_view::npos || colon == 0 ||
       !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
       port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, " must be host:port (e.g. ", example, "), got \"", listen,
-        "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be host:port (e.g. ", example,
+                     "), got \"", listen, "\""));
   }
   return absl::OkStatus();
 }
@@ -268,10 +268,9 @@ class ClockSkewReadiness final : public clink::ClockSkewObserver {
                      clink::ClockSkewLevel level) override {
     metrics_.OnClockOffset(merchant, offset, level);
     MutexLock lock(&mu_);
-    const bool changed =
-        level == clink::ClockSkewLevel::kCritical
-            ? critical_.insert(std::string(merchant)).second
-            : critical_.erase(std::string(merchant)) > 0;
+    const bool changed = level == clink::ClockSkewLevel::kCritical
+                             ? critical_.insert(std::string(merchant)).second
+                             : critical_.erase(std::string(merchant)) > 0;
     if (changed) Publish();
   }
 
@@ -381,9 +380,8 @@ class ClockProbe {
         m->transport->Send(std::move(request), std::move(options),
                            [monitor, clock, sent](http::HttpResult result) {
                              if (!result.status.ok()) return;
-                             monitor->OnResponse(
-                                 result.response.Header("date"), sent,
-                                 clock->Now());
+                             monitor->OnResponse(result.response.Header("date"),
+                                                 sent, clock->Now());
                            });
       }
     }
@@ -491,9 +489,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
         credentials::KeyRing::Load(merchant.name, merchant.key_dir, *c->clock));
     m->clock_skew = std::make_unique<clink::ClockSkewMonitor>(
         merchant.name, *c->clock, options.clock_skew, c->readiness.get());
-    GATEWAY_ASSIGN_OR_RETURN(m->transport,
-                             BuildTransport(options, m->base_url, *c->clock,
-                                            *c->metrics));
+    GATEWAY_ASSIGN_OR_RETURN(
+        m->transport,
+        BuildTransport(options, m->base_url, *c->clock, *c->metrics));
     rings.push_back(m->keys.get());
     c->merchants.push_back(std::move(m));
   }
@@ -552,8 +550,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     client_options.merchant = m->name;
     client_options.keys = m->keys.get();
     client_options.clock_skew = m->clock_skew.get();
-    m->client = std::make_unique<clink::ClinkClient>(
-        *c->codec, *m->transport, *c->clock, client_options);
+    m->client = std::make_unique<clink::ClinkClient>(*c->codec, *m->transport,
+                                                     *c->clock, client_options);
     c->router->Add(m->name, m->client.get());
   }
   credentials::KeyWatcher::Options watcher_options;
@@ -640,8 +638,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
         {{"merchant", m->name},
          {"clink_base_url", m->base_url},
          {"key_fingerprints", m->keys->Current()->Fingerprints()},
-         {"default", m->name == forwarder_options.default_merchant ? "true"
-                                                                   : "false"}});
+         {"default",
+          m->name == forwarder_options.default_merchant ? "true" : "false"}});
   }
   Log(LogLevel::kInfo, "started",
       {{"grpc_port", absl::StrCat(c->port)},

@@ -19,7 +19,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -174,6 +176,15 @@ int main(int argc, char** argv) {
       "Serves clink.gateway.v1 over gRPC, forwarding each call to Clink's REST "
       "API.\n"
       "Usage: clink_gateway --api_key_dir=/var/run/secrets/clink [flags]");
+  // --help (and --helpshort) list the flags defined in server/. Abseil's
+  // default lists only flags of a file named after the binary
+  // (clink_gateway.cc), i.e. none. --helpfull still lists every flag.
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view file) {
+    return absl::StartsWith(file, "server/");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
   absl::ParseCommandLine(argc, argv);
   // The process holds the payment key: no core dumps, no ptrace by other
   // unprivileged processes.

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 
 namespace clink_gateway::server {
 
@@ -18,9 +18,11 @@ void MerchantRouter::Call(const clink::RestMethod& method,
   const auto it = merchants_.find(options.merchant);
   if (it == merchants_.end()) {
     clink::CallResult result;
-    result.status = clink::InvalidArgumentWithViolations(
+    result.status = errors::InvalidArgumentWithViolations(
         {{"x-clink-merchant",
-          absl::StrCat("unknown merchant \"", options.merchant, "\"")}});
+          absl::StrCat("unknown merchant \"", options.merchant, "\"")}},
+        "INVALID_METADATA");
+    result.outcome = errors::Outcome::kNotSent;
     std::move(done)(std::move(result));
     return;
   }

@@ -12,8 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/validation.h"
+#include "common/errors/error_details.h"
 #include "common/logging.h"
 #include "common/sync.h"
 #include "google/rpc/error_details.pb.h"
@@ -98,7 +98,7 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
                               const absl::flat_hash_set<std::string>& merchants,
                               absl::string_view default_merchant,
                               clink::CallOptions& options) {
-  std::vector<clink::FieldViolation> violations;
+  std::vector<errors::FieldViolation> violations;
   if (const auto key = MetadataValue(metadata, kIdempotencyKeyMetadata)) {
     if (key->empty() || key->size() > kMaxIdempotencyKeyLength ||
         !IsPrintableAsciiOrSpace(*key)) {
@@ -133,7 +133,8 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
         std::string(merchant.has_value() ? *merchant : default_merchant);
   }
   if (violations.empty()) return absl::OkStatus();
-  return clink::InvalidArgumentWithViolations(violations);
+  return errors::InvalidArgumentWithViolations(violations,
+                                               kInvalidMetadataReason);
 }
 
 RpcObserver& NoRpcObserver() {
@@ -194,14 +195,11 @@ absl::Status RequestTooLarge(const ServedMethod& method, size_t size) {
                    method.rest->method->full_name(), " accepts at most ",
                    method.max_request_bytes,
                    " bytes; nothing was sent to Clink"));
-  google::rpc::ErrorInfo info;
-  info.set_reason("REQUEST_TOO_LARGE");
-  info.set_domain(std::string(clink::kGatewayDomain));
-  (*info.mutable_metadata())["outcome"] = "not_sent";
-  (*info.mutable_metadata())["max_request_bytes"] =
-      absl::StrCat(method.max_request_bytes);
-  (*info.mutable_metadata())["request_bytes"] = absl::StrCat(size);
-  clink::AttachErrorInfo(status, info);
+  errors::AttachErrorInfo(
+      status, errors::kGatewayDomain, "REQUEST_TOO_LARGE",
+      errors::Outcome::kNotSent,
+      {{"max_request_bytes", absl::StrCat(method.max_request_bytes)},
+       {"request_bytes", absl::StrCat(size)}});
   return status;
 }
 
@@ -221,6 +219,7 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
   auto fail = [this, call, &rest](absl::Status status) {
     clink::CallResult result;
     result.status = std::move(status);
+    result.outcome = errors::Outcome::kNotSent;  // Refused before sending.
     result.endpoint = rest.endpoint;
     Complete(call, std::move(result));
     return call;
@@ -236,7 +235,7 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
             grpc::SerializationTraits<google::protobuf::Message>::Deserialize(
                 &bytes, call->request.get());
         !parsed.ok()) {
-      return fail(clink::InvalidArgumentWithViolations(
+      return fail(errors::InvalidArgumentWithViolations(
           {{"request", absl::StrCat("is not a valid ",
                                     method.request_prototype->GetTypeName(),
                                     " message")}}));
@@ -314,6 +313,8 @@ void RpcForwarder::Complete(Call* call, clink::CallResult result) {
        {"attempts", absl::StrCat(result.attempts)},
        {"idempotency_key", keyed ? "present" : "absent"},
        {"replayed", result.replayed ? "true" : "false"},
+       // Whether the request may have taken effect at Clink.
+       {"outcome", std::string(errors::OutcomeName(result.outcome))},
        {"request_id", request_id},
        {"merchant", merchant},
        // The key the last attempt was signed with; "none" when nothing was

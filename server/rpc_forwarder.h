@@ -127,7 +127,7 @@ std::string RequestIdFrom(const ClientMetadata& metadata);
 // printable ASCII characters (a UUID is a good choice). Later calls with the
 // same key, RPC and request get the first call's result for at least the
 // retention period (24 h by default); see
-// adapters/clink/idempotent_clink_api.h.
+// adapters/idempotency/idempotent_clink_api.h.
 inline constexpr absl::string_view kIdempotencyKeyMetadata = "idempotency-key";
 
 // gRPC metadata naming the calling service (1-128 characters from
@@ -142,10 +142,15 @@ inline constexpr absl::string_view kCallerMetadata = "x-clink-caller";
 // default merchant is used. Idempotency keys are scoped by merchant.
 inline constexpr absl::string_view kMerchantMetadata = "x-clink-merchant";
 
+// ErrorInfo reason (domain gateway.clink, outcome not_sent) of a malformed
+// call metadata header.
+inline constexpr absl::string_view kInvalidMetadataReason = "INVALID_METADATA";
+
 // Reads the three headers above into `options`, resolving the merchant
 // (`merchants`, `default_merchant` as in ForwarderOptions). INVALID_ARGUMENT
-// (with a BadRequest naming the metadata key) when a header is malformed, the
-// merchant is not configured, or there is neither a header nor a default.
+// (with a BadRequest naming the metadata key, and an ErrorInfo
+// kInvalidMetadataReason) when a header is malformed, the merchant is not
+// configured, or there is neither a header nor a default.
 absl::Status ReadCallMetadata(const grpc::CallbackServerContext& context,
                               const absl::flat_hash_set<std::string>& merchants,
                               absl::string_view default_merchant,

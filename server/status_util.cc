@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/cord.h"
+#include "common/errors/error_details.h"
 #include "common/utf8.h"
 #include "google/rpc/status.pb.h"
 
@@ -24,6 +25,15 @@ static_assert(static_cast<int>(absl::StatusCode::kUnavailable) ==
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
+  if (!status.GetPayload(errors::kErrorInfoTypeUrl).has_value()) {
+    // Every error carries an ErrorInfo; one that reached here without (a
+    // gateway bug) says nothing about its outcome: unknown, the safe reading.
+    absl::Status with_info = status;
+    errors::AttachErrorInfo(with_info, errors::kGatewayDomain,
+                            absl::StatusCodeToString(status.code()),
+                            errors::Outcome::kUnknown);
+    return ToGrpcStatus(with_info);
+  }
   std::string message(Utf8Prefix(status.message(), kMaxMessageBytes));
   google::rpc::Status details;
   details.set_code(static_cast<int>(status.code()));

@@ -37,5 +37,4 @@ bazel test --config=asan --build_tests_only --test_lang_filters=cc "$@" -- //...
 exec bazel test --config=tsan --build_tests_only "$@" -- \
   //adapters/http/... //adapters/idempotency/... //adapters/credentials/... //server/... \
   //common/... //adapters/clink:clink_client_test //adapters/clink:clock_skew_monitor_test \
-  //adapters/clink:retry_policy_test //adapters/clink:token_bucket_test \
-  //adapters/clink:idempotent_clink_api_test //adapters/clink:idempotent_clink_api_redis_test
+  //adapters/clink:retry_policy_test //adapters/clink:token_bucket_test

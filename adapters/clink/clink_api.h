@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "adapters/clink/rest_codec.h"
+#include "common/errors/error_details.h"
 #include "common/sync.h"
 #include "google/protobuf/message.h"
 
@@ -43,8 +44,13 @@ struct CallOptions {
 // How one call went, for the per-RPC log line and metrics.
 struct CallResult {
   // OK, or the mapped error (see error_mapping.h) with google.rpc details as
-  // payloads.
+  // payloads (always an ErrorInfo: common/errors/error_details.h).
   absl::Status status;
+  // Whether the request may have taken effect at Clink: kCommitted when OK.
+  // Set by whoever decides the status, and read from here (never parsed back
+  // out of the ErrorInfo, which shows it to the caller as metadata "outcome").
+  // kUnknown, the safe reading, until set.
+  errors::Outcome outcome = errors::Outcome::kUnknown;
   // "POST /payment" (the path template, a bounded label), or empty if the RPC
   // is unknown.
   std::string endpoint;

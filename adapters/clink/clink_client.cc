@@ -8,8 +8,8 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/optional.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
+#include "common/errors/error_details.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace clink_gateway::clink {
@@ -24,14 +24,10 @@ absl::Status NotSentRejection(absl::string_view endpoint,
   absl::Status status(absl::StatusCode::kResourceExhausted,
                       absl::StrCat("clink ", endpoint, ": ", detail,
                                    "; nothing was sent to Clink"));
-  google::rpc::ErrorInfo info;
-  info.set_reason(std::string(reason));
-  info.set_domain(std::string(kGatewayDomain));
-  (*info.mutable_metadata())["outcome"] =
-      std::string(OutcomeName(Outcome::kNotSent));
-  (*info.mutable_metadata())["endpoint"] = std::string(endpoint);
-  AttachErrorInfo(status, info);
-  AttachRetryInfo(status, retry_delay);
+  errors::AttachErrorInfo(status, errors::kGatewayDomain, reason,
+                          Outcome::kNotSent,
+                          {{"endpoint", std::string(endpoint)}});
+  errors::AttachRetryInfo(status, retry_delay);
   return status;
 }
 
@@ -102,6 +98,7 @@ void ClinkClient::Call(const RestMethod& method,
   if (!http_request.ok()) {
     CallResult result;
     result.status = http_request.status();
+    result.outcome = Outcome::kNotSent;
     result.endpoint = rest->endpoint;
     std::move(done)(std::move(result));
     return;
@@ -114,6 +111,7 @@ void ClinkClient::Call(const RestMethod& method,
     observer_.OnRejected(*rest, RejectReason::kOverloaded);
     CallResult result;
     result.endpoint = rest->endpoint;
+    result.outcome = Outcome::kNotSent;
     result.status = NotSentRejection(
         rest->endpoint, "GATEWAY_OVERLOADED",
         absl::StrCat("the gateway already has ", options_.max_in_flight,
@@ -166,6 +164,7 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
       observer_.OnRejected(*state->rest, RejectReason::kRateLimited);
       CallResult result;
       result.endpoint = state->rest->endpoint;
+      result.outcome = Outcome::kNotSent;
       result.status = NotSentRejection(
           state->rest->endpoint, "UPSTREAM_RATE_LIMITED",
           "the gateway's rate limit toward Clink has no room before the "
@@ -272,7 +271,9 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   attempt.duration = std::max(now - state->attempt_start, absl::ZeroDuration());
   attempt.throttled = call.http_status == 429 || envelope_code == 429;
   observer_.OnAttempt(attempt);
-  call.status = MapUpstreamOutcome(outcome);
+  UpstreamVerdict verdict = MapUpstreamOutcome(outcome);
+  call.status = std::move(verdict.status);
+  call.outcome = verdict.outcome;
   // 401 (or a key-refused envelope code): Clink refused the key itself. A 403
   // (the key lacks a permission) is no reason to try another key.
   const bool key_refused = auth == AuthFailure::kApiKey &&
@@ -296,7 +297,7 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     return;
   }
   state->response->Clear();
-  if (OutcomeOf(call.status) == Outcome::kUnknown) state->maybe_sent = true;
+  if (call.outcome == Outcome::kUnknown) state->maybe_sent = true;
 
   if (IsRetryable(rest.mutating(), rest.idempotent_upstream, result,
                   envelope_code)) {

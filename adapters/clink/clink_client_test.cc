@@ -13,12 +13,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/validation.h"
+#include "common/errors/error_details.h"
 #include "adapters/credentials/testing/secret_volume.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/checkout.grpc.pb.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
+#include "common/errors/error_details.h"
 #include "common/testing/fake_clock.h"
 #include "gtest/gtest.h"
 
@@ -224,9 +225,15 @@ TEST_F(ClinkClientTest, InvalidRequestIsNamedByValidation) {
   request.clear_customer_id();
   const absl::Status status = Validate(request);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  const auto bad = GetBadRequest(status);
+  const auto bad = errors::GetBadRequest(status);
   ASSERT_TRUE(bad.has_value());
   EXPECT_EQ(bad->field_violations(0).field(), "amount");
+  // Like every error, it carries an ErrorInfo; its outcome is not_sent.
+  const auto info = errors::GetErrorInfo(status);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "INVALID_REQUEST");
+  EXPECT_EQ(info->domain(), errors::kGatewayDomain);
+  EXPECT_EQ(info->metadata().at("outcome"), "not_sent");
 }
 
 TEST_F(ClinkClientTest, CrossFieldRuleIsNamedByValidation) {
@@ -244,7 +251,7 @@ TEST_F(ClinkClientTest, AmountNeedsItsCurrencyEvenWithAPrice) {
   request.clear_currency();
   const absl::Status status = Validate(request);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(GetBadRequest(status)->field_violations(0).field(), "currency");
+  EXPECT_EQ(errors::GetBadRequest(status)->field_violations(0).field(), "currency");
 }
 
 TEST_F(ClinkClientTest, SuccessWithoutPayloadIsNotOk) {
@@ -252,7 +259,8 @@ TEST_F(ClinkClientTest, SuccessWithoutPayloadIsNotOk) {
   v1::CreatePaymentResponse response;
   const CallResult result = Call(Payment(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "committed");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
+            "committed");
 }
 
 TEST_F(ClinkClientTest, UnreadableAmountInASuccessIsNotOk) {
@@ -264,23 +272,25 @@ TEST_F(ClinkClientTest, UnreadableAmountInASuccessIsNotOk) {
   v1::CreatePaymentResponse response;
   const CallResult result = Call(Payment(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "committed");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
+            "committed");
 }
 
 TEST_F(ClinkClientTest, RefundAnsweredWithDeeplyNestedMetadataIsCommitted) {
   // Clink took the refund (code 200) but part of its answer is nested too
   // deep to decode: an error, never a crash, and the refund happened.
   transport_.next = Response(
-      200, absl::StrCat(R"({"code":200,"msg":"success","data":{"refundId":)"
-                        R"("rfd_1","metadata":{"deep":)",
-                        std::string(200000, '['), std::string(200000, ']'),
-                        "}}}"));
+      200,
+      absl::StrCat(R"({"code":200,"msg":"success","data":{"refundId":)"
+                   R"("rfd_1","metadata":{"deep":)",
+                   std::string(200000, '['), std::string(200000, ']'), "}}}"));
   v1::CreateRefundResponse response;
   const CallResult result = Call(Refund(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(GetErrorInfo(result.status)->reason(),
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->reason(),
             "UPSTREAM_INCOMPLETE_RESPONSE");
-  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "committed");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
+            "committed");
   EXPECT_EQ(transport_.requests.size(), 1u);
 }
 
@@ -290,7 +300,8 @@ TEST_F(ClinkClientTest, TwoHundredWithoutEnvelopeOnAPaymentIsUnknown) {
   v1::CreatePaymentResponse response;
   const CallResult result = Call(Payment(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown);
-  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "unknown");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
+            "unknown");
 }
 
 TEST_F(ClinkClientTest, SendsEncodedRequestWithDeadlineAndDecodesTheAnswer) {
@@ -327,7 +338,8 @@ TEST_F(ClinkClientTest,
   response.set_order_id("stale");
   const CallResult result = Call(Payment(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown);
-  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "unknown");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
+            "unknown");
   EXPECT_EQ(response.order_id(), "");
 }
 
@@ -338,7 +350,10 @@ TEST_F(ClinkClientTest, BusinessErrorInsideHttp200IsAnError) {
   v1::GetOrderResponse response;
   const CallResult result = Call(request, &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(GetErrorInfo(result.status)->reason(), "404");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->reason(), "NOT_FOUND");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("clink_code"),
+            "404");
+  EXPECT_EQ(result.outcome, errors::Outcome::kRejected);
   EXPECT_EQ(transport_.requests[0].path_and_query, "/order/ord_missing");
 }
 
@@ -348,7 +363,7 @@ TEST_F(ClinkClientTest, LongRetryAfterIsPassedOnNotWaitedOut) {
   v1::GetOrderResponse response;
   const CallResult result = Call(GetOrder(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(GetRetryInfo(result.status)->retry_delay().seconds(), 40);
+  EXPECT_EQ(errors::GetRetryInfo(result.status)->retry_delay().seconds(), 40);
   EXPECT_EQ(transport_.requests.size(), 1u);
   EXPECT_EQ(result.attempts, 1);
 }
@@ -425,7 +440,7 @@ TEST_F(ClinkClientTest,
       const CallResult result = Call(*write, response);
       EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown)
           << result.status;
-      EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"),
+      EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
                 "unknown");
       ASSERT_EQ(transport_.requests.size(), 1u) << result.status;
       EXPECT_FALSE(transport_.requests[0].idempotent);
@@ -445,8 +460,8 @@ TEST_F(ClinkClientTest,
 }
 
 TEST_F(ClinkClientTest, PaymentIsRetriedWhenItProvablyNeverLeft) {
-  transport_.script.push_back(TransportFailure(http::FailureKind::kConnect,
-                                               http::Delivery::kNotSent));
+  transport_.script.push_back(
+      TransportFailure(http::FailureKind::kConnect, http::Delivery::kNotSent));
   transport_.next = Response(
       200, R"({"code":200,"msg":"success","data":{"orderId":"ord_1"}})");
   v1::CreatePaymentResponse response;
@@ -460,9 +475,8 @@ TEST_F(ClinkClientTest, RefundIsRetriedBecauseClinkDeduplicatesIt) {
       http::FailureKind::kConnectionLost, http::Delivery::kUnknown));
   transport_.script.push_back(Response(503, "busy"));
   transport_.next = Response(
-      200,
-      R"({"code":200,"msg":"success","data":{"refundId":"rf_clink_1",)"
-      R"("orderId":"ord_1","refundAmount":"5.00"}})");
+      200, R"({"code":200,"msg":"success","data":{"refundId":"rf_clink_1",)"
+           R"("orderId":"ord_1","refundAmount":"5.00"}})");
   v1::CreateRefundResponse response;
   const CallResult result = Call(Refund(), &response);
   ASSERT_TRUE(result.status.ok()) << result.status;
@@ -476,12 +490,13 @@ TEST_F(ClinkClientTest, ARetryThatNeverLeftDoesNotHideAnEarlierUnknown) {
   // The caller must not be told "nothing was sent".
   transport_.script.push_back(TransportFailure(
       http::FailureKind::kConnectionLost, http::Delivery::kUnknown));
-  transport_.next = TransportFailure(http::FailureKind::kConnect,
-                                     http::Delivery::kNotSent);
+  transport_.next =
+      TransportFailure(http::FailureKind::kConnect, http::Delivery::kNotSent);
   v1::CreateRefundResponse response;
   const CallResult result = Call(Refund(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown) << result.status;
-  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "unknown");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
+            "unknown");
   EXPECT_EQ(transport_.requests.size(), 4u);
 }
 
@@ -530,8 +545,8 @@ TEST_F(ClinkClientTest, BeyondTheInFlightCapCallsFailFastAndOthersFinish) {
   UseOptions(options);
   transport_.hold = true;
   transport_.next = Response(200, kOrderJson);
-  const RestMethod* method = codec_->FindByRequestType(
-      *v1::GetOrderRequest::descriptor());
+  const RestMethod* method =
+      codec_->FindByRequestType(*v1::GetOrderRequest::descriptor());
   std::vector<CallResult> results(3);
   std::vector<bool> called(3, false);
   v1::GetOrderResponse responses[3];
@@ -546,10 +561,11 @@ TEST_F(ClinkClientTest, BeyondTheInFlightCapCallsFailFastAndOthersFinish) {
   EXPECT_FALSE(called[1]);
   ASSERT_TRUE(called[2]);
   EXPECT_EQ(results[2].status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(GetErrorInfo(results[2].status)->reason(), "GATEWAY_OVERLOADED");
-  EXPECT_EQ(GetErrorInfo(results[2].status)->metadata().at("outcome"),
+  EXPECT_EQ(errors::GetErrorInfo(results[2].status)->reason(),
+            "GATEWAY_OVERLOADED");
+  EXPECT_EQ(errors::GetErrorInfo(results[2].status)->metadata().at("outcome"),
             "not_sent");
-  EXPECT_TRUE(GetRetryInfo(results[2].status).has_value());
+  EXPECT_TRUE(errors::GetRetryInfo(results[2].status).has_value());
   EXPECT_EQ(transport_.requests.size(), 2u);
   EXPECT_EQ(client_->stats().in_flight, 2);
   // The accepted calls still finish, and capacity comes back.
@@ -583,7 +599,8 @@ TEST_F(ClinkClientTest, RateLimitSpacesRequestsOrRefusesBeyondTheWait) {
   v1::GetOrderResponse response;
   const CallResult refused = Call(GetOrder(), &response);
   EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(GetErrorInfo(refused.status)->reason(), "UPSTREAM_RATE_LIMITED");
+  EXPECT_EQ(errors::GetErrorInfo(refused.status)->reason(),
+            "UPSTREAM_RATE_LIMITED");
   EXPECT_EQ(transport_.requests.size(), 2u);
 }
 
@@ -630,7 +647,8 @@ TEST_F(ClinkClientTest, ObserverSeesEachAttemptTheRetryAndOneCall) {
   EXPECT_TRUE(observer.auth_failures.empty());
 }
 
-TEST_F(ClinkClientTest, ObserverSeesTransportFailuresAuthFailuresAndThrottling) {
+TEST_F(ClinkClientTest,
+       ObserverSeesTransportFailuresAuthFailuresAndThrottling) {
   RecordingObserver observer;
   ClinkClientOptions options;
   options.observer = &observer;
@@ -710,7 +728,6 @@ TEST_F(ClinkClientTest, ObserverSeesRefusalsAndDeniedRetries) {
                                       RetryDenial::kRetryAfter}));
 }
 
-
 namespace key_rotation {
 
 constexpr char kNewKey[] = "sk_test_new_0123456789abcdef";
@@ -751,8 +768,7 @@ TEST_F(KeyFallbackTest, NewKeyRefusedTheSamePaymentGoesOnceWithThePreviousKey) {
   const CallResult result = Call(Payment(), &response);
   ASSERT_TRUE(result.status.ok()) << result.status;
   EXPECT_EQ(response.order_id(), "ord_9");
-  EXPECT_EQ(transport_.keys_seen,
-            (std::vector<std::string>{kNewKey, kOldKey}));
+  EXPECT_EQ(transport_.keys_seen, (std::vector<std::string>{kNewKey, kOldKey}));
   ASSERT_EQ(transport_.requests.size(), 2u);
   EXPECT_EQ(transport_.requests[0].body, transport_.requests[1].body);
   EXPECT_EQ(result.attempts, 2);
@@ -768,9 +784,9 @@ TEST_F(KeyFallbackTest, NewKeyRefusedTheSamePaymentGoesOnceWithThePreviousKey) {
   EXPECT_EQ(transport_.keys_seen.size(), 3u);
   clock_.Advance(absl::Seconds(61));
   ASSERT_TRUE(Call(GetOrder(), &order).status.ok());
-  EXPECT_EQ(transport_.keys_seen,
-            (std::vector<std::string>{kNewKey, kOldKey, kOldKey, kNewKey,
-                                      kOldKey}));
+  EXPECT_EQ(
+      transport_.keys_seen,
+      (std::vector<std::string>{kNewKey, kOldKey, kOldKey, kNewKey, kOldKey}));
 }
 
 TEST_F(KeyFallbackTest, OldKeyRevokedWhileInUseFallsBackToTheNewKey) {
@@ -783,8 +799,7 @@ TEST_F(KeyFallbackTest, OldKeyRevokedWhileInUseFallsBackToTheNewKey) {
   transport_.keys_seen.clear();
   const CallResult result = Call(GetOrder(), &order);
   ASSERT_TRUE(result.status.ok()) << result.status;
-  EXPECT_EQ(transport_.keys_seen,
-            (std::vector<std::string>{kOldKey, kNewKey}));
+  EXPECT_EQ(transport_.keys_seen, (std::vector<std::string>{kOldKey, kNewKey}));
   EXPECT_EQ(result.key_fingerprint, Secret(kNewKey).Fingerprint());
   EXPECT_EQ(observer_.fallbacks, (std::vector<bool>{true, true}));
   // The new key is preferred again at once.
@@ -798,11 +813,10 @@ TEST_F(KeyFallbackTest, BothKeysRefusedFailsAfterExactlyTwoAttempts) {
   v1::CreatePaymentResponse response;
   const CallResult result = Call(Payment(), &response);
   EXPECT_EQ(result.status.code(), absl::StatusCode::kInternal) << result.status;
-  EXPECT_EQ(transport_.keys_seen,
-            (std::vector<std::string>{kNewKey, kOldKey}));
+  EXPECT_EQ(transport_.keys_seen, (std::vector<std::string>{kNewKey, kOldKey}));
   // The error names the last key refused, by fingerprint only.
-  EXPECT_TRUE(absl::StrContains(result.status.message(),
-                                Secret(kOldKey).Fingerprint()))
+  EXPECT_TRUE(
+      absl::StrContains(result.status.message(), Secret(kOldKey).Fingerprint()))
       << result.status;
   EXPECT_FALSE(absl::StrContains(result.status.ToString(), kOldKey));
   EXPECT_FALSE(absl::StrContains(result.status.ToString(), kNewKey));
@@ -848,7 +862,7 @@ TEST_F(KeyFallbackTest, KeyCodeInsideA5xxNeverResendsThePayment) {
       EXPECT_EQ(result.attempts, 1);
       EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown)
           << result.status;
-      EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"),
+      EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
                 "unknown");
     }
   }

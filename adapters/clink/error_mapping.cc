@@ -1,11 +1,12 @@
 #include "adapters/clink/error_mapping.h"
 
 #include <algorithm>
+#include <map>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/utf8.h"
 #include "google/rpc/error_details.pb.h"
 
@@ -17,7 +18,7 @@ constexpr size_t kMaxClinkMsgBytes = 200;
 struct Verdict {
   absl::StatusCode code;
   std::string reason;
-  bool from_clink;  // `reason` is Clink's own code.
+  bool from_clink;  // Clink refused with its own code (`clink_code`).
   Outcome outcome;
   std::string detail;  // Human explanation appended to the message.
   bool pass_clink_msg = true;
@@ -68,10 +69,39 @@ Verdict FromTransport(const UpstreamOutcome& o) {
                  false);
 }
 
+// The ErrorInfo reason of Clink's envelope `code` (domain clinkbill.com): its
+// class, UPPER_SNAKE_CASE; the code itself goes in metadata `clink_code`.
+std::string ClinkReason(int64_t code) {
+  switch (AuthFailureOfCode(code)) {
+    case AuthFailure::kApiKey:
+      return "API_KEY_REFUSED";
+    case AuthFailure::kTimestamp:
+      return "TIMESTAMP_REFUSED";
+    case AuthFailure::kNone:
+      break;
+  }
+  switch (code) {
+    case 400:
+    case 422:
+      return "REQUEST_REJECTED";
+    case 404:
+    case 71160007:
+      return "NOT_FOUND";
+    case 409:
+      return "CONFLICT";
+    case 429:
+      return "RATE_LIMITED";
+    default:
+      break;
+  }
+  if (code >= 500 && code <= 599) return "SERVER_ERROR";
+  return "DECLINED";
+}
+
 // A Clink code (from the envelope), or the HTTP status when there is none.
 Verdict FromCode(const UpstreamOutcome& o, int64_t code, bool from_envelope) {
   std::string reason =
-      from_envelope ? absl::StrCat(code) : absl::StrCat("HTTP_", code);
+      from_envelope ? ClinkReason(code) : absl::StrCat("HTTP_", code);
   auto rejected = [&](absl::StatusCode status, absl::string_view detail) {
     return Verdict{status, reason, from_envelope, Outcome::kRejected,
                    std::string(detail)};
@@ -171,41 +201,6 @@ Verdict Classify(const UpstreamOutcome& o) {
 
 }  // namespace
 
-absl::string_view OutcomeName(Outcome o) {
-  switch (o) {
-    case Outcome::kNotSent:
-      return "not_sent";
-    case Outcome::kUnknown:
-      return "unknown";
-    case Outcome::kRejected:
-      return "rejected";
-    case Outcome::kCommitted:
-      return "committed";
-  }
-  return "unknown";
-}
-
-Outcome OutcomeOf(const absl::Status& status) {
-  if (status.ok()) return Outcome::kCommitted;
-  const absl::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  if (info.has_value()) {
-    const auto it = info->metadata().find("outcome");
-    if (it != info->metadata().end()) {
-      for (Outcome o : {Outcome::kNotSent, Outcome::kRejected,
-                        Outcome::kUnknown, Outcome::kCommitted}) {
-        if (it->second == OutcomeName(o)) return o;
-      }
-    }
-  }
-  // Checked by the gateway before anything was sent (e.g. INVALID_ARGUMENT
-  // from validation, which carries a BadRequest instead).
-  if (status.code() == absl::StatusCode::kInvalidArgument &&
-      GetBadRequest(status).has_value()) {
-    return Outcome::kNotSent;
-  }
-  return Outcome::kUnknown;
-}
-
 absl::string_view AuthFailureName(AuthFailure failure) {
   switch (failure) {
     case AuthFailure::kNone:
@@ -260,12 +255,12 @@ absl::Duration ParseRetryAfter(absl::string_view value, absl::Time now) {
   return absl::Seconds(1);
 }
 
-absl::Status MapUpstreamOutcome(const UpstreamOutcome& o) {
+UpstreamVerdict MapUpstreamOutcome(const UpstreamOutcome& o) {
   const bool success = o.transport_status.ok() && o.http_status >= 200 &&
                        o.http_status <= 299 && o.body_readable &&
                        (!o.has_envelope_code || o.envelope_code == 200) &&
                        !o.incomplete;
-  if (success) return absl::OkStatus();
+  if (success) return {absl::OkStatus(), Outcome::kCommitted};
   Verdict v = Classify(o);
   if (o.mutating && o.earlier_attempt_maybe_sent &&
       (v.outcome == Outcome::kNotSent || v.outcome == Outcome::kRejected)) {
@@ -283,7 +278,7 @@ absl::Status MapUpstreamOutcome(const UpstreamOutcome& o) {
   if (o.transport_status.ok()) {
     absl::StrAppend(&message, "HTTP ", o.http_status, " ");
   }
-  if (v.from_clink) absl::StrAppend(&message, "code ", v.reason, " ");
+  if (v.from_clink) absl::StrAppend(&message, "code ", o.envelope_code, " ");
   if (v.pass_clink_msg && !o.envelope_msg.empty()) {
     absl::StrAppend(&message, "\"",
                     Utf8Prefix(o.envelope_msg, kMaxClinkMsgBytes), "\" ");
@@ -294,23 +289,23 @@ absl::Status MapUpstreamOutcome(const UpstreamOutcome& o) {
   absl::StrAppend(&message, v.detail);
 
   absl::Status status(v.code, message);
-  google::rpc::ErrorInfo info;
-  info.set_reason(v.reason);
-  info.set_domain(std::string(v.from_clink ? kClinkDomain : kGatewayDomain));
-  auto& metadata = *info.mutable_metadata();
-  metadata["outcome"] = std::string(OutcomeName(v.outcome));
+  std::map<std::string, std::string> metadata;
   metadata["endpoint"] = o.endpoint;
-  if (o.transport_status.ok())
+  if (o.transport_status.ok()) {
     metadata["http_status"] = absl::StrCat(o.http_status);
+  }
+  if (v.from_clink) metadata["clink_code"] = absl::StrCat(o.envelope_code);
   if (o.idempotent_upstream) metadata["idempotent_upstream"] = "true";
   if (v.reason == "EGRESS_DENIED" && !o.egress_reason.empty()) {
     metadata["egress_reason"] = o.egress_reason;
   }
-  AttachErrorInfo(status, info);
+  errors::AttachErrorInfo(
+      status, v.from_clink ? errors::kClinkDomain : errors::kGatewayDomain,
+      v.reason, v.outcome, std::move(metadata));
   if (v.code == absl::StatusCode::kResourceExhausted) {
-    AttachRetryInfo(status, ParseRetryAfter(o.retry_after, o.now));
+    errors::AttachRetryInfo(status, ParseRetryAfter(o.retry_after, o.now));
   }
-  return status;
+  return {std::move(status), v.outcome};
 }
 
 }  // namespace clink_gateway::clink

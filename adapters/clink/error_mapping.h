@@ -40,11 +40,16 @@
 //     an earlier attempt that may have reached Clink, a write is UNKNOWN
 //     (outcome "unknown") as usual.
 //
-// Every error carries a google.rpc.ErrorInfo. `reason` is Clink's own code when
-// Clink sent one (domain "clinkbill.com"), otherwise a gateway reason such as
-// UPSTREAM_TIMEOUT or HTTP_503 (domain "gateway.clink"). Metadata: `outcome`
-// (the column above: whether the request may have taken effect), `endpoint`,
-// `http_status` when a response arrived, and `idempotent_upstream` = "true"
+// Every error carries a google.rpc.ErrorInfo (errors::AttachErrorInfo). When
+// Clink refused the request with its own envelope code, the domain is
+// "clinkbill.com", metadata `clink_code` is that code verbatim, and `reason`
+// names its class: API_KEY_REFUSED, TIMESTAMP_REFUSED, REQUEST_REJECTED
+// (400/422), NOT_FOUND, CONFLICT, RATE_LIMITED, SERVER_ERROR (5xx) or DECLINED
+// (any other code). Otherwise the gateway decided (domain "gateway.clink"):
+// UPSTREAM_TIMEOUT, HTTP_503 (a bare HTTP status, no envelope) and the like.
+// Metadata: `outcome` (the column above: whether the request may have taken
+// effect; also UpstreamVerdict::outcome), `endpoint`, `http_status` when a
+// response arrived, and `idempotent_upstream` = "true"
 // when Clink deduplicates the call (refunds: retrying with the same
 // refund_merchant_order_id is safe even when the outcome is unknown). A POST
 // whose outcome is unknown is always UNKNOWN, a code callers do not retry
@@ -59,25 +64,13 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/http/http_types.h"
+#include "common/errors/error_details.h"
 
 namespace clink_gateway::clink {
 
-// Whether a request may have taken effect at Clink: ErrorInfo metadata
-// "outcome".
-enum class Outcome {
-  kNotSent,    // Provably never reached Clink.
-  kRejected,   // Clink answered and did not act on it.
-  kUnknown,    // May have reached Clink and taken effect.
-  kCommitted,  // Clink acted on it.
-};
-
-// "not_sent", "rejected", "unknown", "committed".
-absl::string_view OutcomeName(Outcome outcome);
-
-// The outcome stated in `status`'s ErrorInfo; kCommitted for OK; kNotSent for
-// the gateway's own validation errors (INVALID_ARGUMENT with a BadRequest);
-// kUnknown when the status says nothing (the safe reading).
-Outcome OutcomeOf(const absl::Status& status);
+// Whether a request may have taken effect at Clink (common/errors).
+using errors::Outcome;
+using errors::OutcomeName;
 
 // Everything known about how one upstream call ended.
 struct UpstreamOutcome {
@@ -112,9 +105,17 @@ struct UpstreamOutcome {
   absl::Time now = absl::UnixEpoch();  // For an HTTP-date Retry-After.
 };
 
-// OK iff a 2xx response carried a readable body with envelope code 200 (or a
-// bare resource where allowed) and a complete payload.
-absl::Status MapUpstreamOutcome(const UpstreamOutcome& outcome);
+// How one upstream call ended, for the caller.
+struct UpstreamVerdict {
+  // OK iff a 2xx response carried a readable body with envelope code 200 (or
+  // a bare resource where allowed) and a complete payload; else the error from
+  // the table above, with its ErrorInfo (and RetryInfo on RESOURCE_EXHAUSTED).
+  absl::Status status;
+  // Whether the request may have taken effect: kCommitted when OK.
+  Outcome outcome = Outcome::kCommitted;
+};
+
+UpstreamVerdict MapUpstreamOutcome(const UpstreamOutcome& outcome);
 
 // Whether Clink refused the gateway's own credentials (alerts and metrics:
 // these are operator problems, see (1) above).

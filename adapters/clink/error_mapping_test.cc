@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/utf8.h"
 #include "gtest/gtest.h"
 
@@ -66,24 +66,26 @@ const Row kRows[] = {
     {"http_403", GET, false, kOk, Delivery::kReceived, 403, false, false, 0,
      StatusCode::kInternal, "HTTP_403", "gateway.clink", "rejected"},
     {"envelope_key_invalid", GET, false, kOk, Delivery::kReceived, 200, true,
-     true, 80102221, StatusCode::kInternal, "80102221", "clinkbill.com",
+     true, 80102221, StatusCode::kInternal, "API_KEY_REFUSED", "clinkbill.com",
      "rejected"},
     {"envelope_timestamp_expired", POST, false, kOk, Delivery::kReceived, 200,
-     true, true, 80102203, StatusCode::kInternal, "80102203", "clinkbill.com",
-     "rejected"},
+     true, true, 80102203, StatusCode::kInternal, "TIMESTAMP_REFUSED",
+     "clinkbill.com", "rejected"},
     {"http_404", GET, false, kOk, Delivery::kReceived, 404, false, false, 0,
      StatusCode::kNotFound, "HTTP_404", "gateway.clink", "rejected"},
     {"envelope_404", GET, false, kOk, Delivery::kReceived, 200, true, true, 404,
-     StatusCode::kNotFound, "404", "clinkbill.com", "rejected"},
+     StatusCode::kNotFound, "NOT_FOUND", "clinkbill.com", "rejected"},
     {"http_404_with_envelope", GET, false, kOk, Delivery::kReceived, 404, true,
-     true, 404, StatusCode::kNotFound, "404", "clinkbill.com", "rejected"},
+     true, 404, StatusCode::kNotFound, "NOT_FOUND", "clinkbill.com",
+     "rejected"},
     {"refund_not_found_code", GET, false, kOk, Delivery::kReceived, 200, true,
-     true, 71160007, StatusCode::kNotFound, "71160007", "clinkbill.com",
+     true, 71160007, StatusCode::kNotFound, "NOT_FOUND", "clinkbill.com",
      "rejected"},
     {"http_429", POST, false, kOk, Delivery::kReceived, 429, false, false, 0,
      StatusCode::kResourceExhausted, "HTTP_429", "gateway.clink", "rejected"},
     {"envelope_429", GET, false, kOk, Delivery::kReceived, 200, true, true, 429,
-     StatusCode::kResourceExhausted, "429", "clinkbill.com", "rejected"},
+     StatusCode::kResourceExhausted, "RATE_LIMITED", "clinkbill.com",
+     "rejected"},
     {"get_http_500", GET, false, kOk, Delivery::kReceived, 500, false, false, 0,
      StatusCode::kUnavailable, "HTTP_500", "gateway.clink", "unknown"},
     {"post_http_503", POST, false, kOk, Delivery::kReceived, 503, false, false,
@@ -97,15 +99,17 @@ const Row kRows[] = {
      true, 200, StatusCode::kInternal, "UPSTREAM_INCOMPLETE_RESPONSE",
      "gateway.clink", "committed", true},
     {"post_envelope_500", POST, false, kOk, Delivery::kReceived, 200, true,
-     true, 500, StatusCode::kUnknown, "500", "clinkbill.com", "unknown"},
+     true, 500, StatusCode::kUnknown, "SERVER_ERROR", "clinkbill.com",
+     "unknown"},
     {"envelope_400", POST, false, kOk, Delivery::kReceived, 200, true, true,
-     400, StatusCode::kInvalidArgument, "400", "clinkbill.com", "rejected"},
+     400, StatusCode::kInvalidArgument, "REQUEST_REJECTED", "clinkbill.com",
+     "rejected"},
     {"http_400", POST, false, kOk, Delivery::kReceived, 400, false, false, 0,
      StatusCode::kInvalidArgument, "HTTP_400", "gateway.clink", "rejected"},
     {"envelope_409", POST, false, kOk, Delivery::kReceived, 200, true, true,
-     409, StatusCode::kAborted, "409", "clinkbill.com", "rejected"},
+     409, StatusCode::kAborted, "CONFLICT", "clinkbill.com", "rejected"},
     {"business_rejection", POST, false, kOk, Delivery::kReceived, 200, true,
-     true, 90101401, StatusCode::kFailedPrecondition, "90101401",
+     true, 90101401, StatusCode::kFailedPrecondition, "DECLINED",
      "clinkbill.com", "rejected"},
     // 408 Request Timeout (Clink's web server, or a proxy in front of it):
     // the request was not received whole, nothing was processed.
@@ -148,14 +152,27 @@ TEST_P(ErrorMappingTest, MapsRow) {
   o.envelope_msg =
       row.has_code && row.clink_code != 200 ? "msg from clink" : "";
 
-  const absl::Status status = MapUpstreamOutcome(o);
+  const UpstreamVerdict verdict = MapUpstreamOutcome(o);
+  const absl::Status& status = verdict.status;
   EXPECT_EQ(status.code(), row.want_code) << status;
-  if (row.want_code == kOk) return;
-  const auto info = GetErrorInfo(status);
+  if (row.want_code == kOk) {
+    EXPECT_EQ(verdict.outcome, Outcome::kCommitted);
+    return;
+  }
+  const auto info = errors::GetErrorInfo(status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->reason(), row.want_reason);
+  EXPECT_TRUE(errors::IsValidReason(info->reason())) << info->reason();
   EXPECT_EQ(info->domain(), row.want_domain);
+  // The outcome is a field of the verdict; the ErrorInfo shows the same.
+  EXPECT_EQ(OutcomeName(verdict.outcome), row.want_outcome);
   EXPECT_EQ(info->metadata().at("outcome"), row.want_outcome);
+  // Clink's own code is metadata, never the reason.
+  if (info->domain() == errors::kClinkDomain) {
+    EXPECT_EQ(info->metadata().at("clink_code"), absl::StrCat(row.clink_code));
+  } else {
+    EXPECT_EQ(info->metadata().count("clink_code"), 0u);
+  }
   EXPECT_EQ(info->metadata().at("endpoint"), o.endpoint);
   if (row.transport == kOk) {
     EXPECT_EQ(info->metadata().at("http_status"),
@@ -168,7 +185,7 @@ TEST_P(ErrorMappingTest, MapsRow) {
   // Never blame the caller's credentials for the gateway's key.
   EXPECT_NE(status.code(), StatusCode::kUnauthenticated);
   EXPECT_NE(status.code(), StatusCode::kPermissionDenied);
-  EXPECT_EQ(GetRetryInfo(status).has_value(),
+  EXPECT_EQ(errors::GetRetryInfo(status).has_value(),
             row.want_code == StatusCode::kResourceExhausted);
   const bool auth = row.want_code == StatusCode::kInternal && row.has_code;
   if (!o.envelope_msg.empty() && !auth) {
@@ -196,13 +213,14 @@ TEST(ErrorMappingTest, AfterAMaybeSentAttemptNoAnswerMakesTheCallNotSent) {
     o.delivery = Delivery::kReceived;
     o.http_status = status;
     o.earlier_attempt_maybe_sent = true;
-    const absl::Status s = MapUpstreamOutcome(o);
+    const UpstreamVerdict v = MapUpstreamOutcome(o);
+    const absl::Status& s = v.status;
+    EXPECT_EQ(v.outcome, Outcome::kUnknown) << status;
     EXPECT_EQ(s.code(), StatusCode::kUnknown) << status << " " << s;
-    EXPECT_EQ(GetErrorInfo(s)->metadata().at("outcome"), "unknown") << status;
-    o.earlier_attempt_maybe_sent = false;
-    EXPECT_NE(GetErrorInfo(MapUpstreamOutcome(o))->metadata().at("outcome"),
-              "unknown")
+    EXPECT_EQ(errors::GetErrorInfo(s)->metadata().at("outcome"), "unknown")
         << status;
+    o.earlier_attempt_maybe_sent = false;
+    EXPECT_NE(MapUpstreamOutcome(o).outcome, Outcome::kUnknown) << status;
   }
 }
 
@@ -212,7 +230,7 @@ TEST(ErrorMappingTest, UnknownPostOutcomeSaysSo) {
   o.mutating = true;
   o.transport_status = absl::DeadlineExceededError("timed out");
   o.delivery = Delivery::kUnknown;
-  const absl::Status status = MapUpstreamOutcome(o);
+  const absl::Status status = MapUpstreamOutcome(o).status;
   EXPECT_NE(status.message().find("outcome unknown"), absl::string_view::npos)
       << status;
 }
@@ -227,18 +245,18 @@ TEST(ErrorMappingTest, EgressDeniedIsPermissionDeniedNotSent) {
     o.delivery = Delivery::kNotSent;
     o.failure = http::FailureKind::kEgressDenied;
     o.egress_reason = "loopback";
-    const absl::Status status = MapUpstreamOutcome(o);
+    const absl::Status status = MapUpstreamOutcome(o).status;
     EXPECT_EQ(status.code(), StatusCode::kPermissionDenied) << status;
     EXPECT_NE(status.message().find("127.0.0.2 is a loopback address"),
               absl::string_view::npos)
         << status;
-    const auto info = GetErrorInfo(status);
+    const auto info = errors::GetErrorInfo(status);
     ASSERT_TRUE(info.has_value());
     EXPECT_EQ(info->reason(), "EGRESS_DENIED");
     EXPECT_EQ(info->domain(), "gateway.clink");
     EXPECT_EQ(info->metadata().at("outcome"), "not_sent");
     EXPECT_EQ(info->metadata().at("egress_reason"), "loopback");
-    EXPECT_EQ(OutcomeOf(status), Outcome::kNotSent);
+    EXPECT_EQ(MapUpstreamOutcome(o).outcome, Outcome::kNotSent);
   }
 }
 
@@ -250,9 +268,9 @@ TEST(ErrorMappingTest, EgressDeniedAfterAPossiblySentWriteIsUnknown) {
   o.delivery = Delivery::kUnknown;  // An earlier attempt may have left.
   o.failure = http::FailureKind::kEgressDenied;
   o.egress_reason = "private";
-  const absl::Status status = MapUpstreamOutcome(o);
+  const absl::Status status = MapUpstreamOutcome(o).status;
   EXPECT_EQ(status.code(), StatusCode::kUnknown) << status;
-  const auto info = GetErrorInfo(status);
+  const auto info = errors::GetErrorInfo(status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->reason(), "EGRESS_DENIED");
   EXPECT_EQ(info->metadata().at("outcome"), "unknown");
@@ -286,7 +304,7 @@ TEST(ErrorMappingTest, RateLimitCarriesRetryAfterAsRetryInfo) {
   o.body_readable = false;
   o.delivery = Delivery::kReceived;
   o.retry_after = "3";
-  const auto retry = GetRetryInfo(MapUpstreamOutcome(o));
+  const auto retry = errors::GetRetryInfo(MapUpstreamOutcome(o).status);
   ASSERT_TRUE(retry.has_value());
   EXPECT_EQ(retry->retry_delay().seconds(), 3);
 }
@@ -314,9 +332,9 @@ TEST(ErrorMappingTest, AuthFailuresAreClassifiedFromTheSameCodeLists) {
     o.http_status = 200;
     o.has_envelope_code = true;
     o.envelope_code = code;
-    const absl::Status status = MapUpstreamOutcome(o);
+    const absl::Status status = MapUpstreamOutcome(o).status;
     EXPECT_EQ(status.code(), StatusCode::kInternal) << code;
-    EXPECT_EQ(OutcomeOf(status), Outcome::kRejected) << code;
+    EXPECT_EQ(MapUpstreamOutcome(o).outcome, Outcome::kRejected) << code;
   }
 }
 

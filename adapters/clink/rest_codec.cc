@@ -17,9 +17,9 @@
 #include "absl/time/time.h"
 #include "adapters/clink/currency.h"
 #include "adapters/clink/decimal.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/file_type.h"
 #include "adapters/http/multipart.h"
+#include "common/errors/error_details.h"
 #include "common/status_macros.h"
 #include "google/protobuf/descriptor_database.h"
 #include "rapidjson/document.h"
@@ -359,7 +359,7 @@ constexpr size_t kMaxFileNameLength = 255;
 // violation per problem. A field marked `required` that is empty was already
 // reported by ValidateMessage.
 void CheckFilePart(const RestMethod& method, const Message& request,
-                   std::vector<FieldViolation>* out) {
+                   std::vector<errors::FieldViolation>* out) {
   const Reflection* r = request.GetReflection();
   const FieldDescriptor& file = *method.file_field;
   const FieldDescriptor& name_field = *method.filename_field;
@@ -439,7 +439,7 @@ class RestCodec::Impl {
   // for a request, or when no enclosing message names one): it governs this
   // message's amounts whose own currency field is empty.
   void ValidateMessage(const Message& message, const std::string& prefix,
-                       std::vector<FieldViolation>* out,
+                       std::vector<errors::FieldViolation>* out,
                        absl::string_view currency = {}) const {
     const Descriptor* d = message.GetDescriptor();
     const Reflection* r = message.GetReflection();
@@ -661,7 +661,7 @@ class RestCodec::Impl {
   static void ValidateMoney(const Message& message, const FieldDescriptor& f,
                             const std::string& value, const std::string& path,
                             absl::string_view enclosing_currency,
-                            std::vector<FieldViolation>* out) {
+                            std::vector<errors::FieldViolation>* out) {
     const v1::FieldRule& rule = RuleOf(f);
     if (rule.currency_code() && !MinorUnitDigits(value).has_value()) {
       out->push_back(
@@ -708,7 +708,7 @@ class RestCodec::Impl {
   static void ValidateAmountMap(const Message& message,
                                 const FieldDescriptor& f,
                                 const std::string& path,
-                                std::vector<FieldViolation>* out) {
+                                std::vector<errors::FieldViolation>* out) {
     const Reflection* r = message.GetReflection();
     const FieldDescriptor* key_field = f.message_type()->map_key();
     const FieldDescriptor* value_field = f.message_type()->map_value();
@@ -749,7 +749,7 @@ class RestCodec::Impl {
 
   static void ValidateString(const std::string& value,
                              const v1::FieldRule& rule, const std::string& path,
-                             std::vector<FieldViolation>* out) {
+                             std::vector<errors::FieldViolation>* out) {
     if (rule.max_length() > 0 && Utf8Length(value) > rule.max_length()) {
       out->push_back({path, absl::StrCat("must be at most ", rule.max_length(),
                                          " characters")});
@@ -1520,7 +1520,7 @@ std::vector<const RestMethod*> RestCodec::methods() const {
 
 absl::Status RestCodec::Validate(const RestMethod& method,
                                  const Message& request) const {
-  std::vector<FieldViolation> violations;
+  std::vector<errors::FieldViolation> violations;
   Impl(*this).ValidateMessage(request, "", &violations);
   if (method.file_field != nullptr) {
     CheckFilePart(method, request, &violations);
@@ -1538,7 +1538,7 @@ absl::Status RestCodec::Validate(const RestMethod& method,
     }
   }
   if (violations.empty()) return absl::OkStatus();
-  return InvalidArgumentWithViolations(violations);
+  return errors::InvalidArgumentWithViolations(violations);
 }
 
 absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
@@ -1559,7 +1559,7 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
     // endpoint is called.
     const absl::string_view problem = PathParameterProblem(value);
     if (!problem.empty()) {
-      return InvalidArgumentWithViolations(
+      return errors::InvalidArgumentWithViolations(
           {{segment.field->name(), std::string(problem)}});
     }
     AppendPercentEncoded(value, &out.path_and_query);  // A no-op for valid ids.
@@ -1600,7 +1600,7 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
         r->GetStringReference(request, method.file_field, &scratch);
     const FileType* type = SniffFileType(data);
     if (type == nullptr) {
-      return InvalidArgumentWithViolations(
+      return errors::InvalidArgumentWithViolations(
           {{method.file_field->name(), "is not a file of an accepted type"}});
     }
     std::vector<http::FormPart> parts;
@@ -1622,7 +1622,7 @@ absl::StatusOr<http::HttpRequest> RestCodec::EncodeRequest(
     absl::StatusOr<http::MultipartBody> form =
         http::BuildMultipartFormData(parts);
     if (!form.ok()) {
-      return InvalidArgumentWithViolations(
+      return errors::InvalidArgumentWithViolations(
           {{method.filename_field->name(),
             std::string(form.status().message())}});
     }

@@ -21,13 +21,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/substitute.h"
-#include "adapters/clink/error_details.h"
 #include "clink/gateway/v1/billing.pb.h"
 #include "clink/gateway/v1/checkout.pb.h"
 #include "clink/gateway/v1/coupon.pb.h"
 #include "clink/gateway/v1/payment.pb.h"
 #include "clink/gateway/v1/rest_options.pb.h"
 #include "clink/gateway/v1/test_clock.pb.h"
+#include "common/errors/error_details.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
@@ -264,7 +264,7 @@ std::string CanonicalJson(const std::string& text) {
 
 std::vector<std::string> ViolationFields(const absl::Status& status) {
   const absl::optional<google::rpc::BadRequest> bad_request =
-      GetBadRequest(status);
+      errors::GetBadRequest(status);
   if (!bad_request.has_value()) return {"<no BadRequest payload>"};
   std::vector<std::string> fields;
   for (const auto& violation : bad_request->field_violations()) {

@@ -5,17 +5,17 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "adapters/clink/error_details.h"
 #include "clink/gateway/v1/billing.pb.h"
 #include "clink/gateway/v1/checkout.pb.h"
 #include "clink/gateway/v1/common.pb.h"
 #include "clink/gateway/v1/payment.pb.h"
+#include "common/errors/error_details.h"
 
 namespace clink_gateway::clink {
 namespace {
 
 namespace v1 = ::clink::gateway::v1;
-using Violations = std::vector<FieldViolation>;
+using Violations = std::vector<errors::FieldViolation>;
 using MethodSet = absl::flat_hash_set<int>;
 
 template <typename Request>
@@ -178,7 +178,7 @@ absl::Status ValidateCrossFieldRules(const google::protobuf::Message& request) {
     Run(&CheckSubscription, request, &violations);
   }
   if (violations.empty()) return absl::OkStatus();
-  return InvalidArgumentWithViolations(violations);
+  return errors::InvalidArgumentWithViolations(violations);
 }
 
 absl::Status ValidateRequest(const RestCodec& codec, const RestMethod& method,

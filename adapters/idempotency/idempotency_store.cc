@@ -12,7 +12,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/sha256.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -105,17 +105,31 @@ absl::StatusOr<StoredResult> ParseStoredResult(absl::string_view bytes) {
   return result;
 }
 
+errors::Outcome OutcomeOfStored(const StoredResult& result) {
+  if (result.status.ok()) return errors::Outcome::kCommitted;
+  const absl::optional<google::rpc::ErrorInfo> info =
+      errors::GetErrorInfo(result.status);
+  if (info.has_value()) {
+    const auto it = info->metadata().find("outcome");
+    if (it != info->metadata().end()) {
+      for (errors::Outcome o :
+           {errors::Outcome::kNotSent, errors::Outcome::kRejected,
+            errors::Outcome::kUnknown, errors::Outcome::kCommitted}) {
+        if (it->second == errors::OutcomeName(o)) return o;
+      }
+    }
+  }
+  return errors::Outcome::kUnknown;
+}
+
 StoredResult AbandonedResult() {
   StoredResult result;
   result.status = absl::UnknownError(
       "an earlier call with this idempotency key ended before its outcome "
       "was known (the gateway handling it stopped); reconcile by merchant "
       "reference before retrying with a new key");
-  google::rpc::ErrorInfo info;
-  info.set_reason(std::string(kAbandonedReason));
-  info.set_domain(std::string(clink::kGatewayDomain));
-  (*info.mutable_metadata())["outcome"] = "unknown";
-  clink::AttachErrorInfo(result.status, info);
+  errors::AttachErrorInfo(result.status, errors::kGatewayDomain,
+                          kAbandonedReason, errors::Outcome::kUnknown);
   return result;
 }
 

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/errors/error_details.h"
 
 namespace clink_gateway::idempotency {
 
@@ -66,6 +67,13 @@ inline constexpr absl::string_view kStoredResponseTypeUrl =
 // kDataLoss when `bytes` is not what SerializeStoredResult writes.
 [[nodiscard]] absl::StatusOr<StoredResult> ParseStoredResult(
     absl::string_view bytes);
+
+// The outcome of the call a record settled (CallResult::outcome of its
+// replays): kCommitted for OK, else the one the first caller was shown, which
+// the record keeps in its status's ErrorInfo (metadata "outcome"; records
+// outlive the process that wrote them, so this is the one place an outcome is
+// read back). kUnknown when the record states none (the safe reading).
+[[nodiscard]] errors::Outcome OutcomeOfStored(const StoredResult& result);
 
 // google.rpc.ErrorInfo reason (domain gateway.clink) of AbandonedResult().
 inline constexpr absl::string_view kAbandonedReason =

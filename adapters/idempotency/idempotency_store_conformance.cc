@@ -10,7 +10,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "common/sync.h"
 #include "google/rpc/error_details.pb.h"
 
@@ -145,10 +145,12 @@ StoredResult RichError() {
   result.status = absl::FailedPreconditionError("payment declined");
   google::rpc::ErrorInfo info;
   info.set_reason("CARD_DECLINED");
-  info.set_domain(std::string(clink::kClinkDomain));
+  info.set_domain(std::string(errors::kClinkDomain));
   (*info.mutable_metadata())["decline_code"] = "51";
-  clink::AttachErrorInfo(result.status, info);
-  clink::AttachRetryInfo(result.status, absl::Seconds(2));
+  // Any payload round-trips (not only what errors::AttachErrorInfo builds).
+  result.status.SetPayload(errors::kErrorInfoTypeUrl,
+                           absl::Cord(info.SerializeAsString()));
+  errors::AttachRetryInfo(result.status, absl::Seconds(2));
   result.status.SetPayload("type.example/bytes",
                            absl::Cord(std::string("\0\xfe\x01", 3)));
   return result;
@@ -174,10 +176,10 @@ void ExpectAbandoned(const absl::StatusOr<BeginResult>& begun) {
   EXPECT_EQ(begun->result.status.code(), absl::StatusCode::kUnknown);
   EXPECT_EQ(begun->result.status, AbandonedResult().status);
   absl::optional<google::rpc::ErrorInfo> info =
-      clink::GetErrorInfo(begun->result.status);
+      errors::GetErrorInfo(begun->result.status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->reason(), kAbandonedReason);
-  EXPECT_EQ(info->domain(), clink::kGatewayDomain);
+  EXPECT_EQ(info->domain(), errors::kGatewayDomain);
   EXPECT_EQ(info->metadata().at("outcome"), "unknown");
 }
 
@@ -207,7 +209,7 @@ TEST_P(IdempotencyStoreConformanceTest, ReplaysAStoredErrorExactly) {
     EXPECT_EQ(replay->result.status.message(), "payment declined");
     EXPECT_EQ(replay->result.status.GetPayload("type.example/bytes"),
               absl::Cord(std::string("\0\xfe\x01", 3)));
-    ASSERT_TRUE(clink::GetRetryInfo(replay->result.status).has_value());
+    ASSERT_TRUE(errors::GetRetryInfo(replay->result.status).has_value());
     EXPECT_EQ(replay->result.response, "");
     EXPECT_TRUE(replay->lease_token.empty());
   }

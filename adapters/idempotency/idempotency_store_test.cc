@@ -5,7 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
-#include "adapters/clink/error_details.h"
+#include "common/errors/error_details.h"
 #include "gmock/gmock.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
@@ -22,18 +22,18 @@ TEST(DigestTest, IsHexSha256AndStable) {
   const std::string digest = key.Digest();
   EXPECT_THAT(digest, MatchesRegex("[0-9a-f]{64}"));
   EXPECT_EQ(digest, key.Digest());
-  EXPECT_EQ(
-      digest,
-      (IdempotencyKey{"caller-a", "pkg.Service/Method", "key-1", "m"}
-           .Digest()));
+  EXPECT_EQ(digest,
+            (IdempotencyKey{"caller-a", "pkg.Service/Method", "key-1", "m"}
+                 .Digest()));
 }
 
 TEST(DigestTest, KnownValueBeforeMerchantsIsKept) {
   // sha256(00..01 "a" 00..01 "b" 00..01 "c"): the three-part digest issue 3
   // stored in Redis; the single --api_key_dir merchant still produces it.
   for (const char* merchant : {"", "default"}) {
-    EXPECT_EQ((IdempotencyKey{"a", "b", "c", merchant}.Digest()),
-              "bd735517dea8b04bba91d58ed956ea9ce3296d2f39b4a6e1103884815dd71d0d")
+    EXPECT_EQ(
+        (IdempotencyKey{"a", "b", "c", merchant}.Digest()),
+        "bd735517dea8b04bba91d58ed956ea9ce3296d2f39b4a6e1103884815dd71d0d")
         << merchant;
   }
 }
@@ -61,7 +61,8 @@ TEST(DigestTest, LengthPrefixPreventsBoundaryCollisions) {
 }
 
 TEST(DigestTest, ContainsNoCallerData) {
-  const IdempotencyKey key{"merchant-7", "pkg.S/CreatePayment", "order-12345", "m"};
+  const IdempotencyKey key{"merchant-7", "pkg.S/CreatePayment", "order-12345",
+                           "m"};
   const std::string digest = key.Digest();
   EXPECT_THAT(digest, Not(HasSubstr("merchant")));
   EXPECT_THAT(digest, Not(HasSubstr("12345")));
@@ -74,8 +75,10 @@ StoredResult RichError() {
   info.set_reason("CARD_DECLINED");
   info.set_domain("clinkbill.com");
   (*info.mutable_metadata())["code"] = "51";
-  clink::AttachErrorInfo(result.status, info);
-  clink::AttachRetryInfo(result.status, absl::Seconds(3));
+  // Any payload round-trips (not only what errors::AttachErrorInfo builds).
+  result.status.SetPayload(errors::kErrorInfoTypeUrl,
+                           absl::Cord(info.SerializeAsString()));
+  errors::AttachRetryInfo(result.status, absl::Seconds(3));
   // A payload with binary bytes, including NUL.
   result.status.SetPayload("type.example/raw",
                            absl::Cord(std::string("\0\x01\xff", 3)));
@@ -89,8 +92,8 @@ TEST(StoredResultTest, ErrorWithPayloadsRoundTrips) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->status, original.status);
   EXPECT_EQ(parsed->status.message(), original.status.message());
-  ASSERT_TRUE(clink::GetErrorInfo(parsed->status).has_value());
-  EXPECT_EQ(clink::GetErrorInfo(parsed->status)->reason(), "CARD_DECLINED");
+  ASSERT_TRUE(errors::GetErrorInfo(parsed->status).has_value());
+  EXPECT_EQ(errors::GetErrorInfo(parsed->status)->reason(), "CARD_DECLINED");
   EXPECT_EQ(parsed->status.GetPayload("type.example/raw"),
             absl::Cord(std::string("\0\x01\xff", 3)));
   EXPECT_EQ(parsed->response, "");
@@ -134,8 +137,8 @@ TEST(StoredResultTest, IsAGoogleRpcStatus) {
   EXPECT_EQ(proto.message(), "card declined: do_not_honor");
   ASSERT_EQ(proto.details_size(), 4);
   EXPECT_EQ(proto.details(0).type_url(), "type.example/raw");
-  EXPECT_EQ(proto.details(1).type_url(), clink::kErrorInfoTypeUrl);
-  EXPECT_EQ(proto.details(2).type_url(), clink::kRetryInfoTypeUrl);
+  EXPECT_EQ(proto.details(1).type_url(), errors::kErrorInfoTypeUrl);
+  EXPECT_EQ(proto.details(2).type_url(), errors::kRetryInfoTypeUrl);
   EXPECT_EQ(proto.details(3).type_url(), kStoredResponseTypeUrl);
 }
 
@@ -181,10 +184,10 @@ TEST(AbandonedResultTest, IsUnknownWithErrorInfo) {
               HasSubstr("reconcile by merchant reference"));
   EXPECT_EQ(result.response, "");
   absl::optional<google::rpc::ErrorInfo> info =
-      clink::GetErrorInfo(result.status);
+      errors::GetErrorInfo(result.status);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->reason(), "IDEMPOTENT_CALL_ABANDONED");
-  EXPECT_EQ(info->domain(), clink::kGatewayDomain);
+  EXPECT_EQ(info->domain(), errors::kGatewayDomain);
   ASSERT_EQ(info->metadata().count("outcome"), 1u);
   EXPECT_EQ(info->metadata().at("outcome"), "unknown");
 }

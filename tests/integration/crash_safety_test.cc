@@ -23,6 +23,7 @@
 #include "tests/emulator/merchant_api.h"
 #include "tests/emulator/test_ca.h"
 #include "tests/integration/gateway_process.h"
+#include "tests/integration/payments.h"
 
 namespace clink_gateway::testing {
 namespace {
@@ -30,18 +31,6 @@ namespace {
 namespace v1 = ::clink::gateway::v1;
 
 constexpr char kApiKey[] = "sk_test_crash_0123456789";
-
-v1::CreatePaymentRequest CardPayment() {
-  v1::CreatePaymentRequest r;
-  r.set_customer_id(emulator::kSeedCustomerId);
-  r.set_payment_instrument_id(emulator::kSeedCardInstrumentId);
-  r.set_payment_method_type(v1::PAYMENT_METHOD_TYPE_CARD);
-  r.set_return_url("https://shop.example/return");
-  r.set_amount("19.99");
-  r.set_currency("USD");
-  r.set_merchant_reference_id("order-crash-1");
-  return r;
-}
 
 // The google.rpc.ErrorInfo reason in `status`'s details, or "".
 std::string ErrorInfoReason(const grpc::Status& status) {
@@ -139,7 +128,8 @@ TEST_F(CrashSafetyTest, PaymentInFlightAtACrashIsNeverSentAgain) {
   emulator_->SetFault(hold);
 
   auto first_context = Keyed("pay-crash-1");
-  const v1::CreatePaymentRequest request = CardPayment();
+  const v1::CreatePaymentRequest request =
+      CardPayment("19.99", "order-crash-1");
   v1::CreatePaymentResponse first_response;
   absl::Notification first_done;
   grpc::Status first_status;
@@ -183,7 +173,8 @@ TEST_F(CrashSafetyTest, PaymentInFlightAtACrashIsNeverSentAgain) {
 
 TEST_F(CrashSafetyTest, CompletedPaymentReplaysAfterACrash) {
   StartGateway();
-  const v1::CreatePaymentRequest request = CardPayment();
+  const v1::CreatePaymentRequest request =
+      CardPayment("19.99", "order-crash-1");
   v1::CreatePaymentResponse paid;
   const grpc::Status status =
       payment_->CreatePayment(Keyed("pay-done-1").get(), request, &paid);

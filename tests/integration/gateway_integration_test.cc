@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/emulator/merchant_api.h"
 #include "tests/integration/gateway_fixture.h"
+#include "tests/integration/payments.h"
 
 namespace clink_gateway::testing {
 namespace {
@@ -22,19 +23,6 @@ using emulator::Fault;
 
 class GatewayIntegrationTest : public GatewayFixture {
  protected:
-  v1::CreatePaymentRequest CardPayment(const std::string& amount) {
-    v1::CreatePaymentRequest r;
-    r.set_customer_id(emulator::kSeedCustomerId);
-    r.set_payment_instrument_id(emulator::kSeedCardInstrumentId);
-    r.set_payment_method_type(v1::PAYMENT_METHOD_TYPE_CARD);
-    r.set_return_url("https://shop.example/return");
-    r.set_amount(amount);
-    r.set_currency("USD");
-    r.set_merchant_reference_id("order-42");
-    (*r.mutable_metadata())["cart"] = "c-1";
-    return r;
-  }
-
   // GetProduct of the seeded basic product, with a deadline `timeout` away.
   grpc::Status GetBasicProduct(absl::Duration timeout = absl::Seconds(10)) {
     v1::GetProductRequest get;
@@ -85,10 +73,10 @@ TEST_F(GatewayIntegrationTest, CheckoutSessionCreateThenGet) {
 }
 
 TEST_F(GatewayIntegrationTest, PaymentOrderRefundLifecycle) {
+  v1::CreatePaymentRequest payment = CardPayment("25.50");
+  (*payment.mutable_metadata())["cart"] = "c-1";
   v1::CreatePaymentResponse paid;
-  ASSERT_TRUE(
-      payment_->CreatePayment(Context().get(), CardPayment("25.50"), &paid)
-          .ok());
+  ASSERT_TRUE(payment_->CreatePayment(Context().get(), payment, &paid).ok());
   EXPECT_EQ(paid.status(), v1::PAYMENT_RESULT_STATUS_SUCCESS);
   EXPECT_EQ(paid.amount(), "25.50");
   ASSERT_FALSE(paid.order_id().empty());

@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "tests/emulator/merchant_api.h"
 #include "tests/integration/gateway_fixture.h"
+#include "tests/integration/payments.h"
 
 namespace clink_gateway::testing {
 namespace {
@@ -96,8 +97,7 @@ std::map<std::string, std::string> With(std::map<std::string, std::string> m,
 // Runs promtool check metrics on `text`: its exit code and everything it
 // printed (lint problems go to stdout).
 std::pair<int, std::string> PromtoolCheck(const std::string& text) {
-  const std::string path =
-      absl::StrCat(::testing::TempDir(), "/scrape.prom");
+  const std::string path = absl::StrCat(::testing::TempDir(), "/scrape.prom");
   std::ofstream(path) << text;
   const std::string command =
       absl::StrCat(kPromtool, " check metrics < '", path, "' 2>&1");
@@ -139,18 +139,6 @@ class MetricsTest : public GatewayFixture {
     context->AddMetadata("x-request-id", kRequestId);
     return billing_->GetProduct(context.get(), get, &product);
   }
-
-  v1::CreatePaymentRequest CardPayment(const std::string& amount) {
-    v1::CreatePaymentRequest r;
-    r.set_customer_id(emulator::kSeedCustomerId);
-    r.set_payment_instrument_id(emulator::kSeedCardInstrumentId);
-    r.set_payment_method_type(v1::PAYMENT_METHOD_TYPE_CARD);
-    r.set_return_url("https://shop.example/return");
-    r.set_amount(amount);
-    r.set_currency("USD");
-    r.set_merchant_reference_id("order-metrics-42");
-    return r;
-  }
 };
 
 TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
@@ -179,10 +167,10 @@ TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
     create.set_original_currency("USD");
     create.set_ui_mode(v1::UI_MODE_HOSTED_PAGE);
     v1::CreateCheckoutSessionResponse session;
-    EXPECT_EQ(checkout_->CreateCheckoutSession(Context().get(), create,
-                                               &session)
-                  .error_code(),
-              grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(
+        checkout_->CreateCheckoutSession(Context().get(), create, &session)
+            .error_code(),
+        grpc::StatusCode::INVALID_ARGUMENT);
   }
 
   // A keyed payment and its replay.
@@ -190,8 +178,8 @@ TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
     auto context = Context();
     context->AddMetadata("idempotency-key", kIdempotencyKey);
     v1::CreatePaymentResponse paid;
-    const grpc::Status status =
-        payment_->CreatePayment(context.get(), CardPayment("19.99"), &paid);
+    const grpc::Status status = payment_->CreatePayment(
+        context.get(), CardPayment("19.99", "order-metrics-42"), &paid);
     ASSERT_TRUE(status.ok()) << status.error_message();
   }
 
@@ -207,9 +195,8 @@ TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
   std::vector<std::thread> held;
   std::vector<grpc::Status> held_status(kMaxInFlight);
   for (int i = 0; i < kMaxInFlight; ++i) {
-    held.emplace_back([this, &held_status, i] {
-      held_status[i] = GetBasicProduct();
-    });
+    held.emplace_back(
+        [this, &held_status, i] { held_status[i] = GetBasicProduct(); });
   }
   ASSERT_TRUE(emulator_->WaitForRequests(kMaxInFlight, absl::Seconds(10)));
   const std::vector<Sample> during = ParseExposition(Scrape());
@@ -305,13 +292,12 @@ TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
                 {{"endpoint", "/checkout/session"}}),
             0);  // Validation failed before sending.
   EXPECT_EQ(Sum(samples, "clink_gateway_upstream_retries_total", product), 1);
-  EXPECT_EQ(Sum(samples,
-                "clink_gateway_upstream_request_duration_seconds_count",
-                product),
-            kProductOk + 2);
-  EXPECT_GT(Sum(samples, "clink_gateway_upstream_response_bytes_total",
-                product),
-            0);
+  EXPECT_EQ(
+      Sum(samples, "clink_gateway_upstream_request_duration_seconds_count",
+          product),
+      kProductOk + 2);
+  EXPECT_GT(
+      Sum(samples, "clink_gateway_upstream_response_bytes_total", product), 0);
   EXPECT_EQ(Sum(samples, "clink_gateway_rejections_total",
                 {{"reason", "overloaded"}}),
             1);
@@ -348,9 +334,16 @@ TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
 
   // Label values come from bounded sets: nothing from the requests.
   const std::vector<std::string> request_data = {
-      emulator::kSeedProductBasic, emulator::kSeedCustomerId,
-      emulator::kSeedCardInstrumentId, kEmail, "example.com", "19.99", "1e3",
-      "order-metrics-42", kIdempotencyKey, kRequestId};
+      emulator::kSeedProductBasic,
+      emulator::kSeedCustomerId,
+      emulator::kSeedCardInstrumentId,
+      kEmail,
+      "example.com",
+      "19.99",
+      "1e3",
+      "order-metrics-42",
+      kIdempotencyKey,
+      kRequestId};
   for (const Sample& s : samples) {
     for (const auto& [label, value] : s.labels) {
       for (const std::string& secret : request_data) {
@@ -366,15 +359,14 @@ TEST_F(MetricsTest, ScrapeAfterRealTrafficCountsItAndPassesPromtool) {
   EXPECT_EQ(rpc_lines(logs), kRpcs);
   for (absl::string_view line : absl::StrSplit(logs, '\n')) {
     if (!absl::StrContains(line, "\"event\":\"rpc\"")) continue;
-    EXPECT_TRUE(absl::StrContains(line, "\"merchant\":\"default\""))
-        << line;
+    EXPECT_TRUE(absl::StrContains(line, "\"merchant\":\"default\"")) << line;
     EXPECT_TRUE(absl::StrContains(line, "\"attempts\":\"0\"")
                     ? absl::StrContains(line, "\"key_fingerprint\":\"none\"")
                     : absl::StrContains(line, "\"key_fingerprint\":\"sk_test_"))
         << line;
   }
-  EXPECT_TRUE(absl::StrContains(logs, absl::StrCat("\"request_id\":\"",
-                                                   kRequestId, "\"")));
+  EXPECT_TRUE(absl::StrContains(
+      logs, absl::StrCat("\"request_id\":\"", kRequestId, "\"")));
   EXPECT_FALSE(absl::StrContains(logs, kEmail));
   EXPECT_FALSE(absl::StrContains(logs, kTestApiKey));
   EXPECT_FALSE(absl::StrContains(logs, kIdempotencyKey));

@@ -16,24 +16,13 @@
 #include "gtest/gtest.h"
 #include "tests/emulator/merchant_api.h"
 #include "tests/integration/gateway_fixture.h"
+#include "tests/integration/payments.h"
 
 namespace clink_gateway::testing {
 namespace {
 
 namespace v1 = ::clink::gateway::v1;
 using emulator::Fault;
-
-v1::CreatePaymentRequest CardPayment(const std::string& amount) {
-  v1::CreatePaymentRequest r;
-  r.set_customer_id(emulator::kSeedCustomerId);
-  r.set_payment_instrument_id(emulator::kSeedCardInstrumentId);
-  r.set_payment_method_type(v1::PAYMENT_METHOD_TYPE_CARD);
-  r.set_return_url("https://shop.example/return");
-  r.set_amount(amount);
-  r.set_currency("USD");
-  r.set_merchant_reference_id("order-42");
-  return r;
-}
 
 class MoneySafetyTest : public GatewayFixture {
  protected:
@@ -163,10 +152,10 @@ TEST_F(MoneySafetyTest, ACancelledPaymentRunsToItsEndAndItsRetryGetsItsResult) {
 
 TEST_F(MoneySafetyTest, KeyReusedForAnotherRequestIsRefusedBeforeSending) {
   v1::CreatePaymentResponse paid;
-  ASSERT_TRUE(payment_
-                  ->CreatePayment(Keyed("pay-reuse").get(),
-                                  CardPayment("10.00"), &paid)
-                  .ok());
+  ASSERT_TRUE(
+      payment_
+          ->CreatePayment(Keyed("pay-reuse").get(), CardPayment("10.00"), &paid)
+          .ok());
   const grpc::Status reused = payment_->CreatePayment(
       Keyed("pay-reuse").get(), CardPayment("10.01"), &paid);
   EXPECT_EQ(reused.error_code(), grpc::StatusCode::ALREADY_EXISTS);
@@ -211,8 +200,8 @@ TEST_F(MoneySafetyTest, WriteResetAnd5xxAreSentOnceWithTheirOutcome) {
     emulator_->ClearRequests();
     Fail(kind, "/api/payment", 1);
     v1::CreatePaymentResponse paid;
-    const grpc::Status status = payment_->CreatePayment(
-        Context().get(), CardPayment("8.00"), &paid);
+    const grpc::Status status =
+        payment_->CreatePayment(Context().get(), CardPayment("8.00"), &paid);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNKNOWN);
     EXPECT_EQ(ErrorInfoOf(status).metadata().at("outcome"), "unknown");
     EXPECT_EQ(RequestsTo("POST", "/api/payment"), 1);
@@ -322,8 +311,7 @@ TEST_F(RetryBudgetTest, AnOutageIsNotAmplifiedBeyondTheBudget) {
               grpc::StatusCode::UNAVAILABLE);
   }
   // Up to 3 retries each would be 80 requests; the budget allows 10 retries.
-  EXPECT_EQ(RequestsTo("GET", absl::StrCat("/api/order/", order)),
-            kCalls + 10);
+  EXPECT_EQ(RequestsTo("GET", absl::StrCat("/api/order/", order)), kCalls + 10);
 }
 
 class OverloadTest : public MoneySafetyTest {

@@ -22,6 +22,7 @@
 #include "tests/emulator/merchant_api.h"
 #include "tests/emulator/test_ca.h"
 #include "tests/integration/gateway_process.h"
+#include "tests/integration/payments.h"
 #include "tests/redis/redis_server.h"
 
 namespace clink_gateway::testing {
@@ -30,17 +31,6 @@ namespace {
 namespace v1 = ::clink::gateway::v1;
 
 constexpr char kKey[] = "sk_test_fleet_0123456789abcdef";
-
-v1::CreatePaymentRequest CardPayment(const std::string& amount) {
-  v1::CreatePaymentRequest r;
-  r.set_customer_id(emulator::kSeedCustomerId);
-  r.set_payment_instrument_id(emulator::kSeedCardInstrumentId);
-  r.set_payment_method_type(v1::PAYMENT_METHOD_TYPE_CARD);
-  r.set_return_url("https://shop.example/return");
-  r.set_amount(amount);
-  r.set_currency("USD");
-  return r;
-}
 
 std::string ErrorReason(const grpc::Status& status) {
   google::rpc::Status rich;
@@ -114,15 +104,15 @@ class RedisFleetTest : public ::testing::Test {
     auto reply = redis_->Command({"INFO", "commandstats"});
     if (!reply.ok()) return -1;
     int64_t total = 0;
-    for (absl::string_view name : {"cmdstat_evalsha:calls=",
-                                   "cmdstat_eval:calls="}) {
+    for (absl::string_view name :
+         {"cmdstat_evalsha:calls=", "cmdstat_eval:calls="}) {
       const size_t at = reply->text.find(std::string(name));
       if (at == std::string::npos) continue;
       const size_t start = at + name.size();
       int64_t calls = 0;
-      if (absl::SimpleAtoi(reply->text.substr(
-                               start, reply->text.find(',', start) - start),
-                           &calls)) {
+      if (absl::SimpleAtoi(
+              reply->text.substr(start, reply->text.find(',', start) - start),
+              &calls)) {
         total += calls;
       }
     }
@@ -154,7 +144,8 @@ TEST_F(RedisFleetTest, ConcurrentDuplicatesAcrossTwoReplicasReachClinkOnce) {
   emulator_->SetFault(slow);
 
   constexpr int kCalls = 50;
-  const v1::CreatePaymentRequest request = CardPayment("99.99");
+  const v1::CreatePaymentRequest request =
+      CardPayment("99.99", /*merchant_reference_id=*/"");
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<v1::CreatePaymentResponse> responses(kCalls);
   std::vector<grpc::Status> statuses(kCalls);
@@ -189,8 +180,9 @@ TEST_F(RedisFleetTest, ConcurrentDuplicatesAcrossTwoReplicasReachClinkOnce) {
 TEST_F(RedisFleetTest, RedisDownFailsKeyedWritesClosedAndNothingIsSentTwice) {
   v1::CreatePaymentResponse first;
   ASSERT_TRUE(stubs_[0]
-                  ->CreatePayment(Context("fleet-pay-2").get(),
-                                  CardPayment("5.00"), &first)
+                  ->CreatePayment(
+                      Context("fleet-pay-2").get(),
+                      CardPayment("5.00", /*merchant_reference_id=*/""), &first)
                   .ok());
   ASSERT_EQ(PaymentsSent(), 1);
 
@@ -199,13 +191,15 @@ TEST_F(RedisFleetTest, RedisDownFailsKeyedWritesClosedAndNothingIsSentTwice) {
     // A keyed write cannot be deduplicated: refused, nothing sent.
     v1::CreatePaymentResponse paid;
     const grpc::Status keyed = stub->CreatePayment(
-        Context("fleet-pay-3").get(), CardPayment("6.00"), &paid);
+        Context("fleet-pay-3").get(),
+        CardPayment("6.00", /*merchant_reference_id=*/""), &paid);
     EXPECT_EQ(keyed.error_code(), grpc::StatusCode::UNAVAILABLE)
         << keyed.error_message();
     EXPECT_EQ(ErrorReason(keyed), "IDEMPOTENCY_STORE_UNAVAILABLE");
     // The retry of the first payment is refused too, not re-sent.
     const grpc::Status retry = stub->CreatePayment(
-        Context("fleet-pay-2").get(), CardPayment("5.00"), &paid);
+        Context("fleet-pay-2").get(),
+        CardPayment("5.00", /*merchant_reference_id=*/""), &paid);
     EXPECT_EQ(retry.error_code(), grpc::StatusCode::UNAVAILABLE);
     // Reads and unkeyed calls do not need the store.
     v1::GetOrderRequest get;
@@ -217,7 +211,10 @@ TEST_F(RedisFleetTest, RedisDownFailsKeyedWritesClosedAndNothingIsSentTwice) {
   EXPECT_EQ(PaymentsSent(), 1);
   v1::CreatePaymentResponse unkeyed;
   EXPECT_TRUE(
-      stubs_[1]->CreatePayment(Context().get(), CardPayment("7.00"), &unkeyed)
+      stubs_[1]
+          ->CreatePayment(Context().get(),
+                          CardPayment("7.00", /*merchant_reference_id=*/""),
+                          &unkeyed)
           .ok());
   EXPECT_EQ(PaymentsSent(), 2);
 
@@ -228,8 +225,9 @@ TEST_F(RedisFleetTest, RedisDownFailsKeyedWritesClosedAndNothingIsSentTwice) {
     v1::CreatePaymentResponse again;
     grpc::Status status;
     for (int attempt = 0; attempt < 100; ++attempt) {  // reconnect backoff
-      status = stub->CreatePayment(Context("fleet-pay-2").get(),
-                                   CardPayment("5.00"), &again);
+      status = stub->CreatePayment(
+          Context("fleet-pay-2").get(),
+          CardPayment("5.00", /*merchant_reference_id=*/""), &again);
       if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
       absl::SleepFor(absl::Milliseconds(50));  // polling an external process
     }
@@ -251,7 +249,8 @@ TEST_F(RedisFleetTest, ADrainingReplicaStopsWaitingForAnotherReplicasKey) {
   slow.latency = absl::Seconds(8);
   slow.count = 1;
   emulator_->SetFault(slow);
-  const v1::CreatePaymentRequest request = CardPayment("12.34");
+  const v1::CreatePaymentRequest request =
+      CardPayment("12.34", /*merchant_reference_id=*/"");
 
   auto holder_context = Context("fleet-pay-drain");
   holder_context->set_deadline(
@@ -302,7 +301,8 @@ TEST_F(RedisFleetTest, ADrainingReplicaStopsWaitingForAnotherReplicasKey) {
   ASSERT_TRUE(holder_status.ok()) << holder_status.error_message();
   v1::CreatePaymentResponse again;
   ASSERT_TRUE(
-      stubs_[1]->CreatePayment(Context("fleet-pay-drain").get(), request, &again)
+      stubs_[1]
+          ->CreatePayment(Context("fleet-pay-drain").get(), request, &again)
           .ok());
   EXPECT_EQ(again.order_id(), holder_response.order_id());
   EXPECT_EQ(PaymentsSent(), 1);

@@ -16,13 +16,13 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "adapters/clink/clink_client.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/http/api_key_signer.h"
 #include "adapters/http/curl_http_transport.h"
 #include "adapters/http/egress_policy.h"
 #include "adapters/http/testing/raw_http_server.h"
 #include "common/clock.h"
+#include "common/errors/error_details.h"
 #include "common/secret.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
@@ -190,7 +190,8 @@ TEST_F(RequestPathTest, ValuesThatCouldChangeTheEndpointAreRefusedUnsent) {
           absl::StrCat(p.rest->endpoint, " ", absl::CHexEscape(value)));
       const absl::Status status = Call(p, value);
       EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
-      const absl::optional<google::rpc::BadRequest> bad = GetBadRequest(status);
+      const absl::optional<google::rpc::BadRequest> bad =
+          errors::GetBadRequest(status);
       if (!bad.has_value()) {
         ADD_FAILURE() << "no BadRequest: " << status;
         continue;

@@ -13,12 +13,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
-#include "adapters/clink/idempotent_clink_api.h"
 #include "adapters/clink/rest_codec.h"
+#include "adapters/idempotency/idempotent_clink_api.h"
 #include "adapters/idempotency/redis_idempotency_store.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
+#include "common/errors/error_details.h"
 #include "gtest/gtest.h"
 #include "tests/redis/redis_server.h"
 
@@ -47,7 +47,7 @@ class HeldClinkApi final : public ClinkApi {
     }
     std::move(done)(CallResult{});
   }
-  void Answer(absl::Status status) {
+  void Answer(absl::Status status, Outcome outcome) {
     Callback done;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -55,6 +55,7 @@ class HeldClinkApi final : public ClinkApi {
     }
     CallResult result;
     result.status = std::move(status);
+    result.outcome = outcome;
     std::move(done)(std::move(result));
   }
   int calls() {
@@ -110,11 +111,8 @@ class Events final : public UpstreamObserver {
 
 absl::Status RateLimited() {
   absl::Status status = absl::ResourceExhaustedError("clink: HTTP 429");
-  google::rpc::ErrorInfo info;
-  info.set_reason("TEST");
-  (*info.mutable_metadata())["outcome"] =
-      std::string(OutcomeName(Outcome::kRejected));
-  AttachErrorInfo(status, info);
+  errors::AttachErrorInfo(status, errors::kGatewayDomain, "TEST",
+                          Outcome::kRejected);
   return status;
 }
 
@@ -194,7 +192,7 @@ TEST(IdempotentClinkApiRedisTest, AReleaseLostToAHungRedisLandsWhenItAnswers) {
     std::unique_lock<std::mutex> lock(begin_mu);
     ASSERT_TRUE(begin_cv.wait_for(lock, kTimeout, [&] { return begun; }));
   }
-  inner.Answer(RateLimited());
+  inner.Answer(RateLimited(), Outcome::kRejected);
   {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, kTimeout, [&] { return !results.empty(); }));

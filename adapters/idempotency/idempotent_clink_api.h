@@ -54,8 +54,8 @@
 //                       Redis); nothing sent.
 //   UNKNOWN             IDEMPOTENT_CALL_ABANDONED: the gateway that ran the
 //                       first call stopped before its outcome was known.
-#ifndef CLINK_GATEWAY_ADAPTERS_CLINK_IDEMPOTENT_CLINK_API_H_
-#define CLINK_GATEWAY_ADAPTERS_CLINK_IDEMPOTENT_CLINK_API_H_
+#ifndef CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENT_CLINK_API_H_
+#define CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENT_CLINK_API_H_
 
 #include <atomic>
 #include <cstddef>
@@ -71,9 +71,10 @@
 
 namespace clink_gateway::clink {
 
-// Whether `status` (a call's final status) is stored for replay (true) or the
-// key released so the next call runs (false). See step 3 above.
-bool IsFinalForIdempotency(const absl::Status& status,
+// Whether a call's final `status`, whose outcome is `outcome`
+// (CallResult::outcome), is stored for replay (true) or the key released so
+// the next call runs (false). See step 3 above.
+bool IsFinalForIdempotency(const absl::Status& status, errors::Outcome outcome,
                            bool idempotent_upstream);
 
 // Hex SHA-256 of the method's full name and the request's deterministic
@@ -155,4 +156,4 @@ class IdempotentClinkApi final : public ClinkApi {
 
 }  // namespace clink_gateway::clink
 
-#endif  // CLINK_GATEWAY_ADAPTERS_CLINK_IDEMPOTENT_CLINK_API_H_
+#endif  // CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENT_CLINK_API_H_

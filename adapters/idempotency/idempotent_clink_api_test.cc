@@ -1,4 +1,4 @@
-#include "adapters/clink/idempotent_clink_api.h"
+#include "adapters/idempotency/idempotent_clink_api.h"
 
 #include <algorithm>
 #include <chrono>
@@ -15,10 +15,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
 #include "adapters/idempotency/memory_idempotency_store.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
+#include "common/errors/error_details.h"
 #include "gtest/gtest.h"
 
 namespace clink_gateway::clink {
@@ -26,12 +26,26 @@ namespace {
 
 namespace v1 = ::clink::gateway::v1;
 
-absl::Status WithOutcome(absl::Status status, Outcome outcome) {
-  google::rpc::ErrorInfo info;
-  info.set_reason("TEST");
-  (*info.mutable_metadata())["outcome"] = std::string(OutcomeName(outcome));
-  AttachErrorInfo(status, info);
-  return status;
+// What the inner ClinkApi answers: a status and its outcome.
+struct Answer {
+  Answer(absl::Status s)  // NOLINT: implicit, for OK and unstated outcomes.
+      : status(std::move(s)),
+        outcome(status.ok() ? Outcome::kCommitted : Outcome::kUnknown) {}
+  Answer(absl::Status s, Outcome o) : status(std::move(s)), outcome(o) {}
+  CallResult Result() const {
+    CallResult result;
+    result.status = status;
+    result.outcome = outcome;
+    return result;
+  }
+  absl::Status status;
+  Outcome outcome;
+};
+
+Answer WithOutcome(absl::Status status, Outcome outcome) {
+  // Clink's verdict (a bare HTTP refusal from a proxy is the gateway's).
+  errors::AttachErrorInfo(status, errors::kClinkDomain, "TEST", outcome);
+  return Answer(std::move(status), outcome);
 }
 
 // Stands in for the Clink client: counts calls and answers each with
@@ -45,8 +59,7 @@ class FakeClinkApi final : public ClinkApi {
     ++calls;
     methods.push_back(method.method->full_name());
     auto answer = [this, response, done = std::move(done)]() mutable {
-      CallResult result;
-      result.status = next_status;
+      CallResult result = next_status.Result();
       result.attempts = 1;
       if (result.status.ok()) {
         if (auto* payment =
@@ -69,7 +82,7 @@ class FakeClinkApi final : public ClinkApi {
   }
   int calls = 0;
   std::vector<std::string> methods;
-  absl::Status next_status;
+  Answer next_status = absl::OkStatus();
   bool hold = false;
   std::vector<absl::AnyInvocable<void()>> held;
 };
@@ -176,8 +189,9 @@ TEST_F(IdempotentClinkApiTest, TheSameKeyForADifferentRequestIsRefused) {
   ASSERT_TRUE(Call(Payment("19.99"), &first, Keyed("k1")).status.ok());
   const CallResult b = Call(Payment("20.00"), &second, Keyed("k1"));
   EXPECT_EQ(b.status.code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(GetErrorInfo(b.status)->reason(), "IDEMPOTENCY_KEY_REUSED");
-  EXPECT_EQ(GetErrorInfo(b.status)->metadata().at("outcome"), "not_sent");
+  EXPECT_EQ(errors::GetErrorInfo(b.status)->reason(), "IDEMPOTENCY_KEY_REUSED");
+  EXPECT_EQ(errors::GetErrorInfo(b.status)->metadata().at("outcome"),
+            "not_sent");
   EXPECT_EQ(inner_.calls, 1);
 }
 
@@ -198,7 +212,8 @@ TEST_F(IdempotentClinkApiTest, AnUnknownOutcomeIsStoredNotSentAgain) {
   inner_.next_status = absl::OkStatus();  // Clink would now succeed.
   const CallResult retry = Call(Payment(), &r2, Keyed("k1"));
   EXPECT_EQ(retry.status.code(), absl::StatusCode::kUnknown);
-  EXPECT_EQ(GetErrorInfo(retry.status)->metadata().at("outcome"), "unknown");
+  EXPECT_EQ(errors::GetErrorInfo(retry.status)->metadata().at("outcome"),
+            "unknown");
   EXPECT_TRUE(retry.replayed);
   EXPECT_EQ(inner_.calls, 1);
 }
@@ -254,9 +269,10 @@ TEST_F(IdempotentClinkApiTest, StoreDownFailsKeyedPaymentsClosedButNotRefunds) {
   api.Call(*payment, Payment(), Keyed("k1"), &response,
            [&](CallResult r) { result = std::move(r); });
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(GetErrorInfo(result.status)->reason(),
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->reason(),
             "IDEMPOTENCY_STORE_UNAVAILABLE");
-  EXPECT_EQ(GetErrorInfo(result.status)->metadata().at("outcome"), "not_sent");
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("outcome"),
+            "not_sent");
   EXPECT_EQ(inner_.calls, 0);
 
   // Clink deduplicates refunds by refund_merchant_order_id: they go ahead.
@@ -302,7 +318,7 @@ class StormClinkApi final : public ClinkApi {
         return;
       }
       if (call <= 1 + refusals_) {
-        result.status = RateLimited();
+        result = RateLimited().Result();
       } else {
         ++accepted_;
         static_cast<v1::CreatePaymentResponse*>(response)->set_order_id(
@@ -319,9 +335,7 @@ class StormClinkApi final : public ClinkApi {
       std::lock_guard<std::mutex> lock(mu_);
       done = std::move(held_);
     }
-    CallResult result;
-    result.status = RateLimited();
-    std::move(done)(std::move(result));
+    std::move(done)(RateLimited().Result());
   }
 
   int calls() {
@@ -338,7 +352,7 @@ class StormClinkApi final : public ClinkApi {
   }
 
  private:
-  static absl::Status RateLimited() {
+  static Answer RateLimited() {
     return WithOutcome(absl::ResourceExhaustedError("clink: HTTP 429"),
                        Outcome::kRejected);
   }
@@ -419,8 +433,9 @@ TEST_F(IdempotentClinkApiTest, ASameKeyStormIsCappedAndNeverRecurses) {
       if (r.replayed) ++replayed;
     } else if (r.status.code() == absl::StatusCode::kAborted) {
       ++in_use;
-      EXPECT_EQ(GetErrorInfo(r.status)->reason(), "IDEMPOTENCY_KEY_IN_USE");
-      EXPECT_TRUE(GetRetryInfo(r.status).has_value());
+      EXPECT_EQ(errors::GetErrorInfo(r.status)->reason(),
+                "IDEMPOTENCY_KEY_IN_USE");
+      EXPECT_TRUE(errors::GetRetryInfo(r.status).has_value());
     } else {
       EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted)
           << r.status;
@@ -655,7 +670,7 @@ TEST_F(IdempotentClinkApiTest, RetriesAreBoundedInTime) {
 
 TEST(IsFinalForIdempotencyTest, StoresWhatWouldRepeatAndReleasesTheRest) {
   struct Row {
-    absl::Status status;
+    Answer answer;
     bool idempotent_upstream;
     bool final_result;
   };
@@ -679,13 +694,16 @@ TEST(IsFinalForIdempotencyTest, StoresWhatWouldRepeatAndReleasesTheRest) {
        false},
       {WithOutcome(absl::InternalError("key refused"), Outcome::kRejected),
        false, false},
-      // A status that says nothing is read as unknown: stored, never re-sent.
+      // A result whose outcome was never set is read as unknown: stored,
+      // never re-sent.
       {absl::UnavailableError("?"), false, true},
   };
   for (const Row& row : rows) {
-    EXPECT_EQ(IsFinalForIdempotency(row.status, row.idempotent_upstream),
+    EXPECT_EQ(IsFinalForIdempotency(row.answer.status, row.answer.outcome,
+                                    row.idempotent_upstream),
               row.final_result)
-        << row.status << " idempotent_upstream=" << row.idempotent_upstream;
+        << row.answer.status
+        << " idempotent_upstream=" << row.idempotent_upstream;
   }
 }
 
@@ -702,16 +720,19 @@ TEST(IsFinalForIdempotencyTest, AnswersWithoutAClinkEnvelopeReleaseTheKey) {
     o.envelope_code = envelope_code;
     return MapUpstreamOutcome(o);
   };
+  auto final_result = [](const UpstreamVerdict& v) {
+    return IsFinalForIdempotency(v.status, v.outcome, false);
+  };
   // A proxy or load balancer in front of Clink answered: nothing was
   // processed, and it is not Clink's verdict. The retry must run.
   for (int status : {408, 400, 404, 405, 413, 418, 431}) {
-    EXPECT_FALSE(IsFinalForIdempotency(answered(status, 0), false)) << status;
+    EXPECT_FALSE(final_result(answered(status, 0))) << status;
   }
-  EXPECT_EQ(OutcomeOf(answered(408, 0)), Outcome::kNotSent);
+  EXPECT_EQ(answered(408, 0).outcome, Outcome::kNotSent);
   // Clink's own refusals would repeat: stored.
-  EXPECT_TRUE(IsFinalForIdempotency(answered(200, 400), false));
-  EXPECT_TRUE(IsFinalForIdempotency(answered(404, 404), false));
-  EXPECT_TRUE(IsFinalForIdempotency(answered(200, 90101401), false));
+  EXPECT_TRUE(final_result(answered(200, 400)));
+  EXPECT_TRUE(final_result(answered(404, 404)));
+  EXPECT_TRUE(final_result(answered(200, 90101401)));
 }
 
 TEST_F(IdempotentClinkApiTest, TheObserverSeesWhatHappenedToEachKeyedCall) {

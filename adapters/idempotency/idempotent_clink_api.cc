@@ -1,4 +1,4 @@
-#include "adapters/clink/idempotent_clink_api.h"
+#include "adapters/idempotency/idempotent_clink_api.h"
 
 #include <algorithm>
 #include <atomic>
@@ -14,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "adapters/clink/error_details.h"
 #include "adapters/clink/error_mapping.h"
+#include "common/errors/error_details.h"
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -28,24 +28,23 @@ namespace {
 // How soon a caller that gave up waiting for the first call should try again.
 constexpr absl::Duration kInUseRetryDelay = absl::Seconds(1);
 
-absl::Status GatewayError(absl::StatusCode code, absl::string_view endpoint,
-                          absl::string_view reason, Outcome outcome,
-                          absl::string_view message) {
-  absl::Status status(code, absl::StrCat("clink ", endpoint, ": ", message));
-  google::rpc::ErrorInfo info;
-  info.set_reason(std::string(reason));
-  info.set_domain(std::string(kGatewayDomain));
-  (*info.mutable_metadata())["outcome"] = std::string(OutcomeName(outcome));
-  (*info.mutable_metadata())["endpoint"] = std::string(endpoint);
-  AttachErrorInfo(status, info);
-  return status;
-}
-
-CallResult ResultOf(absl::string_view endpoint, absl::Status status) {
+CallResult ResultOf(absl::string_view endpoint, absl::Status status,
+                    Outcome outcome) {
   CallResult result;
   result.endpoint = std::string(endpoint);
   result.status = std::move(status);
+  result.outcome = outcome;
   return result;
+}
+
+// An error of the idempotency layer's own (domain gateway.clink).
+CallResult GatewayError(absl::StatusCode code, absl::string_view endpoint,
+                        absl::string_view reason, Outcome outcome,
+                        absl::string_view message) {
+  absl::Status status(code, absl::StrCat("clink ", endpoint, ": ", message));
+  errors::AttachErrorInfo(status, errors::kGatewayDomain, reason, outcome,
+                          {{"endpoint", std::string(endpoint)}});
+  return ResultOf(endpoint, std::move(status), outcome);
 }
 
 // What is stored for a final `status` (the response when it is OK).
@@ -268,9 +267,10 @@ class IdempotentClinkApi::WriteRetrier {
   std::thread thread_;  // Last: starts once everything above exists.
 };
 
-bool IsFinalForIdempotency(const absl::Status& status,
+bool IsFinalForIdempotency(const absl::Status& status, Outcome outcome,
                            bool idempotent_upstream) {
-  switch (OutcomeOf(status)) {
+  if (status.ok()) return true;
+  switch (outcome) {
     case Outcome::kCommitted:
       return true;
     case Outcome::kUnknown:
@@ -288,8 +288,10 @@ bool IsFinalForIdempotency(const absl::Status& status,
   // Nothing was processed and it is not Clink's verdict on the request, so
   // the key is freed rather than holding that answer for the retention
   // period.
-  const absl::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status);
-  if (info.has_value() && info->domain() == kGatewayDomain) return false;
+  const absl::optional<google::rpc::ErrorInfo> info =
+      errors::GetErrorInfo(status);
+  if (info.has_value() && info->domain() == errors::kGatewayDomain)
+    return false;
   // Clink answered and did nothing. Only refusals that would repeat are the
   // answer; anything else (rate limit, conflict, the gateway's own key or
   // clock refused, codes the gateway does not know) is worth running again.
@@ -410,7 +412,7 @@ void IdempotentClinkApi::OnBegin(
     Log(LogLevel::kWarning, "idempotency_store_unavailable",
         {{"endpoint", endpoint},
          {"error", std::string(begun.status().message())}});
-    absl::Status status = GatewayError(
+    CallResult result = GatewayError(
         full ? absl::StatusCode::kResourceExhausted
              : absl::StatusCode::kUnavailable,
         endpoint,
@@ -420,7 +422,7 @@ void IdempotentClinkApi::OnBegin(
                "nothing was sent to Clink"
              : "the gateway's idempotency store cannot be reached; nothing "
                "was sent to Clink, retry with the same key");
-    std::move(call->done)(ResultOf(endpoint, std::move(status)));
+    std::move(call->done)(std::move(result));
     return;
   }
   switch (begun->kind) {
@@ -432,16 +434,19 @@ void IdempotentClinkApi::OnBegin(
     case idempotency::BeginResult::Kind::kCompleted: {
       replayed_.fetch_add(1, std::memory_order_relaxed);
       observer_.OnIdempotency(*call->rest, IdempotencyResult::kReplayed);
-      CallResult result = ResultOf(endpoint, std::move(begun->result.status));
+      const Outcome outcome = idempotency::OutcomeOfStored(begun->result);
+      CallResult result =
+          ResultOf(endpoint, std::move(begun->result.status), outcome);
       result.replayed = true;
       call->response->Clear();
       if (result.status.ok() &&
           !call->response->ParseFromString(begun->result.response)) {
-        result.status = GatewayError(
+        result = GatewayError(
             absl::StatusCode::kInternal, endpoint,
             "IDEMPOTENCY_RECORD_UNREADABLE", Outcome::kCommitted,
             "the stored result of the first call with this key cannot be "
             "read; the call took effect at Clink, look it up");
+        result.replayed = true;
       }
       std::move(call->done)(std::move(result));
       return;
@@ -449,24 +454,23 @@ void IdempotentClinkApi::OnBegin(
     case idempotency::BeginResult::Kind::kMismatch:
       mismatched_.fetch_add(1, std::memory_order_relaxed);
       observer_.OnIdempotency(*call->rest, IdempotencyResult::kMismatched);
-      std::move(call->done)(ResultOf(
-          endpoint,
+      std::move(call->done)(
           GatewayError(absl::StatusCode::kAlreadyExists, endpoint,
                        "IDEMPOTENCY_KEY_REUSED", Outcome::kNotSent,
                        "this idempotency key was already used for a different "
                        "request; nothing was sent to Clink (use a new key for "
-                       "a new request)")));
+                       "a new request)"));
       return;
     case idempotency::BeginResult::Kind::kInProgress: {
       in_use_.fetch_add(1, std::memory_order_relaxed);
       observer_.OnIdempotency(*call->rest, IdempotencyResult::kInUse);
-      absl::Status status = GatewayError(
+      CallResult result = GatewayError(
           absl::StatusCode::kAborted, endpoint, "IDEMPOTENCY_KEY_IN_USE",
           Outcome::kUnknown,
           "the first call with this idempotency key is still in progress; "
           "retry with the same key to get its result");
-      AttachRetryInfo(status, kInUseRetryDelay);
-      std::move(call->done)(ResultOf(endpoint, std::move(status)));
+      errors::AttachRetryInfo(result.status, kInUseRetryDelay);
+      std::move(call->done)(std::move(result));
       return;
     }
   }
@@ -482,7 +486,7 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
         // Answer the caller once the store knows, so an immediate retry finds
         // the result (or the key free again) rather than a stale claim.
         const bool final_result = IsFinalForIdempotency(
-            result.status, call->rest->idempotent_upstream);
+            result.status, result.outcome, call->rest->idempotent_upstream);
         idempotency::StoredResult stored;
         if (final_result) stored = StoredOf(result.status, *call->response);
         const idempotency::IdempotencyKey key = call->key;
