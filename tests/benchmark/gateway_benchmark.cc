@@ -872,9 +872,9 @@ int Run() {
                           auth_args.end());
   auto gateway = GatewayProcess::Start(binary, all_gateway_args, dir);
   if (!gateway.ok()) return Fail("gateway", gateway.status());
-  auto channel = grpc::CreateCustomChannel(
-      absl::StrCat("127.0.0.1:", (*gateway)->port()), channel_credentials,
-      channel_args);
+  auto channel =
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", (*gateway)->port()),
+                                channel_credentials, channel_args);
   if (!channel->WaitForConnected(
           absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
     return Fail("gateway", absl::UnavailableError("gRPC channel not ready"));
