@@ -300,6 +300,32 @@ TEST_F(MtlsTest, HealthPortServesOnlyHealthWithoutACertificate) {
   EXPECT_FALSE(GetProduct(*Channel(nullptr), "eu").ok());
 }
 
+// The health port follows the drain like the API port's health service: a
+// kubelet probing it sees NOT_SERVING as soon as SIGTERM's drain starts.
+TEST_F(MtlsTest, HealthPortGoesNotServingWhileDraining) {
+  const emulator::IssuedCert finance =
+      Client(*mesh_, "finance", absl::StrCat("URI:", kFinance));
+  emulator::Fault slow;
+  slow.kind = emulator::Fault::Kind::kLatency;
+  slow.latency = absl::Seconds(2);
+  emulator_->SetFault(slow);
+  auto channel = Channel(&finance);
+  std::thread in_flight([&] { GetProduct(*channel, "eu"); });
+  ASSERT_TRUE(emulator_->WaitForRequests(1, absl::Seconds(10)));
+  channel_ =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->health_port()),
+                          grpc::InsecureChannelCredentials());
+  EXPECT_EQ(HealthStatus(""), 1);
+  std::thread drain([&] { gateway_->Shutdown(absl::Seconds(5)); });
+  int status = 1;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (status == 1 && absl::Now() < deadline) status = HealthStatus("");
+  EXPECT_EQ(status, 2);
+  EXPECT_EQ(HealthStatus("liveness"), 2);
+  drain.join();
+  in_flight.join();
+}
+
 // Certificates (the server's, the client CA bundle) and the policy change
 // while a client keeps calling, on its connection and on new ones: no call
 // fails. Each reload is awaited through what it changes, not by sleeping.
