@@ -3,7 +3,10 @@
 // identity from its certificate, the example authorization policy
 // (k8s/authz-policy.json), the plaintext health port, and rotation of
 // certificates and policy under load.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +24,8 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/security/credentials.h"
+#include "openssl/pem.h"
+#include "openssl/ssl.h"
 #include "tests/emulator/merchant_api.h"
 #include "tests/integration/gateway_fixture.h"
 
@@ -298,6 +303,58 @@ TEST_F(MtlsTest, HealthPortServesOnlyHealthWithoutACertificate) {
             grpc::StatusCode::UNIMPLEMENTED);
   // The API port still requires a certificate for the same call.
   EXPECT_FALSE(GetProduct(*Channel(nullptr), "eu").ok());
+}
+
+// Whether a TLS handshake with the gateway's gRPC port succeeds when the
+// client offers only protocol versions [min_version, max_version] and
+// presents `client`.
+bool HandshakeSucceeds(int port, int min_version, int max_version,
+                       const emulator::IssuedCert& client) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_security_level(ctx, 0);  // Let the client offer TLS 1.0/1.1.
+  SSL_CTX_set_min_proto_version(ctx, min_version);
+  SSL_CTX_set_max_proto_version(ctx, max_version);
+  SSL_CTX_set_cipher_list(ctx, "ALL:@SECLEVEL=0");
+  BIO* cert_bio = BIO_new_mem_buf(client.cert_pem.data(),
+                                  static_cast<int>(client.cert_pem.size()));
+  BIO* key_bio = BIO_new_mem_buf(client.key_pem.data(),
+                                 static_cast<int>(client.key_pem.size()));
+  X509* cert = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+  SSL_CTX_use_certificate(ctx, cert);
+  SSL_CTX_use_PrivateKey(ctx, key);
+  static const unsigned char kH2[] = {2, 'h', '2'};
+  SSL_CTX_set_alpn_protos(ctx, kH2, sizeof(kH2));
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = false;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    ok = SSL_connect(ssl) == 1;
+    SSL_free(ssl);
+  }
+  close(fd);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  BIO_free(cert_bio);
+  BIO_free(key_bio);
+  SSL_CTX_free(ctx);
+  return ok;
+}
+
+TEST_F(MtlsTest, OnlyTls12AndNewerAreAccepted) {
+  const emulator::IssuedCert finance =
+      Client(*mesh_, "finance", absl::StrCat("URI:", kFinance));
+  EXPECT_TRUE(HandshakeSucceeds(gateway_->port(), TLS1_2_VERSION,
+                                TLS1_2_VERSION, finance));
+  EXPECT_TRUE(HandshakeSucceeds(gateway_->port(), TLS1_3_VERSION,
+                                TLS1_3_VERSION, finance));
+  EXPECT_FALSE(HandshakeSucceeds(gateway_->port(), TLS1_VERSION, TLS1_1_VERSION,
+                                 finance));
 }
 
 // The health port follows the drain like the API port's health service: a
