@@ -1,9 +1,14 @@
 #include "server/authz_policy.h"
 
+#include <stdio.h>
+
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "common/sync.h"
 #include "gtest/gtest.h"
 
 namespace clink_gateway::server {
@@ -81,6 +86,62 @@ TEST(AuthzPolicyTest, RejectsMalformedPolicies) {
        }) {
     EXPECT_FALSE(AuthzPolicy::Parse(bad).ok()) << bad;
   }
+}
+
+// Replaces `path` by a rename, as a ConfigMap volume update does.
+void WriteAtomically(const std::string& path, const std::string& content) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  std::ofstream(tmp) << content;
+  ASSERT_EQ(rename(tmp.c_str(), path.c_str()), 0);
+}
+
+TEST(AuthzPolicyFileTest, FollowsTheFileAndKeepsTheLastGoodPolicy) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/policy.json");
+  const std::string allow_a = R"({"name": "a", "allow_rules": [
+      {"name": "a", "request": {"paths": ["/s/A"]}}]})";
+  const std::string allow_b = R"({"name": "b", "allow_rules": [
+      {"name": "b", "request": {"paths": ["/s/B"]}}]})";
+  WriteAtomically(path, allow_a);
+  Mutex mu;
+  std::vector<bool> reloads;
+  auto file =
+      AuthzPolicyFile::Start(path, absl::Milliseconds(5), [&](bool applied) {
+        MutexLock lock(&mu);
+        reloads.push_back(applied);
+      });
+  ASSERT_TRUE(file.ok()) << file.status();
+  const Metadata none;
+  EXPECT_TRUE((*file)->Current()->Allows("/s/A", {}, none));
+  EXPECT_FALSE((*file)->Current()->Allows("/s/B", {}, none));
+  auto reloads_seen = [&](size_t n) {
+    MutexLock lock(&mu);
+    return mu.AwaitWithTimeout([&] { return reloads.size() >= n; },
+                               absl::Seconds(10));
+  };
+
+  WriteAtomically(path, allow_b);
+  ASSERT_TRUE(reloads_seen(1));
+  EXPECT_TRUE((*file)->Current()->Allows("/s/B", {}, none));
+  EXPECT_FALSE((*file)->Current()->Allows("/s/A", {}, none));
+
+  WriteAtomically(path, "{\"name\": \"broken\"");
+  ASSERT_TRUE(reloads_seen(2));
+  EXPECT_EQ((*file)->Current()->name(), "b");
+  EXPECT_TRUE((*file)->Current()->Allows("/s/B", {}, none));
+  (*file)->Stop();
+  MutexLock lock(&mu);
+  EXPECT_EQ(reloads, (std::vector<bool>{true, false}));
+}
+
+TEST(AuthzPolicyFileTest, AnInvalidFileAtStartIsAnError) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/bad.json");
+  WriteAtomically(path, "{}");
+  EXPECT_EQ(
+      AuthzPolicyFile::Start(path, absl::Seconds(1), nullptr).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(
+      AuthzPolicyFile::Start(path + ".missing", absl::Seconds(1), nullptr)
+          .ok());
 }
 
 }  // namespace
