@@ -149,7 +149,9 @@ class MtlsTest : public GatewayFixture {
   }
 
   static grpc::Status CreatePayment(grpc::Channel& channel,
-                                    const std::string& merchant) {
+                                    const std::string& merchant,
+                                    const std::string& idempotency_key = "",
+                                    std::string* order_id = nullptr) {
     auto stub = v1::PaymentService::NewStub(
         std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
     v1::CreatePaymentRequest r;
@@ -163,7 +165,12 @@ class MtlsTest : public GatewayFixture {
     v1::CreatePaymentResponse response;
     auto context = Context();
     context->AddMetadata("x-clink-merchant", merchant);
-    return stub->CreatePayment(context.get(), r, &response);
+    if (!idempotency_key.empty()) {
+      context->AddMetadata("idempotency-key", idempotency_key);
+    }
+    grpc::Status status = stub->CreatePayment(context.get(), r, &response);
+    if (order_id != nullptr) *order_id = response.order_id();
+    return status;
   }
 
   double Metric(absl::string_view name,
@@ -303,6 +310,36 @@ TEST_F(MtlsTest, HealthPortServesOnlyHealthWithoutACertificate) {
             grpc::StatusCode::UNIMPLEMENTED);
   // The API port still requires a certificate for the same call.
   EXPECT_FALSE(GetProduct(*Channel(nullptr), "eu").ok());
+}
+
+// No authorization policy: any certificate from the client CA may call.
+class MtlsWithoutPolicyTest : public MtlsTest {
+ protected:
+  void Configure(server::GatewayOptions& options) override {
+    MtlsTest::Configure(options);
+    options.authz_policy_file.clear();
+  }
+};
+
+// The certificate's identity is the idempotency scope: the same key from two
+// services is two payments, from two certificates of one service one.
+TEST_F(MtlsWithoutPolicyTest, TheIdentityIsTheIdempotencyScope) {
+  const emulator::IssuedCert checkout =
+      Client(*mesh_, "checkout-web", absl::StrCat("URI:", kCheckoutWeb));
+  const emulator::IssuedCert checkout_renewed = Client(
+      *mesh_, "checkout-web-renewed", absl::StrCat("URI:", kCheckoutWeb));
+  const emulator::IssuedCert batch =
+      Client(*mesh_, "batch", "DNS:batch.payments.svc,DNS:other.svc");
+  std::string first, renewed, other;
+  ASSERT_TRUE(CreatePayment(*Channel(&checkout), "eu", "order-7", &first).ok());
+  ASSERT_TRUE(
+      CreatePayment(*Channel(&checkout_renewed), "eu", "order-7", &renewed)
+          .ok());
+  EXPECT_EQ(renewed, first);  // Replayed: one scope.
+  EXPECT_EQ(emulator_->requests().size(), 1u);
+  ASSERT_TRUE(CreatePayment(*Channel(&batch), "eu", "order-7", &other).ok());
+  EXPECT_NE(other, first);  // Another caller's key: its own payment.
+  EXPECT_EQ(emulator_->requests().size(), 2u);
 }
 
 // Whether a TLS handshake with the gateway's gRPC port succeeds when the
