@@ -40,9 +40,8 @@ struct GatewayOptions {
   // none: the server's certificate chain, its private key, and the CA bundle
   // client certificates must chain to. Every client must present a
   // certificate (no certificate, or one from another CA: the handshake
-  // fails, the client sees UNAVAILABLE/UNAUTHENTICATED, no RPC runs). TLS 1.2
-  // and 1.3 only (gRPC 1.51's TLS credentials default; its C++ API cannot
-  // narrow it further). The files are re-read every tls_reload_interval
+  // fails, the client sees UNAVAILABLE, no RPC runs). TLS 1.2 and 1.3 only
+  // (gRPC 1.51's default; its C++ API has no setter for the version). The files are re-read every tls_reload_interval
   // (grpc::experimental::FileWatcherCertificateProvider): rotate them by
   // replacing the files (a Secret volume's atomic symlink swap); connections
   // made before keep their certificates, new ones get the new ones, no call
@@ -61,17 +60,17 @@ struct GatewayOptions {
   // drain), for kubelet probes that present no client certificate. Empty: no
   // such port.
   std::string health_listen;
-  // A gRFC A43 authorization policy (JSON: name, allow_rules, deny_rules over
-  // principals, RPC paths and headers such as x-clink-merchant), applied to
-  // every call on grpc_listen before the gateway sees it: once given, calls no
-  // rule allows are refused with PERMISSION_DENIED and nothing is sent to
-  // Clink. Principals are matched against the client certificate's URI SANs
-  // (SPIFFE ids), then DNS SANs, then its subject. The file is re-read every
-  // authz_reload_interval (grpc::experimental::
-  // FileWatcherAuthorizationPolicyProvider); a malformed update is logged and
-  // counted (clink_gateway_authz_policy_reloads_total{result="rejected"}) and
-  // the last good policy stays in force. Must be valid at start. Empty: no
-  // policy (every authenticated caller may call every RPC).
+  // A gRFC A43 authorization policy file (JSON: name, allow_rules, deny_rules
+  // over principals, RPC paths and headers such as x-clink-merchant;
+  // server/authz_policy.h), checked first on every RPC: once given, a call no
+  // allow rule matches, or a deny rule matches, is refused with
+  // PERMISSION_DENIED and nothing is sent to Clink. Principals are the client
+  // certificate's URI SANs (SPIFFE ids) then DNS SANs. The file is re-read
+  // every authz_reload_interval; a malformed update is logged and counted
+  // (clink_gateway_authz_policy_reloads_total{result="rejected"}) and the
+  // last good policy stays in force. Must be valid at start. Empty: no policy
+  // (every caller the TLS handshake accepted may call every RPC). (gRPC's own
+  // FileWatcherAuthorizationPolicyProvider is not in Debian's gRPC 1.51.)
   std::string authz_policy_file;
   absl::Duration authz_reload_interval = absl::Seconds(10);
   // Prometheus metrics (GET /metrics, server/metrics.h) on their own port,
