@@ -18,6 +18,7 @@
 #include "common/sync.h"
 #include "google/rpc/error_details.pb.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
+#include "server/peer_identity.h"
 #include "server/status_util.h"
 
 namespace clink_gateway::server {
@@ -224,6 +225,29 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
     Complete(call, std::move(result));
     return call;
   };
+  // Under mutual TLS the certificate names the caller (peer_identity.h). No
+  // auth context: a call without a transport (handler tests).
+  PeerCertificate peer;
+  const std::shared_ptr<const grpc::AuthContext> auth =
+      context->auth_context();
+  const bool mtls = auth != nullptr && ReadPeerCertificate(*auth, peer);
+  if (options_.authz != nullptr) {
+    // First: a caller the policy does not allow learns nothing else.
+    const std::string path = absl::StrCat(
+        "/", rest.method->service()->full_name(), "/", rest.method->name());
+    if (!options_.authz->Current()->Allows(
+            path, mtls ? Principals(peer) : std::vector<std::string>(),
+            context->client_metadata())) {
+      observer_.OnRpcDenied(rest);
+      absl::Status denied = absl::PermissionDeniedError(absl::StrCat(
+          "the authorization policy does not allow this caller to call ", path,
+          " with this metadata"));
+      errors::AttachErrorInfo(denied, errors::kGatewayDomain,
+                              "CALLER_NOT_PERMITTED",
+                              errors::Outcome::kNotSent);
+      return fail(std::move(denied));
+    }
+  }
   // Before parsing: gRPC admits up to kMaxReceiveMessageBytes for every RPC.
   const size_t size = request->Length();
   if (size > method.max_request_bytes) {
@@ -245,6 +269,14 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
           *context, merchants_, options_.default_merchant, options);
       !metadata.ok()) {
     return fail(std::move(metadata));
+  }
+  if (mtls) {
+    if (absl::Status identity = ApplyPeerIdentity(peer, options);
+        !identity.ok()) {
+      errors::AttachErrorInfo(identity, errors::kGatewayDomain,
+                              "CALLER_MISMATCH", errors::Outcome::kNotSent);
+      return fail(std::move(identity));
+    }
   }
   call->merchant = options.merchant;
   // The one validation of the call: no layer below checks it again.

@@ -48,7 +48,8 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$work/emulator.port" ] && break; sleep 0.1; done
 emulator_port="$(cat "$work/emulator.port")"
 
-"$bin"/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
+# Plaintext gRPC on loopback (--grpc_insecure): a local demo, no client certificates.
+"$bin"/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" --grpc_insecure \
   --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
   --egress_allow_cidrs=127.0.0.0/8 \
   --api_key_dir="$keys" --metrics_listen="127.0.0.1:$metrics_port" \
