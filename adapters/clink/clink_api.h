@@ -26,6 +26,8 @@ struct CallOptions {
   // The calling identity the key is scoped to (gRPC metadata `x-clink-caller`),
   // or empty for anonymous callers.
   std::string caller;
+  // True when `caller` was authenticated by the transport (mTLS), not claimed.
+  bool caller_authenticated = false;
   // The merchant account to call Clink as (gRPC metadata `x-clink-merchant`,
   // resolved to the configured default when absent). Idempotency keys are
   // scoped by it too.
