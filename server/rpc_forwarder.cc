@@ -144,7 +144,9 @@ RpcForwarder::RpcForwarder(const clink::RestCodec& codec, clink::ClinkApi& api,
       options_(std::move(options)),
       merchants_(options_.merchants.begin(), options_.merchants.end()),
       observer_(options_.observer != nullptr ? *options_.observer
-                                             : NoRpcObserver()) {}
+                                             : NoRpcObserver()),
+      audit_(options_.audit != nullptr ? options_.audit
+                                       : std::make_shared<AuditLog>()) {}
 
 grpc::ServerUnaryReactor* RpcForwarder::Forward(
     grpc::CallbackServerContext* context,
@@ -166,38 +168,42 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
   context->AddInitialMetadata("x-request-id", options.request_id);
   options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()),
                                       start, options_.max_rpc_timeout);
-  if (absl::Status metadata = ReadCallMetadata(
-          *context, merchants_, options_.default_merchant, options);
-      !metadata.ok()) {
+  const absl::Status metadata = ReadCallMetadata(
+      *context, merchants_, options_.default_merchant, options);
+  // Read now: the request is gone once the RPC is finished.
+  AuditEntry audit = AuditLog::Start(*method, request, options);
+  if (!metadata.ok()) {
     clink::CallResult result;
-    result.status = std::move(metadata);
+    result.status = metadata;
     result.endpoint = method->endpoint;
-    Complete(*method, reactor, start, /*keyed=*/false, options.request_id,
-             options.merchant, std::move(result));
+    Complete(*method, reactor, start, options, /*response=*/nullptr,
+             std::move(audit), std::move(result));
     return reactor;
   }
-  const bool keyed = !options.idempotency_key.empty();
-
-  api_.Call(
-      *method->method, request, options, response,
-      [this, reactor, start, method, keyed, request_id = options.request_id,
-       merchant = options.merchant](clink::CallResult result) {
-        Complete(*method, reactor, start, keyed, request_id, merchant,
-                 std::move(result));
-      });
+  api_.Call(*method->method, request, options, response,
+            [this, reactor, start, method, options, response,
+             audit = std::move(audit)](clink::CallResult result) mutable {
+              Complete(*method, reactor, start, options, response,
+                       std::move(audit), std::move(result));
+            });
   return reactor;
 }
 
 void RpcForwarder::Complete(const clink::RestMethod& method,
                             grpc::ServerUnaryReactor* reactor, absl::Time start,
-                            bool keyed, const std::string& request_id,
-                            const std::string& merchant,
-                            clink::CallResult result) {
+                            const clink::CallOptions& options,
+                            const google::protobuf::Message* response,
+                            AuditEntry audit, clink::CallResult result) {
   const absl::Duration latency = clock_.Now() - start;
   const absl::StatusCode code = result.status.code();
+  const bool keyed = !options.idempotency_key.empty();
   // Metrics before Finish: once the RPC is finished the server may shut down
   // and destroy the observer.
-  observer_.OnRpcHandled(method, code, latency);
+  observer_.OnRpcHandled(method, code, latency, options.caller);
+  AuditLog::Settle(method, result.status.ok() ? response : nullptr,
+                   result.status, result.replayed, audit);
+  // Kept alive past Finish, when the forwarder may be gone.
+  const std::shared_ptr<AuditLog> audit_log = audit_;
   const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
                          : code == absl::StatusCode::kInternal ||
                                  code == absl::StatusCode::kUnknown
@@ -211,6 +217,7 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
   std::string endpoint = log ? method.endpoint : std::string();
   // Answer the caller first; the log line is queued, never awaited.
   reactor->Finish(ToGrpcStatus(result.status));
+  audit_log->Write(audit);
   if (!log) return;
   // unknown_fields: JSON members Clink sent that no proto field holds (API
   // drift worth a look). The key is logged by fingerprint only; request and
@@ -226,8 +233,11 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
        {"attempts", absl::StrCat(result.attempts)},
        {"idempotency_key", keyed ? "present" : "absent"},
        {"replayed", result.replayed ? "true" : "false"},
-       {"request_id", request_id},
-       {"merchant", merchant},
+       {"request_id", options.request_id},
+       {"merchant", options.merchant},
+       {"caller", options.caller},
+       {"caller_authenticated",
+        options.caller_authenticated ? "true" : "false"},
        // The key the last attempt was signed with; "none" when nothing was
        // sent (a refusal, a replay).
        {"key_fingerprint", result.key_fingerprint.empty()

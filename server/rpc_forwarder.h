@@ -5,6 +5,7 @@
 #define CLINK_GATEWAY_SERVER_RPC_FORWARDER_H_
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/string_ref.h"
+#include "server/audit_log.h"
 #include "server/rpc_observer.h"
 
 namespace clink_gateway::server {
@@ -31,6 +33,10 @@ struct ForwarderOptions {
   // one calls without it go to (empty: such calls are refused).
   std::vector<std::string> merchants = {"default"};
   std::string default_merchant = "default";
+  // Where the audit line of each write RPC goes (server/audit_log.h); null
+  // means the process log. Shared: a line is written after its RPC is
+  // finished, when the server may already be going away.
+  std::shared_ptr<AuditLog> audit;
 };
 
 class RpcForwarder {
@@ -46,17 +52,20 @@ class RpcForwarder {
   // validation failure) arrives. Never blocks; returns at once. Tells the
   // observer when the RPC starts and, just before Finish, how it ended; logs
   // one JSON line per RPC ("rpc": method, code, latency, endpoint, upstream
-  // status, attempts, request id, merchant, key fingerprint, ...; never
-  // request or response contents).
+  // status, attempts, request id, merchant, caller, key fingerprint, ...;
+  // never request or response contents) and, for a write (not a GET), its
+  // audit line after Finish (server/audit_log.h).
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
                                     const google::protobuf::Message& request,
                                     google::protobuf::Message* response);
 
  private:
-  // Reports the end of an RPC, finishes it and logs its line.
+  // Reports the end of an RPC, finishes it and logs its lines. `response`
+  // (null when nothing was decoded) is read only before Finish.
   void Complete(const clink::RestMethod& method,
-                grpc::ServerUnaryReactor* reactor, absl::Time start, bool keyed,
-                const std::string& request_id, const std::string& merchant,
+                grpc::ServerUnaryReactor* reactor, absl::Time start,
+                const clink::CallOptions& options,
+                const google::protobuf::Message* response, AuditEntry audit,
                 clink::CallResult result);
 
   const clink::RestCodec& codec_;
@@ -65,6 +74,7 @@ class RpcForwarder {
   const ForwarderOptions options_;
   const absl::flat_hash_set<std::string> merchants_;
   RpcObserver& observer_;
+  const std::shared_ptr<AuditLog> audit_;
 };
 
 // When the upstream call must end: shortly before the caller's deadline (so the

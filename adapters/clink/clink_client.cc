@@ -44,6 +44,7 @@ struct ClinkClient::CallState {
   http::HttpRequest request;  // Unsigned; copied for each attempt.
   absl::Time deadline;
   std::string request_id;
+  std::string caller;  // CallOptions::caller, for the metrics' caller label.
   int attempts = 0;
   absl::Time attempt_start;
   // An earlier attempt may have reached Clink (its outcome was unknown).
@@ -139,6 +140,7 @@ void ClinkClient::Call(const google::protobuf::MethodDescriptor& method,
   state->request = *std::move(http_request);
   state->deadline = options.deadline;
   state->request_id = options.request_id;
+  state->caller = options.caller;
   if (options_.keys != nullptr) {
     state->keys = options_.keys->Current();
     state->key_index = state->keys->preferred(now);
@@ -259,6 +261,7 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   // Zero for an attempt that failed before its (delayed) start.
   attempt.duration = std::max(now - state->attempt_start, absl::ZeroDuration());
   attempt.throttled = call.http_status == 429 || envelope_code == 429;
+  attempt.caller = state->caller;
   observer_.OnAttempt(attempt);
   call.status = MapUpstreamOutcome(outcome);
   // 401 (or a key-refused envelope code): Clink refused the key itself. A 403

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
         m.OnAttempt(attempt);
         m.OnCallFinished(method);
         m.OnRpcHandled(method, absl::StatusCode::kOk,
-                       absl::Microseconds(150 + i % 1000));
+                       absl::Microseconds(150 + i % 1000), "");
       }
     });
   }
