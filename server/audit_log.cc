@@ -114,7 +114,9 @@ void AuditLog::Settle(const clink::RestMethod& method,
                       AuditEntry& entry) {
   if (!entry.write) return;
   entry.code = absl::StatusCodeToString(status.code());
-  entry.outcome = std::string(clink::OutcomeName(clink::OutcomeOf(status)));
+  entry.outcome = std::string(clink::OutcomeName(
+      entry.refused_before_sending ? clink::Outcome::kNotSent
+                                   : clink::OutcomeOf(status)));
   entry.replayed = replayed;
   if (response == nullptr) return;
   const google::protobuf::Message* payload = response;

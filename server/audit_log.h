@@ -70,6 +70,10 @@ struct AuditEntry {
   std::string code;
   std::string outcome;
   bool replayed = false;
+  // Set by the caller when the call was refused before it reached the Clink
+  // adapters (its metadata): the outcome is then not_sent, whatever the
+  // status says.
+  bool refused_before_sending = false;
   // ("clink_order_id", "ord_123"), in field-number order.
   std::vector<std::pair<std::string, std::string>> ids;
 };
@@ -99,7 +103,8 @@ class AuditLog {
                           const google::protobuf::Message& request,
                           const clink::CallOptions& options);
 
-  // Adds how the call ended: the code and outcome of `status`, whether it was
+  // Adds how the call ended: the code and outcome of `status` (not_sent when
+  // entry.refused_before_sending), whether it was
   // `replayed`, and the Clink ids in `response` (may be null: nothing
   // decoded). Does nothing for a read.
   static void Settle(const clink::RestMethod& method,

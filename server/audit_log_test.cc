@@ -134,6 +134,21 @@ TEST_F(AuditLogTest, IdsComeFromThePayloadMessage) {
   EXPECT_TRUE(entry.replayed);
 }
 
+TEST_F(AuditLogTest, ARefusalBeforeSendingIsNotSentWhateverTheCode) {
+  const clink::RestMethod& method =
+      Method(*v1::CreatePaymentRequest::descriptor());
+  AuditEntry entry =
+      AuditLog::Start(method, v1::CreatePaymentRequest(), clink::CallOptions());
+  AuditLog::Settle(method, nullptr, absl::PermissionDeniedError("not you"),
+                   false, entry);
+  EXPECT_EQ(entry.outcome, "unknown");  // The status alone says nothing.
+  entry.refused_before_sending = true;
+  AuditLog::Settle(method, nullptr, absl::PermissionDeniedError("not you"),
+                   false, entry);
+  EXPECT_EQ(entry.code, "PERMISSION_DENIED");
+  EXPECT_EQ(entry.outcome, "not_sent");
+}
+
 TEST_F(AuditLogTest, ReadsAreNotAudited) {
   const clink::RestMethod& method = Method(*v1::GetOrderRequest::descriptor());
   AuditEntry entry =

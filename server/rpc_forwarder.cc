@@ -173,6 +173,7 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
   // Read now: the request is gone once the RPC is finished.
   AuditEntry audit = AuditLog::Start(*method, request, options);
   if (!metadata.ok()) {
+    audit.refused_before_sending = true;
     clink::CallResult result;
     result.status = metadata;
     result.endpoint = method->endpoint;
