@@ -87,7 +87,8 @@ class AuditLog {
   // Lines are appended to the file at `path` (created, mode 0640, if
   // missing) instead: one write(2) per line on an O_APPEND descriptor, so
   // lines from several threads never interleave and each is in the file
-  // (the kernel's page cache) when Write returns. When the file is replaced
+  // (the kernel's page cache: a process crash loses none) when Write
+  // returns. When the file is replaced
   // (renamed or deleted by log rotation), the next line reopens `path`: each
   // Write compares the path's inode with the open one's. INVALID_ARGUMENT
   // naming the path when it cannot be opened (a startup error).
@@ -113,8 +114,12 @@ class AuditLog {
                      AuditEntry& entry);
 
   // Writes `entry`'s line (nothing for a read). Never throws; a failed file
-  // write is logged (without the line) and counted in failed_writes(). Called
-  // after the RPC is finished, so a slow disk never delays the answer.
+  // write is logged (without the line) and counted in failed_writes(). The
+  // forwarder calls it just before the RPC is finished, so a line exists
+  // before its caller has the answer (a crash right after an answer cannot
+  // lose it, and lines are in the order callers saw results). To a file, that
+  // is one write(2) to local disk on the thread finishing the RPC (usually a
+  // few microseconds; never the network); to the process log, a queue push.
   void Write(const AuditEntry& entry);
 
   // File lines that could not be written, since OpenFile.

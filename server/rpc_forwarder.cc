@@ -201,10 +201,11 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
   // Metrics before Finish: once the RPC is finished the server may shut down
   // and destroy the observer.
   observer_.OnRpcHandled(method, code, latency, options.caller);
+  // The audit line before the answer: once a caller has its result, the
+  // record of it exists (and keeps the order in which callers saw results).
   AuditLog::Settle(method, result.status.ok() ? response : nullptr,
                    result.status, result.replayed, audit);
-  // Kept alive past Finish, when the forwarder may be gone.
-  const std::shared_ptr<AuditLog> audit_log = audit_;
+  audit_->Write(audit);
   const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
                          : code == absl::StatusCode::kInternal ||
                                  code == absl::StatusCode::kUnknown
@@ -218,7 +219,6 @@ void RpcForwarder::Complete(const clink::RestMethod& method,
   std::string endpoint = log ? method.endpoint : std::string();
   // Answer the caller first; the log line is queued, never awaited.
   reactor->Finish(ToGrpcStatus(result.status));
-  audit_log->Write(audit);
   if (!log) return;
   // unknown_fields: JSON members Clink sent that no proto field holds (API
   // drift worth a look). The key is logged by fingerprint only; request and

@@ -34,8 +34,7 @@ struct ForwarderOptions {
   std::vector<std::string> merchants = {"default"};
   std::string default_merchant = "default";
   // Where the audit line of each write RPC goes (server/audit_log.h); null
-  // means the process log. Shared: a line is written after its RPC is
-  // finished, when the server may already be going away.
+  // means the process log.
   std::shared_ptr<AuditLog> audit;
 };
 
@@ -54,7 +53,7 @@ class RpcForwarder {
   // one JSON line per RPC ("rpc": method, code, latency, endpoint, upstream
   // status, attempts, request id, merchant, caller, key fingerprint, ...;
   // never request or response contents) and, for a write (not a GET), its
-  // audit line after Finish (server/audit_log.h).
+  // audit line just before Finish (server/audit_log.h).
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
                                     const google::protobuf::Message& request,
                                     google::protobuf::Message* response);

@@ -138,10 +138,7 @@ TEST_F(AuditTest, EveryWriteNamesItsCallerAndUnknownCallersAreOtherInMetrics) {
                 {{"endpoint", "/payment"}, {"caller", "other"}}),
             1);
 
-  // Lines are written after each RPC finishes: stop the gateway (its threads
-  // joined) before reading them.
-  gateway_->Shutdown(absl::Seconds(5));
-  gateway_.reset();
+  // Each line is written before its RPC is answered: all are there now.
   const auto lines = AuditLines(audit_path_);
   ASSERT_EQ(lines.size(), 4u);  // Three payments by checkout-web, one other.
   for (const auto& line : lines) {
