@@ -64,8 +64,9 @@ void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-void AppendBody(LogLevel level, absl::string_view event,
-                std::initializer_list<LogField> fields, std::string* line) {
+template <typename Fields>
+void AppendBody(LogLevel level, absl::string_view event, const Fields& fields,
+                std::string* line) {
   line->append("\"level\":");
   AppendJsonString(LevelName(level), line);
   line->append(",\"event\":");
@@ -179,9 +180,11 @@ class LogQueue {
 
 }  // namespace
 
-void Log(LogLevel level, absl::string_view event,
-         std::initializer_list<LogField> fields) {
-  if (!LogEnabled(level)) return;
+namespace {
+
+template <typename Fields>
+std::string FullLine(LogLevel level, absl::string_view event,
+                     const Fields& fields) {
   std::string line = "{\"ts\":";
   AppendJsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
                                     absl::UTCTimeZone()),
@@ -189,7 +192,25 @@ void Log(LogLevel level, absl::string_view event,
   line.push_back(',');
   AppendBody(level, event, fields, &line);
   line.push_back('\n');
-  LogQueue::Get().Push(std::move(line));
+  return line;
+}
+
+}  // namespace
+
+void Log(LogLevel level, absl::string_view event,
+         std::initializer_list<LogField> fields) {
+  if (!LogEnabled(level)) return;
+  LogQueue::Get().Push(FullLine(level, event, fields));
+}
+
+void LogAlways(LogLevel level, absl::string_view event,
+               const std::vector<LogField>& fields) {
+  LogQueue::Get().Push(FullLine(level, event, fields));
+}
+
+std::string TimestampedLogLine(LogLevel level, absl::string_view event,
+                               const std::vector<LogField>& fields) {
+  return FullLine(level, event, fields);
 }
 
 void FlushLogs() { LogQueue::Get().Flush(); }

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -35,6 +36,17 @@ using LogField = std::pair<absl::string_view, absl::string_view>;
 // is full (kMaxQueuedLogLines) the line is dropped and counted.
 void Log(LogLevel level, absl::string_view event,
          std::initializer_list<LogField> fields = {});
+
+// As Log, for a field list built at run time, and whatever SetMinLogLevel
+// says: for records that must not vanish with the log level (the audit trail,
+// server/audit_log.h). Still dropped (and counted) when the queue is full.
+void LogAlways(LogLevel level, absl::string_view event,
+               const std::vector<LogField>& fields);
+
+// The complete line Log would write now, timestamp and newline included (for
+// sinks of their own, such as the audit file).
+std::string TimestampedLogLine(LogLevel level, absl::string_view event,
+                               const std::vector<LogField>& fields);
 
 // Lines the queue can hold before Log drops new ones.
 inline constexpr size_t kMaxQueuedLogLines = 16384;

@@ -42,5 +42,25 @@ TEST(LoggingTest, LinesAreWrittenInOrderByTheBackgroundWriter) {
   EXPECT_EQ(DroppedLogLines(), 0);
 }
 
+TEST(LoggingTest, LogAlwaysIgnoresTheLevelAndTimestampsItsLine) {
+  SetMinLogLevel(LogLevel::kError);
+  testing::internal::CaptureStdout();
+  LogAlways(LogLevel::kInfo, "audit", {{"caller", "checkout-web"}});
+  Log(LogLevel::kInfo, "filtered");
+  FlushLogs();
+  const std::string out = testing::internal::GetCapturedStdout();
+  SetMinLogLevel(LogLevel::kInfo);
+  EXPECT_NE(out.find(R"("event":"audit","caller":"checkout-web"})"),
+            std::string::npos);
+  EXPECT_EQ(out.find("filtered"), std::string::npos);
+
+  const std::string line =
+      TimestampedLogLine(LogLevel::kInfo, "audit", {{"k", "v"}});
+  EXPECT_EQ(line.rfind(R"({"ts":")", 0), 0u);
+  EXPECT_EQ(line.substr(line.size() - 2), "}\n");
+  EXPECT_NE(line.find(R"("level":"info","event":"audit","k":"v")"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace clink_gateway

@@ -592,7 +592,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   }
   GATEWAY_ASSIGN_OR_RETURN(
       c->metrics,
-      GatewayMetrics::Create(c->codec->methods(), build, merchant_names));
+      GatewayMetrics::Create(c->codec->methods(), build, merchant_names, {},
+                             options.caller_label_principals));
   // Bound before anything starts, so a taken port fails startup cleanly.
   if (!options.metrics_listen.empty()) {
     GATEWAY_ASSIGN_OR_RETURN(c->metrics_port,
@@ -690,6 +691,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   c->idempotent_client = std::make_unique<clink::IdempotentClinkApi>(
       *c->codec, *c->router, *c->idempotency_store, c->metrics.get());
   ForwarderOptions forwarder_options;
+  if (!options.audit_log_file.empty()) {
+    GATEWAY_ASSIGN_OR_RETURN(forwarder_options.audit,
+                             AuditLog::OpenFile(options.audit_log_file));
+  }
   forwarder_options.max_rpc_timeout = options.max_rpc_timeout;
   forwarder_options.observer = c->metrics.get();
   if (!options.authz_policy_file.empty()) {

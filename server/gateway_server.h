@@ -177,6 +177,16 @@ struct GatewayOptions {
   // (ContractServices::LinkedServices()), e.g. from a test's own descriptor
   // pool. Empty: the contract.
   std::vector<const google::protobuf::ServiceDescriptor*> services_for_test;
+  // Where the audit trail (server/audit_log.h: one line per write RPC) goes:
+  // empty means the process log (stdout); otherwise appended to this file,
+  // reopened when it is replaced (log rotation). A file that cannot be opened
+  // fails BuildAndStart (INVALID_ARGUMENT).
+  std::string audit_log_file;
+  // The callers with a `caller` metric label value of their own: the
+  // principals named in the authorization policy (PrincipalsFromAuthzPolicyFile
+  // in server/caller_labels.h). Everyone else is "other" (or "anonymous").
+  std::vector<std::string> caller_label_principals;
+
   // TEST ONLY (no flag): CurlHttpTransport::Options::resolve_overrides.
   std::function<std::vector<std::string>()> egress_resolve_overrides_for_test;
 };

@@ -18,6 +18,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
@@ -28,6 +29,7 @@
 #include "common/logging.h"
 #include "curl/curl.h"
 #include "server/build_stamp.h"
+#include "server/caller_labels.h"
 #include "server/gateway_server.h"
 #include "server/merchants_config.h"
 
@@ -160,6 +162,12 @@ ABSL_FLAG(std::string, clink_pinned_public_key, "",
 ABSL_FLAG(bool, egress_report_only, false,
           "Log and count (clink_gateway_egress_would_deny_total) what the "
           "egress policy would deny, without denying it. For roll-out only.");
+ABSL_FLAG(std::string, audit_log_file, "",
+          "Append the audit trail (one JSON line per write RPC: caller, "
+          "method, merchant, amount, Clink ids, code, outcome) to this file "
+          "instead of the process log. Reopened when the file is replaced "
+          "(log rotation by rename or delete). Failing to open it is a "
+          "startup error.");
 
 namespace {
 
@@ -316,6 +324,18 @@ int main(int argc, char** argv) {
     return Fail(merchants.message());
   }
   options.key_reload_interval = absl::GetFlag(FLAGS_key_reload_interval);
+  options.audit_log_file = absl::GetFlag(FLAGS_audit_log_file);
+  // The metrics' caller labels: the principals of --authz_policy_file (defined
+  // with the mTLS/authorization flags; looked up by name so this builds with
+  // or without them).
+  if (const absl::CommandLineFlag* policy =
+          absl::FindCommandLineFlag("authz_policy_file");
+      policy != nullptr && !policy->CurrentValue().empty()) {
+    auto principals = clink_gateway::server::PrincipalsFromAuthzPolicyFile(
+        policy->CurrentValue());
+    if (!principals.ok()) return Fail(principals.status().message());
+    options.caller_label_principals = *std::move(principals);
+  }
   if (const absl::Status valid =
           clink_gateway::server::ValidateOptions(options);
       !valid.ok()) {

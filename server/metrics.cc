@@ -189,8 +189,10 @@ absl::string_view GrpcCodeLabel(absl::StatusCode code) {
   return kGrpcCodeNames[CodeIndex(code)];
 }
 
-GatewayMetrics::GatewayMetrics()
-    : registry_(std::make_shared<prometheus::Registry>()) {}
+GatewayMetrics::GatewayMetrics(
+    const std::vector<std::string>& caller_principals)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      callers_(caller_principals) {}
 
 GatewayMetrics::~GatewayMetrics() { StopServing(); }
 
@@ -215,7 +217,8 @@ void GatewayMetrics::StopServing() {
 absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(
     const std::vector<const clink::RestMethod*>& methods,
     const BuildInfo& build, const std::vector<std::string>& merchants,
-    const ProcfsPaths& procfs) {
+    const ProcfsPaths& procfs,
+    const std::vector<std::string>& caller_principals) {
   absl::flat_hash_set<absl::string_view> seen;
   for (const std::string& merchant : merchants) {
     if (merchant.empty()) {
@@ -226,7 +229,8 @@ absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(
           absl::StrCat("metrics: merchant \"", merchant, "\" given twice"));
     }
   }
-  std::unique_ptr<GatewayMetrics> metrics(new GatewayMetrics());
+  std::unique_ptr<GatewayMetrics> metrics(
+      new GatewayMetrics(caller_principals));
   try {
     metrics->Register(methods, build, merchants, procfs);
   } catch (const std::exception& e) {
@@ -511,18 +515,25 @@ void GatewayMetrics::Register(
     s.authz_denied = &authz_denied.Add(
         {{"grpc_service", method->method->service()->full_name()},
          {"grpc_method", method->method->name()}});
-    for (int code = 0; code < kGrpcCodes; ++code) {
-      prometheus::Labels labels = rpc;
-      labels["grpc_code"] = std::string(kGrpcCodeNames[code]);
-      s.handled[code] = &handled.Add(labels);
+    const std::vector<std::string>& callers = callers_.values();
+    s.handled.resize(callers.size());
+    s.upstream_requests.resize(callers.size());
+    for (size_t caller = 0; caller < callers.size(); ++caller) {
+      for (int code = 0; code < kGrpcCodes; ++code) {
+        prometheus::Labels labels = rpc;
+        labels["grpc_code"] = std::string(kGrpcCodeNames[code]);
+        labels["caller"] = callers[caller];
+        s.handled[caller][code] = &handled.Add(labels);
+      }
+      for (int c = 0; c < kStatusClasses; ++c) {
+        s.upstream_requests[caller][c] = &upstream_requests.Add(
+            {{"endpoint", endpoint},
+             {"method", std::string(http::MethodName(method->http_method))},
+             {"status_class", std::string(kStatusClassNames[c])},
+             {"caller", callers[caller]}});
+      }
     }
     s.handling_seconds = &handling.Add(rpc, LatencyBuckets());
-    for (int c = 0; c < kStatusClasses; ++c) {
-      s.upstream_requests[c] = &upstream_requests.Add(
-          {{"endpoint", endpoint},
-           {"method", std::string(http::MethodName(method->http_method))},
-           {"status_class", std::string(kStatusClassNames[c])}});
-    }
     s.upstream_duration =
         &upstream_duration.Add({{"endpoint", endpoint}}, LatencyBuckets());
     s.response_bytes = &response_bytes.Add({{"endpoint", endpoint}});
@@ -588,11 +599,11 @@ void GatewayMetrics::OnRpcStarted(const clink::RestMethod& method) {
 }
 
 void GatewayMetrics::OnRpcHandled(const clink::RestMethod& method,
-                                  absl::StatusCode code,
-                                  absl::Duration latency) {
+                                  absl::StatusCode code, absl::Duration latency,
+                                  absl::string_view caller) {
   const MethodSeries* s = Find(method);
   if (s == nullptr) return;
-  s->handled[CodeIndex(code)]->Increment();
+  s->handled[callers_.Index(caller)][CodeIndex(code)]->Increment();
   s->handling_seconds->Observe(absl::ToDoubleSeconds(latency));
   if (code == absl::StatusCode::kOk) s->msg_sent->Increment();
 }
@@ -608,7 +619,9 @@ void GatewayMetrics::OnCallFinished(const clink::RestMethod& method) {
 void GatewayMetrics::OnAttempt(const clink::AttemptInfo& attempt) {
   const MethodSeries* s = Find(*attempt.method);
   if (s == nullptr) return;
-  s->upstream_requests[StatusClassIndex(attempt.http_status)]->Increment();
+  s->upstream_requests[callers_.Index(attempt.caller)]
+                      [StatusClassIndex(attempt.http_status)]
+                          ->Increment();
   // Only requests that reached the wire: an attempt refused before sending
   // (connect failure, egress denial, shutdown) has no upstream latency, and
   // counting it as ~0 s would make Clink look faster during an outage.

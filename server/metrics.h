@@ -22,15 +22,19 @@
 // for the clink.gateway.v1 services (the health and reflection services are
 // not counted):
 //   grpc_server_started_total{grpc_service,grpc_method,grpc_type}
-//   grpc_server_handled_total{grpc_service,grpc_method,grpc_type,grpc_code}
+//   grpc_server_handled_total{grpc_service,grpc_method,grpc_type,grpc_code,
+//                             caller}
+//       caller: the caller's bounded label (server/caller_labels.h): a
+//       principal named in the authorization policy, "other" or "anonymous"
 //   grpc_server_handling_seconds{grpc_service,grpc_method,grpc_type}
 //       histogram, from the handler's start to Finish
 //   grpc_server_msg_received_total{grpc_service,grpc_method,grpc_type}
 //   grpc_server_msg_sent_total{grpc_service,grpc_method,grpc_type}
 // Toward Clink (endpoint = the path template, e.g. "/order/{order_id}";
 // method = GET/POST/...), per HTTP attempt unless said otherwise:
-//   clink_gateway_upstream_requests_total{endpoint,method,status_class}
-//       status_class 1xx..5xx, or "error" when no response arrived
+//   clink_gateway_upstream_requests_total{endpoint,method,status_class,caller}
+//       status_class 1xx..5xx, or "error" when no response arrived; caller
+//       as for grpc_server_handled_total
 //   clink_gateway_upstream_request_duration_seconds{endpoint}   histogram
 //   clink_gateway_upstream_response_bytes_total{endpoint}
 //   clink_gateway_upstream_connections_opened_total
@@ -127,6 +131,7 @@
 #include "adapters/http/egress_observer.h"
 #include "adapters/http/egress_policy.h"
 #include "common/sync.h"
+#include "server/caller_labels.h"
 #include "server/process_stats.h"
 #include "server/rpc_observer.h"
 
@@ -166,12 +171,16 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   // merchant names: the only merchant label values; INVALID_ARGUMENT for an
   // empty or repeated name). prometheus-cpp reports invalid names by
   // throwing: that becomes INTERNAL here. `procfs` is where the process
-  // metrics are read from.
+  // metrics are read from. `caller_principals` are the callers with a
+  // `caller` label value of their own (see CallerLabels; e.g.
+  // PrincipalsFromAuthzPolicyFile): every other caller is "other", callers
+  // without identity "anonymous".
   static absl::StatusOr<std::unique_ptr<GatewayMetrics>> Create(
       const std::vector<const clink::RestMethod*>& methods,
       const BuildInfo& build,
       const std::vector<std::string>& merchants = {"default"},
-      const ProcfsPaths& procfs = {});
+      const ProcfsPaths& procfs = {},
+      const std::vector<std::string>& caller_principals = {});
 
   ~GatewayMetrics() override;
   GatewayMetrics(const GatewayMetrics&) = delete;
@@ -194,7 +203,7 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   // RpcObserver.
   void OnRpcStarted(const clink::RestMethod& method) override;
   void OnRpcHandled(const clink::RestMethod& method, absl::StatusCode code,
-                    absl::Duration latency) override;
+                    absl::Duration latency, absl::string_view caller) override;
   void OnRpcDenied(const clink::RestMethod& method) override;
 
   // clink::UpstreamObserver.
@@ -261,9 +270,12 @@ class GatewayMetrics final : public clink::UpstreamObserver,
     prometheus::Counter* msg_received = nullptr;
     prometheus::Counter* msg_sent = nullptr;
     prometheus::Counter* authz_denied = nullptr;
-    std::array<prometheus::Counter*, kGrpcCodes> handled{};
+    // [CallerLabels::Index][code].
+    std::vector<std::array<prometheus::Counter*, kGrpcCodes>> handled;
     prometheus::Histogram* handling_seconds = nullptr;
-    std::array<prometheus::Counter*, kStatusClasses> upstream_requests{};
+    // [CallerLabels::Index][status class].
+    std::vector<std::array<prometheus::Counter*, kStatusClasses>>
+        upstream_requests;
     prometheus::Histogram* upstream_duration = nullptr;
     prometheus::Counter* response_bytes = nullptr;
     prometheus::Counter* unknown_fields = nullptr;
@@ -297,7 +309,7 @@ class GatewayMetrics final : public clink::UpstreamObserver,
     std::vector<KeySeries> keys ABSL_GUARDED_BY(mu);
   };
 
-  GatewayMetrics();
+  explicit GatewayMetrics(const std::vector<std::string>& caller_principals);
   void Register(const std::vector<const clink::RestMethod*>& methods,
                 const BuildInfo& build,
                 const std::vector<std::string>& merchants,
@@ -312,6 +324,7 @@ class GatewayMetrics final : public clink::UpstreamObserver,
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(m.mu);
 
   std::shared_ptr<prometheus::Registry> registry_;
+  const CallerLabels callers_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
   // Read-only after Create: lookups need no lock.
   absl::flat_hash_map<const clink::RestMethod*, MethodSeries> methods_;

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -90,18 +91,20 @@ TEST_F(GatewayMetricsTest, EverySeriesExistsAtZeroBeforeAnyTraffic) {
   EXPECT_EQ(Select(samples, "grpc_server_started_total").size(), rpcs);
   EXPECT_EQ(Select(samples, "grpc_server_msg_received_total").size(), rpcs);
   EXPECT_EQ(Select(samples, "grpc_server_msg_sent_total").size(), rpcs);
-  EXPECT_EQ(Select(samples, "grpc_server_handled_total").size(), rpcs * 17);
+  // Without principals, two callers: "anonymous" and "other".
+  EXPECT_EQ(Select(samples, "grpc_server_handled_total").size(), rpcs * 17 * 2);
   EXPECT_EQ(Select(samples, "grpc_server_handled_total",
-                   {{"grpc_code", "InvalidArgument"}})
+                   {{"grpc_code", "InvalidArgument"}, {"caller", "other"}})
                 .size(),
             rpcs);
   EXPECT_EQ(Sum(samples, "grpc_server_handled_total"), 0);
   EXPECT_EQ(Select(samples, "clink_gateway_upstream_requests_total").size(),
-            rpcs * 6);
+            rpcs * 6 * 2);
   EXPECT_EQ(Select(samples, "clink_gateway_upstream_requests_total",
                    {{"endpoint", "/product/{product_id}"},
                     {"method", "GET"},
-                    {"status_class", "error"}})
+                    {"status_class", "error"},
+                    {"caller", "anonymous"}})
                 .size(),
             1u);
   for (const char* reason : {"key", "timestamp"}) {
@@ -183,14 +186,14 @@ TEST_F(GatewayMetricsTest, RpcsAreCountedByMethodAndCodeWithTheirLatency) {
   for (int i = 0; i < 3; ++i) {
     metrics_->OnRpcStarted(*get_product_);
     metrics_->OnRpcHandled(*get_product_, absl::StatusCode::kOk,
-                           absl::Microseconds(700));
+                           absl::Microseconds(700), "");
   }
   metrics_->OnRpcStarted(*get_product_);
   metrics_->OnRpcHandled(*get_product_, absl::StatusCode::kInvalidArgument,
-                         absl::Seconds(2));
+                         absl::Seconds(2), "");
   metrics_->OnRpcStarted(*create_payment_);
   metrics_->OnRpcHandled(*create_payment_, absl::StatusCode::kUnavailable,
-                         absl::Milliseconds(40));
+                         absl::Milliseconds(40), "");
 
   const std::vector<Sample> samples = Samples();
   auto with = [](std::map<std::string, std::string> labels,
@@ -371,13 +374,66 @@ TEST_F(GatewayMetricsTest, MethodsItWasNotBuiltForAreIgnored) {
   stranger.method = v1::GetProductRequest::descriptor()->file()->service(0)
                         ->method(0);
   metrics_->OnRpcStarted(stranger);
-  metrics_->OnRpcHandled(stranger, absl::StatusCode::kOk, absl::Seconds(1));
+  metrics_->OnRpcHandled(stranger, absl::StatusCode::kOk, absl::Seconds(1), "");
   clink::AttemptInfo attempt = Attempt(200, 0);
   attempt.method = &stranger;
   metrics_->OnAttempt(attempt);
   const std::vector<Sample> samples = Samples();
   EXPECT_EQ(Sum(samples, "grpc_server_started_total"), 0);
   EXPECT_EQ(Sum(samples, "clink_gateway_upstream_requests_total"), 0);
+}
+
+TEST(GatewayMetricsCallerTest, CallerLabelIsAPolicyPrincipalOtherOrAnonymous) {
+  auto codec =
+      clink::RestCodec::CreateForServices(clink::GatewayServiceNames());
+  ASSERT_TRUE(codec.ok()) << codec.status();
+  const clink::RestMethod* create_payment =
+      (*codec)->FindByRequestType(*v1::CreatePaymentRequest::descriptor());
+  ASSERT_NE(create_payment, nullptr);
+  const std::string checkout = "spiffe://cluster.local/ns/shop/sa/checkout-web";
+  auto metrics = GatewayMetrics::Create((*codec)->methods(), BuildInfo(),
+                                        {"default"}, {}, {checkout});
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  GatewayMetrics& m = **metrics;
+  m.OnRpcHandled(*create_payment, absl::StatusCode::kOk, absl::Seconds(1),
+                 checkout);
+  m.OnRpcHandled(*create_payment, absl::StatusCode::kOk, absl::Seconds(1),
+                 "spiffe://cluster.local/ns/evil/sa/made-up-1");
+  m.OnRpcHandled(*create_payment, absl::StatusCode::kOk, absl::Seconds(1),
+                 "spiffe://cluster.local/ns/evil/sa/made-up-2");
+  m.OnRpcHandled(*create_payment, absl::StatusCode::kOk, absl::Seconds(1), "");
+  clink::AttemptInfo attempt;
+  attempt.method = create_payment;
+  attempt.http_status = 200;
+  attempt.sent = true;
+  attempt.caller = "unknown-service";
+  m.OnAttempt(attempt);
+  attempt.caller = checkout;
+  m.OnAttempt(attempt);
+
+  const std::vector<Sample> samples = ParseExposition(m.ExpositionText());
+  auto handled = [&](const std::string& caller) {
+    return Sum(samples, "grpc_server_handled_total",
+               {{"grpc_method", "CreatePayment"},
+                {"grpc_code", "OK"},
+                {"caller", caller}});
+  };
+  EXPECT_EQ(handled(checkout), 1);
+  EXPECT_EQ(handled("other"), 2);
+  EXPECT_EQ(handled("anonymous"), 1);
+  EXPECT_EQ(Sum(samples, "grpc_server_handled_total"), 4);
+  // No series for a caller the policy does not name: the label stays bounded.
+  std::set<std::string> callers;
+  for (const Sample& s : Select(samples, "grpc_server_handled_total")) {
+    callers.insert(s.labels.at("caller"));
+  }
+  EXPECT_EQ(callers, (std::set<std::string>{"anonymous", "other", checkout}));
+  EXPECT_EQ(Sum(samples, "clink_gateway_upstream_requests_total",
+                {{"caller", "other"}}),
+            1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_upstream_requests_total",
+                {{"caller", checkout}}),
+            1);
 }
 
 TEST_F(GatewayMetricsTest, GrpcCodeLabelsAreGoSpellings) {
@@ -396,7 +452,7 @@ TEST_F(GatewayMetricsTest, ServesTheTextFormatOverHttpAndReportsATakenPort) {
   ASSERT_GT(*port, 0);
   metrics_->OnRpcStarted(*get_product_);
   metrics_->OnRpcHandled(*get_product_, absl::StatusCode::kOk,
-                         absl::Milliseconds(1));
+                         absl::Milliseconds(1), "");
 
   const auto response = ::clink_gateway::testing::HttpGet(*port, "/metrics");
   ASSERT_TRUE(response.ok()) << response.status();

@@ -151,7 +151,9 @@ RpcForwarder::RpcForwarder(const clink::RestCodec& codec, clink::ClinkApi& api,
       options_(std::move(options)),
       merchants_(options_.merchants.begin(), options_.merchants.end()),
       observer_(options_.observer != nullptr ? *options_.observer
-                                             : NoRpcObserver()) {}
+                                             : NoRpcObserver()),
+      audit_(options_.audit != nullptr ? options_.audit
+                                       : std::make_shared<AuditLog>()) {}
 
 // The reactor of one RPC: owns its messages, and deletes itself once gRPC is
 // done with the call (after Finish, which Complete calls exactly once).
@@ -184,6 +186,11 @@ class RpcForwarder::Call final : public grpc::ServerUnaryReactor {
   // Reads only: what OnCancel sets (CallOptions::cancelled). Set before the
   // reactor is returned to gRPC, so before OnCancel can run.
   std::shared_ptr<Notification> cancelled;
+  // As far as they were read (metadata, identity); for metrics and logs.
+  clink::CallOptions options;
+  // The audit line's entry (server/audit_log.h), started once the request is
+  // read.
+  AuditEntry audit;
 };
 
 namespace {
@@ -217,7 +224,12 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
   context->AddInitialMetadata("x-request-id", options.request_id);
   options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()),
                                       call->start, options_.max_rpc_timeout);
-  auto fail = [this, call, &rest](absl::Status status) {
+  // A call refused here never reached the Clink adapters: its audit line (for
+  // a write) says not_sent whatever the status.
+  auto fail = [this, call, &rest, &options](absl::Status status) {
+    call->options = options;
+    call->audit = AuditLog::Start(rest, *call->request, options);
+    call->audit.refused_before_sending = true;
     clink::CallResult result;
     result.status = std::move(status);
     result.outcome = errors::Outcome::kNotSent;  // Refused before sending.
@@ -239,6 +251,12 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
             path, mtls ? Principals(peer) : std::vector<std::string>(),
             context->client_metadata())) {
       observer_.OnRpcDenied(rest);
+      if (mtls) {  // Named in the audit line and metrics, unverified claims aside.
+        if (absl::StatusOr<std::string> id = CallerIdentity(peer); id.ok()) {
+          options.caller = *std::move(id);
+          options.caller_authenticated = true;
+        }
+      }
       absl::Status denied = absl::PermissionDeniedError(absl::StrCat(
           "the authorization policy does not allow this caller to call ", path,
           " with this metadata"));
@@ -285,6 +303,9 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
     return fail(std::move(valid));
   }
   call->keyed = !options.idempotency_key.empty();
+  call->options = options;
+  // Read now: the request is gone once the RPC is finished.
+  call->audit = AuditLog::Start(rest, *call->request, options);
   if (!rest.mutating()) {
     call->cancelled = std::make_shared<Notification>();
     options.cancelled = call->cancelled;
@@ -312,7 +333,13 @@ void RpcForwarder::Complete(Call* call, clink::CallResult result) {
   const absl::StatusCode code = result.status.code();
   // Metrics before Finish: once the RPC is finished the server may shut down
   // and destroy the observer.
-  observer_.OnRpcHandled(method, code, latency);
+  observer_.OnRpcHandled(method, code, latency, call->options.caller);
+  // The audit line before the answer: once a caller has its result, the
+  // record of it exists (and keeps the order in which callers saw results).
+  AuditLog::Settle(method, result.status.ok() ? call->response.get() : nullptr,
+                   result.status, result.outcome, result.replayed,
+                   call->audit);
+  audit_->Write(call->audit);
   const LogLevel level = code == absl::StatusCode::kOk ? LogLevel::kInfo
                          : code == absl::StatusCode::kInternal ||
                                  code == absl::StatusCode::kUnknown
@@ -328,6 +355,8 @@ void RpcForwarder::Complete(Call* call, clink::CallResult result) {
   const bool keyed = call->keyed;
   std::string request_id = log ? call->request_id : std::string();
   std::string merchant = log ? call->merchant : std::string();
+  std::string caller = log ? call->options.caller : std::string();
+  const bool caller_authenticated = call->options.caller_authenticated;
   // Answer the caller first; the log line is queued, never awaited.
   call->Finish(ToGrpcStatus(result.status));
   if (!log) return;
@@ -349,6 +378,8 @@ void RpcForwarder::Complete(Call* call, clink::CallResult result) {
        {"outcome", std::string(errors::OutcomeName(result.outcome))},
        {"request_id", request_id},
        {"merchant", merchant},
+       {"caller", caller},
+       {"caller_authenticated", caller_authenticated ? "true" : "false"},
        // The key the last attempt was signed with; "none" when nothing was
        // sent (a refusal, a replay).
        {"key_fingerprint", result.key_fingerprint.empty()

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/string_ref.h"
 #include "server/authz_policy.h"
+#include "server/audit_log.h"
 #include "server/rpc_observer.h"
 
 namespace clink_gateway::server {
@@ -64,6 +66,9 @@ struct ForwarderOptions {
   // is reported with RpcObserver::OnRpcDenied. Null: every call is allowed.
   // Must outlive the forwarder.
   const AuthzPolicyFile* authz = nullptr;
+  // Where the audit line of each write RPC goes (server/audit_log.h); null
+  // means the process log.
+  std::shared_ptr<AuditLog> audit;
 };
 
 class RpcForwarder {
@@ -98,7 +103,9 @@ class RpcForwarder {
   // Never blocks; returns at once. Tells the observer when the RPC starts
   // and, just before Finish, how it ended; logs one JSON line per RPC ("rpc":
   // method, code, latency, endpoint, upstream status, attempts, request id,
-  // merchant, key fingerprint, ...; never request or response contents).
+  // merchant, caller, key fingerprint, ...; never request or response
+  // contents) and, for a write (not a GET), its audit line just before Finish
+  // (server/audit_log.h).
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context,
                                   const ServedMethod& method,
                                   const grpc::ByteBuffer* request,
@@ -117,6 +124,7 @@ class RpcForwarder {
   const ForwarderOptions options_;
   const absl::flat_hash_set<std::string> merchants_;
   RpcObserver& observer_;
+  const std::shared_ptr<AuditLog> audit_;
 };
 
 // When the upstream call must end: shortly before the caller's deadline (so the

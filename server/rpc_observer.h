@@ -5,6 +5,7 @@
 #define CLINK_GATEWAY_SERVER_RPC_OBSERVER_H_
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/clink/rest_codec.h"
 
@@ -17,13 +18,16 @@ class RpcObserver {
   // The handler of `method`'s RPC started (its one request message arrived).
   virtual void OnRpcStarted(const clink::RestMethod& method) {}
   // It finished with `code` (whatever the path: validation failure, replay,
-  // Clink's answer) `latency` after it started. Called once per started RPC,
-  // just before the status is handed to gRPC.
+  // Clink's answer) `latency` after it started. `caller` is
+  // clink::CallOptions::caller (empty: anonymous, or unreadable metadata); an
+  // unbounded value, for the observer to map to a bounded label. Called once
+  // per started RPC, just before the status is handed to gRPC.
   // The authorization policy refused it (before OnRpcHandled with
   // PERMISSION_DENIED).
   virtual void OnRpcDenied(const clink::RestMethod& method) {}
   virtual void OnRpcHandled(const clink::RestMethod& method,
-                            absl::StatusCode code, absl::Duration latency) {}
+                            absl::StatusCode code, absl::Duration latency,
+                            absl::string_view caller) {}
 };
 
 }  // namespace clink_gateway::server

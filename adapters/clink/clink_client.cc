@@ -45,6 +45,7 @@ struct ClinkClient::CallState {
   bool is_cancelled() const {
     return cancelled != nullptr && cancelled->HasBeenNotified();
   }
+  std::string caller;  // CallOptions::caller, for the metrics' caller label.
   int attempts = 0;
   absl::Time attempt_start;
   // An earlier attempt may have reached Clink (its outcome was unknown).
@@ -137,6 +138,7 @@ void ClinkClient::Call(const RestMethod& method,
   state->request_id = options.request_id;
   // A write is never aborted mid-flight: only reads honour cancellation.
   if (!rest->mutating()) state->cancelled = options.cancelled;
+  state->caller = options.caller;
   if (options_.keys != nullptr) {
     state->keys = options_.keys->Current();
     state->key_index = state->keys->preferred(now);
@@ -270,6 +272,7 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
   // Zero for an attempt that failed before its (delayed) start.
   attempt.duration = std::max(now - state->attempt_start, absl::ZeroDuration());
   attempt.throttled = call.http_status == 429 || envelope_code == 429;
+  attempt.caller = state->caller;
   observer_.OnAttempt(attempt);
   UpstreamVerdict verdict = MapUpstreamOutcome(outcome);
   call.status = std::move(verdict.status);

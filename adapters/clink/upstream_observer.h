@@ -40,6 +40,9 @@ struct AttemptInfo {
   absl::Duration duration;
   // Clink's own rate limit refused it (HTTP 429, or envelope code 429).
   bool throttled = false;
+  // CallOptions::caller of the call (empty: anonymous); unbounded, for the
+  // observer to map to a bounded label. Valid during OnAttempt only.
+  absl::string_view caller;
 };
 
 // Why a call was refused before anything was sent to Clink
