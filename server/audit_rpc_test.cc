@@ -54,6 +54,17 @@ std::vector<std::map<std::string, std::string>> ReadAudit(
   return lines;
 }
 
+// A payment the forwarder's validation accepts (amount and currency are set by
+// each test).
+v1::CreatePaymentRequest ValidPayment() {
+  v1::CreatePaymentRequest r;
+  r.set_customer_id("cus_1");
+  r.set_payment_instrument_id("pi_1");
+  r.set_payment_method_type(v1::PAYMENT_METHOD_TYPE_CARD);
+  r.set_return_url("https://shop.example/return");
+  return r;
+}
+
 // Answers every call from a thread of its own, as the transport does.
 class FakeClinkApi final : public clink::ClinkApi {
  public:
@@ -140,7 +151,7 @@ TEST(AuditRpcTest, EveryWriteRpcLeavesOneLineNamingTheCallerAndReadsNone) {
     context.AddMetadata("x-clink-caller", "checkout-web");
     context.AddMetadata("idempotency-key", key);
     context.AddMetadata("x-request-id", "req-pay");
-    v1::CreatePaymentRequest request;
+    v1::CreatePaymentRequest request = ValidPayment();
     request.set_amount("19.99");
     request.set_currency("USD");
     v1::CreatePaymentResponse response;
@@ -171,7 +182,7 @@ TEST(AuditRpcTest, EveryWriteRpcLeavesOneLineNamingTheCallerAndReadsNone) {
   {  // Sent, answer lost: unknown, and anonymous.
     grpc::ClientContext context;
     context.AddMetadata("x-request-id", "req-lost");
-    v1::CreatePaymentRequest request;
+    v1::CreatePaymentRequest request = ValidPayment();
     request.set_amount("1000");
     request.set_currency("JPY");
     v1::CreatePaymentResponse response;
