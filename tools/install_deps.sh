@@ -13,6 +13,9 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcurl4-openssl-dev rapidjson-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev
+  # The example Python client (clients/python): gRPC for Python, its stubs generated with
+  # protoc's grpc_python_plugin (protobuf-compiler-grpc, above).
+  python3-grpcio
   # ISO 4217 currencies and their minor units (amounts are checked against them).
   libicu-dev
   # The gateway's allocator: ~20% less CPU per RPC than glibc malloc (tools/bench.sh).
@@ -94,6 +97,22 @@ if [ "${#npm_missing[@]}" -gt 0 ]; then
   echo "install_deps: installing ${npm_missing[*]} from npm" >&2
   # All of them in one call, so that package.json lists every package and none is pruned.
   (cd "$here" && npm install --no-audit --no-fund --silent --save-exact --prefix "$here" "${NPM_PACKAGES[@]}" >/dev/null)
+fi
+
+# The example Node client's packages (@grpc/grpc-js, @grpc/proto-loader, protobufjs), exactly as
+# clients/node/package-lock.json pins them, into clients/node/node_modules (ignored by git): npm
+# runs only when one is missing or at another version, so an installed checkout needs no network.
+client_dir="$(cd "$here/../clients/node" && pwd)"
+client_stale="$(cd "$client_dir" && node -e '
+  const lock = require("./package-lock.json").packages;
+  for (const name of Object.keys(require("./package.json").dependencies)) {
+    let have = "";
+    try { have = require("./node_modules/" + name + "/package.json").version; } catch (e) {}
+    if (have !== lock["node_modules/" + name].version) { console.log(name); break; }
+  }' 2>/dev/null || echo unreadable)"
+if [ -n "$client_stale" ]; then
+  echo "install_deps: installing clients/node's npm packages (npm ci)" >&2
+  (cd "$client_dir" && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
 
 # Debian 12's kubectl (1.20, with kustomize v2.0.3) is what renders k8s/ on a machine that got
