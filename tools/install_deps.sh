@@ -72,14 +72,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # npm tooling, pinned, installed into the repo-local tools/node_modules (ignored by git):
-# buf (the proto linter) and, for //k8s:manifests_test, the Kubernetes and prometheus-operator
-# JSON schemas (kubernetes-models 4.x: runs on Debian 12's Node.js 18; 5.x needs Node 22) and a
-# YAML parser.
+# buf (the proto linter) and, for //k8s:manifests_test, the Kubernetes, prometheus-operator and
+# cert-manager JSON schemas (kubernetes-models 4.x: runs on Debian 12's Node.js 18; 5.x needs
+# Node 22) and a YAML parser.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NPM_PACKAGES=(
   @bufbuild/buf@1.47.2
   kubernetes-models@4.5.1
   @kubernetes-models/prometheus-operator@4.4.4
+  @kubernetes-models/cert-manager@4.4.4
   js-yaml@4.1.0
 )
 npm_missing=()
