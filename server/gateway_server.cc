@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -11,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/types/optional.h"
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/idempotent_clink_api.h"
 #include "adapters/clink/rest_codec.h"
@@ -27,6 +29,10 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
+#include "server/authz_policy.h"
 #include "server/merchant_router.h"
 #include "server/metrics.h"
 #include "server/rpc_forwarder.h"
@@ -138,11 +144,72 @@ absl::Status ValidateMerchants(const GatewayOptions& o) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateCallerAuth(const GatewayOptions& o) {
+  const bool any_tls = !o.grpc_tls_cert_file.empty() ||
+                       !o.grpc_tls_key_file.empty() ||
+                       !o.grpc_client_ca_file.empty();
+  if (o.grpc_insecure && any_tls) {
+    return absl::InvalidArgumentError(
+        "--grpc_insecure and --grpc_tls_cert_file/--grpc_tls_key_file/"
+        "--grpc_client_ca_file contradict each other: pass one");
+  }
+  if (!o.grpc_insecure && !any_tls) {
+    return absl::InvalidArgumentError(
+        "the gRPC port must authenticate callers: pass --grpc_tls_cert_file, "
+        "--grpc_tls_key_file and --grpc_client_ca_file (mutual TLS), or "
+        "--grpc_insecure for a plaintext port (tests and local runs only)");
+  }
+  if (any_tls) {
+    for (const auto& [flag, path] :
+         {std::pair<const char*, const std::string*>{"grpc_tls_cert_file",
+                                                     &o.grpc_tls_cert_file},
+          {"grpc_tls_key_file", &o.grpc_tls_key_file},
+          {"grpc_client_ca_file", &o.grpc_client_ca_file}}) {
+      if (path->empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag,
+                         " is missing: mutual TLS needs --grpc_tls_cert_file, "
+                         "--grpc_tls_key_file and --grpc_client_ca_file"));
+      }
+      if (!std::ifstream(*path).good()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag, " file cannot be read: ", *path));
+      }
+    }
+    if (o.tls_reload_interval < absl::Seconds(1)) {
+      return absl::InvalidArgumentError(
+          "--grpc_tls_reload_interval must be at least 1s");
+    }
+  }
+  if (!o.health_listen.empty()) {
+    GATEWAY_RETURN_IF_ERROR(
+        ValidateListenAddress("health_listen", "[::]:8081", o.health_listen));
+  }
+  if (!o.authz_policy_file.empty()) {
+    if (o.authz_reload_interval < absl::Seconds(1)) {
+      return absl::InvalidArgumentError(
+          "--authz_policy_reload_interval must be at least 1s");
+    }
+    absl::StatusOr<std::string> policy = ReadPolicyFile(o.authz_policy_file);
+    if (!policy.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--authz_policy_file cannot be read: ", o.authz_policy_file));
+    }
+    if (auto parsed = AuthzPolicy::Parse(*policy); !parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--authz_policy_file ", o.authz_policy_file, ": ",
+                       parsed.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateOptions(const GatewayOptions& o) {
   GATEWAY_RETURN_IF_ERROR(
       ValidateListenAddress("grpc_listen", "[::]:50051", o.grpc_listen));
+  GATEWAY_RETURN_IF_ERROR(ValidateCallerAuth(o));
   if (!o.metrics_listen.empty()) {
     GATEWAY_RETURN_IF_ERROR(ValidateListenAddress(
         "metrics_listen", "0.0.0.0:9464", o.metrics_listen));
@@ -257,10 +324,12 @@ class ClockSkewReadiness final : public clink::ClockSkewObserver {
   explicit ClockSkewReadiness(clink::ClockSkewObserver& metrics)
       : metrics_(metrics) {}
 
-  // Called once the server exists; before that, readiness is set at start.
-  void SetHealth(grpc::HealthCheckServiceInterface* health) {
+  // Called once the servers exist (the API server's health service and the
+  // health-only server's, if any: both report the same); before that,
+  // readiness is set at start. Empty: no longer published (draining).
+  void SetHealth(std::vector<grpc::HealthCheckServiceInterface*> health) {
     MutexLock lock(&mu_);
-    health_ = health;
+    health_ = std::move(health);
     Publish();
   }
 
@@ -278,15 +347,15 @@ class ClockSkewReadiness final : public clink::ClockSkewObserver {
  private:
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     // Ignored by gRPC once the health service is shut down (draining).
-    if (health_ != nullptr) {
-      health_->SetServingStatus(GatewayServer::kReadinessService,
-                                critical_.empty());
+    for (grpc::HealthCheckServiceInterface* health : health_) {
+      health->SetServingStatus(GatewayServer::kReadinessService,
+                               critical_.empty());
     }
   }
 
   clink::ClockSkewObserver& metrics_;
   Mutex mu_;
-  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<grpc::HealthCheckServiceInterface*> health_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> critical_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -399,6 +468,45 @@ class ClockProbe {
 
 const NoSigner ClockProbe::no_signer_;
 
+namespace {
+
+// Drops every ServerBuilder plugin (the reflection service that
+// InitProtoReflectionServerBuilderPlugin adds to every server), so the
+// health-only server serves grpc.health.v1.Health and nothing else.
+class NoPluginsOption final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments* args) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    plugins->clear();
+  }
+};
+
+// The API port's credentials: mutual TLS from files gRPC re-reads every
+// tls_reload_interval, or plaintext with --grpc_insecure.
+std::shared_ptr<grpc::ServerCredentials> ApiCredentials(
+    const GatewayOptions& options,
+    std::shared_ptr<grpc::experimental::CertificateProviderInterface>&
+        provider) {
+  if (options.grpc_insecure) return grpc::InsecureServerCredentials();
+  provider =
+      std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+          options.grpc_tls_key_file, options.grpc_tls_cert_file,
+          options.grpc_client_ca_file,
+          static_cast<unsigned int>(
+              absl::ToInt64Seconds(options.tls_reload_interval)));
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_root_certs();
+  tls.watch_identity_key_cert_pairs();
+  // No certificate, or one that does not chain to the client CA bundle: the
+  // handshake fails and no RPC runs.
+  tls.set_cert_request_type(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  return grpc::experimental::TlsServerCredentials(tls);
+}
+
+}  // namespace
+
 struct GatewayServer::Components {
   // First: outlives everything that reports to it.
   std::unique_ptr<GatewayMetrics> metrics;
@@ -414,13 +522,20 @@ struct GatewayServer::Components {
   // Stopped before the merchants' transports and monitors go.
   std::unique_ptr<ClockProbe> clock_probe;
   std::unique_ptr<MerchantRouter> router;
+  // --authz_policy_file; outlives the forwarder that reads it.
+  std::unique_ptr<AuthzPolicyFile> authz;
   std::unique_ptr<clink::IdempotentClinkApi> idempotent_client;
   std::unique_ptr<RpcForwarder> forwarder;
   std::unique_ptr<CheckoutServiceImpl> checkout;
   std::unique_ptr<PaymentServiceImpl> payment;
   std::unique_ptr<BillingServiceImpl> billing;
-  std::unique_ptr<grpc::Server> server;  // Last: destroyed first.
+  // Outlive the server that uses them.
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface>
+      certificate_provider;
+  std::unique_ptr<grpc::Server> health_server;  // --health_listen.
+  std::unique_ptr<grpc::Server> server;         // Last: destroyed first.
   int port = 0;
+  int health_port = 0;
   Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
 
@@ -439,6 +554,8 @@ GatewayServer::~GatewayServer() { Shutdown(absl::ZeroDuration()); }
 int GatewayServer::port() const { return c_->port; }
 
 int GatewayServer::metrics_port() const { return c_->metrics_port; }
+
+int GatewayServer::health_port() const { return c_->health_port; }
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     GatewayOptions options) {
@@ -557,6 +674,15 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   ForwarderOptions forwarder_options;
   forwarder_options.max_rpc_timeout = options.max_rpc_timeout;
   forwarder_options.observer = c->metrics.get();
+  if (!options.authz_policy_file.empty()) {
+    GatewayMetrics* metrics = c->metrics.get();
+    GATEWAY_ASSIGN_OR_RETURN(
+        c->authz,
+        AuthzPolicyFile::Start(
+            options.authz_policy_file, options.authz_reload_interval,
+            [metrics](bool applied) { metrics->OnAuthzPolicyReload(applied); }));
+    forwarder_options.authz = c->authz.get();
+  }
   forwarder_options.merchants = merchant_names;
   forwarder_options.default_merchant =
       !options.default_merchant.empty() ? options.default_merchant
@@ -572,7 +698,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.grpc_listen,
-                           grpc::InsecureServerCredentials(), &c->port);
+                           ApiCredentials(options, c->certificate_provider),
+                           &c->port);
   builder.RegisterService(c->checkout.get());
   builder.RegisterService(c->payment.get());
   builder.RegisterService(c->billing.get());
@@ -606,11 +733,31 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
         absl::StrCat("cannot listen on ", options.grpc_listen,
                      " (address in use or invalid?)"));
   }
-  grpc::HealthCheckServiceInterface* health =
-      c->server->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(kLivenessService, true);
-  c->readiness->SetHealth(health);
+  std::vector<grpc::HealthCheckServiceInterface*> health = {
+      c->server->GetHealthCheckService()};
+  if (!options.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen,
+                                    grpc::InsecureServerCredentials(),
+                                    &c->health_port);
+    health_builder.SetOption(std::make_unique<NoPluginsOption>());
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    c->health_server = health_builder.BuildAndStart();
+    if (c->health_server == nullptr || c->health_port == 0) {
+      c->clock_probe->Stop();
+      c->ShutdownTransports();
+      c->server->Shutdown(absl::ToChronoTime(absl::Now()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on --health_listen ",
+                       options.health_listen, " (address in use or invalid?)"));
+    }
+    health.push_back(c->health_server->GetHealthCheckService());
+  }
+  for (grpc::HealthCheckServiceInterface* service : health) {
+    service->SetServingStatus(true);
+    service->SetServingStatus(kLivenessService, true);
+  }
+  c->readiness->SetHealth(std::move(health));
   for (const auto& m : c->merchants) {
     Log(LogLevel::kInfo, "merchant",
         {{"merchant", m->name},
@@ -622,6 +769,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   Log(LogLevel::kInfo, "started",
       {{"grpc_port", absl::StrCat(c->port)},
        {"metrics_port", absl::StrCat(c->metrics_port)},
+       {"health_port", absl::StrCat(c->health_port)},
+       {"grpc_auth", options.grpc_insecure ? "insecure" : "mtls"},
+       {"authz_policy_file", options.authz_policy_file},
        {"merchants", absl::StrJoin(merchant_names, ",")},
        {"idempotency_store", IdempotencyStoreName(options)},
        {"state_dir",
@@ -648,9 +798,13 @@ void GatewayServer::Shutdown(absl::Duration drain) {
       {{"drain_ms", absl::StrCat(absl::ToInt64Milliseconds(drain))}});
   // Every service reports NOT_SERVING from now on; clock-skew changes no
   // longer touch the health service (which goes with the server).
-  c_->readiness->SetHealth(nullptr);
+  c_->readiness->SetHealth({});
   c_->server->GetHealthCheckService()->Shutdown();
+  if (c_->health_server != nullptr) {
+    c_->health_server->GetHealthCheckService()->Shutdown();
+  }
   c_->clock_probe->Stop();
+  if (c_->authz != nullptr) c_->authz->Stop();
   // In-flight RPCs finish when Clink answers. At the drain deadline the
   // transport is shut down first, so every RPC still waiting on Clink finishes
   // with the gateway's own status (UNKNOWN with outcome "unknown" for a write
@@ -673,6 +827,11 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   c_->ShutdownTransports();
   c_->idempotency_store->AbortWaits();
   c_->server->Wait();
+  // Probes see NOT_SERVING until the API server is gone.
+  if (c_->health_server != nullptr) {
+    c_->health_server->Shutdown(absl::ToChronoTime(absl::Now()));
+    c_->health_server->Wait();
+  }
   Log(LogLevel::kInfo, "stopped");
 }
 

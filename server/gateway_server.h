@@ -36,6 +36,44 @@ struct GatewayOptions {
   // gRPC listen address, host:port. Port 0 picks a free port (see
   // GatewayServer::port()).
   std::string grpc_listen = "[::]:50051";
+  // Caller authentication on grpc_listen: mutual TLS. All three PEM files or
+  // none: the server's certificate chain, its private key, and the CA bundle
+  // client certificates must chain to. Every client must present a
+  // certificate (no certificate, or one from another CA: the handshake
+  // fails, the client sees UNAVAILABLE/UNAUTHENTICATED, no RPC runs). TLS 1.2
+  // and 1.3 only (gRPC 1.51's TLS credentials default; its C++ API cannot
+  // narrow it further). The files are re-read every tls_reload_interval
+  // (grpc::experimental::FileWatcherCertificateProvider): rotate them by
+  // replacing the files (a Secret volume's atomic symlink swap); connections
+  // made before keep their certificates, new ones get the new ones, no call
+  // fails.
+  std::string grpc_tls_cert_file;
+  std::string grpc_tls_key_file;
+  std::string grpc_client_ca_file;
+  absl::Duration tls_reload_interval = absl::Seconds(10);
+  // Serve grpc_listen in plaintext, with no caller authentication. Required
+  // (tests, local runs) when the TLS files above are not given: a gateway
+  // with neither refuses to start.
+  bool grpc_insecure = false;
+  // A second, plaintext listen address (host:port, port 0 picks one, see
+  // GatewayServer::health_port()) serving only grpc.health.v1.Health, with
+  // the same statuses as grpc_listen's (kReadinessService, kLivenessService,
+  // drain), for kubelet probes that present no client certificate. Empty: no
+  // such port.
+  std::string health_listen;
+  // A gRFC A43 authorization policy (JSON: name, allow_rules, deny_rules over
+  // principals, RPC paths and headers such as x-clink-merchant), applied to
+  // every call on grpc_listen before the gateway sees it: once given, calls no
+  // rule allows are refused with PERMISSION_DENIED and nothing is sent to
+  // Clink. Principals are matched against the client certificate's URI SANs
+  // (SPIFFE ids), then DNS SANs, then its subject. The file is re-read every
+  // authz_reload_interval (grpc::experimental::
+  // FileWatcherAuthorizationPolicyProvider); a malformed update is logged and
+  // counted (clink_gateway_authz_policy_reloads_total{result="rejected"}) and
+  // the last good policy stays in force. Must be valid at start. Empty: no
+  // policy (every authenticated caller may call every RPC).
+  std::string authz_policy_file;
+  absl::Duration authz_reload_interval = absl::Seconds(10);
   // Prometheus metrics (GET /metrics, server/metrics.h) on their own port,
   // host:port with an IPv4 address or host name (Debian's civetweb, which
   // serves them, has no IPv6); port 0 picks a free one (see
@@ -145,9 +183,11 @@ struct GatewayOptions {
 // (or http:// with allow_plaintext_upstream), a missing CA bundle file,
 // non-positive sizes or timeouts, out-of-range retry, overload or rate-limit
 // settings, malformed egress settings, the SQLite idempotency store without a
-// state_dir. (Whether the egress policy allows the base URL's and the proxy's
-// hosts is checked when the transport is built: BuildAndStart fails with
-// FAILED_PRECONDITION.)
+// state_dir, neither TLS files nor grpc_insecure (or both, or only some of
+// the three TLS files, or one that cannot be read), an unreadable or invalid
+// authorization policy. (Whether the egress policy allows the base URL's and
+// the proxy's hosts is checked when the transport is built: BuildAndStart fails
+// with FAILED_PRECONDITION.)
 absl::Status ValidateOptions(const GatewayOptions& options);
 
 class GatewayServer {
@@ -165,6 +205,9 @@ class GatewayServer {
   int port() const;
   // The bound metrics port, or 0 when GatewayOptions::metrics_listen is empty.
   int metrics_port() const;
+  // The bound health-only port, or 0 when GatewayOptions::health_listen is
+  // empty.
+  int health_port() const;
 
   // gRPC health service names. kReadinessService ("", the server's overall
   // status) is SERVING while the gateway should get traffic: not while

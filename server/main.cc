@@ -31,6 +31,35 @@
 
 ABSL_FLAG(std::string, grpc_listen, "[::]:50051",
           "gRPC listen address (host:port).");
+ABSL_FLAG(std::string, grpc_tls_cert_file, "",
+          "PEM certificate chain the gRPC port presents (mutual TLS; with "
+          "--grpc_tls_key_file and --grpc_client_ca_file). Re-read every "
+          "--grpc_tls_reload_interval: rotate by replacing the files.");
+ABSL_FLAG(std::string, grpc_tls_key_file, "",
+          "PEM private key of --grpc_tls_cert_file.");
+ABSL_FLAG(std::string, grpc_client_ca_file, "",
+          "PEM CA bundle client certificates must chain to. Every caller must "
+          "present one; its SPIFFE id (URI SAN), else its first DNS SAN, is "
+          "the caller's identity (the idempotency scope, and the principal "
+          "--authz_policy_file rules name).");
+ABSL_FLAG(absl::Duration, grpc_tls_reload_interval, absl::Seconds(10),
+          "How often the --grpc_tls_* files are re-read (at least 1s).");
+ABSL_FLAG(bool, grpc_insecure, false,
+          "Serve the gRPC port in plaintext with no caller authentication. "
+          "For tests and local runs only; without it the --grpc_tls_* files "
+          "are required.");
+ABSL_FLAG(std::string, health_listen, "",
+          "A second, plaintext gRPC address (host:port) serving only "
+          "grpc.health.v1.Health (same statuses as the gRPC port), for "
+          "kubelet probes when the gRPC port requires client certificates. "
+          "Empty: none.");
+ABSL_FLAG(std::string, authz_policy_file, "",
+          "gRPC authorization policy (gRFC A43 JSON) for every call on the "
+          "gRPC port: calls no rule allows get PERMISSION_DENIED, nothing "
+          "sent. Re-read every --authz_policy_reload_interval; an invalid "
+          "update is logged and counted and the last good policy stays.");
+ABSL_FLAG(absl::Duration, authz_policy_reload_interval, absl::Seconds(10),
+          "How often --authz_policy_file is re-read (at least 1s).");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus metrics address (IPv4 host:port), served at /metrics "
           "on its own port; empty turns it off.");
@@ -201,6 +230,15 @@ int main(int argc, char** argv) {
   clink_gateway::server::GatewayOptions options;
   options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.grpc_tls_cert_file = absl::GetFlag(FLAGS_grpc_tls_cert_file);
+  options.grpc_tls_key_file = absl::GetFlag(FLAGS_grpc_tls_key_file);
+  options.grpc_client_ca_file = absl::GetFlag(FLAGS_grpc_client_ca_file);
+  options.tls_reload_interval = absl::GetFlag(FLAGS_grpc_tls_reload_interval);
+  options.grpc_insecure = absl::GetFlag(FLAGS_grpc_insecure);
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
+  options.authz_policy_file = absl::GetFlag(FLAGS_authz_policy_file);
+  options.authz_reload_interval =
+      absl::GetFlag(FLAGS_authz_policy_reload_interval);
   options.git_commit = std::string(clink_gateway::server::GitCommit());
   options.clink_base_url = absl::GetFlag(FLAGS_clink_base_url);
   options.allow_plaintext_upstream =
@@ -287,6 +325,13 @@ int main(int argc, char** argv) {
                  "and tests only\n");
   }
 
+  if (options.grpc_insecure) {
+    Log(LogLevel::kWarning, "grpc_insecure",
+        {{"warning",
+          "--grpc_insecure is ON: the gRPC port is plaintext and callers are "
+          "not authenticated. For tests and local runs only."}});
+  }
+
   if (options.egress_report_only) {
     Log(LogLevel::kWarning, "egress_report_only",
         {{"warning",
@@ -301,6 +346,10 @@ int main(int argc, char** argv) {
   if (!server.ok()) return Fail(server.status().message());
   std::fprintf(stderr, "clink_gateway: serving gRPC on port %d\n",
                (*server)->port());
+  if ((*server)->health_port() != 0) {
+    std::fprintf(stderr, "clink_gateway: serving health on port %d\n",
+                 (*server)->health_port());
+  }
   if ((*server)->metrics_port() != 0) {
     std::fprintf(stderr, "clink_gateway: serving metrics on port %d\n",
                  (*server)->metrics_port());

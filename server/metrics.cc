@@ -268,6 +268,12 @@ void GatewayMetrics::Register(
                    .Help("Total number of gRPC stream messages sent by the "
                          "server.")
                    .Register(r);
+  auto& authz_denied =
+      BuildCounter()
+          .Name("clink_gateway_authz_denied_total")
+          .Help("Calls the --authz_policy_file policy refused "
+                "(PERMISSION_DENIED, nothing sent to Clink), by RPC.")
+          .Register(r);
 
   // Clink.
   auto& upstream_requests =
@@ -364,6 +370,15 @@ void GatewayMetrics::Register(
         {{"reason", std::string(clink::RejectReasonName(
                         static_cast<clink::RejectReason>(i)))}});
   }
+  auto& authz_reloads =
+      BuildCounter()
+          .Name("clink_gateway_authz_policy_reloads_total")
+          .Help("Changes of the --authz_policy_file seen: applied (valid, in "
+                "force within the reload interval) or rejected (invalid, the "
+                "last good policy stays in force).")
+          .Register(r);
+  authz_reloads_applied_ = &authz_reloads.Add({{"result", "applied"}});
+  authz_reloads_rejected_ = &authz_reloads.Add({{"result", "rejected"}});
   auto& idempotency = BuildCounter()
                           .Name("clink_gateway_idempotency_requests_total")
                           .Help("Calls with an idempotency key, by what the "
@@ -493,6 +508,9 @@ void GatewayMetrics::Register(
     s.started = &started.Add(rpc);
     s.msg_received = &received.Add(rpc);
     s.msg_sent = &sent.Add(rpc);
+    s.authz_denied = &authz_denied.Add(
+        {{"grpc_service", method->method->service()->full_name()},
+         {"grpc_method", method->method->name()}});
     for (int code = 0; code < kGrpcCodes; ++code) {
       prometheus::Labels labels = rpc;
       labels["grpc_code"] = std::string(kGrpcCodeNames[code]);
@@ -623,6 +641,14 @@ void GatewayMetrics::OnRetryDenied(const clink::RestMethod& method,
 void GatewayMetrics::OnRejected(const clink::RestMethod& method,
                                 clink::RejectReason reason) {
   Add(At(rejections_, reason));
+}
+
+void GatewayMetrics::OnRpcDenied(const clink::RestMethod& method) {
+  if (const MethodSeries* s = Find(method)) s->authz_denied->Increment();
+}
+
+void GatewayMetrics::OnAuthzPolicyReload(bool applied) {
+  (applied ? authz_reloads_applied_ : authz_reloads_rejected_)->Increment();
 }
 
 void GatewayMetrics::OnUnknownFields(const clink::RestMethod& method,

@@ -57,6 +57,13 @@
 //   clink_gateway_egress_denied_total{reason}      addresses refused
 //   clink_gateway_egress_would_deny_total{reason}  report-only: would have
 //       been refused, let through
+// Caller authorization (--authz_policy_file):
+//   clink_gateway_authz_policy_reloads_total{result}   applied, rejected:
+//       each change of the policy file the gateway saw, valid or not (an
+//       invalid one leaves the last good policy in force)
+//   clink_gateway_authz_denied_total{grpc_service,grpc_method}
+//       calls the policy refused (PERMISSION_DENIED, nothing sent); they are
+//       in grpc_server_handled_total{grpc_code="PermissionDenied"} too
 // Credentials and clock, per merchant (the names given to Create: merchants
 // not given there are ignored, so label values stay bounded):
 //   clink_gateway_key_reloads_total{merchant,outcome}
@@ -188,6 +195,7 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   void OnRpcStarted(const clink::RestMethod& method) override;
   void OnRpcHandled(const clink::RestMethod& method, absl::StatusCode code,
                     absl::Duration latency) override;
+  void OnRpcDenied(const clink::RestMethod& method) override;
 
   // clink::UpstreamObserver.
   void OnCallStarted(const clink::RestMethod& method) override;
@@ -223,6 +231,9 @@ class GatewayMetrics final : public clink::UpstreamObserver,
                    const credentials::KeySet& keys,
                    const credentials::KeySet* replaced) override;
 
+  // A change of the authorization policy file: applied (valid) or not.
+  void OnAuthzPolicyReload(bool applied);
+
   // http::EgressObserver.
   void OnEgressDenied(http::AddressClass reason) override;
   void OnEgressWouldDeny(http::AddressClass reason) override;
@@ -249,6 +260,7 @@ class GatewayMetrics final : public clink::UpstreamObserver,
     prometheus::Counter* started = nullptr;
     prometheus::Counter* msg_received = nullptr;
     prometheus::Counter* msg_sent = nullptr;
+    prometheus::Counter* authz_denied = nullptr;
     std::array<prometheus::Counter*, kGrpcCodes> handled{};
     prometheus::Histogram* handling_seconds = nullptr;
     std::array<prometheus::Counter*, kStatusClasses> upstream_requests{};
@@ -315,6 +327,8 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   std::array<std::array<prometheus::Counter*, kStoreRetryResults>,
              kStoreWrites>
       store_retries_{};
+  prometheus::Counter* authz_reloads_applied_ = nullptr;
+  prometheus::Counter* authz_reloads_rejected_ = nullptr;
   std::array<prometheus::Counter*, kAddressClasses> egress_denied_{};
   std::array<prometheus::Counter*, kAddressClasses> egress_would_deny_{};
   // Families whose children come and go (key sets, the clock offset).

@@ -13,6 +13,7 @@
 #include "absl/types/optional.h"
 #include "adapters/clink/error_details.h"
 #include "common/logging.h"
+#include "server/peer_identity.h"
 #include "server/status_util.h"
 
 namespace clink_gateway::server {
@@ -166,9 +167,34 @@ grpc::ServerUnaryReactor* RpcForwarder::Forward(
   context->AddInitialMetadata("x-request-id", options.request_id);
   options.deadline = UpstreamDeadline(absl::FromChrono(context->deadline()),
                                       start, options_.max_rpc_timeout);
-  if (absl::Status metadata = ReadCallMetadata(
-          *context, merchants_, options_.default_merchant, options);
-      !metadata.ok()) {
+  // Under mutual TLS the certificate names the caller (peer_identity.h). No
+  // auth context: a call without a transport (handler tests).
+  PeerCertificate peer;
+  const std::shared_ptr<const grpc::AuthContext> auth =
+      context->auth_context();
+  const bool mtls = auth != nullptr && ReadPeerCertificate(*auth, peer);
+  absl::Status metadata;
+  if (options_.authz != nullptr) {
+    // First: a caller the policy does not allow learns nothing else.
+    const std::string path =
+        absl::StrCat("/", method->method->service()->full_name(), "/",
+                     method->method->name());
+    if (!options_.authz->Current()->Allows(
+            path, mtls ? Principals(peer) : std::vector<std::string>(),
+            context->client_metadata())) {
+      observer_.OnRpcDenied(*method);
+      metadata = absl::PermissionDeniedError(
+          absl::StrCat("the authorization policy does not allow this caller "
+                       "to call ",
+                       path, " with this metadata"));
+    }
+  }
+  if (metadata.ok()) {
+    metadata = ReadCallMetadata(*context, merchants_,
+                                options_.default_merchant, options);
+  }
+  if (metadata.ok() && mtls) metadata = ApplyPeerIdentity(peer, options);
+  if (!metadata.ok()) {
     clink::CallResult result;
     result.status = std::move(metadata);
     result.endpoint = method->endpoint;

@@ -16,6 +16,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/string_ref.h"
+#include "server/authz_policy.h"
 #include "server/rpc_observer.h"
 
 namespace clink_gateway::server {
@@ -31,6 +32,11 @@ struct ForwarderOptions {
   // one calls without it go to (empty: such calls are refused).
   std::vector<std::string> merchants = {"default"};
   std::string default_merchant = "default";
+  // The caller authorization policy (authz_policy.h), checked first on every
+  // call: a call it does not allow gets PERMISSION_DENIED, nothing sent, and
+  // is reported with RpcObserver::OnRpcDenied. Null: every call is allowed.
+  // Must outlive the forwarder.
+  const AuthzPolicyFile* authz = nullptr;
 };
 
 class RpcForwarder {
@@ -43,11 +49,13 @@ class RpcForwarder {
   // takes the request id from `x-request-id` metadata (or makes one, and
   // returns it in initial metadata), bounds the upstream call by the caller's
   // deadline, and calls Finish exactly once when Clink's answer (or the
-  // validation failure) arrives. Never blocks; returns at once. Tells the
-  // observer when the RPC starts and, just before Finish, how it ended; logs
-  // one JSON line per RPC ("rpc": method, code, latency, endpoint, upstream
-  // status, attempts, request id, merchant, key fingerprint, ...; never
-  // request or response contents).
+  // validation failure) arrives. Under mutual TLS the caller is the client
+  // certificate's identity (ApplyPeerIdentity: PERMISSION_DENIED, nothing
+  // sent, when x-clink-caller claims another). Never blocks; returns at once.
+  // Tells the observer when the RPC starts and, just before Finish, how it
+  // ended; logs one JSON line per RPC ("rpc": method, code, latency, endpoint,
+  // upstream status, attempts, request id, merchant, key fingerprint, ...;
+  // never request or response contents).
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
                                     const google::protobuf::Message& request,
                                     google::protobuf::Message* response);
@@ -93,8 +101,11 @@ inline constexpr absl::string_view kIdempotencyKeyMetadata = "idempotency-key";
 // gRPC metadata naming the calling service (1-128 characters from
 // [A-Za-z0-9._:/@-], e.g. "checkout-web" or a SPIFFE id). Idempotency keys are
 // scoped by it, so two services using the same key never collide. Callers that
-// send none share one anonymous scope. In a service mesh, have the sidecar set
-// it from the authenticated peer identity.
+// send none share one anonymous scope. Under mutual TLS (--grpc_tls_*) the
+// client certificate's identity is the scope instead (server/peer_identity.h)
+// and this header, if sent, must equal it (else PERMISSION_DENIED); without
+// TLS, in a service mesh, have the sidecar set it from the authenticated peer
+// identity.
 inline constexpr absl::string_view kCallerMetadata = "x-clink-caller";
 
 // gRPC metadata choosing the Clink merchant account a call goes to (a name

@@ -19,6 +19,9 @@ class RpcObserver {
   // It finished with `code` (whatever the path: validation failure, replay,
   // Clink's answer) `latency` after it started. Called once per started RPC,
   // just before the status is handed to gRPC.
+  // The authorization policy refused it (before OnRpcHandled with
+  // PERMISSION_DENIED).
+  virtual void OnRpcDenied(const clink::RestMethod& method) {}
   virtual void OnRpcHandled(const clink::RestMethod& method,
                             absl::StatusCode code, absl::Duration latency) {}
 };

@@ -23,9 +23,13 @@ struct CallOptions {
   // The caller's idempotency key (gRPC metadata `idempotency-key`), or empty.
   // Only mutating RPCs use it; see idempotent_clink_api.h.
   std::string idempotency_key;
-  // The calling identity the key is scoped to (gRPC metadata `x-clink-caller`),
-  // or empty for anonymous callers.
+  // The calling identity the key is scoped to: under mutual TLS the client
+  // certificate's SPIFFE id or first DNS SAN (server/peer_identity.h);
+  // otherwise gRPC metadata `x-clink-caller`, or empty for anonymous callers.
   std::string caller;
+  // True when `caller` comes from a verified client certificate (mutual TLS),
+  // false when it is only what the caller claimed (x-clink-caller) or empty.
+  bool caller_authenticated = false;
   // The merchant account to call Clink as (gRPC metadata `x-clink-merchant`,
   // resolved to the configured default when absent). Idempotency keys are
   // scoped by it too.

@@ -1,0 +1,87 @@
+#include "server/authz_policy.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace clink_gateway::server {
+namespace {
+
+using Metadata = std::multimap<grpc::string_ref, grpc::string_ref>;
+
+constexpr char kCheckoutWeb[] =
+    "spiffe://cluster.local/ns/shop/sa/checkout-web";
+constexpr char kSupport[] = "spiffe://cluster.local/ns/support/sa/support-tool";
+constexpr char kFinance[] = "spiffe://cluster.local/ns/finance/sa/finance";
+
+bool Allows(const AuthzPolicy& policy, const std::string& path,
+            const std::string& principal, const std::string& merchant = "",
+            std::string* rule = nullptr) {
+  Metadata metadata;
+  if (!merchant.empty()) metadata.emplace("x-clink-merchant", merchant);
+  std::vector<std::string> principals;
+  if (!principal.empty()) principals.push_back(principal);
+  return policy.Allows(path, principals, metadata, rule);
+}
+
+TEST(AuthzPolicyTest, TheThreeCallersGetWhatThePolicySays) {
+  // The example policy the README describes.
+  auto text = ReadPolicyFile("k8s/authz-policy.json");
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto policy = AuthzPolicy::Parse(*text);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  const AuthzPolicy& p = **policy;
+  std::string rule;
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.PaymentService/CreatePayment",
+                     kCheckoutWeb, "eu", &rule));
+  EXPECT_EQ(rule, "checkout-web-pays-for-eu");
+  // Another merchant, or none named: the header rule does not match.
+  EXPECT_FALSE(Allows(p, "/clink.gateway.v1.PaymentService/CreatePayment",
+                      kCheckoutWeb, "us"));
+  EXPECT_FALSE(Allows(p, "/clink.gateway.v1.PaymentService/CreatePayment",
+                      kCheckoutWeb));
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.CheckoutService/GetCheckoutSession",
+                     kCheckoutWeb, "eu"));
+  EXPECT_FALSE(Allows(p, "/clink.gateway.v1.PaymentService/CreateRefund",
+                      kCheckoutWeb, "eu"));
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.PaymentService/CreateRefund",
+                     kSupport, "us"));
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.PaymentService/GetOrder", kSupport));
+  EXPECT_FALSE(
+      Allows(p, "/clink.gateway.v1.PaymentService/CreatePayment", kSupport));
+  EXPECT_TRUE(
+      Allows(p, "/clink.gateway.v1.BillingService/GetInvoice", kFinance));
+  EXPECT_FALSE(Allows(p, "/clink.gateway.v1.PaymentService/CreateRefund",
+                      kFinance, "", &rule));
+  EXPECT_EQ(rule, "finance-never-writes");
+  // No certificate, or an unknown one: denied by default.
+  EXPECT_FALSE(Allows(p, "/clink.gateway.v1.BillingService/GetInvoice", ""));
+  EXPECT_FALSE(Allows(p, "/clink.gateway.v1.BillingService/GetInvoice",
+                      "spiffe://cluster.local/ns/x/sa/other", "", &rule));
+  EXPECT_EQ(rule, "");
+}
+
+TEST(AuthzPolicyTest, RejectsMalformedPolicies) {
+  for (const char* bad : {
+           "",
+           "[]",
+           "{\"name\": \"x\"}",                         // no allow_rules
+           "{\"allow_rules\": []}",                     // no name
+           "{\"name\": \"x\", \"allow_rules\": [{}]}",  // rule without name
+           "{\"name\": \"x\", \"allow_rules\": [], \"allow\": []}",
+           "{\"name\": \"x\", \"allow_rules\": [{\"name\": \"r\", "
+           "\"request\": {\"path\": [\"/a\"]}}]}",  // typo'd member
+           "{\"name\": \"x\", \"allow_rules\": [{\"name\": \"r\", "
+           "\"request\": {\"headers\": [{\"key\": \":path\", "
+           "\"values\": [\"a\"]}]}}]}",
+           "{\"name\": \"x\", \"allow_rules\": [{\"name\": \"r\", "
+           "\"request\": {\"paths\": [\"/a*b\"]}}]}",
+       }) {
+    EXPECT_FALSE(AuthzPolicy::Parse(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace clink_gateway::server
