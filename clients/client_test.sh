@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs one example client (clients/python or clients/node) against a real gateway in front of the
-# Clink emulator, each started here on port 0, and checks what the README promises of it:
+# Clink emulator, each started here on port 0, the gateway's gRPC port with mutual TLS (throwaway
+# CA, server and client certificates from tools/dev_certs.sh; the client's identity
+# spiffe://cluster.local/ns/shop/sa/checkout-web), and checks what the README promises of it:
 #   1. CreatePayment with an idempotency key succeeds; the amount comes back digit for digit;
 #   2. the same key again gets the same order (the gateway replays it, Clink is not called twice);
 #   3. a bad request (3 decimals in USD) is INVALID_ARGUMENT with a BadRequest naming `amount`;
-#   4. a request Clink rejects (unknown customer) carries ErrorInfo with outcome `rejected`.
+#   4. a request Clink rejects (unknown customer) carries ErrorInfo with outcome `rejected`;
+#   5. a client certificate from another CA is refused (UNAVAILABLE: the handshake fails).
 # Usage (from Bazel): client_test.sh python|node GATEWAY EMULATOR DEV_CERTS [PAYMENT_PB2_PY]
 set -euo pipefail
 lang="$1"
@@ -64,6 +67,8 @@ start_and_wait_for() {
 }
 
 printf '%s\n' sk_test_client_test_key >"$work/keys/api-key"
+"$dev_certs" "$work/mtls"
+"$dev_certs" "$work/other-ca"  # the same names, signed by a CA the gateway does not trust
 start_and_wait_for 'listening on https://127\.0\.0\.1:([0-9]+)/' "$work/emulator.log" \
   "$emulator" --listen=127.0.0.1:0 --tls_dir="$work" --api_key_file="$work/keys/api-key"
 emulator_port="${BASH_REMATCH[1]}"
@@ -71,9 +76,12 @@ emulator_port="${BASH_REMATCH[1]}"
 start_and_wait_for '"event":"started".*"grpc_port":"([0-9]+)"' "$work/gateway.log" \
   "$gateway" --grpc_listen=127.0.0.1:0 --metrics_listen= \
   --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
-  --egress_allow_cidrs=127.0.0.0/8 --api_key_dir="$work/keys" --idempotency_store=memory
+  --egress_allow_cidrs=127.0.0.0/8 --api_key_dir="$work/keys" --idempotency_store=memory \
+  --grpc_tls_cert_file="$work/mtls/server.pem" --grpc_tls_key_file="$work/mtls/server.key" \
+  --grpc_client_ca_file="$work/mtls/ca.pem"
 grpc_port="${BASH_REMATCH[1]}"
-connect=(--target="127.0.0.1:$grpc_port" --insecure)
+connect=(--target="127.0.0.1:$grpc_port" --tls_ca="$work/mtls/ca.pem"
+  --tls_cert="$work/mtls/client.pem" --tls_key="$work/mtls/client.key")
 
 # expect DESCRIPTION JSON PYTHON_EXPRESSION: the expression (over the client's output `r`) holds.
 expect() {
@@ -111,3 +119,10 @@ expect "a bad amount is INVALID_ARGUMENT with a BadRequest naming the field" "$b
 rejected="$(client "${connect[@]}" --idempotency_key="$key-rejected" "${payment/cus_emu_test/cus_unknown}")" || true
 expect "a request Clink rejects carries ErrorInfo with its outcome" "$rejected" \
   "not r['ok'] and r['code'] == 'INVALID_ARGUMENT' and r['error_info']['domain'] == 'clinkbill.com' and r['error_info']['metadata']['outcome'] == 'rejected' and 'CUSTOMER_NOT_FOUND' in r['message']"
+
+status=0
+stranger="$(client --target="127.0.0.1:$grpc_port" --tls_ca="$work/mtls/ca.pem" \
+  --tls_cert="$work/other-ca/client.pem" --tls_key="$work/other-ca/client.key" --timeout=10 \
+  --idempotency_key="$key-stranger" "$payment")" || status=$?
+expect "a client certificate from another CA is refused" "$stranger" \
+  "not r['ok'] and r['code'] == 'UNAVAILABLE'"
