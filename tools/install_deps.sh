@@ -13,9 +13,6 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcurl4-openssl-dev rapidjson-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev
-  # The example Python client (clients/python): gRPC for Python, its stubs generated with
-  # protoc's grpc_python_plugin (protobuf-compiler-grpc, above).
-  python3-grpcio
   # ISO 4217 currencies and their minor units (amounts are checked against them).
   libicu-dev
   # The gateway's allocator: ~20% less CPU per RPC than glibc malloc (tools/bench.sh).
@@ -38,8 +35,10 @@ APT_PACKAGES=(
 # base (no Docker daemon, no registry), //k8s:image_test runs it with podman and runc and reads
 # its metrics with curl. Not inside the image's own build stage, which sets
 # CLINK_GATEWAY_IN_IMAGE_BUILD (it builds the binary only).
+# Nor the example Python client (clients/python, //clients:python_client_test): gRPC for Python,
+# its stubs generated with protoc's grpc_python_plugin (protobuf-compiler-grpc, above).
 if [ -z "${CLINK_GATEWAY_IN_IMAGE_BUILD:-}" ]; then
-  APT_PACKAGES+=(buildah podman runc debootstrap curl)
+  APT_PACKAGES+=(buildah podman runc debootstrap curl python3-grpcio)
 fi
 # `kubectl kustomize` renders k8s/ in the tests; any kubectl will do (Debian's, or one a cloud
 # SDK already installed, which Debian's package would conflict with).
@@ -103,14 +102,18 @@ fi
 # The example Node client's packages (@grpc/grpc-js, @grpc/proto-loader, protobufjs), exactly as
 # clients/node/package-lock.json pins them, into clients/node/node_modules (ignored by git): npm
 # runs only when one is missing or at another version, so an installed checkout needs no network.
-client_dir="$(cd "$here/../clients/node" && pwd)"
-client_stale="$(cd "$client_dir" && node -e '
+# Not in the image's build stage, which has only this script at this point and builds no client.
+client_dir="$here/../clients/node"
+client_stale=""
+if [ -z "${CLINK_GATEWAY_IN_IMAGE_BUILD:-}" ] && [ -f "$client_dir/package-lock.json" ]; then
+  client_stale="$(cd "$client_dir" && node -e '
   const lock = require("./package-lock.json").packages;
   for (const name of Object.keys(require("./package.json").dependencies)) {
     let have = "";
     try { have = require("./node_modules/" + name + "/package.json").version; } catch (e) {}
     if (have !== lock["node_modules/" + name].version) { console.log(name); break; }
   }' 2>/dev/null || echo unreadable)"
+fi
 if [ -n "$client_stale" ]; then
   echo "install_deps: installing clients/node's npm packages (npm ci)" >&2
   (cd "$client_dir" && npm ci --no-audit --no-fund --silent >/dev/null)
