@@ -11,6 +11,7 @@ out="${1:?usage: gen_stubs.sh OUT_DIR}"
 proto_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../proto" && pwd)"
 plugin="$(command -v grpc_python_plugin || echo /usr/bin/grpc_python_plugin)"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 # google/protobuf/*.proto (descriptor, timestamp, any, duration) come with protoc in /usr/include;
 # their Python modules come with python3-protobuf.
 (cd "$proto_root" && protoc -I. -I/usr/include \
