@@ -27,6 +27,7 @@
 #include "common/status_macros.h"
 #include "common/sync.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/server_builder_option.h"
@@ -532,7 +533,11 @@ struct GatewayServer::Components {
   // Outlive the server that uses them.
   std::shared_ptr<grpc::experimental::CertificateProviderInterface>
       certificate_provider;
-  std::unique_ptr<grpc::Server> health_server;  // --health_listen.
+  // --health_listen: a server with no service of ours (the generic service
+  // answers UNIMPLEMENTED to everything but the default health service, and
+  // gives gRPC the callback method it needs to start).
+  grpc::CallbackGenericService health_unimplemented;
+  std::unique_ptr<grpc::Server> health_server;
   std::unique_ptr<grpc::Server> server;         // Last: destroyed first.
   int port = 0;
   int health_port = 0;
@@ -741,6 +746,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
                                     grpc::InsecureServerCredentials(),
                                     &c->health_port);
     health_builder.SetOption(std::make_unique<NoPluginsOption>());
+    health_builder.RegisterCallbackGenericService(&c->health_unimplemented);
     health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     c->health_server = health_builder.BuildAndStart();
     if (c->health_server == nullptr || c->health_port == 0) {

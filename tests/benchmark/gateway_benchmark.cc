@@ -97,6 +97,15 @@ ABSL_FLAG(int, emulator_threads, 0,
           "max(64, 2 x concurrency + 8).");
 ABSL_FLAG(bool, histogram, false,
           "Also print the open-loop latency distribution (log2 buckets).");
+ABSL_FLAG(bool, mtls, false,
+          "Serve the gateway's gRPC port with mutual TLS (--grpc_tls_* files "
+          "from a throwaway CA) and call it with a client certificate "
+          "(spiffe://cluster.local/ns/finance/sa/finance) on one long-lived "
+          "connection; otherwise --grpc_insecure.");
+ABSL_FLAG(bool, authz, false,
+          "With --mtls: also enforce an --authz_policy_file shaped like "
+          "k8s/authz-policy.json (three callers, a deny rule) that allows "
+          "the benchmark's GetProduct.");
 ABSL_FLAG(std::string, gateway_binary, "",
           "The clink_gateway binary; default: from runfiles, else "
           "bazel-bin/server/clink_gateway.");
@@ -807,11 +816,65 @@ int Run() {
       // Its own state dir, not the default /var/lib/clink-gateway.
       absl::StrCat("--state_dir=", dir, "/state"),
   };
-  auto gateway = GatewayProcess::Start(binary, gateway_args, dir);
+  // Caller authentication on the gRPC port (what --mtls/--authz measure).
+  std::shared_ptr<grpc::ChannelCredentials> channel_credentials =
+      grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments channel_args;
+  std::vector<std::string> auth_args = {"--grpc_insecure"};
+  std::unique_ptr<emulator::TestCa> mesh;
+  if (absl::GetFlag(FLAGS_mtls)) {
+    auto created = emulator::TestCa::Create(dir, "mesh");
+    if (!created.ok()) return Fail("mesh CA", created.status());
+    mesh = *std::move(created);
+    auto server = mesh->Issue("gateway", "DNS:localhost,IP:127.0.0.1", true);
+    auto client = mesh->Issue(
+        "finance", "URI:spiffe://cluster.local/ns/finance/sa/finance", false);
+    if (!server.ok() || !client.ok()) {
+      return Fail("certificates",
+                  server.ok() ? client.status() : server.status());
+    }
+    auth_args = {absl::StrCat("--grpc_tls_cert_file=", server->cert_path),
+                 absl::StrCat("--grpc_tls_key_file=", server->key_path),
+                 absl::StrCat("--grpc_client_ca_file=", mesh->cert_path())};
+    if (absl::GetFlag(FLAGS_authz)) {
+      const std::string policy = absl::StrCat(dir, "/authz-policy.json");
+      std::ofstream(policy) << R"({"name": "bench",
+  "deny_rules": [{"name": "finance-never-writes",
+    "source": {"principals": ["spiffe://cluster.local/ns/finance/sa/finance"]},
+    "request": {"paths": ["/clink.gateway.v1.PaymentService/Create*",
+                          "/clink.gateway.v1.BillingService/Create*"]}}],
+  "allow_rules": [
+    {"name": "checkout-web",
+     "source": {"principals": ["spiffe://cluster.local/ns/shop/sa/checkout-web"]},
+     "request": {"paths": ["/clink.gateway.v1.PaymentService/CreatePayment"],
+                 "headers": [{"key": "x-clink-merchant", "values": ["eu"]}]}},
+    {"name": "support-tool",
+     "source": {"principals": ["spiffe://cluster.local/ns/support/sa/support-tool"]},
+     "request": {"paths": ["/clink.gateway.v1.PaymentService/CreateRefund"]}},
+    {"name": "finance-reads",
+     "source": {"principals": ["spiffe://cluster.local/ns/finance/sa/finance"]},
+     "request": {"paths": ["/clink.gateway.v1.PaymentService/Get*",
+                           "/clink.gateway.v1.BillingService/Get*",
+                           "/clink.gateway.v1.BillingService/List*"]}}]})";
+      auth_args.push_back(absl::StrCat("--authz_policy_file=", policy));
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = mesh->cert_pem();
+    ssl.pem_private_key = client->key_pem;
+    ssl.pem_cert_chain = client->cert_pem;
+    channel_credentials = grpc::SslCredentials(ssl);
+    channel_args.SetSslTargetNameOverride("localhost");
+  } else if (absl::GetFlag(FLAGS_authz)) {
+    return Fail("flags", absl::InvalidArgumentError("--authz needs --mtls"));
+  }
+  std::vector<std::string> all_gateway_args = gateway_args;
+  all_gateway_args.insert(all_gateway_args.end(), auth_args.begin(),
+                          auth_args.end());
+  auto gateway = GatewayProcess::Start(binary, all_gateway_args, dir);
   if (!gateway.ok()) return Fail("gateway", gateway.status());
-  auto channel =
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*gateway)->port()),
-                          grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", (*gateway)->port()), channel_credentials,
+      channel_args);
   if (!channel->WaitForConnected(
           absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
     return Fail("gateway", absl::UnavailableError("gRPC channel not ready"));
@@ -829,13 +892,17 @@ int Run() {
       "emulator and the load generator share them\n"
       "upstream: in-process Clink emulator over TLS, %s, %d threads\n"
       "gateway:  %s (pid %d), --max_upstream_connections=%d "
-      "--log_level=warning\n"
+      "--log_level=warning %s\n"
       "direct:   CurlHttpTransport in the benchmark process, same options, "
       "pool of %d\n\n",
       emulator::kSeedProductBasic, std::thread::hardware_concurrency(),
       load_at_start.c_str(), (*emulator)->base_url().c_str(),
       emulator_options.num_threads, binary.c_str(),
-      static_cast<int>((*gateway)->pid()), concurrency, concurrency);
+      static_cast<int>((*gateway)->pid()), concurrency,
+      absl::GetFlag(FLAGS_authz)  ? "(mTLS + authz policy)"
+      : absl::GetFlag(FLAGS_mtls) ? "(mTLS)"
+                                  : "(--grpc_insecure)",
+      concurrency);
   if (duration + topup > absl::Seconds(9)) {
     std::printf(
         "note: phases over ~9 s let unused pooled connections pass the "

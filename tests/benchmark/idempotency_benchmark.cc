@@ -894,6 +894,7 @@ int Run() {
         -> absl::StatusOr<std::unique_ptr<server::GatewayServer>> {
       server::GatewayOptions options;
       options.grpc_listen = "127.0.0.1:0";
+      options.grpc_insecure = true;
       options.clink_base_url = (*emulator)->base_url();
       options.ca_bundle = ca->ca_cert_pem;
       options.egress_allow_cidrs = "127.0.0.0/8";

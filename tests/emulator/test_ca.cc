@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <tuple>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -61,10 +62,12 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid,
 }
 
 // Builds a certificate for `key` named `common_name`, signed by `issuer_key`;
-// `issuer` is null for a self-signed certificate.
-absl::StatusOr<CertPtr> NewCertificate(EVP_PKEY* key, const char* common_name,
-                                       X509* issuer, EVP_PKEY* issuer_key,
-                                       bool is_ca) {
+// `issuer` is null for a self-signed certificate. A leaf (not `is_ca`) gets
+// `san` (OpenSSL's syntax) and the extended key usage `usage`.
+absl::StatusOr<CertPtr> NewCertificate(
+    EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY* issuer_key,
+    bool is_ca, const char* san = "DNS:localhost,IP:127.0.0.1,IP:::1",
+    const char* usage = "serverAuth") {
   CertPtr cert(X509_new(), &X509_free);
   if (cert == nullptr) return OpenSslError("X509_new");
   uint64_t serial = 0;
@@ -109,10 +112,11 @@ absl::StatusOr<CertPtr> NewCertificate(EVP_PKEY* key, const char* common_name,
     GATEWAY_RETURN_IF_ERROR(AddExtension(cert.get(), signer, NID_key_usage,
                                          "critical,digitalSignature"));
     GATEWAY_RETURN_IF_ERROR(
-        AddExtension(cert.get(), signer, NID_ext_key_usage, "serverAuth"));
-    GATEWAY_RETURN_IF_ERROR(AddExtension(cert.get(), signer,
-                                         NID_subject_alt_name,
-                                         "DNS:localhost,IP:127.0.0.1,IP:::1"));
+        AddExtension(cert.get(), signer, NID_ext_key_usage, usage));
+    if (san != nullptr && *san != '\0') {
+      GATEWAY_RETURN_IF_ERROR(
+          AddExtension(cert.get(), signer, NID_subject_alt_name, san));
+    }
     GATEWAY_RETURN_IF_ERROR(AddExtension(
         cert.get(), signer, NID_authority_key_identifier, "keyid:always"));
   }
@@ -158,6 +162,64 @@ absl::Status WriteFile(const std::string& path, const std::string& content,
 }
 
 }  // namespace
+
+struct TestCa::Keys {
+  KeyPtr key{nullptr, &EVP_PKEY_free};
+  CertPtr cert{nullptr, &X509_free};
+};
+
+TestCa::TestCa() = default;
+TestCa::~TestCa() = default;
+
+absl::StatusOr<std::unique_ptr<TestCa>> TestCa::Create(
+    const std::string& dir, const std::string& name) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", dir, ": ", std::strerror(errno)));
+  }
+  std::unique_ptr<TestCa> ca(new TestCa());
+  ca->dir_ = dir;
+  ca->keys_ = std::make_unique<Keys>();
+  GATEWAY_ASSIGN_OR_RETURN(ca->keys_->key, NewP256Key());
+  GATEWAY_ASSIGN_OR_RETURN(ca->keys_->cert,
+                           NewCertificate(ca->keys_->key.get(), name.c_str(),
+                                          nullptr, ca->keys_->key.get(), true));
+  GATEWAY_ASSIGN_OR_RETURN(std::string pem,
+                           ToPem(ca->keys_->cert.get(), nullptr));
+  ca->cert_pem_ = std::move(pem);
+  ca->cert_path_ = absl::StrCat(dir, "/", name, "-ca.pem");
+  GATEWAY_RETURN_IF_ERROR(WriteFile(ca->cert_path_, ca->cert_pem_, 0644));
+  return ca;
+}
+
+absl::StatusOr<IssuedCert> TestCa::Issue(const std::string& name,
+                                         const std::string& san,
+                                         bool server) const {
+  GATEWAY_ASSIGN_OR_RETURN(KeyPtr key, NewP256Key());
+  GATEWAY_ASSIGN_OR_RETURN(
+      CertPtr cert, NewCertificate(key.get(), name.c_str(), keys_->cert.get(),
+                                   keys_->key.get(), false, san.c_str(),
+                                   server ? "serverAuth" : "clientAuth"));
+  IssuedCert out;
+  GATEWAY_ASSIGN_OR_RETURN(out.cert_pem, ToPem(cert.get(), nullptr));
+  GATEWAY_ASSIGN_OR_RETURN(std::string both, ToPem(cert.get(), key.get()));
+  out.key_pem = both.substr(out.cert_pem.size());
+  out.cert_path = absl::StrCat(dir_, "/", name, ".crt");
+  out.key_path = absl::StrCat(dir_, "/", name, ".key");
+  // Written under temporary names and renamed into place, so a watcher never
+  // reads a half-written file.
+  for (const auto& [path, content, mode] :
+       {std::tuple<const std::string&, const std::string&, mode_t>{
+            out.key_path, out.key_pem, 0600},
+        {out.cert_path, out.cert_pem, 0644}}) {
+    const std::string tmp = absl::StrCat(path, ".tmp");
+    GATEWAY_RETURN_IF_ERROR(WriteFile(tmp, content, mode));
+    if (rename(tmp.c_str(), path.c_str()) != 0) {
+      return absl::UnavailableError(absl::StrCat("cannot rename to ", path));
+    }
+  }
+  return out;
+}
 
 absl::StatusOr<TestCaFiles> GenerateTestCa(const std::string& dir) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {

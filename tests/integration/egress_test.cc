@@ -111,6 +111,7 @@ class EgressTest : public ::testing::Test {
   server::GatewayOptions BaseOptions() const {
     server::GatewayOptions options;
     options.grpc_listen = "127.0.0.1:0";
+    options.grpc_insecure = true;
     options.metrics_listen = "127.0.0.1:0";
     options.clink_base_url = emulator_->base_url();
     options.merchants = {{"default", keys_->dir(), ""}};

@@ -32,6 +32,9 @@ void GatewayFixture::SetUp() {
 
   server::GatewayOptions options;
   options.grpc_listen = "127.0.0.1:0";
+  // Plaintext; tests of mutual TLS set the TLS files (and clear this) in
+  // Configure().
+  options.grpc_insecure = true;
   options.clink_base_url = emulator_->base_url();
   // The emulator listens on loopback, which the egress policy denies.
   options.egress_allow_cidrs = "127.0.0.0/8";

@@ -490,6 +490,7 @@ TEST_F(GatewayIntegrationTest, KeyNeverAppearsInLogsErrorsOrDetails) {
     // drain lines count.
     server::GatewayOptions options;
     options.grpc_listen = "127.0.0.1:0";
+    options.grpc_insecure = true;
     options.clink_base_url = emulator_->base_url();
     options.egress_allow_cidrs = "127.0.0.0/8";
     options.merchants = {{"default", key_volume_->dir(), ""}};

@@ -33,8 +33,9 @@ GatewayRun RunGateway(const std::vector<std::string>& flags) {
   const std::string binary = "server/clink_gateway";
   // Not the default 9464: tests run side by side (`flags` may override).
   // Nor the default /var/lib/clink-gateway: a state dir of the test's own.
+  // Plaintext gRPC unless a test says otherwise (a later flag wins).
   std::vector<std::string> args = {
-      binary, "--metrics_listen=127.0.0.1:0",
+      binary, "--metrics_listen=127.0.0.1:0", "--grpc_insecure",
       absl::StrCat("--state_dir=", ::testing::TempDir(), "/state")};
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
@@ -94,6 +95,48 @@ TEST(GatewayMainTest, MissingKeyExitsWithAClearMessage) {
   const GatewayRun run = RunGateway({"--grpc_listen=127.0.0.1:0"});
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.stderr_text.find("--api_key_dir"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, NeitherTlsNorInsecureIsRefused) {
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir(),
+                  "--grpc_insecure=false"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("must authenticate callers"),
+            std::string::npos)
+      << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("--grpc_insecure"), std::string::npos);
+  EXPECT_NE(run.stderr_text.find("--grpc_tls_cert_file"), std::string::npos);
+}
+
+TEST(GatewayMainTest, IncompleteOrContradictoryTlsFlagsAreRefused) {
+  const std::string cert = WriteFile("tls-cert.pem", "not a certificate");
+  GatewayRun run = RunGateway({"--grpc_listen=127.0.0.1:0",
+                               "--api_key_dir=" + KeyDir(),
+                               "--grpc_insecure=false",
+                               "--grpc_tls_cert_file=" + cert});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("--grpc_tls_key_file is missing"),
+            std::string::npos)
+      << run.stderr_text;
+  run = RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir(),
+                    "--grpc_tls_cert_file=" + cert,
+                    "--grpc_tls_key_file=" + cert,
+                    "--grpc_client_ca_file=" + cert});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("contradict"), std::string::npos)
+      << run.stderr_text;
+}
+
+TEST(GatewayMainTest, InvalidAuthzPolicyIsRefused) {
+  const std::string policy =
+      WriteFile("bad-policy.json", R"({"name": "p", "allow_rules": [{}]})");
+  const GatewayRun run =
+      RunGateway({"--grpc_listen=127.0.0.1:0", "--api_key_dir=" + KeyDir(),
+                  "--authz_policy_file=" + policy});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.stderr_text.find("--authz_policy_file"), std::string::npos)
       << run.stderr_text;
 }
 

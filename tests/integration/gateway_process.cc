@@ -53,6 +53,13 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   std::vector<std::string> args = {kBinary, "--grpc_listen=127.0.0.1:0",
                                    "--metrics_listen=127.0.0.1:0"};
   args.insert(args.end(), flags.begin(), flags.end());
+  // Plaintext gRPC unless the test gives the gateway its TLS files.
+  if (std::none_of(flags.begin(), flags.end(), [](const std::string& flag) {
+        return absl::StartsWith(flag, "--grpc_tls_") ||
+               absl::StartsWith(flag, "--grpc_insecure");
+      })) {
+    args.push_back("--grpc_insecure");
+  }
   if (std::none_of(flags.begin(), flags.end(), [](const std::string& flag) {
         return absl::StartsWith(flag, "--state_dir=");
       })) {

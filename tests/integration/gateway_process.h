@@ -25,7 +25,9 @@ class GatewayProcess {
   // waits (bounded) for its "started" log line to learn the ports. Unless
   // `flags` name a --state_dir, the gateway gets a new empty one under the
   // test's temp dir (its default /var/lib/clink-gateway would be shared by
-  // every test, and one process per state dir is all the store allows). Its
+  // every test, and one process per state dir is all the store allows).
+  // Unless `flags` name --grpc_tls_* files (or --grpc_insecure), it gets
+  // --grpc_insecure (plaintext, as NewChannel() expects). Its
   // stdout is collected in the background (see output()).
   static absl::StatusOr<std::unique_ptr<GatewayProcess>> Start(
       const std::vector<std::string>& flags);
