@@ -10,13 +10,16 @@
 #      rendered k8s/overlays/prod Deployment ($(VARS) resolved from its ConfigMap), its user
 #      (10001:10001), a read-only root filesystem, no capabilities, no privilege escalation, /tmp
 #      a tmpfs (its emptyDir), the Secrets as read-only directories at their mount paths (a
-#      throwaway API key and Redis password), and a writable directory at any --state_dir.
+#      throwaway API key and Redis password; throwaway mTLS certificates, tools/dev_certs.sh, in
+#      place of cert-manager's; an authz policy that lets the test's identity call everything), and
+#      a writable directory at any --state_dir.
 #      Changed for the test only: the listen ports become 0 (the ports the gateway reports are
 #      used; a test never binds 50051/9464), Clink is the emulator on this host (HTTPS, its
 #      throwaway CA given with --ca_bundle, --egress_allow_cidrs=127.0.0.0/8 so the gateway may
 #      reach loopback), and Redis is a redis-server of this test on a unix socket;
-#   3. checks gRPC health as the probes ask it (the overall status and `liveness`), one
-#      CreatePayment through the gateway and its idempotent retry, and the metrics endpoint
+#   3. checks gRPC health as the probes ask it (on the --health_listen port: the overall status and
+#      `liveness`), one CreatePayment through the gateway over mutual TLS and its idempotent
+#      retry, and the metrics endpoint
 #      (clink_gateway_build_info carries the commit);
 #   4. sends SIGTERM and checks that the gateway drains and exits 0 within the Deployment's
 #      terminationGracePeriodSeconds.
@@ -229,10 +232,27 @@ done
 [ -S "$redis_dir/redis.sock" ] || { echo "FAIL: redis-server did not start:" >&2; cat "$work/redis.log" >&2; exit 1; }
 chmod 0444 "$work/tls/ca.pem"
 
+# The gRPC port's mutual TLS: throwaway certificates (tools/dev_certs.sh) in place of
+# cert-manager's Secret, under the Secret's file names; the test's calls present client.pem.
+"$workspace/tools/dev_certs.sh" "$work/mtls"
+mkdir -p "$work/server-tls" "$work/authz"
+cp "$work/mtls/server.pem" "$work/server-tls/tls.crt"
+cp "$work/mtls/server.key" "$work/server-tls/tls.key"
+cp "$work/mtls/ca.pem" "$work/server-tls/ca.crt"
+chmod 0755 "$work/server-tls" "$work/authz" && chmod 0444 "$work/server-tls"/*
+tls=(--tls_ca="$work/mtls/ca.pem" --tls_cert="$work/mtls/client.pem" --tls_key="$work/mtls/client.key")
+# The authorization policy: the test's identity (checkout-web) may call every RPC of the gateway.
+cat >"$work/authz/policy.json" <<'POLICY'
+{"name": "image-test", "allow_rules": [{"name": "checkout-web-everything",
+  "source": {"principals": ["spiffe://cluster.local/ns/shop/sa/checkout-web"]},
+  "request": {"paths": ["/clink.gateway.v1.*"]}}]}
+POLICY
+chmod 0444 "$work/authz/policy.json"
+
 mounts=(--tmpfs /tmp:rw,nosuid,nodev,mode=1777 -v "$work/tls:/etc/clink-image-test/tls:ro"
   -v "$redis_dir:/run/clink-image-test/redis")
 for i in "${!flags[@]}"; do
-  case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=*) unset 'flags[i]' ;; esac
+  case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=* | --health_listen=*) unset 'flags[i]' ;; esac
 done
 flags=("${flags[@]}")
 for flag in "${listen[@]}"; do
@@ -249,6 +269,10 @@ for i in "${!flags[@]}"; do
     --clink_base_url=*) flags[$i]="--clink_base_url=https://127.0.0.1:$(cat "$work/emulator.port")/api" ;;
     --state_dir=?*) mounts+=(-v "$work/state:${flags[$i]#*=}") ;;
     --ca_bundle=* | --egress_allow_cidrs=*) unset 'flags[i]' ;;
+    --grpc_tls_cert_file=*) flags[$i]="--grpc_tls_cert_file=/etc/clink-image-test/server-tls/tls.crt" ;;
+    --grpc_tls_key_file=*) flags[$i]="--grpc_tls_key_file=/etc/clink-image-test/server-tls/tls.key" ;;
+    --grpc_client_ca_file=*) flags[$i]="--grpc_client_ca_file=/etc/clink-image-test/server-tls/ca.crt" ;;
+    --authz_policy_file=*) flags[$i]="--authz_policy_file=/etc/clink-image-test/authz/policy.json" ;;
   esac
 done
 # A --state_dir the args leave at the binary's default (a durable store the Deployment backs
@@ -260,6 +284,7 @@ if [ -z "$has_state_dir" ]; then
   [ -z "$default_state" ] || mounts+=(-v "$work/state:$default_state")
 fi
 flags+=(--ca_bundle=/etc/clink-image-test/tls/ca.pem --egress_allow_cidrs=127.0.0.0/8)
+mounts+=(-v "$work/server-tls:/etc/clink-image-test/server-tls:ro" -v "$work/authz:/etc/clink-image-test/authz:ro")
 printf '%s\n' "${flags[@]}" >"$work/flags.txt"
 echo "gateway args: ${flags[*]}"
 
@@ -289,11 +314,14 @@ if [ -z "$grpc_port" ]; then
   exit 1
 fi
 metrics_port="$(sed -n 's/^clink_gateway: serving metrics on port \([0-9]*\)$/\1/p' "$work/gateway.log" | head -n1)"
+# The probes' plaintext port (--health_listen); the gRPC port itself requires a client certificate.
+health_port="$(sed -n 's/^clink_gateway: serving health on port \([0-9]*\)$/\1/p' "$work/gateway.log" | head -n1)"
+[ -n "$health_port" ] || fail "the prod args have no --health_listen port for the probes"
 echo "gateway up in $((SECONDS - run_started)) s: gRPC port $grpc_port, metrics port ${metrics_port:-none}"
 
 # --- 3. Probes, a real call, metrics.
 for service in "" liveness; do
-  status="$("$health" --target="127.0.0.1:$grpc_port" --service="$service" 2>&1)" ||
+  status="$("$health" --target="127.0.0.1:${health_port:-0}" --service="$service" 2>&1)" ||
     fail "health of '${service}' is $status, want SERVING"
   echo "health '${service}': $status"
 done
@@ -301,10 +329,10 @@ payment='{"customer_id":"cus_emu_test","payment_instrument_id":"pi_emu_card_visa
   "payment_method_type":"PAYMENT_METHOD_TYPE_CARD","amount":"19.99","currency":"USD",
   "return_url":"https://shop.example/return","merchant_reference_id":"image-test"}'
 idem="image-test-$$-$RANDOM"
-if first="$("$cli" --target="127.0.0.1:$grpc_port" --timeout=20s --metadata="idempotency-key=$idem" \
+if first="$("$cli" --target="127.0.0.1:$grpc_port" "${tls[@]}" --timeout=20s --metadata="idempotency-key=$idem" \
   PaymentService.CreatePayment "$payment" 2>&1)" && [[ "$first" == *'"order_id"'* ]]; then
   echo "CreatePayment through the image: $(echo "$first" | tr -d ' \n' | cut -c1-160)"
-  second="$("$cli" --target="127.0.0.1:$grpc_port" --timeout=20s --metadata="idempotency-key=$idem" \
+  second="$("$cli" --target="127.0.0.1:$grpc_port" "${tls[@]}" --timeout=20s --metadata="idempotency-key=$idem" \
     PaymentService.CreatePayment "$payment" 2>&1)" || true
   [ "$second" = "$first" ] || fail "the retry with the same idempotency key got another answer: $second"
 else
@@ -320,7 +348,7 @@ fi
 
 # --- 4. SIGTERM while a payment is in flight: it completes, the gateway exits 0 within the
 # grace period.
-"$cli" --target="127.0.0.1:$grpc_port" --timeout=30s --metadata="idempotency-key=$idem-drain" \
+"$cli" --target="127.0.0.1:$grpc_port" "${tls[@]}" --timeout=30s --metadata="idempotency-key=$idem-drain" \
   PaymentService.CreatePayment "$payment" >"$work/drain-call.txt" 2>&1 &
 drain_call=$!
 pids+=("$drain_call")

@@ -23,7 +23,7 @@ work="${TEST_TMPDIR:-$(mktemp -d)}/manifests"
 rm -rf "$work" && mkdir -p "$work"
 
 node="$(command -v node || echo /usr/bin/node)"
-for module in kubernetes-models @kubernetes-models/prometheus-operator js-yaml; do
+for module in kubernetes-models @kubernetes-models/prometheus-operator @kubernetes-models/cert-manager js-yaml; do
   if [ ! -f "$workspace/tools/node_modules/$module/package.json" ]; then
     echo "npm package $module is not installed in tools/node_modules: run tools/install_deps.sh" >&2
     exit 1
@@ -101,6 +101,8 @@ args+=("--flags=$work/helpfull.txt")
 # `api-key` is empty (and no `api-key-previous`) in place of the Secret volume.
 keys="$work/keys"
 mkdir -p "$keys" && : >"$keys/api-key"
+# and throwaway certificates in place of the TLS Secret.
+"$workspace/tools/dev_certs.sh" "$work/certs"
 
 # Each environment's args, as the gateway is run with them below. The listen addresses the pod
 # would use (its args, or the binary's defaults) keep their hosts but get port 0: the deployed
@@ -117,7 +119,7 @@ for name in "${policy_targets[@]}"; do
   mapfile -t listen < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
     "--print-listen=$name" "$name=$work/$name.0.yaml")
   for i in "${!flags[@]}"; do
-    case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=*) unset 'flags[i]' ;; esac
+    case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=* | --health_listen=*) unset 'flags[i]' ;; esac
   done
   flags=("${flags[@]}")
   for flag in "${listen[@]}"; do
@@ -134,6 +136,12 @@ for name in "${policy_targets[@]}"; do
       # A directory the gateway may create and lock (the durable idempotency store): this
       # test's own, never the deployment's fixed path, which another run could hold.
       --state_dir=*) flags[$i]="--state_dir=$work/state" ;;
+      # The Secret cert-manager writes (tls.crt, tls.key, ca.crt): throwaway ones of this test.
+      --grpc_tls_cert_file=*) flags[$i]="--grpc_tls_cert_file=$work/certs/server.pem" ;;
+      --grpc_tls_key_file=*) flags[$i]="--grpc_tls_key_file=$work/certs/server.key" ;;
+      --grpc_client_ca_file=*) flags[$i]="--grpc_client_ca_file=$work/certs/ca.pem" ;;
+      # The policy the ConfigMap is generated from: the gateway's own parser reads it.
+      --authz_policy_file=*) flags[$i]="--authz_policy_file=$workspace/k8s/base/authz-policy.json" ;;
       --merchants_config=*)
         # The ConfigMap's text, every key_dir pointed at $keys: the gateway's own text-format
         # parser reads it, then stops at the first merchant's empty key.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Validates rendered Kubernetes manifests (the output of `kubectl kustomize`) offline:
 //
-//  1. Schemas. Every object is checked against its Kubernetes or prometheus-operator JSON schema
+//  1. Schemas. Every object is checked against its Kubernetes, prometheus-operator or cert-manager JSON schema
 //     with the npm `kubernetes-models` family (tools/install_deps.sh installs it in
 //     tools/node_modules). An apiVersion/kind the models do not know is an error, and so is a field
 //     the schema does not know (a typo such as `readinesProbe` would otherwise pass: the generated
@@ -80,7 +80,7 @@ const RULES = {
   'pod-security': 'runAsNonRoot, fixed non-root UID/GID, seccomp RuntimeDefault, no host namespaces, no token',
   'container-security': 'no privilege escalation, read-only root, all capabilities dropped',
   resources: 'cpu and memory requests and limits, requests <= limits',
-  probes: 'startup, readiness and liveness probes, all native gRPC on the gRPC port',
+  probes: 'startup, readiness and liveness probes, all native gRPC on the health port (--health_listen; else the gRPC port)',
   'liveness-service': 'liveness and startup probes ask health service "liveness", readiness the default "" (a skewed clock must not restart pods)',
   'liveness-window': 'liveness tolerates a drain (period x failures > drain + 2 s)',
   prestop: 'a preStop pause with a binary the image has (no shell)',
@@ -92,7 +92,7 @@ const RULES = {
   flags: 'every container flag is one the gateway binary defines',
   config: 'every $(VAR) resolves from the ConfigMap; https upstream; no plaintext or egress overrides',
   service: 'a ClusterIP Service with ports grpc (appProtocol grpc) and http-metrics',
-  networkpolicy: 'ingress only from client namespaces (gRPC) and monitoring (metrics); egress only 53/443/6379',
+  networkpolicy: 'ingress only from client namespaces (gRPC), monitoring (metrics) and, for the kubelet\'s probes, anywhere to the health port alone; egress only 53/443/6379',
   servicemonitor: 'a ServiceMonitor scraping the Service http-metrics port at /metrics',
   spread: 'replicas spread over nodes',
   rollout: 'rolling updates never go below capacity (maxUnavailable 0)',
@@ -101,6 +101,7 @@ const RULES = {
   environment: 'the environment talks to its Clink (sandbox or production)',
   redis: 'with production money, idempotency keys are in Redis and egress to it is allowed',
   'shared-store': 'an overlay that can run more than one pod (replicas, HPA minReplicas or maxReplicas > 1) keeps idempotency keys in a shared Redis over TCP (--idempotency_redis), not in a per-pod store',
+  mtls: 'the gRPC port requires client certificates (--grpc_tls_* from the Secret of a cert-manager Certificate in the manifests, no --grpc_insecure), calls are authorized (--authz_policy_file from a ConfigMap in the manifests, a gRFC A43 policy), and the probes have a plaintext --health_listen port',
   'cross-env': 'production runs more replicas, with more CPU and memory each, than UAT',
   legacy: 'kustomize v2.0.3 (kubectl 1.20) renders the same objects',
 };
@@ -108,7 +109,7 @@ const RULES = {
 // ---------------------------------------------------------------------------------------------
 // Schema validation.
 
-const MODEL_PACKAGES = ['kubernetes-models', '@kubernetes-models/prometheus-operator'];
+const MODEL_PACKAGES = ['kubernetes-models', '@kubernetes-models/prometheus-operator', '@kubernetes-models/cert-manager'];
 
 function modelFor(apiVersion, kind) {
   if (typeof apiVersion !== 'string' || typeof kind !== 'string') return null;
@@ -507,6 +508,16 @@ function checkPolicy(name, objs, ctx, fail) {
     fail('service', `container port http-metrics is ${cports['http-metrics']}, the gateway serves metrics on ${metricsPort}`);
   }
   const resolvePort = (p) => (typeof p === 'string' ? cports[p] : p);
+  // The plaintext health-only port the probes use when the gRPC port requires client certificates.
+  const healthListen = flagOr('health_listen', '');
+  const healthPort = healthListen ? portOf(healthListen) : undefined;
+  if (healthListen) {
+    facts.listen.health_listen = healthListen;
+    if (cports['grpc-health'] !== healthPort) {
+      fail('service', `container port grpc-health is ${cports['grpc-health']}, --health_listen is port ${healthPort}`);
+    }
+  }
+  const probePort = healthPort || GRPC_PORT;
 
   // --- Probes.
   for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
@@ -518,8 +529,8 @@ function checkPolicy(name, objs, ctx, fail) {
     const handlers = ['grpc', 'httpGet', 'tcpSocket', 'exec'].filter((h) => probe[h]);
     if (handlers.length !== 1 || handlers[0] !== 'grpc') {
       fail('probes', `${kind} uses ${handlers.join('+') || 'nothing'}, want grpc (grpc.health.v1)`);
-    } else if (probe.grpc.port !== GRPC_PORT) {
-      fail('probes', `${kind} probes port ${probe.grpc.port}, the gateway listens on ${GRPC_PORT}`);
+    } else if (probe.grpc.port !== probePort) {
+      fail('probes', `${kind} probes port ${probe.grpc.port}, the gateway's ${healthPort ? 'health port (--health_listen)' : 'gRPC port'} is ${probePort}`);
     }
   }
   // Which health service each probe asks. A probe whose failure restarts the container (liveness,
@@ -690,6 +701,8 @@ function checkPolicy(name, objs, ctx, fail) {
   }
   secretFile('idempotency_redis_password_file', false);
   secretFile('ca_bundle', false);
+  for (const f of ['grpc_tls_cert_file', 'grpc_tls_key_file', 'grpc_client_ca_file']) secretFile(f, false);
+  checkMtls(objs, c, flags, volumes, healthListen, fail);
   facts.keyDirs = keyDirs;
 
   // --- No secret material in the repository.
@@ -781,13 +794,15 @@ function checkPolicy(name, objs, ctx, fail) {
     for (const rule of typesOf(p).has('Ingress') ? p.spec.ingress || [] : []) {
       const ports = rule.ports || [];
       const from = rule.from || [];
-      if (!ports.length || !from.length) {
+      // The health port alone may be open to every peer: the kubelet probes from the node.
+      const healthOnly = ports.length && ports.every((port) => healthPort && resolvePort(port.port) === healthPort);
+      if (!ports.length || (!from.length && !healthOnly)) {
         fail('networkpolicy', `${describe(p)}: an ingress rule without ports or without from allows everything`);
         continue;
       }
       for (const port of ports) {
         const n = resolvePort(port.port);
-        const peers = n === GRPC_PORT ? from.every((f) => peerIs(f, ...CLIENT_NAMESPACE_LABEL))
+        const peers = healthOnly ? true : n === GRPC_PORT ? from.every((f) => peerIs(f, ...CLIENT_NAMESPACE_LABEL))
           : n === metricsPort ? from.every((f) => peerIs(f, 'kubernetes.io/metadata.name', MONITORING_NAMESPACE))
             : false;
         if (!peers) {
@@ -864,6 +879,44 @@ function checkPolicy(name, objs, ctx, fail) {
     fail('shared-store', `${name} can run ${facts.maxPods} pods with ${store}: a retry that lands on another pod is sent to Clink again (set IDEMPOTENCY_REDIS to the shared Redis, as overlays/prod does)`);
   }
   return facts;
+}
+
+// The gRPC port authenticates and authorizes its callers (rule mtls).
+function checkMtls(objs, c, flags, volumes, healthListen, fail) {
+  if (flags.grpc_insecure !== undefined && !/^(false|0|no)$/i.test(flags.grpc_insecure)) {
+    fail('mtls', '--grpc_insecure: the gRPC port would serve anyone without a client certificate');
+  }
+  const mountOf = (file) => (c.volumeMounts || []).find((m) => path.posix.dirname(String(file)) === path.posix.normalize(m.mountPath));
+  const tlsSecrets = new Set();
+  for (const flag of ['grpc_tls_cert_file', 'grpc_tls_key_file', 'grpc_client_ca_file']) {
+    const vol = flags[flag] ? volumes[(mountOf(flags[flag]) || {}).name] : undefined;
+    if (!flags[flag]) fail('mtls', `--${flag} is not set: the gRPC port must require client certificates`);
+    else if (vol && vol.secret) tlsSecrets.add(vol.secret.secretName);
+  }
+  for (const secretName of tlsSecrets) {
+    if (!ofKind(objs, 'Certificate').some((x) => x.apiVersion === 'cert-manager.io/v1' && x.spec && x.spec.secretName === secretName)) {
+      fail('mtls', `Secret ${secretName} (--grpc_tls_*) is written by no cert-manager Certificate in the manifests: nothing would renew it`);
+    }
+  }
+  const policyFile = flags.authz_policy_file;
+  const mount = policyFile ? mountOf(policyFile) : undefined;
+  const vol = mount && volumes[mount.name];
+  const cmObj = vol && vol.configMap && named(objs, 'ConfigMap', vol.configMap.name);
+  const text = cmObj && !vol.configMap.items ? (cmObj.data || {})[path.posix.basename(policyFile)] : undefined;
+  let policy;
+  try {
+    policy = text === undefined ? undefined : JSON.parse(text);
+  } catch (e) {
+    fail('mtls', `--authz_policy_file=${policyFile}: not JSON (${e.message})`);
+  }
+  if (!policyFile) {
+    fail('mtls', '--authz_policy_file is not set: every authenticated caller could call every RPC');
+  } else if (text === undefined) {
+    fail('mtls', `--authz_policy_file=${policyFile} is not a file of a whole ConfigMap in the manifests mounted as its directory`);
+  } else if (policy !== undefined && !(policy && typeof policy.name === 'string' && Array.isArray(policy.allow_rules) && policy.allow_rules.length)) {
+    fail('mtls', `--authz_policy_file=${policyFile}: a gRFC A43 policy has a name and allow_rules`);
+  }
+  if (!healthListen) fail('mtls', '--health_listen is not set: the kubelet has no client certificate for the gRPC port\'s probes');
 }
 
 function checkCrossEnv(facts, fail) {
@@ -973,6 +1026,7 @@ const MUTATIONS = [
   ['probes', 'prod', (o) => { delete ctr(o).startupProbe; }],
   ['probes', 'uat', (o) => { ctr(o).readinessProbe = { tcpSocket: { port: 50051 } }; }],
   ['probes', 'prod', (o) => { ctr(o).livenessProbe.grpc.port = 9464; }],
+  ['probes', 'uat', (o) => { ctr(o).readinessProbe.grpc.port = 50051; }],
   ['liveness-service', 'prod', (o) => { delete ctr(o).livenessProbe.grpc.service; }],
   ['liveness-service', 'uat', (o) => { delete ctr(o).startupProbe.grpc.service; }],
   ['liveness-service', 'prod', (o) => { ctr(o).readinessProbe.grpc.service = LIVENESS_SERVICE; }],
@@ -1018,6 +1072,15 @@ const MUTATIONS = [
   ['service', 'prod', (o) => { ctr(o).args.push('--metrics_listen=0.0.0.0:9100'); }],
   ['cross-env', 'prod', (o) => { ctr(o).resources.requests.memory = '256Mi'; }],
   ['networkpolicy', 'prod', (o) => { np(o).spec.ingress[0].from = [{ namespaceSelector: {} }]; }],
+  ['networkpolicy', 'uat', (o) => { np(o).spec.ingress.find((r) => !r.from).ports.push({ port: 50051, protocol: 'TCP' }); }],
+  ['strict-fields', 'uat', (o) => { kind(o, 'Certificate').spec.dnsName = ['clink-gateway']; }],
+  ['schema', 'prod', (o) => { kind(o, 'Certificate').spec.privateKey.algorithm = 'DSA'; }],
+  ['mtls', 'prod', (o) => { ctr(o).args = ctr(o).args.filter((a) => !a.startsWith('--grpc_client_ca_file=')); }],
+  ['mtls', 'uat', (o) => { ctr(o).args.push('--grpc_insecure'); }],
+  ['mtls', 'prod', (o) => { o.splice(o.indexOf(kind(o, 'Certificate')), 1); }],
+  ['mtls', 'uat', (o) => { ctr(o).args = ctr(o).args.filter((a) => !a.startsWith('--authz_policy_file=')); }],
+  ['mtls', 'prod', (o) => { const m = named(o, 'ConfigMap', vol(o, 'authz').configMap.name); m.data = { 'policy.json': '{"name":"x"}' }; }],
+  ['mtls', 'uat', (o) => { ctr(o).args = ctr(o).args.filter((a) => !a.startsWith('--health_listen=')); }],
   ['networkpolicy', 'uat', (o) => { np(o).spec.egress.push({ ports: [{ port: 5432, protocol: 'TCP' }] }); }],
   ['networkpolicy', 'prod', (o) => { np(o).spec.egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }); }],
   ['networkpolicy', 'uat', (o) => { np(o).spec.policyTypes = ['Ingress']; }],

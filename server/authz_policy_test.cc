@@ -33,7 +33,7 @@ bool Allows(const AuthzPolicy& policy, const std::string& path,
 
 TEST(AuthzPolicyTest, TheThreeCallersGetWhatThePolicySays) {
   // The example policy the README describes.
-  auto text = ReadPolicyFile("k8s/authz-policy.json");
+  auto text = ReadPolicyFile("k8s/base/authz-policy.json");
   ASSERT_TRUE(text.ok()) << text.status();
   auto policy = AuthzPolicy::Parse(*text);
   ASSERT_TRUE(policy.ok()) << policy.status();

@@ -4,11 +4,14 @@
 //   clink_cli PaymentService.GetOrder '{"order_id":"ord_123"}'
 //   echo '{"page_num":1}' | clink_cli BillingService.ListProducts -
 //   clink_cli --target=gateway:50051 --list
+//   clink_cli --target=localhost:50051 --tls_ca=ca.pem --tls_cert=client.pem \
+//       --tls_key=client.key PaymentService.GetOrder '{"order_id":"ord_123"}'
 //
 // Request JSON uses the proto field names (snake_case) or their lowerCamelCase
 // JSON names. On error, prints the gRPC code, message and rich details
 // (ErrorInfo, BadRequest, RetryInfo) as JSON on stderr and exits 1.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -39,6 +42,15 @@ ABSL_FLAG(std::vector<std::string>, metadata, {},
           "Extra request metadata as key=value pairs, comma-separated "
           "(e.g. x-request-id=abc).");
 ABSL_FLAG(bool, list, false, "List the RPCs and exit.");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA bundle to verify the gateway's certificate with. Any of "
+          "--tls_ca, --tls_cert, --tls_key turns TLS on (else plaintext, for "
+          "a gateway run with --grpc_insecure); an empty --tls_ca uses the "
+          "system roots.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate chain to present (mutual TLS; with "
+          "--tls_key). Its SPIFFE id (URI SAN) is the caller's identity.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 
 namespace {
 
@@ -79,6 +91,44 @@ std::string ToJson(const Message& message) {
   std::string out;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
   return out;
+}
+
+// The whole file at `path` in `out`; false (and a message on stderr) if it
+// cannot be read or is empty.
+bool ReadFile(const std::string& flag, const std::string& path,
+              std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  out->assign(std::istreambuf_iterator<char>(in),
+              std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) out->clear();
+  if (out->empty()) {
+    std::fprintf(stderr, "clink_cli: --%s: cannot read %s (or it is empty)\n",
+                 flag.c_str(), path.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Plaintext unless a --tls_* flag is set; then TLS, presenting the client
+// certificate if one is given. Null (after a message) on bad flags.
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  if (ca.empty() && cert.empty() && key.empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  if (cert.empty() != key.empty()) {
+    std::fprintf(stderr, "clink_cli: --tls_cert and --tls_key go together\n");
+    return nullptr;
+  }
+  grpc::SslCredentialsOptions options;
+  if ((!ca.empty() && !ReadFile("tls_ca", ca, &options.pem_root_certs)) ||
+      (!cert.empty() && !ReadFile("tls_cert", cert, &options.pem_cert_chain)) ||
+      (!key.empty() && !ReadFile("tls_key", key, &options.pem_private_key))) {
+    return nullptr;
+  }
+  return grpc::SslCredentials(options);
 }
 
 void PrintError(const grpc::Status& status) {
@@ -166,8 +216,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target),
-                                     grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = ChannelCredentials();
+  if (credentials == nullptr) return 2;
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target), credentials);
   grpc::GenericStub stub(channel);
   grpc::ClientContext context;
   context.set_deadline(

@@ -42,6 +42,9 @@ if [ -z "$IN_IMAGE_BUILD" ]; then
     # Debian base (no Docker daemon, no registry), //k8s:image_test runs it with podman and runc
     # and reads its metrics with curl.
     buildah podman runc debootstrap curl
+    # The example Python client (clients/python, //clients:python_client_test): gRPC for Python,
+    # its stubs generated with protoc's grpc_python_plugin (protobuf-compiler-grpc, above).
+    python3-grpcio
   )
   # `kubectl kustomize` renders k8s/ in the tests; any kubectl will do (Debian's, or one a cloud
   # SDK already installed, which Debian's package would conflict with).
@@ -78,14 +81,15 @@ fi
 [ -z "$IN_IMAGE_BUILD" ] || exit 0
 
 # npm tooling, pinned, installed into the repo-local tools/node_modules (ignored by git):
-# buf (the proto linter) and, for //k8s:manifests_test, the Kubernetes and prometheus-operator
-# JSON schemas (kubernetes-models 4.x: runs on Debian 12's Node.js 18; 5.x needs Node 22) and a
-# YAML parser.
+# buf (the proto linter) and, for //k8s:manifests_test, the Kubernetes, prometheus-operator and
+# cert-manager JSON schemas (kubernetes-models 4.x: runs on Debian 12's Node.js 18; 5.x needs
+# Node 22) and a YAML parser.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NPM_PACKAGES=(
   @bufbuild/buf@1.47.2
   kubernetes-models@4.5.1
   @kubernetes-models/prometheus-operator@4.4.4
+  @kubernetes-models/cert-manager@4.4.4
   js-yaml@4.1.0
 )
 npm_missing=()
@@ -103,6 +107,26 @@ if [ "${#npm_missing[@]}" -gt 0 ]; then
   echo "install_deps: installing ${npm_missing[*]} from npm" >&2
   # All of them in one call, so that package.json lists every package and none is pruned.
   (cd "$here" && npm install --no-audit --no-fund --silent --save-exact --prefix "$here" "${NPM_PACKAGES[@]}" >/dev/null)
+fi
+
+# The example Node client's packages (@grpc/grpc-js, @grpc/proto-loader, protobufjs), exactly as
+# clients/node/package-lock.json pins them, into clients/node/node_modules (ignored by git): npm
+# runs only when one is missing or at another version, so an installed checkout needs no network.
+# Not in the image's build stage, which has only this script at this point and builds no client.
+client_dir="$here/../clients/node"
+client_stale=""
+if [ -z "${CLINK_GATEWAY_IN_IMAGE_BUILD:-}" ] && [ -f "$client_dir/package-lock.json" ]; then
+  client_stale="$(cd "$client_dir" && node -e '
+  const lock = require("./package-lock.json").packages;
+  for (const name of Object.keys(require("./package.json").dependencies)) {
+    let have = "";
+    try { have = require("./node_modules/" + name + "/package.json").version; } catch (e) {}
+    if (have !== lock["node_modules/" + name].version) { console.log(name); break; }
+  }' 2>/dev/null || echo unreadable)"
+fi
+if [ -n "$client_stale" ]; then
+  echo "install_deps: installing clients/node's npm packages (npm ci)" >&2
+  (cd "$client_dir" && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
 
 # Debian 12's kubectl (1.20, with kustomize v2.0.3) is what renders k8s/ on a machine that got

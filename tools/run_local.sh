@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs the gateway against the built-in Clink emulator (HTTPS, throwaway CA), shows one real
-# gRPC call going through it, and keeps both running until Ctrl-C.
+# Runs the gateway against the built-in Clink emulator (HTTPS, throwaway CA), with mutual TLS on
+# its gRPC port (another throwaway CA, tools/dev_certs.sh: a server certificate, and a client
+# certificate for spiffe://cluster.local/ns/shop/sa/checkout-web) and an authorization policy,
+# shows one real gRPC call going through it with that client certificate, and keeps both running
+# until Ctrl-C.
 #   tools/run_local.sh             # gRPC on localhost:50051
 #   GRPC_PORT=6000 tools/run_local.sh
 set -euo pipefail
@@ -34,6 +37,25 @@ mkdir "$keys"
 # is for deployments): they survive a crash or restart of the gateway until this script exits.
 key="sk_test_local_emulator_key"
 printf '%s\n' "$key" > "$keys/api-key"
+# Mutual TLS on the gRPC port: throwaway CA, server and client certificates (tools/dev_certs.sh).
+# Every caller presents the client certificate; its SPIFFE ID is the caller's identity.
+mtls="$work/mtls"
+tools/dev_certs.sh "$mtls"
+# Who may call what (gRFC A43, --authz_policy_file; k8s/base/authz-policy.json is the deployed
+# example): here the demo identity may call every RPC. The gateway re-reads the file: edit it
+# while the gateway runs and the next call is judged by the new policy.
+cat >"$work/authz-policy.json" <<'POLICY'
+{
+  "name": "clink-gateway-local",
+  "allow_rules": [
+    {
+      "name": "checkout-web-everything",
+      "source": {"principals": ["spiffe://cluster.local/ns/shop/sa/checkout-web"]},
+      "request": {"paths": ["/clink.gateway.v1.*"]}
+    }
+  ]
+}
+POLICY
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -48,36 +70,41 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$work/emulator.port" ] && break; sleep 0.1; done
 emulator_port="$(cat "$work/emulator.port")"
 
-# Plaintext gRPC on loopback (--grpc_insecure): a local demo, no client certificates.
-"$bin"/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" --grpc_insecure \
+"$bin"/server/clink_gateway --grpc_listen="127.0.0.1:$grpc_port" \
   --clink_base_url="https://127.0.0.1:$emulator_port/api" --ca_bundle="$work/ca.pem" \
   --egress_allow_cidrs=127.0.0.0/8 \
   --api_key_dir="$keys" --metrics_listen="127.0.0.1:$metrics_port" \
-  --state_dir="$work/state" &
+  --state_dir="$work/state" \
+  --grpc_tls_cert_file="$mtls/server.pem" --grpc_tls_key_file="$mtls/server.key" \
+  --grpc_client_ca_file="$mtls/ca.pem" --authz_policy_file="$work/authz-policy.json" &
 pids+=($!)
 
 cli="$bin/tools/clink_cli"
+tls=(--tls_ca="$mtls/ca.pem" --tls_cert="$mtls/client.pem" --tls_key="$mtls/client.key")
 for _ in $(seq 100); do
-  "$cli" --target="localhost:$grpc_port" --timeout=1s BillingService.ListProducts \
+  "$cli" --target="localhost:$grpc_port" "${tls[@]}" --timeout=1s BillingService.ListProducts \
     '{"page_num":1,"page_size":1}' >/dev/null 2>&1 && break
   sleep 0.1
 done
 
 echo
-echo "== A real call through the gateway: PaymentService.CreatePayment, with an idempotency key"
+echo "== A real call through the gateway: PaymentService.CreatePayment, with an idempotency key,"
+echo "   over mutual TLS with the client certificate of spiffe://cluster.local/ns/shop/sa/checkout-web"
 payment='{"customer_id":"cus_emu_test","payment_instrument_id":"pi_emu_card_visa",
   "payment_method_type":"PAYMENT_METHOD_TYPE_CARD","amount":"19.99","currency":"USD",
   "return_url":"https://shop.example/return","merchant_reference_id":"demo-1"}'
 key="demo-$(date +%s)-$$"
-(set -x; "$cli" --target="localhost:$grpc_port" --metadata="idempotency-key=$key" \
+(set -x; "$cli" --target="localhost:$grpc_port" "${tls[@]}" --metadata="idempotency-key=$key" \
   PaymentService.CreatePayment "$payment")
 echo
 echo "== The same call retried with the same key: the first result again, Clink is not called twice"
-(set -x; "$cli" --target="localhost:$grpc_port" --metadata="idempotency-key=$key" \
+(set -x; "$cli" --target="localhost:$grpc_port" "${tls[@]}" --metadata="idempotency-key=$key" \
   PaymentService.CreatePayment "$payment")
 echo
-echo "Gateway: localhost:$grpc_port (gRPC, plaintext)   Emulator: https://127.0.0.1:$emulator_port/api"
+echo "Gateway: localhost:$grpc_port (gRPC, mutual TLS)   Emulator: https://127.0.0.1:$emulator_port/api"
 echo "Metrics: http://127.0.0.1:$metrics_port/metrics"
-echo "Try:  $cli --target=localhost:$grpc_port --list"
+echo "Certificates (CA, server, client): $mtls   Policy: $work/authz-policy.json"
+echo "Try:  $cli --target=localhost:$grpc_port ${tls[*]} BillingService.ListProducts '{\"page_num\":1}'"
+echo "      (the README's \"From Node.js\" and \"From Python\" run the example clients with the same flags)"
 echo "Ctrl-C stops both."
 wait

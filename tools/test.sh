@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (Debian packages, buf), then:
 #   1. bazel test //...                   unit, integration, proto lint, manifests, monitoring,
+#                                         the Node and Python example clients over mutual TLS,
 #                                         fuzz corpus replays, and //k8s:image_test (the container
 #                                         image built with buildah and run as the prod Deployment)
 #   2. tools/fuzz.sh                      each libFuzzer target for FUZZ_SECONDS (30; 0 skips them)

@@ -104,7 +104,7 @@ ABSL_FLAG(bool, mtls, false,
           "connection; otherwise --grpc_insecure.");
 ABSL_FLAG(bool, authz, false,
           "With --mtls: also enforce an --authz_policy_file shaped like "
-          "k8s/authz-policy.json (three callers, a deny rule) that allows "
+          "k8s/base/authz-policy.json (three callers, a deny rule) that allows "
           "the benchmark's GetProduct.");
 ABSL_FLAG(std::string, gateway_binary, "",
           "The clink_gateway binary; default: from runfiles, else "

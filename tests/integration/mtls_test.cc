@@ -1,7 +1,7 @@
 // Caller authentication and authorization on the gRPC port: mutual TLS with
 // certificates from a throwaway CA (tests/emulator/test_ca.h), the caller's
 // identity from its certificate, the example authorization policy
-// (k8s/authz-policy.json), the plaintext health port, and rotation of
+// (k8s/base/authz-policy.json), the plaintext health port, and rotation of
 // certificates and policy under load.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -70,7 +70,7 @@ class MtlsTest : public GatewayFixture {
     client_ca_file_ = absl::StrCat(pki_, "/client-ca.pem");
     WriteAtomically(client_ca_file_, mesh_->cert_pem());
     policy_file_ = absl::StrCat(temp_dir_, "/authz-policy.json");
-    WriteAtomically(policy_file_, ReadFile("k8s/authz-policy.json"));
+    WriteAtomically(policy_file_, ReadFile("k8s/base/authz-policy.json"));
 
     options.grpc_insecure = false;
     options.grpc_tls_cert_file = absl::StrCat(pki_, "/live/tls.crt");
