@@ -118,6 +118,19 @@ TEST(ReadCallMetadataTest, BoundsEachHeader) {
           .ok());
 }
 
+TEST(ReadCallMetadataTest, EachHeaderAtMostOnce) {
+  // The policy would see "acme,default"; the route must never be a guess.
+  for (const char* name : {"x-clink-merchant", "x-clink-caller",
+                           "idempotency-key"}) {
+    clink::CallOptions options;
+    EXPECT_THAT(Fields(Read(Metadata().Add(name, "acme").Add(name, "default"),
+                            options)),
+                ElementsAre(name))
+        << name;
+    EXPECT_TRUE(options.merchant.empty()) << name;
+  }
+}
+
 TEST(ReadCallMetadataTest, WithoutADefaultTheMerchantHeaderIsRequired) {
   clink::CallOptions options;
   EXPECT_THAT(Fields(Read(Metadata(), options, /*default_merchant=*/"")),

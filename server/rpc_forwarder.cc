@@ -100,6 +100,20 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
                               absl::string_view default_merchant,
                               clink::CallOptions& options) {
   std::vector<errors::FieldViolation> violations;
+  // Each at most once: the authorization policy sees every value of a
+  // header (joined by ','), the forwarder one; two values would let them
+  // disagree (a policy allowing merchant "eu*" and a call routed to "us").
+  for (absl::string_view name :
+       {kIdempotencyKeyMetadata, kCallerMetadata, kMerchantMetadata}) {
+    if (metadata.count(grpc::string_ref(name.data(), name.size())) > 1) {
+      violations.push_back(
+          {std::string(name), "metadata must be sent at most once"});
+    }
+  }
+  if (!violations.empty()) {
+    return errors::InvalidArgumentWithViolations(violations,
+                                                 "INVALID_METADATA");
+  }
   if (const auto key = MetadataValue(metadata, kIdempotencyKeyMetadata)) {
     if (key->empty() || key->size() > kMaxIdempotencyKeyLength ||
         !IsPrintableAsciiOrSpace(*key)) {
