@@ -21,8 +21,8 @@
 #include "clink/gateway/v1/payment.grpc.pb.h"
 #include "common/clock.h"
 #include "grpcpp/grpcpp.h"
+#include "common/testing/json_lines.h"
 #include "gtest/gtest.h"
-#include "rapidjson/document.h"
 #include "server/audit_log.h"
 #include "server/contract_services.h"
 
@@ -30,29 +30,6 @@ namespace clink_gateway::server {
 namespace {
 
 namespace v1 = ::clink::gateway::v1;
-
-std::vector<std::map<std::string, std::string>> ReadAudit(
-    const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  std::vector<std::map<std::string, std::string>> lines;
-  for (absl::string_view line : absl::StrSplit(text.str(), '\n')) {
-    if (line.empty()) continue;
-    rapidjson::Document doc;
-    doc.Parse(line.data(), line.size());
-    std::map<std::string, std::string> fields;
-    if (!doc.HasParseError() && doc.IsObject()) {
-      for (const auto& m : doc.GetObject()) {
-        if (m.value.IsString())
-          fields[m.name.GetString()] = m.value.GetString();
-      }
-    }
-    fields["__line"] = std::string(line);
-    lines.push_back(std::move(fields));
-  }
-  return lines;
-}
 
 // A payment the forwarder's validation accepts (amount and currency are set by
 // each test).
@@ -193,7 +170,7 @@ TEST(AuditRpcTest, EveryWriteRpcLeavesOneLineNamingTheCallerAndReadsNone) {
   server->Shutdown();
   EXPECT_EQ(api.calls(), 3);  // The refused refund never reached Clink.
 
-  const auto lines = ReadAudit(path);
+  const auto lines = ::clink_gateway::testing::ReadJsonLines(path);
   ASSERT_EQ(lines.size(), 3u);  // Two payments and the refund; no read.
   for (const auto& line : lines) {
     EXPECT_EQ(line.at("__line").find(key), std::string::npos)

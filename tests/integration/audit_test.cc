@@ -12,8 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "common/testing/exposition.h"
 #include "common/testing/http_get.h"
+#include "common/testing/json_lines.h"
 #include "gtest/gtest.h"
-#include "rapidjson/document.h"
 #include "tests/emulator/merchant_api.h"
 #include "tests/integration/gateway_fixture.h"
 
@@ -33,28 +33,6 @@ v1::CreatePaymentRequest CardPayment(const std::string& amount) {
   r.set_amount(amount);
   r.set_currency("USD");
   return r;
-}
-
-std::vector<std::map<std::string, std::string>> AuditLines(
-    const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  std::vector<std::map<std::string, std::string>> lines;
-  for (absl::string_view line : absl::StrSplit(text.str(), '\n')) {
-    if (line.empty()) continue;
-    rapidjson::Document doc;
-    doc.Parse(line.data(), line.size());
-    std::map<std::string, std::string> fields;
-    if (!doc.HasParseError() && doc.IsObject()) {
-      for (const auto& m : doc.GetObject()) {
-        if (m.value.IsString())
-          fields[m.name.GetString()] = m.value.GetString();
-      }
-    }
-    lines.push_back(std::move(fields));
-  }
-  return lines;
 }
 
 class AuditTest : public GatewayFixture {
@@ -139,7 +117,7 @@ TEST_F(AuditTest, EveryWriteNamesItsCallerAndUnknownCallersAreOtherInMetrics) {
             1);
 
   // Each line is written before its RPC is answered: all are there now.
-  const auto lines = AuditLines(audit_path_);
+  const auto lines = ::clink_gateway::testing::ReadJsonLines(audit_path_);
   ASSERT_EQ(lines.size(), 4u);  // Three payments by checkout-web, one other.
   for (const auto& line : lines) {
     EXPECT_EQ(line.at("event"), "audit");
