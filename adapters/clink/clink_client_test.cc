@@ -14,7 +14,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/validation.h"
-#include "common/errors/error_details.h"
 #include "adapters/credentials/testing/secret_volume.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/checkout.grpc.pb.h"
@@ -251,7 +250,8 @@ TEST_F(ClinkClientTest, AmountNeedsItsCurrencyEvenWithAPrice) {
   request.clear_currency();
   const absl::Status status = Validate(request);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(errors::GetBadRequest(status)->field_violations(0).field(), "currency");
+  EXPECT_EQ(errors::GetBadRequest(status)->field_violations(0).field(),
+            "currency");
 }
 
 TEST_F(ClinkClientTest, SuccessWithoutPayloadIsNotOk) {
@@ -417,6 +417,25 @@ TEST_F(ClinkClientTest, ErrorAnswerEnvelopeCodeStillMapsTheError) {
             absl::string_view::npos);
   EXPECT_EQ(response.ByteSizeLong(), 0u);
   EXPECT_EQ(result.unknown_fields, 0);
+}
+
+// Hostile error answers: a payload nested far deeper than any stack allows
+// and a message that unescapes to ill-formed UTF-8. The envelope is read
+// without recursion and the message never reaches the status as is.
+TEST_F(ClinkClientTest, HostileErrorAnswerIsReadSafely) {
+  transport_.next =
+      Response(409, absl::StrCat(R"({"code":"409","msg":"\udd00","data":)",
+                                 std::string(200000, '['),
+                                 std::string(200000, ']'), "}"));
+  v1::GetOrderResponse response;
+  const CallResult result = Call(GetOrder(), &response);
+  EXPECT_FALSE(result.status.ok());
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("clink_code"),
+            "409");
+  EXPECT_NE(result.status.message().find("(not UTF-8)"),
+            absl::string_view::npos)
+      << result.status;
+  EXPECT_EQ(response.ByteSizeLong(), 0u);
 }
 
 TEST_F(ClinkClientTest, LongRetryAfterIsPassedOnNotWaitedOut) {
