@@ -302,9 +302,14 @@ const SECRET_PATTERNS = [
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Policy for one rendered target. Returns facts other checks (cross-env) use.
-
-function checkPolicy(name, objs, ctx, fail) {
+// Policy for one rendered target: the Deployment's checks, then each check of POLICY_CHECKS
+// (one per section of the policy) on a shared context. Returns facts other checks (cross-env) use.
+//
+// The context every policy check shares: the target's name, its rendered objects, the options
+// (opts: the binary's flags and defaults), fail(rule, message), the facts returned for cross-env
+// checks, the TARGETS expectations, the gateway's Deployment, pod spec and container; and the
+// values earlier checks derived (checkConfig's flags, drain, ...), added with Object.assign.
+function checkPolicy(name, objs, opts, fail) {
   const facts = {};
   const expect = TARGETS[name] || {};
 
@@ -327,8 +332,14 @@ function checkPolicy(name, objs, ctx, fail) {
   if (!selectorMatches(spec.selector, podLabels)) {
     fail('deployment', 'the Deployment selector does not match its pod template labels');
   }
+  const ctx = { name, objs, opts, fail, facts, expect, deploy, spec, template, pod, podLabels, containers, c };
+  for (const check of POLICY_CHECKS) check(ctx);
+  return facts;
+}
 
-  // --- Replicas, autoscaler, disruption budget.
+// Replicas and the autoscaler.
+function checkReplicas(ctx) {
+  const { objs, fail, facts, spec } = ctx;
   const hpas = ofKind(objs, 'HorizontalPodAutoscaler').filter(
     (h) => h.spec && h.spec.scaleTargetRef && h.spec.scaleTargetRef.kind === 'Deployment' &&
       h.spec.scaleTargetRef.name === GATEWAY);
@@ -362,6 +373,12 @@ function checkPolicy(name, objs, ctx, fail) {
   // The most pods that can serve at once: spec.replicas and every HPA bound (shared-store).
   facts.maxPods = Math.max(spec.replicas !== undefined ? spec.replicas : 1,
     ...hpas.map((h) => Math.max(h.spec.minReplicas || 1, h.spec.maxReplicas || 1)));
+  Object.assign(ctx, { minReplicas });
+}
+
+// The PodDisruptionBudget, against the autoscaler's floor.
+function checkDisruptionBudget(ctx) {
+  const { objs, fail, podLabels, minReplicas } = ctx;
   const pdbs = ofKind(objs, 'PodDisruptionBudget').filter((p) => selectorMatches(p.spec && p.spec.selector, podLabels));
   if (pdbs.length !== 1) {
     fail('pdb', `expected one PodDisruptionBudget selecting the gateway pods, found ${pdbs.length}`);
@@ -379,8 +396,11 @@ function checkPolicy(name, objs, ctx, fail) {
       fail('pdb', 'PDB sets neither minAvailable nor maxUnavailable');
     }
   }
+}
 
-  // --- Pod and container security.
+// Pod and container security.
+function checkPodSecurity(ctx) {
+  const { fail, facts, pod, containers, c } = ctx;
   const psc = pod.securityContext || {};
   const csc = c.securityContext || {};
   const runAsUser = csc.runAsUser !== undefined ? csc.runAsUser : psc.runAsUser;
@@ -406,8 +426,12 @@ function checkPolicy(name, objs, ctx, fail) {
     if ((caps.add || []).length) fail('container-security', `${who}: adds capabilities ${caps.add}`);
     if (s.runAsUser === 0) fail('container-security', `${who}: runAsUser 0`);
   }
+  Object.assign(ctx, { psc, runAsUser });
+}
 
-  // --- Resources.
+// Resources.
+function checkResources(ctx) {
+  const { fail, facts, c } = ctx;
   const res = c.resources || {};
   for (const r of ['cpu', 'memory']) {
     const req = res.requests && res.requests[r];
@@ -419,8 +443,11 @@ function checkPolicy(name, objs, ctx, fail) {
     }
   }
   facts.requests = res.requests || {};
+}
 
-  // --- Config: args, env, flags.
+// Config: args, env, flags.
+function checkConfig(ctx) {
+  const { name, objs, opts, fail, facts, expect, c } = ctx;
   const env = {};
   for (const ef of c.envFrom || []) {
     if (ef.configMapRef) {
@@ -462,13 +489,13 @@ function checkPolicy(name, objs, ctx, fail) {
       continue;
     }
     const [, flag, value] = m;
-    if (ctx.flags && !ctx.flags.has(flag)) fail('flags', `--${flag} is not a flag of clink_gateway`);
+    if (opts.flags && !opts.flags.has(flag)) fail('flags', `--${flag} is not a flag of clink_gateway`);
     flags[flag] = value === undefined ? 'true' : value;
   }
   facts.args = (c.args || []).map((a) => expand(a, env, []));
   facts.flags = flags;
   // Flags left out take the binary's defaults (from --helpfull, else the documented ones).
-  const defaults = ctx.defaults || {};
+  const defaults = opts.defaults || {};
   const baseUrl = flags.clink_base_url === undefined ? (defaults.clink_base_url || SANDBOX_URL) : flags.clink_base_url;
   if (!baseUrl.startsWith('https://')) fail('config', `--clink_base_url ${baseUrl} is not https`);
   if (flags.allow_plaintext_upstream !== undefined && !/^(false|0|no)$/i.test(flags.allow_plaintext_upstream)) {
@@ -499,8 +526,12 @@ function checkPolicy(name, objs, ctx, fail) {
     fail('drain', `--drain_timeout ${drain} s < --max_rpc_timeout ${maxRpc} s: a rollout would cut payments still waiting on Clink (UNKNOWN outcomes)`);
   }
   if (portOf(grpcListen) !== GRPC_PORT) fail('config', `--grpc_listen ${grpcListen} is not port ${GRPC_PORT}`);
+  Object.assign(ctx, { baseUrl, drain, flagOr, flags, metricsPort });
+}
 
-  // --- Container ports.
+// Container ports.
+function checkContainerPorts(ctx) {
+  const { fail, facts, c, flagOr, metricsPort } = ctx;
   const cports = {};
   for (const p of c.ports || []) cports[p.name] = p.containerPort;
   if (cports.grpc !== GRPC_PORT) fail('service', `container port grpc is ${cports.grpc}, want ${GRPC_PORT}`);
@@ -518,8 +549,12 @@ function checkPolicy(name, objs, ctx, fail) {
     }
   }
   const probePort = healthPort || GRPC_PORT;
+  Object.assign(ctx, { healthListen, healthPort, probePort, resolvePort });
+}
 
-  // --- Probes.
+// Probes.
+function checkProbes(ctx) {
+  const { fail, c, drain, healthPort, probePort } = ctx;
   for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
     const probe = c[kind];
     if (!probe) {
@@ -553,8 +588,11 @@ function checkPolicy(name, objs, ctx, fail) {
       fail('liveness-window', `liveness fails a pod after ${window} s of NOT_SERVING, not more than drain ${drain} s + ${EXIT_GRACE_SECONDS} s: it would kill draining pods`);
     }
   }
+}
 
-  // --- Shutdown: preStop and grace period.
+// Shutdown: preStop and grace period.
+function checkShutdown(ctx) {
+  const { fail, facts, pod, c, drain } = ctx;
   const preStop = c.lifecycle && c.lifecycle.preStop;
   let preStopSeconds = NaN;
   if (!preStop) {
@@ -578,8 +616,11 @@ function checkPolicy(name, objs, ctx, fail) {
     fail('grace-period', `terminationGracePeriodSeconds ${grace} <= preStop ${preStopSeconds} + drain ${drain} + ${EXIT_GRACE_SECONDS}`);
   }
   facts.shutdown = { preStopSeconds, drain, grace };
+}
 
-  // --- Secrets as files and directories.
+// Secrets as files and directories.
+function checkSecretMounts(ctx) {
+  const { name, objs, fail, facts, expect, pod, containers, c, psc, runAsUser, flags, healthListen } = ctx;
   const volumes = {};
   for (const v of pod.volumes || []) volumes[v.name] = v;
   for (const x of [...containers, ...(pod.initContainers || [])]) {
@@ -704,8 +745,12 @@ function checkPolicy(name, objs, ctx, fail) {
   for (const f of ['grpc_tls_cert_file', 'grpc_tls_key_file', 'grpc_client_ca_file']) secretFile(f, false);
   checkMtls(objs, c, flags, volumes, healthListen, fail);
   facts.keyDirs = keyDirs;
+  Object.assign(ctx, { merchantUrls });
+}
 
-  // --- No secret material in the repository.
+// No secret material in the repository.
+function checkNoSecrets(ctx) {
+  const { objs, fail } = ctx;
   for (const s of ofKind(objs, 'Secret')) {
     fail('no-secrets', `${describe(s)} is in the manifests: Secrets are created outside the repository`);
   }
@@ -725,8 +770,11 @@ function checkPolicy(name, objs, ctx, fail) {
       }
     });
   }
+}
 
-  // --- Services.
+// Services.
+function checkServices(ctx) {
+  const { objs, fail, podLabels, metricsPort, resolvePort } = ctx;
   const services = ofKind(objs, 'Service').filter((s) => s.spec && selectorMatches(s.spec.selector, podLabels) && s.spec.selector && Object.keys(s.spec.selector).length);
   const svc = services.find((s) => s.metadata.name === GATEWAY);
   if (!svc) fail('service', `no Service ${GATEWAY} selecting the gateway pods`);
@@ -752,8 +800,12 @@ function checkPolicy(name, objs, ctx, fail) {
       fail('service', `Service ${GATEWAY} ports are ${names}, want grpc and http-metrics`);
     }
   }
+  Object.assign(ctx, { svc });
+}
 
-  // --- ServiceMonitor.
+// ServiceMonitor.
+function checkServiceMonitor(ctx) {
+  const { objs, fail, svc } = ctx;
   const monitors = ofKind(objs, 'ServiceMonitor');
   const sm = monitors.find((m) => svc && selectorMatches(m.spec && m.spec.selector, svc.metadata.labels));
   if (!sm) {
@@ -774,8 +826,11 @@ function checkPolicy(name, objs, ctx, fail) {
       fail('servicemonitor', `${describe(sm)} looks in other namespaces than its own`);
     }
   }
+}
 
-  // --- NetworkPolicy.
+// NetworkPolicy.
+function checkNetworkPolicy(ctx) {
+  const { objs, fail, podLabels, metricsPort, healthPort, resolvePort } = ctx;
   const policies = ofKind(objs, 'NetworkPolicy').filter((p) => selectorMatches(p.spec && p.spec.podSelector, podLabels));
   // A policy's rules apply only for the types it lists (unset: Ingress, plus Egress when it has
   // egress rules). Egress rules of a policy typed [Ingress] allow nothing: with another policy
@@ -834,8 +889,12 @@ function checkPolicy(name, objs, ctx, fail) {
   for (const k of ['53/UDP', '53/TCP', '443/TCP']) {
     if (!egressPorts.has(k)) fail('networkpolicy', `no egress to ${k}`);
   }
+  Object.assign(ctx, { egressPorts });
+}
 
-  // --- Spread, rollout, image.
+// Spread, rollout, image.
+function checkSpreadRolloutImage(ctx) {
+  const { fail, spec, pod, podLabels, c } = ctx;
   const spreads = (pod.topologySpreadConstraints || []).some(
     (t) => t.topologyKey === 'kubernetes.io/hostname' && t.whenUnsatisfiable === 'DoNotSchedule' &&
       t.maxSkew === 1 && selectorMatches(t.labelSelector, podLabels));
@@ -850,16 +909,22 @@ function checkPolicy(name, objs, ctx, fail) {
   const image = c.image || '';
   const tagged = /@sha256:[0-9a-f]{64}$/.test(image) || /:[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(image.split('/').pop());
   if (!tagged || /:latest$/.test(image)) fail('image', `image ${image} has no fixed tag or digest`);
+}
 
-  // --- Namespace.
+// Namespace.
+function checkNamespace(ctx) {
+  const { objs, fail, expect } = ctx;
   if (expect.namespace) {
     const namespaces = new Set(objs.map((o) => o.metadata && o.metadata.namespace));
     if (namespaces.size !== 1 || namespaces.has(undefined) || namespaces.has('')) {
       fail('namespace', `objects are in namespaces ${[...namespaces]}; an overlay sets one`);
     }
   }
+}
 
-  // --- Production money needs a shared idempotency store.
+// Production money needs a shared idempotency store.
+function checkSharedStore(ctx) {
+  const { name, fail, facts, baseUrl, flags, merchantUrls, egressPorts } = ctx;
   const redis = flags.idempotency_redis || '';
   facts.redis = redis;
   if ([baseUrl, ...merchantUrls].includes(PRODUCTION_URL) && redis === '') {
@@ -878,8 +943,28 @@ function checkPolicy(name, objs, ctx, fail) {
     const store = redis === '' ? 'the default per-pod idempotency store' : `a per-pod Redis (${redis})`;
     fail('shared-store', `${name} can run ${facts.maxPods} pods with ${store}: a retry that lands on another pod is sent to Clink again (set IDEMPOTENCY_REDIS to the shared Redis, as overlays/prod does)`);
   }
-  return facts;
 }
+
+// Each section of the policy, in order: a check reads the rendered objects and what earlier
+// checks put in the context (e.g. checkConfig's flags), and may add to it.
+const POLICY_CHECKS = [
+  checkReplicas,
+  checkDisruptionBudget,
+  checkPodSecurity,
+  checkResources,
+  checkConfig,
+  checkContainerPorts,
+  checkProbes,
+  checkShutdown,
+  checkSecretMounts,
+  checkNoSecrets,
+  checkServices,
+  checkServiceMonitor,
+  checkNetworkPolicy,
+  checkSpreadRolloutImage,
+  checkNamespace,
+  checkSharedStore,
+];
 
 // The gRPC port authenticates and authorizes its callers (rule mtls).
 function checkMtls(objs, c, flags, volumes, healthListen, fail) {

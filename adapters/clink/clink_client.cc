@@ -241,10 +241,18 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     }
     call.http_status = outcome.http_status = result.response.status_code;
     outcome.retry_after = std::string(result.response.Header("retry-after"));
+    // The status first: only a success's payload is decoded into the
+    // response. An error answer's envelope (code, msg) is all the error
+    // mapping reads, and its payload never reaches the caller.
+    const bool success_status =
+        outcome.http_status >= 200 && outcome.http_status <= 299;
     Envelope envelope;
     DecodeStats stats;
-    const absl::Status decoded = codec_.DecodeResponse(
-        rest, result.response.body, state->response, &envelope, &stats);
+    const absl::Status decoded =
+        success_status
+            ? codec_.DecodeResponse(rest, result.response.body, state->response,
+                                    &envelope, &stats)
+            : codec_.DecodeEnvelope(rest, result.response.body, &envelope);
     outcome.body_readable = decoded.ok();
     outcome.has_envelope_code = envelope.has_code;
     outcome.envelope_code = envelope.code;
@@ -299,6 +307,8 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
     Finish(std::move(state), std::move(call));
     return;
   }
+  // Only a success status's decode wrote into the response; an incomplete
+  // answer's partial payload must not reach the caller either.
   state->response->Clear();
   if (call.outcome == Outcome::kUnknown) state->maybe_sent = true;
 

@@ -14,7 +14,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/clink/validation.h"
-#include "common/errors/error_details.h"
 #include "adapters/credentials/testing/secret_volume.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/checkout.grpc.pb.h"
@@ -251,7 +250,8 @@ TEST_F(ClinkClientTest, AmountNeedsItsCurrencyEvenWithAPrice) {
   request.clear_currency();
   const absl::Status status = Validate(request);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(errors::GetBadRequest(status)->field_violations(0).field(), "currency");
+  EXPECT_EQ(errors::GetBadRequest(status)->field_violations(0).field(),
+            "currency");
 }
 
 TEST_F(ClinkClientTest, SuccessWithoutPayloadIsNotOk) {
@@ -355,6 +355,87 @@ TEST_F(ClinkClientTest, BusinessErrorInsideHttp200IsAnError) {
             "404");
   EXPECT_EQ(result.outcome, errors::Outcome::kRejected);
   EXPECT_EQ(transport_.requests[0].path_and_query, "/order/ord_missing");
+}
+
+// What the response message holds when each attempt is reported (before the
+// client clears it on an error), and the unknown fields counted.
+class ResponseAtAttemptObserver final : public UpstreamObserver {
+ public:
+  explicit ResponseAtAttemptObserver(const google::protobuf::Message& response)
+      : response_(response) {}
+  void OnAttempt(const AttemptInfo& attempt) override {
+    at_attempt.push_back(response_.SerializeAsString());
+  }
+  void OnUnknownFields(const RestMethod& method, int count) override {
+    unknown_fields += count;
+  }
+
+  std::vector<std::string> at_attempt;
+  int unknown_fields = 0;
+
+ private:
+  const google::protobuf::Message& response_;
+};
+
+// The status is known before the payload is read: an error answer's payload
+// (here a success envelope inside an HTTP 400, with an unreadable amount and
+// a field the response lacks) is never decoded into the response, nor counted
+// as API drift; the error is the HTTP status's.
+TEST_F(ClinkClientTest, ErrorAnswerPayloadIsNeverDecodedIntoTheResponse) {
+  v1::CreatePaymentResponse response;
+  ResponseAtAttemptObserver observer(response);
+  ClinkClientOptions options;
+  options.observer = &observer;
+  UseOptions(options);
+  transport_.next = Response(
+      400, R"({"code":200,"msg":"success","data":{"orderId":"ord_leak",)"
+           R"("amount":{},"brandNew":true}})");
+  const CallResult result = Call(Payment(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument)
+      << result.status;
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->reason(), "HTTP_400");
+  EXPECT_EQ(result.outcome, errors::Outcome::kRejected);
+  EXPECT_EQ(result.http_status, 400);
+  ASSERT_EQ(observer.at_attempt.size(), 1u);
+  EXPECT_EQ(observer.at_attempt[0], "");  // Nothing was decoded into it.
+  EXPECT_EQ(response.ByteSizeLong(), 0u);
+  EXPECT_EQ(result.unknown_fields, 0);
+  EXPECT_EQ(observer.unknown_fields, 0);
+  EXPECT_EQ(client_->stats().unknown_fields, 0);
+}
+
+// An error answer's envelope still names Clink's code and message.
+TEST_F(ClinkClientTest, ErrorAnswerEnvelopeCodeStillMapsTheError) {
+  transport_.next =
+      Response(404, R"({"code":404,"msg":"order not found","data":{"x":1}})");
+  v1::GetOrderResponse response;
+  const CallResult result = Call(GetOrder(), &response);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("clink_code"),
+            "404");
+  EXPECT_NE(result.status.message().find("order not found"),
+            absl::string_view::npos);
+  EXPECT_EQ(response.ByteSizeLong(), 0u);
+  EXPECT_EQ(result.unknown_fields, 0);
+}
+
+// Hostile error answers: a payload nested far deeper than any stack allows
+// and a message that unescapes to ill-formed UTF-8. The envelope is read
+// without recursion and the message never reaches the status as is.
+TEST_F(ClinkClientTest, HostileErrorAnswerIsReadSafely) {
+  transport_.next =
+      Response(409, absl::StrCat(R"({"code":"409","msg":"\udd00","data":)",
+                                 std::string(200000, '['),
+                                 std::string(200000, ']'), "}"));
+  v1::GetOrderResponse response;
+  const CallResult result = Call(GetOrder(), &response);
+  EXPECT_FALSE(result.status.ok());
+  EXPECT_EQ(errors::GetErrorInfo(result.status)->metadata().at("clink_code"),
+            "409");
+  EXPECT_NE(result.status.message().find("(not UTF-8)"),
+            absl::string_view::npos)
+      << result.status;
+  EXPECT_EQ(response.ByteSizeLong(), 0u);
 }
 
 TEST_F(ClinkClientTest, LongRetryAfterIsPassedOnNotWaitedOut) {

@@ -186,6 +186,14 @@ class RestCodec {
                               google::protobuf::Message* response,
                               Envelope* envelope, DecodeStats* stats) const;
 
+  // Reads only the envelope of a response body (`code` and `msg`, as
+  // DecodeResponse does) and never a payload: for an answer whose HTTP status
+  // is not a success, where only the error mapping reads the body. INTERNAL
+  // for a body that is not a JSON object, a non-integer code, or no code
+  // unless RestRule.unwrapped_response_ok. Iterative parse, bounded stack.
+  absl::Status DecodeEnvelope(const RestMethod& method, absl::string_view body,
+                              Envelope* envelope) const;
+
   // Encodes any message to Clink-style JSON (used by tests and the emulator's
   // goldens).
   absl::StatusOr<std::string> MessageToClinkJson(
