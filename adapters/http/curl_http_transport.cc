@@ -1,3 +1,8 @@
+// The loop: Create/Send/Shutdown, the multi loop thread, and adding,
+// completing and cancelling calls. The egress socket hooks are in
+// curl_transfer.cc, the URL/option checks and per-handle setup in
+// curl_request_checks.cc.
+
 #include "adapters/http/curl_http_transport.h"
 
 #include <curl/curl.h>
@@ -24,11 +29,6 @@
 #include "adapters/http/http_types.h"
 #include "common/status_macros.h"
 #include "common/sync.h"
-
-// The loop: Create/Send/Shutdown, the multi loop thread, and adding,
-// completing and cancelling calls. The egress socket hooks are in
-// curl_transfer.cc, the URL/option checks and per-handle setup in
-// curl_request_checks.cc.
 
 namespace clink_gateway::http {
 
