@@ -128,7 +128,7 @@ namespace clink_gateway::http {
 // twice.
 //
 // Thread-safe. curl_global_init() must have been called before Create().
-struct CurlSocketTable;  // curl_http_transport.cc
+struct CurlSocketTable;  // curl_transfer.h
 
 class CurlHttpTransport final : public HttpTransport {
  public:
