@@ -6,32 +6,16 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_CLINK_REST_CODEC_INTERNAL_H_
 #define CLINK_GATEWAY_ADAPTERS_CLINK_REST_CODEC_INTERNAL_H_
 
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/time/time.h"
-#include "adapters/clink/currency.h"
-#include "adapters/clink/decimal.h"
-#include "adapters/clink/file_type.h"
+#include "absl/strings/string_view.h"
 #include "adapters/clink/rest_codec.h"
-#include "adapters/http/multipart.h"
 #include "common/errors/error_details.h"
-#include "common/status_macros.h"
-#include "google/protobuf/descriptor_database.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
 #include "rapidjson/document.h"
-#include "rapidjson/encodings.h"
-#include "rapidjson/memorystream.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
