@@ -1,3 +1,6 @@
+// GatewayMetrics: the registry (every family and series, created in Create),
+// the process collector and the /metrics exposer. The observer roles are in
+// metrics_*_observer.cc.
 #include "server/metrics.h"
 
 #include <netdb.h>
@@ -27,9 +30,14 @@
 #include "prometheus/metric_family.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
+#include "server/metrics_internal.h"
 
 namespace clink_gateway::server {
 namespace {
+
+using metrics_internal::CodeIndex;
+using metrics_internal::kGrpcCodeNames;
+using metrics_internal::kStatusClassNames;
 
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
@@ -37,55 +45,6 @@ using prometheus::BuildHistogram;
 using prometheus::Counter;
 using prometheus::Family;
 using prometheus::Histogram;
-
-// absl::StatusCode values 0..16, in Go's spelling (codes.Code.String()).
-constexpr absl::string_view kGrpcCodeNames[] = {
-    "OK",
-    "Canceled",
-    "Unknown",
-    "InvalidArgument",
-    "DeadlineExceeded",
-    "NotFound",
-    "AlreadyExists",
-    "PermissionDenied",
-    "ResourceExhausted",
-    "FailedPrecondition",
-    "Aborted",
-    "OutOfRange",
-    "Unimplemented",
-    "Internal",
-    "Unavailable",
-    "DataLoss",
-    "Unauthenticated",
-};
-
-// Index 0 is "no response"; 1..5 are 1xx..5xx.
-constexpr absl::string_view kStatusClassNames[] = {"error", "1xx", "2xx",
-                                                   "3xx",   "4xx", "5xx"};
-
-int StatusClassIndex(int http_status) {
-  if (http_status >= 100 && http_status <= 599) return http_status / 100;
-  return 0;
-}
-
-int CodeIndex(absl::StatusCode code) {
-  const int index = static_cast<int>(code);
-  return index >= 0 && index < static_cast<int>(std::size(kGrpcCodeNames))
-             ? index
-             : static_cast<int>(absl::StatusCode::kUnknown);
-}
-
-// Clamps an enum's value into an array's range (the arrays are sized from the
-// enums; this only guards against a value added to an enum and not here).
-template <typename E, size_t N>
-Counter* At(const std::array<Counter*, N>& counters, E value) {
-  const size_t index = static_cast<size_t>(value);
-  return index < N ? counters[index] : nullptr;
-}
-
-void Add(Counter* counter, double value = 1) {
-  if (counter != nullptr) counter->Increment(value);
-}
 
 prometheus::MetricFamily GaugeFamily(std::string name, std::string help,
                                      double value) {
@@ -589,230 +548,6 @@ GatewayMetrics::MerchantSeries* GatewayMetrics::FindMerchant(
     absl::string_view merchant) const {
   const auto it = merchants_.find(merchant);
   return it == merchants_.end() ? nullptr : it->second.get();
-}
-
-void GatewayMetrics::OnRpcStarted(const clink::RestMethod& method) {
-  const MethodSeries* s = Find(method);
-  if (s == nullptr) return;
-  s->started->Increment();
-  s->msg_received->Increment();
-}
-
-void GatewayMetrics::OnRpcHandled(const clink::RestMethod& method,
-                                  absl::StatusCode code, absl::Duration latency,
-                                  absl::string_view caller) {
-  const MethodSeries* s = Find(method);
-  if (s == nullptr) return;
-  s->handled[callers_.Index(caller)][CodeIndex(code)]->Increment();
-  s->handling_seconds->Observe(absl::ToDoubleSeconds(latency));
-  if (code == absl::StatusCode::kOk) s->msg_sent->Increment();
-}
-
-void GatewayMetrics::OnCallStarted(const clink::RestMethod& method) {
-  in_flight_->Increment();
-}
-
-void GatewayMetrics::OnCallFinished(const clink::RestMethod& method) {
-  in_flight_->Decrement();
-}
-
-void GatewayMetrics::OnAttempt(const clink::AttemptInfo& attempt) {
-  const MethodSeries* s = Find(*attempt.method);
-  if (s == nullptr) return;
-  s->upstream_requests[callers_.Index(attempt.caller)]
-                      [StatusClassIndex(attempt.http_status)]
-                          ->Increment();
-  // Only requests that reached the wire: an attempt refused before sending
-  // (connect failure, egress denial, shutdown) has no upstream latency, and
-  // counting it as ~0 s would make Clink look faster during an outage.
-  if (attempt.sent) {
-    s->upstream_duration->Observe(absl::ToDoubleSeconds(attempt.duration));
-  }
-  if (attempt.response_bytes > 0) {
-    s->response_bytes->Increment(static_cast<double>(attempt.response_bytes));
-  }
-  if (attempt.throttled) s->throttled->Increment();
-  if (attempt.failure != http::FailureKind::kNone) {
-    Add(At(transport_errors_, attempt.failure));
-  }
-  if (attempt.connections_opened > 0) {
-    connections_opened_->Increment(attempt.connections_opened);
-  } else if (attempt.sent) {
-    connections_reused_->Increment();
-  }
-}
-
-void GatewayMetrics::OnRetry(const clink::RestMethod& method) {
-  if (const MethodSeries* s = Find(method)) s->retries->Increment();
-}
-
-void GatewayMetrics::OnRetryDenied(const clink::RestMethod& method,
-                                   clink::RetryDenial reason) {
-  Add(At(retries_denied_, reason));
-}
-
-void GatewayMetrics::OnRejected(const clink::RestMethod& method,
-                                clink::RejectReason reason) {
-  Add(At(rejections_, reason));
-}
-
-void GatewayMetrics::OnRpcDenied(const clink::RestMethod& method) {
-  if (const MethodSeries* s = Find(method)) s->authz_denied->Increment();
-}
-
-void GatewayMetrics::OnAuthzPolicyReload(bool applied) {
-  (applied ? authz_reloads_applied_ : authz_reloads_rejected_)->Increment();
-}
-
-void GatewayMetrics::OnUnknownFields(const clink::RestMethod& method,
-                                     int count) {
-  if (const MethodSeries* s = Find(method)) s->unknown_fields->Increment(count);
-}
-
-void GatewayMetrics::OnAuthFailure(const clink::RestMethod& method,
-                                   clink::AuthFailure reason) {
-  Add(At(auth_failures_, reason));
-}
-
-void GatewayMetrics::OnIdempotency(const clink::RestMethod& method,
-                                   clink::IdempotencyResult result) {
-  Add(At(idempotency_, result));
-}
-
-void GatewayMetrics::OnIdempotencyStoreRetry(clink::StoreWrite write,
-                                             clink::StoreRetryResult result) {
-  const size_t w = static_cast<size_t>(write);
-  if (w < store_retries_.size()) Add(At(store_retries_[w], result));
-}
-
-void GatewayMetrics::OnEgressDenied(http::AddressClass reason) {
-  Add(At(egress_denied_, reason));
-}
-
-void GatewayMetrics::OnEgressWouldDeny(http::AddressClass reason) {
-  Add(At(egress_would_deny_, reason));
-}
-
-void GatewayMetrics::OnKeyRefused(absl::string_view merchant,
-                                  absl::string_view key_fingerprint) {
-  MerchantSeries* m = FindMerchant(merchant);
-  if (m == nullptr) return;
-  MutexLock lock(&m->mu);
-  // Incremented under the lock: OnKeysInUse may remove the series meanwhile.
-  for (const KeySeries& key : m->keys) {
-    if (key.fingerprint == key_fingerprint) {
-      key.refusals->Increment();
-      return;
-    }
-  }
-  // Not a key in use (a call that started before a roll): no series, so
-  // that label values stay the keys configured now.
-}
-
-void GatewayMetrics::OnKeyFallback(absl::string_view merchant,
-                                   bool recovered) {
-  const MerchantSeries* m = FindMerchant(merchant);
-  if (m == nullptr) return;
-  (recovered ? m->fallback_recovered : m->fallback_refused)->Increment();
-}
-
-void GatewayMetrics::OnClockOffset(absl::string_view merchant,
-                                   absl::Duration offset,
-                                   clink::ClockSkewLevel level) {
-  MerchantSeries* m = FindMerchant(merchant);
-  if (m == nullptr) return;
-  m->skew_critical->Set(level == clink::ClockSkewLevel::kCritical ? 1 : 0);
-  MutexLock lock(&m->mu);
-  if (m->clock_offset == nullptr) {
-    m->clock_offset = &clock_offset_family_->Add({{"merchant", m->name}});
-  }
-  m->clock_offset->Set(absl::ToDoubleSeconds(offset));
-}
-
-void GatewayMetrics::SetLastReloadSuccess(MerchantSeries& m, absl::Time when) {
-  if (m.last_reload_success == nullptr) {
-    m.last_reload_success =
-        &last_reload_success_family_->Add({{"merchant", m.name}});
-  }
-  m.last_reload_success->Set(absl::ToDoubleSeconds(when - absl::UnixEpoch()));
-}
-
-void GatewayMetrics::OnKeyReload(absl::string_view merchant,
-                                 credentials::ReloadOutcome outcome,
-                                 absl::Time when) {
-  MerchantSeries* m = FindMerchant(merchant);
-  if (m == nullptr) return;
-  Add(At(m->reloads, outcome));
-  if (outcome == credentials::ReloadOutcome::kApplied ||
-      outcome == credentials::ReloadOutcome::kUnchanged) {
-    MutexLock lock(&m->mu);
-    SetLastReloadSuccess(*m, when);
-  }
-}
-
-void GatewayMetrics::OnKeysInUse(absl::string_view merchant,
-                                 const credentials::KeySet& keys,
-                                 const credentials::KeySet* replaced) {
-  MerchantSeries* m = FindMerchant(merchant);
-  if (m == nullptr) return;
-  const size_t n = std::min<size_t>(keys.size(), kKeySlots);
-  MutexLock lock(&m->mu);
-  // The first set reported (KeyWatcher::Start: what KeyRing::Load has just
-  // read) is the first successful read of the directory.
-  if (m->last_reload_success == nullptr) {
-    SetLastReloadSuccess(*m, SystemClock().Now());
-  }
-  auto in_new_set = [&keys, n](const std::string& fingerprint,
-                               size_t* slot) {
-    for (size_t i = 0; i < n; ++i) {
-      if (keys.fingerprint(i) == fingerprint) {
-        *slot = i;
-        return true;
-      }
-    }
-    return false;
-  };
-  // Diff against what is exported (not against `replaced`), so the series
-  // always match the last set reported, even if the reports were not a
-  // chain. A key that stays keeps its refusals counter; one that changes
-  // slot gets a new info series.
-  std::vector<KeySeries> kept;
-  for (KeySeries& old : m->keys) {
-    size_t slot = 0;
-    if (in_new_set(old.fingerprint, &slot)) {
-      if (slot != old.slot) {
-        key_info_family_->Remove(old.info);
-        old.info = nullptr;
-      }
-      kept.push_back(std::move(old));
-    } else {
-      key_info_family_->Remove(old.info);
-      key_refusals_family_->Remove(old.refusals);
-    }
-  }
-  std::vector<KeySeries> now;
-  for (size_t i = 0; i < n; ++i) {
-    const std::string& fingerprint = keys.fingerprint(i);
-    KeySeries series;
-    for (KeySeries& k : kept) {
-      if (k.fingerprint == fingerprint) series = std::move(k);
-    }
-    series.fingerprint = fingerprint;
-    series.slot = i;
-    if (series.info == nullptr) {
-      series.info = &key_info_family_->Add(
-          {{"merchant", m->name},
-           {"slot", i == 0 ? "signing" : "previous"},
-           {"key_fingerprint", fingerprint}});
-      series.info->Set(1);
-    }
-    if (series.refusals == nullptr) {
-      series.refusals = &key_refusals_family_->Add(
-          {{"merchant", m->name}, {"key_fingerprint", fingerprint}});
-    }
-    now.push_back(std::move(series));
-  }
-  m->keys = std::move(now);
 }
 
 }  // namespace clink_gateway::server

@@ -202,7 +202,8 @@ class RestCodec {
  private:
   RestCodec() = default;
 
-  class Impl;  // Reflection walkers over the indexes below (rest_codec.cc).
+  class Impl;  // Reflection walkers over the indexes below
+               // (rest_codec_internal.h).
 
   // Every message type reachable from a compiled request or response: Clink
   // JSON key (and the proto field name, accepted too) to field.

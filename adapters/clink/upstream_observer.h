@@ -1,6 +1,6 @@
 // What the Clink adapters report about their traffic, for metrics. The
-// adapters know nothing of Prometheus: server/metrics.cc implements this
-// interface, and tests can record the calls.
+// adapters know nothing of Prometheus: server/metrics_upstream_observer.cc
+// implements this interface, and tests can record the calls.
 //
 // Every method is called on the thread where the event happens (the HTTP
 // transport's loop thread, or the caller's thread for calls refused before

@@ -1,6 +1,7 @@
 // What the HTTP transport reports about its egress policy's decisions, for
-// metrics. The adapters know nothing of Prometheus: server/metrics.cc
-// implements this interface (clink_gateway_egress_denied_total{reason} and
+// metrics. The adapters know nothing of Prometheus:
+// server/metrics_upstream_observer.cc implements this interface
+// (clink_gateway_egress_denied_total{reason} and
 // clink_gateway_egress_would_deny_total{reason}), and tests can record the
 // calls.
 //

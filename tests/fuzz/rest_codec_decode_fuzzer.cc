@@ -183,7 +183,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // only) and lands in a string field as invalid UTF-8, which the gateway
     // then answers with as OK. Reproducer:
     // corpus/rest_codec_decode_fuzzer/found_lone_low_surrogate_*. Turn
-    // kDecodedStringsAreUtf8 on once rest_codec.cc refuses such strings.
+    // kDecodedStringsAreUtf8 on once rest_codec_decoder.cc refuses such
+    // strings.
     FUZZ_CHECK(!kDecodedStringsAreUtf8,
                "%s: a decoded string is not UTF-8 (the caller cannot parse "
                "the response)",
