@@ -35,15 +35,7 @@
 
 namespace clink_gateway::clink {
 
-using google::protobuf::Descriptor;
-using google::protobuf::EnumDescriptor;
-using google::protobuf::EnumValueDescriptor;
-using google::protobuf::FieldDescriptor;
-using google::protobuf::Message;
-using google::protobuf::MethodDescriptor;
-using google::protobuf::Reflection;
-using google::protobuf::ServiceDescriptor;
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+// (The protobuf and RapidJSON names come from rest_codec_internal.h.)
 
 namespace {
 
