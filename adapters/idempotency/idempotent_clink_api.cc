@@ -1,7 +1,6 @@
 #include "adapters/idempotency/idempotent_clink_api.h"
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -64,13 +63,10 @@ idempotency::StoredResult StoredOf(const absl::Status& status,
 class IdempotentClinkApi::WriteRetrier {
  public:
   WriteRetrier(idempotency::IdempotencyStore& store, UpstreamObserver& observer,
-               const Options& options, std::atomic<int64_t>& recovered,
-               std::atomic<int64_t>& given_up)
+               const Options& options)
       : store_(store),
         observer_(observer),
         options_(options),
-        recovered_(recovered),
-        given_up_(given_up),
         thread_([this] { Loop(); }) {}
 
   ~WriteRetrier() {
@@ -213,12 +209,6 @@ class IdempotentClinkApi::WriteRetrier {
   // A write's last word: counted and logged.
   void Finish(const Write& write, StoreRetryResult result,
               const absl::Status& status) {
-    // Counted before the observer hears of it (tests wait on the observer).
-    if (result == StoreRetryResult::kOk) {
-      recovered_.fetch_add(1, std::memory_order_relaxed);
-    } else if (result != StoreRetryResult::kNotHeld) {
-      given_up_.fetch_add(1, std::memory_order_relaxed);
-    }
     observer_.OnIdempotencyStoreRetry(write.kind, result);
     const std::string operation(StoreWriteName(write.kind));
     const std::string attempts = absl::StrCat(write.attempts);
@@ -254,8 +244,6 @@ class IdempotentClinkApi::WriteRetrier {
   idempotency::IdempotencyStore& store_;
   UpstreamObserver& observer_;
   const Options options_;
-  std::atomic<int64_t>& recovered_;
-  std::atomic<int64_t>& given_up_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -344,22 +332,9 @@ IdempotentClinkApi::IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
       inner_(inner),
       store_(store),
       observer_(observer != nullptr ? *observer : NoUpstreamObserver()),
-      retrier_(std::make_unique<WriteRetrier>(
-          store, observer_, options, writes_recovered_, writes_given_up_)) {}
+      retrier_(std::make_unique<WriteRetrier>(store, observer_, options)) {}
 
 IdempotentClinkApi::~IdempotentClinkApi() = default;
-
-IdempotentClinkApi::Stats IdempotentClinkApi::stats() const {
-  Stats s;
-  s.claimed = claimed_.load(std::memory_order_relaxed);
-  s.replayed = replayed_.load(std::memory_order_relaxed);
-  s.mismatched = mismatched_.load(std::memory_order_relaxed);
-  s.in_use = in_use_.load(std::memory_order_relaxed);
-  s.store_errors = store_errors_.load(std::memory_order_relaxed);
-  s.writes_recovered = writes_recovered_.load(std::memory_order_relaxed);
-  s.writes_given_up = writes_given_up_.load(std::memory_order_relaxed);
-  return s;
-}
 
 void IdempotentClinkApi::Call(const RestMethod& method,
                               const google::protobuf::Message& request,
@@ -396,7 +371,6 @@ void IdempotentClinkApi::OnBegin(
     absl::StatusOr<idempotency::BeginResult> begun) {
   const std::string& endpoint = call->rest->endpoint;
   if (!begun.ok()) {
-    store_errors_.fetch_add(1, std::memory_order_relaxed);
     observer_.OnIdempotency(*call->rest, IdempotencyResult::kStoreError);
     if (call->rest->idempotent_upstream) {
       // Clink deduplicates this call itself (a refund's
@@ -427,12 +401,10 @@ void IdempotentClinkApi::OnBegin(
   }
   switch (begun->kind) {
     case idempotency::BeginResult::Kind::kClaimed:
-      claimed_.fetch_add(1, std::memory_order_relaxed);
       observer_.OnIdempotency(*call->rest, IdempotencyResult::kClaimed);
       RunClaimed(std::move(call), std::move(begun->lease_token));
       return;
     case idempotency::BeginResult::Kind::kCompleted: {
-      replayed_.fetch_add(1, std::memory_order_relaxed);
       observer_.OnIdempotency(*call->rest, IdempotencyResult::kReplayed);
       const Outcome outcome = idempotency::OutcomeOfStored(begun->result);
       CallResult result =
@@ -452,7 +424,6 @@ void IdempotentClinkApi::OnBegin(
       return;
     }
     case idempotency::BeginResult::Kind::kMismatch:
-      mismatched_.fetch_add(1, std::memory_order_relaxed);
       observer_.OnIdempotency(*call->rest, IdempotencyResult::kMismatched);
       std::move(call->done)(
           GatewayError(absl::StatusCode::kAlreadyExists, endpoint,
@@ -462,7 +433,6 @@ void IdempotentClinkApi::OnBegin(
                        "a new request)"));
       return;
     case idempotency::BeginResult::Kind::kInProgress: {
-      in_use_.fetch_add(1, std::memory_order_relaxed);
       observer_.OnIdempotency(*call->rest, IdempotencyResult::kInUse);
       CallResult result = GatewayError(
           absl::StatusCode::kAborted, endpoint, "IDEMPOTENCY_KEY_IN_USE",
@@ -494,7 +464,6 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
                        result =
                            std::move(result)](absl::Status written) mutable {
           if (!written.ok()) {
-            store_errors_.fetch_add(1, std::memory_order_relaxed);
             observer_.OnIdempotency(*call->rest,
                                     IdempotencyResult::kStoreError);
             const bool retry =

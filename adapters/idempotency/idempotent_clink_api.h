@@ -57,7 +57,6 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENT_CLINK_API_H_
 #define CLINK_GATEWAY_ADAPTERS_IDEMPOTENCY_IDEMPOTENT_CLINK_API_H_
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -84,17 +83,6 @@ std::string RequestHash(const google::protobuf::MethodDescriptor& method,
 
 class IdempotentClinkApi final : public ClinkApi {
  public:
-  struct Stats {
-    int64_t claimed = 0;     // First calls with a key.
-    int64_t replayed = 0;    // Answered from the store.
-    int64_t mismatched = 0;  // Key reused for a different request.
-    int64_t in_use = 0;      // Gave up waiting for the first call.
-    int64_t store_errors = 0;
-    // Store writes retried in the background: landed / given up.
-    int64_t writes_recovered = 0;
-    int64_t writes_given_up = 0;
-  };
-
   // Background retries of store writes that failed (step 5 above).
   struct Options {
     // Delay before the first retry; doubles up to max_backoff.
@@ -129,8 +117,6 @@ class IdempotentClinkApi final : public ClinkApi {
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override;
 
-  Stats stats() const;
-
  private:
   struct KeyedCall;
   class WriteRetrier;
@@ -143,13 +129,6 @@ class IdempotentClinkApi final : public ClinkApi {
   ClinkApi& inner_;
   idempotency::IdempotencyStore& store_;
   UpstreamObserver& observer_;
-  std::atomic<int64_t> claimed_{0};
-  std::atomic<int64_t> replayed_{0};
-  std::atomic<int64_t> mismatched_{0};
-  std::atomic<int64_t> in_use_{0};
-  std::atomic<int64_t> store_errors_{0};
-  std::atomic<int64_t> writes_recovered_{0};
-  std::atomic<int64_t> writes_given_up_{0};
   // Last: its destructor finishes the retries while the rest still exists.
   std::unique_ptr<WriteRetrier> retrier_;
 };
