@@ -75,18 +75,6 @@ ClinkClient::ClinkClient(const RestCodec& codec, http::HttpTransport& transport,
                                               options.rate_limit_burst)
               : nullptr) {}
 
-ClinkClient::Stats ClinkClient::stats() const {
-  Stats s;
-  s.calls = calls_.load(std::memory_order_relaxed);
-  s.retries = retries_.load(std::memory_order_relaxed);
-  s.retries_denied_by_budget = retries_denied_.load(std::memory_order_relaxed);
-  s.overload_rejections = overload_rejections_.load(std::memory_order_relaxed);
-  s.rate_limited = rate_limited_.load(std::memory_order_relaxed);
-  s.in_flight = in_flight_.load(std::memory_order_relaxed);
-  s.unknown_fields = unknown_fields_.load(std::memory_order_relaxed);
-  return s;
-}
-
 void ClinkClient::Call(const RestMethod& method,
                        const google::protobuf::Message& request,
                        const CallOptions& options,
@@ -108,7 +96,6 @@ void ClinkClient::Call(const RestMethod& method,
       in_flight_.fetch_add(1, std::memory_order_relaxed) >=
           options_.max_in_flight) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    overload_rejections_.fetch_add(1, std::memory_order_relaxed);
     observer_.OnRejected(*rest, RejectReason::kOverloaded);
     CallResult result;
     result.endpoint = rest->endpoint;
@@ -124,7 +111,6 @@ void ClinkClient::Call(const RestMethod& method,
   if (options_.max_in_flight <= 0) {
     in_flight_.fetch_add(1, std::memory_order_relaxed);
   }
-  calls_.fetch_add(1, std::memory_order_relaxed);
   observer_.OnCallStarted(*rest);
   const absl::Time now = clock_.Now();
   budget_.RecordCall(now);
@@ -156,7 +142,6 @@ void ClinkClient::StartAttempt(std::unique_ptr<CallState> state,
     const absl::optional<absl::Time> reserved =
         rate_limit_->Reserve(earliest, latest);
     if (!reserved.has_value()) {
-      rate_limited_.fetch_add(1, std::memory_order_relaxed);
       if (state->attempts > 0) {  // A retry: the caller gets the last answer.
         observer_.OnRetryDenied(*state->rest, RetryDenial::kRateLimited);
         CallResult last = std::move(state->last);
@@ -262,7 +247,6 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
         envelope.payload_missing || stats.unreadable_amounts > 0 ||
         stats.values_too_deep > 0 || stats.unreadable_strings > 0;
     call.unknown_fields = stats.unknown_fields;
-    unknown_fields_.fetch_add(stats.unknown_fields, std::memory_order_relaxed);
     if (stats.unknown_fields > 0) {
       observer_.OnUnknownFields(rest, stats.unknown_fields);
     }
@@ -338,13 +322,11 @@ void ClinkClient::OnAttemptDone(std::unique_ptr<CallState> state,
       denial = RetryDenial::kDeadline;
     }
     if (!denial.has_value() && !budget_.TryRetry(now)) {
-      retries_denied_.fetch_add(1, std::memory_order_relaxed);
       denial = RetryDenial::kBudget;
     }
     if (denial.has_value()) {
       observer_.OnRetryDenied(rest, *denial);
     } else {
-      retries_.fetch_add(1, std::memory_order_relaxed);
       state->last = std::move(call);
       StartAttempt(std::move(state), now + delay);
       return;

@@ -64,16 +64,6 @@ struct ClinkClientOptions {
 
 class ClinkClient final : public ClinkApi {
  public:
-  struct Stats {
-    int64_t calls = 0;    // Calls admitted (first attempts).
-    int64_t retries = 0;  // Further attempts sent.
-    int64_t retries_denied_by_budget = 0;
-    int64_t overload_rejections = 0;  // Refused by max_in_flight.
-    int64_t rate_limited = 0;         // Refused by the rate limit.
-    int64_t in_flight = 0;
-    int64_t unknown_fields = 0;  // JSON members no proto field holds.
-  };
-
   // `codec`, `transport` and `clock` must outlive the client.
   ClinkClient(const RestCodec& codec, http::HttpTransport& transport,
               const Clock& clock, ClinkClientOptions options = {});
@@ -86,8 +76,6 @@ class ClinkClient final : public ClinkApi {
   void Call(const RestMethod& method, const google::protobuf::Message& request,
             const CallOptions& options, google::protobuf::Message* response,
             Callback done) override;
-
-  Stats stats() const;
 
  private:
   struct CallState;
@@ -113,13 +101,7 @@ class ClinkClient final : public ClinkApi {
   RetryBudget budget_;
   std::unique_ptr<TokenBucket> rate_limit_;  // Null when off.
 
-  std::atomic<int64_t> in_flight_{0};
-  std::atomic<int64_t> calls_{0};
-  std::atomic<int64_t> retries_{0};
-  std::atomic<int64_t> retries_denied_{0};
-  std::atomic<int64_t> overload_rejections_{0};
-  std::atomic<int64_t> rate_limited_{0};
-  std::atomic<int64_t> unknown_fields_{0};
+  std::atomic<int64_t> in_flight_{0};  // For max_in_flight.
 };
 
 }  // namespace clink_gateway::clink
