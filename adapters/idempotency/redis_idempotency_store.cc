@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "adapters/idempotency/redis_scripts.h"
 #include "common/logging.h"
+#include "common/redis/redis_connection.h"
 #include "common/secret.h"
 #include "common/sync.h"
 
@@ -44,38 +45,10 @@ namespace {
 // Commands sent in one pipelined round trip at most.
 constexpr size_t kMaxBatch = 128;
 
-timeval TimeoutTimeval(absl::Duration d) {
-  return absl::ToTimeval(std::max(d, absl::Milliseconds(1)));
-}
-
-struct ReplyDeleter {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-struct ContextDeleter {
-  void operator()(redisContext* context) const { redisFree(context); }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-
-ReplyPtr CommandArgv(redisContext* context,
-                     const std::vector<absl::string_view>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  for (absl::string_view arg : args) {
-    argv.push_back(arg.data());
-    lengths.push_back(arg.size());
-  }
-  return ReplyPtr(static_cast<redisReply*>(redisCommandArgv(
-      context, static_cast<int>(argv.size()), argv.data(), lengths.data())));
-}
-
-// The first word of a Redis error ("NOSCRIPT", "WRONGTYPE", "ERR"): enough to
-// diagnose, and never data.
-absl::string_view ErrorKind(const redisReply& reply) {
-  absl::string_view text(reply.str, reply.len);
-  return text.substr(0, std::min(text.find(' '), size_t{32}));
-}
+using redis::CommandArgv;
+using redis::ContextPtr;
+using redis::ErrorKind;
+using redis::ReplyPtr;
 
 }  // namespace
 
@@ -83,44 +56,8 @@ using ReplyCallback =
     absl::AnyInvocable<void(absl::StatusOr<const redisReply*>) &&>;
 using TimerCallback = absl::AnyInvocable<void(absl::Status) &&>;
 
-struct RedisAddress {
-  bool is_unix = false;
-  std::string path;  // unix
-  std::string host;  // tcp
-  int port = 0;
-};
-
-absl::StatusOr<RedisAddress> ParseRedisAddress(absl::string_view address) {
-  RedisAddress parsed;
-  if (absl::ConsumePrefix(&address, "unix:")) {
-    if (address.empty()) {
-      return absl::InvalidArgumentError("Redis address: empty unix path");
-    }
-    parsed.is_unix = true;
-    parsed.path = std::string(address);
-    return parsed;
-  }
-  const size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos || colon == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Redis address \"", address,
-                     "\": expected host:port, [ipv6]:port or unix:/path"));
-  }
-  absl::string_view host = address.substr(0, colon);
-  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Redis address \"", address, "\": unbalanced ["));
-  }
-  int port = 0;
-  if (host.empty() || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port <= 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Redis address \"", address, "\": bad host or port"));
-  }
-  parsed.host = std::string(host);
-  parsed.port = port;
-  return parsed;
-}
+using redis::ParseRedisAddress;
+using redis::RedisAddress;
 
 // Owns the connection. hiredis' synchronous API on a worker thread is used
 // rather than its async API: hiredis 0.14's async API has no command timeout
@@ -314,34 +251,12 @@ class RedisWorker {
 
   // Opens a connection, authenticates and loads the scripts. Worker thread.
   absl::Status Connect() {
-    const timeval connect_timeout = TimeoutTimeval(config_.connect_timeout);
-    ContextPtr context(
-        config_.parsed.is_unix
-            ? redisConnectUnixWithTimeout(config_.parsed.path.c_str(),
-                                          connect_timeout)
-            : redisConnectWithTimeout(config_.parsed.host.c_str(),
-                                      config_.parsed.port, connect_timeout));
-    absl::Status status;
-    if (context == nullptr) {
-      status = absl::ResourceExhaustedError("cannot allocate a connection");
-    } else if (context->err != 0) {
-      status = absl::UnavailableError(context->errstr);
-    } else if (redisSetTimeout(context.get(),
-                               TimeoutTimeval(config_.command_timeout)) != 0 ||
-               (!config_.parsed.is_unix &&
-                redisEnableKeepAlive(context.get()) != 0)) {
-      status = absl::UnavailableError(context->errstr);
-    }
-    if (status.ok() && !config_.password.empty()) {
-      ReplyPtr reply =
-          CommandArgv(context.get(), {"AUTH", config_.password.Reveal()});
-      if (reply == nullptr) {
-        status = absl::UnavailableError(context->errstr);
-      } else if (reply->type == REDIS_REPLY_ERROR) {
-        status = absl::UnavailableError(
-            absl::StrCat("AUTH refused (", ErrorKind(*reply), ")"));
-      }
-    }
+    absl::StatusOr<ContextPtr> connected =
+        redis::Connect(config_.parsed, config_.password,
+                       config_.connect_timeout, config_.command_timeout);
+    absl::Status status = connected.status();
+    ContextPtr context;
+    if (connected.ok()) context = *std::move(connected);
     for (size_t i = 0; status.ok() && i < kScriptCount; ++i) {
       ReplyPtr reply =
           CommandArgv(context.get(), {"SCRIPT", "LOAD", kScripts[i]});
@@ -580,25 +495,7 @@ std::string Millis(absl::Duration d) {
   return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
-absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read Redis password file ", path));
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  std::string password = contents.str();
-  while (!password.empty() &&
-         (password.back() == '\n' || password.back() == '\r')) {
-    password.pop_back();
-  }
-  if (password.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Redis password file ", path, " is empty"));
-  }
-  return password;
-}
+using redis::ReadPasswordFile;
 
 absl::Status ValidateDurations(const RedisIdempotencyStore::Options& options) {
   const std::pair<absl::string_view, absl::Duration> durations[] = {

@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/sqlite/sqlite_util.h"
 
 namespace clink_gateway::idempotency {
 namespace internal {
@@ -62,82 +63,9 @@ PRAGMA user_version = 1;
 
 int64_t Micros(absl::Time t) { return absl::ToUnixMicros(t); }
 
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  const std::string message = absl::StrCat(what, ": ", std::strerror(err));
-  switch (err) {
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return absl::PermissionDeniedError(message);
-    default:
-      return absl::UnavailableError(message);
-  }
-}
-
-// mkdir -p, mode 0700 for what it creates.
-absl::Status MakeDirs(const std::string& dir) {
-  for (size_t at = 1; at <= dir.size(); ++at) {
-    if (at != dir.size() && dir[at] != '/') continue;
-    const std::string prefix = dir.substr(0, at);
-    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, absl::StrCat("cannot create ", prefix));
-    }
-  }
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("cannot stat ", dir));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(dir, " is not a directory"));
-  }
-  return absl::OkStatus();
-}
-
-// A prepared statement, reset (bindings cleared) by Done() after each use.
-class Statement {
- public:
-  Statement() = default;
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool Prepare(sqlite3* db, const char* sql) {
-    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_,
-                              nullptr) == SQLITE_OK;
-  }
-  sqlite3_stmt* get() const { return stmt_; }
-  void BindText(int i, absl::string_view text) {
-    sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()),
-                      SQLITE_TRANSIENT);
-  }
-  void BindBlob(int i, absl::string_view bytes) {
-    sqlite3_bind_blob(stmt_, i, bytes.data(), static_cast<int>(bytes.size()),
-                      SQLITE_TRANSIENT);
-  }
-  void BindInt(int i, int64_t value) { sqlite3_bind_int64(stmt_, i, value); }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return sqlite3_step(stmt_); }
-  std::string ColumnBytes(int i) const {
-    const void* data = sqlite3_column_blob(stmt_, i);
-    const int size = sqlite3_column_bytes(stmt_, i);
-    return data == nullptr ? std::string()
-                           : std::string(static_cast<const char*>(data),
-                                         static_cast<size_t>(size));
-  }
-  int64_t ColumnInt(int i) const { return sqlite3_column_int64(stmt_, i); }
-  void Done() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  void Finalize() {
-    sqlite3_finalize(stmt_);
-    stmt_ = nullptr;
-  }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-};
+using sqlite::ErrnoStatus;
+using sqlite::MakeDirs;
+using sqlite::Statement;
 
 }  // namespace
 
@@ -378,24 +306,9 @@ absl::StatusOr<std::unique_ptr<SqliteWorker>> SqliteWorker::Open(
   std::unique_ptr<SqliteWorker> worker(
       new SqliteWorker(options, clock, lock_fd, db));
 
-  // WAL: a commit appends to the log and fsyncs it (synchronous=FULL), so a
-  // commit is one sequential write and one fsync.
-  {
-    Statement wal;
-    if (!wal.Prepare(db, "PRAGMA journal_mode=WAL") ||
-        wal.Step() != SQLITE_ROW) {
-      return worker->SqlError("cannot enable WAL");
-    }
-    const std::string mode = wal.ColumnBytes(0);
-    wal.Done();
-    if (mode != "wal") {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path, ": journal mode is ", mode, ", not wal"));
-    }
-  }
-  for (const char* pragma :
-       {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF"}) {
-    if (absl::Status s = worker->Exec(pragma); !s.ok()) return s;
+  if (absl::Status s = sqlite::EnableDurableWal(db, path); !s.ok()) return s;
+  if (absl::Status s = worker->Exec("PRAGMA foreign_keys=OFF"); !s.ok()) {
+    return s;
   }
   int version = 0;
   {
@@ -451,12 +364,7 @@ absl::StatusOr<std::unique_ptr<SqliteWorker>> SqliteWorker::Open(
   if (absl::Status s = worker->RefreshNextLease(); !s.ok()) return s;
   // The database, its WAL and the lock file may have just been created: make
   // their directory entries durable too (SQLite syncs the files' contents).
-  if (const int dir_fd =
-          open(options.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      dir_fd >= 0) {
-    fsync(dir_fd);
-    close(dir_fd);
-  }
+  sqlite::SyncDirectory(options.state_dir);
   worker->next_due_ = worker->NextDue();
   worker->thread_ = std::thread([w = worker.get()] { w->Loop(); });
   return worker;
