@@ -58,7 +58,7 @@ class EventStoreConformanceTest
 
   std::unique_ptr<EventStore> OpenStore(
       EventStoreTestEnv::StoreOptions options = {});
-  // An event of merchant "m1" with id `id`, received at env Now() + `offset`,
+  // An event of merchant "m1" with id `id`, received at base_time_ + `offset`,
   // its body naming both.
   StoredEvent NewEvent(absl::string_view id,
                        absl::string_view type = "order.succeeded",
@@ -66,6 +66,8 @@ class EventStoreConformanceTest
 
   std::unique_ptr<EventStoreTestEnv> env_;
   std::unique_ptr<EventStore> store_;
+  // env_->Now() when the test started.
+  absl::Time base_time_;
 };
 
 }  // namespace clink_gateway::events
