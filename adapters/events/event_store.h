@@ -20,6 +20,10 @@
 // safe to call from any thread. Never call it on a gRPC handler thread; the
 // webhook listener's worker threads and the event service's dispatcher threads
 // are where it runs. A store that cannot be reached answers kUnavailable.
+// Input outside the stores' bounds (adapters/events/event_store_util.h: event
+// id 1-255 printable ASCII, type <= 255 bytes, body <= 1 MiB, page_size
+// 1-100, ...) is refused with kInvalidArgument naming the field
+// (errors::InvalidArgumentWithViolations), before anything is written.
 #ifndef CLINK_GATEWAY_ADAPTERS_EVENTS_EVENT_STORE_H_
 #define CLINK_GATEWAY_ADAPTERS_EVENTS_EVENT_STORE_H_
 

@@ -46,6 +46,12 @@ void CheckTypes(const std::vector<std::string>& types, absl::string_view field,
   }
 }
 
+bool ValidEventId(absl::string_view id) {
+  return !id.empty() && id.size() <= kMaxEventIdBytes &&
+         std::all_of(id.begin(), id.end(),
+                     [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
 absl::Status Result(const std::vector<FieldViolation>& violations) {
   return violations.empty()
              ? absl::OkStatus()
@@ -57,11 +63,7 @@ absl::Status Result(const std::vector<FieldViolation>& violations) {
 absl::Status ValidateEvent(const StoredEvent& event) {
   std::vector<FieldViolation> violations;
   CheckMerchant(event.merchant, &violations);
-  const bool printable =
-      std::all_of(event.event_id.begin(), event.event_id.end(),
-                  [](char c) { return c >= 0x21 && c <= 0x7e; });
-  if (event.event_id.empty() || event.event_id.size() > kMaxEventIdBytes ||
-      !printable) {
+  if (!ValidEventId(event.event_id)) {
     violations.push_back(
         {"event_id", "must be 1-255 printable ASCII characters"});
   }
@@ -79,6 +81,36 @@ absl::Status ValidateSubscription(const SubscriptionSpec& spec) {
   CheckMerchant(spec.merchant, &violations);
   CheckSubscriptionName(spec.name, "name", &violations);
   CheckTypes(spec.event_types, "event_types", &violations);
+  return Result(violations);
+}
+
+absl::Status ValidateEventRef(absl::string_view merchant,
+                              absl::string_view event_id) {
+  std::vector<FieldViolation> violations;
+  CheckMerchant(merchant, &violations);
+  if (!ValidEventId(event_id)) {
+    violations.push_back(
+        {"event_id", "must be 1-255 printable ASCII characters"});
+  }
+  return Result(violations);
+}
+
+absl::Status ValidateAcknowledge(absl::string_view merchant,
+                                 absl::string_view subscription,
+                                 const std::vector<std::string>& event_ids) {
+  std::vector<FieldViolation> violations;
+  CheckMerchant(merchant, &violations);
+  CheckSubscriptionName(subscription, "subscription", &violations);
+  if (event_ids.size() > kMaxAcknowledgeIds) {
+    violations.push_back({"event_ids", "at most 1000 per call"});
+  } else {
+    for (size_t i = 0; i < event_ids.size(); ++i) {
+      if (!ValidEventId(event_ids[i])) {
+        violations.push_back({absl::StrCat("event_ids[", i, "]"),
+                              "must be 1-255 printable ASCII characters"});
+      }
+    }
+  }
   return Result(violations);
 }
 

@@ -47,6 +47,14 @@ absl::Status ValidateClaim(absl::string_view merchant,
                            absl::Duration ack_deadline);
 absl::Status ValidateSubscriptionRef(absl::string_view merchant,
                                      absl::string_view subscription);
+// merchant as above, event_id as in ValidateEvent (field "event_id").
+absl::Status ValidateEventRef(absl::string_view merchant,
+                              absl::string_view event_id);
+// merchant and subscription name as above, at most 1000 ids, each as in
+// ValidateEvent (field "event_ids[i]").
+absl::Status ValidateAcknowledge(absl::string_view merchant,
+                                 absl::string_view subscription,
+                                 const std::vector<std::string>& event_ids);
 // merchant, page_size 1-100, at most 100 event types.
 absl::Status ValidateListQuery(const ListQuery& query);
 

@@ -103,6 +103,26 @@ if #ids == 0 then return 0 end
 return redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
 )lua";
 
+// KEYS: stream. ARGV: group, idle ms. Deletes the group's consumers with
+// nothing pending that have been idle longer than that (every stream opened
+// adds a consumer; Redis keeps them until deleted). Returns how many.
+constexpr char kForgetConsumersScript[] = R"lua(
+local n = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, pending, idle
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1]
+    elseif c[i] == 'pending' then pending = c[i + 1]
+    elseif c[i] == 'idle' then idle = c[i + 1] end
+  end
+  if name and pending == 0 and idle > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    n = n + 1
+  end
+end
+return n
+)lua";
+
 absl::string_view Str(const redisReply* r) {
   return r != nullptr && (r->type == REDIS_REPLY_STRING ||
                           r->type == REDIS_REPLY_STATUS ||
@@ -166,6 +186,20 @@ bool ValidStreamId(absl::string_view id) {
          absl::SimpleAtoi(parts[1], &n);
 }
 
+// hiredis writes with write(2) on the calling thread: a peer that closed the
+// socket must turn into EPIPE there, not a process-killing SIGPIPE (tests and
+// embedders may not ignore it process-wide, as server/main.cc does). Once per
+// thread.
+void BlockSigpipe() {
+  thread_local bool blocked = false;
+  if (blocked) return;
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+  blocked = true;
+}
+
 }  // namespace
 
 // Up to max_connections connections, each used by one call at a time.
@@ -186,6 +220,7 @@ class RedisPool {
   // an error reply (`what` and the error's first word name it).
   absl::StatusOr<ReplyPtr> Command(const std::vector<absl::string_view>& args,
                                    absl::string_view what) {
+    BlockSigpipe();
     absl::StatusOr<ContextPtr> context = Acquire();
     if (!context.ok()) return context.status();
     ReplyPtr reply = redis::CommandArgv(context->get(), args);
@@ -229,12 +264,6 @@ class RedisPool {
       if (absl::Now() < retry_at_) return Unavailable(last_error_);
       ++open_;
     }
-    // hiredis writes with write(2): a peer that closed the socket must turn
-    // into EPIPE, not a process-killing SIGPIPE.
-    sigset_t pipe_set;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
     absl::StatusOr<ContextPtr> context = redis::Connect(
         address_, password_, connect_timeout_, command_timeout_);
     if (!context.ok()) {
@@ -299,6 +328,7 @@ absl::StatusOr<std::unique_ptr<RedisEventStore>> RedisEventStore::Create(
       {"connect_timeout", options.connect_timeout},
       {"command_timeout", options.command_timeout},
       {"reconnect_backoff", options.reconnect_backoff},
+      {"idle_consumer_expiry", options.idle_consumer_expiry},
   };
   for (const auto& [name, value] : durations) {
     if (value <= absl::ZeroDuration() || value == absl::InfiniteDuration()) {
@@ -456,6 +486,26 @@ void RedisEventStore::ForgetSubscription(absl::string_view merchant,
   subscriptions_.erase(absl::StrCat(merchant, std::string(1, '\0'), name));
 }
 
+void RedisEventStore::ForgetIdleConsumers(absl::string_view merchant,
+                                          absl::string_view subscription,
+                                          const std::string& stream) {
+  const absl::Time now = absl::Now();
+  {
+    MutexLock lock(&mu_);
+    absl::Time& next =
+        next_consumer_sweep_[absl::StrCat(merchant, std::string(1, '\0'),
+                                          subscription)];
+    if (now < next) return;
+    next = now + std::min(options_.idle_consumer_expiry, absl::Minutes(1));
+  }
+  // Best effort: a failure here is the next command's to report.
+  pool_->Command({"EVAL", internal::kForgetConsumersScript, "1", stream,
+                  subscription, Millis(options_.idle_consumer_expiry)},
+                 "forget idle consumers")
+      .status()
+      .IgnoreError();
+}
+
 absl::StatusOr<std::vector<Delivery>> RedisEventStore::Claim(
     absl::string_view merchant, absl::string_view subscription,
     absl::string_view consumer, int max_events, absl::Duration ack_deadline) {
@@ -469,6 +519,7 @@ absl::StatusOr<std::vector<Delivery>> RedisEventStore::Claim(
   const absl::flat_hash_set<std::string> types(sub->types.begin(),
                                                sub->types.end());
   const std::string stream = MerchantKey(merchant, "stream");
+  ForgetIdleConsumers(merchant, subscription, stream);
   std::vector<Delivery> deliveries;
   // Skipped entries make room for more: a few rounds at most.
   for (int round = 0; round < 10; ++round) {
@@ -523,13 +574,9 @@ absl::StatusOr<int> RedisEventStore::Acknowledge(
     absl::string_view merchant, absl::string_view subscription,
     const std::vector<std::string>& event_ids) {
   if (absl::Status valid =
-          internal::ValidateSubscriptionRef(merchant, subscription);
+          internal::ValidateAcknowledge(merchant, subscription, event_ids);
       !valid.ok()) {
     return valid;
-  }
-  if (event_ids.size() > internal::kMaxAcknowledgeIds) {
-    return errors::InvalidArgumentWithViolations(
-        {{"event_ids", "at most 1000 per call"}});
   }
   absl::StatusOr<Subscription> sub = FindSubscription(merchant, subscription);
   if (!sub.ok()) return sub.status();
@@ -633,6 +680,10 @@ RedisEventStore::OldestUnacknowledged(absl::string_view merchant,
 
 absl::StatusOr<std::optional<StoredEvent>> RedisEventStore::Get(
     absl::string_view merchant, absl::string_view event_id) {
+  if (absl::Status valid = internal::ValidateEventRef(merchant, event_id);
+      !valid.ok()) {
+    return valid;
+  }
   absl::StatusOr<ReplyPtr> id = pool_->Command(
       {"GET", MerchantKey(merchant, absl::StrCat("dedup:", event_id))},
       "find event");

@@ -56,7 +56,9 @@ class RedisPool;
 // MINID per merchant stream, by stream id (Redis time of the Append).
 //
 // Leases are timed by Redis (idle time of pending entries), so the replicas'
-// clocks do not matter for them. Redis Cluster is not supported (a script
+// clocks do not matter for them. Each consumer name becomes a consumer of the
+// group; those idle with nothing pending are deleted (idle_consumer_expiry).
+// Redis Cluster is not supported (a script
 // touches keys of several slots).
 //
 // Threads: every call blocks its thread on Redis (never call it on a gRPC
@@ -95,6 +97,10 @@ class RedisEventStore final : public EventStore {
     size_t max_connections = 4;
     size_t max_subscriptions_per_merchant =
         internal::kDefaultMaxSubscriptionsPerMerchant;
+    // A subscription's consumer (one per stream ever opened) with nothing
+    // pending is deleted from its group after this long idle (Claim looks at
+    // most once a minute).
+    absl::Duration idle_consumer_expiry = absl::Minutes(10);
     // Stream entries one List call reads at most.
     size_t list_scan_limit = 10000;
     // Time source for a receive_time left unset; nullptr means SystemClock().
@@ -146,6 +152,12 @@ class RedisEventStore final : public EventStore {
   absl::StatusOr<Subscription> FindSubscription(absl::string_view merchant,
                                                 absl::string_view name);
   void ForgetSubscription(absl::string_view merchant, absl::string_view name);
+  // At most once a minute (or idle_consumer_expiry) per subscription:
+  // deletes its consumers with nothing pending, idle past
+  // idle_consumer_expiry.
+  void ForgetIdleConsumers(absl::string_view merchant,
+                           absl::string_view subscription,
+                           const std::string& stream);
 
   const Options options_;
   const Clock& clock_;
@@ -153,6 +165,9 @@ class RedisEventStore final : public EventStore {
   Mutex mu_;
   // Subscriptions seen, by merchant + '\0' + name.
   absl::flat_hash_map<std::string, Subscription> subscriptions_
+      ABSL_GUARDED_BY(mu_);
+  // When each subscription's idle consumers are next looked for.
+  absl::flat_hash_map<std::string, absl::Time> next_consumer_sweep_
       ABSL_GUARDED_BY(mu_);
 };
 

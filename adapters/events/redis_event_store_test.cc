@@ -1,5 +1,6 @@
 #include "adapters/events/redis_event_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <memory>
@@ -190,6 +191,59 @@ TEST_F(RedisEventStoreTest, RefusesBadOptions) {
   options.password_file = "/nonexistent/password";
   EXPECT_EQ(RedisEventStore::Create(options).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(RedisEventStoreTest, IdleConsumersWithNothingPendingAreForgotten) {
+  // The streams open and close through a replica that keeps consumers for
+  // an hour; then one that forgets them after 1 ms claims.
+  std::unique_ptr<RedisEventStore> store = MakeStore(BaseOptions(*server_));
+  RedisEventStore::Options options = BaseOptions(*server_);
+  options.idle_consumer_expiry = absl::Milliseconds(1);
+  std::unique_ptr<RedisEventStore> sweeper = MakeStore(options);
+  ASSERT_TRUE(store != nullptr && sweeper != nullptr);
+  SubscriptionSpec spec;
+  spec.merchant = "default";
+  spec.name = "s";
+  ASSERT_TRUE(store->EnsureSubscription(spec).ok());
+  ASSERT_TRUE(store->Append(Event("kept")).ok());
+  // "holder" keeps an event pending; the streams that came and went hold
+  // nothing.
+  ASSERT_EQ(store->Claim("default", "s", "holder", 1, absl::Hours(1))->size(),
+            1u);
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = absl::StrCat("e", i);
+    ASSERT_TRUE(store->Append(Event(id)).ok());
+    absl::StatusOr<std::vector<Delivery>> got = store->Claim(
+        "default", "s", absl::StrCat("gone-", i), 1, absl::Hours(1));
+    ASSERT_TRUE(got.ok() && got->size() == 1);
+    ASSERT_EQ(store->Acknowledge("default", "s", {id}).value_or(0), 1);
+  }
+  const std::string stream = "clink-gateway:events:v1:7:default:stream";
+  auto consumers = [&] {
+    std::vector<std::string> names;
+    for (const RespReply& c : Redis({"XINFO", "CONSUMERS", stream, "s"}).elements) {
+      for (size_t i = 0; i + 1 < c.elements.size(); i += 2) {
+        if (c.elements[i].text == "name") names.push_back(c.elements[i + 1].text);
+      }
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  auto gone_left = [](const std::vector<std::string>& names) {
+    return std::count_if(names.begin(), names.end(), [](const std::string& n) {
+      return n.rfind("gone-", 0) == 0;
+    });
+  };
+  std::vector<std::string> left = consumers();
+  EXPECT_EQ(gone_left(left), 5);
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (gone_left(left) > 0 && absl::Now() < give_up) {
+    ASSERT_TRUE(sweeper->Claim("default", "s", "last", 1, absl::Hours(1)).ok());
+    left = consumers();
+  }
+  EXPECT_EQ(gone_left(left), 0);
+  // The lease it holds keeps a consumer.
+  EXPECT_NE(std::find(left.begin(), left.end(), "holder"), left.end());
 }
 
 class RedisEventStoreAuthTest : public RedisEventStoreTest {

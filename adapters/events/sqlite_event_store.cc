@@ -624,13 +624,9 @@ absl::StatusOr<int> SqliteEventStore::Acknowledge(
     absl::string_view merchant, absl::string_view subscription,
     const std::vector<std::string>& event_ids) {
   if (absl::Status valid =
-          internal::ValidateSubscriptionRef(merchant, subscription);
+          internal::ValidateAcknowledge(merchant, subscription, event_ids);
       !valid.ok()) {
     return valid;
-  }
-  if (event_ids.size() > internal::kMaxAcknowledgeIds) {
-    return errors::InvalidArgumentWithViolations(
-        {{"event_ids", "at most 1000 per call"}});
   }
   int acknowledged = 0;
   MutexLock lock(&mu_);
@@ -695,6 +691,10 @@ SqliteEventStore::OldestUnacknowledged(absl::string_view merchant,
 
 absl::StatusOr<std::optional<StoredEvent>> SqliteEventStore::Get(
     absl::string_view merchant, absl::string_view event_id) {
+  if (absl::Status valid = internal::ValidateEventRef(merchant, event_id);
+      !valid.ok()) {
+    return valid;
+  }
   std::optional<StoredEvent> event;
   MutexLock lock(&mu_);
   absl::Status status = db_->Query(
