@@ -451,6 +451,8 @@ void GatewayMetrics::Register(
     s.retries = &retries.Add({{"endpoint", endpoint}});
   }
   process_collector_ = std::make_shared<ProcessCollector>(procfs);
+
+  RegisterWebhooks(merchants);
 }
 
 absl::StatusOr<int> GatewayMetrics::Serve(const std::string& listen) {
