@@ -1,5 +1,9 @@
 #include "adapters/webhooks/webhook_listener.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -354,6 +358,70 @@ TEST_F(WebhookListenerTest, StopFinishesAndRefusesNewConnections) {
   listener_->Stop();
   listener_->Stop();  // Idempotent.
   EXPECT_FALSE(testing::HttpGet(port, "/webhooks/clink").ok());
+}
+
+// Opens a connection to 127.0.0.1:port and sends `bytes`; -1 on failure.
+int SendPartial(int port, absl::string_view bytes) {
+  const int fd = testing::ConnectToLoopback(port);
+  if (fd < 0) return -1;
+  if (send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(bytes.size())) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Whether the server closes `fd` within `timeout` (reading whatever it says).
+bool ClosedByServerWithin(int fd, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  char buffer[4096];
+  while (absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    const int ready = poll(
+        &p, 1,
+        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) +
+            1);
+    if (ready <= 0) continue;
+    if (recv(fd, buffer, sizeof(buffer), 0) <= 0) return true;
+  }
+  return false;
+}
+
+// A client that sends its headers slowly (slowloris) holds a worker only for
+// the request timeout; then the next delivery is served.
+TEST_F(WebhookListenerTest, SlowClientsAreCutOffAtTheRequestTimeout) {
+  WebhookListener::Options options;
+  options.listen = "127.0.0.1:0";
+  options.num_threads = 1;
+  options.request_timeout = absl::Milliseconds(300);
+  absl::StatusOr<std::unique_ptr<WebhookListener>> slow_listener =
+      WebhookListener::Start(options, *secrets_, store_);
+  ASSERT_TRUE(slow_listener.ok()) << slow_listener.status();
+  const int port = (*slow_listener)->port();
+  const int headers_only =
+      SendPartial(port, "POST /webhooks/clink HTTP/1.1\r\nHost: x\r\n");
+  ASSERT_GE(headers_only, 0);
+  EXPECT_TRUE(ClosedByServerWithin(headers_only, absl::Seconds(10)));
+  close(headers_only);
+  const std::string body = Event("evt_after_slow");
+  std::map<std::string, std::string> headers = Signed(body);
+  std::string request = "POST /webhooks/clink HTTP/1.1\r\nHost: x\r\n";
+  for (const auto& [name, value] : headers) {
+    absl::StrAppend(&request, name, ": ", value, "\r\n");
+  }
+  // Headers complete, body promised but never sent.
+  const int body_missing = SendPartial(
+      port, absl::StrCat(request, "Content-Length: ", body.size(), "\r\n\r\n"));
+  ASSERT_GE(body_missing, 0);
+  EXPECT_TRUE(ClosedByServerWithin(body_missing, absl::Seconds(10)));
+  close(body_missing);
+  absl::StatusOr<testing::HttpGetResponse> response = testing::HttpExchange(
+      port, absl::StrCat(request, "Connection: close\r\nContent-Length: ",
+                         body.size(), "\r\n\r\n", body));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status_code, 200);
+  EXPECT_EQ(store_.events().size(), 1u);
 }
 
 TEST(WebhookListenerStartTest, RefusesBadListenAddress) {

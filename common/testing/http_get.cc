@@ -14,6 +14,21 @@
 
 namespace clink_gateway::testing {
 
+int ConnectToLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) !=
+      0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 absl::StatusOr<HttpGetResponse> HttpGet(int port, const std::string& path,
                                         absl::Duration timeout) {
   return HttpExchange(
@@ -27,15 +42,8 @@ absl::StatusOr<HttpGetResponse> HttpExchange(int port,
                                              const std::string& request,
                                              absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) !=
-      0) {
-    close(fd);
+  const int fd = ConnectToLoopback(port);
+  if (fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot connect to 127.0.0.1:", port));
   }

@@ -24,6 +24,10 @@ absl::StatusOr<HttpGetResponse> HttpGet(int port, const std::string& path,
                                         absl::Duration timeout =
                                             absl::Seconds(10));
 
+// A TCP connection to 127.0.0.1:`port` (a blocking socket the caller
+// closes), or -1 when it cannot be made.
+int ConnectToLoopback(int port);
+
 // Sends `request` (a complete HTTP request, as bytes: any method, headers,
 // chunked bodies) to 127.0.0.1:`port` and reads the response until the server
 // closes the connection, within `timeout`. Errors as for HttpGet.
