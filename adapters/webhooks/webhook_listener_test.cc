@@ -360,6 +360,24 @@ TEST_F(WebhookListenerTest, StopFinishesAndRefusesNewConnections) {
   EXPECT_FALSE(testing::HttpGet(port, "/webhooks/clink").ok());
 }
 
+// Headers past civetweb's 16 KiB cap never reach the handler: a validly
+// signed delivery padded past it is refused, nothing stored.
+TEST_F(WebhookListenerTest, OverlongHeadersAreRefused) {
+  const std::string body = Event("evt_long");
+  std::string request = "POST /webhooks/clink HTTP/1.1\r\nHost: x\r\n";
+  for (const auto& [name, value] : Signed(body)) {
+    absl::StrAppend(&request, name, ": ", value, "\r\n");
+  }
+  absl::StrAppend(&request, "X-Pad: ", std::string(20000, 'a'),
+                  "\r\nConnection: close\r\nContent-Length: ", body.size(),
+                  "\r\n\r\n", body);
+  absl::StatusOr<testing::HttpGetResponse> response =
+      testing::HttpExchange(listener_->port(), request);
+  // civetweb answers an error status or drops the connection.
+  if (response.ok()) EXPECT_GE(response->status_code, 400);
+  EXPECT_EQ(store_.append_calls(), 0);
+}
+
 // Opens a connection to 127.0.0.1:port and sends `bytes`; -1 on failure.
 int SendPartial(int port, absl::string_view bytes) {
   const int fd = testing::ConnectToLoopback(port);
