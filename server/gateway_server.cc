@@ -559,9 +559,9 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   }
   c_->clock_probe->Stop();
   if (c_->authz != nullptr) c_->authz->Stop();
-  // No new webhook deliveries (Clink retries them elsewhere or later); those
-  // in progress are answered first.
-  if (c_->webhook_listener != nullptr) c_->webhook_listener->Stop();
+  // No new webhook deliveries (answered 503: Clink retries them elsewhere or
+  // later); those in progress are answered first, within `drain`.
+  if (c_->webhook_listener != nullptr) c_->webhook_listener->Stop(drain);
   // In-flight RPCs finish when Clink answers. At the drain deadline the
   // transport is shut down first, so every RPC still waiting on Clink finishes
   // with the gateway's own status (UNKNOWN with outcome "unknown" for a write

@@ -163,12 +163,20 @@ absl::StatusOr<std::unique_ptr<WebhookListener>> WebhookListener::Start(
 
 WebhookListener::~WebhookListener() { Stop(); }
 
-void WebhookListener::Stop() {
+void WebhookListener::Stop(absl::Duration drain) {
   if (civetweb_ == nullptr) return;
+  {
+    MutexLock lock(&mu_);
+    draining_ = true;
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return in_flight_ == 0;
+    };
+    mu_.AwaitWithTimeout(idle, drain);
+  }
   mg_context* ctx = civetweb_;
   civetweb_ = nullptr;
-  // mg_stop closes the listening socket, lets the workers finish the
-  // requests they hold, and joins them.
+  // mg_stop closes the listening socket and joins the workers; from its
+  // start civetweb writes no more responses, hence the drain above.
   StopWithKnocks(KnockHost(options_.listen), port_, [ctx] { mg_stop(ctx); });
 }
 
@@ -180,7 +188,15 @@ int WebhookListener::Handle(mg_connection* conn) {
   const absl::Time start = absl::Now();
   std::string merchant(kUnknownMerchant);
   std::string event_id;
-  const Reply reply = Process(conn, start, &merchant, &event_id);
+  bool draining;
+  {
+    MutexLock lock(&mu_);
+    draining = draining_;
+    if (!draining) ++in_flight_;
+  }
+  const Reply reply =
+      draining ? Reply{WebhookResult::kStoreUnavailable, 503, "draining\n"}
+               : Process(conn, start, &merchant, &event_id);
   mg_response_header_start(conn, reply.status);
   mg_response_header_add(conn, "Content-Type", "text/plain; charset=utf-8",
                          -1);
@@ -201,6 +217,10 @@ int WebhookListener::Handle(mg_connection* conn) {
        {"event_id", event_id},
        {"result", WebhookResultName(reply.result)},
        {"http_status", status}});
+  if (!draining) {
+    MutexLock lock(&mu_);
+    --in_flight_;
+  }
   return reply.status;
 }
 

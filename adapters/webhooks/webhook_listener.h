@@ -21,7 +21,8 @@
 //                                        [bad_signature, stale_timestamp]
 //   400 a body that is not a valid envelope (webhook_payload.h), checked
 //       after the signature, so unsigned junk gets 401          [malformed]
-//   503 the EventStore is unavailable (Clink retries)   [store_unavailable]
+//   503 the EventStore is unavailable, or the listener is draining (Stop);
+//       Clink retries                                    [store_unavailable]
 //   200 EventStore::Append stored the event, or had it already
 //                                                   [accepted, duplicate]
 // The EventListener is told about newly stored events (not duplicates).
@@ -36,6 +37,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -43,6 +45,7 @@
 #include "adapters/webhooks/webhook_secrets.h"
 #include "adapters/webhooks/webhook_signature.h"
 #include "common/clock.h"
+#include "common/sync.h"
 
 struct mg_connection;
 struct mg_context;
@@ -99,6 +102,8 @@ class WebhookListener {
     int num_threads = 8;
     // A request (headers and body) must arrive within this.
     absl::Duration request_timeout = absl::Seconds(10);
+    // Stop() waits at most this long for the deliveries in progress.
+    absl::Duration drain_timeout = absl::Seconds(20);
     // The merchant of POST /webhooks/clink; empty: that path names no
     // merchant (404).
     std::string default_merchant = std::string(kDefaultMerchant);
@@ -117,7 +122,7 @@ class WebhookListener {
       Options options, const WebhookSecrets& secrets,
       events::EventStore& store);
 
-  // Stop().
+  // Stop() (with Options::drain_timeout).
   ~WebhookListener();
   WebhookListener(const WebhookListener&) = delete;
   WebhookListener& operator=(const WebhookListener&) = delete;
@@ -125,9 +130,13 @@ class WebhookListener {
   // The bound port.
   int port() const { return port_; }
 
-  // Stops accepting connections and returns once the requests in progress
-  // have been answered. Idempotent.
-  void Stop();
+  // Drains, then stops: new requests are answered 503 at once (result
+  // store_unavailable: Clink retries them later, or on another replica), the
+  // deliveries in progress are answered (for at most
+  // Options::drain_timeout, or `drain`), then the port is closed and the
+  // threads joined. Idempotent; call from one thread.
+  void Stop() { Stop(options_.drain_timeout); }
+  void Stop(absl::Duration drain);
 
  private:
   struct Reply;
@@ -145,6 +154,9 @@ class WebhookListener {
   events::EventStore& store_;
   mg_context* civetweb_ = nullptr;
   int port_ = 0;
+  Mutex mu_;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // Requests being handled.
 };
 
 }  // namespace clink_gateway::webhooks

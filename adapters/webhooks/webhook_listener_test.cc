@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -440,6 +441,51 @@ TEST_F(WebhookListenerTest, SlowClientsAreCutOffAtTheRequestTimeout) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status_code, 200);
   EXPECT_EQ(store_.events().size(), 1u);
+}
+
+// Holds each Append until released.
+class BlockingStore : public FakeEventStore {
+ public:
+  absl::StatusOr<events::AppendResult> Append(
+      const events::StoredEvent& event) override {
+    entered.Notify();
+    release.WaitForNotification();
+    return FakeEventStore::Append(event);
+  }
+  Notification entered;
+  Notification release;
+};
+
+// Stop (the gateway's drain) answers the delivery in progress before it
+// returns.
+TEST_F(WebhookListenerTest, StopAnswersTheDeliveryInProgress) {
+  BlockingStore blocking;
+  WebhookListener::Options options;
+  options.listen = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<WebhookListener>> listener =
+      WebhookListener::Start(options, *secrets_, blocking);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const int port = (*listener)->port();
+  const std::string body = Event("evt_in_flight");
+  std::string request =
+      "POST /webhooks/clink HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+  for (const auto& [name, value] : Signed(body)) {
+    absl::StrAppend(&request, name, ": ", value, "\r\n");
+  }
+  absl::StrAppend(&request, "Content-Length: ", body.size(), "\r\n\r\n",
+                  body);
+  absl::StatusOr<testing::HttpGetResponse> response;
+  std::thread client(
+      [&] { response = testing::HttpExchange(port, request); });
+  blocking.entered.WaitForNotification();
+  std::thread stopper([&] { (*listener)->Stop(); });
+  blocking.release.Notify();
+  stopper.join();
+  client.join();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status_code, 200);
+  EXPECT_EQ(blocking.events().size(), 1u);
+  EXPECT_FALSE(testing::HttpGet(port, "/webhooks/clink").ok());
 }
 
 TEST(WebhookListenerStartTest, RefusesBadListenAddress) {
