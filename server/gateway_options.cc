@@ -173,6 +173,21 @@ absl::Status ValidateCallerAuth(const GatewayOptions& o) {
   return absl::OkStatus();
 }
 
+// A listen address served by civetweb (the metrics exposer, the webhook
+// listener): Debian's civetweb is built without IPv6.
+absl::Status ValidateCivetwebListen(absl::string_view flag,
+                                    absl::string_view example,
+                                    const std::string& listen) {
+  GATEWAY_RETURN_IF_ERROR(ValidateListenAddress(flag, example, listen));
+  if (absl::StartsWith(listen, "[")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, " must be an IPv4 address or a host name (civetweb, "
+        "which serves it, has no IPv6), e.g. ", example, ", got \"", listen,
+        "\""));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateOptions(const GatewayOptions& o) {
@@ -180,14 +195,16 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
       ValidateListenAddress("grpc_listen", "[::]:50051", o.grpc_listen));
   GATEWAY_RETURN_IF_ERROR(ValidateCallerAuth(o));
   if (!o.metrics_listen.empty()) {
-    GATEWAY_RETURN_IF_ERROR(ValidateListenAddress(
-        "metrics_listen", "0.0.0.0:9464", o.metrics_listen));
-    // prometheus-cpp serves through Debian's civetweb, built without IPv6.
-    if (absl::StartsWith(o.metrics_listen, "[")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--metrics_listen must be an IPv4 address or a host name (the "
-          "metrics server has no IPv6), e.g. 0.0.0.0:9464, got \"",
-          o.metrics_listen, "\""));
+    GATEWAY_RETURN_IF_ERROR(
+        ValidateCivetwebListen("metrics_listen", "0.0.0.0:9464",
+                               o.metrics_listen));
+  }
+  if (!o.webhook_listen.empty()) {
+    GATEWAY_RETURN_IF_ERROR(ValidateCivetwebListen(
+        "webhook_listen", "0.0.0.0:8080", o.webhook_listen));
+    if (o.webhook_timestamp_tolerance <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          "--webhook_timestamp_tolerance must be positive");
     }
   }
   GATEWAY_RETURN_IF_ERROR(ValidateMerchants(o));

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/clock_skew_monitor.h"
+#include "adapters/events/event_store.h"
 
 namespace clink_gateway::server {
 
@@ -181,6 +182,24 @@ struct GatewayOptions {
   // principals named in the authorization policy (PrincipalsFromAuthzPolicyFile
   // in server/caller_labels.h). Everyone else is "other" (or "anonymous").
   std::vector<std::string> caller_label_principals;
+
+  // Clink webhooks (adapters/webhooks/webhook_listener.h): POST
+  // /webhooks/clink (the default merchant) and /webhooks/clink/{merchant} on
+  // this host:port (IPv4 or a host name; port 0 picks one, see
+  // GatewayServer::webhook_port()). Each merchant's signing secrets are the
+  // `webhook-secret` (and `webhook-secret-previous`) files of its key_dir,
+  // followed like its keys; a merchant without one answers 404. Events are
+  // appended to event_store. Empty: no listener.
+  std::string webhook_listen;
+  // How far a delivery's X-Clink-Timestamp may be from the gateway's clock,
+  // either way.
+  absl::Duration webhook_timestamp_tolerance = absl::Seconds(300);
+  // Where accepted webhook events go; must outlive the server. Required with
+  // webhook_listen (BuildAndStart: FAILED_PRECONDITION without one).
+  events::EventStore* event_store = nullptr;
+  // Told about each newly stored event (the reconciler); may be null; must
+  // outlive the server.
+  events::EventListener* event_listener = nullptr;
 
   // TEST ONLY (no flag): CurlHttpTransport::Options::resolve_overrides.
   std::function<std::vector<std::string>()> egress_resolve_overrides_for_test;

@@ -14,6 +14,8 @@
 #include "adapters/clink/rest_codec.h"
 #include "adapters/credentials/key_set.h"
 #include "adapters/credentials/key_watcher.h"
+#include "adapters/webhooks/webhook_listener.h"
+#include "adapters/webhooks/webhook_secrets.h"
 #include "adapters/http/curl_http_transport.h"
 #include "adapters/http/egress_policy.h"
 #include "adapters/idempotency/idempotent_clink_api.h"
@@ -191,8 +193,14 @@ struct GatewayServer::Components {
   // Outlives the clients: their last store writes finish before it goes.
   std::unique_ptr<idempotency::IdempotencyStore> idempotency_store;
   std::vector<std::unique_ptr<MerchantChannel>> merchants;
+  // Reloaded by the key watcher (it follows the same directories).
+  std::unique_ptr<webhooks::WebhookSecrets> webhook_secrets;
   // Stopped before the key rings it reloads go.
   std::unique_ptr<credentials::KeyWatcher> key_watcher;
+  // --webhook_listen: stopped (in-flight deliveries answered) before the
+  // secrets and the metrics go.
+  std::unique_ptr<webhooks::WebhookListener> webhook_listener;
+  int webhook_port = 0;
   // Stopped before the merchants' transports and monitors go.
   std::unique_ptr<ClockProbe> clock_probe;
   std::unique_ptr<MerchantRouter> router;
@@ -233,6 +241,8 @@ int GatewayServer::port() const { return c_->port; }
 int GatewayServer::metrics_port() const { return c_->metrics_port; }
 
 int GatewayServer::health_port() const { return c_->health_port; }
+
+int GatewayServer::webhook_port() const { return c_->webhook_port; }
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     GatewayOptions options) {
@@ -356,9 +366,42 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   watcher_options.poll_interval = options.key_reload_interval;
   watcher_options.clock = c->clock;
   watcher_options.observer = c->metrics.get();
+  if (!options.webhook_listen.empty()) {
+    if (options.event_store == nullptr) {
+      return absl::FailedPreconditionError(
+          "--webhook_listen is set but the gateway has no event store");
+    }
+    std::vector<webhooks::WebhookSecrets::Merchant> secret_dirs;
+    for (const MerchantOptions& m : options.merchants) {
+      secret_dirs.push_back({m.name, m.key_dir});
+    }
+    c->webhook_secrets =
+        std::make_unique<webhooks::WebhookSecrets>(secret_dirs);
+    watcher_options.on_directory_reload =
+        [secrets = c->webhook_secrets.get()](const std::string& merchant) {
+          secrets->Reload(merchant);
+        };
+  }
   GATEWAY_ASSIGN_OR_RETURN(
       c->key_watcher,
       credentials::KeyWatcher::Start(std::move(rings), watcher_options));
+  if (c->webhook_secrets != nullptr) {
+    webhooks::WebhookListener::Options webhook_options;
+    webhook_options.listen = options.webhook_listen;
+    webhook_options.timestamp_tolerance = options.webhook_timestamp_tolerance;
+    webhook_options.default_merchant =
+        !options.default_merchant.empty() ? options.default_merchant
+        : options.merchants.size() == 1   ? options.merchants[0].name
+                                          : std::string();
+    webhook_options.clock = c->clock;
+    webhook_options.observer = c->metrics.get();
+    webhook_options.event_listener = options.event_listener;
+    GATEWAY_ASSIGN_OR_RETURN(
+        c->webhook_listener,
+        webhooks::WebhookListener::Start(webhook_options, *c->webhook_secrets,
+                                         *options.event_store));
+    c->webhook_port = c->webhook_listener->port();
+  }
   std::vector<ClockProbe::Target> probe_targets;
   for (auto& m : c->merchants) {
     probe_targets.push_back({m->transport.get(), m->clock_skew.get()});
@@ -480,6 +523,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
       {{"grpc_port", absl::StrCat(c->port)},
        {"metrics_port", absl::StrCat(c->metrics_port)},
        {"health_port", absl::StrCat(c->health_port)},
+       {"webhook_port", absl::StrCat(c->webhook_port)},
        {"grpc_auth", options.grpc_insecure ? "insecure" : "mtls"},
        {"authz_policy_file", options.authz_policy_file},
        {"merchants", absl::StrJoin(merchant_names, ",")},
@@ -515,6 +559,9 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   }
   c_->clock_probe->Stop();
   if (c_->authz != nullptr) c_->authz->Stop();
+  // No new webhook deliveries (answered 503: Clink retries them elsewhere or
+  // later); those in progress are answered first, within `drain`.
+  if (c_->webhook_listener != nullptr) c_->webhook_listener->Stop(drain);
   // In-flight RPCs finish when Clink answers. At the drain deadline the
   // transport is shut down first, so every RPC still waiting on Clink finishes
   // with the gateway's own status (UNKNOWN with outcome "unknown" for a write

@@ -41,6 +41,9 @@ class GatewayServer {
   // The bound health-only port, or 0 when GatewayOptions::health_listen is
   // empty.
   int health_port() const;
+  // The bound webhook port, or 0 when GatewayOptions::webhook_listen is
+  // empty.
+  int webhook_port() const;
 
   // gRPC health service names. kReadinessService ("", the server's overall
   // status) is SERVING while the gateway should get traffic: not while

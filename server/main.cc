@@ -67,6 +67,14 @@ ABSL_FLAG(absl::Duration, authz_policy_reload_interval, absl::Seconds(10),
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus metrics address (IPv4 host:port), served at /metrics "
           "on its own port; empty turns it off.");
+ABSL_FLAG(std::string, webhook_listen, "",
+          "Clink webhook listener address (IPv4 host:port; in Kubernetes "
+          "0.0.0.0:8080): POST /webhooks/clink (default merchant) and "
+          "/webhooks/clink/{merchant}, signed with each merchant's "
+          "webhook-secret file in its key directory. Empty: off.");
+ABSL_FLAG(absl::Duration, webhook_timestamp_tolerance, absl::Seconds(300),
+          "How far a webhook's X-Clink-Timestamp may be from this clock, "
+          "either way, before the delivery is refused (401).");
 ABSL_FLAG(std::string, clink_base_url, "https://uat-api.clinkbill.com/api",
           "Clink API base URL (production: https://api.clinkbill.com/api).");
 ABSL_FLAG(std::string, api_key_dir, "",
@@ -255,6 +263,9 @@ int main(int argc, char** argv) {
   options.tls_reload_interval = absl::GetFlag(FLAGS_grpc_tls_reload_interval);
   options.grpc_insecure = absl::GetFlag(FLAGS_grpc_insecure);
   options.health_listen = absl::GetFlag(FLAGS_health_listen);
+  options.webhook_listen = absl::GetFlag(FLAGS_webhook_listen);
+  options.webhook_timestamp_tolerance =
+      absl::GetFlag(FLAGS_webhook_timestamp_tolerance);
   options.authz_policy_file = absl::GetFlag(FLAGS_authz_policy_file);
   options.authz_reload_interval =
       absl::GetFlag(FLAGS_authz_policy_reload_interval);

@@ -3,23 +3,18 @@
 // metrics_*_observer.cc.
 #include "server/metrics.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <exception>
 #include <iterator>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/listener_wake.h"
 #include "common/sync.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -103,38 +98,6 @@ class ProcessCollector final : public prometheus::Collectable {
   const ProcfsPaths paths_;
 };
 
-// Opens and closes a TCP connection to host:port (best effort, no wait
-// beyond the connect itself: the host is this machine).
-void Knock(const std::string& host, int port) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), absl::StrCat(port).c_str(), &hints, &found) !=
-      0) {
-    return;
-  }
-  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
-                          a->ai_protocol);
-    if (fd < 0) continue;
-    const bool connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
-    close(fd);
-    if (connected) break;
-  }
-  freeaddrinfo(found);
-}
-
-// The host to connect to for a listen address: the wildcard addresses mean
-// this machine's loopback.
-std::string KnockHost(absl::string_view listen) {
-  absl::string_view host = listen.substr(0, listen.rfind(':'));
-  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
-  if (host.empty() || host == "0.0.0.0" || host == "*") return "127.0.0.1";
-  if (host == "::") return "::1";
-  return std::string(host);
-}
-
 }  // namespace
 
 const std::vector<double>& LatencyBuckets() {
@@ -157,20 +120,7 @@ GatewayMetrics::~GatewayMetrics() { StopServing(); }
 
 void GatewayMetrics::StopServing() {
   if (exposer_ == nullptr) return;
-  // civetweb's listener thread polls its sockets with a 2 s timeout and only
-  // then sees the stop flag, so stopping would take up to 2 s (added to every
-  // shutdown). A connection to the listening port wakes it at once; keep
-  // knocking until the Exposer is gone (the first knock may come before the
-  // stop flag is set).
-  Notification stopped;
-  std::thread waker([this, &stopped] {
-    do {
-      Knock(serving_host_, serving_port_);
-    } while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(20)));
-  });
-  exposer_.reset();
-  stopped.Notify();
-  waker.join();
+  StopWithKnocks(serving_host_, serving_port_, [this] { exposer_.reset(); });
 }
 
 absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(
@@ -501,6 +451,8 @@ void GatewayMetrics::Register(
     s.retries = &retries.Add({{"endpoint", endpoint}});
   }
   process_collector_ = std::make_shared<ProcessCollector>(procfs);
+
+  RegisterWebhooks(merchants);
 }
 
 absl::StatusOr<int> GatewayMetrics::Serve(const std::string& listen) {

@@ -100,6 +100,18 @@
 //   clink_gateway_clock_skew_critical{merchant}
 //       gauge, 1 while the offset is critical (|offset| above the critical
 //       threshold, 90 s by default: the gateway reports NOT_SERVING), else 0
+// Webhooks (adapters/webhooks/webhook_listener.h), merchant = a configured
+// merchant, or "unknown" when the request's path named none:
+//   clink_gateway_webhooks_received_total{merchant,result}   every delivery,
+//       result accepted, duplicate, malformed, bad_signature,
+//       stale_timestamp, unknown_merchant, not_found, method_not_allowed,
+//       unsupported_media_type, too_large, store_unavailable
+//       (WebhookResultName); all exist from the start
+//   clink_gateway_webhook_ingest_duration_seconds{merchant}   histogram,
+//       request start to the store's answer, for accepted and duplicate
+//       deliveries (latency buckets)
+//   clink_gateway_events_stored_total{merchant,type}   events newly stored,
+//       type one of the 44 §13.1 names (webhooks::KnownEventTypes) or "other"
 // The process:
 //   clink_gateway_build_info{version,git_commit}   gauge, always 1
 //   process_cpu_seconds_total, process_resident_memory_bytes,
@@ -130,6 +142,7 @@
 #include "adapters/credentials/key_watcher.h"
 #include "adapters/http/egress_observer.h"
 #include "adapters/http/egress_policy.h"
+#include "adapters/webhooks/webhook_listener.h"
 #include "common/sync.h"
 #include "server/caller_labels.h"
 #include "server/process_stats.h"
@@ -164,6 +177,7 @@ class GatewayMetrics final : public clink::UpstreamObserver,
                              public clink::ClockSkewObserver,
                              public credentials::CredentialObserver,
                              public http::EgressObserver,
+                             public webhooks::WebhookObserver,
                              public RpcObserver {
  public:
   // Registers every family and creates every series for `methods` (the REST
@@ -247,6 +261,14 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   void OnEgressDenied(http::AddressClass reason) override;
   void OnEgressWouldDeny(http::AddressClass reason) override;
 
+  // webhooks::WebhookObserver (server/metrics_webhook_observer.cc).
+  void OnWebhookReceived(absl::string_view merchant,
+                         webhooks::WebhookResult result) override;
+  void OnWebhookIngested(absl::string_view merchant,
+                         absl::Duration duration) override;
+  void OnWebhookEventStored(absl::string_view merchant,
+                            absl::string_view type) override;
+
  private:
   static constexpr int kGrpcCodes = 17;       // OK .. UNAUTHENTICATED
   static constexpr int kStatusClasses = 6;    // error, 1xx .. 5xx
@@ -309,7 +331,19 @@ class GatewayMetrics final : public clink::UpstreamObserver,
     std::vector<KeySeries> keys ABSL_GUARDED_BY(mu);
   };
 
+  // The webhook listener's series of one merchant (and of "unknown":
+  // `received` only).
+  struct WebhookSeries {
+    std::array<prometheus::Counter*, webhooks::kWebhookResults> received{};
+    prometheus::Histogram* ingest = nullptr;
+    // By §13.1 event type; other types count in stored_other.
+    absl::flat_hash_map<std::string, prometheus::Counter*> stored;
+    prometheus::Counter* stored_other = nullptr;
+  };
+
   explicit GatewayMetrics(const std::vector<std::string>& caller_principals);
+  // Registers the webhook families and every series (Register calls it).
+  void RegisterWebhooks(const std::vector<std::string>& merchants);
   void Register(const std::vector<const clink::RestMethod*>& methods,
                 const BuildInfo& build,
                 const std::vector<std::string>& merchants,
@@ -353,6 +387,8 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   // changing series are guarded by its own mutex.
   absl::flat_hash_map<std::string, std::unique_ptr<MerchantSeries>>
       merchants_;
+  // Read-only after Create: lookups need no lock.
+  absl::flat_hash_map<std::string, WebhookSeries> webhooks_;
   // Last: stopped (its threads joined) before the series go.
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string serving_host_;  // Of the listen address, to wake civetweb.

@@ -18,6 +18,7 @@
 #include "adapters/credentials/key_set.h"
 #include "adapters/http/egress_policy.h"
 #include "adapters/http/http_types.h"
+#include "adapters/webhooks/webhook_listener.h"
 #include "clink/gateway/v1/billing.grpc.pb.h"
 #include "clink/gateway/v1/payment.grpc.pb.h"
 #include "common/clock.h"
@@ -841,6 +842,49 @@ TEST_F(MerchantMetricsTest, ConcurrentRollsRefusalsAndScrapes) {
             (std::multimap<std::string, std::string>{{"previous", b},
                                                       {"signing", a}}));
   EXPECT_EQ(Refusals("acme").at(a), kRefusers * kRefusalsEach);
+}
+
+TEST_F(GatewayMetricsTest, WebhooksAreCountedByMerchantResultAndType) {
+  using webhooks::WebhookResult;
+  std::vector<Sample> samples = Samples();
+  // Every result of every merchant, and of "unknown", exists at 0.
+  EXPECT_EQ(Select(samples, "clink_gateway_webhooks_received_total").size(),
+            2u * webhooks::kWebhookResults);
+  EXPECT_EQ(Select(samples, "clink_gateway_events_stored_total",
+                   {{"merchant", "default"}})
+                .size(),
+            45u);  // 44 §13.1 names and "other".
+
+  metrics_->OnWebhookReceived("default", WebhookResult::kAccepted);
+  metrics_->OnWebhookReceived("default", WebhookResult::kDuplicate);
+  metrics_->OnWebhookReceived("unknown", WebhookResult::kNotFound);
+  // Not a configured merchant: counted as "unknown", no new label value.
+  metrics_->OnWebhookReceived("nobody", WebhookResult::kUnknownMerchant);
+  metrics_->OnWebhookIngested("default", absl::Milliseconds(3));
+  metrics_->OnWebhookEventStored("default", "invoice.paid");
+  metrics_->OnWebhookEventStored("default", "something.new");
+  samples = Samples();
+  EXPECT_EQ(Sum(samples, "clink_gateway_webhooks_received_total",
+                {{"merchant", "default"}, {"result", "accepted"}}),
+            1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_webhooks_received_total",
+                {{"merchant", "default"}, {"result", "duplicate"}}),
+            1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_webhooks_received_total",
+                {{"merchant", "unknown"}}),
+            2);
+  EXPECT_TRUE(Select(samples, "clink_gateway_webhooks_received_total",
+                     {{"merchant", "nobody"}})
+                  .empty());
+  EXPECT_EQ(Sum(samples, "clink_gateway_webhook_ingest_duration_seconds_count",
+                {{"merchant", "default"}}),
+            1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_events_stored_total",
+                {{"type", "invoice.paid"}}),
+            1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_events_stored_total",
+                {{"type", "other"}}),
+            1);
 }
 
 }  // namespace

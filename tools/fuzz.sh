@@ -54,7 +54,7 @@ for f in "${fuzzers[@]}"; do
   mkdir -p "$work"
   dict=()
   case "$f" in
-    rest_codec_*) dict=("-dict=tests/fuzz/dict/json.dict") ;;
+    rest_codec_* | webhook_payload_fuzzer) dict=("-dict=tests/fuzz/dict/json.dict") ;;
     egress_policy_fuzzer) dict=("-dict=tests/fuzz/dict/egress.dict") ;;
     http_headers_fuzzer) dict=("-dict=tests/fuzz/dict/http_headers.dict") ;;
   esac

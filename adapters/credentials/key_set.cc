@@ -101,16 +101,18 @@ absl::StatusOr<absl::optional<std::string>> ResolveDataDir(
   return {absl::StrCat(dir, "/", resolved)};
 }
 
-absl::StatusOr<std::vector<Secret>> ReadVersion(const std::string& base) {
+absl::StatusOr<std::vector<Secret>> ReadVersion(
+    const std::string& base, absl::string_view current_file,
+    absl::string_view previous_file) {
   std::vector<Secret> keys(1);
   bool found = false;
-  const std::string signing = absl::StrCat(base, "/", kSigningKeyFile);
+  const std::string signing = absl::StrCat(base, "/", current_file);
   if (absl::Status s = ReadKeyFile(signing, &keys[0], &found); !s.ok()) {
     return s;
   }
   if (!found) return absl::NotFoundError(absl::StrCat(signing, " is missing"));
   Secret previous;
-  if (absl::Status s = ReadKeyFile(absl::StrCat(base, "/", kPreviousKeyFile),
+  if (absl::Status s = ReadKeyFile(absl::StrCat(base, "/", previous_file),
                                    &previous, &found);
       !s.ok()) {
     return s;
@@ -228,11 +230,20 @@ ReloadOutcome FailureOutcome(const absl::Status& status) {
 }
 
 absl::StatusOr<std::vector<Secret>> ReadKeyDirectory(const std::string& dir) {
+  return ReadSecretDirectory(dir, kSigningKeyFile, kPreviousKeyFile);
+}
+
+absl::StatusOr<std::vector<Secret>> ReadSecretDirectory(
+    const std::string& dir, absl::string_view current_file,
+    absl::string_view previous_file) {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     absl::StatusOr<absl::optional<std::string>> data = ResolveDataDir(dir);
     if (!data.ok()) return data.status();
-    if (!data->has_value()) return ReadVersion(dir);
-    absl::StatusOr<std::vector<Secret>> keys = ReadVersion(**data);
+    if (!data->has_value()) {
+      return ReadVersion(dir, current_file, previous_file);
+    }
+    absl::StatusOr<std::vector<Secret>> keys =
+        ReadVersion(**data, current_file, previous_file);
     // The kubelet may have swapped `..data` (and deleted the version read)
     // meanwhile: read again so the result is one whole, current version.
     absl::StatusOr<absl::optional<std::string>> after = ResolveDataDir(dir);

@@ -111,6 +111,14 @@ absl::string_view ReloadOutcomeName(ReloadOutcome outcome);
 // Messages name files, never their contents.
 absl::StatusOr<std::vector<Secret>> ReadKeyDirectory(const std::string& dir);
 
+// ReadKeyDirectory for any pair of files: `current_file` (required) then, if
+// present, `previous_file`, read through one resolution of `..data` with the
+// same errors and limits (e.g. the webhook signing secrets,
+// adapters/webhooks/webhook_secrets.h).
+absl::StatusOr<std::vector<Secret>> ReadSecretDirectory(
+    const std::string& dir, absl::string_view current_file,
+    absl::string_view previous_file);
+
 // ReadKeyDirectory, then KeySet::Create.
 absl::StatusOr<std::shared_ptr<const KeySet>> LoadKeySet(const std::string& dir,
                                                          const Clock& clock);

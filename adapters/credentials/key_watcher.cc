@@ -91,6 +91,9 @@ void KeyWatcher::AddMissingWatches() {
 
 void KeyWatcher::ReloadNow(KeyRing& ring) {
   KeyRing::ReloadResult result = ring.Reload();
+  if (options_.on_directory_reload) {
+    options_.on_directory_reload(ring.merchant());
+  }
   const absl::Time now = clock_.Now();
   if (options_.observer != nullptr) {
     options_.observer->OnKeyReload(ring.merchant(), result.outcome, now);

@@ -5,7 +5,9 @@
 #ifndef CLINK_GATEWAY_ADAPTERS_CREDENTIALS_KEY_WATCHER_H_
 #define CLINK_GATEWAY_ADAPTERS_CREDENTIALS_KEY_WATCHER_H_
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -44,6 +46,11 @@ class KeyWatcher {
     const Clock* clock = nullptr;
     // May be null.
     CredentialObserver* observer = nullptr;
+    // Called (on the watcher's thread, or ReloadNow's) after each reload of
+    // a ring's directory, periodic ones included, with the ring's merchant:
+    // for other files kept in the same Secret directory (the webhook
+    // secrets, adapters/webhooks/webhook_secrets.h). May be empty.
+    std::function<void(const std::string& merchant)> on_directory_reload;
   };
 
   // Reports each ring's current keys to the observer, then watches every

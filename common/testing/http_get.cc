@@ -14,11 +14,9 @@
 
 namespace clink_gateway::testing {
 
-absl::StatusOr<HttpGetResponse> HttpGet(int port, const std::string& path,
-                                        absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+int ConnectToLoopback(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError("socket() failed");
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -26,20 +24,36 @@ absl::StatusOr<HttpGetResponse> HttpGet(int port, const std::string& path,
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) !=
       0) {
     close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+absl::StatusOr<HttpGetResponse> HttpGet(int port, const std::string& path,
+                                        absl::Duration timeout) {
+  return HttpExchange(
+      port,
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port,
+                   "\r\nConnection: close\r\n\r\n"),
+      timeout);
+}
+
+absl::StatusOr<HttpGetResponse> HttpExchange(int port,
+                                             const std::string& request,
+                                             absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  const int fd = ConnectToLoopback(port);
+  if (fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot connect to 127.0.0.1:", port));
   }
-  const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port,
-                   "\r\nConnection: close\r\n\r\n");
   size_t written = 0;
   while (written < request.size()) {
     const ssize_t n = send(fd, request.data() + written,
                            request.size() - written, MSG_NOSIGNAL);
-    if (n <= 0) {
-      close(fd);
-      return absl::UnavailableError("send() failed");
-    }
+    // The server may answer (e.g. 413) and close before taking the whole
+    // request: read what it said.
+    if (n <= 0) break;
     written += static_cast<size_t>(n);
   }
   std::string response;

@@ -11,9 +11,13 @@ directory (inputs a fuzzer found and someone added, crash reproducers) is left a
   call_metadata_fuzzer/seed_*:       metadata records (header selector, length, value).
   key_directory_fuzzer/seed_*:       key directories (layout byte, api-key length, contents).
   merchants_config_fuzzer/seed_*:    text-format MerchantsConfig files.
+  webhook_payload_fuzzer/seed_*:     webhook deliveries ("timestamp\nsignature\nbody"), some signed
+      with the fuzzer's secret at its fixed clock.
   rest_codec_request_fuzzer/seed_*:  a valid request per method, as binary protobuf (protoc
       --encode of the text protos below), prefixed with its selector byte.
 """
+import hashlib
+import hmac
 import os
 import re
 import struct
@@ -272,6 +276,30 @@ def main():
             b'merchants [{ name: "a" key_dir: "/k" }, { name: "b" key_dir: "/j" }]',
     ]):
         write("merchants_config_fuzzer", "seed_%02d" % i, text)
+
+    clear("webhook_payload_fuzzer")
+    secret = b"whsec_fuzz_secret_0123456789"
+    now = 1750062041
+    bodies = [
+        b'{"id":"evt_1","type":"order.succeeded","object":"event","created":1750062041000,'
+        b'"data":{"object":{"orderId":"ord_1","amount":"10.00","priceDataList":[{"a":1}]}}}',
+        b'{"id":"event_2","type":"refund.succeeded","created":"2023-11-07T05:31:56Z",'
+        b'"data":{"refundId":"re_1"}}',
+        b'{"id":"evt_3","type":"dispute.created","data":{"object":{"status":1}}}',
+        b'{"id":"evt_4"}',
+        b'{"id":"","type":"x"}',
+        b'[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]',
+        b'{"id":"evt_\u00e9","type":"t","data":null}',
+        b'not json',
+    ]
+    for i, body in enumerate(bodies):
+        for unit, ts in [("s", b"%d" % now), ("ms", b"%d" % (now * 1000))]:
+            sig = hmac.new(secret, ts + b"." + body, hashlib.sha256).hexdigest().encode()
+            write("webhook_payload_fuzzer", "seed_%02d_%s" % (i, unit),
+                  ts + b"\n" + sig + b"\n" + body)
+    write("webhook_payload_fuzzer", "seed_stale", b"%d\n%s\n{}" % (now - 301, b"0" * 64))
+    write("webhook_payload_fuzzer", "seed_upper", b"%d\n%s\n{}" % (now, b"A" * 64))
+    write("webhook_payload_fuzzer", "seed_no_headers", bodies[0])
 
 
 if __name__ == "__main__":
