@@ -3,6 +3,7 @@
 #define CLINK_GATEWAY_SERVER_GATEWAY_OPTIONS_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "absl/time/time.h"
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/clock_skew_monitor.h"
+#include "adapters/events/event_store.h"
 
 namespace clink_gateway::server {
 
@@ -181,6 +183,12 @@ struct GatewayOptions {
   // principals named in the authorization policy (PrincipalsFromAuthzPolicyFile
   // in server/caller_labels.h). Everyone else is "other" (or "anonymous").
   std::vector<std::string> caller_label_principals;
+
+  // Where Clink's webhook events are kept (adapters/events/event_store.h:
+  // SqliteEventStore or RedisEventStore, made from the --event_* flags). Set:
+  // the EventService (server/event_service.h) is served over it; null: no
+  // EventService.
+  std::shared_ptr<events::EventStore> event_store;
 
   // TEST ONLY (no flag): CurlHttpTransport::Options::resolve_overrides.
   std::function<std::vector<std::string>()> egress_resolve_overrides_for_test;
