@@ -56,7 +56,8 @@ class ResourceSpans
  private:
   void Value() { key_.clear(); }
   bool Start(bool object) {
-    const size_t at = stream_.Tell() - 1;  // The '{' or '['.
+    // The iterative parser calls the handler before it takes the bracket.
+    const size_t at = stream_.Tell();  // At the '{' or '['.
     if (object && depth_ == 1 && key_ == "data" && data_end == 0 &&
         !in_data_) {
       data_begin = at;
@@ -72,7 +73,7 @@ class ResourceSpans
   }
   bool End() {
     --depth_;
-    const size_t at = stream_.Tell();  // Just past the '}' or ']'.
+    const size_t at = stream_.Tell() + 1;  // Just past the '}' or ']'.
     if (in_object_ && depth_ == data_depth_) {
       object_end = at;
       in_object_ = false;

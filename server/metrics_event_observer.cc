@@ -10,6 +10,15 @@
 #include "server/metrics.h"
 
 namespace clink_gateway::server {
+namespace {
+
+prometheus::Labels SubscriptionLabels(absl::string_view merchant,
+                                      absl::string_view subscription) {
+  return {{"merchant", std::string(merchant)},
+          {"subscription", std::string(subscription)}};
+}
+
+}  // namespace
 
 struct GatewayMetrics::EventFamilies {
   prometheus::Family<prometheus::Gauge>* subscribers = nullptr;
@@ -62,8 +71,7 @@ void GatewayMetrics::OnStreamOpened(absl::string_view merchant,
                                     absl::string_view subscription) {
   if (FindMerchant(merchant) == nullptr) return;
   events_->subscribers
-      ->Add({{"merchant", std::string(merchant)},
-             {"subscription", std::string(subscription)}})
+      ->Add(SubscriptionLabels(merchant, subscription))
       .Increment();
 }
 
@@ -71,8 +79,7 @@ void GatewayMetrics::OnStreamClosed(absl::string_view merchant,
                                     absl::string_view subscription) {
   if (FindMerchant(merchant) == nullptr) return;
   events_->subscribers
-      ->Add({{"merchant", std::string(merchant)},
-             {"subscription", std::string(subscription)}})
+      ->Add(SubscriptionLabels(merchant, subscription))
       .Decrement();
 }
 
@@ -80,11 +87,9 @@ void GatewayMetrics::OnDelivered(absl::string_view merchant,
                                  absl::string_view subscription,
                                  int32_t delivery_attempt) {
   if (FindMerchant(merchant) == nullptr) return;
-  events_->deliveries
-      ->Add({{"merchant", std::string(merchant)},
-             {"subscription", std::string(subscription)},
-             {"delivery", delivery_attempt <= 1 ? "first" : "redelivery"}})
-      .Increment();
+  prometheus::Labels labels = SubscriptionLabels(merchant, subscription);
+  labels["delivery"] = delivery_attempt <= 1 ? "first" : "redelivery";
+  events_->deliveries->Add(labels).Increment();
 }
 
 void GatewayMetrics::OnAcknowledged(absl::string_view merchant,
@@ -92,8 +97,7 @@ void GatewayMetrics::OnAcknowledged(absl::string_view merchant,
                                     int count) {
   if (FindMerchant(merchant) == nullptr || count <= 0) return;
   events_->acknowledged
-      ->Add({{"merchant", std::string(merchant)},
-             {"subscription", std::string(subscription)}})
+      ->Add(SubscriptionLabels(merchant, subscription))
       .Increment(count);
 }
 
@@ -102,8 +106,7 @@ void GatewayMetrics::OnOldestUnacknowledgedAge(absl::string_view merchant,
                                                absl::Duration age) {
   if (FindMerchant(merchant) == nullptr) return;
   events_->oldest_unacked_age
-      ->Add({{"merchant", std::string(merchant)},
-             {"subscription", std::string(subscription)}})
+      ->Add(SubscriptionLabels(merchant, subscription))
       .Set(absl::ToDoubleSeconds(age));
 }
 
