@@ -58,8 +58,7 @@ class ResourceSpans
   bool Start(bool object) {
     // The iterative parser calls the handler before it takes the bracket.
     const size_t at = stream_.Tell();  // At the '{' or '['.
-    if (object && depth_ == 1 && key_ == "data" && data_end == 0 &&
-        !in_data_) {
+    if (object && depth_ == 1 && key_ == "data" && data_end == 0 && !in_data_) {
       data_begin = at;
       in_data_ = true;
       data_depth_ = depth_ + 1;
@@ -168,8 +167,8 @@ void EventPayloadDecoder::Decode(const events::StoredEvent& stored,
   rapidjson::Reader reader;
   if (reader.Parse<kParseFlags>(stream, spans).IsError()) return;
   if (spans.object_end > spans.object_begin) {  // The newest form.
-    out->set_raw_json(body.substr(spans.object_begin,
-                                  spans.object_end - spans.object_begin));
+    out->set_raw_json(
+        body.substr(spans.object_begin, spans.object_end - spans.object_begin));
   } else if (spans.data_end > spans.data_begin) {  // Legacy: `data` itself.
     out->set_raw_json(
         body.substr(spans.data_begin, spans.data_end - spans.data_begin));

@@ -34,8 +34,8 @@ absl::StatusOr<std::unique_ptr<EventService>> EventService::Create(
   absl::StatusOr<std::unique_ptr<EventPayloadDecoder>> decoder =
       EventPayloadDecoder::Create();
   if (!decoder.ok()) return decoder.status();
-  return std::unique_ptr<EventService>(new EventService(
-      store, clock, std::move(options), *std::move(decoder)));
+  return std::unique_ptr<EventService>(
+      new EventService(store, clock, std::move(options), *std::move(decoder)));
 }
 
 EventService::EventService(events::EventStore& store, const Clock& clock,
@@ -77,9 +77,8 @@ absl::StatusOr<std::string> EventService::Admit(
 
 absl::Status EventService::StoreError(absl::string_view operation,
                                       const absl::Status& status) const {
-  absl::Status out(status.code(),
-                   absl::StrCat("event store ", operation, ": ",
-                                status.message()));
+  absl::Status out(status.code(), absl::StrCat("event store ", operation, ": ",
+                                               status.message()));
   absl::string_view reason = "EVENT_STORE_ERROR";
   switch (status.code()) {
     case absl::StatusCode::kNotFound:
@@ -114,18 +113,18 @@ grpc::ServerUnaryReactor* EventService::RunUnary(
   const absl::Time start = clock_.Now();
   auto finish = [this, reactor, start,
                  method = std::string(method)](const absl::Status& status) {
-    const LogLevel level =
-        status.ok() ? LogLevel::kInfo
-        : status.code() == absl::StatusCode::kInternal ? LogLevel::kError
-                                                        : LogLevel::kWarning;
+    const LogLevel level = status.ok() ? LogLevel::kInfo
+                           : status.code() == absl::StatusCode::kInternal
+                               ? LogLevel::kError
+                               : LogLevel::kWarning;
     const absl::Duration latency = clock_.Now() - start;
     reactor->Finish(ToGrpcStatus(status));
     if (LogEnabled(level)) {
       Log(level, "rpc",
           {{"method", absl::StrCat("clink.gateway.v1.EventService.", method)},
            {"code", absl::StatusCodeToString(status.code())},
-           {"latency_ms", absl::StrFormat(
-                              "%.3f", absl::ToDoubleMilliseconds(latency))}});
+           {"latency_ms",
+            absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))}});
     }
   };
   if (!admitted.ok()) {
@@ -171,24 +170,23 @@ grpc::ServerUnaryReactor* EventService::ListEvents(
     query.merchant = *merchant;
     admitted = ValidateListEvents(*request, query);
   }
-  return RunUnary(context, "ListEvents", admitted,
-                  [this, query = std::move(query), response] {
-                    absl::StatusOr<events::ListPage> page = store_.List(query);
-                    if (!page.ok()) {
-                      if (page.status().code() ==
-                          absl::StatusCode::kInvalidArgument) {
-                        return errors::InvalidArgumentWithViolations(
-                            {{"page_token",
-                              "is not a token this gateway issued"}});
-                      }
-                      return StoreError("list", page.status());
-                    }
-                    for (const events::StoredEvent& e : page->events) {
-                      decoder_->Decode(e, 0, response->add_events());
-                    }
-                    response->set_next_page_token(page->next_page_token);
-                    return absl::OkStatus();
-                  });
+  return RunUnary(
+      context, "ListEvents", admitted,
+      [this, query = std::move(query), response] {
+        absl::StatusOr<events::ListPage> page = store_.List(query);
+        if (!page.ok()) {
+          if (page.status().code() == absl::StatusCode::kInvalidArgument) {
+            return errors::InvalidArgumentWithViolations(
+                {{"page_token", "is not a token this gateway issued"}});
+          }
+          return StoreError("list", page.status());
+        }
+        for (const events::StoredEvent& e : page->events) {
+          decoder_->Decode(e, 0, response->add_events());
+        }
+        response->set_next_page_token(page->next_page_token);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* EventService::GetEvent(
@@ -197,22 +195,22 @@ grpc::ServerUnaryReactor* EventService::GetEvent(
   absl::StatusOr<std::string> merchant = Admit(*context, "GetEvent");
   absl::Status admitted = merchant.status();
   if (admitted.ok()) admitted = ValidateGetEvent(*request);
-  return RunUnary(
-      context, "GetEvent", admitted,
-      [this, merchant = merchant.value_or(""), request, response] {
-        absl::StatusOr<std::optional<events::StoredEvent>> event =
-            store_.Get(merchant, request->event_id());
-        if (!event.ok()) return StoreError("get", event.status());
-        if (!event->has_value()) {
-          absl::Status missing = absl::NotFoundError(
-              "the gateway keeps no event with this event_id");
-          errors::AttachErrorInfo(missing, errors::kGatewayDomain,
-                                  "EVENT_NOT_FOUND", errors::Outcome::kNotSent);
-          return missing;
-        }
-        decoder_->Decode(**event, 0, response->mutable_event());
-        return absl::OkStatus();
-      });
+  return RunUnary(context, "GetEvent", admitted,
+                  [this, merchant = merchant.value_or(""), request, response] {
+                    absl::StatusOr<std::optional<events::StoredEvent>> event =
+                        store_.Get(merchant, request->event_id());
+                    if (!event.ok()) return StoreError("get", event.status());
+                    if (!event->has_value()) {
+                      absl::Status missing = absl::NotFoundError(
+                          "the gateway keeps no event with this event_id");
+                      errors::AttachErrorInfo(missing, errors::kGatewayDomain,
+                                              "EVENT_NOT_FOUND",
+                                              errors::Outcome::kNotSent);
+                      return missing;
+                    }
+                    decoder_->Decode(**event, 0, response->mutable_event());
+                    return absl::OkStatus();
+                  });
 }
 
 void EventService::RefreshOldestUnacknowledged() {

@@ -93,9 +93,9 @@ class EventService final
   int open_streams() const ABSL_LOCKS_EXCLUDED(mu_);
 
   grpc::ServerWriteReactor<::clink::gateway::v1::StreamEventsResponse>*
-  StreamEvents(grpc::CallbackServerContext* context,
-               const ::clink::gateway::v1::StreamEventsRequest* request)
-      override;
+  StreamEvents(
+      grpc::CallbackServerContext* context,
+      const ::clink::gateway::v1::StreamEventsRequest* request) override;
   grpc::ServerUnaryReactor* AcknowledgeEvents(
       grpc::CallbackServerContext* context,
       const ::clink::gateway::v1::AcknowledgeEventsRequest* request,
@@ -122,9 +122,10 @@ class EventService final
                                     absl::string_view method) const;
   // Runs `store_call` (returning the RPC's status) on a worker and finishes
   // the unary RPC with it, logging one line.
-  grpc::ServerUnaryReactor* RunUnary(
-      grpc::CallbackServerContext* context, absl::string_view method,
-      absl::Status admitted, std::function<absl::Status()> store_call);
+  grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
+                                     absl::string_view method,
+                                     absl::Status admitted,
+                                     std::function<absl::Status()> store_call);
   // The store's error as the RPC's status; counts it for the observer unless
   // it is a verdict on the request.
   absl::Status StoreError(absl::string_view operation,

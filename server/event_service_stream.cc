@@ -130,8 +130,8 @@ EventService::Stream::Stream(EventService& service, std::string merchant,
 std::shared_ptr<EventService::Stream> EventService::Stream::New(
     EventService& service, std::string merchant, StreamParams params,
     std::string consumer) {
-  auto stream = std::make_shared<Stream>(service, std::move(merchant),
-                                         std::move(params), std::move(consumer));
+  auto stream = std::make_shared<Stream>(
+      service, std::move(merchant), std::move(params), std::move(consumer));
   MutexLock lock(&stream->mu_);
   stream->self_ = stream;
   return stream;
@@ -199,7 +199,8 @@ void EventService::Stream::Poll(uint64_t generation) {
     if (finished_ || polling_ || writing_ || generation != generation_) {
       return;  // Stale: another poll or a write took over.
     }
-    if (end_.has_value()) return;  // Whoever set it finishes: nothing is in flight.
+    if (end_.has_value())
+      return;       // Whoever set it finishes: nothing is in flight.
     ++generation_;  // Any other queued poll is stale now.
     polling_ = true;
     woken_ = false;
@@ -213,7 +214,8 @@ void EventService::Stream::Poll(uint64_t generation) {
     MutexLock lock(&mu_);
     polling_ = false;
     if (!claimed.ok()) {
-      if (!end_.has_value()) end_ = service_.StoreError("claim", claimed.status());
+      if (!end_.has_value())
+        end_ = service_.StoreError("claim", claimed.status());
     } else if (end_.has_value()) {
       // Claimed but not sent: delivered again after the ack deadline.
     } else if (claimed->empty()) {

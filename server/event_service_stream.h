@@ -69,8 +69,8 @@ class EventService::Stream final
   const std::string consumer_;
   Mutex mu_;
   std::shared_ptr<Stream> self_ ABSL_GUARDED_BY(mu_);
-  bool opened_ ABSL_GUARDED_BY(mu_) = false;    // OnStreamOpened told.
-  bool polling_ ABSL_GUARDED_BY(mu_) = true;    // Starting counts.
+  bool opened_ ABSL_GUARDED_BY(mu_) = false;  // OnStreamOpened told.
+  bool polling_ ABSL_GUARDED_BY(mu_) = true;  // Starting counts.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;  // Finish called.
   bool woken_ ABSL_GUARDED_BY(mu_) = false;     // Woken while polling.

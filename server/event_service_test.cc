@@ -142,14 +142,15 @@ class EventServiceTest : public ::testing::Test {
     return request;
   }
 
-  grpc::Status Ack(absl::string_view subscription,
-                   std::vector<std::string> ids, int* count = nullptr) {
+  grpc::Status Ack(absl::string_view subscription, std::vector<std::string> ids,
+                   int* count = nullptr) {
     grpc::ClientContext context;
     v1::AcknowledgeEventsRequest request;
     request.set_subscription(std::string(subscription));
     for (auto& id : ids) request.add_event_ids(id);
     v1::AcknowledgeEventsResponse response;
-    grpc::Status status = stub_->AcknowledgeEvents(&context, request, &response);
+    grpc::Status status =
+        stub_->AcknowledgeEvents(&context, request, &response);
     if (count != nullptr) *count = response.acknowledged_count();
     return status;
   }
@@ -216,10 +217,10 @@ TEST_F(EventServiceTest, TwoStreamsOfOneSubscriptionSplitTheEvents) {
   std::vector<std::thread> readers;
   for (grpc::ClientContext& context : contexts) {
     readers.emplace_back([&, request = [&] {
-                            auto r = Request("fulfilment");
-                            r.set_max_events_per_response(3);
-                            return r;
-                          }()] {
+      auto r = Request("fulfilment");
+      r.set_max_events_per_response(3);
+      return r;
+    }()] {
       auto reader = stub_->StreamEvents(&context, request);
       v1::StreamEventsResponse response;
       while (reader->Read(&response)) {
@@ -345,15 +346,18 @@ TEST_F(EventServiceTest, GetFindsTheMerchantsEventOnly) {
 
 TEST_F(EventServiceTest, InvalidRequestsNameTheField) {
   auto stream = Request("9-starts-with-a-digit");
-  EXPECT_THAT(ViolatedFields(StreamStatus(stream)), ElementsAre("subscription"));
+  EXPECT_THAT(ViolatedFields(StreamStatus(stream)),
+              ElementsAre("subscription"));
   stream = Request("ok", 5);
-  EXPECT_THAT(ViolatedFields(StreamStatus(stream)), ElementsAre("ack_deadline"));
+  EXPECT_THAT(ViolatedFields(StreamStatus(stream)),
+              ElementsAre("ack_deadline"));
   stream = Request("ok");
   stream.add_event_types("order.succeeded");
   stream.add_event_types("order.exploded");
   stream.set_max_events_per_response(101);
-  EXPECT_THAT(ViolatedFields(StreamStatus(stream)),
-              UnorderedElementsAre("event_types[1]", "max_events_per_response"));
+  EXPECT_THAT(
+      ViolatedFields(StreamStatus(stream)),
+      UnorderedElementsAre("event_types[1]", "max_events_per_response"));
   stream = Request("ok");
   stream.mutable_start_time()->set_seconds(
       absl::ToUnixSeconds(clock_.Now() - absl::Hours(169)));
@@ -369,23 +373,21 @@ TEST_F(EventServiceTest, InvalidRequestsNameTheField) {
     request.mutable_start_time()->set_seconds(200);
     request.mutable_end_time()->set_seconds(100);
     v1::ListEventsResponse response;
-    EXPECT_THAT(
-        ViolatedFields(stub_->ListEvents(&context, request, &response)),
-        UnorderedElementsAre("end_time", "page_size"));
+    EXPECT_THAT(ViolatedFields(stub_->ListEvents(&context, request, &response)),
+                UnorderedElementsAre("end_time", "page_size"));
   }
   {
     grpc::ClientContext context;
     v1::ListEventsRequest request;
     request.set_page_token("not-issued");
     v1::ListEventsResponse response;
-    EXPECT_THAT(
-        ViolatedFields(stub_->ListEvents(&context, request, &response)),
-        ElementsAre("page_token"));
+    EXPECT_THAT(ViolatedFields(stub_->ListEvents(&context, request, &response)),
+                ElementsAre("page_token"));
   }
   grpc::ClientContext context;
   v1::GetEventResponse response;
-  EXPECT_THAT(ViolatedFields(stub_->GetEvent(&context, v1::GetEventRequest(),
-                                             &response)),
+  EXPECT_THAT(ViolatedFields(
+                  stub_->GetEvent(&context, v1::GetEventRequest(), &response)),
               ElementsAre("event_id"));
   grpc::ClientContext unknown_merchant;
   unknown_merchant.AddMetadata("x-clink-merchant", "nowhere");
@@ -495,10 +497,10 @@ TEST_F(EventPayloadTest, EachTypePrefixDecodesIntoItsMessage) {
                 .invoice()
                 .invoice_id(),
             "in1");
-  const v1::Event dispute =
-      Decode("dispute.lost",
-             R"({"object":{"chargeBackId":"cb1","disputeAmount":100000000000000000.01,)"
-             R"("status":4,"channelDisputeTime":"2025-06-16T08:20:41Z"}})");
+  const v1::Event dispute = Decode(
+      "dispute.lost",
+      R"({"object":{"chargeBackId":"cb1","disputeAmount":100000000000000000.01,)"
+      R"("status":4,"channelDisputeTime":"2025-06-16T08:20:41Z"}})");
   EXPECT_EQ(dispute.dispute().charge_back_id(), "cb1");
   EXPECT_EQ(dispute.dispute().dispute_amount(), "100000000000000000.01");
   EXPECT_EQ(dispute.dispute().status(), v1::DISPUTE_STATUS_LOST);

@@ -24,13 +24,13 @@ absl::Status Result(const Violations& violations) {
 }
 
 void CheckSubscription(const std::string& name, Violations& out) {
-  const bool ok =
-      !name.empty() && name.size() <= kMaxSubscriptionLength &&
-      absl::ascii_islower(static_cast<unsigned char>(name[0])) &&
-      std::all_of(name.begin(), name.end(), [](char c) {
-        return absl::ascii_islower(static_cast<unsigned char>(c)) ||
-               absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-';
-      });
+  const bool ok = !name.empty() && name.size() <= kMaxSubscriptionLength &&
+                  absl::ascii_islower(static_cast<unsigned char>(name[0])) &&
+                  std::all_of(name.begin(), name.end(), [](char c) {
+                    return absl::ascii_islower(static_cast<unsigned char>(c)) ||
+                           absl::ascii_isdigit(static_cast<unsigned char>(c)) ||
+                           c == '-';
+                  });
   if (!ok) {
     out.push_back({"subscription",
                    "must be 1-63 characters of a-z, 0-9 and '-', starting "

@@ -435,7 +435,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   for (grpc::Service* service : c->services->grpc_services()) {
     builder.RegisterService(service);
   }
-  if (c->event_service != nullptr) builder.RegisterService(c->event_service.get());
+  if (c->event_service != nullptr)
+    builder.RegisterService(c->event_service.get());
   // Keep idle client connections healthy through load balancers, and let
   // clients ping.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);

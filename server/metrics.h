@@ -146,8 +146,8 @@
 #include "adapters/http/egress_policy.h"
 #include "common/sync.h"
 #include "server/caller_labels.h"
-#include "server/process_stats.h"
 #include "server/event_observer.h"
+#include "server/process_stats.h"
 #include "server/rpc_observer.h"
 
 namespace prometheus {

@@ -38,8 +38,9 @@ void GatewayMetrics::RegisterEventFamilies(prometheus::Registry& registry) {
   families->deliveries =
       &prometheus::BuildCounter()
            .Name("clink_gateway_event_deliveries_total")
-           .Help("Events handed to a stream, first deliveries and "
-                 "redeliveries (lease expired unacknowledged).")
+           .Help(
+               "Events handed to a stream, first deliveries and "
+               "redeliveries (lease expired unacknowledged).")
            .Register(registry);
   families->acknowledged =
       &prometheus::BuildCounter()
@@ -49,19 +50,20 @@ void GatewayMetrics::RegisterEventFamilies(prometheus::Registry& registry) {
   families->oldest_unacked_age =
       &prometheus::BuildGauge()
            .Name("clink_gateway_event_oldest_unacked_age_seconds")
-           .Help("Age of the subscription's oldest unacknowledged event "
-                 "(0: none), refreshed while it has open streams.")
+           .Help(
+               "Age of the subscription's oldest unacknowledged event "
+               "(0: none), refreshed while it has open streams.")
            .Register(registry);
   families->store_errors =
       &prometheus::BuildCounter()
            .Name("clink_gateway_event_store_errors_total")
-           .Help("Failed event store calls of the EventService, by "
-                 "operation.")
+           .Help(
+               "Failed event store calls of the EventService, by "
+               "operation.")
            .Register(registry);
   // EventService operations, so the series exist from the start.
-  for (const char* operation :
-       {"claim", "acknowledge", "ensure_subscription", "oldest_unacknowledged",
-        "get", "list"}) {
+  for (const char* operation : {"claim", "acknowledge", "ensure_subscription",
+                                "oldest_unacknowledged", "get", "list"}) {
     families->store_errors->Add({{"operation", operation}});
   }
   events_ = std::move(families);
@@ -70,16 +72,14 @@ void GatewayMetrics::RegisterEventFamilies(prometheus::Registry& registry) {
 void GatewayMetrics::OnStreamOpened(absl::string_view merchant,
                                     absl::string_view subscription) {
   if (FindMerchant(merchant) == nullptr) return;
-  events_->subscribers
-      ->Add(SubscriptionLabels(merchant, subscription))
+  events_->subscribers->Add(SubscriptionLabels(merchant, subscription))
       .Increment();
 }
 
 void GatewayMetrics::OnStreamClosed(absl::string_view merchant,
                                     absl::string_view subscription) {
   if (FindMerchant(merchant) == nullptr) return;
-  events_->subscribers
-      ->Add(SubscriptionLabels(merchant, subscription))
+  events_->subscribers->Add(SubscriptionLabels(merchant, subscription))
       .Decrement();
 }
 
@@ -93,11 +93,9 @@ void GatewayMetrics::OnDelivered(absl::string_view merchant,
 }
 
 void GatewayMetrics::OnAcknowledged(absl::string_view merchant,
-                                    absl::string_view subscription,
-                                    int count) {
+                                    absl::string_view subscription, int count) {
   if (FindMerchant(merchant) == nullptr || count <= 0) return;
-  events_->acknowledged
-      ->Add(SubscriptionLabels(merchant, subscription))
+  events_->acknowledged->Add(SubscriptionLabels(merchant, subscription))
       .Increment(count);
 }
 
@@ -105,8 +103,7 @@ void GatewayMetrics::OnOldestUnacknowledgedAge(absl::string_view merchant,
                                                absl::string_view subscription,
                                                absl::Duration age) {
   if (FindMerchant(merchant) == nullptr) return;
-  events_->oldest_unacked_age
-      ->Add(SubscriptionLabels(merchant, subscription))
+  events_->oldest_unacked_age->Add(SubscriptionLabels(merchant, subscription))
       .Set(absl::ToDoubleSeconds(age));
 }
 

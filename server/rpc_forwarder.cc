@@ -154,8 +154,7 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
 
 CallPeer ReadCallPeer(const grpc::CallbackServerContext& context) {
   CallPeer peer;
-  const std::shared_ptr<const grpc::AuthContext> auth =
-      context.auth_context();
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   peer.mtls = auth != nullptr && ReadPeerCertificate(*auth, peer.certificate);
   return peer;
 }
@@ -171,7 +170,8 @@ absl::Status AuthorizeCall(const AuthzPolicyFile* authz, absl::string_view path,
           context.client_metadata())) {
     return absl::OkStatus();
   }
-  if (peer.mtls) {  // Named in the audit line and metrics, unverified claims aside.
+  // Named in the audit line and metrics, unverified claims aside.
+  if (peer.mtls) {
     if (absl::StatusOr<std::string> id = CallerIdentity(peer.certificate);
         id.ok()) {
       options.caller = *std::move(id);
@@ -299,11 +299,11 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
   const CallPeer peer = ReadCallPeer(*context);
   if (options_.authz != nullptr) {
     // First: a caller the policy does not allow learns nothing else.
-    absl::Status allowed = AuthorizeCall(
-        options_.authz,
-        absl::StrCat("/", rest.method->service()->full_name(), "/",
-                     rest.method->name()),
-        peer, *context, options);
+    absl::Status allowed =
+        AuthorizeCall(options_.authz,
+                      absl::StrCat("/", rest.method->service()->full_name(),
+                                   "/", rest.method->name()),
+                      peer, *context, options);
     if (!allowed.ok()) {
       observer_.OnRpcDenied(rest);
       return fail(std::move(allowed));

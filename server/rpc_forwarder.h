@@ -20,8 +20,8 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/string_ref.h"
-#include "server/authz_policy.h"
 #include "server/audit_log.h"
+#include "server/authz_policy.h"
 #include "server/peer_identity.h"
 #include "server/rpc_observer.h"
 

@@ -34,12 +34,12 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "adapters/clink/rest_codec.h"
+#include "clink/gateway/v1/events.grpc.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
-#include "clink/gateway/v1/events.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -89,7 +89,9 @@ std::vector<const ServiceDescriptor*> Services() {
   for (const std::string& name : clink_gateway::clink::GatewayServiceNames()) {
     out.push_back(DescriptorPool::generated_pool()->FindServiceByName(name));
   }
-  out.push_back(v1::EventService::descriptor());  // Served by the gateway.
+  // Served by the gateway itself (not in GatewayServiceNames()).
+  out.push_back(DescriptorPool::generated_pool()->FindServiceByName(
+      v1::EventService::service_full_name()));
   return out;
 }
 

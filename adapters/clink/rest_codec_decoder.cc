@@ -571,7 +571,7 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
 }
 
 absl::Status RestCodec::DecodeMessage(absl::string_view json, Message* message,
-                                     DecodeStats* stats) const {
+                                      DecodeStats* stats) const {
   if (!fields_.contains(message->GetDescriptor())) {
     return absl::FailedPreconditionError(
         absl::StrCat(message->GetTypeName(),
@@ -580,9 +580,9 @@ absl::Status RestCodec::DecodeMessage(absl::string_view json, Message* message,
   rapidjson::Document doc;
   if (doc.Parse<kParseFlags>(json.data(), json.size()).HasParseError() ||
       !doc.IsObject()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "not a JSON object (%d bytes) for %s", json.size(),
-        message->GetTypeName()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("not a JSON object (%d bytes) for %s", json.size(),
+                        message->GetTypeName()));
   }
   Impl(*this).DecodeObject(doc, message, "", stats);
   return absl::OkStatus();

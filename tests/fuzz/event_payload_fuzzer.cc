@@ -33,17 +33,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                     : std::string(input.substr(newline + 1));
   ::clink::gateway::v1::Event event;
   decoder->Decode(stored, 1, &event);
-  FUZZ_CHECK(event.event_id() == "evt_fuzz");
-  FUZZ_CHECK(event.type() == stored.type);
-  FUZZ_CHECK(event.delivery_attempt() == 1);
+  FUZZ_CHECK(event.event_id() == "evt_fuzz", "event_id %s",
+             event.event_id().c_str());
+  FUZZ_CHECK(event.type() == stored.type, "type changed");
+  FUZZ_CHECK(event.delivery_attempt() == 1, "delivery_attempt %d",
+             event.delivery_attempt());
   const std::string& raw = event.raw_json();
   if (!raw.empty()) {
-    FUZZ_CHECK(stored.body.find(raw) != std::string::npos);
-    FUZZ_CHECK(raw.front() == '{' && raw.back() == '}');
+    FUZZ_CHECK(stored.body.find(raw) != std::string::npos,
+               "raw_json is not a range of the body");
+    FUZZ_CHECK(raw.front() == '{' && raw.back() == '}',
+               "raw_json is not an object: %s", raw.c_str());
   }
   const bool typed =
       event.payload_case() != ::clink::gateway::v1::Event::PAYLOAD_NOT_SET;
-  FUZZ_CHECK(!(typed && event.has_data()));
-  FUZZ_CHECK(raw.empty() ? !typed && !event.has_data() : true);
+  FUZZ_CHECK(!(typed && event.has_data()),
+             "both the typed payload and data are set");
+  FUZZ_CHECK(raw.empty() ? !typed && !event.has_data() : true,
+             "a payload without raw_json");
   return 0;
 }

@@ -167,8 +167,7 @@ absl::StatusOr<ListPage> FakeEventStore::List(const ListQuery& query) {
   }
   std::vector<StoredEvent> matching;
   for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
-    if (it->merchant == query.merchant &&
-        Takes(query.event_types, it->type) &&
+    if (it->merchant == query.merchant && Takes(query.event_types, it->type) &&
         it->receive_time >= query.start_time &&
         it->receive_time < query.end_time) {
       matching.push_back(*it);
