@@ -79,6 +79,9 @@ absl::StatusOr<std::unique_ptr<ContractServices>> ContractServices::Create(
   google::protobuf::MessageFactory* factory =
       google::protobuf::MessageFactory::generated_factory();
   for (const ServiceDescriptor* service : services) {
+    // Served by the gateway itself (EventService: server/event_service.h),
+    // registered beside these; it has no REST mapping.
+    if (clink::IsGatewayServedService(service->full_name())) continue;
     std::vector<const ServedMethod*> served;
     for (int i = 0; i < service->method_count(); ++i) {
       const MethodDescriptor& method = *service->method(i);

@@ -36,7 +36,8 @@ class ContractServices {
   LinkedServices();
 
   // Builds the table for every method of `services`, each served through
-  // `forwarder`. FAILED_PRECONDITION, naming the RPC, when a method cannot be
+  // `forwarder`, skipping the services the gateway serves itself
+  // (clink::IsGatewayServedService: EventService, registered on its own). FAILED_PRECONDITION, naming the RPC, when a method cannot be
   // served: `codec` has no mapping for it (compile `codec` from the same
   // services: RestCodec::Create already refuses a missing or invalid RestRule),
   // it streams, its messages are not generated into this binary (no

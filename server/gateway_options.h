@@ -3,6 +3,7 @@
 #define CLINK_GATEWAY_SERVER_GATEWAY_OPTIONS_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -194,12 +195,15 @@ struct GatewayOptions {
   // How far a delivery's X-Clink-Timestamp may be from the gateway's clock,
   // either way.
   absl::Duration webhook_timestamp_tolerance = absl::Seconds(300);
-  // Where accepted webhook events go; must outlive the server. Required with
-  // webhook_listen (BuildAndStart: FAILED_PRECONDITION without one).
-  events::EventStore* event_store = nullptr;
   // Told about each newly stored event (the reconciler); may be null; must
   // outlive the server.
   events::EventListener* event_listener = nullptr;
+  // Where Clink's webhook events are kept (adapters/events/event_store.h:
+  // SqliteEventStore or RedisEventStore, made from the --event_* flags). Set:
+  // the EventService (server/event_service.h) is served over it and accepted
+  // webhook events are appended to it; null: no EventService, and
+  // webhook_listen is refused (BuildAndStart: FAILED_PRECONDITION).
+  std::shared_ptr<events::EventStore> event_store;
 
   // TEST ONLY (no flag): CurlHttpTransport::Options::resolve_overrides.
   std::function<std::vector<std::string>()> egress_resolve_overrides_for_test;

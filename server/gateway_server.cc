@@ -35,6 +35,7 @@
 #include "server/authz_policy.h"
 #include "server/clock_probe.h"
 #include "server/contract_services.h"
+#include "server/event_service.h"
 #include "server/merchant_router.h"
 #include "server/metrics.h"
 #include "server/rpc_forwarder.h"
@@ -210,6 +211,10 @@ struct GatewayServer::Components {
   std::unique_ptr<RpcForwarder> forwarder;
   // The gRPC services, registered from the contract's descriptors.
   std::unique_ptr<ContractServices> services;
+  // Served by the gateway itself over GatewayOptions::event_store (kept
+  // alive here); null without one. Drained first at Shutdown.
+  std::shared_ptr<events::EventStore> event_store;
+  std::unique_ptr<EventService> event_service;
   // Outlive the server that uses them.
   std::shared_ptr<grpc::experimental::CertificateProviderInterface>
       certificate_provider;
@@ -237,6 +242,10 @@ GatewayServer::GatewayServer(std::unique_ptr<Components> components)
 GatewayServer::~GatewayServer() { Shutdown(absl::ZeroDuration()); }
 
 int GatewayServer::port() const { return c_->port; }
+
+events::EventListener* GatewayServer::event_listener() const {
+  return c_->event_service.get();
+}
 
 int GatewayServer::metrics_port() const { return c_->metrics_port; }
 
@@ -443,6 +452,22 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     }
     c->services = *std::move(services);
   }
+  if (options.event_store != nullptr) {
+    EventServiceOptions event_options;
+    event_options.merchants = forwarder_options.merchants;
+    event_options.default_merchant = forwarder_options.default_merchant;
+    event_options.authz = forwarder_options.authz;
+    event_options.observer = c->metrics.get();
+    c->event_store = options.event_store;
+    absl::StatusOr<std::unique_ptr<EventService>> events =
+        EventService::Create(*c->event_store, *c->clock, event_options);
+    if (!events.ok()) {
+      c->clock_probe->Stop();
+      c->ShutdownTransports();
+      return events.status();
+    }
+    c->event_service = *std::move(events);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -453,6 +478,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   for (grpc::Service* service : c->services->grpc_services()) {
     builder.RegisterService(service);
   }
+  if (c->event_service != nullptr)
+    builder.RegisterService(c->event_service.get());
   // Keep idle client connections healthy through load balancers, and let
   // clients ping.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
@@ -558,6 +585,9 @@ void GatewayServer::Shutdown(absl::Duration drain) {
     c_->health_server->GetHealthCheckService()->Shutdown();
   }
   c_->clock_probe->Stop();
+  // Event streams never end by themselves: end them now (UNAVAILABLE, the
+  // callers reconnect to another replica).
+  if (c_->event_service != nullptr) c_->event_service->Drain();
   if (c_->authz != nullptr) c_->authz->Stop();
   // No new webhook deliveries (answered 503: Clink retries them elsewhere or
   // later); those in progress are answered first, within `drain`.

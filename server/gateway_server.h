@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/clock_skew_monitor.h"
+#include "adapters/events/event_store.h"
 #include "common/clock.h"
 #include "google/protobuf/descriptor.h"
 #include "server/gateway_options.h"
@@ -36,6 +37,10 @@ class GatewayServer {
 
   // The bound gRPC port.
   int port() const;
+  // The EventService (GatewayOptions::event_store set) as the listener the
+  // webhook listener tells about each newly stored event, so that open
+  // streams of its merchant deliver it at once; null without one.
+  events::EventListener* event_listener() const;
   // The bound metrics port, or 0 when GatewayOptions::metrics_listen is empty.
   int metrics_port() const;
   // The bound health-only port, or 0 when GatewayOptions::health_listen is

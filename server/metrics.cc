@@ -142,6 +142,7 @@ absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(
       new GatewayMetrics(caller_principals));
   try {
     metrics->Register(methods, build, merchants, procfs);
+    metrics->RegisterEventFamilies(*metrics->registry_);
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("cannot register the metrics: ", e.what()));

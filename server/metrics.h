@@ -112,6 +112,20 @@
 //       deliveries (latency buckets)
 //   clink_gateway_events_stored_total{merchant,type}   events newly stored,
 //       type one of the 44 §13.1 names (webhooks::KnownEventTypes) or "other"
+// Webhook events, EventService (merchant: a name given to Create, others are
+// ignored; subscription: a validated subscription name, bounded by the event
+// store's subscription cap per merchant):
+//   clink_gateway_event_stream_subscribers{merchant,subscription}   gauge,
+//       open StreamEvents streams
+//   clink_gateway_event_deliveries_total{merchant,subscription,delivery}
+//       events handed to a stream; delivery "first" or "redelivery"
+//   clink_gateway_event_acknowledged_total{merchant,subscription}
+//   clink_gateway_event_oldest_unacked_age_seconds{merchant,subscription}
+//       gauge, age of the oldest unacknowledged event (0: none), refreshed
+//       periodically while the subscription has open streams
+//   clink_gateway_event_store_errors_total{operation}   failed EventStore
+//       calls of the EventService (claim, acknowledge, ensure_subscription,
+//       oldest_unacknowledged, get, list)
 // The process:
 //   clink_gateway_build_info{version,git_commit}   gauge, always 1
 //   process_cpu_seconds_total, process_resident_memory_bytes,
@@ -145,6 +159,7 @@
 #include "adapters/webhooks/webhook_listener.h"
 #include "common/sync.h"
 #include "server/caller_labels.h"
+#include "server/event_observer.h"
 #include "server/process_stats.h"
 #include "server/rpc_observer.h"
 
@@ -178,7 +193,8 @@ class GatewayMetrics final : public clink::UpstreamObserver,
                              public credentials::CredentialObserver,
                              public http::EgressObserver,
                              public webhooks::WebhookObserver,
-                             public RpcObserver {
+                             public RpcObserver,
+                             public EventObserver {
  public:
   // Registers every family and creates every series for `methods` (the REST
   // codec's; they must outlive this object) and `merchants` (the configured
@@ -268,6 +284,20 @@ class GatewayMetrics final : public clink::UpstreamObserver,
                          absl::Duration duration) override;
   void OnWebhookEventStored(absl::string_view merchant,
                             absl::string_view type) override;
+  // EventObserver (metrics_event_observer.cc). Merchants not given to Create
+  // are ignored.
+  void OnStreamOpened(absl::string_view merchant,
+                      absl::string_view subscription) override;
+  void OnStreamClosed(absl::string_view merchant,
+                      absl::string_view subscription) override;
+  void OnDelivered(absl::string_view merchant, absl::string_view subscription,
+                   int32_t delivery_attempt) override;
+  void OnAcknowledged(absl::string_view merchant,
+                      absl::string_view subscription, int count) override;
+  void OnOldestUnacknowledgedAge(absl::string_view merchant,
+                                 absl::string_view subscription,
+                                 absl::Duration age) override;
+  void OnStoreError(absl::string_view operation) override;
 
  private:
   static constexpr int kGrpcCodes = 17;       // OK .. UNAUTHENTICATED
@@ -389,6 +419,10 @@ class GatewayMetrics final : public clink::UpstreamObserver,
       merchants_;
   // Read-only after Create: lookups need no lock.
   absl::flat_hash_map<std::string, WebhookSeries> webhooks_;
+  // The event metrics' families (metrics_event_observer.cc).
+  struct EventFamilies;
+  void RegisterEventFamilies(prometheus::Registry& registry);
+  std::shared_ptr<const EventFamilies> events_;
   // Last: stopped (its threads joined) before the series go.
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string serving_host_;  // Of the listen address, to wake civetweb.

@@ -318,6 +318,47 @@ TEST_F(GatewayMetricsTest, UpstreamAttemptsConnectionsAndRefusals) {
             1);
 }
 
+TEST_F(GatewayMetricsTest, EventDeliveriesAcksAndStoreErrors) {
+  EventObserver& events = *metrics_;
+  events.OnStreamOpened("default", "fulfilment");
+  events.OnStreamOpened("default", "fulfilment");
+  events.OnStreamClosed("default", "fulfilment");
+  events.OnStreamOpened("unconfigured", "fulfilment");  // Ignored.
+  events.OnDelivered("default", "fulfilment", 1);
+  events.OnDelivered("default", "fulfilment", 1);
+  events.OnDelivered("default", "fulfilment", 3);
+  events.OnAcknowledged("default", "fulfilment", 2);
+  events.OnOldestUnacknowledgedAge("default", "fulfilment",
+                                   absl::Milliseconds(1500));
+  events.OnStoreError("claim");
+  const std::vector<Sample> samples = Samples();
+  const std::map<std::string, std::string> sub = {
+      {"merchant", "default"}, {"subscription", "fulfilment"}};
+  EXPECT_EQ(Sum(samples, "clink_gateway_event_stream_subscribers", sub), 1);
+  EXPECT_EQ(Select(samples, "clink_gateway_event_stream_subscribers").size(),
+            1u);
+  auto with = [&sub](const char* key, const char* value) {
+    auto labels = sub;
+    labels[key] = value;
+    return labels;
+  };
+  EXPECT_EQ(Sum(samples, "clink_gateway_event_deliveries_total",
+                with("delivery", "first")),
+            2);
+  EXPECT_EQ(Sum(samples, "clink_gateway_event_deliveries_total",
+                with("delivery", "redelivery")),
+            1);
+  EXPECT_EQ(Sum(samples, "clink_gateway_event_acknowledged_total", sub), 2);
+  EXPECT_EQ(Sum(samples, "clink_gateway_event_oldest_unacked_age_seconds", sub),
+            1.5);
+  EXPECT_EQ(Sum(samples, "clink_gateway_event_store_errors_total",
+                {{"operation", "claim"}}),
+            1);
+  // Every operation's series exists from the start.
+  EXPECT_EQ(Select(samples, "clink_gateway_event_store_errors_total").size(),
+            6u);
+}
+
 TEST_F(GatewayMetricsTest, StoreWriteRetriesAreCountedByOperationAndResult) {
   metrics_->OnIdempotencyStoreRetry(clink::StoreWrite::kRelease,
                                     clink::StoreRetryResult::kFailed);

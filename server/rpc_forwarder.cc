@@ -152,6 +152,51 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
                                                kInvalidMetadataReason);
 }
 
+CallPeer ReadCallPeer(const grpc::CallbackServerContext& context) {
+  CallPeer peer;
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  peer.mtls = auth != nullptr && ReadPeerCertificate(*auth, peer.certificate);
+  return peer;
+}
+
+absl::Status AuthorizeCall(const AuthzPolicyFile* authz, absl::string_view path,
+                           const CallPeer& peer,
+                           const grpc::CallbackServerContext& context,
+                           clink::CallOptions& options) {
+  if (authz == nullptr) return absl::OkStatus();
+  if (authz->Current()->Allows(
+          path,
+          peer.mtls ? Principals(peer.certificate) : std::vector<std::string>(),
+          context.client_metadata())) {
+    return absl::OkStatus();
+  }
+  // Named in the audit line and metrics, unverified claims aside.
+  if (peer.mtls) {
+    if (absl::StatusOr<std::string> id = CallerIdentity(peer.certificate);
+        id.ok()) {
+      options.caller = *std::move(id);
+      options.caller_authenticated = true;
+    }
+  }
+  absl::Status denied = absl::PermissionDeniedError(
+      absl::StrCat("the authorization policy does not allow this caller to "
+                   "call ",
+                   path, " with this metadata"));
+  errors::AttachErrorInfo(denied, errors::kGatewayDomain,
+                          "CALLER_NOT_PERMITTED", errors::Outcome::kNotSent);
+  return denied;
+}
+
+absl::Status ApplyCallPeer(const CallPeer& peer, clink::CallOptions& options) {
+  if (!peer.mtls) return absl::OkStatus();
+  absl::Status identity = ApplyPeerIdentity(peer.certificate, options);
+  if (!identity.ok()) {
+    errors::AttachErrorInfo(identity, errors::kGatewayDomain, "CALLER_MISMATCH",
+                            errors::Outcome::kNotSent);
+  }
+  return identity;
+}
+
 RpcObserver& NoRpcObserver() {
   static RpcObserver* const observer = new RpcObserver();
   return *observer;
@@ -251,33 +296,17 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
     Complete(call, std::move(result));
     return call;
   };
-  // Under mutual TLS the certificate names the caller (peer_identity.h). No
-  // auth context: a call without a transport (handler tests).
-  PeerCertificate peer;
-  const std::shared_ptr<const grpc::AuthContext> auth =
-      context->auth_context();
-  const bool mtls = auth != nullptr && ReadPeerCertificate(*auth, peer);
+  const CallPeer peer = ReadCallPeer(*context);
   if (options_.authz != nullptr) {
     // First: a caller the policy does not allow learns nothing else.
-    const std::string path = absl::StrCat(
-        "/", rest.method->service()->full_name(), "/", rest.method->name());
-    if (!options_.authz->Current()->Allows(
-            path, mtls ? Principals(peer) : std::vector<std::string>(),
-            context->client_metadata())) {
+    absl::Status allowed =
+        AuthorizeCall(options_.authz,
+                      absl::StrCat("/", rest.method->service()->full_name(),
+                                   "/", rest.method->name()),
+                      peer, *context, options);
+    if (!allowed.ok()) {
       observer_.OnRpcDenied(rest);
-      if (mtls) {  // Named in the audit line and metrics, unverified claims aside.
-        if (absl::StatusOr<std::string> id = CallerIdentity(peer); id.ok()) {
-          options.caller = *std::move(id);
-          options.caller_authenticated = true;
-        }
-      }
-      absl::Status denied = absl::PermissionDeniedError(absl::StrCat(
-          "the authorization policy does not allow this caller to call ", path,
-          " with this metadata"));
-      errors::AttachErrorInfo(denied, errors::kGatewayDomain,
-                              "CALLER_NOT_PERMITTED",
-                              errors::Outcome::kNotSent);
-      return fail(std::move(denied));
+      return fail(std::move(allowed));
     }
   }
   // Before parsing: gRPC admits up to kMaxReceiveMessageBytes for every RPC.
@@ -302,13 +331,8 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
       !metadata.ok()) {
     return fail(std::move(metadata));
   }
-  if (mtls) {
-    if (absl::Status identity = ApplyPeerIdentity(peer, options);
-        !identity.ok()) {
-      errors::AttachErrorInfo(identity, errors::kGatewayDomain,
-                              "CALLER_MISMATCH", errors::Outcome::kNotSent);
-      return fail(std::move(identity));
-    }
+  if (absl::Status identity = ApplyCallPeer(peer, options); !identity.ok()) {
+    return fail(std::move(identity));
   }
   call->merchant = options.merchant;
   // The one validation of the call: no layer below checks it again.

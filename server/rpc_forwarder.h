@@ -20,8 +20,9 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/string_ref.h"
-#include "server/authz_policy.h"
 #include "server/audit_log.h"
+#include "server/authz_policy.h"
+#include "server/peer_identity.h"
 #include "server/rpc_observer.h"
 
 namespace clink_gateway::server {
@@ -182,6 +183,35 @@ absl::Status ReadCallMetadata(const ClientMetadata& metadata,
                               const absl::flat_hash_set<std::string>& merchants,
                               absl::string_view default_merchant,
                               clink::CallOptions& options);
+
+// The checks every gateway RPC starts with (the forwarder's and the
+// EventService's), in this order: AuthorizeCall, ReadCallMetadata,
+// ApplyCallPeer.
+
+// The caller as the transport authenticated it.
+struct CallPeer {
+  // True when the call came over mutual TLS; `certificate` is then the client
+  // certificate's facts.
+  bool mtls = false;
+  PeerCertificate certificate;
+};
+// No auth context (a call without a transport, in handler tests): no mTLS.
+CallPeer ReadCallPeer(const grpc::CallbackServerContext& context);
+
+// The authorization policy's verdict on a call of `path`
+// ("/clink.gateway.v1.EventService/StreamEvents"): OK, or PERMISSION_DENIED
+// (ErrorInfo CALLER_NOT_PERMITTED, outcome not_sent). When it is refused under
+// mutual TLS, `options.caller` becomes the certificate's identity (for the
+// audit line and metrics). A null `authz` allows every call.
+absl::Status AuthorizeCall(const AuthzPolicyFile* authz, absl::string_view path,
+                           const CallPeer& peer,
+                           const grpc::CallbackServerContext& context,
+                           clink::CallOptions& options);
+
+// Under mutual TLS the certificate names the caller (ApplyPeerIdentity):
+// PERMISSION_DENIED (ErrorInfo CALLER_MISMATCH, outcome not_sent) when
+// x-clink-caller claims another. OK, nothing changed, without mTLS.
+absl::Status ApplyCallPeer(const CallPeer& peer, clink::CallOptions& options);
 
 }  // namespace clink_gateway::server
 

@@ -6,6 +6,14 @@
 //   clink_cli --target=gateway:50051 --list
 //   clink_cli --target=localhost:50051 --tls_ca=ca.pem --tls_cert=client.pem \
 //       --tls_key=client.key PaymentService.GetOrder '{"order_id":"ord_123"}'
+//   clink_cli --consume=fulfilment --event_types=order.succeeded,invoice.paid
+//   clink_cli EventService.GetEvent '{"event_id":"evt_123"}'
+//
+// --consume=<subscription> streams the subscription's events (StreamEvents),
+// prints each event as one JSON line on stdout, and acknowledges each batch
+// (AcknowledgeEvents) once it is printed and flushed; it runs until
+// interrupted, the gateway ends the stream (exit 1 with the status), or
+// --max_events were printed.
 //
 // Request JSON uses the proto field names (snake_case) or their lowerCamelCase
 // JSON names. On error, prints the gRPC code, message and rich details
@@ -26,6 +34,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "adapters/clink/rest_codec.h"
+#include "clink/gateway/v1/events.grpc.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/json_util.h"
@@ -51,6 +60,20 @@ ABSL_FLAG(std::string, tls_cert, "",
           "PEM client certificate chain to present (mutual TLS; with "
           "--tls_key). Its SPIFFE id (URI SAN) is the caller's identity.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, consume, "",
+          "Stream this event subscription (EventService.StreamEvents), print "
+          "each event as one JSON line and acknowledge what was printed.");
+ABSL_FLAG(std::vector<std::string>, event_types, {},
+          "With --consume: the Clink event types of a new subscription "
+          "(comma-separated; empty: all).");
+ABSL_FLAG(absl::Duration, ack_deadline, absl::Seconds(30),
+          "With --consume: how long an event may stay unacknowledged before "
+          "it is delivered again (10s-600s).");
+ABSL_FLAG(int, max_events, 0,
+          "With --consume: stop after printing this many events (0: never).");
+ABSL_FLAG(bool, ack, true,
+          "With --consume: acknowledge the printed events (false: they come "
+          "again after the ack deadline).");
 
 namespace {
 
@@ -59,11 +82,16 @@ using google::protobuf::Message;
 using google::protobuf::MethodDescriptor;
 using google::protobuf::ServiceDescriptor;
 
+namespace v1 = ::clink::gateway::v1;
+
 std::vector<const ServiceDescriptor*> Services() {
   std::vector<const ServiceDescriptor*> out;
   for (const std::string& name : clink_gateway::clink::GatewayServiceNames()) {
     out.push_back(DescriptorPool::generated_pool()->FindServiceByName(name));
   }
+  // Served by the gateway itself (not in GatewayServiceNames()).
+  out.push_back(DescriptorPool::generated_pool()->FindServiceByName(
+      v1::EventService::service_full_name()));
   return out;
 }
 
@@ -166,6 +194,82 @@ void PrintError(const grpc::Status& status) {
                details.c_str());
 }
 
+// Adds --metadata to `context`; false (and a message) when malformed.
+bool AddMetadata(grpc::ClientContext& context) {
+  for (const std::string& kv : absl::GetFlag(FLAGS_metadata)) {
+    std::vector<std::string> parts =
+        absl::StrSplit(kv, absl::MaxSplits('=', 1));
+    if (parts.size() != 2) {
+      std::fprintf(stderr, "clink_cli: --metadata wants key=value, got %s\n",
+                   kv.c_str());
+      return false;
+    }
+    context.AddMetadata(parts[0], parts[1]);
+  }
+  return true;
+}
+
+// --consume: one JSON line per event on stdout; each batch acknowledged once
+// printed. Returns the exit code.
+int Consume(const std::shared_ptr<grpc::Channel>& channel) {
+  auto stub = v1::EventService::NewStub(channel);
+  v1::StreamEventsRequest request;
+  request.set_subscription(absl::GetFlag(FLAGS_consume));
+  for (const std::string& type : absl::GetFlag(FLAGS_event_types)) {
+    request.add_event_types(type);
+  }
+  const absl::Duration ack_deadline = absl::GetFlag(FLAGS_ack_deadline);
+  request.mutable_ack_deadline()->set_seconds(
+      absl::ToInt64Seconds(ack_deadline));
+  grpc::ClientContext context;  // No deadline: a stream runs until stopped.
+  if (!AddMetadata(context)) return 2;
+  const int max_events = absl::GetFlag(FLAGS_max_events);
+  int printed = 0;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;  // One line: no whitespace.
+  auto reader = stub->StreamEvents(&context, request);
+  v1::StreamEventsResponse response;
+  while (reader->Read(&response)) {
+    v1::AcknowledgeEventsRequest ack;
+    ack.set_subscription(request.subscription());
+    for (const v1::Event& event : response.events()) {
+      if (max_events > 0 && printed >= max_events) break;
+      std::string line;
+      (void)google::protobuf::util::MessageToJsonString(event, &line, options);
+      std::printf("%s\n", line.c_str());
+      ack.add_event_ids(event.event_id());
+      ++printed;
+    }
+    std::fflush(stdout);  // Printed before acknowledged.
+    if (absl::GetFlag(FLAGS_ack) && ack.event_ids_size() > 0) {
+      grpc::ClientContext ack_context;
+      ack_context.set_deadline(
+          absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
+      if (!AddMetadata(ack_context)) return 2;
+      v1::AcknowledgeEventsResponse acked;
+      if (grpc::Status status =
+              stub->AcknowledgeEvents(&ack_context, ack, &acked);
+          !status.ok()) {
+        PrintError(status);  // Unacknowledged: they come again.
+        context.TryCancel();
+        reader->Finish();
+        return 1;
+      }
+    }
+    if (max_events > 0 && printed >= max_events) {
+      context.TryCancel();
+      reader->Finish();
+      return 0;
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    PrintError(status);
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -185,6 +289,17 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (!absl::GetFlag(FLAGS_consume).empty()) {
+    if (args.size() != 1) {
+      std::fprintf(stderr, "usage: clink_cli [flags] --consume=subscription\n");
+      return 2;
+    }
+    std::shared_ptr<grpc::ChannelCredentials> credentials =
+        ChannelCredentials();
+    if (credentials == nullptr) return 2;
+    return Consume(
+        grpc::CreateChannel(absl::GetFlag(FLAGS_target), credentials));
+  }
   if (args.size() != 3) {
     std::fprintf(
         stderr,
@@ -194,6 +309,10 @@ int main(int argc, char** argv) {
   const MethodDescriptor* method = FindMethod(args[1]);
   if (method == nullptr) {
     std::fprintf(stderr, "clink_cli: unknown RPC %s (see --list)\n", args[1]);
+    return 2;
+  }
+  if (method->server_streaming() || method->client_streaming()) {
+    std::fprintf(stderr, "clink_cli: %s streams: use --consume\n", args[1]);
     return 2;
   }
   std::string json = args[2];
@@ -223,16 +342,7 @@ int main(int argc, char** argv) {
   grpc::ClientContext context;
   context.set_deadline(
       absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
-  for (const std::string& kv : absl::GetFlag(FLAGS_metadata)) {
-    std::vector<std::string> parts =
-        absl::StrSplit(kv, absl::MaxSplits('=', 1));
-    if (parts.size() != 2) {
-      std::fprintf(stderr, "clink_cli: --metadata wants key=value, got %s\n",
-                   kv.c_str());
-      return 2;
-    }
-    context.AddMetadata(parts[0], parts[1]);
-  }
+  if (!AddMetadata(context)) return 2;
 
   const std::string serialized = request->SerializeAsString();
   grpc::Slice slice(serialized);

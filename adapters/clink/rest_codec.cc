@@ -319,7 +319,8 @@ absl::Status CompilePath(const MethodDescriptor& m, const std::string& path,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
-    const std::vector<const ServiceDescriptor*>& services) {
+    const std::vector<const ServiceDescriptor*>& services,
+    const std::vector<const Descriptor*>& standalone_messages) {
   std::unique_ptr<RestCodec> codec(new RestCodec());
   std::vector<const Descriptor*> pending;
   std::vector<const Descriptor*> requests;  // Every RPC's request type.
@@ -416,8 +417,10 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
     }
   }
 
-  // Index and check every message and enum reachable from requests and
-  // responses.
+  pending.insert(pending.end(), standalone_messages.begin(),
+                 standalone_messages.end());
+  // Index and check every message and enum reachable from requests,
+  // responses and the standalone messages.
   while (!pending.empty()) {
     const Descriptor* d = pending.back();
     pending.pop_back();
@@ -513,6 +516,7 @@ const std::vector<std::string>& GatewayServiceNames() {
       const google::protobuf::FileDescriptor* file = pool->FindFileByName(name);
       if (file == nullptr || file->package() != kContractPackage) continue;
       for (int i = 0; i < file->service_count(); ++i) {
+        if (IsGatewayServedService(file->service(i)->full_name())) continue;
         out->push_back(file->service(i)->full_name());
       }
     }
@@ -520,6 +524,10 @@ const std::vector<std::string>& GatewayServiceNames() {
     return out;
   }();
   return *names;
+}
+
+bool IsGatewayServedService(absl::string_view service_full_name) {
+  return service_full_name == "clink.gateway.v1.EventService";
 }
 
 absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::CreateForServices(

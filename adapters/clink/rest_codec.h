@@ -112,11 +112,17 @@ struct Envelope {
 // The protobuf package of the public contract (proto/clink/gateway/v1).
 inline constexpr absl::string_view kContractPackage = "clink.gateway.v1";
 
-// The full names of the contract's services, sorted: every service declared in
-// a file of package kContractPackage that is linked into the binary (found by
-// walking the generated descriptor pool's files, so a new service needs no C++
-// list to be served). Computed once; thread-safe.
+// The full names of the contract's services that forward to Clink, sorted:
+// every service declared in a file of package kContractPackage that is linked
+// into the binary (found by walking the generated descriptor pool's files, so a
+// new service needs no C++ list to be served), except those the gateway serves
+// itself (IsGatewayServedService). Computed once; thread-safe.
 const std::vector<std::string>& GatewayServiceNames();
+
+// Whether `service_full_name` is a contract service the gateway implements
+// itself, with no REST mapping: "clink.gateway.v1.EventService" (Clink's
+// webhooks as a gRPC stream, server/event_service.h).
+bool IsGatewayServedService(absl::string_view service_full_name);
 
 class RestCodec {
  public:
@@ -132,8 +138,14 @@ class RestCodec {
   // DECIMAL only on strings and map<string, string>; every enum value but the
   // zero one has a wire value. An error here is a bug in the protos, reported
   // at startup.
+  //
+  // `standalone_messages` are further message types decoded on their own with
+  // DecodeMessage (e.g. the payloads of webhook events): they and everything
+  // they reach are indexed and checked like response messages.
   static absl::StatusOr<std::unique_ptr<RestCodec>> Create(
-      const std::vector<const google::protobuf::ServiceDescriptor*>& services);
+      const std::vector<const google::protobuf::ServiceDescriptor*>& services,
+      const std::vector<const google::protobuf::Descriptor*>&
+          standalone_messages = {});
 
   // As Create, for the services named (full names, e.g.
   // "clink.gateway.v1.CheckoutService") in the generated descriptor pool;
@@ -193,6 +205,17 @@ class RestCodec {
   // unless RestRule.unwrapped_response_ok. Iterative parse, bounded stack.
   absl::Status DecodeEnvelope(const RestMethod& method, absl::string_view body,
                               Envelope* envelope) const;
+
+  // Decodes one Clink JSON object (`json`, e.g. a webhook event's
+  // `data.object`) into `message` with the same rules as a response payload
+  // (DecodeResponse: numbers as their exact text, money never through a
+  // double, unknown members counted in `stats`). `message`'s type must be
+  // reachable from the compiled services or the standalone messages
+  // (FAILED_PRECONDITION otherwise); INVALID_ARGUMENT when `json` is not a
+  // JSON object. Iterative parse, bounded stack.
+  absl::Status DecodeMessage(absl::string_view json,
+                             google::protobuf::Message* message,
+                             DecodeStats* stats) const;
 
   // Encodes any message to Clink-style JSON (used by tests and the emulator's
   // goldens).

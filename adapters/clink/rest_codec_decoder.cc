@@ -570,6 +570,24 @@ absl::Status RestCodec::DecodeResponse(const RestMethod& method,
   return absl::OkStatus();
 }
 
+absl::Status RestCodec::DecodeMessage(absl::string_view json, Message* message,
+                                      DecodeStats* stats) const {
+  if (!fields_.contains(message->GetDescriptor())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(message->GetTypeName(),
+                     " is not a message this codec was compiled for"));
+  }
+  rapidjson::Document doc;
+  if (doc.Parse<kParseFlags>(json.data(), json.size()).HasParseError() ||
+      !doc.IsObject()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("not a JSON object (%d bytes) for %s", json.size(),
+                        message->GetTypeName()));
+  }
+  Impl(*this).DecodeObject(doc, message, "", stats);
+  return absl::OkStatus();
+}
+
 absl::Status RestCodec::DecodeEnvelope(const RestMethod& method,
                                        absl::string_view body,
                                        Envelope* envelope) const {

@@ -31,7 +31,7 @@ namespace {
 
 using credentials::testing::NewTempPath;
 using credentials::testing::SecretVolume;
-using events::testing::FakeEventStore;
+using events::FakeEventStore;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;

@@ -1,6 +1,7 @@
 // The gateway's webhook listener end to end: --webhook_listen on port 0, the
 // default merchant's webhook-secret in its key directory, an EventStore passed
 // in, and the webhook metrics on /metrics.
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +25,7 @@ class WebhookTest : public GatewayFixture {
         {{"api-key", kTestApiKey}, {"webhook-secret", kWebhookSecret}});
     options.webhook_listen = "127.0.0.1:0";
     options.metrics_listen = "127.0.0.1:0";
-    options.event_store = &store_;
+    options.event_store = store_;
   }
 
   int Deliver(const std::string& body, const std::string& secret) {
@@ -50,7 +51,8 @@ class WebhookTest : public GatewayFixture {
                          : std::vector<Sample>{};
   }
 
-  events::testing::FakeEventStore store_;
+  std::shared_ptr<events::FakeEventStore> store_ =
+      std::make_shared<events::FakeEventStore>();
 };
 
 TEST_F(WebhookTest, SignedEventIsStoredOnceAndCounted) {
@@ -61,9 +63,9 @@ TEST_F(WebhookTest, SignedEventIsStoredOnceAndCounted) {
   EXPECT_EQ(Deliver(body, kWebhookSecret), 200);
   EXPECT_EQ(Deliver(body, kWebhookSecret), 200);
   EXPECT_EQ(Deliver(body, "whsec_wrong"), 401);
-  ASSERT_EQ(store_.events().size(), 1u);
-  EXPECT_EQ(store_.events()[0].merchant, "default");
-  EXPECT_EQ(store_.events()[0].body, body);
+  ASSERT_EQ(store_->events().size(), 1u);
+  EXPECT_EQ(store_->events()[0].merchant, "default");
+  EXPECT_EQ(store_->events()[0].body, body);
 
   const std::vector<Sample> samples = Scrape();
   EXPECT_EQ(Sum(samples, "clink_gateway_webhooks_received_total",
