@@ -465,8 +465,7 @@ absl::StatusOr<RedisEventStore::Subscription> RedisEventStore::FindSubscription(
   if (!reply.ok()) return reply.status();
   const redisReply* r = reply->get();
   if (!IsArray(r, 2) || r->element[0]->type != REDIS_REPLY_STRING) {
-    return absl::NotFoundError(absl::StrCat(
-        "no subscription \"", name, "\" for merchant \"", merchant, "\""));
+    return internal::SubscriptionNotFound(merchant, name);
   }
   absl::StatusOr<std::vector<std::string>> types =
       internal::ParseCanonicalTypes(Str(r->element[0]));
@@ -535,9 +534,7 @@ absl::StatusOr<std::vector<Delivery>> RedisEventStore::Claim(
       if (absl::StrContains(reply.status().message(), "NOGROUP")) {
         // The group is gone (Redis lost its data): so is the subscription.
         ForgetSubscription(merchant, subscription);
-        return absl::NotFoundError(absl::StrCat(
-            "no subscription \"", subscription, "\" for merchant \"",
-            merchant, "\""));
+        return internal::SubscriptionNotFound(merchant, subscription);
       }
       return reply.status();
     }
@@ -653,9 +650,7 @@ RedisEventStore::OldestUnacknowledged(absl::string_view merchant,
   }
   if (last_delivered.empty()) {
     ForgetSubscription(merchant, subscription);
-    return absl::NotFoundError(absl::StrCat("no subscription \"", subscription,
-                                            "\" for merchant \"", merchant,
-                                            "\""));
+    return internal::SubscriptionNotFound(merchant, subscription);
   }
   std::string after = absl::StrCat("(", last_delivered);
   for (int page = 0; page < 10; ++page) {

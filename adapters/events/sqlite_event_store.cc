@@ -278,9 +278,7 @@ class SqliteEventDb {
         });
     if (!status.ok()) return status;
     if (!found.has_value()) {
-      return absl::NotFoundError(absl::StrCat("no subscription \"", name,
-                                              "\" for merchant \"", merchant,
-                                              "\""));
+      return internal::SubscriptionNotFound(merchant, name);
     }
     return *found;
   }
