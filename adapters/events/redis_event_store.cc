@@ -485,6 +485,15 @@ void RedisEventStore::ForgetSubscription(absl::string_view merchant,
   subscriptions_.erase(absl::StrCat(merchant, std::string(1, '\0'), name));
 }
 
+absl::Status RedisEventStore::GroupError(absl::Status status,
+                                         absl::string_view merchant,
+                                         absl::string_view subscription) {
+  if (!absl::StrContains(status.message(), "NOGROUP")) return status;
+  // The group is gone (Redis lost its data): so is the subscription.
+  ForgetSubscription(merchant, subscription);
+  return internal::SubscriptionNotFound(merchant, subscription);
+}
+
 void RedisEventStore::ForgetIdleConsumers(absl::string_view merchant,
                                           absl::string_view subscription,
                                           const std::string& stream) {
@@ -531,12 +540,7 @@ absl::StatusOr<std::vector<Delivery>> RedisEventStore::Claim(
          count, idle},
         "claim");
     if (!reply.ok()) {
-      if (absl::StrContains(reply.status().message(), "NOGROUP")) {
-        // The group is gone (Redis lost its data): so is the subscription.
-        ForgetSubscription(merchant, subscription);
-        return internal::SubscriptionNotFound(merchant, subscription);
-      }
-      return reply.status();
+      return GroupError(reply.status(), merchant, subscription);
     }
     const redisReply* r = reply->get();
     if (!IsArray(r)) return pool_->Unavailable("unexpected claim reply");
@@ -614,7 +618,9 @@ RedisEventStore::OldestUnacknowledged(absl::string_view merchant,
   {
     absl::StatusOr<ReplyPtr> pending = pool_->Command(
         {"XPENDING", stream, subscription, "-", "+", "1"}, "read pending");
-    if (!pending.ok()) return pending.status();
+    if (!pending.ok()) {
+      return GroupError(pending.status(), merchant, subscription);
+    }
     if (IsArray(pending->get(), 1) && IsArray((*pending)->element[0], 1)) {
       const std::string id(Str((*pending)->element[0]->element[0]));
       absl::StatusOr<ReplyPtr> entry =
