@@ -8,6 +8,26 @@
 #include "adapters/events/sqlite_event_store.h"
 
 namespace clink_gateway::events {
+namespace {
+
+// `options` with what both stores take from `config`.
+template <typename Options>
+Options WithCommon(const EventStoreConfig& config, Options options) {
+  options.retention = config.retention;
+  options.dedup_window = config.dedup_window;
+  options.listener = config.listener;
+  options.clock = config.clock;
+  return options;
+}
+
+template <typename Store>
+absl::StatusOr<std::unique_ptr<EventStore>> AsEventStore(
+    absl::StatusOr<std::unique_ptr<Store>> store) {
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<EventStore>(*std::move(store));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<EventStore>> MakeEventStore(
     const EventStoreConfig& config) {
@@ -25,14 +45,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> MakeEventStore(
     RedisEventStore::Options options;
     options.address = config.redis_address;
     options.password_file = config.redis_password_file;
-    options.retention = config.retention;
-    options.dedup_window = config.dedup_window;
-    options.listener = config.listener;
-    options.clock = config.clock;
-    absl::StatusOr<std::unique_ptr<RedisEventStore>> store =
-        RedisEventStore::Create(std::move(options));
-    if (!store.ok()) return store.status();
-    return std::unique_ptr<EventStore>(*std::move(store));
+    return AsEventStore(RedisEventStore::Create(WithCommon(config, options)));
   }
   if (config.state_dir.empty()) {
     return absl::InvalidArgumentError(
@@ -40,14 +53,7 @@ absl::StatusOr<std::unique_ptr<EventStore>> MakeEventStore(
   }
   SqliteEventStore::Options options;
   options.state_dir = config.state_dir;
-  options.retention = config.retention;
-  options.dedup_window = config.dedup_window;
-  options.listener = config.listener;
-  options.clock = config.clock;
-  absl::StatusOr<std::unique_ptr<SqliteEventStore>> store =
-      SqliteEventStore::Open(std::move(options));
-  if (!store.ok()) return store.status();
-  return std::unique_ptr<EventStore>(*std::move(store));
+  return AsEventStore(SqliteEventStore::Open(WithCommon(config, options)));
 }
 
 }  // namespace clink_gateway::events

@@ -152,6 +152,13 @@ absl::Status ValidateListQuery(const ListQuery& query) {
   return Result(violations);
 }
 
+absl::Status SubscriptionNotFound(absl::string_view merchant,
+                                  absl::string_view name) {
+  return absl::NotFoundError(absl::StrCat("no subscription \"", name,
+                                          "\" for merchant \"", merchant,
+                                          "\""));
+}
+
 std::string CanonicalTypes(const std::vector<std::string>& types) {
   const std::set<std::string> sorted(types.begin(), types.end());
   std::string out;

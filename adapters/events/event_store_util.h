@@ -58,6 +58,10 @@ absl::Status ValidateAcknowledge(absl::string_view merchant,
 // merchant, page_size 1-100, at most 100 event types.
 absl::Status ValidateListQuery(const ListQuery& query);
 
+// kNotFound: no subscription `name` for `merchant`.
+absl::Status SubscriptionNotFound(absl::string_view merchant,
+                                  absl::string_view name);
+
 // The set `types` as one string (sorted, duplicates removed, each entry
 // length-prefixed): equal sets give equal strings. "" for the empty set.
 std::string CanonicalTypes(const std::vector<std::string>& types);

@@ -465,8 +465,7 @@ absl::StatusOr<RedisEventStore::Subscription> RedisEventStore::FindSubscription(
   if (!reply.ok()) return reply.status();
   const redisReply* r = reply->get();
   if (!IsArray(r, 2) || r->element[0]->type != REDIS_REPLY_STRING) {
-    return absl::NotFoundError(absl::StrCat(
-        "no subscription \"", name, "\" for merchant \"", merchant, "\""));
+    return internal::SubscriptionNotFound(merchant, name);
   }
   absl::StatusOr<std::vector<std::string>> types =
       internal::ParseCanonicalTypes(Str(r->element[0]));
@@ -484,6 +483,15 @@ void RedisEventStore::ForgetSubscription(absl::string_view merchant,
                                          absl::string_view name) {
   MutexLock lock(&mu_);
   subscriptions_.erase(absl::StrCat(merchant, std::string(1, '\0'), name));
+}
+
+absl::Status RedisEventStore::GroupError(absl::Status status,
+                                         absl::string_view merchant,
+                                         absl::string_view subscription) {
+  if (!absl::StrContains(status.message(), "NOGROUP")) return status;
+  // The group is gone (Redis lost its data): so is the subscription.
+  ForgetSubscription(merchant, subscription);
+  return internal::SubscriptionNotFound(merchant, subscription);
 }
 
 void RedisEventStore::ForgetIdleConsumers(absl::string_view merchant,
@@ -532,14 +540,7 @@ absl::StatusOr<std::vector<Delivery>> RedisEventStore::Claim(
          count, idle},
         "claim");
     if (!reply.ok()) {
-      if (absl::StrContains(reply.status().message(), "NOGROUP")) {
-        // The group is gone (Redis lost its data): so is the subscription.
-        ForgetSubscription(merchant, subscription);
-        return absl::NotFoundError(absl::StrCat(
-            "no subscription \"", subscription, "\" for merchant \"",
-            merchant, "\""));
-      }
-      return reply.status();
+      return GroupError(reply.status(), merchant, subscription);
     }
     const redisReply* r = reply->get();
     if (!IsArray(r)) return pool_->Unavailable("unexpected claim reply");
@@ -617,7 +618,9 @@ RedisEventStore::OldestUnacknowledged(absl::string_view merchant,
   {
     absl::StatusOr<ReplyPtr> pending = pool_->Command(
         {"XPENDING", stream, subscription, "-", "+", "1"}, "read pending");
-    if (!pending.ok()) return pending.status();
+    if (!pending.ok()) {
+      return GroupError(pending.status(), merchant, subscription);
+    }
     if (IsArray(pending->get(), 1) && IsArray((*pending)->element[0], 1)) {
       const std::string id(Str((*pending)->element[0]->element[0]));
       absl::StatusOr<ReplyPtr> entry =
@@ -653,9 +656,7 @@ RedisEventStore::OldestUnacknowledged(absl::string_view merchant,
   }
   if (last_delivered.empty()) {
     ForgetSubscription(merchant, subscription);
-    return absl::NotFoundError(absl::StrCat("no subscription \"", subscription,
-                                            "\" for merchant \"", merchant,
-                                            "\""));
+    return internal::SubscriptionNotFound(merchant, subscription);
   }
   std::string after = absl::StrCat("(", last_delivered);
   for (int page = 0; page < 10; ++page) {

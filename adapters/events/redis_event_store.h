@@ -152,6 +152,10 @@ class RedisEventStore final : public EventStore {
   absl::StatusOr<Subscription> FindSubscription(absl::string_view merchant,
                                                 absl::string_view name);
   void ForgetSubscription(absl::string_view merchant, absl::string_view name);
+  // `status` of a command on the subscription's group; kNotFound (and the
+  // subscription forgotten) when Redis says the group does not exist.
+  absl::Status GroupError(absl::Status status, absl::string_view merchant,
+                          absl::string_view subscription);
   // At most once a minute (or idle_consumer_expiry) per subscription:
   // deletes its consumers with nothing pending, idle past
   // idle_consumer_expiry.

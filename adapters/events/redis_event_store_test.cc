@@ -166,6 +166,31 @@ TEST_F(RedisEventStoreTest, DownRedisIsUnavailableQuicklyAndRecovers) {
   ASSERT_TRUE(again.ok()) << again.status();
 }
 
+TEST_F(RedisEventStoreTest, SubscriptionLostWithRedisDataIsNotFoundThenRecreated) {
+  std::unique_ptr<RedisEventStore> store = MakeStore(BaseOptions(*server_));
+  ASSERT_NE(store, nullptr);
+  SubscriptionSpec spec;
+  spec.merchant = "default";
+  spec.name = "s";
+  ASSERT_TRUE(store->EnsureSubscription(spec).ok());
+  ASSERT_TRUE(store->Claim("default", "s", "c", 1, absl::Minutes(1)).ok());
+  ASSERT_TRUE(server_->Stop().ok());
+  ASSERT_TRUE(server_->Start().ok());  // Nothing persisted: all gone.
+  absl::StatusOr<std::vector<Delivery>> got =
+      store->Claim("default", "s", "c", 1, absl::Minutes(1));
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (absl::IsUnavailable(got.status()) && absl::Now() < give_up) {
+    got = store->Claim("default", "s", "c", 1, absl::Minutes(1));
+  }
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store->EnsureSubscription(spec).ok());
+  ASSERT_TRUE(store->Append(Event("after")).ok());
+  got = store->Claim("default", "s", "c", 1, absl::Minutes(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].event.event_id, "after");
+}
+
 TEST_F(RedisEventStoreTest, HungRedisTimesOut) {
   std::unique_ptr<RedisEventStore> store = MakeStore(BaseOptions(*server_));
   ASSERT_NE(store, nullptr);

@@ -278,9 +278,7 @@ class SqliteEventDb {
         });
     if (!status.ok()) return status;
     if (!found.has_value()) {
-      return absl::NotFoundError(absl::StrCat("no subscription \"", name,
-                                              "\" for merchant \"", merchant,
-                                              "\""));
+      return internal::SubscriptionNotFound(merchant, name);
     }
     return *found;
   }
@@ -394,6 +392,7 @@ absl::StatusOr<AppendResult> SqliteEventStore::Append(const StoredEvent& event) 
   bool duplicate = false;
   {
     MutexLock lock(&mu_);
+    SqliteEventDb& db = *db_;
     const absl::Time now = clock_.Now();
     if (stored.receive_time == absl::InfinitePast()) stored.receive_time = now;
     if (now >= next_prune_) {
@@ -404,9 +403,9 @@ absl::StatusOr<AppendResult> SqliteEventStore::Append(const StoredEvent& event) 
     const int64_t now_us = internal::Micros(now);
     const int64_t dedup_expiry_us = internal::Micros(
         now + std::max(options_.dedup_window, options_.retention));
-    absl::Status status = db_->Transaction([&]() -> absl::Status {
+    absl::Status status = db.Transaction([&]() -> absl::Status {
       bool seen = false;
-      absl::Status found = db_->Query(
+      absl::Status found = db.Query(
           internal::kFindDedup, "find duplicate",
           [&](Statement& s) {
             s.BindText(1, stored.merchant);
@@ -422,7 +421,7 @@ absl::StatusOr<AppendResult> SqliteEventStore::Append(const StoredEvent& event) 
         return absl::OkStatus();
       }
       absl::StatusOr<int64_t> inserted =
-          db_->Run(internal::kInsertEvent, "store event", [&](Statement& s) {
+          db.Run(internal::kInsertEvent, "store event", [&](Statement& s) {
             s.BindText(1, stored.merchant);
             s.BindText(2, stored.event_id);
             s.BindText(3, stored.type);
@@ -439,8 +438,8 @@ absl::StatusOr<AppendResult> SqliteEventStore::Append(const StoredEvent& event) 
         duplicate = true;
         return absl::OkStatus();
       }
-      return db_
-          ->Run(internal::kUpsertDedup, "store dedup entry",
+      return db
+          .Run(internal::kUpsertDedup, "store dedup entry",
                 [&](Statement& s) {
                   s.BindText(1, stored.merchant);
                   s.BindText(2, stored.event_id);
@@ -461,9 +460,10 @@ absl::Status SqliteEventStore::EnsureSubscription(const SubscriptionSpec& spec) 
   }
   const std::string canonical = internal::CanonicalTypes(spec.event_types);
   MutexLock lock(&mu_);
-  return db_->Transaction([&]() -> absl::Status {
+  SqliteEventDb& db = *db_;
+  return db.Transaction([&]() -> absl::Status {
     absl::StatusOr<SqliteEventDb::Subscription> existing =
-        db_->FindSubscription(spec.merchant, spec.name);
+        db.FindSubscription(spec.merchant, spec.name);
     if (existing.ok()) {
       if (existing->canonical_types != canonical) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -474,7 +474,7 @@ absl::Status SqliteEventStore::EnsureSubscription(const SubscriptionSpec& spec) 
     }
     if (!absl::IsNotFound(existing.status())) return existing.status();
     int64_t count = 0;
-    absl::Status counted = db_->Query(
+    absl::Status counted = db.Query(
         internal::kCountSubscriptions, "count subscriptions",
         [&](Statement& s) { s.BindText(1, spec.merchant); },
         [&](Statement& s) {
@@ -490,7 +490,7 @@ absl::Status SqliteEventStore::EnsureSubscription(const SubscriptionSpec& spec) 
     }
     // The cursor starts after the last event received before start_time.
     int64_t cursor = 0;
-    absl::Status last = db_->Query(
+    absl::Status last = db.Query(
         internal::kLastSeqBefore, "find start",
         [&](Statement& s) {
           s.BindText(1, spec.merchant);
@@ -501,7 +501,7 @@ absl::Status SqliteEventStore::EnsureSubscription(const SubscriptionSpec& spec) 
           return false;
         });
     if (!last.ok()) return last;
-    absl::StatusOr<int64_t> inserted = db_->Run(
+    absl::StatusOr<int64_t> inserted = db.Run(
         internal::kInsertSubscription, "create subscription", [&](Statement& s) {
           s.BindText(1, spec.merchant);
           s.BindText(2, spec.name);
@@ -510,9 +510,9 @@ absl::Status SqliteEventStore::EnsureSubscription(const SubscriptionSpec& spec) 
           s.BindInt(5, cursor);
         });
     if (!inserted.ok()) return inserted.status();
-    const int64_t id = sqlite3_last_insert_rowid(db_->db());
+    const int64_t id = sqlite3_last_insert_rowid(db.db());
     for (const std::string& type : spec.event_types) {
-      absl::StatusOr<int64_t> added = db_->Run(
+      absl::StatusOr<int64_t> added = db.Run(
           internal::kInsertSubscriptionType, "create subscription",
           [&](Statement& s) {
             s.BindInt(1, id);
@@ -534,17 +534,18 @@ absl::StatusOr<std::vector<Delivery>> SqliteEventStore::Claim(
   }
   std::vector<Delivery> deliveries;
   MutexLock lock(&mu_);
+  SqliteEventDb& db = *db_;
   const absl::Time now = clock_.Now();
   const int64_t now_us = internal::Micros(now);
   const int64_t expiry_us = internal::Micros(now + ack_deadline);
-  absl::Status status = db_->Transaction([&]() -> absl::Status {
+  absl::Status status = db.Transaction([&]() -> absl::Status {
     deliveries.clear();
     absl::StatusOr<SqliteEventDb::Subscription> sub =
-        db_->FindSubscription(merchant, subscription);
+        db.FindSubscription(merchant, subscription);
     if (!sub.ok()) return sub.status();
     // First the leases that expired unacknowledged.
     std::vector<int64_t> seqs;
-    absl::Status expired = db_->Query(
+    absl::Status expired = db.Query(
         internal::kExpiredLeases, "find expired leases",
         [&](Statement& s) {
           s.BindInt(1, sub->id);
@@ -560,7 +561,7 @@ absl::StatusOr<std::vector<Delivery>> SqliteEventStore::Claim(
     if (!expired.ok()) return expired;
     for (int64_t seq : seqs) {
       absl::StatusOr<int64_t> leased =
-          db_->Run(internal::kRelease, "lease", [&](Statement& s) {
+          db.Run(internal::kRelease, "lease", [&](Statement& s) {
             s.BindInt(1, sub->id);
             s.BindInt(2, seq);
             s.BindText(3, consumer);
@@ -572,7 +573,7 @@ absl::StatusOr<std::vector<Delivery>> SqliteEventStore::Claim(
     const int64_t want = max_events - static_cast<int64_t>(deliveries.size());
     if (want <= 0) return absl::OkStatus();
     seqs.clear();
-    absl::Status fresh = db_->Query(
+    absl::Status fresh = db.Query(
         internal::kNewEvents, "find new events",
         SqliteEventDb::BindNewEvents(merchant, *sub, sub->cursor, want),
         [&](Statement& s) {
@@ -583,7 +584,7 @@ absl::StatusOr<std::vector<Delivery>> SqliteEventStore::Claim(
     if (!fresh.ok()) return fresh;
     for (int64_t seq : seqs) {
       absl::StatusOr<int64_t> leased =
-          db_->Run(internal::kInsertLease, "lease", [&](Statement& s) {
+          db.Run(internal::kInsertLease, "lease", [&](Statement& s) {
             s.BindInt(1, sub->id);
             s.BindInt(2, seq);
             s.BindText(3, consumer);
@@ -598,7 +599,7 @@ absl::StatusOr<std::vector<Delivery>> SqliteEventStore::Claim(
     if (static_cast<int64_t>(seqs.size()) == want) {
       cursor = seqs.back();
     } else {
-      absl::Status last = db_->Query(
+      absl::Status last = db.Query(
           internal::kLastSeq, "find last event",
           [&](Statement& s) { s.BindText(1, merchant); },
           [&](Statement& s) {
@@ -608,8 +609,8 @@ absl::StatusOr<std::vector<Delivery>> SqliteEventStore::Claim(
       if (!last.ok()) return last;
     }
     if (cursor == sub->cursor) return absl::OkStatus();
-    return db_
-        ->Run(internal::kSetCursor, "advance cursor",
+    return db
+        .Run(internal::kSetCursor, "advance cursor",
               [&](Statement& s) {
                 s.BindInt(1, sub->id);
                 s.BindInt(2, cursor);
@@ -630,14 +631,15 @@ absl::StatusOr<int> SqliteEventStore::Acknowledge(
   }
   int acknowledged = 0;
   MutexLock lock(&mu_);
-  absl::Status status = db_->Transaction([&]() -> absl::Status {
+  SqliteEventDb& db = *db_;
+  absl::Status status = db.Transaction([&]() -> absl::Status {
     acknowledged = 0;
     absl::StatusOr<SqliteEventDb::Subscription> sub =
-        db_->FindSubscription(merchant, subscription);
+        db.FindSubscription(merchant, subscription);
     if (!sub.ok()) return sub.status();
     for (const std::string& id : event_ids) {
       absl::StatusOr<int64_t> changed =
-          db_->Run(internal::kAcknowledge, "acknowledge", [&](Statement& s) {
+          db.Run(internal::kAcknowledge, "acknowledge", [&](Statement& s) {
             s.BindInt(1, sub->id);
             s.BindText(2, merchant);
             s.BindText(3, id);
@@ -660,8 +662,9 @@ SqliteEventStore::OldestUnacknowledged(absl::string_view merchant,
     return valid;
   }
   MutexLock lock(&mu_);
+  SqliteEventDb& db = *db_;
   absl::StatusOr<SqliteEventDb::Subscription> sub =
-      db_->FindSubscription(merchant, subscription);
+      db.FindSubscription(merchant, subscription);
   if (!sub.ok()) return sub.status();
   std::optional<int64_t> oldest_us;
   auto take = [&oldest_us](Statement& s) {
@@ -671,12 +674,12 @@ SqliteEventStore::OldestUnacknowledged(absl::string_view merchant,
     }
     return false;
   };
-  absl::Status leased = db_->Query(
+  absl::Status leased = db.Query(
       internal::kOldestLeased, "find oldest lease",
       [&](Statement& s) { s.BindInt(1, sub->id); }, take);
   if (!leased.ok()) return leased;
   // The first event not yet handed out (column 5 of kNewEvents: receive_us).
-  absl::Status fresh = db_->Query(
+  absl::Status fresh = db.Query(
       internal::kNewEvents, "find oldest new event",
       SqliteEventDb::BindNewEvents(merchant, *sub, sub->cursor, 1),
       [&](Statement& s) {
@@ -697,7 +700,8 @@ absl::StatusOr<std::optional<StoredEvent>> SqliteEventStore::Get(
   }
   std::optional<StoredEvent> event;
   MutexLock lock(&mu_);
-  absl::Status status = db_->Query(
+  SqliteEventDb& db = *db_;
+  absl::Status status = db.Query(
       internal::kGetEvent, "get event",
       [&](Statement& s) {
         s.BindText(1, merchant);
@@ -743,9 +747,10 @@ absl::StatusOr<ListPage> SqliteEventStore::List(const ListQuery& query) {
   int64_t last_seq = 0;
   bool more = false;
   MutexLock lock(&mu_);
+  SqliteEventDb& db = *db_;
   Statement statement;
-  if (!statement.Prepare(db_->db(), sql.c_str())) return db_->Error("list");
-  absl::Status status = db_->QueryWith(
+  if (!statement.Prepare(db.db(), sql.c_str())) return db.Error("list");
+  absl::Status status = db.QueryWith(
       statement, "list",
       [&](Statement& s) {
         s.BindText(1, query.merchant);
@@ -780,19 +785,20 @@ absl::StatusOr<int64_t> SqliteEventStore::Prune(absl::Time cutoff) {
 
 absl::StatusOr<int64_t> SqliteEventStore::PruneLocked(absl::Time cutoff,
                                                       absl::Time now) {
+  SqliteEventDb& db = *db_;
   int64_t dropped = 0;
   const int64_t cutoff_us = internal::Micros(cutoff);
-  absl::Status status = db_->Transaction([&]() -> absl::Status {
+  absl::Status status = db.Transaction([&]() -> absl::Status {
     auto bind_cutoff = [cutoff_us](Statement& s) { s.BindInt(1, cutoff_us); };
     absl::StatusOr<int64_t> leases =
-        db_->Run(internal::kPruneLeases, "prune deliveries", bind_cutoff);
+        db.Run(internal::kPruneLeases, "prune deliveries", bind_cutoff);
     if (!leases.ok()) return leases.status();
     absl::StatusOr<int64_t> events =
-        db_->Run(internal::kPruneEvents, "prune events", bind_cutoff);
+        db.Run(internal::kPruneEvents, "prune events", bind_cutoff);
     if (!events.ok()) return events.status();
     dropped = *events;
-    return db_
-        ->Run(internal::kPruneDedup, "prune dedup entries",
+    return db
+        .Run(internal::kPruneDedup, "prune dedup entries",
               [now](Statement& s) { s.BindInt(1, internal::Micros(now)); })
         .status();
   });
