@@ -76,6 +76,7 @@ std::shared_ptr<const WebhookSecretSet> WebhookSecrets::Current(
 }
 
 void WebhookSecrets::Reload(absl::string_view merchant) {
+  MutexLock reload_lock(&reload_mu_);
   std::string dir;
   {
     MutexLock lock(&mu_);

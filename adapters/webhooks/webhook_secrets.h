@@ -76,7 +76,7 @@ class WebhookSecrets {
   // Re-reads the merchant's directory (ignored for a merchant not
   // configured). Logs "webhook_secrets_reloaded" (fingerprints before and
   // after) when the secrets change, "webhook_secrets_reload_failed" once per
-  // problem otherwise.
+  // problem otherwise. Reloads are serialised.
   void Reload(absl::string_view merchant);
 
  private:
@@ -86,6 +86,9 @@ class WebhookSecrets {
     std::string last_problem;  // Logged once until it changes.
   };
 
+  // Serialises Reload() (a slow read must not overwrite a newer one);
+  // never held by Current().
+  Mutex reload_mu_;
   mutable Mutex mu_;
   // The keys are fixed at construction; the entries change under mu_.
   absl::flat_hash_map<std::string, Entry> merchants_ ABSL_GUARDED_BY(mu_);

@@ -67,27 +67,17 @@ TEST_F(WebhookTest, SignedEventIsStoredOnceAndCounted) {
   EXPECT_EQ(store_->events()[0].merchant, "default");
   EXPECT_EQ(store_->events()[0].body, body);
 
+  // What reached /metrics (the series themselves: server/metrics_test.cc).
   const std::vector<Sample> samples = Scrape();
-  EXPECT_EQ(Sum(samples, "clink_gateway_webhooks_received_total",
-                {{"merchant", "default"}, {"result", "accepted"}}),
-            1);
-  EXPECT_EQ(Sum(samples, "clink_gateway_webhooks_received_total",
-                {{"merchant", "default"}, {"result", "duplicate"}}),
-            1);
-  EXPECT_EQ(Sum(samples, "clink_gateway_webhooks_received_total",
-                {{"merchant", "default"}, {"result", "bad_signature"}}),
-            1);
+  for (const char* result : {"accepted", "duplicate", "bad_signature"}) {
+    EXPECT_EQ(Sum(samples, "clink_gateway_webhooks_received_total",
+                  {{"merchant", "default"}, {"result", result}}),
+              1)
+        << result;
+  }
   EXPECT_EQ(Sum(samples, "clink_gateway_events_stored_total",
-                {{"merchant", "default"}, {"type", "order.succeeded"}}),
+                {{"type", "order.succeeded"}}),
             1);
-  EXPECT_EQ(Sum(samples, "clink_gateway_webhook_ingest_duration_seconds_count",
-                {{"merchant", "default"}}),
-            2);
-  // Every result exists from the start, "unknown" merchant included.
-  EXPECT_EQ(Select(samples, "clink_gateway_webhooks_received_total",
-                   {{"merchant", "unknown"}})
-                .size(),
-            11u);
 }
 
 }  // namespace
