@@ -138,6 +138,10 @@ absl::StatusOr<std::optional<std::string>> ReadDescription(
   return std::optional<std::string>(std::move(description));
 }
 
+absl::Status EndpointNotFound(absl::string_view id) {
+  return absl::NotFoundError(absl::StrCat("webhook endpoint ", id, " not found"));
+}
+
 std::string Masked(const std::string& secret) {
   return absl::StrCat("whsec_...", secret.substr(secret.size() - 4));
 }
@@ -297,8 +301,7 @@ absl::StatusOr<std::string> WebhookEndpoints::Get(const ApiRequest& /*request*/,
   MutexLock lock(&mu_);
   const Endpoint* endpoint = Find(params[0]);
   if (endpoint == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("webhook endpoint ", params[0], " not found"));
+    return EndpointNotFound(params[0]);
   }
   return DataEnvelope([&](JsonWriter& writer) {
     WriteEndpoint(writer, *endpoint, /*with_secret=*/false);
@@ -321,8 +324,7 @@ absl::StatusOr<std::string> WebhookEndpoints::Update(const ApiRequest& request,
   MutexLock lock(&mu_);
   Endpoint* endpoint = Find(params[0]);
   if (endpoint == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("webhook endpoint ", params[0], " not found"));
+    return EndpointNotFound(params[0]);
   }
   if (url.has_value()) endpoint->url = *std::move(url);
   if (events.has_value()) endpoint->events = *std::move(events);
@@ -341,8 +343,7 @@ absl::StatusOr<std::string> WebhookEndpoints::Delete(
       endpoints_.begin(), endpoints_.end(),
       [&](const Endpoint& endpoint) { return endpoint.id == params[0]; });
   if (it == endpoints_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("webhook endpoint ", params[0], " not found"));
+    return EndpointNotFound(params[0]);
   }
   endpoints_.erase(it);
   return ErrorEnvelope(kCodeSuccess, "Success");  // {code, msg, data: null}
@@ -353,8 +354,7 @@ absl::StatusOr<std::string> WebhookEndpoints::SetEnabled(const std::string& id,
   MutexLock lock(&mu_);
   Endpoint* endpoint = Find(id);
   if (endpoint == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("webhook endpoint ", id, " not found"));
+    return EndpointNotFound(id);
   }
   endpoint->enabled = enabled;
   endpoint->updated_at_ms = absl::ToUnixMillis(clock_());
@@ -378,8 +378,7 @@ absl::StatusOr<std::string> WebhookEndpoints::RotateSecret(
   MutexLock lock(&mu_);
   Endpoint* endpoint = Find(params[0]);
   if (endpoint == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("webhook endpoint ", params[0], " not found"));
+    return EndpointNotFound(params[0]);
   }
   Rotate(*endpoint);
   endpoint->updated_at_ms = absl::ToUnixMillis(clock_());
