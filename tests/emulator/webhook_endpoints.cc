@@ -93,14 +93,14 @@ absl::Status ValidateUrl(const std::string& url) {
   return absl::OkStatus();
 }
 
-// The `events` member: at least one §13.1 name. nullopt when absent (and not
-// `required`).
-absl::StatusOr<std::optional<std::vector<std::string>>> ReadEvents(
-    const JsonFields& fields, bool required) {
+// The `events` member: at least one §13.1 name. Empty when absent (and not
+// `required`): a present list is never empty.
+absl::StatusOr<std::vector<std::string>> ReadEvents(const JsonFields& fields,
+                                                    bool required) {
   const rapidjson::Value* value = fields.Find("events");
   if (value == nullptr) {
     if (required) return absl::InvalidArgumentError("events is required");
-    return std::optional<std::vector<std::string>>();
+    return std::vector<std::string>();
   }
   if (!value->IsArray() || value->Empty()) {
     return absl::InvalidArgumentError(
@@ -121,7 +121,7 @@ absl::StatusOr<std::optional<std::vector<std::string>>> ReadEvents(
       events.push_back(name);
     }
   }
-  return std::optional<std::vector<std::string>>(std::move(events));
+  return events;
 }
 
 absl::StatusOr<std::optional<std::string>> ReadDescription(
@@ -256,8 +256,7 @@ absl::StatusOr<std::string> WebhookEndpoints::Create(
   Endpoint endpoint;
   GATEWAY_ASSIGN_OR_RETURN(endpoint.url, fields.RequiredString("url"));
   GATEWAY_RETURN_IF_ERROR(ValidateUrl(endpoint.url));
-  GATEWAY_ASSIGN_OR_RETURN(auto events, ReadEvents(fields, true));
-  endpoint.events = *std::move(events);
+  GATEWAY_ASSIGN_OR_RETURN(endpoint.events, ReadEvents(fields, true));
   GATEWAY_ASSIGN_OR_RETURN(auto description, ReadDescription(fields));
   endpoint.description = description.value_or("");
   GATEWAY_ASSIGN_OR_RETURN(auto enabled, fields.OptionalBool("enabled"));
@@ -318,7 +317,8 @@ absl::StatusOr<std::string> WebhookEndpoints::Update(const ApiRequest& request,
     GATEWAY_ASSIGN_OR_RETURN(url, fields.RequiredString("url"));
     GATEWAY_RETURN_IF_ERROR(ValidateUrl(*url));
   }
-  GATEWAY_ASSIGN_OR_RETURN(auto events, ReadEvents(fields, false));
+  GATEWAY_ASSIGN_OR_RETURN(std::vector<std::string> events,
+                           ReadEvents(fields, false));
   GATEWAY_ASSIGN_OR_RETURN(auto description, ReadDescription(fields));
   GATEWAY_ASSIGN_OR_RETURN(auto enabled, fields.OptionalBool("enabled"));
   MutexLock lock(&mu_);
@@ -327,7 +327,7 @@ absl::StatusOr<std::string> WebhookEndpoints::Update(const ApiRequest& request,
     return EndpointNotFound(params[0]);
   }
   if (url.has_value()) endpoint->url = *std::move(url);
-  if (events.has_value()) endpoint->events = *std::move(events);
+  if (!events.empty()) endpoint->events = std::move(events);
   if (description.has_value()) endpoint->description = *std::move(description);
   if (enabled.has_value()) endpoint->enabled = *enabled;
   endpoint->updated_at_ms = absl::ToUnixMillis(clock_());
@@ -394,7 +394,8 @@ absl::StatusOr<std::string> WebhookEndpoints::Ensure(const ApiRequest& request,
   const JsonFields fields(doc);
   GATEWAY_ASSIGN_OR_RETURN(std::string url, fields.RequiredString("url"));
   GATEWAY_RETURN_IF_ERROR(ValidateUrl(url));
-  GATEWAY_ASSIGN_OR_RETURN(auto events, ReadEvents(fields, true));
+  GATEWAY_ASSIGN_OR_RETURN(std::vector<std::string> events,
+                           ReadEvents(fields, true));
   GATEWAY_ASSIGN_OR_RETURN(auto description, ReadDescription(fields));
   GATEWAY_ASSIGN_OR_RETURN(auto enabled, fields.OptionalBool("enabled"));
   GATEWAY_ASSIGN_OR_RETURN(auto return_secret,
@@ -414,7 +415,7 @@ absl::StatusOr<std::string> WebhookEndpoints::Ensure(const ApiRequest& request,
     Endpoint created;
     created.id = absl::StrCat("whk_", absl::Uniform<uint64_t>(bitgen_));
     created.url = url;
-    created.events = *std::move(events);
+    created.events = std::move(events);
     created.description = description.value_or("");
     created.enabled = enabled.value_or(true);
     created.created_at_ms = created.updated_at_ms = now_ms;
@@ -425,10 +426,10 @@ absl::StatusOr<std::string> WebhookEndpoints::Ensure(const ApiRequest& request,
     available = true;
   } else {
     const bool changed =
-        endpoint->events != *events ||
+        endpoint->events != events ||
         (description.has_value() && endpoint->description != *description) ||
         (enabled.has_value() && endpoint->enabled != *enabled);
-    endpoint->events = *std::move(events);
+    endpoint->events = std::move(events);
     if (description.has_value()) endpoint->description = *description;
     if (enabled.has_value()) endpoint->enabled = *enabled;
     const bool rotating = rotate.value_or(false) ||
