@@ -60,6 +60,10 @@ void ReadIds(const google::protobuf::Message& payload, AuditEntry& entry) {
   for (int i = 0; i < type.field_count(); ++i) {
     const FieldDescriptor& field = *type.field(i);
     if (field.name() != "id" && !absl::EndsWith(field.name(), "_id")) continue;
+    // A secret is never printed, whatever its name (FieldRule.sensitive).
+    if (field.options().GetExtension(::clink::gateway::v1::field).sensitive()) {
+      continue;
+    }
     if (!IsSetString(payload, field)) continue;
     entry.ids.emplace_back(absl::StrCat("clink_", field.name()),
                            payload.GetReflection()->GetString(payload, &field));

@@ -31,7 +31,9 @@
 //    `*_id` of the response's payload message (RestRule.response_body, or the
 //    response itself), e.g. clink_order_id, clink_refund_id,
 //    clink_subscription_id, clink_session_id.
-// Never a secret, the idempotency key, or a request or response body.
+// Never a secret (no field marked FieldRule.sensitive, such as a webhook
+// endpoint's signing secret, whatever its name), the idempotency key, or a
+// request or response body.
 //
 // Writes refused before anything was sent (bad metadata, validation,
 // permission) are audited too, with outcome not_sent. Reads are not.

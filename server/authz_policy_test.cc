@@ -20,6 +20,8 @@ constexpr char kCheckoutWeb[] =
     "spiffe://cluster.local/ns/shop/sa/checkout-web";
 constexpr char kSupport[] = "spiffe://cluster.local/ns/support/sa/support-tool";
 constexpr char kFinance[] = "spiffe://cluster.local/ns/finance/sa/finance";
+constexpr char kPlatformAdmin[] =
+    "spiffe://cluster.local/ns/platform/sa/platform-admin";
 
 bool Allows(const AuthzPolicy& policy, const std::string& path,
             const std::string& principal, const std::string& merchant = "",
@@ -61,6 +63,24 @@ TEST(AuthzPolicyTest, TheThreeCallersGetWhatThePolicySays) {
   EXPECT_FALSE(Allows(p, "/clink.gateway.v1.PaymentService/CreateRefund",
                       kFinance, "", &rule));
   EXPECT_EQ(rule, "finance-never-writes");
+  // Webhook endpoints (whose answers carry signing secrets): the platform
+  // admin only.
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.WebhookService/EnsureWebhookEndpoint",
+                     kPlatformAdmin, "", &rule));
+  EXPECT_EQ(rule, "platform-admin-manages-webhook-endpoints");
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.WebhookService/ListWebhookEndpoints",
+                     kPlatformAdmin));
+  EXPECT_FALSE(
+      Allows(p, "/clink.gateway.v1.PaymentService/CreatePayment", kPlatformAdmin));
+  for (const char* other : {kCheckoutWeb, kSupport, kFinance}) {
+    EXPECT_FALSE(Allows(p,
+                        "/clink.gateway.v1.WebhookService/RotateWebhookEndpointSecret",
+                        other, "eu"))
+        << other;
+    EXPECT_FALSE(Allows(p, "/clink.gateway.v1.WebhookService/GetWebhookEndpoint",
+                        other, "eu"))
+        << other;
+  }
   // No certificate, or an unknown one: denied by default.
   EXPECT_FALSE(Allows(p, "/clink.gateway.v1.BillingService/GetInvoice", ""));
   EXPECT_FALSE(Allows(p, "/clink.gateway.v1.BillingService/GetInvoice",

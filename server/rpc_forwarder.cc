@@ -239,6 +239,8 @@ class RpcForwarder::Call final : public grpc::ServerUnaryReactor {
   grpc::ByteBuffer* const out;
   const std::unique_ptr<google::protobuf::Message> request;
   const std::unique_ptr<google::protobuf::Message> response;
+  // Null only in handler tests that serve without one.
+  grpc::CallbackServerContext* context = nullptr;
   bool keyed = false;
   std::string request_id;
   std::string merchant;
@@ -276,6 +278,7 @@ grpc::ServerUnaryReactor* RpcForwarder::Serve(
     grpc::CallbackServerContext* context, const ServedMethod& method,
     const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
   auto* call = new Call(method, clock_.Now(), response);
+  call->context = context;
   const clink::RestMethod& rest = *method.rest;
   observer_.OnRpcStarted(rest);
   clink::CallOptions options;
@@ -395,6 +398,12 @@ void RpcForwarder::Complete(Call* call, clink::CallResult result) {
   std::string merchant = log ? call->merchant : std::string();
   std::string caller = log ? call->options.caller : std::string();
   const bool caller_authenticated = call->options.caller_authenticated;
+  // A replay says so (initial metadata, sent with the answer): the caller
+  // can tell a stored result from a fresh one, e.g. why a webhook endpoint's
+  // signing secret is empty (sensitive fields are never stored).
+  if (result.replayed && call->context != nullptr) {
+    call->context->AddInitialMetadata("idempotency-replayed", "true");
+  }
   // Answer the caller first; the log line is queued, never awaited.
   call->Finish(ToGrpcStatus(result.status));
   if (!log) return;

@@ -458,6 +458,18 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
         return ProtoBug(f->full_name(), "min_decimal is not a decimal");
       }
       GATEWAY_RETURN_IF_ERROR(CheckMoneyRule(*f));
+      if (rule.sensitive() &&
+          f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+        return ProtoBug(f->full_name(),
+                        "sensitive is for string and bytes fields");
+      }
+      if (rule.format() != v1::STRING_FORMAT_UNSPECIFIED &&
+          (f->cpp_type() != FieldDescriptor::CPPTYPE_STRING || f->is_map())) {
+        return ProtoBug(f->full_name(), "format is for string fields");
+      }
+      if (rule.max_items() > 0 && !f->is_repeated()) {
+        return ProtoBug(f->full_name(), "max_items is for repeated fields");
+      }
       if (rule.has_file_part() && !file_fields.contains(f)) {
         return ProtoBug(f->full_name(),
                         "file_part is only for a top-level bytes field of a "
@@ -499,7 +511,55 @@ absl::StatusOr<std::unique_ptr<RestCodec>> RestCodec::Create(
                     "decoder recurse) without bound");
   }
   GATEWAY_RETURN_IF_ERROR(CheckRequestAmountsHaveCurrencies(requests));
+  for (auto& [descriptor, rest] : codec->by_method_) {
+    rest->sensitive_response = HasSensitiveFields(*descriptor->output_type());
+  }
   return codec;
+}
+
+namespace {
+
+bool HasSensitiveFieldsIn(const Descriptor& type,
+                          absl::flat_hash_set<const Descriptor*>& seen) {
+  if (!seen.insert(&type).second) return false;
+  for (int i = 0; i < type.field_count(); ++i) {
+    const FieldDescriptor* f = type.field(i);
+    if (RuleOf(*f).sensitive()) return true;
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+        HasSensitiveFieldsIn(*f->message_type(), seen)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool HasSensitiveFields(const Descriptor& type) {
+  absl::flat_hash_set<const Descriptor*> seen;
+  return HasSensitiveFieldsIn(type, seen);
+}
+
+int ClearSensitiveFields(Message* message) {
+  const Reflection* r = message->GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r->ListFields(*message, &fields);
+  int cleared = 0;
+  for (const FieldDescriptor* f : fields) {
+    if (RuleOf(*f).sensitive()) {
+      r->ClearField(message, f);
+      ++cleared;
+    } else if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+      continue;
+    } else if (f->is_repeated()) {  // Also a map: its entries are messages.
+      for (int k = 0; k < r->FieldSize(*message, f); ++k) {
+        cleared += ClearSensitiveFields(r->MutableRepeatedMessage(message, f, k));
+      }
+    } else {
+      cleared += ClearSensitiveFields(r->MutableMessage(message, f));
+    }
+  }
+  return cleared;
 }
 
 const std::vector<std::string>& GatewayServiceNames() {

@@ -65,6 +65,10 @@ struct RestMethod {
   // string field holding its file name. Null for a JSON body (or none).
   const google::protobuf::FieldDescriptor* file_field = nullptr;
   const google::protobuf::FieldDescriptor* filename_field = nullptr;
+  // The response (or a message in it) has a FieldRule.sensitive field (a
+  // webhook endpoint's plaintext signing secret): whoever keeps or prints a
+  // response of this method clears those first (ClearSensitiveFields).
+  bool sensitive_response = false;
 
   // True for methods that may change state at Clink: every method but GET
   // (POST, PUT, PATCH, DELETE). A mutating call goes through the idempotency
@@ -123,6 +127,21 @@ const std::vector<std::string>& GatewayServiceNames();
 // itself, with no REST mapping: "clink.gateway.v1.EventService" (Clink's
 // webhooks as a gRPC stream, server/event_service.h).
 bool IsGatewayServedService(absl::string_view service_full_name);
+// Whether `type` or a message type reachable from it has a field marked
+// FieldRule.sensitive (rest_options.proto).
+bool HasSensitiveFields(const google::protobuf::Descriptor& type);
+
+// Clears every set field marked FieldRule.sensitive in `message` and in the
+// messages nested in it (singular, repeated and map values), so the message
+// can be kept or printed without the secret. Returns how many fields it
+// cleared.
+int ClearSensitiveFields(google::protobuf::Message* message);
+
+// What is wrong with `value` for a string field of FieldRule.format `format`
+// ("must be an absolute https:// URL ..."), or empty when it conforms (and for
+// STRING_FORMAT_UNSPECIFIED). The rules are in rest_options.proto.
+absl::string_view StringFormatProblem(v1::StringFormat format,
+                                      absl::string_view value);
 
 class RestCodec {
  public:

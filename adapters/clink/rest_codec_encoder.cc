@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -196,6 +197,54 @@ void CheckFilePart(const RestMethod& method, const Message& request,
 
 }  // namespace
 
+absl::string_view StringFormatProblem(v1::StringFormat format,
+                                      absl::string_view value) {
+  switch (format) {
+    case v1::STRING_FORMAT_HTTPS_URL: {
+      constexpr absl::string_view kProblem =
+          "must be an absolute https:// URL with a host, like "
+          "\"https://shop.example.com/webhooks/clink\"";
+      if (!absl::StartsWithIgnoreCase(value, "https://")) return kProblem;
+      for (const char c : value) {
+        const unsigned char u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f) return kProblem;
+      }
+      const absl::string_view rest = value.substr(8);
+      const size_t host_end = rest.find_first_of("/?#");
+      absl::string_view authority = rest.substr(0, host_end);
+      if (const size_t at = authority.rfind('@');
+          at != absl::string_view::npos) {
+        authority.remove_prefix(at + 1);
+      }
+      if (authority.empty() || authority.front() == ':') return kProblem;
+      return {};
+    }
+    case v1::STRING_FORMAT_EVENT_NAME: {
+      constexpr absl::string_view kProblem =
+          "must be a Clink event name, like \"order.succeeded\" (numeric "
+          "codes are not accepted)";
+      if (value.empty() || value.size() > 64) return kProblem;
+      bool segment_start = true;
+      for (const char c : value) {
+        if (c == '.') {
+          if (segment_start) return kProblem;  // Empty segment.
+          segment_start = true;
+          continue;
+        }
+        const bool lower = c >= 'a' && c <= 'z';
+        if (segment_start ? !lower
+                          : !(lower || (c >= '0' && c <= '9') || c == '_')) {
+          return kProblem;
+        }
+        segment_start = false;
+      }
+      return segment_start ? kProblem : absl::string_view();
+    }
+    default:
+      return {};
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reflection walkers: validation and encoding.
 
@@ -218,6 +267,11 @@ void RestCodec::Impl::ValidateMessage(const Message& message,
     if (f->is_repeated()) {
       const int n = r->FieldSize(message, f);
       if (rule.required() && n == 0) out->push_back({path, "is required"});
+      if (rule.max_items() > 0 && static_cast<uint32_t>(n) > rule.max_items()) {
+        out->push_back({path, absl::StrCat("must have at most ",
+                                           rule.max_items(), " elements")});
+        continue;  // Not one violation per element of a huge list.
+      }
       if (IsDecimalMap(*f)) ValidateAmountMap(message, *f, path, out);
       if (f->is_map()) continue;
       for (int k = 0; k < n; ++k) {
@@ -479,6 +533,10 @@ void RestCodec::Impl::ValidateString(const std::string& value,
   if (rule.max_length() > 0 && Utf8Length(value) > rule.max_length()) {
     out->push_back({path, absl::StrCat("must be at most ", rule.max_length(),
                                        " characters")});
+  }
+  if (rule.format() != v1::STRING_FORMAT_UNSPECIFIED) {
+    const absl::string_view problem = StringFormatProblem(rule.format(), value);
+    if (!problem.empty()) out->push_back({path, std::string(problem)});
   }
   if (rule.encoding() != v1::VALUE_ENCODING_DECIMAL) return;
   if (!IsValidDecimal(value)) {

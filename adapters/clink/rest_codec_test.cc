@@ -24,6 +24,7 @@
 #include "clink/gateway/v1/billing.pb.h"
 #include "clink/gateway/v1/checkout.pb.h"
 #include "clink/gateway/v1/coupon.pb.h"
+#include "clink/gateway/v1/webhook.pb.h"
 #include "clink/gateway/v1/payment.pb.h"
 #include "clink/gateway/v1/rest_options.pb.h"
 #include "clink/gateway/v1/test_clock.pb.h"
@@ -1283,6 +1284,8 @@ std::vector<RpcCase> CasesFromFiles() {
       method = http::Method::kPut;
     } else if (method_and_path[0] == "DELETE") {
       method = http::Method::kDelete;
+    } else if (method_and_path[0] == "PATCH") {
+      method = http::Method::kPatch;
     } else if (method_and_path[0] != "GET") {
       broken("unknown HTTP method");
     }
@@ -1336,8 +1339,10 @@ TEST_P(RpcTest, EncodesRequestToGolden) {
         ReadTestdata(absl::StrCat(c.golden, "_request.multipart")),
         {{"{boundary}", boundary}, {"\n", "\r\n"}});
     EXPECT_EQ(http->body, want);
-  } else if (c.http_method == http::Method::kGet) {
-    EXPECT_EQ(http->body, "");
+  } else if (c.http_method == http::Method::kGet ||
+             c.http_method == http::Method::kDelete) {
+    EXPECT_EQ(http->body, "");  // No body, not even "{}".
+    EXPECT_TRUE(http->headers.empty());
   } else {
     EXPECT_EQ(
         CanonicalJson(http->body),
@@ -1354,7 +1359,9 @@ TEST_P(RpcTest, DecodesResponseGolden) {
 
   EXPECT_TRUE(got.envelope.has_code);
   EXPECT_EQ(got.envelope.code, 200);
-  EXPECT_EQ(got.envelope.msg, "success");
+  // "Success" on the webhook-endpoint APIs (clink-api.md §3.1).
+  EXPECT_TRUE(absl::EqualsIgnoreCase(got.envelope.msg, "success"))
+      << got.envelope.msg;
   EXPECT_EQ(got.stats.unknown_fields, 0)
       << absl::StrJoin(got.stats.unknown_examples, ", ");
   const std::unique_ptr<Message> want =
@@ -1463,9 +1470,11 @@ TEST(RestCodecLookupTest, FindByRequestTypeAndMethodAttributes) {
     ASSERT_NE(rest, nullptr);
     EXPECT_EQ(Codec().FindByRequestType(*rest->method->input_type()), rest);
     EXPECT_EQ(rest->mutating(), c.http_method != http::Method::kGet);
-    // Only refunds are deduplicated by Clink (refundMerchantOrderId).
+    // Only refunds (refundMerchantOrderId) and webhook-endpoint ensure (keyed
+    // by url, clink-api.md §4) are deduplicated by Clink.
     EXPECT_EQ(rest->idempotent_upstream,
-              std::string(c.rpc) == "PaymentService.CreateRefund");
+              std::string(c.rpc) == "PaymentService.CreateRefund" ||
+                  std::string(c.rpc) == "WebhookService.EnsureWebhookEndpoint");
   }
   EXPECT_EQ(Rest("CheckoutService.GetCheckoutSession")->endpoint,
             "GET /checkout/session/{session_id}");
@@ -2202,6 +2211,79 @@ TEST(ValidationTest, IntegerBounds) {
   EXPECT_THAT(ViolationFields(Codec().Validate(
                   *Rest("CheckoutService.CreateCheckoutSession"), checkout)),
               ElementsAre("price_data_list[1].quantity"));
+}
+
+TEST(ValidationTest, WebhookUrlsEventNamesAndListSizes) {
+  const RestMethod* rest = Rest("WebhookService.CreateWebhookEndpoint");
+  ASSERT_NE(rest, nullptr);
+  auto valid = [&](const std::string& text) {
+    return Codec()
+        .Validate(*rest, FromText<v1::CreateWebhookEndpointRequest>(text))
+        .ok();
+  };
+  EXPECT_TRUE(valid(R"pb(url: "https://shop.example.com:8443/h?x=1"
+                         events: "order.succeeded"
+                         events: "subscription.updated.plan_changed"
+                         events: "vic_device.binding_succeeded")pb"));
+  EXPECT_TRUE(valid(R"pb(url: "HTTPS://Shop.Example.com" events: "a")pb"));
+  for (const char* url :
+       {"http://shop.example.com/h", "https://", "https:///path",
+        "https://:443/", "https://shop.example.com/a b", "ftp://x",
+        "https://shop.example.com/\\x7f", "shop.example.com"}) {
+    EXPECT_THAT(ViolationFields(Codec().Validate(
+                    *rest, FromText<v1::CreateWebhookEndpointRequest>(
+                               absl::StrCat("url: \"", url,
+                                            "\" events: \"order.failed\"")))),
+                ElementsAre("url"))
+        << url;
+  }
+  for (const char* event : {"2", "Order.succeeded", "order..succeeded",
+                            ".order", "order.", "order.succeeded ", "",
+                            "order.1x", "order-succeeded"}) {
+    EXPECT_THAT(
+        ViolationFields(Codec().Validate(
+            *rest, FromText<v1::CreateWebhookEndpointRequest>(absl::StrCat(
+                       "url: \"https://a.example\" events: \"order.failed\" "
+                       "events: \"",
+                       event, "\"")))),
+        ElementsAre("events[1]"))
+        << event;
+  }
+  EXPECT_THAT(ViolationFields(Codec().Validate(
+                  *rest, FromText<v1::CreateWebhookEndpointRequest>(
+                             absl::StrCat("url: \"https://a.example\" events: \"",
+                                          std::string(65, 'a'), "\"")))),
+              ElementsAre("events[0]"));
+  v1::CreateWebhookEndpointRequest many;
+  many.set_url("https://a.example");
+  for (int i = 0; i < 101; ++i) many.add_events("order.failed");
+  EXPECT_THAT(ViolationFields(Codec().Validate(*rest, many)),
+              ElementsAre("events"));
+  many.mutable_events()->RemoveLast();
+  EXPECT_TRUE(Codec().Validate(*rest, many).ok());
+}
+
+// PATCH sends exactly the fields the caller set: proto3 `optional` tells an
+// empty description (clear it) or `enabled: false` from "leave it".
+TEST(EncodeTest, PatchSendsOnlyPresentFields) {
+  const RestMethod* rest = Rest("WebhookService.UpdateWebhookEndpoint");
+  ASSERT_NE(rest, nullptr);
+  v1::UpdateWebhookEndpointRequest request;
+  request.set_endpoint_id("whk_1");
+  absl::StatusOr<http::HttpRequest> http = Codec().EncodeRequest(*rest, request);
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_EQ(http->method, http::Method::kPatch);
+  EXPECT_EQ(http->body, "{}");
+  request.set_enabled(false);
+  request.set_description("");
+  http = Codec().EncodeRequest(*rest, request);
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_EQ(CanonicalJson(http->body),
+            CanonicalJson(R"({"description":"","enabled":false})"));
+  // A present but empty url is not "unchanged": it is refused.
+  request.set_url("");
+  EXPECT_THAT(ViolationFields(Codec().Validate(*rest, request)),
+              ElementsAre("url"));
 }
 
 TEST(ValidationTest, EveryViolationIsReportedAtOnce) {

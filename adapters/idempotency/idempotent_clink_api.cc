@@ -46,12 +46,24 @@ CallResult GatewayError(absl::StatusCode code, absl::string_view endpoint,
   return ResultOf(endpoint, std::move(status), outcome);
 }
 
-// What is stored for a final `status` (the response when it is OK).
-idempotency::StoredResult StoredOf(const absl::Status& status,
+// What is stored for a final `status` of `method`: the response when it is
+// OK, without its sensitive fields (FieldRule.sensitive: a webhook signing
+// secret goes to the first caller only, never into the store; a replay
+// answers with the field empty).
+idempotency::StoredResult StoredOf(const RestMethod& method,
+                                   const absl::Status& status,
                                    const google::protobuf::Message& response) {
   idempotency::StoredResult stored;
   stored.status = status;
-  if (status.ok()) stored.response = response.SerializeAsString();
+  if (!status.ok()) return stored;
+  if (!method.sensitive_response) {
+    stored.response = response.SerializeAsString();
+    return stored;
+  }
+  std::unique_ptr<google::protobuf::Message> redacted(response.New());
+  redacted->CopyFrom(response);
+  ClearSensitiveFields(redacted.get());
+  stored.response = redacted->SerializeAsString();
   return stored;
 }
 
@@ -458,7 +470,7 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
         const bool final_result = IsFinalForIdempotency(
             result.status, result.outcome, call->rest->idempotent_upstream);
         idempotency::StoredResult stored;
-        if (final_result) stored = StoredOf(result.status, *call->response);
+        if (final_result) stored = StoredOf(*call->rest, result.status, *call->response);
         const idempotency::IdempotencyKey key = call->key;
         auto finish = [this, call, final_result, lease_token,
                        result =
@@ -483,7 +495,7 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
                   final_result ? StoreWrite::kComplete : StoreWrite::kRelease,
                   call->key, lease_token,
                   final_result ? std::optional<idempotency::StoredResult>(
-                                     StoredOf(result.status, *call->response))
+                                     StoredOf(*call->rest, result.status, *call->response))
                                : std::nullopt,
                   call->rest->endpoint);
             }

@@ -392,6 +392,14 @@ void ClinkEmulator::ClearFaults() {
   faults_.clear();
 }
 
+std::vector<RegisteredWebhookEndpoint> ClinkEmulator::EnabledWebhookEndpoints(
+    absl::string_view merchant) const {
+  for (const Account& account : accounts_) {  // Fixed after Start.
+    if (account.name == merchant) return account.api->EnabledWebhookEndpoints();
+  }
+  return {};
+}
+
 absl::Status ClinkEmulator::SetApiKeys(absl::string_view merchant,
                                        std::vector<std::string> keys) {
   int index = -1;

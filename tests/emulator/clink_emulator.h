@@ -214,6 +214,13 @@ class ClinkEmulator {
   absl::Status SetApiKeys(absl::string_view merchant,
                           std::vector<std::string> keys);
 
+  // The enabled webhook endpoints registered (through /webhook/endpoints) on
+  // the merchant account `merchant`, with their current signing secrets
+  // (MerchantApi::EnabledWebhookEndpoints); empty when there is no such
+  // account. Thread-safe.
+  std::vector<RegisteredWebhookEndpoint> EnabledWebhookEndpoints(
+      absl::string_view merchant) const;
+
   // Shifts the emulator's clock: from the next request on, "now" is
   // Options::clock() + offset, for the Date header, the X-Timestamp check and
   // entity times. Not cumulative (each call replaces the previous offset);

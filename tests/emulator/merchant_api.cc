@@ -23,6 +23,7 @@
 #include "rapidjson/document.h"
 #include "tests/emulator/clink_json.h"
 #include "tests/emulator/decimal.h"
+#include "tests/emulator/list_query.h"
 #include "tests/emulator/merchant_objects.h"
 
 namespace clink_gateway::emulator {
@@ -132,96 +133,6 @@ T& Store(std::map<std::string, T>& map, T entity) {
   T& stored = map[id];
   stored = std::move(entity);
   return stored;
-}
-
-int PercentDecodeDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string UrlDecode(absl::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '+') {
-      out.push_back(' ');
-    } else if (text[i] == '%' && i + 2 < text.size() &&
-               PercentDecodeDigit(text[i + 1]) >= 0 &&
-               PercentDecodeDigit(text[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(PercentDecodeDigit(text[i + 1]) * 16 +
-                                      PercentDecodeDigit(text[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
-}
-
-// Decoded query parameters; the first occurrence of a name wins.
-std::map<std::string, std::string> ParseQuery(absl::string_view query) {
-  std::map<std::string, std::string> params;
-  for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(pair, absl::MaxSplits('=', 1));
-    params.emplace(UrlDecode(kv.first), UrlDecode(kv.second));
-  }
-  return params;
-}
-
-std::string QueryValue(const std::map<std::string, std::string>& query,
-                       const std::string& name) {
-  auto it = query.find(name);
-  return it == query.end() ? std::string() : it->second;
-}
-
-struct Page {
-  int64_t number = 1;
-  int64_t size = 0;
-};
-
-// Reads pageNum/pageSize. Sizes above `max_size` are capped when `cap` is set,
-// else rejected.
-absl::StatusOr<Page> ReadPage(const std::map<std::string, std::string>& query,
-                              int64_t default_size, int64_t max_size,
-                              bool cap) {
-  Page page{1, default_size};
-  const std::string number = QueryValue(query, "pageNum");
-  const std::string size = QueryValue(query, "pageSize");
-  if (!number.empty() &&
-      (!absl::SimpleAtoi(number, &page.number) || page.number < 1)) {
-    return absl::InvalidArgumentError("pageNum must be an integer >= 1");
-  }
-  if (!size.empty() && (!absl::SimpleAtoi(size, &page.size) || page.size < 1)) {
-    return absl::InvalidArgumentError("pageSize must be an integer >= 1");
-  }
-  if (page.size > max_size) {
-    if (!cap) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("pageSize must be between 1 and ", max_size));
-    }
-    page.size = max_size;
-  }
-  return page;
-}
-
-// Applies `page` to `items` (already in list order) and writes the list
-// envelope.
-template <typename T, typename WriteRow>
-std::string PagedList(const std::vector<const T*>& items, const Page& page,
-                      WriteRow write_row) {
-  return ListEnvelope(
-      static_cast<int64_t>(items.size()), [&](JsonWriter& writer) {
-        const int64_t begin = (page.number - 1) * page.size;
-        for (int64_t i = begin;
-             i < static_cast<int64_t>(items.size()) && i < begin + page.size;
-             ++i) {
-          writer.StartObject();
-          write_row(writer, *items[i]);
-          writer.EndObject();
-        }
-      });
 }
 
 // Adds one billing interval of `price` to `start`, in UTC calendar terms.
@@ -1128,9 +1039,43 @@ MerchantApi::MerchantApi(Options options)
               &MerchantApi::AdvanceTestClock);
   router_.Add("POST", "/subscription/test-clocks/{clockId}/complete",
               &MerchantApi::CompleteTestClock);
+  webhooks_ = std::make_unique<WebhookEndpoints>(options_.clock);
+  // Each route calls the same-named WebhookEndpoints handler.
+  using WebhookHandler = absl::StatusOr<std::string> (WebhookEndpoints::*)(
+      const ApiRequest&, const Params&);
+  auto webhook = [](WebhookHandler handler) -> Handler {
+    return [handler](MerchantApi& api, const ApiRequest& request,
+                     const Params& params) {
+      return ((*api.webhooks_).*handler)(request, params);
+    };
+  };
+  router_.Add("GET", "/webhook/events",
+              webhook(&WebhookEndpoints::EventTypes));
+  router_.Add("GET", "/webhook/endpoints", webhook(&WebhookEndpoints::List));
+  router_.Add("POST", "/webhook/endpoints",
+              webhook(&WebhookEndpoints::Create));
+  router_.Add("PUT", "/webhook/endpoints/ensure",
+              webhook(&WebhookEndpoints::Ensure));
+  router_.Add("GET", "/webhook/endpoints/{id}",
+              webhook(&WebhookEndpoints::Get));
+  router_.Add("PATCH", "/webhook/endpoints/{id}",
+              webhook(&WebhookEndpoints::Update));
+  router_.Add("DELETE", "/webhook/endpoints/{id}",
+              webhook(&WebhookEndpoints::Delete));
+  router_.Add("POST", "/webhook/endpoints/{id}/enable",
+              webhook(&WebhookEndpoints::Enable));
+  router_.Add("POST", "/webhook/endpoints/{id}/disable",
+              webhook(&WebhookEndpoints::Disable));
+  router_.Add("POST", "/webhook/endpoints/{id}/rotate-secret",
+              webhook(&WebhookEndpoints::RotateSecret));
 }
 
 MerchantApi::~MerchantApi() = default;
+
+std::vector<RegisteredWebhookEndpoint> MerchantApi::EnabledWebhookEndpoints()
+    const {
+  return webhooks_->Enabled();
+}
 
 ApiResponse MerchantApi::Handle(const ApiRequest& request) {
   const Router<Handler>::Match match =
@@ -1145,7 +1090,7 @@ ApiResponse MerchantApi::Handle(const ApiRequest& request) {
                          request.method, " /api", request.path))};
   }
   absl::StatusOr<std::string> body =
-      (this->*(*match.handler))(request, match.params);
+      (*match.handler)(*this, request, match.params);
   if (!body.ok()) return ErrorResponse(body.status());
   return ApiResponse{200, *std::move(body)};
 }

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "tests/emulator/router.h"
+#include "tests/emulator/webhook_endpoints.h"
 
 namespace clink_gateway::emulator {
 
@@ -118,6 +119,8 @@ inline constexpr char kSeedPriceOneTime[] =
 //  failed charge makes it past_due and stops), or the cancellation of a
 //  cancelAtPeriodEnd subscription. A completed clock cannot advance
 //  (90101402).
+//  - Webhook endpoints (/webhook/endpoints, /webhook/events): see
+//  webhook_endpoints.h.
 //  - Lifetimes (emulator): checkout session 1 h, agent payment session 30 min,
 //  portal link
 //    30 min. Optional fields without a value are omitted rather than sent as
@@ -146,13 +149,19 @@ class MerchantApi {
 
   ApiResponse Handle(const ApiRequest& request);
 
+  // The account's enabled webhook endpoints (registered through
+  // /webhook/endpoints), with their current signing secrets: where a webhook
+  // sender delivers this account's events. Thread-safe.
+  std::vector<RegisteredWebhookEndpoint> EnabledWebhookEndpoints() const;
+
  private:
   struct State;
   using Params = std::vector<std::string>;
   // Returns the complete success body; an error status becomes an error
   // envelope (see ErrorResponse for the status-code-to-envelope-code table).
-  using Handler = absl::StatusOr<std::string> (MerchantApi::*)(
-      const ApiRequest&, const Params&);
+  // A member function pointer, or a lambda (the webhook endpoint routes).
+  using Handler = std::function<absl::StatusOr<std::string>(
+      MerchantApi&, const ApiRequest&, const Params&)>;
 
   ApiResponse ErrorResponse(const absl::Status& status) const;
 
@@ -241,6 +250,8 @@ class MerchantApi {
   Router<Handler> router_;  // Built in the constructor, read-only afterwards.
   absl::Mutex mu_;
   std::unique_ptr<State> state_ ABSL_PT_GUARDED_BY(mu_);
+  // /webhook/... (clink-api.md §12); locks itself.
+  std::unique_ptr<WebhookEndpoints> webhooks_;
 };
 
 }  // namespace clink_gateway::emulator

@@ -29,7 +29,7 @@ CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
 PROTO_DIR = os.path.join(ROOT, "proto")
 SERVICES = [("BillingService", "billing"), ("CheckoutService", "checkout"),
             ("CouponService", "coupon"), ("PaymentService", "payment"),
-            ("TestClockService", "test_clock")]
+            ("TestClockService", "test_clock"), ("WebhookService", "webhook")]
 
 
 def methods():
@@ -140,6 +140,17 @@ REQUESTS = {
     "CreateTestClock": 'name: "renewals" subscription_id: "sub_1"',
     "AdvanceTestClock": 'clock_id: "clock_1" target_frozen_time { seconds: 1757289600 }',
     "CompleteTestClock": 'clock_id: "clock_1" reason: "done"',
+    "CreateWebhookEndpoint": '''url: "https://shop.example.com/hooks" events: "order.succeeded"
+        events: "subscription.updated.plan_changed" description: "sync" enabled: false''',
+    "UpdateWebhookEndpoint": 'endpoint_id: "whk_1" description: "" enabled: false',
+    "EnsureWebhookEndpoint": '''url: "https://shop.example.com/hooks" events: "invoice.paid"
+        return_signing_secret: true rotate_secret_if_unavailable: true''',
+    "ListWebhookEndpoints": 'enabled: true url: "https://shop.example.com/hooks" page_size: 100',
+    "GetWebhookEndpoint": 'endpoint_id: "whk_1"',
+    "DeleteWebhookEndpoint": 'endpoint_id: "whk_1"',
+    "EnableWebhookEndpoint": 'endpoint_id: "whk_1"',
+    "DisableWebhookEndpoint": 'endpoint_id: "whk_1"',
+    "RotateWebhookEndpointSecret": 'endpoint_id: "whk_1"',
 }
 
 
