@@ -46,8 +46,7 @@ absl::Status CheckTarget(const WebhookTarget& target) {
   const std::string scheme =
       absl::AsciiStrToLower(target.url.substr(0, target.url.find("://") + 3));
   if ((scheme != "http://" && scheme != "https://") ||
-      target.url.size() <= scheme.size() ||
-      target.url.size() > kMaxUrlBytes) {
+      target.url.size() <= scheme.size() || target.url.size() > kMaxUrlBytes) {
     return absl::InvalidArgumentError(
         "url must be an http:// or https:// URL of at most 2048 bytes");
   }
@@ -95,8 +94,8 @@ std::string WebhookSender::EventBody(WebhookPayloadForm form,
   string("event");
   key("created");
   if (legacy) {
-    string(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", created,
-                            absl::UTCTimeZone()));
+    string(
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", created, absl::UTCTimeZone()));
   } else {
     writer.Int64(absl::ToUnixMillis(created));
   }
@@ -186,9 +185,9 @@ absl::StatusOr<std::string> WebhookSender::Publish(
   if (targets.empty()) return id;
 
   WebhookFault duplicate;
-  const int copies =
-      TakeFault(WebhookFault::Kind::kDuplicate, &duplicate) ? duplicate.copies
-                                                            : 1;
+  const int copies = TakeFault(WebhookFault::Kind::kDuplicate, &duplicate)
+                         ? duplicate.copies
+                         : 1;
   const std::string body =
       EventBody(options_.form, id, type, created, object_json);
   std::vector<Delivery> deliveries;

@@ -104,8 +104,8 @@ struct WebhookFault {
 // Counters since Start. A "delivery" is one event to one target (a duplicate
 // copy is a delivery of its own); an "attempt" is one POST.
 struct WebhookStats {
-  int64_t events = 0;    // Events published (whether or not delivered).
-  int64_t attempts = 0;  // POSTs made, retries included.
+  int64_t events = 0;     // Events published (whether or not delivered).
+  int64_t attempts = 0;   // POSTs made, retries included.
   int64_t succeeded = 0;  // Deliveries answered 2xx.
   int64_t gave_up = 0;    // Deliveries abandoned after max_attempts failures.
   int64_t dropped = 0;    // Deliveries refused because max_pending was full.
