@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -112,6 +113,8 @@ class Receiver {
   std::string url() const {
     return absl::StrCat("http://127.0.0.1:", port_, "/webhooks/clink");
   }
+  // A scripted "status": read the request, never answer.
+  static constexpr int kNoAnswer = 0;
   // The next requests get these statuses, in order.
   void Script(std::vector<int> statuses) {
     MutexLock lock(&mu_);
@@ -169,6 +172,13 @@ class Receiver {
         script_.erase(script_.begin());
       }
       received_.push_back(std::move(request));
+    }
+    if (status == kNoAnswer) {
+      // Until the client gives up and closes (or the test ends).
+      pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      poll(fds, 2, -1);
+      close(fd);
+      return;
     }
     const std::string reply =
         absl::StrCat("HTTP/1.1 ", status, " Scripted\r\nContent-Length: 0\r\n",
@@ -366,6 +376,71 @@ TEST_F(WebhookTest, PaymentDeliversSignedOrderEventsInTheCurrentForm) {
       order.body);
 }
 
+// The types of the events received so far, sorted.
+std::multiset<std::string> Types(const std::vector<Received>& received) {
+  std::multiset<std::string> types;
+  for (const Received& request : received) {
+    types.insert(Json(request.body)["/type"]);
+  }
+  return types;
+}
+
+TEST_F(WebhookTest, SubscriptionsRefundsAndDeclinesEmitTheirEvents) {
+  StartEmulator();
+  const HttpAnswer subscription =
+      Post(emulator_->base_url() + "/subscription",
+           R"({"customerId":"cus_emu_test","productId":"prd_emu_basic",
+          "priceId":"price_emu_monthly","paymentMethodType":"CARD",
+          "paymentInstrumentId":"pi_emu_card_visa","paymentCurrency":"USD",
+          "returnUrl":"https://r.example"})");
+  const std::string subscription_id =
+      Json(subscription.body)["/data/subscriptionId"];
+  ASSERT_TRUE(emulator_->WaitForWebhooksIdle(kWait));
+  EXPECT_EQ(Types(receiver_.received()),
+            (std::multiset<std::string>{
+                "subscription.created", "order.created", "order.succeeded",
+                "invoice.paid", "subscription.activated", "session.complete"}));
+  for (const Received& request : receiver_.received()) {
+    const Json event(request.body);
+    if (event["/type"] == "invoice.paid") {
+      EXPECT_EQ(event["/data/object/subscriptionId"], subscription_id);
+      EXPECT_EQ(event["/data/object/status"], "paid");
+    }
+  }
+
+  const size_t before_cancel = receiver_.received().size();
+  Post(emulator_->base_url() + "/subscription/" + subscription_id + "/cancel",
+       R"({"reason":"done","cancelImmediately":true})");
+  const std::string order_id = Pay();
+  const HttpAnswer refund = Post(emulator_->base_url() + "/refund",
+                                 R"({"orderId":")" + order_id +
+                                     R"(","refundMerchantOrderId":"r-1",)"
+                                     R"("refundAmount":5})");
+  EXPECT_EQ(refund.status, 200);
+  Post(emulator_->base_url() + "/payment",
+       R"({"customerId":"cus_emu_test","paymentInstrumentId":
+           "pi_emu_card_declined","paymentMethodType":"CARD",
+           "returnUrl":"https://shop.example/r","amount":1,"currency":"USD"})");
+  ASSERT_TRUE(emulator_->WaitForWebhooksIdle(kWait));
+  const std::vector<Received> received = receiver_.received();
+  EXPECT_EQ(Types(std::vector<Received>(received.begin() + before_cancel,
+                                        received.end())),
+            (std::multiset<std::string>{
+                "subscription.cancelled", "order.created", "order.succeeded",
+                "session.complete", "refund.created", "refund.succeeded",
+                "order.created", "order.failed"}));
+  for (const Received& request : received) {
+    const Json event(request.body);
+    if (event["/type"] == "refund.succeeded") {
+      EXPECT_EQ(event["/data/object/orderId"], order_id);
+      EXPECT_EQ(event["/data/object/status"], "success");
+    }
+    if (event["/type"] == "subscription.cancelled") {
+      EXPECT_EQ(event["/data/object/status"], "cancelled");
+    }
+  }
+}
+
 TEST_F(WebhookTest, LegacyFormPutsTheResourceUnderDataWithAnIsoCreated) {
   StartEmulator(WebhookPayloadForm::kLegacy);
   const std::string order_id = Pay();
@@ -411,6 +486,23 @@ TEST_F(WebhookTest, FailedAttemptsAreRetriedUntilA2xx) {
   EXPECT_EQ(stats.attempts, 4);
   EXPECT_EQ(stats.succeeded, 1);
   EXPECT_EQ(stats.gave_up, 0);
+}
+
+TEST_F(WebhookTest, ATimeoutIsAFailedAttempt) {
+  receiver_.Script({Receiver::kNoAnswer});
+  ClinkEmulator::Options options;
+  options.api_keys = {kApiKey};
+  options.webhooks.base_delay = absl::Milliseconds(1);
+  options.webhooks.timeout = absl::Milliseconds(200);
+  options.webhook_targets["default"] = {receiver_.url(), kSecret};
+  absl::StatusOr<std::unique_ptr<ClinkEmulator>> started =
+      ClinkEmulator::Start(std::move(options));
+  ASSERT_TRUE(started.ok()) << started.status();
+  emulator_ = *std::move(started);
+  Emit();
+  ASSERT_TRUE(emulator_->WaitForWebhooksIdle(kWait));
+  EXPECT_EQ(receiver_.received().size(), 2u);
+  EXPECT_EQ(emulator_->webhook_stats().succeeded, 1);
 }
 
 TEST_F(WebhookTest, GivesUpAfterTenFailedAttempts) {
