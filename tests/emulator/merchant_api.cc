@@ -810,6 +810,9 @@ struct MerchantApi::State {
   std::map<std::string, PromotionCode> promotion_codes;
   std::map<std::string, TestClock> test_clocks;
   std::vector<std::string> test_clock_ids;  // Creation order.
+  // Events (type, resource JSON) emitted by requests, not yet handed to
+  // Options::on_event.
+  std::vector<std::pair<std::string, std::string>> pending_events;
 
   void SeedFixtures();
 
@@ -1221,6 +1224,14 @@ ApiResponse MerchantApi::Handle(const ApiRequest& request) {
   }
   absl::StatusOr<std::string> body =
       (this->*(*match.handler))(request, match.params);
+  if (options_.on_event) {
+    std::vector<std::pair<std::string, std::string>> events;
+    {
+      absl::MutexLock lock(&mu_);
+      events.swap(state_->pending_events);
+    }
+    for (auto& [type, json] : events) options_.on_event(type, std::move(json));
+  }
   if (!body.ok()) return ErrorResponse(body.status());
   return ApiResponse{200, *std::move(body)};
 }
@@ -1257,10 +1268,11 @@ ApiResponse MerchantApi::ErrorResponse(const absl::Status& status) const {
   return ApiResponse{http_status, ErrorEnvelope(code, status.message())};
 }
 
-void MerchantApi::Emit(
-    const std::string& type,
-    absl::FunctionRef<void(JsonWriter&)> write_members) const {
-  if (options_.on_event) options_.on_event(type, JsonObject(write_members));
+void MerchantApi::Emit(const std::string& type,
+                       absl::FunctionRef<void(JsonWriter&)> write_members) {
+  if (options_.on_event) {
+    state_->pending_events.emplace_back(type, JsonObject(write_members));
+  }
 }
 
 void MerchantApi::EmitOrderEvents(const std::string& order_id) {

@@ -140,9 +140,10 @@ class MerchantApi {
     std::string portal_base_url = "https://portal.clink-emulator.invalid";
     // Told of every state change Clink sends a webhook event for
     // (clink-api.md §13.1): the event type and the resource as a JSON object,
-    // exactly the `data` its GET endpoint answers at that moment. Called in
-    // the order of the changes, with this API's lock held: it must not call
-    // back into this MerchantApi. Optional. Events emitted: order.created,
+    // exactly the `data` its GET endpoint answers at that moment. Called on
+    // the request's thread once the request's changes are made, in their
+    // order, without this API's lock held (so it may call back, e.g. to read
+    // registered webhook endpoints). Optional. Events emitted: order.created,
     // then order.succeeded / order.failed / order.next_action (payments,
     // subscription charges, renewals); refund.created, refund.succeeded;
     // session.complete (the session behind a successful charge);
@@ -172,10 +173,11 @@ class MerchantApi {
 
   ApiResponse ErrorResponse(const absl::Status& status) const;
 
-  // Tells Options::on_event of an event of `type` whose resource
-  // `write_members` writes.
+  // Queues an event of `type` whose resource `write_members` writes, for
+  // Handle() to pass to Options::on_event after the request.
   void Emit(const std::string& type,
-            absl::FunctionRef<void(JsonWriter&)> write_members) const;
+            absl::FunctionRef<void(JsonWriter&)> write_members)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Emit() for one stored resource, written as its GET endpoint does.
   // order.created, then order.succeeded / order.failed / order.next_action.
   void EmitOrderEvents(const std::string& order_id)

@@ -441,6 +441,53 @@ TEST_F(WebhookTest, SubscriptionsRefundsAndDeclinesEmitTheirEvents) {
   }
 }
 
+TEST_F(WebhookTest, TestClockRenewalsAndPeriodEndCancellationEmitEvents) {
+  StartEmulator();
+  const std::string subscription_id =
+      Json(Post(emulator_->base_url() + "/subscription",
+                R"({"customerId":"cus_emu_test","productId":"prd_emu_basic",
+               "priceId":"price_emu_monthly","paymentMethodType":"CARD",
+               "paymentInstrumentId":"pi_emu_card_visa",
+               "paymentCurrency":"USD","returnUrl":"https://r.example"})")
+               .body)["/data/subscriptionId"];
+  const std::string clock_id =
+      Json(Post(emulator_->base_url() + "/subscription/test-clocks",
+                R"({"name":"r","subscriptionId":")" + subscription_id + "\"}")
+               .body)["/data/clockId"];
+  int64_t period_end_ms = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      Json(Call("GET",
+                emulator_->base_url() + "/subscription/" + subscription_id)
+               .body)["/data/currentPeriodEnd"],
+      &period_end_ms));
+  ASSERT_TRUE(emulator_->WaitForWebhooksIdle(kWait));
+  size_t seen = receiver_.received().size();
+  const auto new_types = [&] {
+    EXPECT_TRUE(emulator_->WaitForWebhooksIdle(kWait));
+    const std::vector<Received> received = receiver_.received();
+    const std::multiset<std::string> types =
+        Types(std::vector<Received>(received.begin() + seen, received.end()));
+    seen = received.size();
+    return types;
+  };
+
+  const std::string advance = emulator_->base_url() +
+                              "/subscription/test-clocks/" + clock_id +
+                              "/advance";
+  Post(advance, absl::StrCat(R"({"targetFrozenTime":)", period_end_ms, "}"));
+  EXPECT_EQ(new_types(), (std::multiset<std::string>{
+                             "order.created", "order.succeeded", "invoice.paid",
+                             "subscription.updated.renewed"}));
+  Post(emulator_->base_url() + "/subscription/" + subscription_id + "/cancel",
+       R"({"reason":"done"})");
+  EXPECT_EQ(new_types(), (std::multiset<std::string>{
+                             "subscription.updated.cancel_at_period_end_set"}));
+  Post(advance, absl::StrCat(R"({"targetFrozenTime":)",
+                             period_end_ms + int64_t{40} * 86400 * 1000, "}"));
+  EXPECT_EQ(new_types(),
+            (std::multiset<std::string>{"subscription.cancelled"}));
+}
+
 TEST_F(WebhookTest, LegacyFormPutsTheResourceUnderDataWithAnIsoCreated) {
   StartEmulator(WebhookPayloadForm::kLegacy);
   const std::string order_id = Pay();
