@@ -29,6 +29,35 @@ bool AlwaysUnderObject(absl::string_view type) {
   return absl::StartsWith(type, "dispute.") || type == "customer.verify";
 }
 
+// Deepest nesting accepted in an event's resource: rapidjson parses, compares
+// and frees values recursively, so hostile depth must not reach it.
+constexpr int kMaxJsonDepth = 64;
+
+// Whether the arrays and objects of `json` nest at most `max_depth` deep
+// (brackets inside strings do not count). Malformed text passes; the parser
+// rejects it.
+bool WithinDepth(absl::string_view json, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return false;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return true;
+}
+
 // Lower-case hex HMAC-SHA256 of `message` keyed with `key`.
 std::string HmacSha256Hex(absl::string_view key, absl::string_view message) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -159,6 +188,10 @@ absl::Status WebhookSender::SetTarget(const std::string& merchant,
 absl::StatusOr<std::string> WebhookSender::Publish(
     const std::string& merchant, const std::string& type,
     absl::string_view object_json) {
+  if (!WithinDepth(object_json, kMaxJsonDepth)) {
+    return absl::InvalidArgumentError(
+        "data must not nest arrays and objects more than 64 deep");
+  }
   {
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(object_json.data(),

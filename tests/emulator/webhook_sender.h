@@ -159,9 +159,9 @@ class WebhookSender {
 
   // Publishes one event of `type` (a clink-api.md §13.1 name; not checked, so
   // tests may send unknown types) whose resource is `object_json`, a JSON
-  // object (InvalidArgument otherwise). Builds the envelope, dated
-  // Options::clock(), and queues one delivery per target (none: the event is
-  // only counted). Returns the new event id, "evt_" + 24 [0-9a-z].
+  // object nesting at most 64 deep (InvalidArgument otherwise). Builds the
+  // envelope, dated Options::clock(), and queues one delivery per target (none:
+  // the event is only counted). Returns the new event id, "evt_" + 24 [0-9a-z].
   absl::StatusOr<std::string> Publish(const std::string& merchant,
                                       const std::string& type,
                                       absl::string_view object_json);

@@ -639,6 +639,15 @@ TEST_F(WebhookTest, AdminEndpointsConfigureTargetsFaultsAndEvents) {
   ASSERT_TRUE(started.ok()) << started.status();
   emulator_ = *std::move(started);
   Emit();  // No target yet: counted, not delivered.
+  // Hostile resources are refused before anything is queued.
+  const std::string deep =
+      absl::StrCat(R"({"a":)", std::string(64, '['), std::string(64, ']'), "}");
+  EXPECT_EQ(emulator_->EmitWebhookEvent("default", "x", deep).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(emulator_->EmitWebhookEvent("default", "x", "[1]").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(emulator_->EmitWebhookEvent("nobody", "x", "{}").status().code(),
+            absl::StatusCode::kNotFound);
 
   EXPECT_EQ(Post(Origin() + "/__emulator/webhooks",
                  R"({"merchant":"default","url":")" + receiver_.url() +
@@ -685,7 +694,7 @@ TEST_F(WebhookTest, AdminEndpointsConfigureTargetsFaultsAndEvents) {
   EXPECT_TRUE(absl::StrContains(
       received[0].body,
       R"("data":{"object":{"chargeBackId":"cb_9","disputeAmount":12.340}})"));
-  EXPECT_EQ(emulator_->webhook_stats().events, 2);
+  EXPECT_EQ(emulator_->webhook_stats().events, 2);  // Refusals not counted.
 }
 
 }  // namespace

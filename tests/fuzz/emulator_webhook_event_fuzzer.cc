@@ -1,0 +1,92 @@
+// The Clink emulator's webhook envelope (tests/emulator/webhook_sender.h) on
+// arbitrary resource text, as POST /__emulator/webhooks/events receives it.
+//
+// Properties:
+// - Publish accepts the text exactly when it is one JSON object nesting at
+//   most 64 deep, and never crashes on anything else (deeper input is refused
+//   before rapidjson's recursive parser sees it).
+// - When accepted, the envelope of either form is one JSON object with the
+//   fields of clink-api.md §13.2, and its resource (data.object, or data in
+//   the legacy form) is the input object, value for value.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "rapidjson/document.h"
+#include "rapidjson/pointer.h"
+#include "tests/emulator/webhook_sender.h"
+#include "tests/fuzz/fuzz_check.h"
+
+namespace {
+
+using clink_gateway::emulator::WebhookPayloadForm;
+using clink_gateway::emulator::WebhookSender;
+
+// Parses `text` with numbers kept as text; iterative, so any depth is safe
+// within the fuzzer's input sizes.
+bool ParseObject(absl::string_view text, rapidjson::Document* doc) {
+  doc->Parse<rapidjson::kParseNumbersAsStringsFlag |
+             rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  return !doc->HasParseError() && doc->IsObject();
+}
+
+// How deep arrays and objects nest in `value` (a scalar is 0).
+int Depth(const rapidjson::Value& value) {
+  int deepest = 0;
+  if (value.IsObject()) {
+    for (const auto& member : value.GetObject()) {
+      deepest = std::max(deepest, Depth(member.value));
+    }
+  } else if (value.IsArray()) {
+    for (const rapidjson::Value& item : value.GetArray()) {
+      deepest = std::max(deepest, Depth(item));
+    }
+  } else {
+    return 0;
+  }
+  return deepest + 1;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // One sender for the whole run, without targets: Publish only builds.
+  static WebhookSender* const sender =
+      WebhookSender::Start(WebhookSender::Options()).value().release();
+  const absl::string_view text(reinterpret_cast<const char*>(data), size);
+  rapidjson::Document input;
+  const bool object = ParseObject(text, &input) && Depth(input) <= 64;
+  const auto id = sender->Publish("default", "order.succeeded", text);
+  FUZZ_CHECK(id.ok() == object, "Publish %s a %s",
+             id.ok() ? "accepted" : "refused",
+             object ? "JSON object" : "non-object or one too deep");
+  if (!object) return 0;
+  for (const WebhookPayloadForm form :
+       {WebhookPayloadForm::kCurrent, WebhookPayloadForm::kLegacy}) {
+    const std::string body =
+        WebhookSender::EventBody(form, *id, "order.succeeded",
+                                 absl::FromUnixMillis(1750062041000), text);
+    rapidjson::Document envelope;
+    FUZZ_CHECK(ParseObject(body, &envelope), "envelope is not a JSON object");
+    const bool legacy = form == WebhookPayloadForm::kLegacy;
+    const rapidjson::Value* resource =
+        rapidjson::Pointer(legacy ? "/data" : "/data/object").Get(envelope);
+    FUZZ_CHECK(resource != nullptr && *resource == input,
+               "the resource differs from the input");
+    const rapidjson::Value* type = rapidjson::Pointer("/type").Get(envelope);
+    FUZZ_CHECK(type != nullptr && type->IsString() &&
+                   absl::string_view(type->GetString()) == "order.succeeded",
+               "type lost");
+    const rapidjson::Value* created =
+        rapidjson::Pointer("/created").Get(envelope);
+    FUZZ_CHECK(created != nullptr && created->IsString() &&
+                   absl::string_view(created->GetString()) ==
+                       (legacy ? "2025-06-16T08:20:41Z" : "1750062041000"),
+               "created is wrong");
+  }
+  return 0;
+}
