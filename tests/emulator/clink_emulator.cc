@@ -787,13 +787,13 @@ absl::StatusOr<std::string> ClinkEmulator::HandleWebhookAdmin(
                              fields.OptionalInt("count"));
     GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> copies,
                              fields.OptionalInt("copies"));
-    // Clamped so a hostile value cannot overflow; SetWebhookFault checks the
-    // lower bounds.
+    // Clamped so a hostile value cannot overflow int; SetWebhookFault refuses
+    // what is out of range.
     fault.count = static_cast<int>(std::clamp<int64_t>(
         count.value_or(fault.kind == WebhookFault::Kind::kOutOfOrder ? 2 : 1),
         0, 1000000));
     fault.copies =
-        static_cast<int>(std::clamp<int64_t>(copies.value_or(2), 0, 100));
+        static_cast<int>(std::clamp<int64_t>(copies.value_or(2), 0, 1000));
     GATEWAY_RETURN_IF_ERROR(SetWebhookFault(fault));
     return std::string(kSuccess);
   }

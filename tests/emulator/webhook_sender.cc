@@ -276,8 +276,9 @@ absl::Status WebhookSender::SetFault(const WebhookFault& fault) {
     return absl::InvalidArgumentError(
         "count must be at least 2 for out_of_order");
   }
-  if (fault.kind == WebhookFault::Kind::kDuplicate && fault.copies < 2) {
-    return absl::InvalidArgumentError("copies must be at least 2");
+  if (fault.kind == WebhookFault::Kind::kDuplicate &&
+      (fault.copies < 2 || fault.copies > 100)) {
+    return absl::InvalidArgumentError("copies must be between 2 and 100");
   }
   MutexLock lock(&mu_);
   faults_.push_back(fault);

@@ -98,7 +98,7 @@ struct WebhookFault {
   };
   Kind kind = Kind::kDuplicate;
   int count = 1;   // Events (kDuplicate, kOutOfOrder) or POSTs (kWrong...).
-  int copies = 2;  // kDuplicate: deliveries per event, >= 2.
+  int copies = 2;  // kDuplicate: deliveries per event, 2 to 100.
 };
 
 // Counters since Start. A "delivery" is one event to one target (a duplicate
@@ -167,7 +167,7 @@ class WebhookSender {
                                       absl::string_view object_json);
 
   // Adds `fault` after the active ones (InvalidArgument for a count < 1,
-  // kOutOfOrder with count < 2, kDuplicate with copies < 2). Faults of one
+  // kOutOfOrder with count < 2, kDuplicate with copies outside 2..100). Faults of one
   // kind apply one after another.
   absl::Status SetFault(const WebhookFault& fault);
   // Removes every fault; events held by kOutOfOrder are released in order.
