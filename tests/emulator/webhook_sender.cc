@@ -193,10 +193,13 @@ absl::StatusOr<std::string> WebhookSender::Publish(
         "data must not nest arrays and objects more than 64 deep");
   }
   {
+    // rapidjson stops at a NUL byte (never valid in JSON text) as if the text
+    // ended there, which would accept "{}\0junk"; the body carries every byte.
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(object_json.data(),
                                                      object_json.size());
-    if (doc.HasParseError() || !doc.IsObject()) {
+    if (object_json.find('\0') != absl::string_view::npos ||
+        doc.HasParseError() || !doc.IsObject()) {
       return absl::InvalidArgumentError("data must be a JSON object");
     }
   }

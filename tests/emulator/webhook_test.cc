@@ -646,6 +646,12 @@ TEST_F(WebhookTest, AdminEndpointsConfigureTargetsFaultsAndEvents) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(emulator_->EmitWebhookEvent("default", "x", "[1]").status().code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      emulator_
+          ->EmitWebhookEvent("default", "x", absl::string_view("{}\0junk", 7))
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);  // rapidjson stops at NUL.
   EXPECT_EQ(emulator_->EmitWebhookEvent("nobody", "x", "{}").status().code(),
             absl::StatusCode::kNotFound);
 

@@ -2,9 +2,9 @@
 // arbitrary resource text, as POST /__emulator/webhooks/events receives it.
 //
 // Properties:
-// - Publish accepts the text exactly when it is one JSON object nesting at
-//   most 64 deep, and never crashes on anything else (deeper input is refused
-//   before rapidjson's recursive parser sees it).
+// - Publish accepts the text exactly when it is one JSON object (no NUL
+//   byte anywhere) nesting at most 64 deep, and never crashes on anything else
+//   (deeper input is refused before rapidjson's recursive parser sees it).
 // - When accepted, the envelope of either form is one JSON object with the
 //   fields of clink-api.md §13.2, and its resource (data.object, or data in
 //   the legacy form) is the input object, value for value.
@@ -59,7 +59,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       WebhookSender::Start(WebhookSender::Options()).value().release();
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
   rapidjson::Document input;
-  const bool object = ParseObject(text, &input) && Depth(input) <= 64;
+  // rapidjson treats a NUL byte as the end of the text, so it is checked
+  // apart: a raw NUL is never valid JSON.
+  const bool object = text.find('\0') == absl::string_view::npos &&
+                      ParseObject(text, &input) && Depth(input) <= 64;
   const auto id = sender->Publish("default", "order.succeeded", text);
   FUZZ_CHECK(id.ok() == object, "Publish %s a %s",
              id.ok() ? "accepted" : "refused",
