@@ -193,12 +193,16 @@ absl::StatusOr<std::string> WebhookSender::Publish(
         "data must not nest arrays and objects more than 64 deep");
   }
   {
-    // rapidjson stops at a NUL byte (never valid in JSON text) as if the text
-    // ended there, which would accept "{}\0junk"; the body carries every byte.
+    // The body carries every byte, so rapidjson's leniencies are closed off:
+    // it stops at a NUL byte (never valid in JSON text) as if the text ended
+    // there ("{}\0junk"), and skips a leading 0xEF as the start of a UTF-8
+    // byte-order mark ("\xEF{}"). The text must start with '{'.
+    const size_t start = object_json.find_first_not_of(" \t\r\n");
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(object_json.data(),
                                                      object_json.size());
-    if (object_json.find('\0') != absl::string_view::npos ||
+    if (start == absl::string_view::npos || object_json[start] != '{' ||
+        object_json.find('\0') != absl::string_view::npos ||
         doc.HasParseError() || !doc.IsObject()) {
       return absl::InvalidArgumentError("data must be a JSON object");
     }

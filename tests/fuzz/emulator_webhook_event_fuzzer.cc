@@ -3,8 +3,9 @@
 //
 // Properties:
 // - Publish accepts the text exactly when it is one JSON object (no NUL
-//   byte anywhere) nesting at most 64 deep, and never crashes on anything else
-//   (deeper input is refused before rapidjson's recursive parser sees it).
+//   byte, nothing but whitespace before the '{') nesting at most 64 deep, and
+//   never crashes on anything else (deeper input is refused before rapidjson's
+//   recursive parser sees it).
 // - When accepted, the envelope of either form is one JSON object with the
 //   fields of clink-api.md §13.2, and its resource (data.object, or data in
 //   the legacy form) is the input object, value for value.
@@ -59,9 +60,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       WebhookSender::Start(WebhookSender::Options()).value().release();
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
   rapidjson::Document input;
-  // rapidjson treats a NUL byte as the end of the text, so it is checked
-  // apart: a raw NUL is never valid JSON.
-  const bool object = text.find('\0') == absl::string_view::npos &&
+  // rapidjson treats a NUL byte as the end of the text and skips a leading
+  // 0xEF (a byte-order mark's first byte), so both are checked apart: JSON
+  // text has neither.
+  const size_t start = text.find_first_not_of(" \t\r\n");
+  const bool object = start != absl::string_view::npos && text[start] == '{' &&
+                      text.find('\0') == absl::string_view::npos &&
                       ParseObject(text, &input) && Depth(input) <= 64;
   const auto id = sender->Publish("default", "order.succeeded", text);
   FUZZ_CHECK(id.ok() == object, "Publish %s a %s",
