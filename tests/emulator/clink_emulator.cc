@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
 #include "civetweb.h"
 #include "common/status_macros.h"
@@ -279,18 +281,44 @@ absl::StatusOr<std::unique_ptr<ClinkEmulator>> ClinkEmulator::Start(
         "IPv6)");
   }
   if (!options.clock) options.clock = [] { return absl::Now(); };
+  for (const auto& [merchant, target] : options.webhook_targets) {
+    const bool known = std::any_of(
+        accounts.begin(), accounts.end(),
+        [&](const MerchantAccount& a) { return a.name == merchant; });
+    if (!known) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "webhook_targets names no merchant account \"", merchant, "\""));
+    }
+  }
   std::unique_ptr<ClinkEmulator> emulator(
       new ClinkEmulator(std::move(options)));
   const Options& opts = emulator->options_;
+  {
+    WebhookSender::Options webhook_options = opts.webhooks;
+    ClinkEmulator* raw = emulator.get();
+    webhook_options.clock = [raw] { return raw->Now(); };
+    GATEWAY_ASSIGN_OR_RETURN(emulator->webhooks_,
+                             WebhookSender::Start(std::move(webhook_options)));
+    for (const auto& [merchant, target] : opts.webhook_targets) {
+      GATEWAY_RETURN_IF_ERROR(emulator->webhooks_->SetTarget(merchant, target));
+    }
+  }
   {
     ClinkEmulator* raw = emulator.get();
     absl::MutexLock lock(&emulator->keys_mu_);
     for (MerchantAccount& account : accounts) {
       const int index = static_cast<int>(emulator->accounts_.size());
+      MerchantApi::Options api_options;
+      api_options.clock = [raw] { return raw->Now(); };
+      api_options.http_status_errors = opts.http_status_errors;
+      api_options.on_event = [raw, merchant = account.name](
+                                 const std::string& type, std::string json) {
+        // The emulator writes valid objects, so this cannot fail.
+        raw->webhooks_->Publish(merchant, type, json).IgnoreError();
+      };
       emulator->accounts_.push_back(
           Account{std::move(account.name),
-                  std::make_unique<MerchantApi>(MerchantApi::Options{
-                      [raw] { return raw->Now(); }, opts.http_status_errors})});
+                  std::make_unique<MerchantApi>(std::move(api_options))});
       for (std::string& key : account.api_keys) {
         emulator->account_by_key_.emplace(std::move(key), index);
       }
@@ -402,10 +430,7 @@ std::vector<RegisteredWebhookEndpoint> ClinkEmulator::EnabledWebhookEndpoints(
 
 absl::Status ClinkEmulator::SetApiKeys(absl::string_view merchant,
                                        std::vector<std::string> keys) {
-  int index = -1;
-  for (size_t i = 0; i < accounts_.size(); ++i) {
-    if (accounts_[i].name == merchant) index = static_cast<int>(i);
-  }
+  const int index = AccountNamed(merchant);
   if (index < 0) {
     return absl::NotFoundError(
         absl::StrCat("no merchant account named \"", merchant, "\""));
@@ -431,6 +456,45 @@ absl::Status ClinkEmulator::SetApiKeys(absl::string_view merchant,
 
 void ClinkEmulator::SetClockOffset(absl::Duration offset) {
   clock_offset_ns_.store(absl::ToInt64Nanoseconds(offset));
+}
+
+int ClinkEmulator::AccountNamed(absl::string_view merchant) const {
+  for (size_t i = 0; i < accounts_.size(); ++i) {
+    if (accounts_[i].name == merchant) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+absl::Status ClinkEmulator::SetWebhookTarget(absl::string_view merchant,
+                                             WebhookTarget target) {
+  if (AccountNamed(merchant) < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("no merchant account named \"", merchant, "\""));
+  }
+  return webhooks_->SetTarget(std::string(merchant), std::move(target));
+}
+
+absl::StatusOr<std::string> ClinkEmulator::EmitWebhookEvent(
+    absl::string_view merchant, const std::string& type,
+    absl::string_view object_json) {
+  if (AccountNamed(merchant) < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("no merchant account named \"", merchant, "\""));
+  }
+  if (type.empty()) return absl::InvalidArgumentError("type is required");
+  return webhooks_->Publish(std::string(merchant), type, object_json);
+}
+
+absl::Status ClinkEmulator::SetWebhookFault(const WebhookFault& fault) {
+  return webhooks_->SetFault(fault);
+}
+
+void ClinkEmulator::ClearWebhookFaults() { webhooks_->ClearFaults(); }
+
+WebhookStats ClinkEmulator::webhook_stats() const { return webhooks_->stats(); }
+
+bool ClinkEmulator::WaitForWebhooksIdle(absl::Duration timeout) const {
+  return webhooks_->WaitForIdle(timeout);
 }
 
 absl::Time ClinkEmulator::Now() const {
@@ -650,14 +714,102 @@ int ClinkEmulator::HandleAdmin(mg_connection* conn, const std::string& method,
       absl::MutexLock lock(&mu_);
       request_count = request_count_;
     }
+    const WebhookStats webhooks = webhook_stats();
     return Send(
         conn, Now(),
         Reply{200, "application/json",
-              absl::StrCat("{\"connectionsAccepted\":", connections_accepted(),
-                           ",\"requests\":", request_count, "}"),
+              absl::StrCat(
+                  "{\"connectionsAccepted\":", connections_accepted(),
+                  ",\"requests\":", request_count,
+                  ",\"webhookEvents\":", webhooks.events,
+                  ",\"webhookDeliveryAttempts\":", webhooks.attempts,
+                  ",\"webhookDeliveriesSucceeded\":", webhooks.succeeded,
+                  ",\"webhookDeliveriesGaveUp\":", webhooks.gave_up,
+                  ",\"webhookDeliveriesDropped\":", webhooks.dropped, "}"),
               ""});
   }
+  if (absl::StartsWith(endpoint, "webhooks")) {
+    const char* query = mg_get_request_info(conn)->query_string;
+    const absl::StatusOr<std::string> answer = HandleWebhookAdmin(
+        method, endpoint, query == nullptr ? "" : query, body);
+    if (answer.ok()) {
+      return Send(conn, Now(), Reply{200, "application/json", *answer, ""});
+    }
+    return Send(
+        conn, Now(),
+        TextReply(
+            answer.status().code() == absl::StatusCode::kNotFound ? 404 : 400,
+            std::string(answer.status().message())));
+  }
   return Send(conn, Now(), TextReply(404, "Not Found"));
+}
+
+absl::StatusOr<std::string> ClinkEmulator::HandleWebhookAdmin(
+    const std::string& method, const std::string& endpoint,
+    absl::string_view query, const std::string& body) {
+  static constexpr char kSuccess[] = "{\"code\":200,\"msg\":\"success\"}";
+  if (endpoint == "webhooks" && method == "POST") {
+    rapidjson::Document doc;
+    GATEWAY_RETURN_IF_ERROR(ParseJsonObject(body, &doc));
+    const JsonFields fields(doc);
+    GATEWAY_ASSIGN_OR_RETURN(std::string merchant,
+                             fields.OptionalString("merchant"));
+    WebhookTarget target;
+    GATEWAY_ASSIGN_OR_RETURN(target.url, fields.OptionalString("url"));
+    GATEWAY_ASSIGN_OR_RETURN(target.secret, fields.OptionalString("secret"));
+    GATEWAY_RETURN_IF_ERROR(SetWebhookTarget(
+        merchant.empty() ? kDefaultAccount : merchant, std::move(target)));
+    return std::string(kSuccess);
+  }
+  if (endpoint == "webhooks/events" && method == "POST") {
+    std::string type;
+    std::string merchant = kDefaultAccount;
+    for (absl::string_view pair : absl::StrSplit(query, '&')) {
+      const std::pair<std::string, std::string> kv =
+          absl::StrSplit(pair, absl::MaxSplits('=', 1));
+      if (kv.first == "type") type = kv.second;
+      if (kv.first == "merchant") merchant = kv.second;
+    }
+    GATEWAY_ASSIGN_OR_RETURN(std::string id,
+                             EmitWebhookEvent(merchant, type, body));
+    return DataEnvelope(
+        [&](JsonWriter& writer) { WriteString(writer, "eventId", id); });
+  }
+  if (endpoint == "webhooks/faults" && method == "POST") {
+    rapidjson::Document doc;
+    GATEWAY_RETURN_IF_ERROR(ParseJsonObject(body, &doc));
+    const JsonFields fields(doc);
+    WebhookFault fault;
+    GATEWAY_ASSIGN_OR_RETURN(std::string kind, fields.RequiredString("kind"));
+    if (kind == "duplicate") {
+      fault.kind = WebhookFault::Kind::kDuplicate;
+    } else if (kind == "out_of_order") {
+      fault.kind = WebhookFault::Kind::kOutOfOrder;
+    } else if (kind == "wrong_signature") {
+      fault.kind = WebhookFault::Kind::kWrongSignature;
+    } else {
+      return absl::InvalidArgumentError(
+          "kind must be one of duplicate, out_of_order, wrong_signature");
+    }
+    GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> count,
+                             fields.OptionalInt("count"));
+    GATEWAY_ASSIGN_OR_RETURN(std::optional<int64_t> copies,
+                             fields.OptionalInt("copies"));
+    // Clamped so a hostile value cannot overflow int; SetWebhookFault refuses
+    // what is out of range.
+    fault.count = static_cast<int>(std::clamp<int64_t>(
+        count.value_or(fault.kind == WebhookFault::Kind::kOutOfOrder ? 2 : 1),
+        0, 1000000));
+    fault.copies =
+        static_cast<int>(std::clamp<int64_t>(copies.value_or(2), 0, 1000));
+    GATEWAY_RETURN_IF_ERROR(SetWebhookFault(fault));
+    return std::string(kSuccess);
+  }
+  if (endpoint == "webhooks/faults" && method == "DELETE") {
+    ClearWebhookFaults();
+    return std::string(kSuccess);
+  }
+  return absl::NotFoundError("Not Found");
 }
 
 }  // namespace clink_gateway::emulator

@@ -56,7 +56,25 @@
 //                                     drop_connection | reset_connection |
 //                                     malformed_json
 //   DELETE /__emulator/faults   clears all faults
-//   GET    /__emulator/stats    {"connectionsAccepted":N,"requests":N}
+//   GET    /__emulator/stats    {"connectionsAccepted":N,"requests":N,
+//                                "webhookEvents":N,
+//                                "webhookDeliveryAttempts":N,
+//                                "webhookDeliveriesSucceeded":N,
+//                                "webhookDeliveriesGaveUp":N,
+//                                "webhookDeliveriesDropped":N}
+//   POST   /__emulator/webhooks body: {"merchant":"default",
+//                                      "url":"http://127.0.0.1:PORT/...",
+//                                      "secret":"whsec_..."}  (url "" = off)
+//   POST   /__emulator/webhooks/events?type=dispute.created&merchant=default
+//                               body: the event's resource (a JSON object,
+//                               sent byte for byte); answers
+//                               {"code":200,"msg":"success",
+//                                "data":{"eventId":"evt_..."}}
+//   POST   /__emulator/webhooks/faults body: {"kind":"duplicate","count":1,
+//                                      "copies":2}
+//                               kind: duplicate | out_of_order |
+//                                     wrong_signature
+//   DELETE /__emulator/webhooks/faults  clears them (held events go out)
 //
 // Thread-safety: every public method may be called from any thread while the
 // emulator serves requests; changes (faults, keys, clock offset) apply from
@@ -68,6 +86,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +101,7 @@
 #include "absl/time/time.h"
 #include "tests/emulator/merchant_api.h"
 #include "tests/emulator/tls_frontend.h"
+#include "tests/emulator/webhook_sender.h"
 
 struct mg_connection;
 struct mg_context;
@@ -183,6 +203,13 @@ class ClinkEmulator {
     // An idle keep-alive connection is closed after this long, like a real
     // server or load balancer would (then clients must reconnect).
     absl::Duration keep_alive_timeout = absl::Seconds(10);
+    // Webhook delivery (webhook_sender.h): retries, backoff, timeout and the
+    // payload form. Its `clock` is always the emulator's Now().
+    WebhookSender::Options webhooks;
+    // Where each merchant account's events go, by account name ("default"
+    // for `api_keys`); SetWebhookTarget() changes it at run time. An account
+    // without a target emits no webhooks.
+    std::map<std::string, WebhookTarget> webhook_targets;
   };
 
   // Validates `options` (InvalidArgument: no key at all, an empty key or
@@ -230,6 +257,29 @@ class ClinkEmulator {
   // Options::clock() + the current offset.
   absl::Time Now() const;
 
+  // Webhooks (see webhook_sender.h for the envelope, signature, retries and
+  // faults). Every account emits an event at each state change Clink sends
+  // one for (merchant_api.h lists them), with the resource exactly as its GET
+  // endpoint answers at that moment.
+  //
+  // Sends `merchant`'s events to `target` from the next event on (an empty
+  // url stops them). NotFound for an unknown account; InvalidArgument naming
+  // the field for a bad url or secret.
+  absl::Status SetWebhookTarget(absl::string_view merchant,
+                                WebhookTarget target);
+  // Emits an event of any `type` (e.g. "dispute.created", which nothing in
+  // the emulator produces) for `merchant`, with `object_json` (a JSON object)
+  // as its resource. Returns the event id. NotFound for an unknown account,
+  // InvalidArgument when `object_json` is not a JSON object.
+  absl::StatusOr<std::string> EmitWebhookEvent(absl::string_view merchant,
+                                               const std::string& type,
+                                               absl::string_view object_json);
+  absl::Status SetWebhookFault(const WebhookFault& fault);
+  void ClearWebhookFaults();
+  WebhookStats webhook_stats() const;
+  // Waits until no webhook delivery is queued or in flight; false on timeout.
+  bool WaitForWebhooksIdle(absl::Duration timeout) const;
+
   // TCP connections accepted so far (a keep-alive connection counts once).
   int64_t connections_accepted() const { return connections_accepted_.load(); }
   // Over TLS: waits until the emulator has closed at least `n` of the
@@ -263,6 +313,14 @@ class ClinkEmulator {
   int HandleRequest(mg_connection* conn);
   int HandleAdmin(mg_connection* conn, const std::string& method,
                   const std::string& path, const std::string& body);
+  // POST/DELETE /__emulator/webhooks...: the success body, or an error
+  // (NotFound -> 404, else 400 with the message).
+  absl::StatusOr<std::string> HandleWebhookAdmin(const std::string& method,
+                                                 const std::string& endpoint,
+                                                 absl::string_view query,
+                                                 const std::string& body);
+  // Index into accounts_ of the account named `merchant`, or -1.
+  int AccountNamed(absl::string_view merchant) const;
   // Consumes the faults that apply to a request for `path`.
   FaultPlan TakeFaults(const std::string& path);
   void Record(RecordedRequest request);
@@ -286,6 +344,9 @@ class ClinkEmulator {
   std::unique_ptr<TlsFrontend> tls_;  // Null for plain HTTP.
   int port_ = 0;
   absl::Notification stopping_;
+  // Created in Start before civetweb serves; destroyed (its thread joined)
+  // after civetweb has stopped, and before options_, which its clock reads.
+  std::unique_ptr<WebhookSender> webhooks_;
   std::atomic<int64_t> connections_accepted_{0};
   mutable absl::Mutex closed_mu_;
   int64_t connections_closed_ ABSL_GUARDED_BY(closed_mu_) = 0;

@@ -1341,7 +1341,10 @@ TEST_F(ClinkEmulatorTest, AdminEndpointsSetAndClearFaultsAndReportStats) {
 
   result = client_->Send("GET", "/__emulator/stats", "", {});
   EXPECT_EQ(result.status, 200);
-  EXPECT_EQ(result.body, R"({"connectionsAccepted":1,"requests":3})");
+  EXPECT_EQ(result.body,
+            R"({"connectionsAccepted":1,"requests":3,"webhookEvents":0,)"
+            R"("webhookDeliveryAttempts":0,"webhookDeliveriesSucceeded":0,)"
+            R"("webhookDeliveriesGaveUp":0,"webhookDeliveriesDropped":0})");
 }
 
 // --- Connections and recorded requests

@@ -190,6 +190,15 @@ void WriteStringMap(JsonWriter& writer, absl::string_view key,
   writer.EndObject();
 }
 
+std::string JsonObject(absl::FunctionRef<void(JsonWriter&)> write_members) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter writer(buffer);
+  writer.StartObject();
+  write_members(writer);
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 std::string DataEnvelope(absl::FunctionRef<void(JsonWriter&)> write_data) {
   rapidjson::StringBuffer buffer;
   JsonWriter writer(buffer);

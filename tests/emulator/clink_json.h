@@ -81,6 +81,8 @@ void WriteStringMap(JsonWriter& writer, absl::string_view key,
                     const std::map<std::string, std::string>& values);
 void WriteKey(JsonWriter& writer, absl::string_view key);
 
+// {...}: a JSON object whose members `write_members` writes.
+std::string JsonObject(absl::FunctionRef<void(JsonWriter&)> write_members);
 // {"code":200,"msg":"success","data":{...}}; `write_data` writes the members of
 // "data".
 std::string DataEnvelope(absl::FunctionRef<void(JsonWriter&)> write_data);

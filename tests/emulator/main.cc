@@ -11,6 +11,10 @@
 // account "default"; --merchant_keys adds more accounts, each with its own
 // objects (see clink_emulator.h).
 //
+// --webhook_urls and --webhook_secret_files make the accounts deliver signed
+// webhook events (see webhook_sender.h); /__emulator/webhooks changes them at
+// run time.
+//
 // Prints exactly one line on success, "clink-emulator listening on <base_url>".
 // API key values are never printed, not even in error messages.
 #include <signal.h>
@@ -18,6 +22,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -64,6 +69,26 @@ ABSL_FLAG(std::string, port_file, "",
           "Write the bound port to this file once listening");
 ABSL_FLAG(absl::Duration, latency, absl::ZeroDuration(),
           "Latency added to every /api request, e.g. 200ms");
+ABSL_FLAG(std::vector<std::string>, webhook_urls, {},
+          "Where merchant accounts' webhook events are POSTed: comma-separated "
+          "URL (for the account \"default\") or NAME=URL entries, e.g. "
+          "http://127.0.0.1:8080/webhooks/clink,"
+          "acme=http://127.0.0.1:8080/webhooks/clink/acme");
+ABSL_FLAG(std::vector<std::string>, webhook_secret_files, {},
+          "Each account's webhook signing secret (\"whsec_...\"): "
+          "comma-separated FILE (for \"default\") or NAME=FILE entries, e.g. "
+          "/run/keys/webhook-secret,acme=/run/keys/acme/webhook-secret (the "
+          "gateway reads the same files). Every account in --webhook_urls "
+          "needs one; secrets are never printed");
+ABSL_FLAG(absl::Duration, webhook_retry_base_delay, absl::Seconds(1),
+          "Wait before the first webhook retry; doubles after each failed "
+          "attempt (10 attempts in all, as Clink)");
+ABSL_FLAG(absl::Duration, webhook_timeout, absl::Seconds(10),
+          "Longest wait for a webhook receiver's answer");
+ABSL_FLAG(bool, webhook_legacy_payload, false,
+          "Send events in Clink's older form (\"created\" ISO-8601, the "
+          "resource directly under \"data\") instead of the current one "
+          "(\"created\" in ms, the resource under \"data.object\")");
 ABSL_FLAG(bool, http_status_errors, false,
           "Answer validation/business/not-found errors with HTTP 400/404 "
           "instead of HTTP 200 "
@@ -150,6 +175,49 @@ absl::StatusOr<std::vector<MerchantAccount>> ParseMerchantKeys(
   return accounts;
 }
 
+// Splits "NAME=VALUE" or a bare VALUE (for the account "default") entries.
+// A VALUE that is a URL may contain '=' after its "://".
+std::map<std::string, std::string> ParseNamedList(
+    const std::vector<std::string>& entries) {
+  std::map<std::string, std::string> values;
+  for (const std::string& entry : entries) {
+    const absl::string_view text = absl::StripAsciiWhitespace(entry);
+    if (text.empty()) continue;
+    const size_t equals = text.find('=');
+    const bool named =
+        equals != absl::string_view::npos && equals < text.find("://");
+    values[named ? std::string(text.substr(0, equals)) : "default"] =
+        std::string(named ? text.substr(equals + 1) : text);
+  }
+  return values;
+}
+
+// Reads --webhook_urls and --webhook_secret_files. Errors name the account
+// and the file, never a secret.
+absl::StatusOr<std::map<std::string, WebhookTarget>> LoadWebhookTargets() {
+  const std::map<std::string, std::string> files =
+      ParseNamedList(absl::GetFlag(FLAGS_webhook_secret_files));
+  std::map<std::string, WebhookTarget> targets;
+  for (const auto& [name, url] :
+       ParseNamedList(absl::GetFlag(FLAGS_webhook_urls))) {
+    const auto file_name = files.find(name);
+    if (file_name == files.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--webhook_secret_files has no secret for merchant \"", name, "\""));
+    }
+    std::ifstream file(file_name->second);
+    std::stringstream secret;
+    if (!file || !(secret << file.rdbuf())) {
+      return absl::NotFoundError(
+          absl::StrCat("cannot read the webhook secret of merchant \"", name,
+                       "\" (", file_name->second, ")"));
+    }
+    targets[name] = WebhookTarget{
+        url, std::string(absl::StripAsciiWhitespace(secret.str()))};
+  }
+  return targets;
+}
+
 // Writes `port` to `path` through a temporary file, so readers never see a
 // partial file.
 absl::Status WritePortFile(const std::string& path, int port) {
@@ -187,6 +255,12 @@ absl::Status Run() {
     return absl::InvalidArgumentError(
         "no API key: pass --api_key_file, --api_keys or --merchant_keys, or "
         "set CLINK_API_KEY");
+  }
+  GATEWAY_ASSIGN_OR_RETURN(options.webhook_targets, LoadWebhookTargets());
+  options.webhooks.base_delay = absl::GetFlag(FLAGS_webhook_retry_base_delay);
+  options.webhooks.timeout = absl::GetFlag(FLAGS_webhook_timeout);
+  if (absl::GetFlag(FLAGS_webhook_legacy_payload)) {
+    options.webhooks.form = WebhookPayloadForm::kLegacy;
   }
   if (!tls_dir.empty()) {
     GATEWAY_ASSIGN_OR_RETURN(TestCaFiles ca, GenerateTestCa(tls_dir));

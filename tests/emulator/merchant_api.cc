@@ -721,6 +721,9 @@ struct MerchantApi::State {
   std::map<std::string, PromotionCode> promotion_codes;
   std::map<std::string, TestClock> test_clocks;
   std::vector<std::string> test_clock_ids;  // Creation order.
+  // Events (type, resource JSON) emitted by requests, not yet handed to
+  // Options::on_event.
+  std::vector<std::pair<std::string, std::string>> pending_events;
 
   void SeedFixtures();
 
@@ -882,6 +885,81 @@ struct MerchantApi::State {
         return 5;
     }
     return 3;
+  }
+
+  // A checkout session as GET /checkout/session/{id} writes it at `now`.
+  void WriteSession(JsonWriter& writer, const CheckoutSession& session,
+                    absl::Time now) {
+    std::string status = now >= session.expires ? "expired" : "open";
+    std::string payment_status = "unpaid";
+    if (const Order* order = Find(orders, session.order_id)) {
+      if (order->status == "success" || order->status == "partial_refunded" ||
+          order->status == "refunded") {
+        status = "completed";
+        payment_status = "paid";
+      } else if (order->status == "requires_action" ||
+                 order->status == "pending") {
+        payment_status = "processing";
+      }
+    }
+    const Customer* customer = Find(customers, session.customer_id);
+    const Price* price = FindPrice(session.price_id);
+    const Product* product = FindProduct(session.product_id);
+    WriteString(writer, "sessionId", session.id);
+    WriteString(writer, "token", session.token);
+    WriteString(writer, "status", status);
+    WriteString(writer, "paymentStatus", payment_status);
+    WriteAmount(writer, "amountSubtotal", session.amount);
+    WriteAmount(writer, "amountTotal", session.amount);
+    WriteString(writer, "originalCurrency", session.currency);
+    WriteString(writer, "paymentCurrency", session.currency);
+    WriteStringIfSet(writer, "subscriptionId", session.subscription_id);
+    WriteStringIfSet(writer, "invoiceId", session.invoice_id);
+    WriteStringIfSet(writer, "orderId", session.order_id);
+    WriteStringIfSet(writer, "merchantReferenceId",
+                     session.merchant_reference_id);
+    WriteString(writer, "locale", "en-US");
+    WriteString(writer, "uiMode", session.ui_mode);
+    WriteStringIfSet(writer, "returnUrl", session.return_url);
+    WriteStringIfSet(writer, "cancelUrl", session.cancel_url);
+    WriteStringIfSet(writer, "successUrl", session.success_url);
+    WriteString(writer, "created", IsoTime(session.created));
+    WriteString(writer, "expire", IsoTime(session.expires));
+    if (price != nullptr) {
+      WriteKey(writer, "price");
+      writer.StartObject();
+      WriteString(writer, "priceId", price->id);
+      WriteKey(writer, "priceList");
+      writer.StartArray();
+      writer.StartObject();
+      WriteAmount(writer, "amount", price->unit_amount);
+      WriteString(writer, "currency", price->currency);
+      writer.EndObject();
+      writer.EndArray();
+      if (price->price_type == "recurring") {
+        WriteKey(writer, "recurring");
+        writer.StartObject();
+        WriteInt(writer, "freeTrialDays", price->trial_period_days);
+        WriteString(writer, "interval", price->interval);
+        writer.EndObject();
+      }
+      writer.EndObject();
+    }
+    if (product != nullptr) {
+      WriteKey(writer, "product");
+      writer.StartObject();
+      WriteString(writer, "productId", product->id);
+      WriteString(writer, "productName", product->name);
+      writer.EndObject();
+    }
+    WriteKey(writer, "customer");
+    writer.StartObject();
+    WriteString(writer, "customerId", session.customer_id);
+    if (customer != nullptr) WriteStringIfSet(writer, "email", customer->email);
+    writer.EndObject();
+    if (!session.price_data.empty()) {
+      WritePriceDataList(writer, "priceDataList", session.price_data);
+    }
   }
 
   // A completed-by-API checkout session that backs a payment or subscription
@@ -1091,6 +1169,14 @@ ApiResponse MerchantApi::Handle(const ApiRequest& request) {
   }
   absl::StatusOr<std::string> body =
       (*match.handler)(*this, request, match.params);
+  if (options_.on_event) {
+    std::vector<std::pair<std::string, std::string>> events;
+    {
+      absl::MutexLock lock(&mu_);
+      events.swap(state_->pending_events);
+    }
+    for (auto& [type, json] : events) options_.on_event(type, std::move(json));
+  }
   if (!body.ok()) return ErrorResponse(body.status());
   return ApiResponse{200, *std::move(body)};
 }
@@ -1125,6 +1211,58 @@ ApiResponse MerchantApi::ErrorResponse(const absl::Status& status) const {
                                           : 400;
   }
   return ApiResponse{http_status, ErrorEnvelope(code, status.message())};
+}
+
+void MerchantApi::Emit(const std::string& type,
+                       absl::FunctionRef<void(JsonWriter&)> write_members) {
+  if (options_.on_event) {
+    state_->pending_events.emplace_back(type, JsonObject(write_members));
+  }
+}
+
+void MerchantApi::EmitOrderEvents(const std::string& order_id) {
+  const Order& order = state_->orders.at(order_id);
+  const auto write = [&order](JsonWriter& writer) {
+    WriteOrder(writer, order);
+  };
+  Emit("order.created", write);
+  if (order.status == "success") {
+    Emit("order.succeeded", write);
+  } else if (order.status == "failed") {
+    Emit("order.failed", write);
+  } else if (order.status == "requires_action") {
+    Emit("order.next_action", write);
+  }
+}
+
+void MerchantApi::EmitSession(const std::string& type,
+                              const std::string& session_id) {
+  const CheckoutSession& session = state_->sessions.at(session_id);
+  const absl::Time now = options_.clock();
+  Emit(type,
+       [&](JsonWriter& writer) { state_->WriteSession(writer, session, now); });
+}
+
+void MerchantApi::EmitSubscription(const std::string& type,
+                                   const std::string& subscription_id) {
+  const Subscription& subscription = state_->subscriptions.at(subscription_id);
+  const Price& price = *state_->FindPrice(subscription.price_id);
+  const Product& product = *state_->FindProduct(subscription.product_id);
+  Emit(type, [&](JsonWriter& writer) {
+    WriteSubscription(writer, subscription, price, product);
+  });
+}
+
+void MerchantApi::EmitInvoice(const std::string& type,
+                              const std::string& invoice_id) {
+  const Invoice& invoice = state_->invoices.at(invoice_id);
+  const Subscription& subscription =
+      state_->subscriptions.at(invoice.subscription_id);
+  const Price& price = *state_->FindPrice(subscription.price_id);
+  const Product& product = *state_->FindProduct(subscription.product_id);
+  Emit(type, [&](JsonWriter& writer) {
+    WriteInvoice(writer, invoice, subscription, price, product);
+  });
 }
 
 absl::StatusOr<std::string> MerchantApi::CreateCheckoutSession(
@@ -1228,79 +1366,8 @@ absl::StatusOr<std::string> MerchantApi::GetCheckoutSession(
   const CheckoutSession* session = State::Find(state_->sessions, params[0]);
   if (session == nullptr) return NotFound("checkout session", params[0]);
   const absl::Time now = options_.clock();
-  std::string status = now >= session->expires ? "expired" : "open";
-  std::string payment_status = "unpaid";
-  if (const Order* order = State::Find(state_->orders, session->order_id)) {
-    if (order->status == "success" || order->status == "partial_refunded" ||
-        order->status == "refunded") {
-      status = "completed";
-      payment_status = "paid";
-    } else if (order->status == "requires_action" ||
-               order->status == "pending") {
-      payment_status = "processing";
-    }
-  }
-  const Customer* customer =
-      State::Find(state_->customers, session->customer_id);
-  const Price* price = state_->FindPrice(session->price_id);
-  const Product* product = state_->FindProduct(session->product_id);
-  return DataEnvelope([&](JsonWriter& writer) {
-    WriteString(writer, "sessionId", session->id);
-    WriteString(writer, "token", session->token);
-    WriteString(writer, "status", status);
-    WriteString(writer, "paymentStatus", payment_status);
-    WriteAmount(writer, "amountSubtotal", session->amount);
-    WriteAmount(writer, "amountTotal", session->amount);
-    WriteString(writer, "originalCurrency", session->currency);
-    WriteString(writer, "paymentCurrency", session->currency);
-    WriteStringIfSet(writer, "subscriptionId", session->subscription_id);
-    WriteStringIfSet(writer, "invoiceId", session->invoice_id);
-    WriteStringIfSet(writer, "orderId", session->order_id);
-    WriteStringIfSet(writer, "merchantReferenceId",
-                     session->merchant_reference_id);
-    WriteString(writer, "locale", "en-US");
-    WriteString(writer, "uiMode", session->ui_mode);
-    WriteStringIfSet(writer, "returnUrl", session->return_url);
-    WriteStringIfSet(writer, "cancelUrl", session->cancel_url);
-    WriteStringIfSet(writer, "successUrl", session->success_url);
-    WriteString(writer, "created", IsoTime(session->created));
-    WriteString(writer, "expire", IsoTime(session->expires));
-    if (price != nullptr) {
-      WriteKey(writer, "price");
-      writer.StartObject();
-      WriteString(writer, "priceId", price->id);
-      WriteKey(writer, "priceList");
-      writer.StartArray();
-      writer.StartObject();
-      WriteAmount(writer, "amount", price->unit_amount);
-      WriteString(writer, "currency", price->currency);
-      writer.EndObject();
-      writer.EndArray();
-      if (price->price_type == "recurring") {
-        WriteKey(writer, "recurring");
-        writer.StartObject();
-        WriteInt(writer, "freeTrialDays", price->trial_period_days);
-        WriteString(writer, "interval", price->interval);
-        writer.EndObject();
-      }
-      writer.EndObject();
-    }
-    if (product != nullptr) {
-      WriteKey(writer, "product");
-      writer.StartObject();
-      WriteString(writer, "productId", product->id);
-      WriteString(writer, "productName", product->name);
-      writer.EndObject();
-    }
-    WriteKey(writer, "customer");
-    writer.StartObject();
-    WriteString(writer, "customerId", session->customer_id);
-    if (customer != nullptr) WriteStringIfSet(writer, "email", customer->email);
-    writer.EndObject();
-    if (!session->price_data.empty()) {
-      WritePriceDataList(writer, "priceDataList", session->price_data);
-    }
-  });
+  return DataEnvelope(
+      [&](JsonWriter& writer) { state_->WriteSession(writer, *session, now); });
 }
 
 absl::StatusOr<std::string> MerchantApi::CreatePayment(
@@ -1368,6 +1435,8 @@ absl::StatusOr<std::string> MerchantApi::CreatePayment(
   order.session_id = state_->AddImplicitSession(order, now).id;
   state_->order_ids.push_back(order.id);
   const Order& stored = Store(state_->orders, std::move(order));
+  EmitOrderEvents(stored.id);
+  if (status == 1) EmitSession("session.complete", stored.session_id);
   return DataEnvelope([&](JsonWriter& writer) {
     WriteString(writer, "orderId", stored.id);
     WriteString(writer, "sessionId", stored.session_id);
@@ -1526,7 +1595,12 @@ absl::StatusOr<std::string> MerchantApi::CreateRefund(
   refund.create_time_ms = Millis(options_.clock());
   state_->refund_by_merchant_id[refund.merchant_refund_id] = refund.id;
   const Refund& stored = Store(state_->refunds, std::move(refund));
-  return DataEnvelope([&](JsonWriter& writer) { WriteRefund(writer, stored); });
+  const auto write = [&stored](JsonWriter& writer) {
+    WriteRefund(writer, stored);
+  };
+  Emit("refund.created", write);
+  Emit("refund.succeeded", write);  // Refunds complete at once.
+  return DataEnvelope(write);
 }
 
 absl::StatusOr<std::string> MerchantApi::GetRefund(
@@ -1704,6 +1778,15 @@ absl::StatusOr<std::string> MerchantApi::CreateSubscription(
   Store(state_->invoices, std::move(invoice));
   const Subscription& stored =
       Store(state_->subscriptions, std::move(subscription));
+  EmitSubscription("subscription.created", stored.id);
+  EmitOrderEvents(stored_order.id);
+  if (status == 1) {
+    EmitInvoice("invoice.paid", stored_order.invoice_id);
+    EmitSubscription("subscription.activated", stored.id);
+    EmitSession("session.complete", stored.session_id);
+  } else {
+    EmitInvoice("invoice.open", stored_order.invoice_id);
+  }
   return DataEnvelope([&](JsonWriter& writer) {
     WriteString(writer, "subscriptionId", stored.id);
     WriteString(writer, "sessionId", stored.session_id);
@@ -1766,6 +1849,10 @@ absl::StatusOr<std::string> MerchantApi::CancelSubscription(
     subscription->cancel_at_ms = subscription->period_end_ms;
     subscription->cancel_at_period_end = true;
   }
+  EmitSubscription(subscription->status == "cancelled"
+                       ? "subscription.cancelled"
+                       : "subscription.updated.cancel_at_period_end_set",
+                   subscription->id);
   const Price& price = *state_->FindPrice(subscription->price_id);
   const Product& product = *state_->FindProduct(subscription->product_id);
   return DataEnvelope([&](JsonWriter& writer) {
@@ -2446,6 +2533,7 @@ absl::StatusOr<std::string> MerchantApi::AdvanceTestClock(
     last_event_time_ms = subscription.period_end_ms;
     if (subscription.cancel_at_period_end) {
       subscription.status = "cancelled";
+      EmitSubscription("subscription.cancelled", subscription.id);
       break;
     }
     Invoice invoice;
@@ -2478,8 +2566,14 @@ absl::StatusOr<std::string> MerchantApi::AdvanceTestClock(
     ++renewals;
     if (status != 1) subscription.status = "past_due";
     state_->order_ids.push_back(order.id);
-    Store(state_->orders, std::move(order));
-    Store(state_->invoices, std::move(invoice));
+    const std::string order_id = Store(state_->orders, std::move(order)).id;
+    const std::string invoice_id =
+        Store(state_->invoices, std::move(invoice)).id;
+    EmitOrderEvents(order_id);
+    EmitInvoice(status == 1 ? "invoice.paid" : "invoice.open", invoice_id);
+    EmitSubscription(
+        status == 1 ? "subscription.updated.renewed" : "subscription.past_due",
+        subscription.id);
   }
   const int64_t now_ms = Millis(options_.clock());
   const int64_t from_ms = clock->frozen_time_ms;

@@ -10,11 +10,13 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "tests/emulator/clink_json.h"
 #include "tests/emulator/router.h"
 #include "tests/emulator/webhook_endpoints.h"
 
@@ -139,6 +141,21 @@ class MerchantApi {
     // resolving them.
     std::string checkout_base_url = "https://checkout.clink-emulator.invalid";
     std::string portal_base_url = "https://portal.clink-emulator.invalid";
+    // Told of every state change Clink sends a webhook event for
+    // (clink-api.md §13.1): the event type and the resource as a JSON object,
+    // exactly the `data` its GET endpoint answers at that moment. Called on
+    // the request's thread once the request's changes are made, in their
+    // order, without this API's lock held (so it may call back, e.g. to read
+    // registered webhook endpoints). Optional. Events emitted: order.created,
+    // then order.succeeded / order.failed / order.next_action (payments,
+    // subscription charges, renewals); refund.created, refund.succeeded;
+    // session.complete (the session behind a successful charge);
+    // subscription.created, subscription.activated, subscription.past_due,
+    // subscription.cancelled, subscription.updated.renewed,
+    // subscription.updated.cancel_at_period_end_set; invoice.open,
+    // invoice.paid. (Sessions expire lazily, so no session.expired.)
+    std::function<void(const std::string& type, std::string object_json)>
+        on_event;
   };
 
   explicit MerchantApi(Options options);
@@ -164,6 +181,23 @@ class MerchantApi {
       MerchantApi&, const ApiRequest&, const Params&)>;
 
   ApiResponse ErrorResponse(const absl::Status& status) const;
+
+  // Queues an event of `type` whose resource `write_members` writes, for
+  // Handle() to pass to Options::on_event after the request.
+  void Emit(const std::string& type,
+            absl::FunctionRef<void(JsonWriter&)> write_members)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Emit() for one stored resource, written as its GET endpoint does.
+  // order.created, then order.succeeded / order.failed / order.next_action.
+  void EmitOrderEvents(const std::string& order_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitSession(const std::string& type, const std::string& session_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitSubscription(const std::string& type,
+                        const std::string& subscription_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitInvoice(const std::string& type, const std::string& invoice_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // One handler per endpoint; `params` holds the path's "{…}" segments.
   absl::StatusOr<std::string> CreateCheckoutSession(const ApiRequest& request,
