@@ -79,8 +79,9 @@ LABEL org.opencontainers.image.title="clink-gateway" \
 # Numeric, so that Kubernetes' runAsNonRoot can verify it (k8s/base/deployment.yaml runs as the
 # same 10001:10001).
 USER 10001:10001
-# gRPC (--grpc_listen) and Prometheus metrics (--metrics_listen).
-EXPOSE 50051 9464
+# gRPC (--grpc_listen), Prometheus metrics (--metrics_listen) and Clink's webhooks
+# (--webhook_listen).
+EXPOSE 50051 9464 8080
 # SIGTERM drains (health NOT_SERVING, in-flight calls finish within --drain_timeout).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/clink_gateway"]

@@ -10,7 +10,7 @@
 #     which has the same packages as the image), or by libc6/libgcc-s1 that every image has; and
 #     every library ldd resolves transitively comes with those packages' dependencies;
 #   - ca-certificates (Clink's certificate is verified against the system store);
-#   - a numeric non-root USER equal to the manifests' runAsUser/runAsGroup, EXPOSE 50051 9464;
+#   - a numeric non-root USER equal to the manifests' runAsUser/runAsGroup, EXPOSE 50051 9464 8080;
 #   - the preStop binary of k8s/base/deployment.yaml comes from an Essential package (in every
 #     Debian image);
 #   - .dockerignore keeps .git, bazel-* and tools/node_modules out of the build context.
@@ -187,7 +187,7 @@ check() {
 
   local exposed port
   exposed=" $(grep -iE '^[[:space:]]*EXPOSE[[:space:]]' "$work/runtime_stage" | sed -E 's/^[[:space:]]*EXPOSE//I' | tr '\n' ' ') "
-  for port in 50051 9464; do
+  for port in 50051 9464 8080; do
     [[ "$exposed" == *" $port "* || "$exposed" == *" $port/tcp "* ]] || fail "the image does not EXPOSE $port"
   done
   local entry binary
@@ -250,6 +250,7 @@ mutate "not Debian 12" 's/^FROM debian:bookworm-slim/FROM ubuntu:22.04/' || bad=
 mutate "single stage" '/^FROM debian:bookworm AS build/d' || bad=1
 mutate "no install_deps" 's#^(RUN .*)tools/install_deps\.sh#\1true#' || bad=1
 mutate "metrics port not exposed" 's/^EXPOSE .*/EXPOSE 50051/' || bad=1
+mutate "webhook port not exposed" 's/^EXPOSE .*/EXPOSE 50051 9464/' || bad=1
 mutate "shell-form entrypoint" 's#^ENTRYPOINT .*#ENTRYPOINT /usr/local/bin/clink_gateway#' || bad=1
 mutate "not a Debian package" 's/^( +)zlib1g \\$/\1zlib1g \\\n\1libnotreal9 \\/' || bad=1
 mutate "ignore:.git in context" '/^\.git$/d' || bad=1

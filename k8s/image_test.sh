@@ -252,7 +252,7 @@ chmod 0444 "$work/authz/policy.json"
 mounts=(--tmpfs /tmp:rw,nosuid,nodev,mode=1777 -v "$work/tls:/etc/clink-image-test/tls:ro"
   -v "$redis_dir:/run/clink-image-test/redis")
 for i in "${!flags[@]}"; do
-  case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=* | --health_listen=*) unset 'flags[i]' ;; esac
+  case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=* | --health_listen=* | --webhook_listen=*) unset 'flags[i]' ;; esac
 done
 flags=("${flags[@]}")
 for flag in "${listen[@]}"; do

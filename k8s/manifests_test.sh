@@ -12,7 +12,8 @@
 #      one holding an empty `api-key`, where the gateway stops; a --state_dir by a directory of
 #      this test's own. The listen addresses keep their hosts but get port 0: a test never binds
 #      the deployment's fixed ports (50051, 9464), which tools/run_local.sh or another test may
-#      hold. To prove it, this test holds those ports itself (where free) while the gateway runs.
+#      hold (nor the webhook port, 8080). To prove it, this test holds those ports itself (where
+#      free) while the gateway runs.
 # Usage (from Bazel): manifests_test.sh <path to clink_gateway>
 set -euo pipefail
 
@@ -119,7 +120,7 @@ for name in "${policy_targets[@]}"; do
   mapfile -t listen < <("$node" "$workspace/k8s/validate.js" "--flags=$work/helpfull.txt" \
     "--print-listen=$name" "$name=$work/$name.0.yaml")
   for i in "${!flags[@]}"; do
-    case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=* | --health_listen=*) unset 'flags[i]' ;; esac
+    case "${flags[$i]}" in --grpc_listen=* | --metrics_listen=* | --health_listen=* | --webhook_listen=*) unset 'flags[i]' ;; esac
   done
   flags=("${flags[@]}")
   for flag in "${listen[@]}"; do

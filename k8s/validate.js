@@ -51,6 +51,23 @@ const LIVENESS_SERVICE = 'liveness';
 // The files of a key directory (--api_key_dir, a merchant's key_dir).
 const KEY_FILE = 'api-key';
 const PREVIOUS_KEY_FILE = 'api-key-previous';
+// Clink's webhook deliveries (--webhook_listen): the signing secrets live in the same key
+// directories (webhook-secret, and webhook-secret-previous while rotating), the listener on the
+// container port `webhook`, behind its own Service and the Ingress, which routes only WEBHOOK_PATH
+// (POST /webhooks/clink and /webhooks/clink/{merchant}).
+const WEBHOOK_SECRET_FILES = ['webhook-secret', 'webhook-secret-previous'];
+const WEBHOOK_PORT = 8080;
+const WEBHOOK_PORT_NAME = 'webhook';
+const WEBHOOK_SERVICE = 'clink-gateway-webhook';
+const WEBHOOK_PATH = '/webhooks/clink';
+// The ingress controller's namespace: the only peer the NetworkPolicy admits to the webhook port.
+const INGRESS_NAMESPACE = 'ingress-nginx';
+// The cluster-internal CA of the gRPC port's certificate (base/certificate.yaml): Clink does not
+// trust it, so the public Ingress certificate must come from another (public) issuer.
+const INTERNAL_ISSUER = 'clink-gateway-ca';
+// base/ingress.yaml's placeholder host: .invalid never resolves (RFC 2606), so an overlay must
+// set its own.
+const PLACEHOLDER_HOST = /\.invalid$/;
 const DEFAULT_METRICS_PORT = 9464; // --metrics_listen's default, 0.0.0.0:9464
 const DEFAULT_DRAIN_SECONDS = 20; // --drain_timeout's default
 const EXIT_GRACE_SECONDS = 2; // the gateway exits within drain + 2 s
@@ -65,8 +82,8 @@ const ALLOWED_EGRESS = new Set(['53/UDP', '53/TCP', '443/TCP', '6379/TCP']);
 // Per-environment expectations.
 const TARGETS = {
   base: { baseUrl: SANDBOX_URL },
-  uat: { baseUrl: SANDBOX_URL, namespace: true },
-  prod: { baseUrl: PRODUCTION_URL, namespace: true },
+  uat: { baseUrl: SANDBOX_URL, namespace: true, webhookHost: true },
+  prod: { baseUrl: PRODUCTION_URL, namespace: true, webhookHost: true },
 };
 
 const RULES = {
@@ -92,7 +109,11 @@ const RULES = {
   flags: 'every container flag is one the gateway binary defines',
   config: 'every $(VAR) resolves from the ConfigMap; https upstream; no plaintext or egress overrides',
   service: 'a ClusterIP Service with ports grpc (appProtocol grpc) and http-metrics',
-  networkpolicy: 'ingress only from client namespaces (gRPC), monitoring (metrics) and, for the kubelet\'s probes, anywhere to the health port alone; egress only 53/443/6379',
+  networkpolicy: 'ingress only from client namespaces (gRPC), monitoring (metrics), the ingress controller\'s namespace (webhook port) and, for the kubelet\'s probes, anywhere to the health port alone; egress only 53/443/6379',
+  webhook: `the webhook listener is on (--webhook_listen on port ${WEBHOOK_PORT}, all interfaces) as container port ${WEBHOOK_PORT_NAME}, behind a ClusterIP Service ${WEBHOOK_SERVICE} with that port alone`,
+  'webhook-secret': `the webhook secrets (${WEBHOOK_SECRET_FILES.join(', ')}) come from the whole key Secrets mounted as the key directories, never from an env var or a file mounted on its own`,
+  ingress: `one networking.k8s.io/v1 Ingress, routing only the path prefix ${WEBHOOK_PATH} to the ${WEBHOOK_PORT_NAME} port of ${WEBHOOK_SERVICE} (no other path, backend or defaultBackend: gRPC, metrics and health stay private), TLS for every host from a public cert-manager issuer`,
+  'ingress-host': 'every overlay sets its own webhook host (not the base\'s .invalid placeholder), in the rule and the TLS hosts; uat and prod differ',
   servicemonitor: 'a ServiceMonitor scraping the Service http-metrics port at /metrics',
   spread: 'replicas spread over nodes',
   rollout: 'rolling updates never go below capacity (maxUnavailable 0)',
@@ -100,7 +121,7 @@ const RULES = {
   namespace: 'an overlay puts every object in one namespace',
   environment: 'the environment talks to its Clink (sandbox or production)',
   redis: 'with production money, idempotency keys are in Redis and egress to it is allowed',
-  'shared-store': 'an overlay that can run more than one pod (replicas, HPA minReplicas or maxReplicas > 1) keeps idempotency keys in a shared Redis over TCP (--idempotency_redis), not in a per-pod store',
+  'shared-store': 'an overlay that can run more than one pod (replicas, HPA minReplicas or maxReplicas > 1) keeps idempotency keys in a shared Redis over TCP (--idempotency_redis), not in a per-pod store; and its events too (--event_redis, when set, is such a Redis: an event one pod received must reach a stream on any)',
   mtls: 'the gRPC port requires client certificates (--grpc_tls_* from the Secret of a cert-manager Certificate in the manifests, no --grpc_insecure), calls are authorized (--authz_policy_file from a ConfigMap in the manifests, a gRFC A43 policy), and the probes have a plaintext --health_listen port',
   'cross-env': 'production runs more replicas, with more CPU and memory each, than UAT',
   legacy: 'kustomize v2.0.3 (kubectl 1.20) renders the same objects',
@@ -298,6 +319,8 @@ function parseMerchantsConfig(text) {
 
 const SECRET_PATTERNS = [
   /\bsk_(live|prod|test)_[A-Za-z0-9]/,
+  // A webhook endpoint's signing secret (Clink's whsec_ prefix).
+  /\bwhsec_[A-Za-z0-9]/,
   /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
 ];
 
@@ -549,7 +572,22 @@ function checkContainerPorts(ctx) {
     }
   }
   const probePort = healthPort || GRPC_PORT;
-  Object.assign(ctx, { healthListen, healthPort, probePort, resolvePort });
+  // The webhook listener (rule webhook): its port is a fixed one manifests_test.sh replaces too.
+  const webhookListen = flagOr('webhook_listen', '');
+  const webhookPort = webhookListen ? portOf(webhookListen) : undefined;
+  if (webhookListen) facts.listen.webhook_listen = webhookListen;
+  if (!webhookListen) {
+    fail('webhook', '--webhook_listen is not set: Clink\'s webhook deliveries have nowhere to go (events are only as fresh as a poll)');
+  } else {
+    if (webhookPort !== WEBHOOK_PORT) fail('webhook', `--webhook_listen ${webhookListen} is not port ${WEBHOOK_PORT}`);
+    if (/^(127\.|\[::1\]|localhost)/.test(webhookListen)) {
+      fail('webhook', `--webhook_listen ${webhookListen} is loopback: the ingress controller connects from another pod`);
+    }
+    if (cports[WEBHOOK_PORT_NAME] !== webhookPort) {
+      fail('webhook', `container port ${WEBHOOK_PORT_NAME} is ${cports[WEBHOOK_PORT_NAME]}, --webhook_listen is port ${webhookPort}`);
+    }
+  }
+  Object.assign(ctx, { healthListen, healthPort, probePort, resolvePort, webhookPort });
 }
 
 // Probes.
@@ -774,7 +812,7 @@ function checkNoSecrets(ctx) {
 
 // Services.
 function checkServices(ctx) {
-  const { objs, fail, podLabels, metricsPort, resolvePort } = ctx;
+  const { objs, fail, podLabels, metricsPort, resolvePort, webhookPort } = ctx;
   const services = ofKind(objs, 'Service').filter((s) => s.spec && selectorMatches(s.spec.selector, podLabels) && s.spec.selector && Object.keys(s.spec.selector).length);
   const svc = services.find((s) => s.metadata.name === GATEWAY);
   if (!svc) fail('service', `no Service ${GATEWAY} selecting the gateway pods`);
@@ -788,8 +826,16 @@ function checkServices(ctx) {
         if (target !== GRPC_PORT) fail('service', `${describe(s)} port grpc targets ${p.targetPort}`);
       } else if (p.name === 'http-metrics') {
         if (target !== metricsPort) fail('service', `${describe(s)} port http-metrics targets ${p.targetPort}`);
+      } else if (p.name === WEBHOOK_PORT_NAME) {
+        if (target !== webhookPort) fail('webhook', `${describe(s)} port ${p.name} targets ${p.targetPort}, not the webhook listener`);
       } else {
         fail('service', `${describe(s)} port ${p.name}: ports are named grpc and http-metrics (protocol detection)`);
+      }
+      // The webhook port only on the webhook Service, which has no other: the Service an Ingress
+      // may point at can reach nothing but the listener.
+      const webhookTarget = webhookPort !== undefined && target === webhookPort;
+      if (webhookTarget !== (s.metadata.name === WEBHOOK_SERVICE)) {
+        fail('webhook', `${describe(s)} port ${p.name} (-> ${p.targetPort}): only Service ${WEBHOOK_SERVICE} may have a port, and only to the webhook listener`);
       }
       if (target === undefined) fail('service', `${describe(s)} port ${p.name} targets no container port`);
     }
@@ -800,7 +846,11 @@ function checkServices(ctx) {
       fail('service', `Service ${GATEWAY} ports are ${names}, want grpc and http-metrics`);
     }
   }
-  Object.assign(ctx, { svc });
+  const webhookSvc = services.find((s) => s.metadata.name === WEBHOOK_SERVICE);
+  if (webhookPort !== undefined && !(webhookSvc && (webhookSvc.spec.ports || []).some((p) => p.name === WEBHOOK_PORT_NAME))) {
+    fail('webhook', `no Service ${WEBHOOK_SERVICE} with a port ${WEBHOOK_PORT_NAME} selecting the gateway pods: the Ingress has nothing to route to`);
+  }
+  Object.assign(ctx, { svc, webhookSvc });
 }
 
 // ServiceMonitor.
@@ -830,7 +880,7 @@ function checkServiceMonitor(ctx) {
 
 // NetworkPolicy.
 function checkNetworkPolicy(ctx) {
-  const { objs, fail, podLabels, metricsPort, healthPort, resolvePort } = ctx;
+  const { objs, fail, podLabels, metricsPort, healthPort, resolvePort, webhookPort } = ctx;
   const policies = ofKind(objs, 'NetworkPolicy').filter((p) => selectorMatches(p.spec && p.spec.podSelector, podLabels));
   // A policy's rules apply only for the types it lists (unset: Ingress, plus Egress when it has
   // egress rules). Egress rules of a policy typed [Ingress] allow nothing: with another policy
@@ -841,6 +891,8 @@ function checkNetworkPolicy(ctx) {
     fail('networkpolicy', `the gateway pods are not isolated for ${['Ingress', 'Egress'].filter((t) => !types.has(t))}`);
   }
   const egressPorts = new Set();
+  // Whether the ingress controller can reach the webhook port at all (default deny otherwise).
+  let webhookOpen = false;
   const peerIs = (peer, key, value) => {
     const ns = peer.namespaceSelector;
     return ns && !peer.ipBlock && ns.matchLabels && ns.matchLabels[key] === value;
@@ -859,10 +911,12 @@ function checkNetworkPolicy(ctx) {
         const n = resolvePort(port.port);
         const peers = healthOnly ? true : n === GRPC_PORT ? from.every((f) => peerIs(f, ...CLIENT_NAMESPACE_LABEL))
           : n === metricsPort ? from.every((f) => peerIs(f, 'kubernetes.io/metadata.name', MONITORING_NAMESPACE))
-            : false;
+            : n !== undefined && n === webhookPort ? from.every((f) => peerIs(f, 'kubernetes.io/metadata.name', INGRESS_NAMESPACE))
+              : false;
         if (!peers) {
-          fail('networkpolicy', `${describe(p)}: ingress to port ${port.port} from ${JSON.stringify(from)}; gRPC only from namespaces labelled ${CLIENT_NAMESPACE_LABEL.join('=')}, metrics only from ${MONITORING_NAMESPACE}`);
+          fail('networkpolicy', `${describe(p)}: ingress to port ${port.port} from ${JSON.stringify(from)}; gRPC only from namespaces labelled ${CLIENT_NAMESPACE_LABEL.join('=')}, metrics only from ${MONITORING_NAMESPACE}, webhooks only from ${INGRESS_NAMESPACE}`);
         }
+        if (n !== undefined && n === webhookPort) webhookOpen = true;
       }
     }
     for (const rule of typesOf(p).has('Egress') ? p.spec.egress || [] : []) {
@@ -888,6 +942,9 @@ function checkNetworkPolicy(ctx) {
   }
   for (const k of ['53/UDP', '53/TCP', '443/TCP']) {
     if (!egressPorts.has(k)) fail('networkpolicy', `no egress to ${k}`);
+  }
+  if (webhookPort !== undefined && !webhookOpen) {
+    fail('networkpolicy', `no ingress rule admits ${INGRESS_NAMESPACE} to the webhook port ${webhookPort}: every delivery would time out at the Ingress`);
   }
   Object.assign(ctx, { egressPorts });
 }
@@ -924,7 +981,7 @@ function checkNamespace(ctx) {
 
 // Production money needs a shared idempotency store.
 function checkSharedStore(ctx) {
-  const { name, fail, facts, baseUrl, flags, merchantUrls, egressPorts } = ctx;
+  const { name, fail, facts, baseUrl, flags, merchantUrls, egressPorts, webhookPort } = ctx;
   const redis = flags.idempotency_redis || '';
   facts.redis = redis;
   if ([baseUrl, ...merchantUrls].includes(PRODUCTION_URL) && redis === '') {
@@ -943,6 +1000,115 @@ function checkSharedStore(ctx) {
     const store = redis === '' ? 'the default per-pod idempotency store' : `a per-pod Redis (${redis})`;
     fail('shared-store', `${name} can run ${facts.maxPods} pods with ${store}: a retry that lands on another pod is sent to Clink again (set IDEMPOTENCY_REDIS to the shared Redis, as overlays/prod does)`);
   }
+  // Events follow the idempotency Redis unless --event_redis names another (contract: the default
+  // is --idempotency_redis). A webhook the Ingress hands to one pod must reach a StreamEvents
+  // call served by any other, so with several pods that store is shared too.
+  const eventRedis = flags.event_redis || '';
+  if (eventRedis && !eventRedis.startsWith('unix:') && !egressPorts.has(`${portOf(eventRedis)}/TCP`)) {
+    fail('redis', `no egress allowed to the event Redis port ${portOf(eventRedis)}`);
+  }
+  if (name !== 'base' && webhookPort !== undefined && facts.maxPods > 1 && eventRedis.startsWith('unix:')) {
+    fail('shared-store', `${name} can run ${facts.maxPods} pods with a per-pod event store (${eventRedis}): a delivery stored on one pod would never reach streams served by the others`);
+  }
+}
+
+// The webhook secrets (webhook-secret, webhook-secret-previous) sit beside each merchant's API key:
+// the listener reads them from the key directories, which must therefore be the whole Secret
+// (checkSecretMounts checks the mounts themselves). A copy anywhere else would not follow a
+// rotation, or would put the secret where the process environment shows it.
+function checkWebhookSecrets(ctx) {
+  const { fail, pod, containers, c, facts, webhookPort } = ctx;
+  if (webhookPort === undefined) return;
+  const volumes = {};
+  for (const v of pod.volumes || []) volumes[v.name] = v;
+  for (const x of [...containers, ...(pod.initContainers || [])]) {
+    for (const e of x.env || []) {
+      if (/WEBHOOK.*SECRET|WHSEC/i.test(e.name)) {
+        fail('webhook-secret', `container ${x.name} env ${e.name}: the gateway reads webhook secrets only from the key directory (${WEBHOOK_SECRET_FILES.join(', ')})`);
+      }
+    }
+    for (const m of x.volumeMounts || []) {
+      const file = path.posix.basename(String(m.subPath || m.mountPath));
+      if (WEBHOOK_SECRET_FILES.includes(file)) {
+        fail('webhook-secret', `container ${x.name} mounts ${m.mountPath}${m.subPath ? ` (subPath ${m.subPath})` : ''} on its own: a copy outside the key directory misses every rotation`);
+      }
+    }
+  }
+  const dirOf = (p) => path.posix.normalize(String(p)).replace(/(.)\/+$/, '$1');
+  for (const dir of facts.keyDirs || []) {
+    const mount = (c.volumeMounts || []).find((m) => dirOf(m.mountPath) === dirOf(dir));
+    const vol = mount && volumes[mount.name];
+    if (!vol || !vol.secret) {
+      fail('webhook-secret', `key directory ${dir} is not a Secret volume: no ${WEBHOOK_SECRET_FILES[0]} for the listener`);
+    } else if (vol.secret.items && !WEBHOOK_SECRET_FILES.every((f) => vol.secret.items.some((i) => i.path === f))) {
+      fail('webhook-secret', `key directory ${dir}: Secret volume ${mount.name} lists items without ${WEBHOOK_SECRET_FILES.join(' and ')}: the listener would never see them`);
+    }
+  }
+}
+
+// The Ingress: the only public way in, for Clink's webhook deliveries and nothing else.
+function checkIngress(ctx) {
+  const { objs, fail, facts, expect, webhookPort, webhookSvc } = ctx;
+  const ingresses = ofKind(objs, 'Ingress');
+  if (webhookPort !== undefined && ingresses.length !== 1) {
+    fail('ingress', `expected one Ingress for the webhook path ${WEBHOOK_PATH}, found ${ingresses.length}`);
+  }
+  const webhookServicePort = ((webhookSvc && webhookSvc.spec.ports) || []).find((p) => p.name === WEBHOOK_PORT_NAME);
+  const hosts = [];
+  for (const ing of ingresses) {
+    const id = describe(ing);
+    const spec = ing.spec || {};
+    const annotations = (ing.metadata && ing.metadata.annotations) || {};
+    if (ing.apiVersion !== 'networking.k8s.io/v1') fail('ingress', `${id}: apiVersion ${ing.apiVersion}, want networking.k8s.io/v1`);
+    if (!spec.ingressClassName) fail('ingress', `${id}: no ingressClassName (which controller serves it, and whose namespace the NetworkPolicy admits, would be a guess)`);
+    if (spec.defaultBackend) fail('ingress', `${id}: a defaultBackend publishes every path`);
+    // Annotations that let the controller serve more than the rules say (ingress-nginx snippets
+    // add locations; use-regex turns the path into a pattern) or change the path the gateway sees.
+    for (const key of Object.keys(annotations)) {
+      if (/-snippet$|\/use-regex$|\/rewrite-target$|\/default-backend$|\/custom-http-errors$/.test(key)) {
+        fail('ingress', `${id}: annotation ${key} routes or rewrites beyond the rules`);
+      }
+    }
+    for (const rule of spec.rules || []) {
+      if (!rule.host || rule.host.includes('*')) fail('ingress', `${id}: a rule without a fixed host (${rule.host || 'any'})`);
+      else hosts.push(rule.host);
+      const paths = (rule.http && rule.http.paths) || [];
+      if (!paths.length) fail('ingress', `${id}: rule for ${rule.host} has no paths`);
+      for (const p of paths) {
+        const b = p.backend || {};
+        const port = (b.service && b.service.port) || {};
+        if (p.path !== WEBHOOK_PATH || p.pathType !== 'Prefix') {
+          fail('ingress', `${id}: path ${p.path} (${p.pathType}); only ${WEBHOOK_PATH} (Prefix: /webhooks/clink and /webhooks/clink/{merchant}) is public`);
+        }
+        const toWebhook = b.service && b.service.name === WEBHOOK_SERVICE && webhookServicePort &&
+          (port.name === WEBHOOK_PORT_NAME || port.number === webhookServicePort.port);
+        if (!toWebhook) {
+          fail('ingress', `${id}: path ${p.path} goes to ${JSON.stringify(b)}, not port ${WEBHOOK_PORT_NAME} of Service ${WEBHOOK_SERVICE}`);
+        }
+      }
+    }
+    // TLS for every host, from a certificate cert-manager issues and renews, by a public issuer.
+    const issuer = annotations['cert-manager.io/cluster-issuer'] || annotations['cert-manager.io/issuer'];
+    for (const host of hosts) {
+      if (!(spec.tls || []).some((t) => (t.hosts || []).includes(host))) fail('ingress', `${id}: host ${host} has no TLS: webhook bodies would cross the internet in clear`);
+    }
+    for (const t of spec.tls || []) {
+      if (!t.secretName) {
+        fail('ingress', `${id}: a TLS entry without secretName (the controller's default certificate is not for ${t.hosts})`);
+        continue;
+      }
+      const cert = ofKind(objs, 'Certificate').find((x) => x.spec && x.spec.secretName === t.secretName);
+      const by = cert ? cert.spec.issuerRef && cert.spec.issuerRef.name : issuer;
+      if (!by) fail('ingress', `${id}: TLS Secret ${t.secretName} comes from no cert-manager issuer (annotation cert-manager.io/cluster-issuer or a Certificate): nothing would renew it`);
+      else if (by === INTERNAL_ISSUER) fail('ingress', `${id}: TLS Secret ${t.secretName} from ${INTERNAL_ISSUER}, the cluster-internal CA, which Clink does not trust`);
+    }
+  }
+  if (expect.webhookHost) {
+    for (const host of hosts) {
+      if (PLACEHOLDER_HOST.test(host)) fail('ingress-host', `webhook host ${host} is the base's placeholder: set the environment's host (overlay ingress-patch.yaml)`);
+    }
+  }
+  facts.webhookHosts = hosts;
 }
 
 // Each section of the policy, in order: a check reads the rendered objects and what earlier
@@ -964,6 +1130,8 @@ const POLICY_CHECKS = [
   checkSpreadRolloutImage,
   checkNamespace,
   checkSharedStore,
+  checkWebhookSecrets,
+  checkIngress,
 ];
 
 // The gRPC port authenticates and authorizes its callers (rule mtls).
@@ -1007,7 +1175,10 @@ function checkMtls(objs, c, flags, volumes, healthListen, fail) {
 function checkCrossEnv(facts, fail) {
   const uat = facts.uat;
   const prod = facts.prod;
-  if (!uat || !prod || !uat.requests || !prod.requests) return;
+  if (!uat || !prod) return;
+  const sharedHosts = (uat.webhookHosts || []).filter((h) => (prod.webhookHosts || []).includes(h));
+  if (sharedHosts.length) fail('ingress-host', `uat and prod share webhook host(s) ${sharedHosts}: sandbox and live events would meet`);
+  if (!uat.requests || !prod.requests) return;
   if (!(prod.minReplicas > uat.minReplicas)) {
     fail('cross-env', `prod minReplicas ${prod.minReplicas} is not above uat's ${uat.minReplicas}`);
   }
@@ -1191,7 +1362,47 @@ const MUTATIONS = [
   ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; o.splice(o.indexOf(kind(o, 'HorizontalPodAutoscaler')), 1); dep(o).spec.replicas = 2; }],
   ['shared-store', 'uat', (o) => { cm(o).data.IDEMPOTENCY_REDIS = ''; Object.assign(kind(o, 'HorizontalPodAutoscaler').spec, { minReplicas: 1, maxReplicas: 2 }); }],
   ['cross-env', 'prod', (o) => { kind(o, 'HorizontalPodAutoscaler').spec.minReplicas = 2; kind(o, 'PodDisruptionBudget').spec.minAvailable = 1; }],
+  // Webhooks: the listener, its Service, its secrets, the Ingress and its NetworkPolicy rule.
+  ['webhook', 'prod', (o) => { ctr(o).args = ctr(o).args.filter((a) => !a.startsWith('--webhook_listen=')); }],
+  ['webhook', 'uat', (o) => { setArg(o, '--webhook_listen', '127.0.0.1:8080'); }],
+  ['webhook', 'prod', (o) => { setArg(o, '--webhook_listen', '0.0.0.0:8088'); }],
+  ['webhook', 'uat', (o) => { ctr(o).ports = ctr(o).ports.filter((p) => p.name !== 'webhook'); }],
+  ['webhook', 'prod', (o) => { o.splice(o.indexOf(webhookSvc(o)), 1); }],
+  ['webhook', 'uat', (o) => { webhookSvc(o).spec.ports.push({ name: 'grpc', port: 50051, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'grpc' }); }],
+  ['webhook', 'prod', (o) => { svcOf(o).spec.ports.push({ name: 'webhook', port: 8080, targetPort: 'webhook', protocol: 'TCP' }); }],
+  ['webhook-secret', 'prod', (o) => { vol(o, 'api-key').secret.items = [{ key: KEY_FILE, path: KEY_FILE }]; }],
+  ['webhook-secret', 'uat', (o) => { ctr(o).env = [{ name: 'CLINK_WEBHOOK_SECRET', valueFrom: { secretKeyRef: { name: 'clink-gateway-api-key', key: 'webhook-secret' } } }]; }],
+  ['webhook-secret', 'prod', (o) => {
+    dep(o).spec.template.spec.volumes.push({ name: 'whsec', secret: { secretName: 'clink-gateway-webhook', defaultMode: 288 } });
+    ctr(o).volumeMounts.push({ name: 'whsec', mountPath: '/etc/clink-gateway/webhook-secret', subPath: 'webhook-secret', readOnly: true });
+  }],
+  ['webhook-secret', 'uat', (o) => { severalMerchants(o); vol(o, 'key-globex').secret.items = [{ key: KEY_FILE, path: KEY_FILE }, { key: PREVIOUS_KEY_FILE, path: PREVIOUS_KEY_FILE }]; }],
+  ['no-secrets', 'uat', (o) => { ing(o).metadata.annotations.note = 'whsec_5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH'; }],
+  ['ingress', 'prod', (o) => { o.splice(o.indexOf(ing(o)), 1); }],
+  ['ingress', 'uat', (o) => { ingPaths(o).push({ path: '/', pathType: 'Prefix', backend: { service: { name: GATEWAY, port: { name: 'grpc' } } } }); }],
+  ['ingress', 'prod', (o) => { ingPaths(o)[0].path = '/'; }],
+  ['ingress', 'uat', (o) => { ingPaths(o)[0].pathType = 'ImplementationSpecific'; }],
+  ['ingress', 'prod', (o) => { ingPaths(o)[0].backend.service = { name: GATEWAY, port: { name: 'http-metrics' } }; }],
+  ['ingress', 'uat', (o) => { ingPaths(o)[0].backend.service.port = { number: 50051 }; }],
+  ['ingress', 'prod', (o) => { ing(o).spec.defaultBackend = { service: { name: GATEWAY, port: { number: 50051 } } }; }],
+  ['ingress', 'uat', (o) => { ing(o).spec.rules.push({ host: 'metrics.example.com', http: { paths: [{ path: '/metrics', pathType: 'Prefix', backend: { service: { name: GATEWAY, port: { name: 'http-metrics' } } } }] } }); }],
+  ['ingress', 'prod', (o) => { ing(o).metadata.annotations['nginx.ingress.kubernetes.io/server-snippet'] = 'location / { proxy_pass http://clink-gateway:9464; }'; }],
+  ['ingress', 'uat', (o) => { delete ing(o).spec.tls; }],
+  ['ingress', 'prod', (o) => { delete ing(o).metadata.annotations['cert-manager.io/cluster-issuer']; }],
+  ['ingress', 'uat', (o) => { ing(o).metadata.annotations['cert-manager.io/cluster-issuer'] = 'clink-gateway-ca'; }],
+  ['ingress', 'prod', (o) => { ing(o).spec.rules[0].host = '*.payments.example.com'; }],
+  ['ingress-host', 'prod', (o) => { const h = 'clink-webhooks.invalid'; ing(o).spec.rules[0].host = h; ing(o).spec.tls[0].hosts = [h]; }],
+  ['ingress-host', 'uat', (o) => { const h = 'clink-webhooks.payments.example.com'; ing(o).spec.rules[0].host = h; ing(o).spec.tls[0].hosts = [h]; }],
+  ['networkpolicy', 'prod', (o) => { np(o).spec.ingress.find((r) => r.ports.some((p) => p.port === 8080)).from = [{ namespaceSelector: {} }]; }],
+  ['networkpolicy', 'uat', (o) => { np(o).spec.ingress = np(o).spec.ingress.filter((r) => !r.ports.some((p) => p.port === 8080)); }],
+  ['networkpolicy', 'prod', (o) => { np(o).spec.ingress.find((r) => !r.from).ports.push({ port: 8080, protocol: 'TCP' }); }],
+  ['shared-store', 'uat', (o) => { ctr(o).args.push('--event_redis=unix:/var/run/redis/redis.sock'); }],
+  ['redis', 'prod', (o) => { ctr(o).args.push('--event_redis=events-redis:6380'); }],
 ];
+function setArg(o, flag, value) { ctr(o).args = ctr(o).args.map((a) => (a.startsWith(`${flag}=`) ? `${flag}=${value}` : a)); }
+function webhookSvc(o) { return named(o, 'Service', WEBHOOK_SERVICE); }
+function ing(o) { return kind(o, 'Ingress'); }
+function ingPaths(o) { return ing(o).spec.rules[0].http.paths; }
 function dep(o) { return named(o, 'Deployment', GATEWAY); }
 function ctr(o) { return dep(o).spec.template.spec.containers.find((c) => c.name === GATEWAY); }
 function kind(o, k) { return o.find((x) => x.kind === k); }

@@ -38,6 +38,11 @@ mutations=(
   's/outcome=~"applied|unchanged"}\[5m\]/outcome=~"applied"}[5m]/'  # one failed read among good ones would alert
   's/{result="recovered"}\[10m\])) > 0/{result="recovered"}[30m])) > 0/'  # a single fallback would alert
   's/outcome=~"missing|empty|invalid|unreadable"}\[10m\])) > 0/outcome=~"missing"}[10m])) > 0/'  # failing reads also as "stopped"
+  's/result=~"bad_signature|stale_timestamp"}/result=~"bad_signature"}/'  # blind to stale or replayed deliveries
+  's/{result="store_unavailable"}\[5m\])) > 0/{result="store_unavailable"}[5m])) > 1/'  # 503s below 1/s never alert
+  's/(clink_gateway_event_oldest_unacked_age_seconds) > 600/(clink_gateway_event_oldest_unacked_age_seconds) > 6000/'  # a stuck consumer noticed after hours
+  's/max by (namespace, job, merchant, subscription) (clink_gateway_event_oldest/sum by (namespace, job, merchant, subscription) (clink_gateway_event_oldest/'  # one store counted once per replica
+  's/{result="unresolved"}\[1h\])) > 0/{result="resolved"}[1h])) > 0/'  # alerts on the reconciliations that worked
 )
 # One directory per mutation, run in parallel (each run replays the 26-hour case).
 pids=()
