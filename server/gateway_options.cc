@@ -214,6 +214,11 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--ca_bundle file cannot be read: ", o.ca_bundle));
   }
+  if (o.upstream_shards < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--upstream_shards must be 0 (the cores available) or positive, got ",
+        o.upstream_shards));
+  }
   if (o.max_upstream_connections <= 0 || o.max_response_bytes == 0 ||
       o.upstream_connect_timeout <= absl::ZeroDuration() ||
       o.max_rpc_timeout <= absl::ZeroDuration()) {

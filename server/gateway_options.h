@@ -109,6 +109,11 @@ struct GatewayOptions {
   std::string ca_bundle;
   // Connections kept open to Clink (the pool size).
   int max_upstream_connections = 32;
+  // Upstream shards per merchant (http::ShardedCurlTransport): each one curl
+  // multi handle and loop thread with max_upstream_connections / shards of the
+  // connections. 0 = the cores available to the process
+  // (http::CoresAvailable()); never more than max_upstream_connections.
+  int upstream_shards = 0;
   // TCP+TLS connect timeout toward Clink.
   absl::Duration upstream_connect_timeout = absl::Seconds(3);
   // Upper bound on one RPC's upstream time, whatever the caller's deadline.

@@ -17,6 +17,7 @@
 #include "adapters/webhooks/webhook_listener.h"
 #include "adapters/webhooks/webhook_secrets.h"
 #include "adapters/http/curl_http_transport.h"
+#include "adapters/http/sharded_curl_transport.h"
 #include "adapters/http/egress_policy.h"
 #include "adapters/idempotency/idempotent_clink_api.h"
 #include "adapters/idempotency/memory_idempotency_store.h"
@@ -104,10 +105,10 @@ class ClockSkewReadiness final : public clink::ClockSkewObserver {
   std::set<std::string> critical_ ABSL_GUARDED_BY(mu_);
 };
 
-// One merchant's transport: its own connection pool toward `base_url`, the
-// gateway-wide egress policy. Calls are signed per call (SendOptions::signer)
+// One merchant's transport: its own connection pool toward `base_url`, split
+// over --upstream_shards curl loops, the gateway-wide egress policy. Calls are signed per call (SendOptions::signer)
 // from the merchant's key ring, so the transport has no signer of its own.
-absl::StatusOr<std::unique_ptr<http::CurlHttpTransport>> BuildTransport(
+absl::StatusOr<std::unique_ptr<http::ShardedCurlTransport>> BuildTransport(
     const GatewayOptions& options, const std::string& base_url,
     const Clock& clock, GatewayMetrics& metrics) {
   http::CurlHttpTransport::Options transport_options;
@@ -130,7 +131,8 @@ absl::StatusOr<std::unique_ptr<http::CurlHttpTransport>> BuildTransport(
   transport_options.pinned_public_key = options.clink_pinned_public_key;
   transport_options.resolve_overrides =
       options.egress_resolve_overrides_for_test;
-  return http::CurlHttpTransport::Create(transport_options);
+  return http::ShardedCurlTransport::Create(transport_options,
+                                            options.upstream_shards);
 }
 
 }  // namespace
@@ -141,7 +143,7 @@ struct MerchantChannel {
   std::string base_url;
   std::unique_ptr<credentials::KeyRing> keys;
   std::unique_ptr<clink::ClockSkewMonitor> clock_skew;
-  std::unique_ptr<http::CurlHttpTransport> transport;
+  std::unique_ptr<http::ShardedCurlTransport> transport;
   std::unique_ptr<clink::ClinkClient> client;
 };
 

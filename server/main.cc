@@ -99,6 +99,10 @@ ABSL_FLAG(std::string, ca_bundle, "",
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
           "On SIGTERM/SIGINT, how long in-flight RPCs may take to finish.");
 ABSL_FLAG(int, max_upstream_connections, 32, "Connections kept open to Clink.");
+ABSL_FLAG(int, upstream_shards, 0,
+          "Upstream shards per merchant, each one curl loop thread with its "
+          "share of --max_upstream_connections (at most that many shards); 0 = "
+          "the cores available to the process (CPU affinity).");
 ABSL_FLAG(absl::Duration, upstream_connect_timeout, absl::Seconds(3),
           "TCP+TLS connect timeout toward Clink.");
 ABSL_FLAG(
@@ -276,6 +280,7 @@ int main(int argc, char** argv) {
   options.ca_bundle = absl::GetFlag(FLAGS_ca_bundle);
   options.max_upstream_connections =
       absl::GetFlag(FLAGS_max_upstream_connections);
+  options.upstream_shards = absl::GetFlag(FLAGS_upstream_shards);
   options.upstream_connect_timeout =
       absl::GetFlag(FLAGS_upstream_connect_timeout);
   options.max_rpc_timeout = absl::GetFlag(FLAGS_max_rpc_timeout);

@@ -2871,6 +2871,42 @@ TEST(EnvelopeTest, BodyThatIsNotAJsonObjectIsInternal) {
   }
 }
 
+// Raw ill-formed UTF-8 anywhere in the body (after a long ASCII run, inside a
+// long string, at the very end) refuses the whole body; well-formed multi-byte
+// characters at any offset are kept as sent.
+TEST(EnvelopeTest, IllFormedUtf8AnywhereInTheBodyIsInternal) {
+  const std::string pad(37, 'a');  // odd length: sequences at every alignment
+  for (const std::string& bad :
+       {std::string("\xff"), std::string("\xc3"),         // stray / truncated
+        std::string("\xc0\xaf"),                          // overlong '/'
+        std::string("\xed\xa0\x80"),                      // raw surrogate
+        std::string("\xf4\x90\x80\x80"),                  // past U+10FFFF
+        std::string("\xe2\x82")}) {                       // truncated 3-byte
+    for (size_t at = 0; at < 9; ++at) {
+      const std::string body = absl::StrCat(
+          R"({"code":200,"msg":"success","data":{"orderId":")",
+          pad.substr(0, at), bad, pad, R"("}})");
+      SCOPED_TRACE(absl::StrCat(at, " ", absl::CHexEscape(bad)));
+      EXPECT_EQ(Decode("PaymentService.GetOrder", body).status.code(),
+                absl::StatusCode::kInternal);
+    }
+  }
+  const std::string good = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";  // é € 😀
+  for (size_t at = 0; at < 9; ++at) {
+    const std::string id = absl::StrCat(pad.substr(0, at), good, pad, good);
+    const Decoded got = Decode(
+        "PaymentService.GetOrder",
+        absl::StrCat(R"({"code":200,"msg":"success","data":{"orderId":")", id,
+                     R"("}})"));
+    ASSERT_TRUE(got.status.ok()) << got.status;
+    EXPECT_EQ(static_cast<const v1::GetOrderResponse&>(*got.response)
+                  .order()
+                  .order_id(),
+              id);
+    EXPECT_EQ(got.stats.unreadable_strings, 0);
+  }
+}
+
 TEST(EnvelopeTest, SuccessWithAPayloadOfTheWrongTypeIsIncomplete) {
   // Clink said 200, so the request took effect; the payload is unusable.
   for (const std::string& body :

@@ -174,9 +174,13 @@ void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
   call->request = std::move(request);
   call->options = std::move(options);
   call->done = std::move(done);
+  // One wake-up per batch: a call that finds pending_ non-empty is picked up
+  // by the wake-up its first call made (the loop swaps pending_ out whole).
+  bool wake = false;
   {
     MutexLock lock(&mu_);
     if (!stopping_) {
+      wake = pending_.empty();
       pending_.push_back(std::move(call));
       ++stats_.in_flight;
     }
@@ -188,7 +192,7 @@ void CurlHttpTransport::Send(HttpRequest request, SendOptions options,
                 Delivery::kNotSent, FailureKind::kShutdown));
     return;
   }
-  (void)curl_multi_wakeup(multi_.get());
+  if (wake) (void)curl_multi_wakeup(multi_.get());
 }
 
 void CurlHttpTransport::Shutdown() {
