@@ -203,12 +203,25 @@ struct GatewayOptions {
   // Told about each newly stored event (the reconciler); may be null; must
   // outlive the server.
   events::EventListener* event_listener = nullptr;
-  // Where Clink's webhook events are kept (adapters/events/event_store.h:
-  // SqliteEventStore or RedisEventStore, made from the --event_* flags). Set:
-  // the EventService (server/event_service.h) is served over it and accepted
-  // webhook events are appended to it; null: no EventService, and
-  // webhook_listen is refused (BuildAndStart: FAILED_PRECONDITION).
+  // Where Clink's webhook events are kept (adapters/events/event_store.h).
+  // Set: the EventService (server/event_service.h) is served over it and
+  // accepted webhook events are appended to it. Null: BuildAndStart makes one
+  // (events::MakeEventStore) when webhook_listen or event_redis is set:
+  // Redis Streams at event_redis, else SQLite at {state_dir}/events.sqlite;
+  // with neither, there is no EventService (its RPCs are UNIMPLEMENTED).
   std::shared_ptr<events::EventStore> event_store;
+  // --event_redis: the events' Redis ("host:port" or "unix:/path"); main.cc
+  // defaults it to idempotency_redis. Empty: SQLite in state_dir.
+  std::string event_redis;
+  // File holding event_redis's password (main.cc: the idempotency Redis's
+  // password file when both are the same server).
+  std::string event_redis_password_file;
+  // --event_retention: how long stored events are kept (and listable).
+  absl::Duration event_retention = absl::Hours(168);
+  // --event_dedup_window: how long a redelivered event id is recognised as a
+  // duplicate; at least 72 h (events::kMinDedupWindow), longer than Clink's
+  // retry horizon of about a day.
+  absl::Duration event_dedup_window = absl::Hours(72);
 
   // TEST ONLY (no flag): CurlHttpTransport::Options::resolve_overrides.
   std::function<std::vector<std::string>()> egress_resolve_overrides_for_test;

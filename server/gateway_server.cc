@@ -18,6 +18,7 @@
 #include "adapters/webhooks/webhook_secrets.h"
 #include "adapters/http/curl_http_transport.h"
 #include "adapters/http/sharded_curl_transport.h"
+#include "adapters/events/event_store_factory.h"
 #include "adapters/http/egress_policy.h"
 #include "adapters/idempotency/idempotent_clink_api.h"
 #include "adapters/idempotency/memory_idempotency_store.h"
@@ -186,6 +187,35 @@ std::shared_ptr<grpc::ServerCredentials> ApiCredentials(
 
 }  // namespace
 
+namespace {
+
+// Passes each stored event on to every listener added (Add may run while the
+// webhook listener already delivers: the list is copied under the lock).
+class EventListenerFanOut final : public events::EventListener {
+ public:
+  void Add(events::EventListener* listener) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    listeners_.push_back(listener);
+  }
+  void OnEventStored(const events::StoredEvent& event) override
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    std::vector<events::EventListener*> listeners;
+    {
+      MutexLock lock(&mu_);
+      listeners = listeners_;
+    }
+    for (events::EventListener* listener : listeners) {
+      listener->OnEventStored(event);
+    }
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<events::EventListener*> listeners_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
 struct GatewayServer::Components {
   // First: outlives everything that reports to it.
   std::unique_ptr<GatewayMetrics> metrics;
@@ -196,6 +226,12 @@ struct GatewayServer::Components {
   // Outlives the clients: their last store writes finish before it goes.
   std::unique_ptr<idempotency::IdempotencyStore> idempotency_store;
   std::vector<std::unique_ptr<MerchantChannel>> merchants;
+  // GatewayOptions::event_store (or the one made from the --event_* flags);
+  // outlives the webhook listener and the EventService that use it.
+  std::shared_ptr<events::EventStore> event_store;
+  // Tells the EventService (wake-ups) and the outcome reconciler about each
+  // event the webhook listener stored; outlives the listener.
+  EventListenerFanOut event_listeners;
   // Reloaded by the key watcher (it follows the same directories).
   std::unique_ptr<webhooks::WebhookSecrets> webhook_secrets;
   // Stopped before the key rings it reloads go.
@@ -213,9 +249,8 @@ struct GatewayServer::Components {
   std::unique_ptr<RpcForwarder> forwarder;
   // The gRPC services, registered from the contract's descriptors.
   std::unique_ptr<ContractServices> services;
-  // Served by the gateway itself over GatewayOptions::event_store (kept
-  // alive here); null without one. Drained first at Shutdown.
-  std::shared_ptr<events::EventStore> event_store;
+  // Served by the gateway itself over event_store; null without one.
+  // Drained first at Shutdown.
   std::unique_ptr<EventService> event_service;
   // Outlive the server that uses them.
   std::shared_ptr<grpc::experimental::CertificateProviderInterface>
@@ -377,11 +412,23 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   watcher_options.poll_interval = options.key_reload_interval;
   watcher_options.clock = c->clock;
   watcher_options.observer = c->metrics.get();
+  c->event_store = options.event_store;
+  if (c->event_store == nullptr &&
+      (!options.webhook_listen.empty() || !options.event_redis.empty())) {
+    events::EventStoreConfig store_config;
+    store_config.redis_address = options.event_redis;
+    store_config.redis_password_file = options.event_redis_password_file;
+    store_config.state_dir = options.state_dir;
+    store_config.retention = options.event_retention;
+    store_config.dedup_window = options.event_dedup_window;
+    store_config.clock = c->clock;
+    GATEWAY_ASSIGN_OR_RETURN(c->event_store,
+                             events::MakeEventStore(store_config));
+  }
+  if (options.event_listener != nullptr) {
+    c->event_listeners.Add(options.event_listener);
+  }
   if (!options.webhook_listen.empty()) {
-    if (options.event_store == nullptr) {
-      return absl::FailedPreconditionError(
-          "--webhook_listen is set but the gateway has no event store");
-    }
     std::vector<webhooks::WebhookSecrets::Merchant> secret_dirs;
     for (const MerchantOptions& m : options.merchants) {
       secret_dirs.push_back({m.name, m.key_dir});
@@ -406,11 +453,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
                                           : std::string();
     webhook_options.clock = c->clock;
     webhook_options.observer = c->metrics.get();
-    webhook_options.event_listener = options.event_listener;
+    webhook_options.event_listener = &c->event_listeners;
     GATEWAY_ASSIGN_OR_RETURN(
         c->webhook_listener,
         webhooks::WebhookListener::Start(webhook_options, *c->webhook_secrets,
-                                         *options.event_store));
+                                         *c->event_store));
     c->webhook_port = c->webhook_listener->port();
   }
   std::vector<ClockProbe::Target> probe_targets;
@@ -454,13 +501,12 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     }
     c->services = *std::move(services);
   }
-  if (options.event_store != nullptr) {
+  if (c->event_store != nullptr) {
     EventServiceOptions event_options;
     event_options.merchants = forwarder_options.merchants;
     event_options.default_merchant = forwarder_options.default_merchant;
     event_options.authz = forwarder_options.authz;
     event_options.observer = c->metrics.get();
-    c->event_store = options.event_store;
     absl::StatusOr<std::unique_ptr<EventService>> events =
         EventService::Create(*c->event_store, *c->clock, event_options);
     if (!events.ok()) {
@@ -469,6 +515,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
       return events.status();
     }
     c->event_service = *std::move(events);
+    c->event_listeners.Add(c->event_service.get());
   }
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -75,6 +75,18 @@ ABSL_FLAG(std::string, webhook_listen, "",
 ABSL_FLAG(absl::Duration, webhook_timestamp_tolerance, absl::Seconds(300),
           "How far a webhook's X-Clink-Timestamp may be from this clock, "
           "either way, before the delivery is refused (401).");
+ABSL_FLAG(std::string, event_redis, "",
+          "Redis for Clink's webhook events (Redis Streams, shared by "
+          "replicas): host:port or unix:/path. Default: --idempotency_redis; "
+          "with neither, events are kept in SQLite at "
+          "{--state_dir}/events.sqlite (one replica). Used when "
+          "--webhook_listen is set or this flag is given.");
+ABSL_FLAG(absl::Duration, event_retention, absl::Hours(168),
+          "How long received webhook events are kept (and can be listed or "
+          "replayed).");
+ABSL_FLAG(absl::Duration, event_dedup_window, absl::Hours(72),
+          "How long a redelivered webhook event id is recognised as a "
+          "duplicate; at least 72h (Clink retries for about a day).");
 ABSL_FLAG(std::string, clink_base_url, "https://uat-api.clinkbill.com/api",
           "Clink API base URL (production: https://api.clinkbill.com/api).");
 ABSL_FLAG(std::string, api_key_dir, "",
@@ -309,6 +321,14 @@ int main(int argc, char** argv) {
     return Fail("--idempotency_store must be sqlite or memory");
   }
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.event_redis = absl::GetFlag(FLAGS_event_redis);
+  if (options.event_redis.empty()) options.event_redis = options.idempotency_redis;
+  if (options.event_redis == options.idempotency_redis) {
+    options.event_redis_password_file =
+        absl::GetFlag(FLAGS_idempotency_redis_password_file);
+  }
+  options.event_retention = absl::GetFlag(FLAGS_event_retention);
+  options.event_dedup_window = absl::GetFlag(FLAGS_event_dedup_window);
   options.idempotency_redis_password_file =
       absl::GetFlag(FLAGS_idempotency_redis_password_file);
   options.idempotency_retention = absl::GetFlag(FLAGS_idempotency_retention);
