@@ -13,6 +13,7 @@
 #include "adapters/clink/clink_api.h"
 #include "common/errors/error_details.h"
 #include "clink/gateway/v1/billing.pb.h"
+#include "clink/gateway/v1/events.pb.h"
 #include "clink/gateway/v1/payment.pb.h"
 #include "clink/gateway/v1/rest_options.pb.h"
 #include "common/sync.h"
@@ -230,6 +231,27 @@ TEST_F(ContractServicesTest, EveryRpcOfTheContractIsRegistered) {
           << path << ": " << reply.status.error_message();
     }
   }
+}
+
+// EventService is linked in (events_cc_proto) but served by the gateway itself:
+// not a forwarded service, and skipped when named.
+TEST_F(ContractServicesTest, TheGatewayServedEventServiceIsSkipped) {
+  const google::protobuf::ServiceDescriptor* events =
+      ::clink::gateway::v1::Event::descriptor()->file()->FindServiceByName(
+          "EventService");
+  ASSERT_NE(events, nullptr);
+  ASSERT_TRUE(clink::IsGatewayServedService(events->full_name()));
+  for (const google::protobuf::ServiceDescriptor* s : services_) {
+    EXPECT_NE(s, events);
+  }
+  std::vector<const google::protobuf::ServiceDescriptor*> with_events =
+      services_;
+  with_events.push_back(events);
+  auto table = ContractServices::Create(*codec_, with_events, *forwarder_);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ((*table)->methods().size(), table_->methods().size());
+  EXPECT_EQ((*table)->Find("/clink.gateway.v1.EventService/GetEvent"),
+            nullptr);
 }
 
 TEST_F(ContractServicesTest, AnUnknownMethodIsUnimplemented) {
