@@ -859,6 +859,41 @@ void RedisIdempotencyStore::Complete(const IdempotencyKey& key,
       });
 }
 
+void RedisIdempotencyStore::SettleUnknown(const IdempotencyKey& key,
+                                          absl::string_view request_hash,
+                                          const StoredResult& expected,
+                                          StoredResult result,
+                                          DoneCallback done) {
+  if (absl::Status s = CheckSettleableUnknown(expected); !s.ok()) {
+    std::move(done)(std::move(s));
+    return;
+  }
+  const std::string expected_bytes = SerializeStoredResult(expected);
+  const bool abandoned =
+      expected_bytes == SerializeStoredResult(AbandonedResult());
+  std::vector<std::string> args = {
+      absl::StrCat(options_.key_prefix, key.Digest()), "0",
+      std::string(request_hash), expected_bytes, SerializeStoredResult(result),
+      abandoned ? "1" : "0"};
+  worker_->Submit(
+      Script::kSettleUnknown, std::move(args),
+      [this, done = std::move(done)](
+          absl::StatusOr<const redisReply*> reply) mutable {
+        if (!reply.ok()) {
+          std::move(done)(reply.status());
+        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
+                   (*reply)->integer == 1) {
+          std::move(done)(absl::OkStatus());
+        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
+                   (*reply)->integer == 0) {
+          std::move(done)(NotTheUnknownResultError());
+        } else {
+          std::move(done)(
+              worker_->Unavailable("unexpected SettleUnknown reply"));
+        }
+      });
+}
+
 void RedisIdempotencyStore::Release(const IdempotencyKey& key,
                                     absl::string_view lease_token,
                                     DoneCallback done) {

@@ -120,6 +120,9 @@ class RedisIdempotencyStore final : public IdempotencyStore {
                 StoredResult result, DoneCallback done) override;
   void Release(const IdempotencyKey& key, absl::string_view lease_token,
                DoneCallback done) override;
+  void SettleUnknown(const IdempotencyKey& key, absl::string_view request_hash,
+                     const StoredResult& expected, StoredResult result,
+                     DoneCallback done) override;
   // Waiting Begins are answered on the worker thread, after this returns.
   void AbortWaits() override;
 
