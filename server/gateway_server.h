@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "adapters/clink/clink_client.h"
 #include "adapters/clink/clock_skew_monitor.h"
+#include "adapters/events/event_store.h"
 #include "common/clock.h"
 #include "google/protobuf/descriptor.h"
 #include "server/gateway_options.h"
@@ -41,6 +42,13 @@ class GatewayServer {
   // The bound health-only port, or 0 when GatewayOptions::health_listen is
   // empty.
   int health_port() const;
+
+  // Where stored webhook events go so that unknown payment outcomes resolve
+  // themselves (the outcome reconciler: it watches `order.*` events; see
+  // adapters/idempotency/outcome_reconciler.h). Register it with the event
+  // store's appender (the webhook listener); its OnEventStored never blocks.
+  // Null when --reconcile_window is 0. Valid while this server exists.
+  events::EventListener* outcome_event_listener() const;
 
   // gRPC health service names. kReadinessService ("", the server's overall
   // status) is SERVING while the gateway should get traffic: not while
