@@ -29,11 +29,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::optional<OrderEventHint> hint =
       ParseOrderEventHint(order ? "order.succeeded" : "refund.succeeded", body);
   if (!hint.has_value()) return 0;
-  FUZZ_CHECK(order);
+  FUZZ_CHECK(order, "a hint for a refund event");
   for (const std::string* id : {&hint->order_id, &hint->merchant_reference_id}) {
-    FUZZ_CHECK(!id->empty() && id->size() <= kMaxOrderEventIdBytes);
+    FUZZ_CHECK(!id->empty() && id->size() <= kMaxOrderEventIdBytes,
+               "id of %zu bytes", id->size());
     if (body.find('\\') == absl::string_view::npos) {
-      FUZZ_CHECK(body.find(*id) != absl::string_view::npos);
+      FUZZ_CHECK(body.find(*id) != absl::string_view::npos,
+                 "id \"%s\" is not in the body", id->c_str());
     }
   }
   return 0;
