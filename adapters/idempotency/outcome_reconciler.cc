@@ -245,17 +245,21 @@ void OutcomeReconciler::OnEventStored(const events::StoredEvent& event) {
   if (range.first != range.second) cv_.SignalAll();
 }
 
-void OutcomeReconciler::ScheduleLocked(uint64_t id, absl::Time when) {
-  Pending& p = *pending_.at(id);
-  if (p.due_at != absl::InfinitePast()) {
-    const auto range = due_.equal_range(p.due_at);
-    for (auto it = range.first; it != range.second; ++it) {
-      if (it->second == id) {
-        due_.erase(it);
-        break;
-      }
+void OutcomeReconciler::UnscheduleLocked(uint64_t id, Pending& p) {
+  if (p.due_at == absl::InfinitePast()) return;
+  const auto range = due_.equal_range(p.due_at);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (it->second == id) {
+      due_.erase(it);
+      break;
     }
   }
+  p.due_at = absl::InfinitePast();
+}
+
+void OutcomeReconciler::ScheduleLocked(uint64_t id, absl::Time when) {
+  Pending& p = *pending_.at(id);
+  UnscheduleLocked(id, p);
   p.due_at = when;
   due_.emplace(when, id);
 }
@@ -264,15 +268,7 @@ void OutcomeReconciler::EraseLocked(uint64_t id) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
   Pending& p = *it->second;
-  if (p.due_at != absl::InfinitePast()) {
-    const auto range = due_.equal_range(p.due_at);
-    for (auto d = range.first; d != range.second; ++d) {
-      if (d->second == id) {
-        due_.erase(d);
-        break;
-      }
-    }
-  }
+  UnscheduleLocked(id, p);
   const auto refs =
       by_reference_.equal_range(std::make_pair(p.key.merchant, p.reference));
   for (auto r = refs.first; r != refs.second; ++r) {

@@ -140,11 +140,13 @@ class OutcomeReconciler final : public UnknownOutcomeListener,
   struct Check;
 
   void Loop();
+  // Takes `id` (whose entry is `p`) out of due_, if it is there. mu_ held.
+  void UnscheduleLocked(uint64_t id, Pending& p)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Schedules `id` at `when`. mu_ held.
   void ScheduleLocked(uint64_t id, absl::Time when)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends a reconciliation. mu_ held; the observer is told after the unlock
-  // by the caller (via the returned merchant).
+  // Forgets a reconciliation (the caller tells the observer, unlocked).
   void EraseLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartCheck(std::shared_ptr<Check> check);
   void ListPage(std::shared_ptr<Check> check, int page);
