@@ -70,7 +70,9 @@ absl::string_view ReconciliationResultName(ReconciliationResult result) {
 struct OutcomeReconciler::Pending {
   idempotency::IdempotencyKey key;
   std::string request_hash;
-  idempotency::StoredResult unknown;  // What the store holds now.
+  // What the store holds now, serialized: a copy of an absl::Status would
+  // share its payloads with the caller's across threads.
+  std::string unknown;
   bool subscription = false;          // CreateSubscription, else CreatePayment.
   std::string reference;              // merchant_reference_id
   std::string customer_id;            // May be empty.
@@ -152,11 +154,11 @@ OutcomeReconciler::~OutcomeReconciler() {
     pending_.clear();
     due_.clear();
     by_reference_.clear();
+    observer_.OnReconciliationsPending(0);
   }
   for (const std::string& merchant : unresolved) {
     observer_.OnReconciliation(merchant, ReconciliationResult::kUnresolved);
   }
-  if (!unresolved.empty()) observer_.OnReconciliationsPending(0);
 }
 
 size_t OutcomeReconciler::pending() const {
@@ -192,11 +194,10 @@ void OutcomeReconciler::OnUnknownOutcomeStored(
   const absl::Time now = absl::Now();
   pending->key = key;
   pending->request_hash = std::string(request_hash);
-  pending->unknown = stored;
+  pending->unknown = idempotency::SerializeStoredResult(stored);
   pending->not_before = now - options_.lookback;
   pending->give_up_at = now + options_.window;
   pending->backoff = options_.initial_backoff;
-  size_t pending_now = 0;
   {
     MutexLock lock(&mu_);
     if (!stopping_ && pending_.size() < options_.max_pending) {
@@ -207,7 +208,8 @@ void OutcomeReconciler::OnUnknownOutcomeStored(
       pending->backoff = std::min(first * 2, options_.max_backoff);
       pending_.emplace(id, std::move(pending));
       ScheduleLocked(id, std::min(now + first, now + options_.window));
-      pending_now = pending_.size();
+      // Under the lock: the gauge follows the changes in their order.
+      observer_.OnReconciliationsPending(pending_.size());
       cv_.SignalAll();
       pending.reset();
     }
@@ -222,7 +224,6 @@ void OutcomeReconciler::OnUnknownOutcomeStored(
   }
   Log(LogLevel::kInfo, "outcome_reconciliation_started",
       {{"merchant", key.merchant}, {"endpoint", method.endpoint}});
-  observer_.OnReconciliationsPending(pending_now);
 }
 
 void OutcomeReconciler::OnEventStored(const events::StoredEvent& event) {
@@ -278,18 +279,17 @@ void OutcomeReconciler::EraseLocked(uint64_t id) {
     }
   }
   pending_.erase(it);
+  observer_.OnReconciliationsPending(pending_.size());
 }
 
 void OutcomeReconciler::Report(const std::string& merchant,
-                               ReconciliationResult result,
-                               size_t pending_now) {
+                               ReconciliationResult result) {
   Log(result == ReconciliationResult::kResolved ? LogLevel::kInfo
                                                 : LogLevel::kWarning,
       "outcome_reconciliation_ended",
       {{"merchant", merchant},
        {"result", std::string(ReconciliationResultName(result))}});
   observer_.OnReconciliation(merchant, result);
-  observer_.OnReconciliationsPending(pending_now);
 }
 
 void OutcomeReconciler::Loop() {
@@ -312,9 +312,8 @@ void OutcomeReconciler::Loop() {
     if (now >= p.give_up_at && p.hinted_order_id.empty()) {
       const std::string merchant = p.key.merchant;
       EraseLocked(id);
-      const size_t pending_now = pending_.size();
       mu_.Unlock();
-      Report(merchant, ReconciliationResult::kUnresolved, pending_now);
+      Report(merchant, ReconciliationResult::kUnresolved);
       mu_.Lock();
       continue;
     }
@@ -472,8 +471,14 @@ void OutcomeReconciler::Settle(std::shared_ptr<Check> check) {
     result.response = response.SerializeAsString();
   }
   const Pending& what = check->what;
+  absl::StatusOr<idempotency::StoredResult> unknown =
+      idempotency::ParseStoredResult(what.unknown);
+  if (!unknown.ok()) {  // Cannot happen: serialized by this object.
+    Finish(check, false, true);
+    return;
+  }
   store_.SettleUnknown(
-      what.key, what.request_hash, what.unknown, std::move(result),
+      what.key, what.request_hash, *unknown, std::move(result),
       [this, check](absl::Status status) {
         if (status.ok()) {
           Finish(check, true, false);
@@ -490,7 +495,6 @@ void OutcomeReconciler::Settle(std::shared_ptr<Check> check) {
 void OutcomeReconciler::Finish(const std::shared_ptr<Check>& check,
                                bool resolved, bool drop) {
   std::string merchant;
-  size_t pending_now = 0;
   bool report = false;
   {
     MutexLock lock(&mu_);
@@ -504,7 +508,6 @@ void OutcomeReconciler::Finish(const std::shared_ptr<Check>& check,
       if (resolved || drop) {
         merchant = p.key.merchant;
         EraseLocked(check->id);
-        pending_now = pending_.size();
         report = true;
       } else {
         const absl::Time now = absl::Now();
@@ -521,8 +524,7 @@ void OutcomeReconciler::Finish(const std::shared_ptr<Check>& check,
   if (report) {
     Report(merchant,
            resolved ? ReconciliationResult::kResolved
-                    : ReconciliationResult::kUnresolved,
-           pending_now);
+                    : ReconciliationResult::kUnresolved);
   }
   // Last: the destructor waits for this, then `this` may be gone.
   MutexLock lock(&mu_);

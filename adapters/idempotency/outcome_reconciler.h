@@ -79,7 +79,9 @@ class ReconciliationObserver {
   // One per reconciliation, when it ends; `merchant` is the key's merchant.
   virtual void OnReconciliation(absl::string_view merchant,
                                 ReconciliationResult result) {}
-  // Reconciliations in progress now, after each change.
+  // Reconciliations in progress now, after each change (before the
+  // OnReconciliation of one that ended). Called under the reconciler's lock,
+  // so the values arrive in order: it must not call the reconciler.
   virtual void OnReconciliationsPending(size_t pending) {}
 };
 
@@ -158,8 +160,8 @@ class OutcomeReconciler final : public UnknownOutcomeListener,
   // The check ended: `resolved`, or not yet (try again later), or `drop`
   // (the record is not the unknown one any more).
   void Finish(const std::shared_ptr<Check>& check, bool resolved, bool drop);
-  void Report(const std::string& merchant, ReconciliationResult result,
-              size_t pending_now);
+  // Logs and counts the end of a reconciliation (mu_ not held).
+  void Report(const std::string& merchant, ReconciliationResult result);
   CallOptions ReadOptions(const Check& check) const;
 
   const RestCodec& codec_;
