@@ -400,22 +400,29 @@ TEST_F(OutcomeReconcilerTest, AReferenceThatMatchesNothingIsNeverSettled) {
   // Orders that are not the call's: another reference; the same reference
   // with another instrument, another customer or as a subscription order; and
   // the same everything but created long before the call.
-  clink_.AddOrder(clink_.NewOrder("cart-41", "cus_1", "pi_1",
-                                  v1::ORDER_TYPE_ONETIME,
-                                  v1::ORDER_STATUS_SUCCESS));
-  clink_.AddOrder(clink_.NewOrder("cart-42", "cus_1", "pi_2",
-                                  v1::ORDER_TYPE_ONETIME,
-                                  v1::ORDER_STATUS_SUCCESS));
-  clink_.AddOrder(clink_.NewOrder("cart-42", "cus_2", "pi_1",
-                                  v1::ORDER_TYPE_ONETIME,
-                                  v1::ORDER_STATUS_SUCCESS));
-  clink_.AddOrder(clink_.NewOrder("cart-42", "cus_1", "pi_1",
-                                  v1::ORDER_TYPE_RECURRING,
-                                  v1::ORDER_STATUS_SUCCESS));
-  clink_.AddOrder(clink_.NewOrder("cart-42", "cus_1", "pi_1",
-                                  v1::ORDER_TYPE_ONETIME,
-                                  v1::ORDER_STATUS_SUCCESS,
-                                  absl::Now() - absl::Hours(2)));
+  struct NotIt {
+    const char* reference;
+    const char* customer;
+    const char* instrument;
+    v1::OrderType type;
+    absl::Duration age;
+  };
+  for (const NotIt& o : {
+           NotIt{"cart-41", "cus_1", "pi_1", v1::ORDER_TYPE_ONETIME,
+                 absl::ZeroDuration()},
+           NotIt{"cart-42", "cus_1", "pi_2", v1::ORDER_TYPE_ONETIME,
+                 absl::ZeroDuration()},
+           NotIt{"cart-42", "cus_2", "pi_1", v1::ORDER_TYPE_ONETIME,
+                 absl::ZeroDuration()},
+           NotIt{"cart-42", "cus_1", "pi_1", v1::ORDER_TYPE_RECURRING,
+                 absl::ZeroDuration()},
+           NotIt{"cart-42", "cus_1", "pi_1", v1::ORDER_TYPE_ONETIME,
+                 absl::Hours(2)},
+       }) {
+    clink_.AddOrder(clink_.NewOrder(o.reference, o.customer, o.instrument,
+                                    o.type, v1::ORDER_STATUS_SUCCESS,
+                                    absl::Now() - o.age));
+  }
   v1::CreatePaymentResponse first;
   ASSERT_EQ(Call(Payment(), &first).status.code(), absl::StatusCode::kUnknown);
   // Events naming those orders do not settle it either.

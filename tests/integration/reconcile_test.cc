@@ -32,6 +32,14 @@ class ReconcileTest : public GatewayFixture {
         }));
   }
 
+  // Clink makes the next payment, but its answer is lost.
+  void LoseTheNextPaymentAnswer() {
+    Fault fault;
+    fault.kind = Fault::Kind::kProcessThenDrop;
+    fault.path_prefix = "/api/payment";
+    emulator_->SetFault(fault);
+  }
+
   // Retries the keyed payment until it is no longer UNKNOWN (bounded).
   grpc::Status RetryUntilSettled(v1::CreatePaymentResponse* paid) {
     grpc::Status retried;
@@ -55,10 +63,7 @@ class ReconcileTest : public GatewayFixture {
 };
 
 TEST_F(ReconcileTest, ALostAnswerIsFoundAndTheRetryGetsTheOrder) {
-  Fault fault;
-  fault.kind = Fault::Kind::kProcessThenDrop;
-  fault.path_prefix = "/api/payment";
-  emulator_->SetFault(fault);
+  LoseTheNextPaymentAnswer();
 
   v1::CreatePaymentResponse paid;
   const grpc::Status lost = Pay(&paid);
@@ -88,10 +93,7 @@ TEST_F(ReconcileTest, ALostAnswerIsFoundAndTheRetryGetsTheOrder) {
 }
 
 TEST_F(ReconcileTest, AnOrderEventSettlesTheKeyBeforeAnyPoll) {
-  Fault fault;
-  fault.kind = Fault::Kind::kProcessThenDrop;
-  fault.path_prefix = "/api/payment";
-  emulator_->SetFault(fault);
+  LoseTheNextPaymentAnswer();
   v1::CreatePaymentResponse paid;
   ASSERT_EQ(Pay(&paid).error_code(), grpc::StatusCode::UNKNOWN);
 
