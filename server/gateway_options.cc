@@ -287,6 +287,12 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
         "--idempotency_retention must be at least 1m and "
         "--idempotency_max_keys positive");
   }
+  if (o.reconcile_window < absl::ZeroDuration() ||
+      o.reconcile_window > o.idempotency_retention) {
+    return absl::InvalidArgumentError(
+        "--reconcile_window must be between 0 (off) and "
+        "--idempotency_retention");
+  }
   if (o.idempotency_max_waiters_per_key == 0 ||
       o.idempotency_max_waiters == 0) {
     return absl::InvalidArgumentError(

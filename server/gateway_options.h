@@ -149,6 +149,11 @@ struct GatewayOptions {
   // How long a key's result is replayed.
   absl::Duration idempotency_retention = absl::Hours(24);
   size_t idempotency_max_keys = 100000;
+  // How long a keyed CreatePayment/CreateSubscription whose outcome was
+  // unknown is looked up at Clink (by merchant_reference_id) so that its key
+  // can be settled with the order (adapters/idempotency/outcome_reconciler.h).
+  // Zero turns reconciliation off; at most the retention.
+  absl::Duration reconcile_window = absl::Minutes(15);
   // Keyed calls that may wait for one in-flight key / for all in-flight keys
   // (per process); beyond either they are answered ABORTED
   // (IDEMPOTENCY_KEY_IN_USE, with RetryInfo) at once, nothing sent.

@@ -22,6 +22,7 @@
 #include "adapters/http/egress_policy.h"
 #include "adapters/idempotency/idempotent_clink_api.h"
 #include "adapters/idempotency/memory_idempotency_store.h"
+#include "adapters/idempotency/outcome_reconciler.h"
 #include "adapters/idempotency/redis_idempotency_store.h"
 #include "adapters/idempotency/sqlite_idempotency_store.h"
 #include "common/logging.h"
@@ -245,6 +246,10 @@ struct GatewayServer::Components {
   std::unique_ptr<MerchantRouter> router;
   // --authz_policy_file; outlives the forwarder that reads it.
   std::unique_ptr<AuthzPolicyFile> authz;
+  // Reads through the router, settles keys in the store; goes after the
+  // idempotent client that tells it about unknown outcomes. Null when
+  // --reconcile_window is 0.
+  std::unique_ptr<clink::OutcomeReconciler> reconciler;
   std::unique_ptr<clink::IdempotentClinkApi> idempotent_client;
   std::unique_ptr<RpcForwarder> forwarder;
   // The gRPC services, registered from the contract's descriptors.
@@ -289,6 +294,10 @@ int GatewayServer::metrics_port() const { return c_->metrics_port; }
 int GatewayServer::health_port() const { return c_->health_port; }
 
 int GatewayServer::webhook_port() const { return c_->webhook_port; }
+
+events::EventListener* GatewayServer::outcome_event_listener() const {
+  return c_->reconciler.get();
+}
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
     GatewayOptions options) {
@@ -466,8 +475,20 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::BuildAndStart(
   }
   c->clock_probe = std::make_unique<ClockProbe>(
       std::move(probe_targets), *c->clock, options.clock_skew_probe_interval);
+  clink::IdempotentClinkApi::Options idempotent_options;
+  if (options.reconcile_window > absl::ZeroDuration()) {
+    clink::OutcomeReconciler::Options reconciler_options;
+    reconciler_options.window = options.reconcile_window;
+    reconciler_options.call_timeout = options.max_rpc_timeout;
+    c->reconciler = std::make_unique<clink::OutcomeReconciler>(
+        *c->codec, *c->router, *c->idempotency_store, c->metrics.get(),
+        reconciler_options);
+    idempotent_options.unknown_outcomes = c->reconciler.get();
+    c->event_listeners.Add(c->reconciler.get());
+  }
   c->idempotent_client = std::make_unique<clink::IdempotentClinkApi>(
-      *c->codec, *c->router, *c->idempotency_store, c->metrics.get());
+      *c->codec, *c->router, *c->idempotency_store, c->metrics.get(),
+      idempotent_options);
   ForwarderOptions forwarder_options;
   if (!options.audit_log_file.empty()) {
     GATEWAY_ASSIGN_OR_RETURN(forwarder_options.audit,

@@ -50,6 +50,13 @@ class GatewayServer {
   // empty.
   int webhook_port() const;
 
+  // Where stored webhook events go so that unknown payment outcomes resolve
+  // themselves (the outcome reconciler: it watches `order.*` events; see
+  // adapters/idempotency/outcome_reconciler.h). Register it with the event
+  // store's appender (the webhook listener); its OnEventStored never blocks.
+  // Null when --reconcile_window is 0. Valid while this server exists.
+  events::EventListener* outcome_event_listener() const;
+
   // gRPC health service names. kReadinessService ("", the server's overall
   // status) is SERVING while the gateway should get traffic: not while
   // draining, nor while the clock is critically skewed against Clink's.

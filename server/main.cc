@@ -154,6 +154,12 @@ ABSL_FLAG(std::string, idempotency_redis_password_file, "",
           "Secret), if Redis requires AUTH.");
 ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(24),
           "How long an idempotency key's first result is replayed.");
+ABSL_FLAG(absl::Duration, reconcile_window, absl::Minutes(15),
+          "How long a keyed CreatePayment or CreateSubscription whose outcome "
+          "was unknown (and that has a merchant_reference_id) is looked up at "
+          "Clink (ListOrders polls, order.* webhooks) so that a retry with "
+          "the key gets the order instead of UNKNOWN. 0 turns it off; at "
+          "most --idempotency_retention.");
 ABSL_FLAG(int, idempotency_max_keys, 100000,
           "Keys the local idempotency store (sqlite or memory) holds; when "
           "full of live keys "
@@ -332,6 +338,7 @@ int main(int argc, char** argv) {
   options.idempotency_redis_password_file =
       absl::GetFlag(FLAGS_idempotency_redis_password_file);
   options.idempotency_retention = absl::GetFlag(FLAGS_idempotency_retention);
+  options.reconcile_window = absl::GetFlag(FLAGS_reconcile_window);
   if (absl::GetFlag(FLAGS_idempotency_max_keys) <= 0) {
     return Fail("--idempotency_max_keys must be positive");
   }

@@ -388,8 +388,30 @@ void GatewayMetrics::Register(
           .Help("1 while the clock offset to Clink is critical (the gateway "
                 "reports NOT_SERVING), else 0.")
           .Register(r);
+  auto& reconciliations =
+      BuildCounter()
+          .Name("clink_gateway_outcome_reconciliations_total")
+          .Help("Keyed payments and subscriptions whose outcome was unknown, "
+                "looked up at Clink: resolved (the order was found and the "
+                "key settled with it) or unresolved (still UNKNOWN).")
+          .Register(r);
+  reconciliations_pending_ =
+      &BuildGauge()
+           .Name("clink_gateway_outcome_reconciliations_pending")
+           .Help("Unknown outcomes being looked up at Clink now.")
+           .Register(r)
+           .Add({});
   for (const std::string& name : merchants) {
     auto series = std::make_unique<MerchantSeries>();
+    for (const clink::ReconciliationResult result :
+         {clink::ReconciliationResult::kResolved,
+          clink::ReconciliationResult::kUnresolved}) {
+      series->reconciliations[static_cast<size_t>(result)] =
+          &reconciliations.Add(
+              {{"merchant", name},
+               {"result",
+                std::string(clink::ReconciliationResultName(result))}});
+    }
     series->name = name;
     for (int i = 0; i < kReloadOutcomes; ++i) {
       series->reloads[i] = &reloads.Add(

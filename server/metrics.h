@@ -54,6 +54,12 @@
 //       refused with RESOURCE_EXHAUSTED before anything was sent)
 //   clink_gateway_idempotency_requests_total{result}
 //       claimed, replayed, mismatched, in_use, store_error
+// Unknown outcomes reconciled (adapters/idempotency/outcome_reconciler.h):
+//   clink_gateway_outcome_reconciliations_total{merchant,result}
+//       resolved (the order was found, the key settled with it) or
+//       unresolved (the window passed, the reconciler was full, or the key's
+//       record was no longer the unknown one)
+//   clink_gateway_outcome_reconciliations_pending   gauge, in progress
 // Egress policy (adapters/http/egress_policy.h), reason = the address class:
 // unspecified, loopback, private, link_local, carrier_grade_nat, multicast,
 // broadcast, reserved, documentation, unique_local, not_allowed_host (the
@@ -152,6 +158,7 @@
 #include "adapters/clink/clock_skew_monitor.h"
 #include "adapters/clink/rest_codec.h"
 #include "adapters/clink/upstream_observer.h"
+#include "adapters/idempotency/outcome_reconciler.h"
 #include "adapters/credentials/key_set.h"
 #include "adapters/credentials/key_watcher.h"
 #include "adapters/http/egress_observer.h"
@@ -194,7 +201,8 @@ class GatewayMetrics final : public clink::UpstreamObserver,
                              public http::EgressObserver,
                              public webhooks::WebhookObserver,
                              public RpcObserver,
-                             public EventObserver {
+                             public EventObserver,
+                             public clink::ReconciliationObserver {
  public:
   // Registers every family and creates every series for `methods` (the REST
   // codec's; they must outlive this object) and `merchants` (the configured
@@ -255,6 +263,11 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   void OnKeyRefused(absl::string_view merchant,
                     absl::string_view key_fingerprint) override;
   void OnKeyFallback(absl::string_view merchant, bool recovered) override;
+
+  // clink::ReconciliationObserver.
+  void OnReconciliation(absl::string_view merchant,
+                        clink::ReconciliationResult result) override;
+  void OnReconciliationsPending(size_t pending) override;
 
   // clink::ClockSkewObserver.
   void OnClockOffset(absl::string_view merchant, absl::Duration offset,
@@ -355,6 +368,8 @@ class GatewayMetrics final : public clink::UpstreamObserver,
     prometheus::Counter* fallback_recovered = nullptr;
     prometheus::Counter* fallback_refused = nullptr;
     prometheus::Gauge* skew_critical = nullptr;
+    // [clink::ReconciliationResult].
+    std::array<prometheus::Counter*, 2> reconciliations{};
     Mutex mu;
     prometheus::Gauge* last_reload_success ABSL_GUARDED_BY(mu) = nullptr;
     prometheus::Gauge* clock_offset ABSL_GUARDED_BY(mu) = nullptr;
@@ -400,6 +415,7 @@ class GatewayMetrics final : public clink::UpstreamObserver,
   std::array<prometheus::Counter*, kRejectReasons> rejections_{};
   std::array<prometheus::Counter*, kAuthFailures> auth_failures_{};
   std::array<prometheus::Counter*, kIdempotencyResults> idempotency_{};
+  prometheus::Gauge* reconciliations_pending_ = nullptr;
   // [write][result].
   std::array<std::array<prometheus::Counter*, kStoreRetryResults>,
              kStoreWrites>

@@ -802,6 +802,40 @@ TEST_F(MerchantMetricsTest, FallbacksAreCountedByResult) {
   EXPECT_EQ(Select(samples, "clink_gateway_key_fallbacks_total").size(), 4u);
 }
 
+TEST_F(MerchantMetricsTest, ReconciliationsAreCountedByMerchantAndResult) {
+  auto reconciled = [&](const std::vector<Sample>& samples,
+                        const std::string& merchant,
+                        const std::string& result) {
+    return Sum(samples, "clink_gateway_outcome_reconciliations_total",
+               {{"merchant", merchant}, {"result", result}});
+  };
+  std::vector<Sample> samples = Samples();
+  // Every series from the start, at 0.
+  EXPECT_EQ(
+      Select(samples, "clink_gateway_outcome_reconciliations_total").size(),
+      4u);
+  EXPECT_EQ(reconciled(samples, "acme", "resolved"), 0);
+  EXPECT_EQ(Sum(samples, "clink_gateway_outcome_reconciliations_pending", {}),
+            0);
+
+  metrics_->OnReconciliation("acme", clink::ReconciliationResult::kResolved);
+  metrics_->OnReconciliation("acme", clink::ReconciliationResult::kResolved);
+  metrics_->OnReconciliation("globex",
+                             clink::ReconciliationResult::kUnresolved);
+  metrics_->OnReconciliation("initech",
+                             clink::ReconciliationResult::kResolved);
+  metrics_->OnReconciliationsPending(3);
+  samples = Samples();
+  EXPECT_EQ(reconciled(samples, "acme", "resolved"), 2);
+  EXPECT_EQ(reconciled(samples, "acme", "unresolved"), 0);
+  EXPECT_EQ(reconciled(samples, "globex", "unresolved"), 1);
+  EXPECT_EQ(
+      Select(samples, "clink_gateway_outcome_reconciliations_total").size(),
+      4u);
+  EXPECT_EQ(Sum(samples, "clink_gateway_outcome_reconciliations_pending", {}),
+            3);
+}
+
 TEST_F(MerchantMetricsTest, ClockOffsetAppearsWithTheFirstMeasurement) {
   using clink::ClockSkewLevel;
   auto offset = [&](const std::string& merchant) {

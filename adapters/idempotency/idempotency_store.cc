@@ -170,4 +170,40 @@ absl::Status StoreShuttingDownError() {
   return absl::UnavailableError("idempotency store shutting down");
 }
 
+absl::Status CheckSettleableUnknown(const StoredResult& expected) {
+  // The outcome must be stated "unknown", not merely missing (which
+  // OutcomeOfStored reads as unknown to be safe): a result without one was
+  // not written as an unknown outcome and is not the reconciler's to replace.
+  bool unknown = false;
+  if (!expected.status.ok()) {
+    const absl::optional<google::rpc::ErrorInfo> info =
+        errors::GetErrorInfo(expected.status);
+    if (info.has_value()) {
+      const auto it = info->metadata().find("outcome");
+      unknown = it != info->metadata().end() &&
+                it->second == errors::OutcomeName(errors::Outcome::kUnknown);
+    }
+  }
+  if (!unknown) {
+    return absl::InvalidArgumentError(
+        "only a result whose outcome is unknown can be settled again");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NotTheUnknownResultError() {
+  return absl::FailedPreconditionError(
+      "the idempotency record is not the unknown result expected (absent, in "
+      "flight, for another request, or already settled)");
+}
+
+void IdempotencyStore::SettleUnknown(const IdempotencyKey& /*key*/,
+                                     absl::string_view /*request_hash*/,
+                                     const StoredResult& /*expected*/,
+                                     StoredResult /*result*/,
+                                     DoneCallback done) {
+  std::move(done)(absl::UnimplementedError(
+      "this idempotency store cannot settle unknown results"));
+}
+
 }  // namespace clink_gateway::idempotency

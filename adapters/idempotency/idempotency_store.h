@@ -118,6 +118,13 @@ struct BeginResult {
 [[nodiscard]] absl::Status LeaseNotHeldError();
 // kUnavailable for calls that meet a store shutting down.
 [[nodiscard]] absl::Status StoreShuttingDownError();
+// kInvalidArgument unless `expected` is an error whose ErrorInfo states
+// outcome "unknown" (a result stating none is not accepted):
+// the precondition every SettleUnknown() checks first (OK when it holds).
+[[nodiscard]] absl::Status CheckSettleableUnknown(const StoredResult& expected);
+// kFailedPrecondition for a SettleUnknown() whose record is not (or no longer)
+// the unknown result it expected.
+[[nodiscard]] absl::Status NotTheUnknownResultError();
 
 // Thread-safe. Callbacks run exactly once, on a store thread or inline, and
 // must not block.
@@ -172,6 +179,26 @@ class IdempotencyStore {
   // for Complete().
   virtual void Release(const IdempotencyKey& key, absl::string_view lease_token,
                        DoneCallback done) = 0;
+
+  // Replaces the final result of a settled key whose outcome was unknown with
+  // what is now known (OutcomeReconciler: the order was found at Clink), so a
+  // retry with the key replays the real result instead of UNKNOWN. A
+  // compare-and-set: the record is replaced only if it is final, was made for
+  // `request_hash`, and holds exactly `expected` (equal
+  // SerializeStoredResult() bytes; an abandoned record holds
+  // AbandonedResult()). The record keeps its expiry. Errors:
+  // kInvalidArgument when `expected` does not state outcome "unknown" in its
+  // ErrorInfo (CheckSettleableUnknown: a known result is never replaced); kFailedPrecondition when the record is absent,
+  // in flight, for another request, or holds another result (nothing
+  // changed); kUnavailable when the store cannot be reached (the caller may
+  // try again: a replay of a replacement that landed is refused with
+  // kFailedPrecondition, never applied twice). Callback as for Complete().
+  //
+  // The default answers kUnimplemented (test fakes); every store overrides it.
+  virtual void SettleUnknown(const IdempotencyKey& key,
+                             absl::string_view request_hash,
+                             const StoredResult& expected, StoredResult result,
+                             DoneCallback done);
 
   // Stops waiting for good, for a graceful shutdown whose drain deadline
   // passed: every Begin now waiting on an in-flight key is answered promptly

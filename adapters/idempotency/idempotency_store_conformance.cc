@@ -117,6 +117,20 @@ absl::Status ReleaseAndWait(IdempotencyStore& store, const IdempotencyKey& key,
   return AwaitSlot(slot);
 }
 
+absl::Status SettleUnknownAndWait(IdempotencyStore& store,
+                                  const IdempotencyKey& key,
+                                  absl::string_view request_hash,
+                                  const StoredResult& expected,
+                                  StoredResult result) {
+  auto slot = std::make_shared<Slot<absl::Status>>();
+  store.SettleUnknown(key, request_hash, expected, std::move(result),
+                      [slot](absl::Status status) {
+                        slot->value = std::move(status);
+                        slot->done.Notify();
+                      });
+  return AwaitSlot(slot);
+}
+
 void IdempotencyStoreConformanceTest::SetUp() {
   absl::StatusOr<std::unique_ptr<StoreTestEnv>> env = GetParam().make_env();
   ASSERT_TRUE(env.ok()) << env.status();
@@ -724,6 +738,105 @@ TEST_P(IdempotencyStoreConformanceTest, CallbacksMayCallTheStore) {
       BeginAndWait(store, kKey, "hash-a", env_->Now());
   ASSERT_TRUE(replay.ok()) << replay.status();
   EXPECT_EQ(replay->result.response, "nested");
+}
+
+// An UNKNOWN result as IdempotentClinkApi stores it (a timeout after send).
+StoredResult UnknownResult(absl::string_view message = "timed out") {
+  StoredResult result;
+  result.status = absl::UnknownError(message);
+  errors::AttachErrorInfo(result.status, errors::kGatewayDomain,
+                          "UPSTREAM_TIMEOUT", errors::Outcome::kUnknown);
+  return result;
+}
+
+void ExpectReplays(IdempotencyStore& store, absl::Time deadline,
+                   const StoredResult& expected) {
+  absl::StatusOr<BeginResult> replay =
+      BeginAndWait(store, kKey, "hash-a", deadline);
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  ASSERT_EQ(replay->kind, Kind::kCompleted);
+  EXPECT_EQ(replay->result.status, expected.status);
+  EXPECT_EQ(replay->result.response, expected.response);
+}
+
+TEST_P(IdempotencyStoreConformanceTest, SettleUnknownReplacesTheUnknown) {
+  const std::string token = Claim(*store_, FarDeadline());
+  ASSERT_TRUE(CompleteAndWait(*store_, kKey, token, UnknownResult()).ok());
+  ASSERT_TRUE(SettleUnknownAndWait(*store_, kKey, "hash-a", UnknownResult(),
+                                   OkResponse("found"))
+                  .ok());
+  ExpectReplays(*store_, FarDeadline(), OkResponse("found"));
+  // Settled once: the same replacement again finds a known result.
+  EXPECT_EQ(SettleUnknownAndWait(*store_, kKey, "hash-a", UnknownResult(),
+                                 OkResponse("other"))
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  ExpectReplays(*store_, FarDeadline(), OkResponse("found"));
+}
+
+TEST_P(IdempotencyStoreConformanceTest, SettleUnknownSettlesAnAbandonedKey) {
+  std::unique_ptr<IdempotencyStore> store =
+      NewStore(Options(absl::Hours(24), env_->ShortLease()));
+  ASSERT_NE(store, nullptr);
+  Claim(*store, FarDeadline());
+  env_->Advance(env_->ShortLease() + absl::Milliseconds(1));
+  ExpectAbandoned(BeginAndWait(*store, kKey, "hash-a", FarDeadline()));
+  ASSERT_TRUE(SettleUnknownAndWait(*store, kKey, "hash-a", AbandonedResult(),
+                                   OkResponse("found"))
+                  .ok());
+  ExpectReplays(*store, FarDeadline(), OkResponse("found"));
+}
+
+TEST_P(IdempotencyStoreConformanceTest, SettleUnknownNeverTouchesAKnownResult) {
+  const std::string token = Claim(*store_, FarDeadline());
+  ASSERT_TRUE(CompleteAndWait(*store_, kKey, token, RichError()).ok());
+  // The record holds a decline, not the unknown the caller expects.
+  EXPECT_EQ(SettleUnknownAndWait(*store_, kKey, "hash-a", UnknownResult(),
+                                 OkResponse("found"))
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  // A known result is never an acceptable `expected`.
+  EXPECT_EQ(SettleUnknownAndWait(*store_, kKey, "hash-a", RichError(),
+                                 OkResponse("found"))
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SettleUnknownAndWait(*store_, kKey, "hash-a", OkResponse("r"),
+                                 OkResponse("found"))
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  ExpectReplays(*store_, FarDeadline(), RichError());
+}
+
+TEST_P(IdempotencyStoreConformanceTest,
+       SettleUnknownNeedsTheSameUnknownAndRequest) {
+  const std::string token = Claim(*store_, FarDeadline());
+  ASSERT_TRUE(CompleteAndWait(*store_, kKey, token, UnknownResult()).ok());
+  EXPECT_EQ(SettleUnknownAndWait(*store_, kKey, "hash-b", UnknownResult(),
+                                 OkResponse("found"))
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(SettleUnknownAndWait(*store_, kKey, "hash-a",
+                                 UnknownResult("another unknown"),
+                                 OkResponse("found"))
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  ExpectReplays(*store_, FarDeadline(), UnknownResult());
+}
+
+TEST_P(IdempotencyStoreConformanceTest,
+       SettleUnknownNeverTouchesAnInFlightOrAbsentKey) {
+  EXPECT_EQ(SettleUnknownAndWait(*store_, kKey, "hash-a", UnknownResult(),
+                                 OkResponse("found"))
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  const std::string token = Claim(*store_, FarDeadline());
+  EXPECT_EQ(SettleUnknownAndWait(*store_, kKey, "hash-a", UnknownResult(),
+                                 OkResponse("found"))
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The holder still owns the key and ends it normally.
+  ASSERT_TRUE(CompleteAndWait(*store_, kKey, token, OkResponse("own")).ok());
+  ExpectReplays(*store_, FarDeadline(), OkResponse("own"));
 }
 
 }  // namespace

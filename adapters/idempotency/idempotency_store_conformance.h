@@ -116,6 +116,11 @@ absl::Status CompleteAndWait(IdempotencyStore& store, const IdempotencyKey& key,
                              StoredResult result);
 absl::Status ReleaseAndWait(IdempotencyStore& store, const IdempotencyKey& key,
                             absl::string_view lease_token);
+absl::Status SettleUnknownAndWait(IdempotencyStore& store,
+                                  const IdempotencyKey& key,
+                                  absl::string_view request_hash,
+                                  const StoredResult& expected,
+                                  StoredResult result);
 
 class IdempotencyStoreConformanceTest
     : public ::testing::TestWithParam<ConformanceParam> {

@@ -329,6 +329,7 @@ struct IdempotentClinkApi::KeyedCall {
   google::protobuf::Message* response = nullptr;
   Callback done;
   idempotency::IdempotencyKey key;
+  std::string request_hash;
 };
 
 IdempotentClinkApi::IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
@@ -344,6 +345,7 @@ IdempotentClinkApi::IdempotentClinkApi(const RestCodec& codec, ClinkApi& inner,
       inner_(inner),
       store_(store),
       observer_(observer != nullptr ? *observer : NoUpstreamObserver()),
+      unknown_outcomes_(options.unknown_outcomes),
       retrier_(std::make_unique<WriteRetrier>(store, observer_, options)) {}
 
 IdempotentClinkApi::~IdempotentClinkApi() = default;
@@ -371,7 +373,8 @@ void IdempotentClinkApi::Call(const RestMethod& method,
   call->key.rpc = method.method->full_name();
   call->key.key = options.idempotency_key;
   call->key.merchant = options.merchant;
-  const std::string hash = RequestHash(*method.method, request);
+  call->request_hash = RequestHash(*method.method, request);
+  const std::string& hash = call->request_hash;
   store_.Begin(call->key, hash, options.deadline,
                [this, call](absl::StatusOr<idempotency::BeginResult> begun) {
                  OnBegin(call, std::move(begun));
@@ -499,6 +502,13 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
                                : std::nullopt,
                   call->rest->endpoint);
             }
+          }
+          if (written.ok() && final_result && !result.status.ok() &&
+              result.outcome == Outcome::kUnknown &&
+              unknown_outcomes_ != nullptr) {
+            unknown_outcomes_->OnUnknownOutcomeStored(
+                *call->rest, *call->request, call->key, call->request_hash,
+                StoredOf(result.status, *call->response));
           }
           std::move(call->done)(std::move(result));
         };

@@ -81,6 +81,19 @@ bool IsFinalForIdempotency(const absl::Status& status, errors::Outcome outcome,
 std::string RequestHash(const google::protobuf::MethodDescriptor& method,
                         const google::protobuf::Message& request);
 
+// Told when a keyed call's UNKNOWN result was stored (the store accepted it),
+// before the caller is answered: OutcomeReconciler looks for what happened.
+class UnknownOutcomeListener {
+ public:
+  virtual ~UnknownOutcomeListener() = default;
+  // `request` is only read during the call; `request_hash` is RequestHash()
+  // of it, `stored` the result now in the store. Must not block.
+  virtual void OnUnknownOutcomeStored(
+      const RestMethod& method, const google::protobuf::Message& request,
+      const idempotency::IdempotencyKey& key, absl::string_view request_hash,
+      const idempotency::StoredResult& stored) = 0;
+};
+
 class IdempotentClinkApi final : public ClinkApi {
  public:
   // Background retries of store writes that failed (step 5 above).
@@ -95,6 +108,9 @@ class IdempotentClinkApi final : public ClinkApi {
     // Writes waiting to be retried at most; a failure beyond that is given up
     // at once (counted gave_up).
     size_t max_pending = 10000;
+    // Told about every UNKNOWN result stored by a call (not by a background
+    // retry of the write); null for none. Must outlive this object.
+    UnknownOutcomeListener* unknown_outcomes = nullptr;
   };
 
   // All references (and `observer`, told what happened to each keyed call;
@@ -129,6 +145,7 @@ class IdempotentClinkApi final : public ClinkApi {
   ClinkApi& inner_;
   idempotency::IdempotencyStore& store_;
   UpstreamObserver& observer_;
+  UnknownOutcomeListener* const unknown_outcomes_;
   // Last: its destructor finishes the retries while the rest still exists.
   std::unique_ptr<WriteRetrier> retrier_;
 };

@@ -150,6 +150,33 @@ void MemoryIdempotencyStore::Release(const IdempotencyKey& key,
   std::move(done)(std::move(status));
 }
 
+void MemoryIdempotencyStore::SettleUnknown(const IdempotencyKey& key,
+                                           absl::string_view request_hash,
+                                           const StoredResult& expected,
+                                           StoredResult result,
+                                           DoneCallback done) {
+  absl::Status status = CheckSettleableUnknown(expected);
+  if (status.ok()) {
+    const std::string digest = key.Digest();
+    const std::string expected_bytes = SerializeStoredResult(expected);
+    std::vector<Ready> ready;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ProcessDueLocked(clock_.Now(), &ready);
+      auto it = records_.find(digest);
+      if (it == records_.end() || !it->second.final ||
+          it->second.request_hash != request_hash ||
+          SerializeStoredResult(it->second.result) != expected_bytes) {
+        status = NotTheUnknownResultError();
+      } else {
+        it->second.result = std::move(result);  // The expiry stays.
+      }
+    }
+    RunReady(ready);
+  }
+  std::move(done)(std::move(status));
+}
+
 void MemoryIdempotencyStore::AbortWaits() { waiters_.AbortAll(); }
 
 size_t MemoryIdempotencyStore::size() const {

@@ -81,6 +81,9 @@ class MemoryIdempotencyStore final : public IdempotencyStore {
                 StoredResult result, DoneCallback done) override;
   void Release(const IdempotencyKey& key, absl::string_view lease_token,
                DoneCallback done) override;
+  void SettleUnknown(const IdempotencyKey& key, absl::string_view request_hash,
+                     const StoredResult& expected, StoredResult result,
+                     DoneCallback done) override;
   // Answers every waiting Begin with kInProgress on the calling thread
   // before it returns; later Begins never wait.
   void AbortWaits() override;

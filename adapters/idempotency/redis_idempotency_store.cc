@@ -722,6 +722,30 @@ void RedisIdempotencyStore::ReleaseOrphan(std::string redis_key,
       });
 }
 
+void RedisIdempotencyStore::SubmitForDone(Script script,
+                                          std::vector<std::string> args,
+                                          absl::Status refused,
+                                          absl::string_view unexpected,
+                                          DoneCallback done) {
+  worker_->Submit(
+      script, std::move(args),
+      [this, refused = std::move(refused), unexpected = std::string(unexpected),
+       done = std::move(done)](
+          absl::StatusOr<const redisReply*> reply) mutable {
+        if (!reply.ok()) {
+          std::move(done)(reply.status());
+        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
+                   (*reply)->integer == 1) {
+          std::move(done)(absl::OkStatus());
+        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
+                   (*reply)->integer == 0) {
+          std::move(done)(std::move(refused));
+        } else {
+          std::move(done)(worker_->Unavailable(unexpected));
+        }
+      });
+}
+
 void RedisIdempotencyStore::AbortWaits() {
   // Set first: a Begin whose reply comes after this does not start waiting,
   // and a poll timer that fires after StopDelaying() (below) sees it.
@@ -736,24 +760,29 @@ void RedisIdempotencyStore::Complete(const IdempotencyKey& key,
       absl::StrCat(options_.key_prefix, key.Digest()), "0",
       std::string(lease_token), SerializeStoredResult(result),
       Millis(options_.retention)};
-  worker_->Submit(
-      Script::kComplete, std::move(args),
-      [this, done = std::move(done)](
-          absl::StatusOr<const redisReply*> reply) mutable {
-        if (!reply.ok()) {
-          std::move(done)(reply.status());
-        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
-                   (*reply)->integer == 1) {
-          std::move(done)(absl::OkStatus());
-        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
-                   (*reply)->integer == 0) {
-          std::move(done)(absl::FailedPreconditionError(
-              "the lease token no longer holds this idempotency key (its "
-              "lease expired, or it was completed or released)"));
-        } else {
-          std::move(done)(worker_->Unavailable("unexpected Complete reply"));
-        }
-      });
+  SubmitForDone(Script::kComplete, std::move(args), LeaseNotHeldError(),
+                "unexpected Complete reply", std::move(done));
+}
+
+void RedisIdempotencyStore::SettleUnknown(const IdempotencyKey& key,
+                                          absl::string_view request_hash,
+                                          const StoredResult& expected,
+                                          StoredResult result,
+                                          DoneCallback done) {
+  if (absl::Status s = CheckSettleableUnknown(expected); !s.ok()) {
+    std::move(done)(std::move(s));
+    return;
+  }
+  const std::string expected_bytes = SerializeStoredResult(expected);
+  const bool abandoned =
+      expected_bytes == SerializeStoredResult(AbandonedResult());
+  std::vector<std::string> args = {
+      absl::StrCat(options_.key_prefix, key.Digest()), "0",
+      std::string(request_hash), expected_bytes, SerializeStoredResult(result),
+      abandoned ? "1" : "0"};
+  SubmitForDone(Script::kSettleUnknown, std::move(args),
+                NotTheUnknownResultError(), "unexpected SettleUnknown reply",
+                std::move(done));
 }
 
 void RedisIdempotencyStore::Release(const IdempotencyKey& key,
@@ -763,24 +792,8 @@ void RedisIdempotencyStore::Release(const IdempotencyKey& key,
       absl::StrCat(options_.key_prefix, key.Digest()), "0",
       std::string(lease_token), Millis(options_.in_flight_lease),
       Millis(options_.retention)};
-  worker_->Submit(
-      Script::kRelease, std::move(args),
-      [this, done = std::move(done)](
-          absl::StatusOr<const redisReply*> reply) mutable {
-        if (!reply.ok()) {
-          std::move(done)(reply.status());
-        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
-                   (*reply)->integer == 1) {
-          std::move(done)(absl::OkStatus());
-        } else if ((*reply)->type == REDIS_REPLY_INTEGER &&
-                   (*reply)->integer == 0) {
-          std::move(done)(absl::FailedPreconditionError(
-              "the lease token no longer holds this idempotency key (its "
-              "lease expired, or it was completed or released)"));
-        } else {
-          std::move(done)(worker_->Unavailable("unexpected Release reply"));
-        }
-      });
+  SubmitForDone(Script::kRelease, std::move(args), LeaseNotHeldError(),
+                "unexpected Release reply", std::move(done));
 }
 
 }  // namespace clink_gateway::idempotency

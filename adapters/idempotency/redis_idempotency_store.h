@@ -7,12 +7,14 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/idempotency/idempotency_store.h"
 #include "adapters/idempotency/key_waiters.h"
+#include "adapters/idempotency/redis_scripts.h"
 #include "common/clock.h"
 
 namespace clink_gateway::idempotency {
@@ -120,6 +122,9 @@ class RedisIdempotencyStore final : public IdempotencyStore {
                 StoredResult result, DoneCallback done) override;
   void Release(const IdempotencyKey& key, absl::string_view lease_token,
                DoneCallback done) override;
+  void SettleUnknown(const IdempotencyKey& key, absl::string_view request_hash,
+                     const StoredResult& expected, StoredResult result,
+                     DoneCallback done) override;
   // Waiting Begins are answered on the worker thread, after this returns.
   void AbortWaits() override;
 
@@ -133,6 +138,12 @@ class RedisIdempotencyStore final : public IdempotencyStore {
   // Frees a key that a Begin whose reply was lost may have claimed with
   // `token` (nobody will ever hold it), retrying with backoff while Redis
   // cannot be reached, until `give_up_at` or AbortWaits().
+  // Runs `script`, which answers 1 (done) or 0 (refused), and tells `done`:
+  // OK, `refused`, the worker's error, or kUnavailable (`unexpected`) for any
+  // other reply.
+  void SubmitForDone(internal::Script script, std::vector<std::string> args,
+                     absl::Status refused, absl::string_view unexpected,
+                     DoneCallback done);
   void ReleaseOrphan(std::string redis_key, std::string token,
                      absl::Duration backoff, absl::Time give_up_at);
 

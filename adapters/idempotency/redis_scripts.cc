@@ -92,9 +92,25 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 )lua";
 
+// KEYS[1] record. ARGV: resent, request hash, expected result bytes, new
+// result bytes, "1" when the expected result is AbandonedResult() (an
+// abandoned record keeps no result bytes).
+// Returns 1 (replaced) or 0 (not the unknown result expected: absent, in
+// flight, another request or another result). The record keeps its TTL.
+constexpr char kSettleUnknownScript[] = R"lua(
+local rec = redis.call('HMGET', KEYS[1], 'h', 's', 'r')
+if not rec[1] or rec[1] ~= ARGV[2] then return 0 end
+if (rec[2] == 'd' and rec[3] == ARGV[3]) or
+   (rec[2] == 'a' and ARGV[5] == '1') then
+  redis.call('HSET', KEYS[1], 's', 'd', 'r', ARGV[4])
+  return 1
+end
+return 0
+)lua";
+
 }  // namespace
 
-const char* const kScripts[kScriptCount] = {kBeginScript, kCompleteScript,
-                                            kReleaseScript};
+const char* const kScripts[kScriptCount] = {
+    kBeginScript, kCompleteScript, kReleaseScript, kSettleUnknownScript};
 
 }  // namespace clink_gateway::idempotency::internal

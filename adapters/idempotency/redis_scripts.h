@@ -8,9 +8,14 @@
 namespace clink_gateway::idempotency::internal {
 
 // Index into kScripts.
-enum class Script { kBegin = 0, kComplete = 1, kRelease = 2 };
+enum class Script {
+  kBegin = 0,
+  kComplete = 1,
+  kRelease = 2,
+  kSettleUnknown = 3
+};
 
-inline constexpr size_t kScriptCount = 3;
+inline constexpr size_t kScriptCount = 4;
 
 // The scripts' source, by Script (see redis_scripts.cc for what each takes
 // and returns).

@@ -74,16 +74,19 @@ using sqlite::Statement;
 class SqliteWorker {
  public:
   struct Op {
-    enum class Type { kBegin, kComplete, kRelease };
+    enum class Type { kBegin, kComplete, kRelease, kSettleUnknown };
     Type type = Type::kBegin;
     std::string digest;
-    std::string request_hash;  // kBegin
+    std::string request_hash;  // kBegin, kSettleUnknown
     absl::Time wait_deadline;  // kBegin
     std::string lease_token;   // kComplete, kRelease
     StoredResult result;       // kComplete
-    std::string serialized;    // kComplete: SerializeStoredResult(result)
+    // kComplete, kSettleUnknown: SerializeStoredResult(result)
+    std::string serialized;
+    std::string expected;  // kSettleUnknown: the result bytes to replace
     IdempotencyStore::BeginCallback begin_done;  // kBegin
-    IdempotencyStore::DoneCallback done;         // kComplete, kRelease
+    // kComplete, kRelease, kSettleUnknown
+    IdempotencyStore::DoneCallback done;
   };
 
   static absl::StatusOr<std::unique_ptr<SqliteWorker>> Open(
@@ -165,6 +168,8 @@ class SqliteWorker {
   absl::Status CheckHeld(Op& op, bool* held, std::vector<Ready>* ready);
   absl::Status RunComplete(Op& op, absl::Time now, std::vector<Ready>* ready);
   absl::Status RunRelease(Op& op, absl::Time now, std::vector<Ready>* ready);
+  absl::Status RunSettleUnknown(Op& op, absl::Time now,
+                                std::vector<Ready>* ready);
 
   // Reads `digest`'s record into `row`; false in `*found` when there is none.
   // `result`, when not null, gets a final record's stored result bytes.
@@ -217,6 +222,7 @@ class SqliteWorker {
   Statement reclaim_;
   Statement due_leases_;
   Statement settle_;
+  Statement resettle_;
   Statement sweep_;
   Statement next_lease_;
   Statement count_;
@@ -381,7 +387,7 @@ SqliteWorker::~SqliteWorker() {
   }
   // Statements go before the connection.
   for (Statement* s : {&select_, &insert_, &delete_, &complete_, &reclaim_,
-                       &due_leases_, &settle_, &sweep_, &next_lease_, &count_,
+                       &due_leases_, &settle_, &resettle_, &sweep_, &next_lease_, &count_,
                        &begin_, &commit_, &rollback_}) {
     s->Finalize();
   }
@@ -431,6 +437,7 @@ absl::Status SqliteWorker::Prepare() {
        "UPDATE records SET in_flight = 0, lease_token = NULL, "
        "lease_expiry_us = NULL, result = ?2, expiry_us = ?3 "
        "WHERE digest = ?1"},
+      {&resettle_, "UPDATE records SET result = ?2 WHERE digest = ?1"},
       {&sweep_, "DELETE FROM records WHERE expiry_us <= ?1"},
       {&next_lease_,
        "SELECT MIN(lease_expiry_us) FROM records WHERE in_flight = 1"},
@@ -595,6 +602,8 @@ absl::Status SqliteWorker::RunOp(Op& op, absl::Time now, bool stopping,
       return RunComplete(op, now, ready);
     case Op::Type::kRelease:
       return RunRelease(op, now, ready);
+    case Op::Type::kSettleUnknown:
+      return RunSettleUnknown(op, now, ready);
   }
   return absl::InternalError("unknown op");
 }
@@ -727,6 +736,29 @@ absl::Status SqliteWorker::RunRelease(Op& op, absl::Time now,
     waiting->second.erase(first);
     if (waiting->second.empty()) waiters_.erase(waiting);
   }
+  ready->push_back(Ready::DoneReady(std::move(op.done), absl::OkStatus()));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteWorker::RunSettleUnknown(Op& op, absl::Time now,
+                                           std::vector<Ready>* ready) {
+  Row row;
+  bool found = false;
+  std::string result_bytes;
+  if (absl::Status s = Load(op.digest, &row, &found, &result_bytes); !s.ok()) {
+    return s;
+  }
+  if (!found || row.in_flight || row.expiry_us <= Micros(now) ||
+      row.request_hash != op.request_hash || result_bytes != op.expected) {
+    ready->push_back(
+        Ready::DoneReady(std::move(op.done), NotTheUnknownResultError()));
+    return absl::OkStatus();
+  }
+  resettle_.BindText(1, op.digest);
+  resettle_.BindBlob(2, op.serialized);
+  const int rc = resettle_.Step();
+  resettle_.Done();
+  if (rc != SQLITE_DONE) return SqlError("settle an unknown result");
   ready->push_back(Ready::DoneReady(std::move(op.done), absl::OkStatus()));
   return absl::OkStatus();
 }
@@ -929,6 +961,25 @@ void SqliteIdempotencyStore::Release(const IdempotencyKey& key,
   op.type = internal::SqliteWorker::Op::Type::kRelease;
   op.digest = key.Digest();
   op.lease_token = std::string(lease_token);
+  op.done = std::move(done);
+  worker_->Enqueue(std::move(op));
+}
+
+void SqliteIdempotencyStore::SettleUnknown(const IdempotencyKey& key,
+                                           absl::string_view request_hash,
+                                           const StoredResult& expected,
+                                           StoredResult result,
+                                           DoneCallback done) {
+  if (absl::Status s = CheckSettleableUnknown(expected); !s.ok()) {
+    std::move(done)(std::move(s));
+    return;
+  }
+  internal::SqliteWorker::Op op;
+  op.type = internal::SqliteWorker::Op::Type::kSettleUnknown;
+  op.digest = key.Digest();
+  op.request_hash = std::string(request_hash);
+  op.expected = SerializeStoredResult(expected);
+  op.serialized = SerializeStoredResult(result);
   op.done = std::move(done);
   worker_->Enqueue(std::move(op));
 }

@@ -124,6 +124,9 @@ class SqliteIdempotencyStore final : public IdempotencyStore {
                DoneCallback done) override;
   // Waiting Begins are answered on the store thread, promptly after this
   // returns.
+  void SettleUnknown(const IdempotencyKey& key, absl::string_view request_hash,
+                     const StoredResult& expected, StoredResult result,
+                     DoneCallback done) override;
   void AbortWaits() override;
 
   // Records that Open() found in flight and settled as abandoned.

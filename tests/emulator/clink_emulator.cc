@@ -174,9 +174,10 @@ absl::StatusOr<Fault::Kind> ParseFaultKind(absl::string_view name) {
   if (name == "drop_connection") return Fault::Kind::kDropConnection;
   if (name == "reset_connection") return Fault::Kind::kResetConnection;
   if (name == "malformed_json") return Fault::Kind::kMalformedJson;
+  if (name == "process_then_drop") return Fault::Kind::kProcessThenDrop;
   return absl::InvalidArgumentError(
       "kind must be one of latency, http_error, rate_limit, drop_connection, "
-      "reset_connection, malformed_json");
+      "reset_connection, malformed_json, process_then_drop");
 }
 
 // Parses the body of POST /__emulator/faults (see clink_emulator.h).
@@ -644,6 +645,7 @@ int ClinkEmulator::HandleRequest(mg_connection* conn) {
   if (plan.latency > absl::ZeroDuration()) {
     stopping_.WaitForNotificationWithTimeout(plan.latency);
   }
+  bool drop_answer = false;
   if (plan.fault.has_value()) {
     const Fault& fault = *plan.fault;
     switch (fault.kind) {
@@ -670,6 +672,9 @@ int ClinkEmulator::HandleRequest(mg_connection* conn) {
       case Fault::Kind::kMalformedJson:
         return Send(conn, Now(),
                     Reply{200, "application/json", kMalformedJsonBody, ""});
+      case Fault::Kind::kProcessThenDrop:
+        drop_answer = true;  // After the request is handled, below.
+        break;
       case Fault::Kind::kLatency:
         break;  // Never stored in plan.fault.
     }
@@ -683,6 +688,11 @@ int ClinkEmulator::HandleRequest(mg_connection* conn) {
   const ApiResponse response = accounts_[account].api->Handle(
       ApiRequest{method, path.substr(sizeof(kApiPrefix) - 1),
                  request.query_string, request.body, request.content_type});
+  if (drop_answer) {
+    // Processed, but the answer never leaves: as kDropConnection.
+    mg_disable_connection_keep_alive(conn);
+    return 499;
+  }
   return Send(
       conn, Now(),
       Reply{response.http_status, "application/json", response.body, ""});

@@ -54,7 +54,7 @@
 //                                      "retryAfter":"1"}
 //                               kind: latency | http_error | rate_limit |
 //                                     drop_connection | reset_connection |
-//                                     malformed_json
+//                                     malformed_json | process_then_drop
 //   DELETE /__emulator/faults   clears all faults
 //   GET    /__emulator/stats    {"connectionsAccepted":N,"requests":N,
 //                                "webhookEvents":N,
@@ -124,6 +124,9 @@ struct Fault {
     kResetConnection,  // Read the request, then reset the connection (RST).
     kMalformedJson,  // Answer HTTP 200, application/json, with a truncated JSON
                      // body.
+    kProcessThenDrop,  // Authenticate and handle the request (its effect at
+                       // Clink happens: an order is created), then close the
+                       // connection without a byte (FIN): the answer is lost.
   };
 
   Kind kind = Kind::kHttpError;

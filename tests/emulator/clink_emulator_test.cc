@@ -1313,6 +1313,30 @@ TEST_F(ClinkEmulatorTest, DropConnectionFaultClosesWithoutResponse) {
   EXPECT_EQ(Call("GET", "/product").status, 200);
 }
 
+TEST_F(ClinkEmulatorTest, ProcessThenDropFaultCommitsButLosesTheAnswer) {
+  Fault fault;
+  fault.kind = Fault::Kind::kProcessThenDrop;
+  fault.path_prefix = "/api/payment";
+  emulator_->SetFault(fault);
+  // A fresh connection: on a reused one curl would silently retry the request
+  // once (and pay twice).
+  const HttpResult result = Call("POST", "/payment", R"({"customerId":"cus_emu_test",
+                                   "paymentInstrumentId":"pi_emu_card_visa",
+                                   "paymentMethodType":"CARD",
+                                   "returnUrl":"https://shop.example/return",
+                                   "merchantReferenceId":"lost-1",
+                                   "amount":5.00,"currency":"USD"})",
+                                 true);
+  EXPECT_EQ(result.curl_code, CURLE_GOT_NOTHING)
+      << curl_easy_strerror(result.curl_code);
+  EXPECT_EQ(result.status, 0);
+  // The payment happened: its order is there.
+  const Json orders = Ok("GET", "/order?customerId=cus_emu_test");
+  EXPECT_EQ(orders["/total"], "1");
+  EXPECT_EQ(orders["/rows/0/merchantReferenceId"], "lost-1");
+  EXPECT_EQ(orders["/rows/0/status"], "success");
+}
+
 TEST_F(ClinkEmulatorTest, ResetConnectionFaultSendsRst) {
   Fault fault;
   fault.kind = Fault::Kind::kResetConnection;
