@@ -508,7 +508,7 @@ void IdempotentClinkApi::RunClaimed(std::shared_ptr<KeyedCall> call,
               unknown_outcomes_ != nullptr) {
             unknown_outcomes_->OnUnknownOutcomeStored(
                 *call->rest, *call->request, call->key, call->request_hash,
-                StoredOf(result.status, *call->response));
+                StoredOf(*call->rest, result.status, *call->response));
           }
           std::move(call->done)(std::move(result));
         };
