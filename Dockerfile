@@ -52,6 +52,7 @@ RUN apt-get update \
       ca-certificates \
       libabsl20220623 \
       libc-ares2 \
+      libcivetweb1 \
       libcurl4 \
       libgrpc++1.51 \
       libgrpc29 \
