@@ -10,7 +10,7 @@
 #   tools/fuzz.sh rest_codec_decode_fuzzer      # some of them
 #   FUZZ_JOBS=2 ...                             # libFuzzer jobs per target (default 1)
 #
-# Environment: FUZZ_SECONDS (30), FUZZ_MAX_LEN (65536 bytes), FUZZ_ARTIFACTS (a new temp dir),
+# Environment: FUZZ_SECONDS (20), FUZZ_MAX_LEN (65536 bytes), FUZZ_ARTIFACTS (a new temp dir),
 # FUZZ_OUTPUT_BASE (the fuzz build's Bazel output base; default under ~/.cache, one per
 # checkout: the clang toolchain would otherwise invalidate the normal build's every action).
 # New inputs a run finds stay in $FUZZ_ARTIFACTS/corpus/<fuzzer>/; to keep the interesting ones,
@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-seconds="${FUZZ_SECONDS:-30}"
+seconds="${FUZZ_SECONDS:-20}"
 max_len="${FUZZ_MAX_LEN:-65536}"
 jobs="${FUZZ_JOBS:-1}"
 artifacts="${FUZZ_ARTIFACTS:-$(mktemp -d -t clink-fuzz.XXXXXX)}"

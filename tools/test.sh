@@ -4,7 +4,7 @@
 #                                         the Node and Python example clients over mutual TLS,
 #                                         fuzz corpus replays, and //k8s:image_test (the container
 #                                         image built with buildah and run as the prod Deployment)
-#   2. tools/fuzz.sh                      each libFuzzer target for FUZZ_SECONDS (30; 0 skips them)
+#   2. tools/fuzz.sh                      each libFuzzer target for FUZZ_SECONDS (20; 0 skips them)
 #   3. --config=asan (ASan + UBSan)       every C++ unit and integration test
 #   4. --config=tsan (ThreadSanitizer)    the concurrent code: HTTP transport, Clink client,
 #                                         idempotency stores (Redis included), server,
@@ -28,7 +28,7 @@ if [ "$image_log" -nt "$started" ]; then
 fi
 rm -f "$started"
 [ "$status" -eq 0 ] || exit "$status"
-if [ "${FUZZ_SECONDS:-30}" != 0 ]; then tools/fuzz.sh; fi
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then tools/fuzz.sh; fi
 # C++ tests only (--test_lang_filters=cc): the shell tests check YAML, protos and the Dockerfile.
 # Tests tagged no_asan are excluded (see their BUILD comment for why).
 bazel test --config=asan --build_tests_only --test_lang_filters=cc "$@" -- //...
