@@ -37,6 +37,6 @@ bazel test --config=asan --build_tests_only --test_lang_filters=cc "$@" -- //...
 # no_tsan are excluded.
 exec bazel test --config=tsan --build_tests_only "$@" -- \
   //adapters/http/... //adapters/idempotency/... //adapters/credentials/... //server/... \
-  //adapters/events/... \
+  //adapters/events/... //adapters/webhooks/... //tests/emulator:webhook_test \
   //common/... //adapters/clink:clink_client_test //adapters/clink:clock_skew_monitor_test \
   //adapters/clink:retry_policy_test //adapters/clink:token_bucket_test
