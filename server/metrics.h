@@ -117,7 +117,7 @@
 //       request start to the store's answer, for accepted and duplicate
 //       deliveries (latency buckets)
 //   clink_gateway_events_stored_total{merchant,type}   events newly stored,
-//       type one of the 44 §13.1 names (webhooks::KnownEventTypes) or "other"
+//       type one of the 44 §13.1 names (events::KnownEventTypes) or "other"
 // Webhook events, EventService (merchant: a name given to Create, others are
 // ignored; subscription: a validated subscription name, bounded by the event
 // store's subscription cap per merchant):

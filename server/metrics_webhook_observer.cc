@@ -6,8 +6,8 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "adapters/events/event_types.h"
 #include "adapters/webhooks/webhook_listener.h"
-#include "adapters/webhooks/webhook_payload.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
@@ -59,9 +59,8 @@ void GatewayMetrics::RegisterWebhooks(
     s.ingest = &ingest.Add({{"merchant", merchant}},
                            prometheus::Histogram::BucketBoundaries(
                                LatencyBuckets()));
-    for (absl::string_view type : webhooks::KnownEventTypes()) {
-      s.stored[std::string(type)] =
-          &stored.Add({{"merchant", merchant}, {"type", std::string(type)}});
+    for (const std::string& type : events::KnownEventTypes()) {
+      s.stored[type] = &stored.Add({{"merchant", merchant}, {"type", type}});
     }
     s.stored_other = &stored.Add({{"merchant", merchant}, {"type", "other"}});
   }

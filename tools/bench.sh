@@ -8,6 +8,8 @@
 #                                                   # its env: DUR, TARGETS, ...), pinned to CPU 0
 # Figures and the per-call CPU model for larger pods: README.md, "Performance".
 # Idempotency-key cost (separate, not run here): bazel run -c opt //tests/benchmark:idempotency_benchmark
+# Webhook ingestion and receipt-to-stream latency (separate, not run here):
+#   bazel run -c opt //tests/benchmark:webhook_benchmark -- [--concurrency=8] [--redis]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [[ ${1:-} == --compare ]]; then

@@ -128,63 +128,6 @@ std::string CompactJson(const rapidjson::Value& value) {
 
 }  // namespace
 
-const std::vector<absl::string_view>& KnownEventTypes() {
-  static const auto* const types = new std::vector<absl::string_view>{
-      "order.created",
-      "order.succeeded",
-      "order.failed",
-      "refund.created",
-      "refund.succeeded",
-      "refund.failed",
-      "subscription.created",
-      "subscription.trialing",
-      "subscription.activated",
-      "subscription.incomplete_expired",
-      "subscription.past_due",
-      "subscription.cancelled",
-      "invoice.open",
-      "invoice.paid",
-      "invoice.void",
-      "order.next_action",
-      "subscription.updated.plan_changed",
-      "subscription.updated.plan_change_canceled",
-      "subscription.updated.renewed",
-      "subscription.updated.cancel_at_period_end_set",
-      "subscription.updated.cancel_at_period_end_revoked",
-      "session.complete",
-      "session.expired",
-      "dispute.created",
-      "dispute.updated",
-      "dispute.won",
-      "dispute.lost",
-      "dispute.closed",
-      "customer.verify",
-      "payment_method.added",
-      "payment_method.default_change",
-      "risk_rule.updated",
-      "agent_order.succeeded",
-      "agent_order.failed",
-      "agent_refund.succeeded",
-      "agent_refund.failed",
-      "agent_refund.approved",
-      "agent_refund.rejected",
-      "payment_method.update",
-      "purchase_instruction.created",
-      "purchase_instruction.activated",
-      "purchase_instruction.updated",
-      "purchase_instruction.cancelled",
-      "vic_device.binding_succeeded",
-  };
-  return *types;
-}
-
-bool IsKnownEventType(absl::string_view type) {
-  for (absl::string_view known : KnownEventTypes()) {
-    if (known == type) return true;
-  }
-  return false;
-}
-
 absl::StatusOr<WebhookPayload> ParseWebhookPayload(absl::string_view body) {
   if (body.size() > kMaxWebhookBodyBytes) {
     return absl::InvalidArgumentError("body: larger than 1 MiB");

@@ -12,7 +12,6 @@
 
 #include <cstddef>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -31,7 +30,8 @@ inline constexpr size_t kMaxEventIdLength = 255;
 struct WebhookPayload {
   // `id`: 1-255 printable ASCII (0x20-0x7E).
   std::string id;
-  // `type`: 1-255 printable ASCII; any name, known (§13.1) or not.
+  // `type`: 1-255 printable ASCII; any name, known (§13.1,
+  // events::IsKnownEventType) or not.
   std::string type;
   // `created`: int64 Unix milliseconds or an RFC 3339 string. InfinitePast
   // when absent, or of another type or unparsable (it is informational:
@@ -44,12 +44,6 @@ struct WebhookPayload {
   // `object`).
   bool legacy_data = false;
 };
-
-// The 44 event types of the merchant endpoint enum (clink-api.md §13.1), in
-// its order: the bounded `type` label values of the events metrics (any other
-// type is counted as "other").
-const std::vector<absl::string_view>& KnownEventTypes();
-bool IsKnownEventType(absl::string_view type);
 
 // Parses `body`. INVALID_ARGUMENT (the listener's 400) for a body over the
 // cap, invalid JSON or UTF-8, nesting deeper than the cap, a top level that is

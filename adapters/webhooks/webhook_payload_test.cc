@@ -103,13 +103,5 @@ TEST(WebhookPayloadTest, SizeIsBounded) {
   EXPECT_FALSE(ParseWebhookPayload(body).ok());
 }
 
-TEST(WebhookPayloadTest, KnownEventTypesAreTheEndpointEnum) {
-  EXPECT_EQ(KnownEventTypes().size(), 44u);
-  EXPECT_TRUE(IsKnownEventType("order.succeeded"));
-  EXPECT_TRUE(IsKnownEventType("payment_method.update"));
-  EXPECT_FALSE(IsKnownEventType("payment_method.updated"));  // Wallet hub only.
-  EXPECT_FALSE(IsKnownEventType(""));
-}
-
 }  // namespace
 }  // namespace clink_gateway::webhooks

@@ -298,6 +298,10 @@ absl::StatusOr<std::unique_ptr<ClinkEmulator>> ClinkEmulator::Start(
     WebhookSender::Options webhook_options = opts.webhooks;
     ClinkEmulator* raw = emulator.get();
     webhook_options.clock = [raw] { return raw->Now(); };
+    webhook_options.registered_targets = [raw](const std::string& merchant,
+                                               const std::string& type) {
+      return raw->RegisteredWebhookTargets(merchant, type);
+    };
     GATEWAY_ASSIGN_OR_RETURN(emulator->webhooks_,
                              WebhookSender::Start(std::move(webhook_options)));
     for (const auto& [merchant, target] : opts.webhook_targets) {
@@ -419,6 +423,32 @@ void ClinkEmulator::SetFault(const Fault& fault) {
 void ClinkEmulator::ClearFaults() {
   absl::MutexLock lock(&mu_);
   faults_.clear();
+}
+
+std::vector<WebhookTarget> ClinkEmulator::RegisteredWebhookTargets(
+    const std::string& merchant, const std::string& type) const {
+  std::vector<WebhookTarget> targets;
+  for (RegisteredWebhookEndpoint& endpoint :
+       EnabledWebhookEndpoints(merchant)) {
+    if (std::find(endpoint.events.begin(), endpoint.events.end(), type) ==
+        endpoint.events.end()) {
+      continue;
+    }
+    std::string url = std::move(endpoint.url);
+    const size_t scheme_end = url.find("://");
+    const size_t origin_end = scheme_end == std::string::npos
+                                  ? std::string::npos
+                                  : url.find('/', scheme_end + 3);
+    const auto origin = options_.webhook_endpoint_origins.find(
+        url.substr(0, origin_end));
+    if (origin != options_.webhook_endpoint_origins.end()) {
+      url = origin_end == std::string::npos
+                ? origin->second
+                : absl::StrCat(origin->second, url.substr(origin_end));
+    }
+    targets.push_back({std::move(url), std::move(endpoint.signing_secret)});
+  }
+  return targets;
 }
 
 std::vector<RegisteredWebhookEndpoint> ClinkEmulator::EnabledWebhookEndpoints(

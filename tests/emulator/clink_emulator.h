@@ -213,6 +213,14 @@ class ClinkEmulator {
     // for `api_keys`); SetWebhookTarget() changes it at run time. An account
     // without a target emits no webhooks.
     std::map<std::string, WebhookTarget> webhook_targets;
+    // Events also go to each account's enabled endpoints registered through
+    // /webhook/endpoints that list the event's type, signed with the
+    // endpoint's current secret. Those URLs are public HTTPS and the emulator
+    // resolves no names, so this maps a registered URL's origin
+    // ("https://hooks.example.com", scheme://host[:port], no path) to the
+    // origin actually POSTed to (e.g. "http://127.0.0.1:8080"); the path is
+    // kept. URLs whose origin is not listed are POSTed to as registered.
+    std::map<std::string, std::string> webhook_endpoint_origins;
   };
 
   // Validates `options` (InvalidArgument: no key at all, an empty key or
@@ -305,6 +313,10 @@ class ClinkEmulator {
   bool WaitForRequests(int64_t n, absl::Duration timeout) const;
 
  private:
+  // The targets of an event of `type` for `merchant` among its registered
+  // endpoints (Options::webhook_endpoint_origins applied).
+  std::vector<WebhookTarget> RegisteredWebhookTargets(
+      const std::string& merchant, const std::string& type) const;
   struct FaultPlan;
 
   explicit ClinkEmulator(Options options);

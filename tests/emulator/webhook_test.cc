@@ -110,9 +110,8 @@ class Receiver {
     close(stop_fd_);
   }
 
-  std::string url() const {
-    return absl::StrCat("http://127.0.0.1:", port_, "/webhooks/clink");
-  }
+  std::string origin() const { return absl::StrCat("http://127.0.0.1:", port_); }
+  std::string url() const { return origin() + "/webhooks/clink"; }
   // A scripted "status": read the request, never answer.
   static constexpr int kNoAnswer = 0;
   // The next requests get these statuses, in order.
@@ -374,6 +373,46 @@ TEST_F(WebhookTest, PaymentDeliversSignedOrderEventsInTheCurrentForm) {
   EXPECT_EQ(
       absl::StrCat(R"({"code":200,"msg":"success","data":)", object_json, "}"),
       order.body);
+}
+
+TEST_F(WebhookTest, RegisteredEndpointsGetTheirEventsSignedWithTheirSecret) {
+  ClinkEmulator::Options options;
+  options.api_keys = {kApiKey};
+  options.webhooks.base_delay = absl::Milliseconds(1);
+  options.webhook_endpoint_origins["https://hooks.example.com"] =
+      receiver_.origin();
+  absl::StatusOr<std::unique_ptr<ClinkEmulator>> emulator =
+      ClinkEmulator::Start(std::move(options));
+  ASSERT_TRUE(emulator.ok()) << emulator.status();
+  emulator_ = *std::move(emulator);
+  const auto create = [this](const std::string& path,
+                             const std::string& events) {
+    const HttpAnswer answer = Post(
+        emulator_->base_url() + "/webhook/endpoints",
+        absl::StrCat(R"({"url":"https://hooks.example.com)", path,
+                     R"(","events":)", events, "}"));
+    EXPECT_EQ(answer.status, 200) << answer.body;
+    return Json(answer.body)["/data/signingSecret"];
+  };
+  const std::string orders = create("/orders", R"(["order.succeeded"])");
+  const std::string both =
+      create("/both", R"(["order.created","order.succeeded"])");
+  create("/disputes", R"(["dispute.created"])");
+  ASSERT_NE(orders, both);
+
+  Pay();
+  ASSERT_TRUE(emulator_->WaitForWebhooksIdle(kWait));
+  std::multiset<std::string> seen;  // "path type"
+  for (const Received& request : receiver_.received()) {
+    const std::string type = Json(request.body)["/type"];
+    seen.insert(absl::StrCat(request.path, " ", type));
+    EXPECT_TRUE(request.SignatureVerifies(request.path == "/orders" ? orders
+                                                                    : both))
+        << request.path << " " << type;
+  }
+  EXPECT_EQ(seen, (std::multiset<std::string>{"/both order.created",
+                                              "/both order.succeeded",
+                                              "/orders order.succeeded"}));
 }
 
 // The types of the events received so far, sorted.
