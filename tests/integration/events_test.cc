@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -201,15 +200,22 @@ class EventsTest : public ::testing::Test {
 
   v1::EventService::Stub* events(size_t i = 0) { return stubs_[i].get(); }
 
-  // Emits an order.succeeded for `order_id` and waits until the emulator has
-  // delivered everything (answered 2xx or given up).
-  std::string Emit(const std::string& order_id) {
+  // Emits an order.succeeded for `order_id` (delivered in the background);
+  // returns its event id.
+  std::string Publish(const std::string& order_id) {
     auto id = emulator_->EmitWebhookEvent(
         "default", "order.succeeded",
         absl::StrCat(R"({"orderId":")", order_id, R"(","amountTotal":"7.50"})"));
     EXPECT_TRUE(id.ok()) << id.status();
-    EXPECT_TRUE(emulator_->WaitForWebhooksIdle(absl::Seconds(10)));
     return id.ok() ? *id : "";
+  }
+
+  // Publish(), then waits until the emulator has delivered everything
+  // (answered 2xx or given up).
+  std::string Emit(const std::string& order_id) {
+    const std::string id = Publish(order_id);
+    EXPECT_TRUE(emulator_->WaitForWebhooksIdle(absl::Seconds(10)));
+    return id;
   }
 
   std::string dir_;
@@ -369,11 +375,7 @@ TEST_F(EventsTest, DuplicatesAndReorderedDeliveriesGiveEachEventOnce) {
   ASSERT_TRUE(emulator_->SetWebhookFault(reorder).ok());
   std::vector<std::string> reordered;
   for (int i = 0; i < 3; ++i) {
-    auto id = emulator_->EmitWebhookEvent(
-        "default", "order.succeeded",
-        absl::StrCat(R"({"orderId":"ord_reorder_)", i, R"("})"));
-    ASSERT_TRUE(id.ok()) << id.status();
-    reordered.push_back(*id);
+    reordered.push_back(Publish(absl::StrCat("ord_reorder_", i)));
   }
   ASSERT_TRUE(emulator_->WaitForWebhooksIdle(absl::Seconds(10)));
   // A marker last: once it is read, everything before it was.
@@ -470,11 +472,7 @@ TEST_F(EventsTest, TwoGatewaysOnOneRedisHandleEachEventOnce) {
   for (int i = 0; i < kEvents; ++i) {
     // Alternate the receiving replica too.
     TargetEmulatorAt(*gateways_[i % 2]);
-    auto id = emulator_->EmitWebhookEvent(
-        "default", "order.succeeded",
-        absl::StrCat(R"({"orderId":"ord_fleet_)", i, R"("})"));
-    ASSERT_TRUE(id.ok()) << id.status();
-    emitted.insert(*id);
+    emitted.insert(Publish(absl::StrCat("ord_fleet_", i)));
   }
   ASSERT_TRUE(emulator_->WaitForWebhooksIdle(absl::Seconds(10)));
 
