@@ -97,6 +97,7 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   }
   process->port_ = PortIn(process->output_);
   process->metrics_port_ = PortIn(process->output_, "metrics_port");
+  process->webhook_port_ = PortIn(process->output_, "webhook_port");
   if (process->port_ == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("the gateway failed to start: ", process->output_));
@@ -128,9 +129,13 @@ std::shared_ptr<grpc::Channel> GatewayProcess::NewChannel() const {
                              grpc::InsecureChannelCredentials());
 }
 
-int GatewayProcess::Terminate() {
+int GatewayProcess::Terminate() { return Signal(SIGTERM); }
+
+int GatewayProcess::Kill() { return Signal(SIGKILL); }
+
+int GatewayProcess::Signal(int signal) {
   if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
+  kill(pid_, signal);
   int wstatus = 0;
   if (waitpid(pid_, &wstatus, 0) != pid_) return -1;
   pid_ = 0;

@@ -38,12 +38,17 @@ class GatewayProcess {
   int port() const { return port_; }
   // The Prometheus /metrics port; 0 when started with --metrics_listen= (off).
   int metrics_port() const { return metrics_port_; }
+  // The webhook listener's port; 0 unless started with --webhook_listen.
+  int webhook_port() const { return webhook_port_; }
   pid_t pid() const { return pid_; }
   std::shared_ptr<grpc::Channel> NewChannel() const;
 
   // Sends SIGTERM and waits for the exit; returns the wait status (-1 if the
   // process was already reaped).
   int Terminate();
+  // Sends SIGKILL (no drain, nothing flushed) and waits for the exit; returns
+  // the wait status (-1 if the process was already reaped).
+  int Kill();
 
   // Everything the process wrote to stdout so far.
   std::string output() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -51,10 +56,13 @@ class GatewayProcess {
  private:
   GatewayProcess() = default;
   void CollectOutput();
+  // Sends `signal` and waits for the exit (see Terminate).
+  int Signal(int signal);
 
   pid_t pid_ = 0;
   int port_ = 0;
   int metrics_port_ = 0;
+  int webhook_port_ = 0;
   int stdout_fd_ = -1;
   std::thread reader_;
   mutable absl::Mutex mu_;
