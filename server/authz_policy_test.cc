@@ -22,6 +22,7 @@ constexpr char kSupport[] = "spiffe://cluster.local/ns/support/sa/support-tool";
 constexpr char kFinance[] = "spiffe://cluster.local/ns/finance/sa/finance";
 constexpr char kPlatformAdmin[] =
     "spiffe://cluster.local/ns/platform/sa/platform-admin";
+constexpr char kFulfilment[] = "spiffe://cluster.local/ns/shop/sa/fulfilment";
 
 bool Allows(const AuthzPolicy& policy, const std::string& path,
             const std::string& principal, const std::string& merchant = "",
@@ -78,6 +79,24 @@ TEST(AuthzPolicyTest, TheThreeCallersGetWhatThePolicySays) {
                         other, "eu"))
         << other;
     EXPECT_FALSE(Allows(p, "/clink.gateway.v1.WebhookService/GetWebhookEndpoint",
+                        other, "eu"))
+        << other;
+  }
+  // Events: fulfilment consumes and acknowledges; finance may read them back
+  // (audits) but not take events from a subscription; nobody else.
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.EventService/StreamEvents",
+                     kFulfilment, "", &rule));
+  EXPECT_EQ(rule, "fulfilment-consumes-events");
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.EventService/AcknowledgeEvents",
+                     kFulfilment));
+  EXPECT_FALSE(
+      Allows(p, "/clink.gateway.v1.PaymentService/GetOrder", kFulfilment));
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.EventService/ListEvents", kFinance));
+  EXPECT_TRUE(Allows(p, "/clink.gateway.v1.EventService/GetEvent", kFinance));
+  EXPECT_FALSE(
+      Allows(p, "/clink.gateway.v1.EventService/StreamEvents", kFinance));
+  for (const char* other : {kCheckoutWeb, kSupport, kPlatformAdmin}) {
+    EXPECT_FALSE(Allows(p, "/clink.gateway.v1.EventService/StreamEvents",
                         other, "eu"))
         << other;
   }
