@@ -9,6 +9,7 @@
 #include "google/protobuf/reflection.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "rapidjson/memorystream.h"
 #include "rapidjson/reader.h"
 #include "rapidjson/stream.h"
 
@@ -31,7 +32,7 @@ constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
 class ResourceSpans
     : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ResourceSpans> {
  public:
-  explicit ResourceSpans(const rapidjson::StringStream& stream)
+  explicit ResourceSpans(const rapidjson::MemoryStream& stream)
       : stream_(stream) {}
 
   bool Default() {
@@ -84,7 +85,7 @@ class ResourceSpans
     return true;
   }
 
-  const rapidjson::StringStream& stream_;
+  const rapidjson::MemoryStream& stream_;
   std::string key_;
   int depth_ = 0;
   int data_depth_ = 0;
@@ -160,9 +161,12 @@ void EventPayloadDecoder::Decode(const events::StoredEvent& stored,
 
   if (stored.body.size() > kMaxBodyBytes) return;
   // The body came through the listener's checks; it is still parsed as
-  // hostile input (a copy: the stream needs a terminating NUL).
-  const std::string body(stored.body);
-  rapidjson::StringStream stream(body.c_str());
+  // hostile input. A MemoryStream, bounded by the body's size: with a
+  // NUL-terminated StringStream, RapidJSON's UTF-8 validation reads a
+  // multi-byte sequence's continuation bytes past the terminator (a body
+  // ending in a lead byte read out of bounds; found by event_payload_fuzzer).
+  const std::string& body = stored.body;
+  rapidjson::MemoryStream stream(body.data(), body.size());
   ResourceSpans spans(stream);
   rapidjson::Reader reader;
   if (reader.Parse<kParseFlags>(stream, spans).IsError()) return;
