@@ -9,8 +9,6 @@
 #include "rapidjson/error/en.h"
 #include "rapidjson/memorystream.h"
 #include "rapidjson/reader.h"
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
 
 namespace clink_gateway::webhooks {
 namespace {
@@ -119,13 +117,6 @@ absl::Time ReadCreated(const rapidjson::Value& envelope) {
   return absl::InfinitePast();
 }
 
-std::string CompactJson(const rapidjson::Value& value) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  value.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
-}
-
 }  // namespace
 
 absl::StatusOr<WebhookPayload> ParseWebhookPayload(absl::string_view body) {
@@ -166,18 +157,13 @@ absl::StatusOr<WebhookPayload> ParseWebhookPayload(absl::string_view body) {
   payload.create_time = ReadCreated(doc);
   const auto data = doc.FindMember("data");
   if (data != doc.MemberEnd() && !data->value.IsNull()) {
-    const rapidjson::Value* object = &data->value;
-    if (data->value.IsObject()) {
-      const auto inner = data->value.FindMember("object");
-      if (inner != data->value.MemberEnd() && inner->value.IsObject()) {
-        object = &inner->value;
-      } else {
-        payload.legacy_data = true;
-      }
-    } else {
-      payload.legacy_data = true;
-    }
-    payload.object_json = CompactJson(*object);
+    payload.has_data = true;
+    const auto inner = data->value.IsObject()
+                           ? data->value.FindMember("object")
+                           : data->value.MemberEnd();
+    payload.legacy_data = !data->value.IsObject() ||
+                          inner == data->value.MemberEnd() ||
+                          !inner->value.IsObject();
   }
   return payload;
 }

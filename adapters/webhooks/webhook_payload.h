@@ -37,11 +37,12 @@ struct WebhookPayload {
   // when absent, or of another type or unparsable (it is informational:
   // such an event is still stored).
   absl::Time create_time = absl::InfinitePast();
-  // The resource as compact JSON: `data.object` when present, else the
-  // legacy `data` itself; empty when the event has no `data`.
-  std::string object_json;
-  // True when object_json came from the legacy form (`data` without
-  // `object`).
+  // Whether the event has a resource (`data.object`, or the legacy `data`).
+  // The resource itself is not re-serialized here (a DOM round trip would put
+  // numbers through binary floating point): readers take it from the stored
+  // raw body (server/event_payload.cc, EventService's raw_json).
+  bool has_data = false;
+  // True when the resource is in the legacy form (`data` without `object`).
   bool legacy_data = false;
 };
 
