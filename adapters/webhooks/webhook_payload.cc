@@ -158,12 +158,12 @@ absl::StatusOr<WebhookPayload> ParseWebhookPayload(absl::string_view body) {
   const auto data = doc.FindMember("data");
   if (data != doc.MemberEnd() && !data->value.IsNull()) {
     payload.has_data = true;
-    const auto inner = data->value.IsObject()
-                           ? data->value.FindMember("object")
-                           : data->value.MemberEnd();
-    payload.legacy_data = !data->value.IsObject() ||
-                          inner == data->value.MemberEnd() ||
-                          !inner->value.IsObject();
+    payload.legacy_data = true;
+    if (data->value.IsObject()) {
+      const auto inner = data->value.FindMember("object");
+      payload.legacy_data = inner == data->value.MemberEnd() ||
+                            !inner->value.IsObject();
+    }
   }
   return payload;
 }
